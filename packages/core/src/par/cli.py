@@ -1,0 +1,380 @@
+"""The ``par`` command: parses arguments and calls the library; nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from . import paths
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def _fail(message: str) -> None:
+    raise CLIError(message)
+
+
+# ---- par start / engines ---------------------------------------------------------------------
+
+
+def _launcher_options(parser: argparse.ArgumentParser, classes: Sequence[Any]) -> None:
+    seen: set[str] = set()
+    for cls in classes:
+        if not cls.OPTIONS:
+            continue
+        group = parser.add_argument_group(f"options of the {cls.PLUGIN_NAME!r} {cls.KIND} launcher")
+        for opt in cls.OPTIONS:
+            if opt.name in seen:
+                continue
+            seen.add(opt.name)
+            kwargs: dict[str, Any] = {"dest": "opt_" + opt.name, "help": f"{opt.help} (default: {opt.default!r})"}
+            if opt.type is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            else:
+                kwargs["type"] = opt.type
+            group.add_argument(opt.flag, default=argparse.SUPPRESS, **kwargs)
+
+
+def _resolve_launchers(names: Sequence[tuple[str, str]]) -> list[Any]:
+    from .plugins import PluginError, launcher_class
+
+    try:
+        return [launcher_class(kind, name) for kind, name in names]
+    except PluginError as exc:
+        _fail(str(exc))
+    return []
+
+
+def _progress(count: int, total: int) -> None:
+    end = "\r" if sys.stderr.isatty() and count < total else "\n"
+    print(f"par: engines registered: {count}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+def _start_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="par start",
+        description="Start a controller and engines, in the foreground unless --daemonize.",
+    )
+    parser.add_argument("-n", "--n", type=int, default=None, help="number of engines (default: CPU count)")
+    parser.add_argument("--launcher", default=None, help="launcher for controller and engines (default: local)")
+    parser.add_argument("--engines", default=None, help="engine launcher (overrides --launcher)")
+    parser.add_argument("--controller", default=None, help="controller launcher (default: local)")
+    parser.add_argument("--cluster-id", default=paths.DEFAULT_CLUSTER_ID, help="name of the cluster")
+    parser.add_argument("--daemonize", action="store_true", help="start in the background and return")
+    parser.add_argument(
+        "--engine-timeout", type=float, default=60.0, help="seconds to wait for engines to register"
+    )
+    parser.add_argument("--controller-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for `par controller` (repeatable), e.g. --controller-arg=--hwm=1")
+    return parser
+
+
+def _engine_launcher_names(launcher: str | None, engines: str | None) -> str:
+    return engines or launcher or "local"
+
+
+def _controller_launcher_name(launcher: str | None, controller: str | None) -> str:
+    from .plugins import plugins
+
+    if controller:
+        return controller
+    if launcher:
+        plugins().load_all()
+        if launcher in plugins().registry.controllers:
+            return launcher
+    return "local"
+
+
+def cmd_start(argv: Sequence[str]) -> int:
+    """``par start``."""
+    pre = _start_parser(argv)
+    known, _ = pre.parse_known_args([a for a in argv if a not in ("-h", "--help")])
+    eng = _engine_launcher_names(known.launcher, known.engines)
+    ctl = _controller_launcher_name(known.launcher, known.controller)
+    ctl_cls, eng_cls = _resolve_launchers([("controller", ctl), ("engines", eng)])
+    parser = _start_parser(argv)
+    _launcher_options(parser, [ctl_cls, eng_cls])
+    args = parser.parse_args(argv)
+    options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
+    if args.n is not None and args.n < 1:
+        _fail(f"-n must be at least 1, not {args.n}")
+
+    from .cluster import Cluster
+    from .errors import ClusterError
+    from .launcher import LauncherError
+
+    try:
+        cluster = Cluster(
+            args.n,
+            engines=eng,
+            controller=ctl,
+            cluster_id=args.cluster_id,
+            controller_args=args.controller_arg,
+            engine_timeout=args.engine_timeout,
+            **options,
+        )
+    except (TypeError, ValueError) as exc:
+        _fail(str(exc))
+    n = args.n or os.cpu_count() or 1
+    print(f"par: starting cluster {cluster.cluster_id!r}: controller ({ctl}) and {n} engines ({eng})",
+          file=sys.stderr, flush=True)
+    stopping = False
+
+    def _on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        t0 = time.monotonic()
+        client = cluster.start_and_connect_sync(n, progress=_progress)
+        took = time.monotonic() - t0
+        _print_ready(cluster.cluster_id, len(client.ids), took, args.daemonize)
+        client.close()
+        cluster._client = None
+        if args.daemonize:
+            return 0
+        while cluster.controller is not None and cluster.controller.running():
+            time.sleep(0.25)
+        print("par: the controller has stopped; cleaning up", file=sys.stderr)
+        stopping = True
+        cluster.stop_cluster_sync()
+        return 0
+    except KeyboardInterrupt:
+        if not stopping:
+            print("\npar: stopping the cluster...", file=sys.stderr, flush=True)
+            cluster.stop_cluster_sync()
+            print("par: stopped", file=sys.stderr)
+        return 0
+    except (ClusterError, LauncherError, TimeoutError) as exc:
+        _fail(str(exc))
+    return 0
+
+
+def _print_ready(cluster_id: str, n: int, took: float, daemon: bool) -> None:
+    arg = "" if cluster_id == paths.DEFAULT_CLUSTER_ID else f"cluster_id={cluster_id!r}"
+    stop = "" if cluster_id == paths.DEFAULT_CLUSTER_ID else f" --cluster-id {cluster_id}"
+    how = f"`par stop{stop}`" if daemon else f"Ctrl-C here, or `par stop{stop}`"
+    print(
+        f"par: cluster {cluster_id!r} is up with {n} engines ({took:.2f} s)\n"
+        f"  connect:  python -c \"import par; rc = par.Client({arg}); print(rc.ids)\"\n"
+        f"  file:     {paths.connection_file(cluster_id)}\n"
+        f"  stop:     {how}",
+        flush=True,
+    )
+
+
+def cmd_engines(argv: Sequence[str]) -> int:
+    """``par engines``: add engines to a running cluster."""
+    parser = argparse.ArgumentParser(prog="par engines", description="Add engines to a running cluster.")
+    parser.add_argument("-n", "--n", type=int, required=True, help="number of engines to add")
+    parser.add_argument("--launcher", default=None, help="engine launcher (default: the cluster's)")
+    parser.add_argument("--cluster-id", default=paths.DEFAULT_CLUSTER_ID, help="name of the cluster")
+    known, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
+    classes = _resolve_launchers([("engines", known.launcher)]) if known.launcher else []
+    _launcher_options(parser, classes)
+    args = parser.parse_args(argv)
+    options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
+    if args.n < 1:
+        _fail(f"-n must be at least 1, not {args.n}")
+    from .cluster import Cluster
+    from .errors import ClusterError
+    from .launcher import LauncherError
+
+    try:
+        cluster = Cluster.from_file(args.cluster_id)
+        client = cluster.connect_client_sync()
+        before = len(client.ids)
+        cluster.add_engines(args.n, args.launcher, **options)
+        cluster.wait_for_engines_sync(client, before + args.n, progress=_progress)
+        print(f"par: cluster {args.cluster_id!r} now has {len(client.ids)} engines")
+        client.close()
+    except (ClusterError, LauncherError, TimeoutError, TypeError) as exc:
+        _fail(str(exc))
+    return 0
+
+
+# ---- par stop / list -------------------------------------------------------------------------
+
+
+def cmd_stop(argv: Sequence[str]) -> int:
+    """``par stop``."""
+    parser = argparse.ArgumentParser(prog="par stop", description="Stop a running cluster.")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--cluster-id", default=paths.DEFAULT_CLUSTER_ID, help="name of the cluster")
+    group.add_argument("--all", action="store_true", help="stop every cluster")
+    args = parser.parse_args(argv)
+    from .cluster import Cluster
+
+    ids = paths.list_cluster_ids() if args.all else [args.cluster_id]
+    if args.all and not ids:
+        print("par: no clusters to stop")
+        return 0
+    for cid in ids:
+        if not paths.cluster_file(cid).exists():
+            running = paths.list_cluster_ids()
+            hint = f" (running: {', '.join(running)})" if running else ""
+            _fail(f"no cluster {cid!r} is running{hint}")
+        Cluster.from_file(cid).stop_cluster_sync()
+        print(f"par: stopped cluster {cid!r}")
+    return 0
+
+
+def _cluster_row(cid: str) -> dict[str, Any]:
+    from .cluster import Cluster
+
+    row: dict[str, Any] = {"cluster_id": cid, "status": "stale", "engines": 0, "launcher": "?"}
+    try:
+        cluster = Cluster.from_file(cid)
+    except Exception as exc:
+        row["status"] = f"unreadable ({exc})"
+        return row
+    running = cluster.controller is not None and cluster.controller.running()
+    row["status"] = "running" if running else "stopped"
+    row["engines"] = sum(es.n for es in cluster.engines.values())
+    row["launcher"] = ",".join(sorted({es.PLUGIN_NAME for es in cluster.engines.values()})) or "-"
+    return row
+
+
+def cmd_list(argv: Sequence[str]) -> int:
+    """``par list``."""
+    parser = argparse.ArgumentParser(prog="par list", description="List clusters and their state.")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    args = parser.parse_args(argv)
+    rows = [_cluster_row(cid) for cid in paths.list_cluster_ids()]
+    if args.output == "json":
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        print("par: no clusters (start one with `par start`)")
+        return 0
+    print(f"{'CLUSTER ID':<24} {'STATUS':<10} {'ENGINES':>7}  LAUNCHER")
+    for r in rows:
+        print(f"{r['cluster_id']:<24} {r['status']:<10} {r['engines']:>7}  {r['launcher']}")
+    return 0
+
+
+# ---- par controller / engine / launchers / monitor ---------------------------------------------
+
+
+def cmd_controller(argv: Sequence[str]) -> int:
+    """``par controller``: run a controller in the foreground."""
+    from .controller.app import ControllerConfig, serve
+    from .controller.scheduler import SCHEMES
+
+    d = ControllerConfig()
+    parser = argparse.ArgumentParser(prog="par controller", description="Run a controller.")
+    parser.add_argument("--cluster-id", default=d.cluster_id, help="name of the cluster")
+    parser.add_argument("--file", default=None, help="where to write the connection file "
+                        "(default: the cluster's file under $PAR_HOME)")
+    parser.add_argument("--ip", default=d.ip, help="address to listen on (default: loopback)")
+    parser.add_argument("--location", default=d.location, help="host name engines and clients use")
+    parser.add_argument("--scheme", default=d.scheme, choices=SCHEMES, help="load-balancing scheme")
+    parser.add_argument("--hwm", type=int, default=d.hwm, help="tasks queued per engine (0: no limit)")
+    parser.add_argument("--heartbeat", type=float, default=d.heartbeat, help="seconds between heartbeats")
+    parser.add_argument("--heartbeat-timeout", type=float, default=d.heartbeat_timeout,
+                        help="silence after which an engine is declared lost")
+    parser.add_argument("--max-records", type=int, default=d.max_records, help="task records kept")
+    parser.add_argument("--max-record-bytes", type=int, default=d.max_record_bytes,
+                        help="bytes of results kept in task records")
+    parser.add_argument("--log-level", default="INFO", help="logging level")
+    args = parser.parse_args(argv)
+    try:
+        paths.check_cluster_id(args.cluster_id)
+    except ValueError as exc:
+        _fail(str(exc))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    config = ControllerConfig(
+        cluster_id=args.cluster_id, ip=args.ip, scheme=args.scheme, hwm=args.hwm,
+        heartbeat=args.heartbeat, heartbeat_timeout=args.heartbeat_timeout,
+        max_records=args.max_records, max_record_bytes=args.max_record_bytes, location=args.location,
+    )
+    serve(config, args.file or str(paths.connection_file(args.cluster_id)))
+    return 0
+
+
+def cmd_engine(argv: Sequence[str]) -> int:
+    """``par engine``: run one engine in the foreground."""
+    from .engine.__main__ import run
+
+    sys.argv = ["par engine", *argv]
+    return run()
+
+
+def cmd_launchers(argv: Sequence[str]) -> int:
+    """``par launchers``: list installed launchers."""
+    parser = argparse.ArgumentParser(prog="par launchers", description="List installed launchers.")
+    parser.parse_args(argv)
+    from .plugins import PluginError, plugins
+
+    try:
+        found = plugins().launchers()
+    except PluginError as exc:
+        _fail(str(exc))
+    print(f"{'NAME':<10} {'KIND':<11} {'PACKAGE':<22} {'VERSION':<9} OPTIONS")
+    for kind, info in found:
+        opts = " ".join(o.flag for o in info.cls.OPTIONS) or "-"
+        print(f"{info.cls.PLUGIN_NAME:<10} {kind:<11} {info.package:<22} {info.version:<9} {opts}")
+    for name, err in sorted(plugins().errors.items()):
+        print(f"{name:<10} {'BROKEN':<11} {err}")
+    return 0
+
+
+def cmd_monitor(argv: Sequence[str]) -> int:
+    """``par monitor``: the terminal UI (from the par-tui package)."""
+    try:
+        from par_tui.cli import main as monitor_main
+    except ImportError:
+        _fail("`par monitor` needs the par-tui package: pip install par-tui")
+    return int(monitor_main(list(argv)))
+
+
+COMMANDS = {
+    "start": (cmd_start, "start a controller and engines"),
+    "stop": (cmd_stop, "stop a running cluster"),
+    "list": (cmd_list, "list clusters"),
+    "engines": (cmd_engines, "add engines to a running cluster"),
+    "controller": (cmd_controller, "run a controller in the foreground"),
+    "engine": (cmd_engine, "run one engine in the foreground"),
+    "launchers": (cmd_launchers, "list installed launcher plugins"),
+    "monitor": (cmd_monitor, "watch a cluster live in the terminal"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: par COMMAND [options]   (par COMMAND --help for each)", "", "commands:"]
+    lines += [f"  {name:<11} {desc}" for name, (_, desc) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``par`` command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if args else EXIT_USAGE
+    if args[0] == "--version":
+        from . import __version__
+
+        print(f"par {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"par: error: unknown command {name!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[name][0](rest)
+    except CLIError as exc:
+        print(f"par {name}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,1 @@
+"""The client side: Client, views and results."""

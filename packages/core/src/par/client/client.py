@@ -1,0 +1,410 @@
+"""The Client: a connection to one cluster's controller.
+
+Requests leave through a request connection shared by the user's threads
+(under a lock); everything coming back arrives on a separate reply
+connection owned by the I/O thread (:mod:`par.client.io`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from .. import connection, protocol, serialize
+from ..errors import ClusterError, NoEnginesRegistered, ParError
+from ..protocol import Session
+from .asyncresult import AsyncMapResult, AsyncResult, Metadata, new_metadata
+from .io import IOThread
+
+METADATA_LIMIT = 10_000
+
+
+class BoundedDict(OrderedDict[str, Any]):
+    """A dict that forgets its oldest entries beyond ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class Client:
+    """A connection to a running cluster.
+
+    ``Client()`` connects to the default cluster, ``Client(cluster_id="big")``
+    to a named one, ``Client("path/to/connection.json")`` to the cluster a
+    connection file describes.
+    """
+
+    def __init__(
+        self,
+        connection_info: str | Path | None = None,
+        *,
+        cluster_id: str | None = None,
+        timeout: float = 10.0,
+        cluster: Any = None,
+    ) -> None:
+        path = connection.resolve(connection_info, cluster_id)
+        self._info = connection.load(path, timeout=timeout)
+        self.cluster = cluster
+        self.session = Session(self._info.key_bytes)
+        self._ident = uuid.uuid4().bytes
+        self._ctx = zmq.Context()
+        self._req = self._ctx.socket(zmq.DEALER)
+        self._req.setsockopt(zmq.LINGER, 1000)
+        self._req.setsockopt(zmq.SNDHWM, 0)
+        self._req.connect(self._info.client_url)
+        self._send_lock = threading.Lock()
+        self._pending: dict[str, AsyncResult] = {}
+        self._queries: dict[str, Future[Any]] = {}
+        self._engines: dict[int, dict[str, Any]] = {}
+        self._engines_changed = threading.Condition()
+        self.metadata: BoundedDict = BoundedDict(METADATA_LIMIT)
+        self.history: list[str] = []
+        self.block = False
+        self._closed = False
+
+        qid, first = self._query_frames("connect", {})
+        fut = self._expect(qid)
+        self._io = IOThread(self, first)
+        self._io.start()
+        try:
+            state = self._wait_query(fut, timeout, "connect")
+        except BaseException:
+            self.close()
+            raise
+        with self._engines_changed:
+            for e in state["engines"]:
+                self._engines[int(e["id"])] = e
+
+    # ---- plumbing ----------------------------------------------------------------------------
+
+    def _query_frames(self, op: str, args: dict[str, Any]) -> tuple[str, list[Any]]:
+        qid = protocol.new_id()
+        header = {"t": "query", "op": op, "qid": qid, "c": self._ident, **args}
+        return qid, self.session.serialize(header)
+
+    def _expect(self, qid: str) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._queries[qid] = fut
+        return fut
+
+    def _wait_query(self, fut: Future[Any], timeout: float | None, op: str) -> Any:
+        try:
+            reply = fut.result(timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"the controller at {self._info.client_url} did not answer {op!r} within "
+                f"{timeout} s; is the cluster running? (`par list`)"
+            ) from None
+        if not reply.get("ok"):
+            raise ParError(f"{op} failed on the controller: {reply.get('err')}")
+        return reply.get("d")
+
+    def _query(self, op: str, timeout: float | None = 10.0, **args: Any) -> Any:
+        self._check_open()
+        qid, frames = self._query_frames(op, args)
+        fut = self._expect(qid)
+        self._send_frames(frames)
+        return self._wait_query(fut, timeout, op)
+
+    def _send_frames(self, frames: list[Any]) -> None:
+        with self._send_lock:
+            self._req.send_multipart(frames, copy=False)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ParError("this client is closed")
+
+    def _on_query_reply(self, h: dict[str, Any]) -> None:
+        fut = self._queries.pop(h.get("qid", ""), None)
+        if fut is not None and not fut.done():
+            fut.set_result(h)
+
+    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        with self._engines_changed:
+            if kind == "engine_up":
+                self._engines[int(data["id"])] = data
+            elif kind in ("engine_lost", "engine_stopped"):
+                self._engines.pop(int(data["id"]), None)
+            self._engines_changed.notify_all()
+        if kind == "controller_stopped":
+            self._io.fail_all("EngineError", "the controller stopped")
+
+    def metadata_for(self, msg_id: str) -> Metadata:
+        """The metadata record of a message (created on first use)."""
+        md = self.metadata.get(msg_id)
+        if md is None:
+            md = new_metadata(msg_id, time.time())
+            self.metadata[msg_id] = md
+        return md
+
+    # ---- sending work ----------------------------------------------------------------------
+
+    @staticmethod
+    def _apply_frames(
+        f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> tuple[list[Any], list[Any], str]:
+        """Payload and buffers of one apply request, and the function's digest."""
+        if not callable(f):
+            raise TypeError(f"apply needs a callable, not {type(f).__name__}")
+        fdata, digest = serialize.dumps_function(f)
+        adata, bufs = serialize.dumps((tuple(args), kwargs))
+        return [fdata, adata], [b.raw() for b in bufs], digest
+
+    def _register(self, n: int, make_ar: Callable[[list[str]], AsyncResult]) -> AsyncResult:
+        """Make ids and their result before anything is sent, so no reply can come early."""
+        self._check_open()
+        ids = [protocol.new_id() for _ in range(n)]
+        for mid in ids:
+            self.metadata_for(mid)
+        ar = make_ar(ids)
+        for mid in ids:
+            self._pending[mid] = ar
+        self.history.extend(ids)
+        if len(self.history) > METADATA_LIMIT:
+            del self.history[: len(self.history) - METADATA_LIMIT]
+        return ar
+
+    def _send(self, header: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
+        header["c"] = self._ident
+        header["ts"] = time.time()
+        self._send_frames(self.session.serialize(header, payload, buffers))
+
+    def _direct(
+        self,
+        kind: str,
+        targets: list[int],
+        payload: list[Any],
+        buffers: list[Any],
+        make_ar: Callable[[list[str]], AsyncResult],
+        extra: dict[str, Any] | None = None,
+    ) -> AsyncResult:
+        """Send one request to several engines as a single message the controller fans out."""
+        ar = self._register(len(targets), make_ar)
+        for mid, t in zip(ar.msg_ids, targets, strict=True):
+            self.metadata[mid]["engine_id"] = t
+        header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
+        self._send(header, payload, buffers)
+        return ar
+
+    def _direct_each(
+        self,
+        f: Callable[..., Any],
+        calls: Sequence[tuple[int, tuple[Any, ...], dict[str, Any]]],
+        make_ar: Callable[[list[str]], AsyncResult],
+        extra: dict[str, Any] | None = None,
+    ) -> AsyncResult:
+        """Send ``f`` to several engines, each with its own (target, args, kwargs)."""
+        fdata, digest = serialize.dumps_function(f)
+        ar = self._register(len(calls), make_ar)
+        for mid, (target, args, kwargs) in zip(ar.msg_ids, calls, strict=True):
+            self.metadata[mid]["engine_id"] = target
+            adata, bufs = serialize.dumps((args, kwargs))
+            header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
+            header.update(extra or {})
+            self._send(header, [fdata, adata], [b.raw() for b in bufs])
+        return ar
+
+    def _tasks(
+        self,
+        f: Callable[..., Any],
+        calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]],
+        make_ar: Callable[[list[str]], AsyncResult],
+        extra: dict[str, Any] | None = None,
+    ) -> AsyncResult:
+        """Send load-balanced tasks of one function, one per (args, kwargs); one result for all."""
+        fdata, digest = serialize.dumps_function(f)
+        ar = self._register(len(calls), make_ar)
+        for mid, (args, kwargs) in zip(ar.msg_ids, calls, strict=True):
+            adata, bufs = serialize.dumps((args, kwargs))
+            header = {"t": "apply", "q": "t", "id": mid, "f": digest, **(extra or {})}
+            self._send(header, [fdata, adata], [b.raw() for b in bufs])
+        return ar
+
+    # ---- engines -----------------------------------------------------------------------------
+
+    @property
+    def ids(self) -> list[int]:
+        """Ids of the engines registered and ready, in order."""
+        with self._engines_changed:
+            return sorted(self._engines)
+
+    def engines(self) -> dict[int, dict[str, Any]]:
+        """What the controller reported about each registered engine."""
+        with self._engines_changed:
+            return dict(self._engines)
+
+    def wait_for_engines(self, n: int | None = None, *, timeout: float = -1, block: bool = True) -> None:
+        """Wait until at least ``n`` engines are registered (all current ones if ``n`` is None)."""
+        want = n if n is not None else max(len(self._engines), 1)
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        with self._engines_changed:
+            while len(self._engines) < want:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(
+                        f"{len(self._engines)} of {want} engines registered within {timeout} s"
+                    )
+                self._engines_changed.wait(left if left is None else min(left, 1.0))
+
+    def _build_targets(self, targets: Any) -> list[int]:
+        ids = self.ids
+        if targets is None or targets == "all":
+            if not ids:
+                raise NoEnginesRegistered(
+                    "no engines are registered; start some (`par engines -n N`) or wait with "
+                    "rc.wait_for_engines(n)"
+                )
+            return ids
+        if isinstance(targets, int):
+            if targets < 0:
+                targets = ids[targets]
+            if targets not in ids:
+                raise IndexError(f"no such engine: {targets} (registered: {ids})")
+            return [targets]
+        if isinstance(targets, slice):
+            return ids[targets]
+        out = [int(t) for t in targets]
+        missing = [t for t in out if t not in ids]
+        if missing:
+            raise IndexError(f"no such engines: {missing} (registered: {ids})")
+        return out
+
+    def __getitem__(self, key: int | slice | Sequence[int]) -> DirectView:
+        if isinstance(key, int):
+            self._build_targets(key)
+            return DirectView(self, key)
+        return DirectView(self, self._build_targets(key))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterable[DirectView]:
+        return iter([self[i] for i in self.ids])
+
+    def direct_view(self, targets: Any = "all", **flags: Any) -> DirectView:
+        """A DirectView on ``targets`` ('all' follows engines as they come and go)."""
+        if targets != "all":
+            self._build_targets(targets)
+        return DirectView(self, targets, **flags)
+
+    def load_balanced_view(self, targets: Any = None, **flags: Any) -> LoadBalancedView:
+        """A LoadBalancedView: each task goes to whichever engine is free."""
+        if targets is not None:
+            raise NotImplementedError("restricting a load-balanced view to targets is not yet supported")
+        return LoadBalancedView(self, **flags)
+
+    # ---- waiting and control -----------------------------------------------------------------
+
+    @property
+    def outstanding(self) -> set[str]:
+        """Message ids still waiting for a reply."""
+        return set(self._pending)
+
+    def wait(self, jobs: Any = None, timeout: float = -1) -> bool:
+        """Wait for results (all outstanding by default); True if all are done in time."""
+        if jobs is None:
+            targets: list[Any] = list({id(a): a for a in self._pending.values()}.values())
+        elif isinstance(jobs, AsyncResult | str):
+            targets = [jobs]
+        else:
+            targets = list(jobs)
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        for job in targets:
+            ar = self._pending.get(job) if isinstance(job, str) else job
+            if ar is None:
+                continue
+            left = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if not ar.wait(left):
+                return False
+        return True
+
+    def queue_status(self, targets: Any = "all", verbose: bool = False) -> dict[Any, Any]:
+        """Per-engine queue counts and the number of unassigned tasks."""
+        raw = self._query("queue_status")
+        out: dict[Any, Any] = {}
+        wanted = None if targets in (None, "all") else set(self._build_targets(targets))
+        for key, value in raw.items():
+            if key == "unassigned":
+                out[key] = value
+            elif wanted is None or int(key) in wanted:
+                out[int(key)] = value
+        return out
+
+    def abort(self, jobs: Any = None, targets: Any = None, block: bool | None = None) -> None:
+        """Abort tasks that have not started (all of this client's outstanding tasks by default)."""
+        ids: list[str]
+        if jobs is None:
+            ids = list(self._pending)
+        elif isinstance(jobs, str):
+            ids = [jobs]
+        elif isinstance(jobs, AsyncResult):
+            ids = jobs.msg_ids
+        else:
+            ids = [j for job in jobs for j in ([job] if isinstance(job, str) else job.msg_ids)]
+        self._query("abort", ids=ids)
+
+    def send_signal(self, sig: int | str, targets: Any = None, block: bool | None = None) -> None:
+        """Send a signal (number or name such as 'SIGINT') to engine processes."""
+        tg = None if targets is None else self._build_targets(targets)
+        self._query("signal", sig=sig, targets=tg)
+
+    def shutdown(
+        self, targets: Any = "all", restart: bool = False, hub: bool = False, block: bool | None = None
+    ) -> None:
+        """Stop engines (and the controller too with ``hub=True``)."""
+        if restart:
+            raise NotImplementedError("restart engines through their cluster: Cluster.restart_engines()")
+        tg = None if targets in (None, "all") else self._build_targets(targets)
+        stopped = self._query("shutdown", targets=tg, hub=hub)
+        if block or (block is None and self.block) or hub:
+            deadline = time.monotonic() + 10
+            with self._engines_changed:
+                while set(stopped) & set(self._engines) and time.monotonic() < deadline:
+                    self._engines_changed.wait(0.2)
+
+    def status(self) -> dict[str, Any]:
+        """The controller's view of the cluster: engines, task counts, uptime."""
+        return dict(self._query("status"))
+
+    def close(self, linger: int | None = None) -> None:
+        """Disconnect from the cluster (the cluster keeps running)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            qid, frames = self._query_frames("close", {})
+            self._send_frames(frames)
+        except zmq.ZMQError:
+            pass
+        self._io.closing.set()
+        self._io.join(timeout=2)
+        self._req.close(linger=linger if linger is not None else 200)
+        self._ctx.term()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<par.Client cluster={self._info.cluster_id!r} engines={self.ids}>"
+
+
+from .view import DirectView, LoadBalancedView  # noqa: E402  (views need Client defined)
+
+__all__ = ["AsyncMapResult", "AsyncResult", "Client", "DirectView", "LoadBalancedView"]

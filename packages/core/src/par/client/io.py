@@ -1,0 +1,136 @@
+"""The client's I/O thread: receives everything the controller sends a client.
+
+Replies resolve :class:`AsyncResult` futures, streamed output fills in
+metadata as it arrives, events keep the client's list of engines current,
+and query replies resolve query futures. The user's thread never polls.
+
+A reply whose task streamed output during its run says how many chunks it
+streamed; if some are still in flight the reply waits (briefly) for them,
+so ``ar.stdout`` is complete once ``ar.get()`` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from .. import protocol
+from .asyncresult import Reply, _dt
+
+if TYPE_CHECKING:
+    from .client import Client
+
+log = logging.getLogger("par.client")
+
+STREAM_WAIT = 2.0
+
+
+class IOThread(threading.Thread):
+    """Owns the client's reply connection."""
+
+    def __init__(self, client: Client, first: list[Any]) -> None:
+        super().__init__(name="par-client-io", daemon=True)
+        self.client = client
+        self.first = first
+        self.closing = threading.Event()
+        self.streamed: dict[str, int] = {}
+        self.parked: dict[str, tuple[Reply, float]] = {}
+
+    def run(self) -> None:
+        client = self.client
+        sock = client._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, client._ident)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.connect(client._info.client_url)
+        sock.send_multipart(self.first)
+        try:
+            while not self.closing.is_set():
+                if sock.poll(100):
+                    self._drain(sock)
+                if self.parked:
+                    self._release_parked(force_before=time.monotonic())
+        finally:
+            sock.close()
+
+    def _drain(self, sock: zmq.Socket) -> None:
+        session = self.client.session
+        for _ in range(1000):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            msg = session.parse(frames)
+            if msg is None:
+                log.warning("dropped an unauthenticated or malformed message")
+                continue
+            try:
+                self._on_message(msg.kind, msg.header, msg.payload, msg.buffers)
+            except Exception:
+                log.exception("error handling a %r message", msg.kind)
+
+    def _on_message(self, kind: str, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
+        if kind == "reply":
+            self._on_reply(Reply(h, payload, buffers))
+        elif kind == "stream":
+            self._on_stream(h)
+        elif kind == "event":
+            self.client._on_event(h.get("k", ""), h.get("d", {}))
+        elif kind == "qr":
+            self.client._on_query_reply(h)
+
+    def _on_reply(self, reply: Reply) -> None:
+        h = reply.header
+        mid = h["id"]
+        md = self.client.metadata.get(mid)
+        if md is not None:
+            md["received"] = _dt(time.time())
+            md["started"] = _dt(h.get("ts"))
+            md["completed"] = _dt(h.get("tc"))
+            md["engine_id"] = h.get("e")
+            md["status"] = h.get("st")
+            if "o" in h:
+                md["stdout"] += h["o"]
+            if "r" in h:
+                md["stderr"] += h["r"]
+            if h.get("st") != "ok" and reply.payload:
+                md["error"] = reply.error()
+        if self.streamed.get(mid, 0) < h.get("ns", 0):
+            self.parked[mid] = (reply, time.monotonic() + STREAM_WAIT)
+            return
+        self._deliver(mid, reply)
+
+    def _deliver(self, mid: str, reply: Reply) -> None:
+        self.streamed.pop(mid, None)
+        ar = self.client._pending.pop(mid, None)
+        if ar is not None:
+            ar._deliver(mid, reply)
+
+    def _on_stream(self, h: dict[str, Any]) -> None:
+        mid = h.get("id", "")
+        name = h.get("n")
+        md = self.client.metadata.get(mid)
+        if md is not None and name in ("stdout", "stderr"):
+            md[name] += str(h.get("d", ""))
+        self.streamed[mid] = self.streamed.get(mid, 0) + 1
+        parked = self.parked.get(mid)
+        if parked is not None and self.streamed[mid] >= parked[0].header.get("ns", 0):
+            del self.parked[mid]
+            self._deliver(mid, parked[0])
+
+    def _release_parked(self, force_before: float) -> None:
+        for mid, (reply, deadline) in list(self.parked.items()):
+            if deadline <= force_before:
+                del self.parked[mid]
+                self._deliver(mid, reply)
+
+    def fail_all(self, ename: str, evalue: str) -> None:
+        """Resolve every outstanding request with an error (the controller is gone)."""
+        content = protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
+        for mid in list(self.client._pending):
+            header = {"t": "reply", "id": mid, "st": "error", "en": ename}
+            self._on_reply(Reply(header, [content], []))

@@ -1,0 +1,355 @@
+"""Cluster: start, grow, signal and stop a controller and its engine sets.
+
+Every method has an ``async`` form and a ``*_sync`` form, as in
+ipyparallel. The cluster file records each launcher's state, so a cluster
+started here can be listed, extended and stopped from any other process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import paths
+from .client.client import Client
+from .errors import ClusterError
+from .launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Launcher
+from .plugins import launcher_class
+
+Progress = Callable[[int, int], None]
+
+
+def _new_cluster_id() -> str:
+    return f"{int(time.time())}-{secrets.token_hex(2)}"
+
+
+def _split_options(options: dict[str, Any], *classes: type[Launcher]) -> list[dict[str, Any]]:
+    """Give each launcher class the options it declares; refuse the rest."""
+    out: list[dict[str, Any]] = [{} for _ in classes]
+    unknown = []
+    for key, value in options.items():
+        takers = [i for i, cls in enumerate(classes) if any(o.name == key for o in cls.OPTIONS)]
+        if not takers:
+            unknown.append(key)
+        for i in takers:
+            out[i][key] = value
+    if unknown:
+        known = sorted({o.name for cls in classes for o in cls.OPTIONS})
+        raise TypeError(
+            f"unknown option(s) {', '.join(sorted(unknown))}; "
+            f"the chosen launchers accept: {', '.join(known) or 'none'}"
+        )
+    return out
+
+
+class Cluster:
+    """A controller and sets of engines, started through launcher plugins.
+
+    ``with Cluster(n=4) as rc:`` starts a controller and 4 local engines,
+    yields a connected :class:`~par.Client` and stops everything on exit.
+    """
+
+    def __init__(
+        self,
+        n: int | None = None,
+        *,
+        engines: str = "local",
+        controller: str = "local",
+        cluster_id: str | None = None,
+        controller_args: list[str] | None = None,
+        engine_timeout: float = 60.0,
+        **options: Any,
+    ) -> None:
+        self.n = n
+        self.cluster_id = paths.check_cluster_id(cluster_id or _new_cluster_id())
+        self.engine_launcher = engines
+        self.controller_launcher = controller
+        self.controller_args = list(controller_args or [])
+        self.engine_timeout = engine_timeout
+        self._controller_cls = launcher_class("controller", controller)
+        self._engine_cls = launcher_class("engines", engines)
+        self.controller_options, self.engine_options = _split_options(
+            options, self._controller_cls, self._engine_cls
+        )
+        self.controller: ControllerLauncher | None = None
+        self.engines: dict[str, EngineSetLauncher] = {}
+        self._client: Client | None = None
+
+    # ---- files --------------------------------------------------------------------------------
+
+    @property
+    def context(self) -> LaunchContext:
+        """What launchers are told about this cluster."""
+        return LaunchContext(
+            self.cluster_id,
+            paths.cluster_dir(self.cluster_id),
+            paths.connection_file(self.cluster_id),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cluster file's content."""
+        return {
+            "cluster_id": self.cluster_id,
+            "created": time.time(),
+            "engine_timeout": self.engine_timeout,
+            "controller": None
+            if self.controller is None
+            else {"launcher": self.controller.PLUGIN_NAME, "state": self.controller.to_dict()},
+            "engines": {
+                set_id: {"launcher": es.PLUGIN_NAME, "state": es.to_dict()}
+                for set_id, es in self.engines.items()
+            },
+        }
+
+    def write_cluster_file(self) -> None:
+        """Record the launchers' state (owner-only)."""
+        paths.write_private_json(paths.cluster_file(self.cluster_id), self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cluster:
+        """Rebuild a cluster (and its launchers) from a cluster file's content."""
+        ctl = data.get("controller") or {}
+        sets = data.get("engines") or {}
+        first = next(iter(sets.values()), {}).get("launcher", "local")
+        self = cls(
+            cluster_id=data["cluster_id"],
+            controller=ctl.get("launcher", "local"),
+            engines=first,
+            engine_timeout=data.get("engine_timeout", 60.0),
+        )
+        if ctl:
+            self.controller = self._controller_cls.from_dict(self.context, ctl["state"])  # type: ignore[assignment]
+        self._merge_sets(sets)
+        return self
+
+    def _merge_sets(self, sets: dict[str, Any]) -> None:
+        for set_id, entry in sets.items():
+            if set_id not in self.engines:
+                es_cls = launcher_class("engines", entry["launcher"])
+                self.engines[set_id] = es_cls.from_dict(self.context, entry["state"])  # type: ignore[assignment]
+
+    @classmethod
+    def from_file(cls, cluster_id: str = paths.DEFAULT_CLUSTER_ID) -> Cluster:
+        """Load a running cluster from its cluster file."""
+        path = paths.cluster_file(cluster_id)
+        if not path.exists():
+            running = paths.list_cluster_ids()
+            hint = f"; running clusters: {', '.join(running)}" if running else ""
+            raise ClusterError(f"no cluster {cluster_id!r} is running{hint}")
+        return cls.from_dict(paths.read_json(path))
+
+    def _reload_sets(self) -> None:
+        """Pick up engine sets other processes added (so stop leaves none behind)."""
+        path = paths.cluster_file(self.cluster_id)
+        if path.exists():
+            try:
+                self._merge_sets(paths.read_json(path).get("engines") or {})
+            except (OSError, ValueError):
+                pass
+
+    # ---- starting --------------------------------------------------------------------------------
+
+    def start_controller_sync(self) -> None:
+        """Start the controller; return once its connection file exists."""
+        if self.controller is not None and self.controller.running():
+            raise ClusterError(f"cluster {self.cluster_id!r} already has a running controller")
+        existing = paths.cluster_file(self.cluster_id)
+        if existing.exists():
+            try:
+                other = Cluster.from_dict(paths.read_json(existing))
+                alive = other.controller is not None and other.controller.running()
+            except Exception:
+                alive = False
+            if alive:
+                raise ClusterError(
+                    f"cluster {self.cluster_id!r} is already running: stop it with "
+                    f"`par stop --cluster-id {self.cluster_id}` or choose another --cluster-id"
+                )
+            paths.remove_cluster_dir(self.cluster_id)
+        paths.make_private_dir(self.context.cluster_dir)
+        self.controller = self._controller_cls(
+            self.context, controller_args=self.controller_args, **self.controller_options
+        )
+        try:
+            self.controller.start()
+        except BaseException:
+            self.controller.stop()
+            paths.remove_cluster_dir(self.cluster_id)
+            raise
+        self.write_cluster_file()
+
+    def start_engines_sync(self, n: int | None = None, launcher: str | None = None, **options: Any) -> str:
+        """Start a new set of ``n`` engines; return its engine-set id."""
+        n = n if n is not None else (self.n or os.cpu_count() or 1)
+        if self.controller is None:
+            raise ClusterError("start the controller before engines (start_cluster does both)")
+        cls = launcher_class("engines", launcher) if launcher else self._engine_cls
+        opts = _split_options(options, cls)[0] if launcher else {**self.engine_options, **options}
+        es = cls(self.context, n=n, **opts)
+        set_id = f"{int(time.time() * 1000)}-{secrets.token_hex(2)}"
+        self.engines[set_id] = es  # type: ignore[assignment]
+        try:
+            es.start()
+        except BaseException:
+            es.stop()
+            del self.engines[set_id]
+            raise
+        self.write_cluster_file()
+        return set_id
+
+    def add_engines(self, n: int = 1, launcher: str | None = None, **options: Any) -> str:
+        """Add ``n`` engines to the running cluster; return the new engine-set id."""
+        return self.start_engines_sync(n, launcher, **options)
+
+    def start_cluster_sync(self, n: int | None = None) -> None:
+        """Start the controller, then ``n`` engines."""
+        self.start_controller_sync()
+        try:
+            self.start_engines_sync(n)
+        except BaseException:
+            self.stop_cluster_sync()
+            raise
+
+    def connect_client_sync(self) -> Client:
+        """A client connected to this cluster."""
+        return Client(paths.connection_file(self.cluster_id), cluster=self)
+
+    def wait_for_engines_sync(self, client: Client, n: int, progress: Progress | None = None) -> None:
+        """Wait until ``n`` engines are registered; fail early, with their output, if they die."""
+        deadline = time.monotonic() + self.engine_timeout
+        last = -1
+        while True:
+            count = len(client.ids)
+            if progress is not None and count != last:
+                progress(count, n)
+                last = count
+            if count >= n:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"only {count} of {n} engines registered within {self.engine_timeout:.0f} s"
+                    + self._engine_output()
+                )
+            dead = [es for es in self.engines.values() if not es.running()]
+            if dead and len(client.ids) < n:
+                raise ClusterError(
+                    f"engines exited before registering ({count} of {n} up)" + self._engine_output()
+                )
+            try:
+                client.wait_for_engines(count + 1, timeout=0.2)
+            except TimeoutError:
+                pass
+
+    def _engine_output(self) -> str:
+        outputs = [es.output(10) for es in self.engines.values()]
+        text = "\n".join(o for o in outputs if o)
+        return f"; their last output:\n{text}" if text else ""
+
+    def start_and_connect_sync(self, n: int | None = None, progress: Progress | None = None) -> Client:
+        """Start the cluster, connect a client, and wait for the engines."""
+        n = n if n is not None else (self.n or os.cpu_count() or 1)
+        self.start_cluster_sync(n)
+        try:
+            client = self.connect_client_sync()
+            self._client = client
+            self.wait_for_engines_sync(client, n, progress)
+        except BaseException:
+            self.stop_cluster_sync()
+            raise
+        return client
+
+    # ---- stopping and signalling ----------------------------------------------------------------
+
+    def _sets(self, engine_set_id: str | None) -> list[str]:
+        self._reload_sets()
+        if engine_set_id is None:
+            return list(self.engines)
+        if engine_set_id not in self.engines:
+            raise ClusterError(f"no engine set {engine_set_id!r} (sets: {', '.join(self.engines)})")
+        return [engine_set_id]
+
+    def stop_engines_sync(self, engine_set_id: str | None = None) -> None:
+        """Stop one engine set (all by default)."""
+        for set_id in self._sets(engine_set_id):
+            self.engines.pop(set_id).stop()
+        if self.controller is not None and paths.cluster_dir(self.cluster_id).exists():
+            self.write_cluster_file()
+
+    def restart_engines_sync(self, engine_set_id: str | None = None) -> None:
+        """Stop and start again one engine set (all by default)."""
+        for set_id in self._sets(engine_set_id):
+            es = self.engines[set_id]
+            es.stop()
+            es.start()
+        self.write_cluster_file()
+
+    def signal_engines_sync(self, sig: int | str, engine_set_id: str | None = None) -> None:
+        """Send a signal to the engines of one set (all by default)."""
+        signum = getattr(signal, sig) if isinstance(sig, str) else int(sig)
+        for set_id in self._sets(engine_set_id):
+            self.engines[set_id].signal(signum)
+
+    def stop_controller_sync(self) -> None:
+        """Stop the controller."""
+        if self.controller is not None:
+            self.controller.stop()
+
+    def stop_cluster_sync(self) -> None:
+        """Stop every engine set and the controller, and forget the cluster's files."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._reload_sets()
+        for es in list(self.engines.values()):
+            es.stop()
+        self.engines.clear()
+        self.stop_controller_sync()
+        paths.remove_cluster_dir(self.cluster_id)
+
+    # ---- context manager ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Client:
+        return self.start_and_connect_sync()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop_cluster_sync()
+
+    async def __aenter__(self) -> Client:
+        return await self.start_and_connect()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop_cluster()
+
+    def __repr__(self) -> str:
+        return f"<par.Cluster {self.cluster_id!r} engines={sum(e.n for e in self.engines.values())}>"
+
+
+def _make_async(name: str) -> Callable[..., Any]:
+    sync = getattr(Cluster, name + "_sync")
+
+    async def method(self: Cluster, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(sync, self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = f"Async form of :meth:`{name}_sync`."
+    return method
+
+
+for _name in (
+    "start_controller",
+    "start_engines",
+    "start_cluster",
+    "connect_client",
+    "start_and_connect",
+    "stop_engines",
+    "restart_engines",
+    "signal_engines",
+    "stop_controller",
+    "stop_cluster",
+):
+    setattr(Cluster, _name, _make_async(_name))

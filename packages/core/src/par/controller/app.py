@@ -1,0 +1,496 @@
+"""The controller process: one poll loop that routes messages between roles.
+
+Sockets (all bound by the controller)::
+
+    client  ROUTER  <- clients' request DEALERs; -> clients' reply DEALERs
+    engine  ROUTER  <-> engines' work DEALERs (requests out, replies in)
+    control ROUTER  <-> engines' control DEALERs (registration, heartbeats,
+                        abort / signal / stop, streamed output)
+
+Requests and replies are forwarded frame for frame: the controller reads
+only their compact header and never unpickles a payload. Replies, streamed
+output and cluster events all reach a client over its one reply
+connection, so a client sees them in the order the controller sent them.
+
+The hub (registration, heartbeats, records, queries) lives in this loop;
+the direct path fans a request out to its target engines; the task path
+queues load-balanced requests in :class:`TaskScheduler`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from .. import protocol
+from ..connection import ConnectionInfo
+from ..protocol import Message, Session
+from .engines import Engine, EngineRegistry, Pending
+from .records import Record, RecordStore
+from .scheduler import TaskScheduler
+
+log = logging.getLogger("par.controller")
+
+
+@dataclass
+class ControllerConfig:
+    """Settings of a controller; every field has a default that works."""
+
+    cluster_id: str = "default"
+    ip: str = "127.0.0.1"
+    scheme: str = "leastload"
+    hwm: int = 2
+    heartbeat: float = 1.0  # seconds between engine heartbeats
+    heartbeat_timeout: float = 6.0  # silence after which an engine is lost
+    disconnect_grace: float = 0.5  # a dropped connection must come back within this
+    registration_timeout: float = 30.0
+    max_records: int = 10_000
+    max_record_bytes: int = 256 << 20
+    location: str = ""
+
+
+class Controller:
+    """Hub and schedulers of one cluster, driven by :meth:`run`."""
+
+    def __init__(self, config: ControllerConfig, key: bytes | None = None) -> None:
+        self.config = config
+        self.key = key or protocol.new_key()
+        self.session = Session(self.key)
+        self.ctx = zmq.Context()
+        self.engines = EngineRegistry()
+        self.tasks = TaskScheduler(config.scheme, config.hwm)
+        self.records = RecordStore(config.max_records, config.max_record_bytes)
+        self.pending: dict[str, Pending] = {}
+        self.clients: dict[bytes, dict[str, Any]] = {}
+        self.counts = {"submitted": 0, "completed": 0, "failed": 0, "aborted": 0}
+        self.started = time.time()
+        self.running = False
+        self._stop_at: float | None = None
+
+        self.client_sock = self._router()
+        self.engine_sock = self._router()
+        self.control_sock = self._router()
+        self.monitor = self.engine_sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        ip = config.ip
+        self.urls = {
+            name: self._bind(sock, ip)
+            for name, sock in (
+                ("client", self.client_sock),
+                ("engine", self.engine_sock),
+                ("control", self.control_sock),
+            )
+        }
+
+    def _router(self) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        return sock
+
+    @staticmethod
+    def _bind(sock: zmq.Socket, ip: str) -> str:
+        host = f"[{ip}]" if ":" in ip else ip
+        port = sock.bind_to_random_port(f"tcp://{host}")
+        return f"tcp://{host}:{port}"
+
+    def connection_info(self) -> ConnectionInfo:
+        """What clients and engines need to reach this controller."""
+        urls = dict(self.urls)
+        if self.config.ip in ("0.0.0.0", "*", "::"):
+            public = self.config.location or socket.gethostname()
+            urls = {k: v.replace(f"//{self.config.ip}", f"//{public}") for k, v in urls.items()}
+        return ConnectionInfo(
+            cluster_id=self.config.cluster_id,
+            key=self.key.hex(),
+            client_url=urls["client"],
+            engine_url=urls["engine"],
+            control_url=urls["control"],
+            controller_pid=os.getpid(),
+            location=self.config.location or socket.gethostname(),
+        )
+
+    # ---- sending -------------------------------------------------------------------------
+
+    def _send(self, sock: zmq.Socket, ident: bytes, header: dict[str, Any], payload=()) -> None:
+        sock.send_multipart([ident, *self.session.serialize(header, payload)], copy=False)
+
+    def _to_client(self, client: bytes, body: list[Any]) -> None:
+        self.client_sock.send_multipart([client, *body], copy=False)
+
+    def _event(self, kind: str, data: dict[str, Any]) -> None:
+        header = {"t": "event", "k": kind, "d": data, "time": time.time()}
+        frames = self.session.serialize(header)
+        for client in self.clients:
+            self.client_sock.send_multipart([client, *frames], copy=False)
+
+    def _error_reply(self, p: Pending, ename: str, evalue: str, engine: int | None) -> None:
+        content = protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
+        header = {"t": "reply", "id": p.msg_id, "st": "error", "en": ename, "e": engine}
+        header["m"] = p.method
+        self.records.finish(p.msg_id, header, None)
+        self.counts["failed"] += 1
+        self._send(self.client_sock, p.client, header, [content])
+
+    # ---- client requests -----------------------------------------------------------------
+
+    def _on_client(self, msg: Message) -> None:
+        h = msg.header
+        kind = msg.kind
+        if kind in ("apply", "execute"):
+            self._on_request(msg)
+        elif kind == "query":
+            self._on_query(msg)
+        else:
+            log.warning("unknown client message type %r", kind)
+
+    def _on_request(self, msg: Message) -> None:
+        h = msg.header
+        client = h["c"]
+        now = time.time()
+        body = msg.body()
+        cname = client.hex() if isinstance(client, bytes) else str(client)
+        method = msg.kind
+        if h.get("q") == "t":
+            mid = h["id"]
+            p = Pending(mid, client, "t", method, now, body=body)
+            self.pending[mid] = p
+            self.records.add(Record(mid, cname, "task", method, h.get("ts", now)))
+            self.counts["submitted"] += 1
+            self.tasks.submit(p)
+            self._dispatch()
+            return
+        for mid, target in zip(h["ids"], h["tg"], strict=True):
+            p = Pending(mid, client, "d", method, now, engine=target)
+            self.records.add(Record(mid, cname, "direct", method, h.get("ts", now), target))
+            self.counts["submitted"] += 1
+            engine = self.engines.by_id.get(target)
+            if engine is None or engine.state != "up":
+                self._error_reply(p, "EngineError", f"engine {target} is not registered", target)
+                continue
+            self.pending[mid] = p
+            engine.outstanding[mid] = p
+            self.engine_sock.send_multipart([engine.uuid, *body], copy=False)
+
+    def _dispatch(self) -> None:
+        for task, engine in self.tasks.assign(self.engines.up()):
+            body = task.body
+            task.body = None
+            engine.last_assigned = time.monotonic()
+            rec = self.records.get(task.msg_id)
+            if rec is not None:
+                rec.engine_id = engine.id
+            self.engine_sock.send_multipart([engine.uuid, *body], copy=False)
+
+    # ---- engine work replies ---------------------------------------------------------------
+
+    def _on_engine(self, msg: Message, frames: list[Any]) -> None:
+        h = msg.header
+        kind = msg.kind
+        ident = bytes(msg.routing[0]) if msg.routing else b""
+        engine = self.engines.by_uuid.get(ident)
+        if engine is None:
+            log.warning("work message from unknown engine %s", ident.hex())
+            return
+        if kind == "reply":
+            self._on_reply(engine, msg)
+        elif kind == "ready":
+            fd = frames[-1].get(zmq.SRCFD) if hasattr(frames[-1], "get") else None
+            if isinstance(fd, int) and fd >= 0:
+                self.engines.set_fd(engine, fd)
+            engine.disconnected_at = None
+            if engine.state != "up":
+                engine.state = "up"
+                log.info("engine %d up (pid %d on %s)", engine.id, engine.pid, engine.host)
+                self._event("engine_up", engine.describe())
+            self._dispatch()
+
+    def _on_reply(self, engine: Engine, msg: Message) -> None:
+        h = msg.header
+        mid = h.get("id")
+        p = self.pending.pop(mid, None)
+        engine.outstanding.pop(mid, None)
+        status = h.get("st", "ok")
+        if status == "ok":
+            engine.completed += 1
+            self.counts["completed"] += 1
+        elif status == "aborted":
+            self.counts["aborted"] += 1
+        else:
+            engine.failed += 1
+            self.counts["failed"] += 1
+        body = msg.body()
+        self.records.finish(mid, h, body)
+        if p is not None:
+            self._to_client(p.client, body)
+        if self.tasks.queue:
+            self._dispatch()
+
+    # ---- engine control channel ------------------------------------------------------------
+
+    def _on_control(self, msg: Message) -> None:
+        h = msg.header
+        kind = msg.kind
+        ident = bytes(msg.routing[0])
+        engine = self.engines.by_uuid.get(ident)
+        if kind == "hb":
+            if engine is None:
+                self._send(self.control_sock, ident, {"t": "rereg"})
+                return
+            engine.last_seen = time.monotonic()
+            if "stats" in h:
+                engine.stats = h["stats"]
+            self._send(self.control_sock, ident, {"t": "hbok"})
+        elif kind == "reg":
+            engine = self.engines.register(ident, int(h["pid"]), str(h["host"]), h.get("info", {}))
+            engine.last_seen = time.monotonic()
+            log.info("engine %d registering (pid %d on %s)", engine.id, engine.pid, engine.host)
+            self._event("engine_registering", engine.describe())
+            reply = {"t": "reg_ok", "id": engine.id, "hb": self.config.heartbeat}
+            self._send(self.control_sock, ident, reply)
+        elif kind == "stream":
+            p = self.pending.get(h.get("id", ""))
+            if p is not None:
+                self._to_client(p.client, msg.body())
+        elif kind == "unreg" and engine is not None:
+            self._lose(engine, "stopped", f"engine {engine.id} stopped")
+
+    def _lose(self, engine: Engine, how: str, reason: str) -> None:
+        """Unregister an engine and fail what it held."""
+        self.engines.remove(engine)
+        log.warning("engine %d %s: %s", engine.id, how, reason)
+        for mid, p in list(engine.outstanding.items()):
+            self.pending.pop(mid, None)
+            text = f"engine {engine.id} (pid {engine.pid} on {engine.host}) {reason}"
+            self._error_reply(p, "EngineError", f"{text} while holding task {mid}", engine.id)
+        engine.outstanding.clear()
+        engine.state = how
+        self._event("engine_" + how, {**engine.describe(), "reason": reason})
+        self._dispatch()
+
+    def _on_disconnect(self, fd: int) -> None:
+        engine = self.engines.by_fd.get(fd)
+        if engine is not None and engine.disconnected_at is None:
+            engine.disconnected_at = time.monotonic()
+
+    def _check_liveness(self) -> None:
+        now = time.monotonic()
+        cfg = self.config
+        for engine in list(self.engines.by_id.values()):
+            silent = now - engine.last_seen
+            if engine.disconnected_at is not None and now - engine.disconnected_at > cfg.disconnect_grace:
+                self._lose(engine, "lost", "closed its connection (the process exited or was killed)")
+            elif silent > cfg.heartbeat_timeout:
+                self._lose(engine, "lost", f"missed heartbeats for {silent:.1f} s")
+            elif engine.state == "registering" and silent > cfg.registration_timeout:
+                self._lose(engine, "lost", "registered but never became ready")
+
+    # ---- queries ---------------------------------------------------------------------------
+
+    def _on_query(self, msg: Message) -> None:
+        h = msg.header
+        op = h.get("op", "")
+        client = h["c"]
+        handler = getattr(self, "_q_" + op, None)
+        reply: dict[str, Any] = {"t": "qr", "qid": h.get("qid")}
+        try:
+            if handler is None:
+                raise ValueError(f"unknown query {op!r}")
+            reply["ok"] = True
+            reply["d"] = handler(client, h)
+        except Exception as exc:
+            reply["ok"] = False
+            reply["err"] = f"{type(exc).__name__}: {exc}"
+        self._send(self.client_sock, client, reply)
+
+    def _q_connect(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
+        self.clients[client] = {"since": time.time()}
+        return {
+            "engines": [e.describe() for e in self.engines.up()],
+            "cluster_id": self.config.cluster_id,
+            "scheme": self.tasks.scheme,
+        }
+
+    def _q_close(self, client: bytes, h: dict[str, Any]) -> None:
+        self.clients.pop(client, None)
+
+    def _q_engines(self, client: bytes, h: dict[str, Any]) -> list[dict[str, Any]]:
+        return [e.describe() for e in self.engines.by_id.values()]
+
+    def _q_queue_status(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            str(e.id): {
+                "queue": len(e.outstanding),
+                "completed": e.completed,
+                "failed": e.failed,
+                "tasks": len([p for p in e.outstanding.values() if p.queue == "t"]),
+            }
+            for e in self.engines.up()
+        }
+        out["unassigned"] = len(self.tasks.queue)
+        return out
+
+    def _q_status(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "cluster_id": self.config.cluster_id,
+            "uptime": time.time() - self.started,
+            "engines": [e.describe() for e in self.engines.by_id.values()],
+            "counts": dict(self.counts),
+            "queued": len(self.tasks.queue),
+            "pending": len(self.pending),
+            "records": len(self.records),
+            "dropped": self.session.dropped,
+            "clients": len(self.clients),
+            "pid": os.getpid(),
+        }
+
+    def _q_abort(self, client: bytes, h: dict[str, Any]) -> list[str]:
+        ids = set(h.get("ids") or [p.msg_id for p in self.pending.values() if p.client == client])
+        aborted = []
+        for p in self.tasks.remove(ids):
+            self.pending.pop(p.msg_id, None)
+            header = {"t": "reply", "id": p.msg_id, "st": "aborted", "en": "TaskAborted"}
+            header["m"] = p.method
+            self.records.finish(p.msg_id, header, None)
+            self.counts["aborted"] += 1
+            content = protocol.encode({"ename": "TaskAborted", "evalue": "aborted before start"})
+            self._send(self.client_sock, p.client, header, [content])
+            aborted.append(p.msg_id)
+        by_engine: dict[int, list[str]] = {}
+        for mid in ids:
+            p = self.pending.get(mid)
+            if p is not None and p.engine is not None:
+                by_engine.setdefault(p.engine, []).append(mid)
+        for eid, mids in by_engine.items():
+            engine = self.engines.by_id.get(eid)
+            if engine is not None:
+                self._send(self.control_sock, engine.uuid, {"t": "abort", "ids": mids})
+        return aborted
+
+    def _targets(self, h: dict[str, Any]) -> list[Engine]:
+        targets = h.get("targets")
+        if targets is None:
+            return list(self.engines.up())
+        return [self.engines.by_id[t] for t in targets if t in self.engines.by_id]
+
+    def _q_signal(self, client: bytes, h: dict[str, Any]) -> list[int]:
+        engines = self._targets(h)
+        for e in engines:
+            self._send(self.control_sock, e.uuid, {"t": "signal", "sig": h["sig"]})
+        return [e.id for e in engines]
+
+    def _q_shutdown(self, client: bytes, h: dict[str, Any]) -> list[int]:
+        engines = self._targets(h)
+        for e in engines:
+            self._send(self.control_sock, e.uuid, {"t": "stop"})
+        if h.get("hub"):
+            self._stop_at = time.monotonic() + 0.2
+        return [e.id for e in engines]
+
+    def _q_record(self, client: bytes, h: dict[str, Any]) -> dict[str, Any] | None:
+        rec = self.records.get(h["msg_id"])
+        return rec.describe() if rec is not None else None
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to stop soon (safe from a signal handler)."""
+        self._stop_at = time.monotonic()
+
+    def run(self) -> None:
+        """Serve until stopped by :meth:`stop`, SIGTERM/SIGINT or a hub shutdown."""
+        poller = zmq.Poller()
+        roles = [
+            (self.client_sock, self._handle_client),
+            (self.engine_sock, self._handle_engine),
+            (self.control_sock, self._handle_control),
+            (self.monitor, self._handle_monitor),
+        ]
+        for sock, _ in roles:
+            poller.register(sock, zmq.POLLIN)
+        handlers = dict(roles)
+        self.running = True
+        tick = self.config.heartbeat / 2
+        next_check = time.monotonic() + tick
+        try:
+            while self._stop_at is None or time.monotonic() < self._stop_at:
+                events = poller.poll(tick * 1000)
+                for sock, _ in events:
+                    self._drain(sock, handlers[sock])
+                now = time.monotonic()
+                if now >= next_check:
+                    self._check_liveness()
+                    next_check = now + tick
+        finally:
+            self._event("controller_stopped", {})
+            self.running = False
+            self.ctx.destroy(linger=200)
+
+    @staticmethod
+    def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:
+        for _ in range(limit):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            handle(frames)
+
+    def _parse(self, frames: list[Any]) -> Message | None:
+        msg = self.session.parse(frames)
+        if msg is None:
+            log.debug("dropped an unauthenticated or malformed message")
+        return msg
+
+    def _handle_client(self, frames: list[Any]) -> None:
+        msg = self._parse(frames)
+        if msg is not None and isinstance(msg.header.get("c"), bytes):
+            self._guard(self._on_client, msg)
+
+    def _handle_engine(self, frames: list[Any]) -> None:
+        msg = self._parse(frames)
+        if msg is not None and msg.routing:
+            self._guard(self._on_engine, msg, frames)
+
+    def _handle_control(self, frames: list[Any]) -> None:
+        msg = self._parse(frames)
+        if msg is not None and msg.routing:
+            self._guard(self._on_control, msg)
+
+    def _handle_monitor(self, frames: list[Any]) -> None:
+        event = parse_monitor_message([bytes(f.buffer) for f in frames])
+        self._on_disconnect(int(event["value"]))
+
+    def _guard(self, handler: Any, *args: Any) -> None:
+        """Run a handler; a malformed but authenticated message must not stop the loop."""
+        try:
+            handler(*args)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.session.dropped += 1
+            log.warning("dropped a malformed %s message: %s", args[0].kind, exc)
+
+
+def serve(config: ControllerConfig, connection_file: str | None) -> None:
+    """Run a controller in this process until it is told to stop."""
+    controller = Controller(config)
+    info = controller.connection_info()
+    if connection_file:
+        from pathlib import Path
+
+        info.write(Path(connection_file))
+    log.info("controller %s listening on %s", config.cluster_id, controller.urls["client"])
+
+    def _stop(signum: int, frame: Any) -> None:
+        controller.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    controller.run()

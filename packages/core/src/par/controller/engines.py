@@ -1,0 +1,107 @@
+"""The hub's view of engines: registration, liveness and per-engine work."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Pending:
+    """A request the controller has routed (or queued) and not yet answered."""
+
+    msg_id: str
+    client: bytes
+    queue: str  # "d" direct, "t" load-balanced
+    method: str
+    submitted: float
+    engine: int | None = None
+    body: list[Any] | None = None  # kept only while a task waits for an engine
+
+
+@dataclass
+class Engine:
+    """One registered engine."""
+
+    id: int
+    uuid: bytes
+    pid: int
+    host: str
+    info: dict[str, Any]
+    registered: float = field(default_factory=time.time)
+    last_seen: float = field(default_factory=time.monotonic)
+    state: str = "registering"  # registering -> up
+    fd: int | None = None
+    disconnected_at: float | None = None
+    outstanding: dict[str, Pending] = field(default_factory=dict)
+    completed: int = 0
+    failed: int = 0
+    last_assigned: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """A plain dict for events and queries."""
+        return {
+            "id": self.id,
+            "uuid": self.uuid.hex(),
+            "pid": self.pid,
+            "host": self.host,
+            "state": self.state,
+            "registered": self.registered,
+            "queue": len(self.outstanding),
+            "completed": self.completed,
+            "failed": self.failed,
+            "info": self.info,
+            "stats": self.stats,
+            "heartbeat_age": round(time.monotonic() - self.last_seen, 3),
+        }
+
+
+class EngineRegistry:
+    """Engines by id and by routing identity; hands out integer ids in order."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, Engine] = {}
+        self.by_uuid: dict[bytes, Engine] = {}
+        self.by_fd: dict[int, Engine] = {}
+        self._next_id = 0
+
+    def register(self, uuid: bytes, pid: int, host: str, info: dict[str, Any]) -> Engine:
+        """Add an engine (or return it again if it re-registers) with a fresh id."""
+        old = self.by_uuid.get(uuid)
+        if old is not None:
+            return old
+        wanted = info.get("id")
+        if isinstance(wanted, int) and wanted >= 0 and wanted not in self.by_id:
+            eid = wanted
+        else:
+            eid = self._next_id
+        self._next_id = max(self._next_id, eid + 1)
+        engine = Engine(eid, uuid, pid, host, info)
+        self.by_id[eid] = engine
+        self.by_uuid[uuid] = engine
+        return engine
+
+    def remove(self, engine: Engine) -> None:
+        """Forget an engine."""
+        self.by_id.pop(engine.id, None)
+        self.by_uuid.pop(engine.uuid, None)
+        if engine.fd is not None and self.by_fd.get(engine.fd) is engine:
+            del self.by_fd[engine.fd]
+
+    def set_fd(self, engine: Engine, fd: int) -> None:
+        """Remember which connection an engine's work socket arrived on."""
+        if engine.fd is not None:
+            self.by_fd.pop(engine.fd, None)
+        engine.fd = fd
+        self.by_fd[fd] = engine
+
+    def up(self) -> Iterator[Engine]:
+        """Engines ready for work."""
+        return (e for e in self.by_id.values() if e.state == "up")
+
+    def ids(self) -> list[int]:
+        """Sorted ids of engines ready for work."""
+        return sorted(e.id for e in self.up())

@@ -1,0 +1,161 @@
+"""The engine's control thread: registration, heartbeats, control and streaming.
+
+It owns the engine's control connection, so it keeps answering while user
+code holds the main thread: heartbeats go out, abort and signal requests
+take effect at once, and output of a long task streams to its client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import zmq
+
+from ..protocol import Session
+from .capture import Capture
+
+log = logging.getLogger("par.engine")
+
+STREAM_INTERVAL = 0.1
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class ControlThread(threading.Thread):
+    """Keeps an engine registered and responsive while its main thread works."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        url: str,
+        ident: bytes,
+        session: Session,
+        capture: Capture,
+        controller_timeout: float,
+    ) -> None:
+        super().__init__(name="par-engine-control", daemon=True)
+        self.ctx = ctx
+        self.url = url
+        self.routing_id = ident
+        self.session = session
+        self.capture = capture
+        self.controller_timeout = controller_timeout
+        self.engine_id: int | None = None
+        self.heartbeat = 1.0
+        self.registered = threading.Event()
+        self.ready_needed = threading.Event()
+        self.aborted: set[str] = set()
+        self.running_task: str | None = None
+        self.closing = threading.Event()
+        self.lost_reason = ""
+        self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
+
+    def _info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"python": sys.executable, "cwd": os.getcwd()}
+        extra = os.environ.get("PAR_ENGINE_INFO")
+        if extra:
+            try:
+                info.update(json.loads(extra))
+            except ValueError:
+                log.warning("ignoring PAR_ENGINE_INFO: not JSON")
+        return info
+
+    def _stats(self) -> dict[str, Any]:
+        now, cpu = time.monotonic(), sum(os.times()[:2])
+        then, cpu0 = self._cpu_mark
+        self._cpu_mark = (now, cpu)
+        pct = 100.0 * (cpu - cpu0) / (now - then) if now > then else 0.0
+        return {"cpu": round(pct, 1), "rss": _rss_bytes(), "task": self.running_task}
+
+    def _send(self, sock: zmq.Socket, header: dict[str, Any]) -> None:
+        sock.send_multipart(self.session.serialize(header))
+
+    def run(self) -> None:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, self.routing_id)
+        sock.setsockopt(zmq.LINGER, 500)
+        sock.connect(self.url)
+        try:
+            self._loop(sock)
+        finally:
+            sock.close()
+
+    def _register(self, sock: zmq.Socket) -> None:
+        header = {"t": "reg", "pid": os.getpid(), "host": socket.gethostname(), "info": self._info()}
+        self._send(sock, header)
+
+    def _loop(self, sock: zmq.Socket) -> None:
+        self._register(sock)
+        last_ok = time.monotonic()
+        next_hb = time.monotonic() + self.heartbeat
+        last_reg = time.monotonic()
+        while not self.closing.is_set():
+            timeout = STREAM_INTERVAL if self.capture.current is not None else self.heartbeat / 4
+            if sock.poll(timeout * 1000):
+                while True:
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    msg = self.session.parse(frames)
+                    if msg is not None:
+                        last_ok = time.monotonic()
+                        self._on_message(sock, msg.kind, msg.header)
+            now = time.monotonic()
+            self._stream(sock)
+            if self.engine_id is None and now - last_reg > 2.0:
+                self._register(sock)
+                last_reg = now
+            if now >= next_hb and self.engine_id is not None:
+                self._send(sock, {"t": "hb", "stats": self._stats()})
+                next_hb = now + self.heartbeat
+            if now - last_ok > self.controller_timeout:
+                self.lost_reason = (
+                    f"controller at {self.url} silent for {self.controller_timeout:.0f} s"
+                )
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+        if self.engine_id is not None:
+            self._send(sock, {"t": "unreg"})
+
+    def _on_message(self, sock: zmq.Socket, kind: str, h: dict[str, Any]) -> None:
+        if kind == "reg_ok":
+            self.engine_id = int(h["id"])
+            self.heartbeat = float(h.get("hb", self.heartbeat))
+            self.ready_needed.set()
+            self.registered.set()
+        elif kind == "rereg":
+            self.engine_id = None
+            self._register(sock)
+        elif kind == "abort":
+            self.aborted.update(h.get("ids", []))
+        elif kind == "signal":
+            sig = h.get("sig")
+            signum = getattr(signal, sig) if isinstance(sig, str) else int(sig)
+            os.kill(os.getpid(), signum)
+        elif kind == "stop":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def _stream(self, sock: zmq.Socket) -> None:
+        current = self.capture.current
+        if current is None:
+            return
+        for name, text in current.take().items():
+            header = {"t": "stream", "id": current.msg_id, "n": name, "d": text}
+            self._send(sock, header)

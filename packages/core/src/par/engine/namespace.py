@@ -1,0 +1,89 @@
+"""The engine's user namespace, and the helpers clients call in it.
+
+Functions defined interactively on the client (in ``__main__``) run with
+this namespace as their globals, as in ipyparallel: names pushed to or
+defined on the engine resolve, and ``global`` assignments persist. Globals
+that cloudpickle captured on the client fill in names the engine lacks, for
+the duration of the call only, so a later call sees the client's new value.
+
+``push``, ``pull`` and friends are sent by reference (they are importable),
+so invoking one costs a few bytes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sys
+import types
+from collections.abc import Callable, Iterable
+from typing import Any
+
+user_ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+_MISSING = object()
+
+
+class Interactive:
+    """A client-defined function rebound to run in the user namespace."""
+
+    __slots__ = ("captured", "func")
+
+    def __init__(self, func: types.FunctionType, captured: dict[str, Any]) -> None:
+        self.func = func
+        self.captured = captured
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        ns = user_ns
+        added = [k for k in self.captured if k not in ns]
+        for k in added:
+            ns[k] = self.captured[k]
+        try:
+            return self.func(*args, **kwargs)
+        finally:
+            for k in added:
+                if ns.get(k, _MISSING) is self.captured[k]:
+                    del ns[k]
+
+
+def bind(f: Any) -> Callable[..., Any]:
+    """Make an unpickled callable run in the user namespace if it came from ``__main__``."""
+    if not isinstance(f, types.FunctionType) or f.__module__ != "__main__":
+        return f
+    module = sys.modules.get(f.__module__)
+    if module is not None and f.__globals__ is module.__dict__:
+        return f
+    g = types.FunctionType(f.__code__, user_ns, f.__name__, f.__defaults__, f.__closure__)
+    g.__kwdefaults__ = f.__kwdefaults__
+    g.__qualname__ = f.__qualname__
+    g.__dict__.update(f.__dict__)
+    captured = {k: v for k, v in f.__globals__.items() if not k.startswith("__")}
+    return Interactive(g, captured) if captured else g
+
+
+def execute(code: str) -> None:
+    """Run source code in the user namespace."""
+    exec(compile(code, "<par-execute>", "exec"), user_ns)
+
+
+def push(ns: dict[str, Any]) -> None:
+    """Update the user namespace with ``ns``."""
+    user_ns.update(ns)
+
+
+def pull(names: str | Iterable[str]) -> Any:
+    """Values of one name (or a list of names) from the user namespace."""
+    if isinstance(names, str):
+        return _lookup(names)
+    return [_lookup(n) for n in names]
+
+
+def _lookup(name: str) -> Any:
+    try:
+        return user_ns[name]
+    except KeyError:
+        raise NameError(f"name {name!r} is not defined on this engine") from None
+
+
+def clear() -> None:
+    """Empty the user namespace (keeping what every namespace has)."""
+    user_ns.clear()
+    user_ns.update({"__name__": "__main__", "__builtins__": builtins})

@@ -1,0 +1,140 @@
+"""Launcher base classes: what a launcher plugin implements.
+
+A launcher starts and stops one resource of a cluster: its controller, or
+one *set* of engines (a cluster may have several sets, from different
+launchers). It must be restorable from the dict :meth:`to_dict` returns,
+in another process, so that ``par stop`` works from any terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+class LauncherError(Exception):
+    """A launcher could not start or stop what it manages; the message says why."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A typed launcher option, shown by ``par start --launcher NAME --help``."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag for this option."""
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass
+class LaunchContext:
+    """What every launcher is told about the cluster it serves."""
+
+    cluster_id: str
+    cluster_dir: Path
+    connection_file: Path
+    python: str = sys.executable
+
+
+class Launcher:
+    """Shared base of controller and engine-set launchers."""
+
+    PLUGIN_NAME: ClassVar[str] = ""
+    KIND: ClassVar[str] = ""
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
+
+    def __init__(self, context: LaunchContext, **options: Any) -> None:
+        self.context = context
+        known = {o.name: o for o in self.OPTIONS}
+        unknown = set(options) - set(known)
+        if unknown:
+            names = ", ".join(sorted(known)) or "none"
+            raise TypeError(
+                f"{self.PLUGIN_NAME} launcher: unknown option(s) {', '.join(sorted(unknown))}; "
+                f"it accepts: {names}"
+            )
+        self.options = {name: options.get(name, o.default) for name, o in known.items()}
+
+    def start(self) -> None:
+        """Start what this launcher manages; return once it is starting (or raise LauncherError)."""
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop everything this launcher started; leave no process behind."""
+        raise NotImplementedError
+
+    def signal(self, sig: int) -> None:
+        """Send a signal to the processes this launcher started."""
+        raise NotImplementedError
+
+    def running(self) -> bool:
+        """True while any process this launcher started is alive."""
+        raise NotImplementedError
+
+    def output(self, lines: int = 20) -> str:
+        """The last lines of what the launched processes printed (for error messages)."""
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """State to restore this launcher in another process (JSON-ready)."""
+        return {"options": self.options}
+
+    @classmethod
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Launcher:
+        """Rebuild a launcher from :meth:`to_dict` output."""
+        return cls(context, **data.get("options", {}))
+
+
+class ControllerLauncher(Launcher):
+    """Starts and stops a controller; ``start`` returns once the connection file is written."""
+
+    KIND = "controller"
+
+    def __init__(self, context: LaunchContext, controller_args: list[str] | None = None, **options: Any) -> None:
+        super().__init__(context, **options)
+        self.controller_args = list(controller_args or [])
+
+    def controller_command(self) -> list[str]:
+        """The command that runs the controller for this cluster."""
+        return [
+            self.context.python,
+            "-m",
+            "par.controller",
+            "--cluster-id",
+            self.context.cluster_id,
+            "--file",
+            str(self.context.connection_file),
+            *self.controller_args,
+        ]
+
+
+class EngineSetLauncher(Launcher):
+    """Starts and stops a set of ``n`` engines."""
+
+    KIND = "engines"
+
+    def __init__(self, context: LaunchContext, n: int = 1, **options: Any) -> None:
+        super().__init__(context, **options)
+        if n < 1:
+            raise ValueError(f"the number of engines must be at least 1, not {n}")
+        self.n = n
+
+    def engine_command(self) -> list[str]:
+        """The command that runs one engine of this cluster."""
+        return [self.context.python, "-m", "par.engine", "--file", str(self.context.connection_file)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """State to restore this engine set elsewhere."""
+        return {"n": self.n, "options": self.options}
+
+    @classmethod
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Launcher:
+        """Rebuild an engine set from :meth:`to_dict` output."""
+        return cls(context, n=int(data.get("n", 1)), **data.get("options", {}))

@@ -1,0 +1,182 @@
+"""Finding launcher plugins and resolving launcher names to classes.
+
+Plugins come from the ``par`` entry-point group. A launcher name is looked
+up in entry points *named* after it first, so ``--launcher local`` imports
+only the local plugin; anything else loads every allowed plugin. A plugin
+that fails to import is reported once and skipped; two plugins offering one
+name are refused with an error naming both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .launcher import ControllerLauncher, EngineSetLauncher, Launcher
+
+log = logging.getLogger("par.plugins")
+GROUP = "par"
+
+
+class PluginError(Exception):
+    """A launcher name is unknown or ambiguous, or a plugin is broken."""
+
+
+@dataclass
+class LauncherInfo:
+    """Where a launcher class came from."""
+
+    cls: type[Launcher]
+    plugin: str
+    package: str
+    version: str
+
+
+class LauncherRegistry:
+    """The registrar handed to ``par_register_launchers``: call it with a class."""
+
+    def __init__(self) -> None:
+        self.controllers: dict[str, LauncherInfo] = {}
+        self.engines: dict[str, LauncherInfo] = {}
+        self._current: tuple[str, str, str] = ("?", "?", "?")
+
+    def __call__(self, cls: type[Launcher]) -> None:
+        name = getattr(cls, "PLUGIN_NAME", "")
+        if not name:
+            raise PluginError(f"{cls.__qualname__} has no PLUGIN_NAME")
+        if issubclass(cls, ControllerLauncher):
+            table = self.controllers
+        elif issubclass(cls, EngineSetLauncher):
+            table = self.engines
+        else:
+            raise PluginError(f"{cls.__qualname__} is neither a ControllerLauncher nor an EngineSetLauncher")
+        plugin, package, version = self._current
+        if name in table and table[name].cls is not cls:
+            raise PluginError(
+                f"two plugins provide the {cls.KIND} launcher {name!r}: "
+                f"{table[name].plugin} ({table[name].package}) and {plugin} ({package}); "
+                "uninstall one, or limit plugins with PAR_LOAD_PLUGINS"
+            )
+        table[name] = LauncherInfo(cls, plugin, package, version)
+
+
+def _allowed(ep: EntryPoint) -> bool:
+    allow = os.environ.get("PAR_LOAD_PLUGINS")
+    if allow is None:
+        return True
+    return ep.name in {n.strip() for n in allow.split(",") if n.strip()}
+
+
+class Plugins:
+    """The plugin manager of this process."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = LauncherRegistry()
+        self.errors: dict[str, str] = {}
+        self._loaded: set[str] = set()
+        self._all_loaded = False
+
+    def _entry_points(self) -> list[EntryPoint]:
+        return [ep for ep in entry_points(group=GROUP) if _allowed(ep)]
+
+    def _load(self, ep: EntryPoint) -> None:
+        if ep.name in self._loaded:
+            return
+        self._loaded.add(ep.name)
+        dist = ep.dist
+        package = dist.name if dist is not None else "?"
+        version = dist.version if dist is not None else "?"
+        try:
+            module = ep.load()
+            self.pm.register(module, name=ep.name)  # checks its hooks against hookspecs
+            hook = getattr(module, "par_register_launchers", None)
+            if hook is None:
+                raise PluginError("it implements no par hook (par_register_launchers)")
+            self.registry._current = (ep.name, package, version)
+            hook(register=self.registry)
+        except PluginError as exc:
+            if "two plugins" in str(exc):
+                raise
+            self._broken(ep.name, package, exc)
+        except Exception as exc:
+            self._broken(ep.name, package, exc)
+
+    def _broken(self, name: str, package: str, exc: Exception) -> None:
+        self.errors[name] = f"{type(exc).__name__}: {exc}"
+        log.warning("par plugin %r (%s) is broken and was skipped: %s", name, package, exc)
+        if self.pm.has_plugin(name):
+            self.pm.unregister(name=name)
+
+    def load_all(self) -> None:
+        """Load every allowed plugin."""
+        if self._all_loaded:
+            return
+        for ep in self._entry_points():
+            self._load(ep)
+        self._all_loaded = True
+
+    def find(self, kind: str, name: str) -> type[Launcher]:
+        """The launcher class of a kind ('controller' or 'engines') and name."""
+        table = self.registry.controllers if kind == "controller" else self.registry.engines
+        if name not in table:
+            for ep in self._entry_points():
+                if ep.name == name:
+                    self._load(ep)
+        if name not in table:
+            self.load_all()
+        if name not in table:
+            installed = ", ".join(sorted(table)) or "none"
+            hint = ""
+            if name in self.errors:
+                hint = f" (the plugin {name!r} failed to load: {self.errors[name]})"
+            raise PluginError(
+                f"unknown {'controller' if kind == 'controller' else 'engine'} launcher {name!r}"
+                f"{hint}; installed: {installed}"
+            )
+        return table[name].cls
+
+    def launchers(self) -> list[tuple[str, LauncherInfo]]:
+        """Every (kind, info) of every allowed plugin, for ``par launchers``."""
+        self.load_all()
+        out = [("controller", i) for i in self.registry.controllers.values()]
+        out += [("engines", i) for i in self.registry.engines.values()]
+        return sorted(out, key=lambda x: (x[1].cls.PLUGIN_NAME, x[0]))
+
+
+_plugins: Plugins | None = None
+
+
+def plugins() -> Plugins:
+    """The process-wide plugin manager (created on first use)."""
+    global _plugins
+    if _plugins is None:
+        _plugins = Plugins()
+    return _plugins
+
+
+def reset() -> None:
+    """Forget loaded plugins (tests use this after changing PAR_LOAD_PLUGINS)."""
+    global _plugins
+    _plugins = None
+
+
+def launcher_class(kind: str, name: str) -> type[Launcher]:
+    """Resolve a launcher name to its class."""
+    return plugins().find(kind, name)
+
+
+def describe(cls: type[Launcher]) -> dict[str, Any]:
+    """Name, kind and options of a launcher class."""
+    return {
+        "name": cls.PLUGIN_NAME,
+        "kind": cls.KIND,
+        "options": [(o.flag, o.type.__name__, o.default, o.help) for o in cls.OPTIONS],
+    }

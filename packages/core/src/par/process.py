@@ -1,0 +1,128 @@
+"""Starting, watching and stopping local processes, for launchers.
+
+Processes are identified by PID *and* start time, so a launcher restored
+in another process never signals an unrelated process that reused a PID.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+_popens: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    """A process this machine runs, as a launcher records it."""
+
+    pid: int
+    started: float
+    log: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"pid": self.pid, "started": self.started, "log": self.log}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProcessRef:
+        """Inverse of :meth:`to_dict`."""
+        return cls(int(d["pid"]), float(d["started"]), str(d.get("log", "")))
+
+    def _proc(self) -> psutil.Process | None:
+        try:
+            proc = psutil.Process(self.pid)
+            if abs(proc.create_time() - self.started) > 1.0:
+                return None
+            return proc
+        except psutil.Error:
+            return None
+
+    def alive(self) -> bool:
+        """True if the process exists and is not a zombie."""
+        popen = _popens.get(self.pid)
+        if popen is not None and popen.poll() is not None:
+            return False
+        proc = self._proc()
+        try:
+            return proc is not None and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def returncode(self) -> int | None:
+        """The exit status if this process was started here and has ended."""
+        popen = _popens.get(self.pid)
+        return popen.poll() if popen is not None else None
+
+    def signal(self, sig: int) -> None:
+        """Send a signal if the process is still the one recorded."""
+        proc = self._proc()
+        if proc is not None:
+            try:
+                proc.send_signal(sig)
+            except psutil.Error:
+                pass
+
+
+def spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> ProcessRef:
+    """Start a detached process (own session, output to ``log``) and return its reference."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        popen = subprocess.Popen(
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    _popens[popen.pid] = popen
+    try:
+        started = psutil.Process(popen.pid).create_time()
+    except psutil.Error:
+        started = 0.0
+    return ProcessRef(popen.pid, started, str(log))
+
+
+def stop_all(refs: Iterable[ProcessRef], timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """Signal processes, wait up to ``timeout`` for them to exit, then kill what is left."""
+    procs = [p for p in (r._proc() for r in refs) if p is not None]
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass
+    _, left = psutil.wait_procs(procs, timeout=timeout)
+    for proc in left:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(left, timeout=5)
+    for proc in procs:
+        popen = _popens.pop(proc.pid, None)
+        if popen is not None:
+            try:
+                popen.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def tail(path: str | Path, lines: int = 20) -> str:
+    """The last lines of a text file ('' if it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(size - 64 * 1024, 0))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,128 @@
+"""par launcher plugin ``local``: the controller and engines as processes on this machine."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from par.hookspecs import hookimpl
+from par.launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, LauncherError, Option
+from par.process import ProcessRef, spawn, stop_all, tail
+
+__all__ = ["LocalControllerLauncher", "LocalEngineSetLauncher"]
+
+
+class LocalControllerLauncher(ControllerLauncher):
+    """Runs ``par controller`` as a local process."""
+
+    PLUGIN_NAME = "local"
+    OPTIONS = (
+        Option("ip", str, "127.0.0.1", "address the controller listens on"),
+        Option("start_timeout", float, 30.0, "seconds to wait for the controller to come up"),
+    )
+
+    def __init__(self, context: LaunchContext, **kwargs: Any) -> None:
+        super().__init__(context, **kwargs)
+        self.process: ProcessRef | None = None
+
+    def start(self) -> None:
+        """Start the controller and wait for its connection file."""
+        log = self.context.cluster_dir / "logs" / "controller.log"
+        cmd = [*self.controller_command(), "--ip", str(self.options["ip"])]
+        self.context.connection_file.unlink(missing_ok=True)
+        self.process = spawn(cmd, log)
+        deadline = time.monotonic() + float(self.options["start_timeout"])
+        while not self.context.connection_file.exists():
+            if not self.process.alive():
+                raise LauncherError(f"the controller exited at start; its output:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise LauncherError(
+                    f"the controller did not write {self.context.connection_file} within "
+                    f"{self.options['start_timeout']} s; its output:\n{self.output()}"
+                )
+            time.sleep(0.01)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the controller process."""
+        if self.process is not None:
+            stop_all([self.process], timeout)
+
+    def signal(self, sig: int) -> None:
+        """Signal the controller process."""
+        if self.process is not None:
+            self.process.signal(sig)
+
+    def running(self) -> bool:
+        """True while the controller process lives."""
+        return self.process is not None and self.process.alive()
+
+    def output(self, lines: int = 20) -> str:
+        """The controller's last log lines."""
+        return tail(self.process.log, lines) if self.process else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """PID, start time and log of the controller."""
+        return {**super().to_dict(), "process": self.process.to_dict() if self.process else None}
+
+    @classmethod
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> LocalControllerLauncher:
+        """Restore from :meth:`to_dict` output."""
+        self = cls(context, **data.get("options", {}))
+        if data.get("process"):
+            self.process = ProcessRef.from_dict(data["process"])
+        return self
+
+
+class LocalEngineSetLauncher(EngineSetLauncher):
+    """Runs ``n`` engines as local processes."""
+
+    PLUGIN_NAME = "local"
+    OPTIONS = ()
+
+    def __init__(self, context: LaunchContext, n: int = 1, **kwargs: Any) -> None:
+        super().__init__(context, n=n, **kwargs)
+        self.processes: list[ProcessRef] = []
+
+    def start(self) -> None:
+        """Start the engines (they register with the controller on their own)."""
+        logs = self.context.cluster_dir / "logs"
+        stamp = int(time.time() * 1000)
+        self.processes = [
+            spawn(self.engine_command(), logs / f"engine-{stamp}-{i}.log") for i in range(self.n)
+        ]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every engine of this set."""
+        stop_all(self.processes, timeout)
+
+    def signal(self, sig: int) -> None:
+        """Signal every engine of this set."""
+        for p in self.processes:
+            p.signal(sig)
+
+    def running(self) -> bool:
+        """True while any engine of this set lives."""
+        return any(p.alive() for p in self.processes)
+
+    def output(self, lines: int = 20) -> str:
+        """The last log lines of engines that have exited."""
+        dead = [p for p in self.processes if not p.alive()] or self.processes[:1]
+        return "\n".join(f"[engine pid {p.pid}]\n{tail(p.log, lines)}" for p in dead[:3])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Engine count and the processes started."""
+        return {**super().to_dict(), "processes": [p.to_dict() for p in self.processes]}
+
+    @classmethod
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> LocalEngineSetLauncher:
+        """Restore from :meth:`to_dict` output."""
+        self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
+        self.processes = [ProcessRef.from_dict(p) for p in data.get("processes", [])]
+        return self
+
+
+@hookimpl
+def par_register_launchers(register: Any) -> None:
+    """Provide the ``local`` controller and engine launchers."""
+    register(LocalControllerLauncher)
+    register(LocalEngineSetLauncher)

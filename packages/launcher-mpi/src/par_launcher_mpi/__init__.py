@@ -1,0 +1,34 @@
+"""par launcher plugin ``mpi``: engines on other hosts as MPI ranks (not yet available)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from par.hookspecs import hookimpl
+from par.launcher import EngineSetLauncher, LauncherError
+
+
+class MPIEngineSetLauncher(EngineSetLauncher):
+    """Engines on remote hosts as MPI ranks: not yet available in this version."""
+
+    PLUGIN_NAME = "mpi"
+
+    def start(self) -> None:
+        """Refuse clearly: this launcher is not implemented yet."""
+        raise LauncherError("the mpi launcher is not yet available in this version of par")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Nothing was started."""
+
+    def signal(self, sig: int) -> None:
+        """Nothing was started."""
+
+    def running(self) -> bool:
+        """Nothing was started."""
+        return False
+
+
+@hookimpl
+def par_register_launchers(register: Any) -> None:
+    """Provide the ``mpi`` engine launcher."""
+    register(MPIEngineSetLauncher)

@@ -1,0 +1,1 @@
+"""par-tui: ``par monitor``, a live terminal view of a cluster."""
