@@ -17,7 +17,8 @@ class LocalControllerLauncher(ControllerLauncher):
 
     PLUGIN_NAME = "local"
     OPTIONS = (
-        Option("ip", str, "127.0.0.1", "address the controller listens on"),
+        Option("ip", str, "127.0.0.1", "address the controller listens on ('0.0.0.0': all)"),
+        Option("location", str, "", "host name engines use to reach the controller (with ip 0.0.0.0)"),
         Option("start_timeout", float, 30.0, "seconds to wait for the controller to come up"),
     )
 
@@ -29,6 +30,8 @@ class LocalControllerLauncher(ControllerLauncher):
         """Start the controller and wait for its connection file."""
         log = self.context.cluster_dir / "logs" / "controller.log"
         cmd = [*self.controller_command(), "--ip", str(self.options["ip"])]
+        if self.options["location"]:
+            cmd += ["--location", str(self.options["location"])]
         self.context.connection_file.unlink(missing_ok=True)
         self.process = spawn(cmd, log)
         deadline = time.monotonic() + float(self.options["start_timeout"])

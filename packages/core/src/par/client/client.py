@@ -7,6 +7,7 @@ connection owned by the I/O thread (:mod:`par.client.io`).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -75,6 +76,7 @@ class Client:
         self.history: list[str] = []
         self.block = False
         self._closed = False
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
         qid, first = self._query_frames("connect", {})
         fut = self._expect(qid)
@@ -133,7 +135,29 @@ class Client:
         if fut is not None and not fut.done():
             fut.set_result(h)
 
+    def subscribe_events(
+        self, callback: Callable[[str, dict[str, Any]], None], tasks: bool = False
+    ) -> None:
+        """Call ``callback(kind, data)`` (from the I/O thread) for every cluster event.
+
+        Kinds: ``engine_registering``, ``engine_up``, ``engine_lost``, ``engine_stopped``,
+        ``controller_stopped``; with ``tasks=True`` also ``tasks`` (batches of finished-task
+        notices) and ``stream`` (every engine's streamed output), as ``par monitor`` uses.
+        """
+        self._listeners.append(callback)
+        if tasks:
+            self._query("monitor", on=True)
+
+    def _on_stream_event(self, h: dict[str, Any]) -> None:
+        for listener in self._listeners:
+            listener("stream", h)
+
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(kind, data)
+            except Exception:
+                logging.getLogger("par.client").exception("event listener failed")
         with self._engines_changed:
             if kind == "engine_up":
                 self._engines[int(data["id"])] = data
@@ -344,9 +368,17 @@ class Client:
                 out[int(key)] = value
         return out
 
-    def abort(self, jobs: Any = None, targets: Any = None, block: bool | None = None) -> None:
-        """Abort tasks that have not started (all of this client's outstanding tasks by default)."""
+    def abort(
+        self, jobs: Any = None, targets: Any = None, block: bool | None = None, everyone: bool = False
+    ) -> None:
+        """Abort tasks that have not started (all of this client's outstanding tasks by default).
+
+        ``everyone=True`` aborts every client's queued tasks (what ``par monitor`` offers).
+        """
         ids: list[str]
+        if everyone:
+            self._query("abort", all=True)
+            return
         if jobs is None:
             ids = list(self._pending)
         elif isinstance(jobs, str):

@@ -111,8 +111,12 @@ class IOThread(threading.Thread):
             ar._deliver(mid, reply)
 
     def _on_stream(self, h: dict[str, Any]) -> None:
+        if self.client._listeners:
+            self.client._on_stream_event(h)
         mid = h.get("id", "")
         name = h.get("n")
+        if mid not in self.client._pending:
+            return  # another client's task, seen because this client monitors
         md = self.client.metadata.get(mid)
         if md is not None and name in ("stdout", "stderr"):
             md[name] += str(h.get("d", ""))

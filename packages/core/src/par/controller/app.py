@@ -70,6 +70,8 @@ class Controller:
         self.records = RecordStore(config.max_records, config.max_record_bytes)
         self.pending: dict[str, Pending] = {}
         self.clients: dict[bytes, dict[str, Any]] = {}
+        self.monitors: set[bytes] = set()
+        self._notices: list[dict[str, Any]] = []
         self.counts = {"submitted": 0, "completed": 0, "failed": 0, "aborted": 0}
         self.started = time.time()
         self.running = False
@@ -140,6 +142,9 @@ class Controller:
         self.records.finish(p.msg_id, header, None)
         self.counts["failed"] += 1
         self._send(self.client_sock, p.client, header, [content])
+        if self.monitors:
+            header["ev"] = evalue
+            self._notice(header, [content], p)
 
     # ---- client requests -----------------------------------------------------------------
 
@@ -232,8 +237,42 @@ class Controller:
         self.records.finish(mid, h, body)
         if p is not None:
             self._to_client(p.client, body)
+        if self.monitors:
+            self._notice(h, msg.payload, p)
         if self.tasks.queue:
             self._dispatch()
+
+    def _notice(self, h: dict[str, Any], payload: list[Any], p: Pending | None) -> None:
+        """Note a finished task for monitors (sent in one batch per loop pass)."""
+        notice = {
+            "id": h.get("id"),
+            "e": h.get("e"),
+            "st": h.get("st"),
+            "m": h.get("m"),
+            "ts": h.get("ts"),
+            "tc": h.get("tc"),
+            "q": p.queue if p is not None else None,
+            "sub": p.submitted if p is not None else None,
+        }
+        if h.get("st") not in ("ok", None) and payload:
+            try:
+                content = protocol.decode(payload[0])
+                notice.update(en=content.get("ename"), ev=content.get("evalue"))
+                notice["tb"] = content.get("traceback", "")
+            except Exception:
+                notice["en"] = h.get("en")
+        for key in ("o", "r"):
+            if key in h:
+                notice[key] = str(h[key])[-4096:]
+        self._notices.append(notice)
+
+    def _flush_notices(self) -> None:
+        if self._notices:
+            header = {"t": "event", "k": "tasks", "d": {"tasks": self._notices}, "time": time.time()}
+            frames = self.session.serialize(header)
+            for client in self.monitors:
+                self.client_sock.send_multipart([client, *frames], copy=False)
+            self._notices = []
 
     # ---- engine control channel ------------------------------------------------------------
 
@@ -259,8 +298,12 @@ class Controller:
             self._send(self.control_sock, ident, reply)
         elif kind == "stream":
             p = self.pending.get(h.get("id", ""))
+            body = msg.body()
             if p is not None:
-                self._to_client(p.client, msg.body())
+                self._to_client(p.client, body)
+            for client in self.monitors:
+                if p is None or client != p.client:
+                    self._to_client(client, body)
         elif kind == "unreg" and engine is not None:
             self._lose(engine, "stopped", f"engine {engine.id} stopped")
 
@@ -322,6 +365,15 @@ class Controller:
 
     def _q_close(self, client: bytes, h: dict[str, Any]) -> None:
         self.clients.pop(client, None)
+        self.monitors.discard(client)
+
+    def _q_monitor(self, client: bytes, h: dict[str, Any]) -> bool:
+        """Also send this client task notices and every engine's streamed output."""
+        if h.get("on", True):
+            self.monitors.add(client)
+        else:
+            self.monitors.discard(client)
+        return True
 
     def _q_engines(self, client: bytes, h: dict[str, Any]) -> list[dict[str, Any]]:
         return [e.describe() for e in self.engines.by_id.values()]
@@ -354,7 +406,11 @@ class Controller:
         }
 
     def _q_abort(self, client: bytes, h: dict[str, Any]) -> list[str]:
-        ids = set(h.get("ids") or [p.msg_id for p in self.pending.values() if p.client == client])
+        if h.get("all"):
+            ids = set(self.pending)
+        else:
+            mine = [p.msg_id for p in self.pending.values() if p.client == client]
+            ids = set(h.get("ids") or mine)
         aborted = []
         for p in self.tasks.remove(ids):
             self.pending.pop(p.msg_id, None)
@@ -426,6 +482,8 @@ class Controller:
                 events = poller.poll(tick * 1000)
                 for sock, _ in events:
                     self._drain(sock, handlers[sock])
+                if self._notices:
+                    self._flush_notices()
                 now = time.monotonic()
                 if now >= next_check:
                     self._check_liveness()

@@ -67,22 +67,39 @@ class EngineRegistry:
         self.by_uuid: dict[bytes, Engine] = {}
         self.by_fd: dict[int, Engine] = {}
         self._next_id = 0
+        self._blocks: dict[str, int] = {}
 
     def register(self, uuid: bytes, pid: int, host: str, info: dict[str, Any]) -> Engine:
         """Add an engine (or return it again if it re-registers) with a fresh id."""
         old = self.by_uuid.get(uuid)
         if old is not None:
             return old
-        wanted = info.get("id")
-        if isinstance(wanted, int) and wanted >= 0 and wanted not in self.by_id:
-            eid = wanted
-        else:
+        eid = self._block_id(info)
+        if eid is None:
             eid = self._next_id
-        self._next_id = max(self._next_id, eid + 1)
+            self._next_id += 1
         engine = Engine(eid, uuid, pid, host, info)
         self.by_id[eid] = engine
         self.by_uuid[uuid] = engine
         return engine
+
+    def _block_id(self, info: dict[str, Any]) -> int | None:
+        """Id from a block reserved for an engine group (an MPI job), in rank order.
+
+        An engine that registers with ``group``, ``rank`` and ``size`` in its info gets
+        id ``base + rank``, where the group's first engine reserved ``size`` ids.
+        """
+        group, rank, size = info.get("group"), info.get("rank"), info.get("size")
+        if not (isinstance(group, str) and isinstance(rank, int) and isinstance(size, int)):
+            return None
+        if not 0 <= rank < size:
+            return None
+        base = self._blocks.get(group)
+        if base is None:
+            base = self._blocks[group] = self._next_id
+            self._next_id += size
+        eid = base + rank
+        return None if eid in self.by_id else eid
 
     def remove(self, engine: Engine) -> None:
         """Forget an engine."""

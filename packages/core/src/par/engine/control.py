@@ -157,5 +157,5 @@ class ControlThread(threading.Thread):
         if current is None:
             return
         for name, text in current.take().items():
-            header = {"t": "stream", "id": current.msg_id, "n": name, "d": text}
+            header = {"t": "stream", "id": current.msg_id, "e": self.engine_id, "n": name, "d": text}
             self._send(sock, header)

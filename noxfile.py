@@ -1,0 +1,53 @@
+"""Every check of par: `uv run nox` runs lint, types and tests; `nox -s bench` the benchmarks."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "types", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def sync(session: nox.Session, *groups: str) -> None:
+    """Install the whole workspace (every package, editable) into the session's environment."""
+    args = ["uv", "sync", "--all-packages", "--inexact"]
+    for group in groups:
+        args += ["--group", group]
+    session.run_install(
+        *args,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location, "UV_PYTHON_DOWNLOADS": "never"},
+        external=True,
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    sync(session)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """mypy on the core and the launchers."""
+    sync(session)
+    session.run("mypy", "packages/core/src/par", "packages/launcher-local/src")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite, against real processes."""
+    sync(session)
+    env = {"PYTHONFAULTHANDLER": "1"}
+    session.run("pytest", *(session.posargs or ["-q"]), env=env)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """par side by side with ipyparallel and dask (installed here only)."""
+    sync(session, "bench")
+    session.run("python", "benchmarks/run.py", *session.posargs, env={"PAR_BENCH": os.environ.get("PAR_BENCH", "")})

@@ -1,0 +1,50 @@
+"""Shared fixtures: every test runs with its own PAR_HOME, and clusters are real processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import par
+
+
+@pytest.fixture(autouse=True, scope="session")
+def par_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep cluster files of the test run away from the user's own."""
+    home = tmp_path_factory.mktemp("par_home")
+    old = os.environ.get("PAR_HOME")
+    os.environ["PAR_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("PAR_HOME", None)
+    else:
+        os.environ["PAR_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[par.Cluster]:
+    """A controller and 4 local engines, shared by the tests of one module."""
+    c = par.Cluster(n=4)
+    c.start_and_connect_sync()
+    try:
+        yield c
+    finally:
+        c.stop_cluster_sync()
+
+
+@pytest.fixture(scope="module")
+def rc(cluster: par.Cluster) -> Iterator[par.Client]:
+    """A client of the module's cluster."""
+    client = cluster.connect_client_sync()
+    client.wait_for_engines(4, timeout=30)
+    yield client
+    client.close()
+
+
+def par_cli(*args: str) -> list[str]:
+    """The command line running ``par`` with this interpreter."""
+    return [sys.executable, "-m", "par", *args]
