@@ -50,4 +50,9 @@ def tests(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """par side by side with ipyparallel and dask (installed here only)."""
     sync(session, "bench")
-    session.run("python", "benchmarks/run.py", *session.posargs, env={"PAR_BENCH": os.environ.get("PAR_BENCH", "")})
+    session.run(
+        "python",
+        "benchmarks/run.py",
+        *session.posargs,
+        env={"PAR_BENCH": os.environ.get("PAR_BENCH", "")},
+    )

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
+import cloudpickle
 import par
+import pytest
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -23,6 +23,18 @@ def par_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("PAR_HOME", None)
     else:
         os.environ["PAR_HOME"] = old
+
+
+@pytest.fixture(autouse=True)
+def _send_test_functions_by_value(request: pytest.FixtureRequest) -> None:
+    """Engines cannot import test modules: pickle their functions by value, as for ``__main__``."""
+    module = request.module
+    if module.__name__ not in _registered:
+        cloudpickle.register_pickle_by_value(module)
+        _registered.add(module.__name__)
+
+
+_registered: set[str] = set()
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,23 @@ _EXPORTS = {
     "interactive": "par.functions",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AsyncMapResult",
+    "AsyncResult",
+    "Client",
+    "Cluster",
+    "ClusterError",
+    "CompositeError",
+    "DirectView",
+    "EngineError",
+    "LoadBalancedView",
+    "NoEnginesRegistered",
+    "RemoteError",
+    "TaskAborted",
+    "TimeoutError",
+    "hookimpl",
+    "interactive",
+]
 
 if TYPE_CHECKING:
     from .client.asyncresult import AsyncMapResult, AsyncResult

@@ -39,7 +39,10 @@ def _launcher_options(parser: argparse.ArgumentParser, classes: Sequence[Any]) -
             if opt.name in seen:
                 continue
             seen.add(opt.name)
-            kwargs: dict[str, Any] = {"dest": "opt_" + opt.name, "help": f"{opt.help} (default: {opt.default!r})"}
+            kwargs: dict[str, Any] = {
+                "dest": "opt_" + opt.name,
+                "help": f"{opt.help} (default: {opt.default!r})",
+            }
             if opt.type is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             else:
@@ -62,22 +65,35 @@ def _progress(count: int, total: int) -> None:
     print(f"par: engines registered: {count}/{total}", end=end, file=sys.stderr, flush=True)
 
 
-def _start_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+def _start_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="par start",
         description="Start a controller and engines, in the foreground unless --daemonize.",
     )
-    parser.add_argument("-n", "--n", type=int, default=None, help="number of engines (default: CPU count)")
-    parser.add_argument("--launcher", default=None, help="launcher for controller and engines (default: local)")
+    parser.add_argument(
+        "-n", "--n", type=int, default=None, help="number of engines (default: CPU count)"
+    )
+    parser.add_argument(
+        "--launcher", default=None, help="launcher for controller and engines (default: local)"
+    )
     parser.add_argument("--engines", default=None, help="engine launcher (overrides --launcher)")
     parser.add_argument("--controller", default=None, help="controller launcher (default: local)")
-    parser.add_argument("--cluster-id", default=paths.DEFAULT_CLUSTER_ID, help="name of the cluster")
-    parser.add_argument("--daemonize", action="store_true", help="start in the background and return")
+    parser.add_argument(
+        "--cluster-id", default=paths.DEFAULT_CLUSTER_ID, help="name of the cluster"
+    )
+    parser.add_argument(
+        "--daemonize", action="store_true", help="start in the background and return"
+    )
     parser.add_argument(
         "--engine-timeout", type=float, default=60.0, help="seconds to wait for engines to register"
     )
-    parser.add_argument("--controller-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument for `par controller` (repeatable), e.g. --controller-arg=--hwm=1")
+    parser.add_argument(
+        "--controller-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `par controller` (repeatable), e.g. --controller-arg=--hwm=1",
+    )
     return parser
 
 
@@ -99,12 +115,14 @@ def _controller_launcher_name(launcher: str | None, controller: str | None) -> s
 
 def cmd_start(argv: Sequence[str]) -> int:
     """``par start``."""
-    pre = _start_parser(argv)
-    known, _ = pre.parse_known_args([a for a in argv if a not in ("-h", "--help")])
+    pre = argparse.ArgumentParser(add_help=False)
+    for flag in ("--launcher", "--engines", "--controller"):
+        pre.add_argument(flag, default=None)
+    known, _ = pre.parse_known_args(argv)
     eng = _engine_launcher_names(known.launcher, known.engines)
     ctl = _controller_launcher_name(known.launcher, known.controller)
     ctl_cls, eng_cls = _resolve_launchers([("controller", ctl), ("engines", eng)])
-    parser = _start_parser(argv)
+    parser = _start_parser()
     _launcher_options(parser, [ctl_cls, eng_cls])
     args = parser.parse_args(argv)
     options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
@@ -128,8 +146,11 @@ def cmd_start(argv: Sequence[str]) -> int:
     except (TypeError, ValueError) as exc:
         _fail(str(exc))
     n = args.n or os.cpu_count() or 1
-    print(f"par: starting cluster {cluster.cluster_id!r}: controller ({ctl}) and {n} engines ({eng})",
-          file=sys.stderr, flush=True)
+    print(
+        f"par: starting cluster {cluster.cluster_id!r}: controller ({ctl}) and {n} engines ({eng})",
+        file=sys.stderr,
+        flush=True,
+    )
     stopping = False
 
     def _on_term(signum: int, frame: Any) -> None:
@@ -168,7 +189,7 @@ def _print_ready(cluster_id: str, n: int, took: float, daemon: bool) -> None:
     how = f"`par stop{stop}`" if daemon else f"Ctrl-C here, or `par stop{stop}`"
     print(
         f"par: cluster {cluster_id!r} is up with {n} engines ({took:.2f} s)\n"
-        f"  connect:  python -c \"import par; rc = par.Client({arg}); print(rc.ids)\"\n"
+        f'  connect:  python -c "import par; rc = par.Client({arg}); print(rc.ids)"\n'
         f"  file:     {paths.connection_file(cluster_id)}\n"
         f"  stop:     {how}",
         flush=True,
@@ -177,11 +198,17 @@ def _print_ready(cluster_id: str, n: int, took: float, daemon: bool) -> None:
 
 def cmd_engines(argv: Sequence[str]) -> int:
     """``par engines``: add engines to a running cluster."""
-    parser = argparse.ArgumentParser(prog="par engines", description="Add engines to a running cluster.")
+    parser = argparse.ArgumentParser(
+        prog="par engines", description="Add engines to a running cluster."
+    )
     parser.add_argument("-n", "--n", type=int, required=True, help="number of engines to add")
     parser.add_argument("--launcher", default=None, help="engine launcher (default: the cluster's)")
-    parser.add_argument("--cluster-id", default=paths.DEFAULT_CLUSTER_ID, help="name of the cluster")
-    known, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
+    parser.add_argument(
+        "--cluster-id", default=paths.DEFAULT_CLUSTER_ID, help="name of the cluster"
+    )
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--launcher", default=None)
+    known, _ = pre.parse_known_args(argv)
     classes = _resolve_launchers([("engines", known.launcher)]) if known.launcher else []
     _launcher_options(parser, classes)
     args = parser.parse_args(argv)
@@ -276,18 +303,33 @@ def cmd_controller(argv: Sequence[str]) -> int:
     d = ControllerConfig()
     parser = argparse.ArgumentParser(prog="par controller", description="Run a controller.")
     parser.add_argument("--cluster-id", default=d.cluster_id, help="name of the cluster")
-    parser.add_argument("--file", default=None, help="where to write the connection file "
-                        "(default: the cluster's file under $PAR_HOME)")
+    parser.add_argument(
+        "--file",
+        default=None,
+        help="where to write the connection file (default: the cluster's file under $PAR_HOME)",
+    )
     parser.add_argument("--ip", default=d.ip, help="address to listen on (default: loopback)")
     parser.add_argument("--location", default=d.location, help="host name engines and clients use")
     parser.add_argument("--scheme", default=d.scheme, choices=SCHEMES, help="load-balancing scheme")
-    parser.add_argument("--hwm", type=int, default=d.hwm, help="tasks queued per engine (0: no limit)")
-    parser.add_argument("--heartbeat", type=float, default=d.heartbeat, help="seconds between heartbeats")
-    parser.add_argument("--heartbeat-timeout", type=float, default=d.heartbeat_timeout,
-                        help="silence after which an engine is declared lost")
+    parser.add_argument(
+        "--hwm", type=int, default=d.hwm, help="tasks queued per engine (0: no limit)"
+    )
+    parser.add_argument(
+        "--heartbeat", type=float, default=d.heartbeat, help="seconds between heartbeats"
+    )
+    parser.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=d.heartbeat_timeout,
+        help="silence after which an engine is declared lost",
+    )
     parser.add_argument("--max-records", type=int, default=d.max_records, help="task records kept")
-    parser.add_argument("--max-record-bytes", type=int, default=d.max_record_bytes,
-                        help="bytes of results kept in task records")
+    parser.add_argument(
+        "--max-record-bytes",
+        type=int,
+        default=d.max_record_bytes,
+        help="bytes of results kept in task records",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level")
     args = parser.parse_args(argv)
     try:
@@ -296,9 +338,15 @@ def cmd_controller(argv: Sequence[str]) -> int:
         _fail(str(exc))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     config = ControllerConfig(
-        cluster_id=args.cluster_id, ip=args.ip, scheme=args.scheme, hwm=args.hwm,
-        heartbeat=args.heartbeat, heartbeat_timeout=args.heartbeat_timeout,
-        max_records=args.max_records, max_record_bytes=args.max_record_bytes, location=args.location,
+        cluster_id=args.cluster_id,
+        ip=args.ip,
+        scheme=args.scheme,
+        hwm=args.hwm,
+        heartbeat=args.heartbeat,
+        heartbeat_timeout=args.heartbeat_timeout,
+        max_records=args.max_records,
+        max_record_bytes=args.max_record_bytes,
+        location=args.location,
     )
     serve(config, args.file or str(paths.connection_file(args.cluster_id)))
     return 0
@@ -371,7 +419,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
-        print(f"par: error: unknown command {name!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        print(
+            f"par: error: unknown command {name!r}; commands: {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         return COMMANDS[name][0](rest)

@@ -113,9 +113,9 @@ class Cluster:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cluster:
         """Rebuild a cluster (and its launchers) from a cluster file's content."""
-        ctl = data.get("controller") or {}
-        sets = data.get("engines") or {}
-        first = next(iter(sets.values()), {}).get("launcher", "local")
+        ctl: dict[str, Any] = data.get("controller") or {}
+        sets: dict[str, Any] = data.get("engines") or {}
+        first = str(next(iter(sets.values()), {"launcher": "local"})["launcher"])
         self = cls(
             cluster_id=data["cluster_id"],
             controller=ctl.get("launcher", "local"),
@@ -172,18 +172,21 @@ class Cluster:
                 )
             paths.remove_cluster_dir(self.cluster_id)
         paths.make_private_dir(self.context.cluster_dir)
-        self.controller = self._controller_cls(
+        controller = self._controller_cls(
             self.context, controller_args=self.controller_args, **self.controller_options
         )
+        self.controller = controller  # type: ignore[assignment]
         try:
-            self.controller.start()
+            controller.start()
         except BaseException:
-            self.controller.stop()
+            controller.stop()
             paths.remove_cluster_dir(self.cluster_id)
             raise
         self.write_cluster_file()
 
-    def start_engines_sync(self, n: int | None = None, launcher: str | None = None, **options: Any) -> str:
+    def start_engines_sync(
+        self, n: int | None = None, launcher: str | None = None, **options: Any
+    ) -> str:
         """Start a new set of ``n`` engines; return its engine-set id."""
         n = n if n is not None else (self.n or os.cpu_count() or 1)
         if self.controller is None:
@@ -219,7 +222,9 @@ class Cluster:
         """A client connected to this cluster."""
         return Client(paths.connection_file(self.cluster_id), cluster=self)
 
-    def wait_for_engines_sync(self, client: Client, n: int, progress: Progress | None = None) -> None:
+    def wait_for_engines_sync(
+        self, client: Client, n: int, progress: Progress | None = None
+    ) -> None:
         """Wait until ``n`` engines are registered; fail early, with their output, if they die."""
         deadline = time.monotonic() + self.engine_timeout
         last = -1
@@ -250,7 +255,9 @@ class Cluster:
         text = "\n".join(o for o in outputs if o)
         return f"; their last output:\n{text}" if text else ""
 
-    def start_and_connect_sync(self, n: int | None = None, progress: Progress | None = None) -> Client:
+    def start_and_connect_sync(
+        self, n: int | None = None, progress: Progress | None = None
+    ) -> Client:
         """Start the cluster, connect a client, and wait for the engines."""
         n = n if n is not None else (self.n or os.cpu_count() or 1)
         self.start_cluster_sync(n)
@@ -311,7 +318,49 @@ class Cluster:
         self.stop_controller_sync()
         paths.remove_cluster_dir(self.cluster_id)
 
-    # ---- context manager ---------------------------------------------------------------------------
+    # ---- async forms, as in ipyparallel ----------------------------------------------------
+
+    async def start_controller(self) -> None:
+        """Async form of :meth:`start_controller_sync`."""
+        await asyncio.to_thread(self.start_controller_sync)
+
+    async def start_engines(self, n: int | None = None, launcher: str | None = None) -> str:
+        """Async form of :meth:`start_engines_sync`."""
+        return await asyncio.to_thread(self.start_engines_sync, n, launcher)
+
+    async def start_cluster(self, n: int | None = None) -> None:
+        """Async form of :meth:`start_cluster_sync`."""
+        await asyncio.to_thread(self.start_cluster_sync, n)
+
+    async def connect_client(self) -> Client:
+        """Async form of :meth:`connect_client_sync`."""
+        return await asyncio.to_thread(self.connect_client_sync)
+
+    async def start_and_connect(self, n: int | None = None) -> Client:
+        """Async form of :meth:`start_and_connect_sync`."""
+        return await asyncio.to_thread(self.start_and_connect_sync, n)
+
+    async def stop_engines(self, engine_set_id: str | None = None) -> None:
+        """Async form of :meth:`stop_engines_sync`."""
+        await asyncio.to_thread(self.stop_engines_sync, engine_set_id)
+
+    async def restart_engines(self, engine_set_id: str | None = None) -> None:
+        """Async form of :meth:`restart_engines_sync`."""
+        await asyncio.to_thread(self.restart_engines_sync, engine_set_id)
+
+    async def signal_engines(self, sig: int | str, engine_set_id: str | None = None) -> None:
+        """Async form of :meth:`signal_engines_sync`."""
+        await asyncio.to_thread(self.signal_engines_sync, sig, engine_set_id)
+
+    async def stop_controller(self) -> None:
+        """Async form of :meth:`stop_controller_sync`."""
+        await asyncio.to_thread(self.stop_controller_sync)
+
+    async def stop_cluster(self) -> None:
+        """Async form of :meth:`stop_cluster_sync`."""
+        await asyncio.to_thread(self.stop_cluster_sync)
+
+    # ---- context manager -----------------------------------------------------------------
 
     def __enter__(self) -> Client:
         return self.start_and_connect_sync()
@@ -326,30 +375,6 @@ class Cluster:
         await self.stop_cluster()
 
     def __repr__(self) -> str:
-        return f"<par.Cluster {self.cluster_id!r} engines={sum(e.n for e in self.engines.values())}>"
-
-
-def _make_async(name: str) -> Callable[..., Any]:
-    sync = getattr(Cluster, name + "_sync")
-
-    async def method(self: Cluster, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(sync, self, *args, **kwargs)
-
-    method.__name__ = name
-    method.__doc__ = f"Async form of :meth:`{name}_sync`."
-    return method
-
-
-for _name in (
-    "start_controller",
-    "start_engines",
-    "start_cluster",
-    "connect_client",
-    "start_and_connect",
-    "stop_engines",
-    "restart_engines",
-    "signal_engines",
-    "stop_controller",
-    "stop_cluster",
-):
-    setattr(Cluster, _name, _make_async(_name))
+        return (
+            f"<par.Cluster {self.cluster_id!r} engines={sum(e.n for e in self.engines.values())}>"
+        )

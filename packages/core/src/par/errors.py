@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-TimeoutError = builtins.TimeoutError  # noqa: A001 - the name ipyparallel users import
+TimeoutError = builtins.TimeoutError
 
 
 class ParError(Exception):

@@ -32,4 +32,4 @@ hookimpl = pluggy.HookimplMarker("par")
 
 @hookspec
 def par_register_launchers(register: LauncherRegistry) -> None:
-    """Called once when par first needs launchers: call ``register(cls)`` for each class you provide."""
+    """Called once when par first needs launchers: call ``register(cls)`` for each class."""

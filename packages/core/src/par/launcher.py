@@ -97,7 +97,9 @@ class ControllerLauncher(Launcher):
 
     KIND = "controller"
 
-    def __init__(self, context: LaunchContext, controller_args: list[str] | None = None, **options: Any) -> None:
+    def __init__(
+        self, context: LaunchContext, controller_args: list[str] | None = None, **options: Any
+    ) -> None:
         super().__init__(context, **options)
         self.controller_args = list(controller_args or [])
 
@@ -128,7 +130,13 @@ class EngineSetLauncher(Launcher):
 
     def engine_command(self) -> list[str]:
         """The command that runs one engine of this cluster."""
-        return [self.context.python, "-m", "par.engine", "--file", str(self.context.connection_file)]
+        return [
+            self.context.python,
+            "-m",
+            "par.engine",
+            "--file",
+            str(self.context.connection_file),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """State to restore this engine set elsewhere."""

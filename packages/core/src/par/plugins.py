@@ -55,7 +55,9 @@ class LauncherRegistry:
         elif issubclass(cls, EngineSetLauncher):
             table = self.engines
         else:
-            raise PluginError(f"{cls.__qualname__} is neither a ControllerLauncher nor an EngineSetLauncher")
+            raise PluginError(
+                f"{cls.__qualname__} is neither a ControllerLauncher nor an EngineSetLauncher"
+            )
         plugin, package, version = self._current
         if name in table and table[name].cls is not cls:
             raise PluginError(

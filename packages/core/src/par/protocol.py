@@ -31,7 +31,7 @@ import msgspec
 
 DELIM = b"<PAR|MSG>"
 SIG_SIZE = 16
-MAX_HEADER_BYTES = 1 << 20
+MAX_HEADER_BYTES = 16 << 20  # a sanity bound: captured output (capped per task) rides in headers
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(dict).decode

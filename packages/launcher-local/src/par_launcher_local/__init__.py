@@ -18,7 +18,9 @@ class LocalControllerLauncher(ControllerLauncher):
     PLUGIN_NAME = "local"
     OPTIONS = (
         Option("ip", str, "127.0.0.1", "address the controller listens on ('0.0.0.0': all)"),
-        Option("location", str, "", "host name engines use to reach the controller (with ip 0.0.0.0)"),
+        Option(
+            "location", str, "", "host name engines use to reach the controller (with ip 0.0.0.0)"
+        ),
         Option("start_timeout", float, 30.0, "seconds to wait for the controller to come up"),
     )
 

@@ -9,10 +9,12 @@ thread, so the I/O thread never spends time on results nobody reads.
 from __future__ import annotations
 
 import asyncio
+import operator
 import threading
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .. import protocol, serialize
@@ -20,6 +22,7 @@ from ..errors import CompositeError, RemoteError, remote_error_from
 
 if TYPE_CHECKING:
     from .client import Client
+
 
 class Metadata(dict[str, Any]):
     """Per-message metadata, readable as attributes (``md.engine_id``)."""
@@ -83,7 +86,7 @@ class Reply:
         return remote_error_from(content, self.header.get("e"), self.header.get("m", "apply"))
 
 
-class AsyncResult(Future):  # type: ignore[type-arg]
+class AsyncResult(Future[Any]):
     """The pending result of one or more messages; a ``concurrent.futures.Future``."""
 
     def __init__(
@@ -306,20 +309,22 @@ class AsyncMapResult(AsyncResult):
         if self.ordered:
             for m in self.msg_ids:
                 with self._cond:
-                    self._cond.wait_for(lambda m=m: m in self._replies)
+                    self._cond.wait_for(partial(operator.contains, self._replies, m))
                 yield from self._chunk(m)
         else:
             seen = 0
             while seen < len(self.msg_ids):
                 with self._cond:
-                    self._cond.wait_for(lambda: len(self._order) > seen)
+                    self._cond.wait_for(partial(self._arrived_beyond, seen))
                     m = self._order[seen]
                 seen += 1
                 yield from self._chunk(m)
+
+    def _arrived_beyond(self, n: int) -> bool:
+        return len(self._order) > n
 
     def _chunk(self, msg_id: str) -> list[Any]:
         reply = self._replies[msg_id]
         if not reply.ok:
             raise reply.error()
         return list(reply.value())
-

@@ -20,7 +20,7 @@ from typing import Any
 import zmq
 
 from .. import connection, protocol, serialize
-from ..errors import ClusterError, NoEnginesRegistered, ParError
+from ..errors import NoEnginesRegistered, ParError
 from ..protocol import Session
 from .asyncresult import AsyncMapResult, AsyncResult, Metadata, new_metadata
 from .io import IOThread
@@ -271,7 +271,9 @@ class Client:
         with self._engines_changed:
             return dict(self._engines)
 
-    def wait_for_engines(self, n: int | None = None, *, timeout: float = -1, block: bool = True) -> None:
+    def wait_for_engines(
+        self, n: int | None = None, *, timeout: float = -1, block: bool = True
+    ) -> None:
         """Wait until at least ``n`` engines are registered (all current ones if ``n`` is None)."""
         want = n if n is not None else max(len(self._engines), 1)
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
@@ -328,7 +330,9 @@ class Client:
     def load_balanced_view(self, targets: Any = None, **flags: Any) -> LoadBalancedView:
         """A LoadBalancedView: each task goes to whichever engine is free."""
         if targets is not None:
-            raise NotImplementedError("restricting a load-balanced view to targets is not yet supported")
+            raise NotImplementedError(
+                "restricting a load-balanced view to targets is not yet supported"
+            )
         return LoadBalancedView(self, **flags)
 
     # ---- waiting and control -----------------------------------------------------------------
@@ -369,7 +373,11 @@ class Client:
         return out
 
     def abort(
-        self, jobs: Any = None, targets: Any = None, block: bool | None = None, everyone: bool = False
+        self,
+        jobs: Any = None,
+        targets: Any = None,
+        block: bool | None = None,
+        everyone: bool = False,
     ) -> None:
         """Abort tasks that have not started (all of this client's outstanding tasks by default).
 
@@ -395,11 +403,17 @@ class Client:
         self._query("signal", sig=sig, targets=tg)
 
     def shutdown(
-        self, targets: Any = "all", restart: bool = False, hub: bool = False, block: bool | None = None
+        self,
+        targets: Any = "all",
+        restart: bool = False,
+        hub: bool = False,
+        block: bool | None = None,
     ) -> None:
         """Stop engines (and the controller too with ``hub=True``)."""
         if restart:
-            raise NotImplementedError("restart engines through their cluster: Cluster.restart_engines()")
+            raise NotImplementedError(
+                "restart engines through their cluster: Cluster.restart_engines()"
+            )
         tg = None if targets in (None, "all") else self._build_targets(targets)
         stopped = self._query("shutdown", targets=tg, hub=hub)
         if block or (block is None and self.block) or hub:
@@ -418,7 +432,7 @@ class Client:
             return
         self._closed = True
         try:
-            qid, frames = self._query_frames("close", {})
+            _, frames = self._query_frames("close", {})
             self._send_frames(frames)
         except zmq.ZMQError:
             pass

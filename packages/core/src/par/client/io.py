@@ -73,7 +73,9 @@ class IOThread(threading.Thread):
             except Exception:
                 log.exception("error handling a %r message", msg.kind)
 
-    def _on_message(self, kind: str, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
+    def _on_message(
+        self, kind: str, h: dict[str, Any], payload: list[Any], buffers: list[Any]
+    ) -> None:
         if kind == "reply":
             self._on_reply(Reply(h, payload, buffers))
         elif kind == "stream":

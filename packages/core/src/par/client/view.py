@@ -27,7 +27,7 @@ def _name(f: Callable[..., Any]) -> str:
 class View:
     """What all views share: flags, blocking and non-blocking calls, waiting."""
 
-    _flag_names = ("block",)
+    _flag_names: tuple[str, ...] = ("block",)
 
     def __init__(self, client: Client, block: bool = False, **flags: Any) -> None:
         self.client = client
@@ -70,7 +70,9 @@ class View:
         """Call ``f(*args, **kwargs)`` remotely and wait for the result."""
         return self._apply(__par_f, args, kwargs).get()
 
-    def map(self, f: Callable[..., Any], *sequences: Any, block: bool | None = None, **kw: Any) -> Any:
+    def map(
+        self, f: Callable[..., Any], *sequences: Any, block: bool | None = None, **kw: Any
+    ) -> Any:
         """Parallel ``map(f, *sequences)``; an AsyncMapResult unless blocking."""
         return self._finish(self._map(f, sequences, **kw), block)
 
@@ -101,7 +103,9 @@ class View:
 def _check_sequences(sequences: Any) -> list[Any]:
     if not sequences:
         raise TypeError("map needs at least one sequence")
-    seqs = [s if hasattr(s, "__getitem__") and hasattr(s, "__len__") else list(s) for s in sequences]
+    seqs = [
+        s if hasattr(s, "__getitem__") and hasattr(s, "__len__") else list(s) for s in sequences
+    ]
     n = min(len(s) for s in seqs)
     return [s[:n] if len(s) != n else s for s in seqs]
 
@@ -111,7 +115,9 @@ class DirectView(View):
 
     _flag_names = ("block", "targets")
 
-    def __init__(self, client: Client, targets: Any = "all", block: bool = False, **flags: Any) -> None:
+    def __init__(
+        self, client: Client, targets: Any = "all", block: bool = False, **flags: Any
+    ) -> None:
         self.targets = targets
         super().__init__(client, block, **flags)
 
@@ -148,7 +154,7 @@ class DirectView(View):
         seqs = _check_sequences(sequences)
         tg, _ = self._resolve()
         pieces = [partition.partition(s, len(tg)) for s in seqs]
-        calls = [
+        calls: list[tuple[int, tuple[Any, ...], dict[str, Any]]] = [
             (target, tuple(p[i] for p in pieces), {})
             for i, target in enumerate(tg)
             if len(pieces[0][i])
@@ -168,7 +174,10 @@ class DirectView(View):
         tg, single = self._resolve(targets)
         client = self.client
         ar = client._direct(
-            "execute", tg, [code.encode()], [],
+            "execute",
+            tg,
+            [code.encode()],
+            [],
             lambda ids: AsyncResult(client, ids, "execute", single=single),
         )
         return self._finish(ar, block)
@@ -219,7 +228,7 @@ class DirectView(View):
         """Split ``seq`` across the engines, storing each part under ``key``."""
         tg, _ = self._resolve(targets)
         parts = partition.partition(seq, len(tg), dist)
-        calls = [
+        calls: list[tuple[int, tuple[Any, ...], dict[str, Any]]] = [
             (t, ({key: part[0] if flatten and len(part) == 1 else part},), {})
             for t, part in zip(tg, parts, strict=True)
         ]
@@ -229,11 +238,16 @@ class DirectView(View):
         )
         return self._finish(ar, block)
 
-    def gather(self, key: str, dist: str = "b", targets: Any = None, block: bool | None = None) -> Any:
+    def gather(
+        self, key: str, dist: str = "b", targets: Any = None, block: bool | None = None
+    ) -> Any:
         """Pull ``key`` from each engine and join the parts (the inverse of scatter)."""
         tg, _ = self._resolve(targets)
         ar = self._send_apply(
-            remote.pull, (key,), {}, tg,
+            remote.pull,
+            (key,),
+            {},
+            tg,
             lambda ids: _Joined(self.client, ids, dist),
         )
         return self._finish(ar, block)
@@ -280,7 +294,9 @@ class LoadBalancedView(View):
         seqs = _check_sequences(sequences)
         n = len(seqs[0])
         starts = range(0, n, chunksize)
-        calls = [(tuple(s[lo : lo + chunksize] for s in seqs), {}) for lo in starts]
+        calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+            (tuple(s[lo : lo + chunksize] for s in seqs), {}) for lo in starts
+        ]
         sizes = [min(chunksize, n - lo) for lo in starts]
         client = self.client
         return client._tasks(  # type: ignore[return-value]

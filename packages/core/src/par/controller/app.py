@@ -149,7 +149,6 @@ class Controller:
     # ---- client requests -----------------------------------------------------------------
 
     def _on_client(self, msg: Message) -> None:
-        h = msg.header
         kind = msg.kind
         if kind in ("apply", "execute"):
             self._on_request(msg)
@@ -188,7 +187,7 @@ class Controller:
 
     def _dispatch(self) -> None:
         for task, engine in self.tasks.assign(self.engines.up()):
-            body = task.body
+            body = task.body or []
             task.body = None
             engine.last_assigned = time.monotonic()
             rec = self.records.get(task.msg_id)
@@ -199,7 +198,6 @@ class Controller:
     # ---- engine work replies ---------------------------------------------------------------
 
     def _on_engine(self, msg: Message, frames: list[Any]) -> None:
-        h = msg.header
         kind = msg.kind
         ident = bytes(msg.routing[0]) if msg.routing else b""
         engine = self.engines.by_uuid.get(ident)
@@ -221,7 +219,7 @@ class Controller:
 
     def _on_reply(self, engine: Engine, msg: Message) -> None:
         h = msg.header
-        mid = h.get("id")
+        mid = str(h.get("id"))
         p = self.pending.pop(mid, None)
         engine.outstanding.pop(mid, None)
         status = h.get("st", "ok")
@@ -268,7 +266,12 @@ class Controller:
 
     def _flush_notices(self) -> None:
         if self._notices:
-            header = {"t": "event", "k": "tasks", "d": {"tasks": self._notices}, "time": time.time()}
+            header = {
+                "t": "event",
+                "k": "tasks",
+                "d": {"tasks": self._notices},
+                "time": time.time(),
+            }
             frames = self.session.serialize(header)
             for client in self.monitors:
                 self.client_sock.send_multipart([client, *frames], copy=False)
@@ -311,13 +314,15 @@ class Controller:
         """Unregister an engine and fail what it held."""
         self.engines.remove(engine)
         log.warning("engine %d %s: %s", engine.id, how, reason)
-        for mid, p in list(engine.outstanding.items()):
-            self.pending.pop(mid, None)
-            text = f"engine {engine.id} (pid {engine.pid} on {engine.host}) {reason}"
-            self._error_reply(p, "EngineError", f"{text} while holding task {mid}", engine.id)
+        held = list(engine.outstanding.items())
         engine.outstanding.clear()
         engine.state = how
+        # The event goes first: a client that sees the error already sees the engine gone.
         self._event("engine_" + how, {**engine.describe(), "reason": reason})
+        text = f"engine {engine.id} (pid {engine.pid} on {engine.host}) {reason}"
+        for mid, p in held:
+            self.pending.pop(mid, None)
+            self._error_reply(p, "EngineError", f"{text} while holding task {mid}", engine.id)
         self._dispatch()
 
     def _on_disconnect(self, fd: int) -> None:
@@ -330,8 +335,13 @@ class Controller:
         cfg = self.config
         for engine in list(self.engines.by_id.values()):
             silent = now - engine.last_seen
-            if engine.disconnected_at is not None and now - engine.disconnected_at > cfg.disconnect_grace:
-                self._lose(engine, "lost", "closed its connection (the process exited or was killed)")
+            if (
+                engine.disconnected_at is not None
+                and now - engine.disconnected_at > cfg.disconnect_grace
+            ):
+                self._lose(
+                    engine, "lost", "closed its connection (the process exited or was killed)"
+                )
             elif silent > cfg.heartbeat_timeout:
                 self._lose(engine, "lost", f"missed heartbeats for {silent:.1f} s")
             elif engine.state == "registering" and silent > cfg.registration_timeout:
@@ -423,9 +433,9 @@ class Controller:
             aborted.append(p.msg_id)
         by_engine: dict[int, list[str]] = {}
         for mid in ids:
-            p = self.pending.get(mid)
-            if p is not None and p.engine is not None:
-                by_engine.setdefault(p.engine, []).append(mid)
+            held = self.pending.get(mid)
+            if held is not None and held.engine is not None:
+                by_engine.setdefault(held.engine, []).append(mid)
         for eid, mids in by_engine.items():
             engine = self.engines.by_id.get(eid)
             if engine is not None:
@@ -479,7 +489,7 @@ class Controller:
         next_check = time.monotonic() + tick
         try:
             while self._stop_at is None or time.monotonic() < self._stop_at:
-                events = poller.poll(tick * 1000)
+                events = poller.poll(int(tick * 1000))
                 for sock, _ in events:
                     self._drain(sock, handlers[sock])
                 if self._notices:

@@ -13,10 +13,12 @@ def run() -> int:
     parser.add_argument("--file", required=True, help="the cluster's connection file")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait to register")
     parser.add_argument(
-        "--output-limit", type=int, default=8 << 20, help="characters of output kept per task"
+        "--output-limit", type=int, default=1 << 20, help="characters of output kept per task"
     )
     parser.add_argument(
-        "--controller-timeout", type=float, default=60.0,
+        "--controller-timeout",
+        type=float,
+        default=60.0,
         help="stop after the controller is silent this many seconds",
     )
     args = parser.parse_args()

@@ -113,7 +113,12 @@ class Engine:
         """Run one request and send its reply."""
         h = msg.header
         mid = self._my_id(h)
-        reply: dict[str, Any] = {"t": "reply", "id": mid, "e": self.control.engine_id, "m": msg.kind}
+        reply: dict[str, Any] = {
+            "t": "reply",
+            "id": mid,
+            "e": self.control.engine_id,
+            "m": msg.kind,
+        }
         payload: list[Any] = []
         buffers: list[Any] = []
         if mid in self.control.aborted:

@@ -13,7 +13,9 @@ import sys
 import threading
 from typing import TextIO
 
-DEFAULT_OUTPUT_LIMIT = 8 << 20
+DEFAULT_OUTPUT_LIMIT = (
+    1 << 20
+)  # characters per task; keeps reply headers far below MAX_HEADER_BYTES
 
 
 class TaskOutput:

@@ -97,7 +97,12 @@ class ControlThread(threading.Thread):
             sock.close()
 
     def _register(self, sock: zmq.Socket) -> None:
-        header = {"t": "reg", "pid": os.getpid(), "host": socket.gethostname(), "info": self._info()}
+        header = {
+            "t": "reg",
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "info": self._info(),
+        }
         self._send(sock, header)
 
     def _loop(self, sock: zmq.Socket) -> None:
@@ -107,7 +112,7 @@ class ControlThread(threading.Thread):
         last_reg = time.monotonic()
         while not self.closing.is_set():
             timeout = STREAM_INTERVAL if self.capture.current is not None else self.heartbeat / 4
-            if sock.poll(timeout * 1000):
+            if sock.poll(int(timeout * 1000)):
                 while True:
                     try:
                         frames = sock.recv_multipart(zmq.NOBLOCK)
@@ -146,7 +151,7 @@ class ControlThread(threading.Thread):
         elif kind == "abort":
             self.aborted.update(h.get("ids", []))
         elif kind == "signal":
-            sig = h.get("sig")
+            sig = h["sig"]
             signum = getattr(signal, sig) if isinstance(sig, str) else int(sig)
             os.kill(os.getpid(), signum)
         elif kind == "stop":
@@ -157,5 +162,11 @@ class ControlThread(threading.Thread):
         if current is None:
             return
         for name, text in current.take().items():
-            header = {"t": "stream", "id": current.msg_id, "e": self.engine_id, "n": name, "d": text}
+            header = {
+                "t": "stream",
+                "id": current.msg_id,
+                "e": self.engine_id,
+                "n": name,
+                "d": text,
+            }
             self._send(sock, header)

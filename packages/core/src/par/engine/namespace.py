@@ -1,10 +1,11 @@
 """The engine's user namespace, and the helpers clients call in it.
 
-Functions defined interactively on the client (in ``__main__``) run with
-this namespace as their globals, as in ipyparallel: names pushed to or
-defined on the engine resolve, and ``global`` assignments persist. Globals
-that cloudpickle captured on the client fill in names the engine lacks, for
-the duration of the call only, so a later call sees the client's new value.
+Functions defined interactively on the client (in ``__main__``, or any
+function cloudpickle sends by value) run with this namespace as their
+globals, as in ipyparallel: names pushed to or defined on the engine
+resolve, and ``global`` assignments persist. Globals that cloudpickle
+captured on the client fill in names the engine lacks, for the duration of
+the call only, so a later call sees the client's new value.
 
 ``push``, ``pull`` and friends are sent by reference (they are importable),
 so invoking one costs a few bytes.
@@ -45,8 +46,9 @@ class Interactive:
 
 
 def bind(f: Any) -> Callable[..., Any]:
-    """Make an unpickled callable run in the user namespace if it came from ``__main__``."""
-    if not isinstance(f, types.FunctionType) or f.__module__ != "__main__":
+    """Make a function that arrived by value (defined in ``__main__`` or a module the
+    engine cannot import) run in the user namespace; leave importable functions alone."""
+    if not isinstance(f, types.FunctionType):
         return f
     module = sys.modules.get(f.__module__)
     if module is not None and f.__globals__ is module.__dict__:

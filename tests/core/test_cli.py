@@ -1,0 +1,190 @@
+"""The `par` command, run as a user runs it, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import par
+import psutil
+import pytest
+from par import paths
+
+from ..conftest import par_cli
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(par_cli(*args), capture_output=True, text=True, timeout=timeout)
+
+
+def cluster_pids(cluster_id: str) -> list[int]:
+    data = json.loads(paths.cluster_file(cluster_id).read_text())
+    pids = [data["controller"]["state"]["process"]["pid"]]
+    for es in data["engines"].values():
+        pids += [p["pid"] for p in es["state"]["processes"]]
+    return pids
+
+
+def assert_all_gone(pids: list[int], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    alive = pids
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+        if not alive:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"processes still running: {alive}")
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["", "start", "stop", "list", "engines", "controller", "engine", "launchers", "monitor"],
+)
+def test_every_command_has_help(command: str) -> None:
+    args = [command, "--help"] if command else ["--help"]
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    assert "usage" in result.stdout.lower()
+
+
+def test_unknown_command_is_a_one_line_error() -> None:
+    result = run("strat")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "unknown command 'strat'" in result.stderr
+
+
+def test_unknown_launcher_lists_the_installed_ones() -> None:
+    result = run("start", "--launcher", "nope", "-n", "1")
+    assert result.returncode == 1
+    line = result.stderr.strip()
+    assert "\n" not in line
+    assert "unknown engine launcher 'nope'" in line
+    assert "installed: " in line and "local" in line
+
+
+def test_stop_without_a_running_cluster_says_so() -> None:
+    result = run("stop", "--cluster-id", "not-running")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "par stop: error: no cluster 'not-running' is running"
+
+
+def test_client_without_a_cluster_or_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(
+        par.ClusterError, match=r"no cluster 'ghost' is running: start one with `par start"
+    ):
+        par.Client(cluster_id="ghost")
+    with pytest.raises(par.ClusterError, match="not found: start a cluster with `par start`"):
+        par.Client(tmp_path / "missing.json", timeout=0.2)
+
+
+def test_engines_command_without_a_cluster_fails_cleanly() -> None:
+    result = run("engines", "-n", "1", "--cluster-id", "absent")
+    assert result.returncode == 1
+    assert "no cluster 'absent' is running" in result.stderr
+
+
+def test_daemonized_cluster_can_be_listed_grown_and_stopped() -> None:
+    result = run("start", "-n", "2", "--daemonize", "--cluster-id", "cli-d")
+    assert result.returncode == 0, result.stderr
+    assert "is up with 2 engines" in result.stdout
+    assert "par.Client(cluster_id='cli-d')" in result.stdout
+    conn = paths.connection_file("cli-d")
+    assert conn.stat().st_mode & 0o777 == 0o600
+    assert paths.cluster_file("cli-d").stat().st_mode & 0o777 == 0o600
+    try:
+        listing = run("list")
+        assert any(
+            line.split()[:3] == ["cli-d", "running", "2"] for line in listing.stdout.splitlines()
+        ), listing.stdout
+        grown = run("engines", "-n", "1", "--cluster-id", "cli-d")
+        assert grown.returncode == 0, grown.stderr
+        assert "now has 3 engines" in grown.stdout
+        with par.Client(cluster_id="cli-d") as rc:
+            rc.wait_for_engines(3, timeout=30)
+            assert rc.ids == [0, 1, 2]
+            assert rc[:].apply_sync(lambda: 1) == [1, 1, 1]
+        pids = cluster_pids("cli-d")
+        assert len(pids) == 4
+    finally:
+        stopped = run("stop", "--cluster-id", "cli-d")
+    assert stopped.returncode == 0, stopped.stderr
+    assert_all_gone(pids)
+    assert not paths.cluster_dir("cli-d").exists()
+    assert "cli-d" not in run("list").stdout
+
+
+def test_second_start_of_the_same_cluster_is_refused() -> None:
+    assert run("start", "-n", "1", "--daemonize", "--cluster-id", "cli-twice").returncode == 0
+    try:
+        again = run("start", "-n", "1", "--daemonize", "--cluster-id", "cli-twice")
+        assert again.returncode == 1
+        assert "already running" in again.stderr
+    finally:
+        pids = cluster_pids("cli-twice")
+        run("stop", "--cluster-id", "cli-twice")
+    assert_all_gone(pids)
+
+
+def test_ctrl_c_on_a_foreground_start_leaves_no_process() -> None:
+    proc = subprocess.Popen(
+        par_cli("start", "-n", "2", "--cluster-id", "cli-fg"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "is up with 2 engines" in line, proc.stderr.read() if proc.stderr else ""
+        pids = cluster_pids("cli-fg")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert_all_gone([*pids, proc.pid])
+    assert not paths.cluster_dir("cli-fg").exists()
+
+
+def test_stop_all_stops_every_cluster() -> None:
+    for cid in ("cli-a1", "cli-a2"):
+        assert run("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
+    pids = cluster_pids("cli-a1") + cluster_pids("cli-a2")
+    result = run("stop", "--all")
+    assert result.returncode == 0, result.stderr
+    assert "stopped cluster 'cli-a1'" in result.stdout
+    assert_all_gone(pids)
+
+
+def test_launchers_lists_the_local_plugin() -> None:
+    result = run("launchers")
+    assert result.returncode == 0
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    assert rows[0][:3] == ["local", "controller", "par-launcher-local"]
+    assert any(r[:3] == ["local", "engines", "par-launcher-local"] for r in rows)
+
+
+def test_controller_refuses_a_bad_cluster_id() -> None:
+    result = run("controller", "--cluster-id", "../escape")
+    assert result.returncode == 1
+    assert "invalid cluster id" in result.stderr
+
+
+def test_no_par_process_outlives_the_tests_of_this_module() -> None:
+    home = os.environ["PAR_HOME"]
+    leftovers = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            env = proc.info["environ"] or {}
+        except psutil.Error:
+            continue
+        ours = ("par.engine" in cmd or "par.controller" in cmd) and env.get("PAR_HOME") == home
+        if ours and "cli-" in cmd:
+            leftovers.append((proc.pid, cmd))
+    assert not leftovers

@@ -1,0 +1,168 @@
+"""Engines that die, hang, get interrupted, or receive forged and garbage messages."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import par
+import pytest
+import zmq
+from par import protocol
+
+
+@pytest.fixture
+def small_cluster() -> Iterator[tuple[par.Cluster, par.Client]]:
+    """Two engines under a controller with fast heartbeats, for destructive tests."""
+    c = par.Cluster(n=2, controller_args=["--heartbeat", "0.2", "--heartbeat-timeout", "1.5"])
+    rc = c.start_and_connect_sync()
+    try:
+        yield c, rc
+    finally:
+        c.stop_cluster_sync()
+
+
+def test_sigkilled_engine_turns_its_task_into_engine_error(small_cluster) -> None:
+    _, rc = small_cluster
+    pid = rc[1].apply_sync(os.getpid)
+    ar = rc[1].apply_async(time.sleep, 60)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(par.EngineError) as info:
+        ar.get(timeout=10)
+    assert time.monotonic() - t0 < 5
+    assert f"pid {pid}" in info.value.evalue
+    assert rc.ids == [0]
+    assert rc[0].apply_sync(lambda: "alive") == "alive"
+
+
+def test_frozen_engine_is_declared_lost_by_heartbeat(small_cluster) -> None:
+    _, rc = small_cluster
+    pid = rc[0].apply_sync(os.getpid)
+    ar = rc[0].apply_async(time.sleep, 60)
+    time.sleep(0.2)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(par.EngineError, match="missed heartbeats"):
+            ar.get(timeout=15)
+        assert 0 not in rc.ids
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_load_balanced_tasks_held_by_a_dead_engine_fail_and_others_run(small_cluster) -> None:
+    _, rc = small_cluster
+    lv = rc.load_balanced_view()
+    pids = set(rc[:].apply_sync(os.getpid))
+    victim = rc[1].apply_sync(os.getpid)
+    ars = [lv.apply_async(lambda: (time.sleep(0.5), os.getpid())[1]) for _ in range(6)]
+    time.sleep(0.2)
+    os.kill(victim, signal.SIGKILL)
+    outcomes = [ar.get(timeout=30, return_exceptions=True) for ar in ars]
+    errors = [o for o in outcomes if isinstance(o, par.EngineError)]
+    ok = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert errors, "the dead engine held at least one task"
+    assert ok and set(ok) <= pids - {victim}
+
+
+def test_sigint_interrupts_a_running_task_and_the_engine_survives(small_cluster) -> None:
+    _, rc = small_cluster
+
+    def spin() -> None:
+        while True:
+            time.sleep(0.01)
+
+    ar = rc[0].apply_async(spin)
+    time.sleep(0.3)
+    rc.send_signal("SIGINT", targets=[0])
+    with pytest.raises(par.RemoteError) as info:
+        ar.get(timeout=10)
+    assert info.value.ename == "KeyboardInterrupt"
+    assert rc[0].apply_sync(lambda: 1 + 1) == 2
+    rc.send_signal(signal.SIGINT, targets=[0])  # idle: ignored, engine stays
+    time.sleep(0.3)
+    assert rc.ids == [0, 1]
+
+
+def test_engine_answers_heartbeats_while_user_code_holds_the_cpu(small_cluster) -> None:
+    _, rc = small_cluster
+
+    def busy(seconds: float) -> int:
+        end = time.monotonic() + seconds
+        n = 0
+        while time.monotonic() < end:
+            n += 1
+        return n
+
+    assert rc[0].apply_sync(busy, 3.0) > 0  # twice the heartbeat timeout
+    assert rc.ids == [0, 1]
+
+
+def test_message_signed_with_the_wrong_key_is_not_executed(small_cluster, tmp_path: Path) -> None:
+    _, rc = small_cluster
+    marker = tmp_path / "forged-ran"
+    info = rc._info
+    forger = protocol.Session(b"not the cluster key")
+
+    def forged() -> None:
+        Path(marker).write_text("ran")
+
+    from par import serialize
+
+    fdata, digest = serialize.dumps_function(forged)
+    adata, _ = serialize.dumps(((), {}))
+    ctx = zmq.Context()
+    try:
+        sock = ctx.socket(zmq.DEALER)
+        sock.connect(info.client_url)
+        header = {"t": "apply", "q": "d", "ids": ["forged"], "tg": [0], "f": digest, "c": b"x"}
+        sock.send_multipart(forger.serialize(header, [fdata, adata]))
+        time.sleep(0.5)
+    finally:
+        ctx.destroy(linger=0)
+    assert not marker.exists()
+    assert rc.status()["dropped"] >= 1
+    assert rc[0].apply_sync(lambda: "fine") == "fine"
+
+
+@pytest.mark.parametrize("which", ["client_url", "engine_url", "control_url"])
+def test_garbage_on_every_controller_socket_is_dropped(small_cluster, which: str) -> None:
+    _, rc = small_cluster
+    url = getattr(rc._info, which)
+    before = rc.status()["dropped"]
+    ctx = zmq.Context()
+    try:
+        for kind in (zmq.DEALER, zmq.REQ, zmq.PUSH):
+            sock = ctx.socket(kind)
+            sock.connect(url)
+            for frames in (
+                [b""],
+                [b"garbage"],
+                [protocol.DELIM],
+                [protocol.DELIM, b"s", b"\xff" * 50],
+                [b"x" * 100_000, protocol.DELIM, b"1" * 16, b"\x80"],
+            ):
+                sock.send_multipart(frames)
+                if kind == zmq.REQ:
+                    break
+        time.sleep(0.5)
+    finally:
+        ctx.destroy(linger=0)
+    assert rc.status()["dropped"] > before
+    assert rc[:].apply_sync(lambda: 3) == [3, 3]
+
+
+def test_garbage_sent_straight_to_an_engine_port_does_not_kill_it(small_cluster) -> None:
+    """Raw TCP junk at the controller's engine port: nobody crashes."""
+    import socket as pysocket
+
+    _, rc = small_cluster
+    host, port = rc._info.engine_url.rsplit(":", 1)
+    with pysocket.create_connection((host.split("//")[1], int(port)), timeout=5) as s:
+        s.sendall(os.urandom(4096))
+    time.sleep(0.3)
+    assert rc[:].apply_sync(lambda: "ok") == ["ok", "ok"]
