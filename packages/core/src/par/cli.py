@@ -330,6 +330,12 @@ def cmd_controller(argv: Sequence[str]) -> int:
         default=d.max_record_bytes,
         help="bytes of results kept in task records",
     )
+    parser.add_argument(
+        "--curve",
+        default=d.curve,
+        choices=("auto", "on", "off"),
+        help="CurveZMQ encryption (auto: on whenever listening beyond loopback)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level")
     args = parser.parse_args(argv)
     try:
@@ -347,6 +353,7 @@ def cmd_controller(argv: Sequence[str]) -> int:
         max_records=args.max_records,
         max_record_bytes=args.max_record_bytes,
         location=args.location,
+        curve=args.curve,
     )
     serve(config, args.file or str(paths.connection_file(args.cluster_id)))
     return 0

@@ -23,6 +23,14 @@ class ConnectionInfo:
     controller_pid: int
     location: str
     signature_scheme: str = "blake2b-128"
+    curve_serverkey: str = ""  # the controller's public Curve key; empty: no encryption
+
+    def secure(self, sock: Any) -> None:
+        """Set up Curve encryption on a socket about to connect, if this cluster uses it."""
+        if self.curve_serverkey:
+            from .curve import make_client
+
+            make_client(sock, self.curve_serverkey)
 
     @property
     def key_bytes(self) -> bytes:
@@ -41,7 +49,9 @@ class ConnectionInfo:
     def from_dict(cls, data: dict[str, Any]) -> ConnectionInfo:
         """Build from a dict, ignoring keys this version does not know."""
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        missing = set(cls.__dataclass_fields__) - set(known) - {"signature_scheme"}
+        missing = (
+            set(cls.__dataclass_fields__) - set(known) - {"signature_scheme", "curve_serverkey"}
+        )
         if missing:
             raise ClusterError(f"connection file lacks {', '.join(sorted(missing))}")
         return cls(**known)

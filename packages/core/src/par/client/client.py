@@ -66,6 +66,7 @@ class Client:
         self._req = self._ctx.socket(zmq.DEALER)
         self._req.setsockopt(zmq.LINGER, 1000)
         self._req.setsockopt(zmq.SNDHWM, 0)
+        self._info.secure(self._req)
         self._req.connect(self._info.client_url)
         self._send_lock = threading.Lock()
         self._pending: dict[str, AsyncResult] = {}

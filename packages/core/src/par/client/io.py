@@ -46,6 +46,7 @@ class IOThread(threading.Thread):
         sock.setsockopt(zmq.ROUTING_ID, client._ident)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
+        client._info.secure(sock)
         sock.connect(client._info.client_url)
         sock.send_multipart(self.first)
         try:

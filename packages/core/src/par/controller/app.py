@@ -32,6 +32,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from .. import protocol
 from ..connection import ConnectionInfo
+from ..curve import make_server, server_keypair, wanted
 from ..protocol import Message, Session
 from .engines import Engine, EngineRegistry, Pending
 from .records import Record, RecordStore
@@ -55,6 +56,7 @@ class ControllerConfig:
     max_records: int = 10_000
     max_record_bytes: int = 256 << 20
     location: str = ""
+    curve: str = "auto"  # auto: encrypt whenever listening beyond loopback
 
 
 class Controller:
@@ -76,6 +78,7 @@ class Controller:
         self.started = time.time()
         self.running = False
         self._stop_at: float | None = None
+        self.curve_keys = server_keypair() if wanted(config.curve, config.ip) else None
 
         self.client_sock = self._router()
         self.engine_sock = self._router()
@@ -97,6 +100,8 @@ class Controller:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
+        if self.curve_keys is not None:
+            make_server(sock, self.curve_keys[1])
         return sock
 
     @staticmethod
@@ -119,6 +124,7 @@ class Controller:
             control_url=urls["control"],
             controller_pid=os.getpid(),
             location=self.config.location or socket.gethostname(),
+            curve_serverkey=self.curve_keys[0] if self.curve_keys else "",
         )
 
     # ---- sending -------------------------------------------------------------------------
@@ -554,7 +560,12 @@ def serve(config: ControllerConfig, connection_file: str | None) -> None:
         from pathlib import Path
 
         info.write(Path(connection_file))
-    log.info("controller %s listening on %s", config.cluster_id, controller.urls["client"])
+    log.info(
+        "controller %s listening on %s (%s)",
+        config.cluster_id,
+        controller.urls["client"],
+        "CurveZMQ encrypted" if controller.curve_keys else "not encrypted: loopback only",
+    )
 
     def _stop(signum: int, frame: Any) -> None:
         controller.stop()

@@ -67,7 +67,13 @@ class Engine:
         self.capture = Capture(output_limit)
         self.functions: OrderedDict[str, Any] = OrderedDict()
         self.control = ControlThread(
-            self.ctx, info.control_url, self.ident, self.session, self.capture, controller_timeout
+            self.ctx,
+            info.control_url,
+            self.ident,
+            self.session,
+            self.capture,
+            controller_timeout,
+            info.secure,
         )
         self.running: str | None = None
 
@@ -166,6 +172,7 @@ class Engine:
         work = self.ctx.socket(zmq.DEALER)
         work.setsockopt(zmq.ROUTING_ID, self.ident)
         work.setsockopt(zmq.LINGER, 2000)
+        self.info.secure(work)
         try:
             if not self.control.registered.wait(registration_timeout):
                 raise SystemExit(

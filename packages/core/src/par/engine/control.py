@@ -48,6 +48,7 @@ class ControlThread(threading.Thread):
         session: Session,
         capture: Capture,
         controller_timeout: float,
+        secure: Any,
     ) -> None:
         super().__init__(name="par-engine-control", daemon=True)
         self.ctx = ctx
@@ -56,6 +57,7 @@ class ControlThread(threading.Thread):
         self.session = session
         self.capture = capture
         self.controller_timeout = controller_timeout
+        self.secure = secure
         self.engine_id: int | None = None
         self.heartbeat = 1.0
         self.registered = threading.Event()
@@ -90,6 +92,7 @@ class ControlThread(threading.Thread):
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.ROUTING_ID, self.routing_id)
         sock.setsockopt(zmq.LINGER, 500)
+        self.secure(sock)
         sock.connect(self.url)
         try:
             self._loop(sock)

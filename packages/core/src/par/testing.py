@@ -1,0 +1,158 @@
+"""Testing launchers: fixtures and a conformance suite for plugin authors.
+
+In a launcher package's tests::
+
+    from par.testing import LauncherConformance
+
+    class TestMyLauncher(LauncherConformance):
+        launcher = "mine"                 # the launcher's PLUGIN_NAME
+        options = {"queue": "debug"}      # options to start it with
+
+pytest then runs every conformance check against real processes: the
+launcher starts and registers n engines, stops cleanly, survives a killed
+engine, restores from its cluster file in another process, and delivers
+signals. The ``par_cluster`` fixture starts a cluster with any launcher and
+always stops it. Enable the fixtures with ``pytest_plugins = ["par.testing"]``
+in a ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import psutil
+import pytest
+
+from .client.client import Client
+from .cluster import Cluster
+from .errors import EngineError, RemoteError
+
+ClusterFactory = Callable[..., tuple[Cluster, Client]]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def wait_gone(pids: list[int], timeout: float = 20.0) -> list[int]:
+    """Wait for processes to exit; return those still alive after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in pids if _alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if _alive(p)]
+    return alive
+
+
+def engine_pids(client: Client) -> dict[int, int]:
+    """Engine id -> process id, as the engines reported at registration."""
+    return {eid: int(info["pid"]) for eid, info in client.engines().items()}
+
+
+@pytest.fixture
+def par_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A private ``PAR_HOME`` for one test, so cluster files never touch the user's."""
+    home = str(tmp_path_factory.mktemp("par_home"))
+    monkeypatch.setenv("PAR_HOME", home)
+    return home
+
+
+@pytest.fixture
+def par_cluster(par_home: str) -> Iterator[ClusterFactory]:
+    """Start clusters with ``par_cluster(n, engines=NAME, **options)``; all are stopped after."""
+    started: list[Cluster] = []
+
+    def start(n: int = 2, **kwargs: Any) -> tuple[Cluster, Client]:
+        cluster = Cluster(n=n, **kwargs)
+        started.append(cluster)
+        return cluster, cluster.start_and_connect_sync()
+
+    yield start
+    for cluster in started:
+        cluster.stop_cluster_sync()
+
+
+class LauncherConformance:
+    """Checks every engine launcher must pass; subclass it and set ``launcher``."""
+
+    launcher: ClassVar[str] = ""
+    controller: ClassVar[str] = "local"
+    options: ClassVar[dict[str, Any]] = {}
+    n: ClassVar[int] = 2
+    startup_timeout: ClassVar[float] = 60.0
+
+    def _start(self, par_cluster: ClusterFactory, n: int | None = None) -> tuple[Cluster, Client]:
+        if not self.launcher:
+            pytest.fail("set `launcher` to the PLUGIN_NAME of the launcher under test")
+        return par_cluster(
+            n or self.n,
+            engines=self.launcher,
+            controller=self.controller,
+            engine_timeout=self.startup_timeout,
+            **self.options,
+        )
+
+    def test_starts_and_registers_n_engines(self, par_cluster: ClusterFactory) -> None:
+        """The launcher starts n engines that register and run work."""
+        _, rc = self._start(par_cluster)
+        assert len(rc.ids) == self.n
+        pids = rc[:].apply_sync(os.getpid)
+        assert len(set(pids)) == self.n
+
+    def test_stops_cleanly(self, par_cluster: ClusterFactory) -> None:
+        """Stopping leaves no engine process and the launcher reports not running."""
+        cluster, rc = self._start(par_cluster)
+        pids = list(engine_pids(rc).values())
+        sets = list(cluster.engines.values())
+        cluster.stop_engines_sync()
+        assert wait_gone(pids) == [], "engine processes survived stop()"
+        assert not any(es.running() for es in sets)
+
+    def test_survives_a_killed_engine(self, par_cluster: ClusterFactory) -> None:
+        """A killed engine fails its task with EngineError; the rest work and stop cleanly."""
+        cluster, rc = self._start(par_cluster)
+        pids = engine_pids(rc)
+        victim = max(pids)
+        ar = rc[victim].apply_async(time.sleep, 120)
+        time.sleep(0.3)
+        os.kill(pids[victim], signal.SIGKILL)
+        with pytest.raises(EngineError):
+            ar.get(timeout=30)
+        survivors = [e for e in rc.ids if e != victim]
+        assert rc[survivors].apply_sync(lambda: "ok") == ["ok"] * len(survivors)
+        cluster.stop_engines_sync()
+        assert wait_gone(list(pids.values())) == []
+
+    def test_restores_from_the_cluster_file_in_another_process(
+        self, par_cluster: ClusterFactory
+    ) -> None:
+        """`par stop` in another process restores the launcher and stops everything."""
+        cluster, rc = self._start(par_cluster)
+        pids = list(engine_pids(rc).values())
+        result = subprocess.run(
+            [sys.executable, "-m", "par", "stop", "--cluster-id", cluster.cluster_id],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert wait_gone(pids) == [], "engines survived `par stop` from another process"
+
+    def test_delivers_signals(self, par_cluster: ClusterFactory) -> None:
+        """signal_engines(SIGINT) interrupts running tasks without killing engines."""
+        cluster, rc = self._start(par_cluster)
+        ar = rc[:].apply_async(time.sleep, 60)
+        time.sleep(0.5)
+        cluster.signal_engines_sync(signal.SIGINT)
+        results = ar.get(timeout=30, return_exceptions=True)
+        assert all(isinstance(r, RemoteError) and r.ename == "KeyboardInterrupt" for r in results)
+        assert rc[:].apply_sync(lambda: 1) == [1] * self.n

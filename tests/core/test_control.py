@@ -1,0 +1,167 @@
+"""The control path (abort, shutdown, signals), growing a cluster, and hand-started processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import par
+import pytest
+import zmq
+from par import paths
+
+from .test_cli import assert_all_gone
+
+
+def test_abort_drops_queued_tasks_and_spares_running_ones() -> None:
+    with par.Cluster(n=1, controller_args=["--hwm", "1"]) as rc:
+        lv = rc.load_balanced_view()
+        running = lv.apply_async(time.sleep, 1.0)
+        queued = [lv.apply_async(lambda i=i: i) for i in range(5)]
+        time.sleep(0.3)
+        rc.abort(queued[2:])
+        assert running.get(timeout=30) is None
+        assert [ar.get(timeout=30) for ar in queued[:2]] == [0, 1]
+        for ar in queued[2:]:
+            with pytest.raises(par.TaskAborted):
+                ar.get(timeout=30)
+        assert rc.status()["counts"]["aborted"] == 3
+
+
+def test_abort_reaches_tasks_already_queued_on_an_engine() -> None:
+    with par.Cluster(n=1) as rc:
+        dv = rc[0]
+        first = dv.apply_async(time.sleep, 1.0)
+        second = dv.apply_async(lambda: "ran")
+        time.sleep(0.3)
+        second.abort()
+        assert first.get(timeout=30) is None
+        with pytest.raises(par.TaskAborted):
+            second.get(timeout=30)
+        assert dv.apply_sync(lambda: "next") == "next"
+
+
+def test_shutdown_stops_engines_and_the_hub() -> None:
+    c = par.Cluster(n=3)
+    rc = c.start_and_connect_sync()
+    try:
+        rc.shutdown(targets=[1], block=True)
+        assert rc.ids == [0, 2]
+        pids = [p.pid for es in c.engines.values() for p in es.processes]  # type: ignore[attr-defined]
+        ctl_pid = c.controller.process.pid  # type: ignore[union-attr]
+        rc.shutdown(hub=True)
+        assert_all_gone([*pids, ctl_pid], within=15)
+    finally:
+        c.stop_cluster_sync()
+
+
+def test_add_engines_to_a_running_cluster_and_connect_by_file() -> None:
+    c = par.Cluster(n=1)
+    rc = c.start_and_connect_sync()
+    try:
+        set_id = c.add_engines(2)
+        rc.wait_for_engines(3, timeout=30)
+        assert rc.ids == [0, 1, 2]
+        assert set_id in c.engines
+        with par.Client(paths.connection_file(c.cluster_id)) as other:
+            assert other.ids == [0, 1, 2]
+            assert other[:].apply_sync(lambda: 5) == [5, 5, 5]
+        c.stop_engines_sync(set_id)
+        deadline = time.monotonic() + 15
+        while rc.ids != [0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rc.ids == [0]
+    finally:
+        c.stop_cluster_sync()
+
+
+def test_controller_and_engine_started_by_hand(tmp_path: Path) -> None:
+    conn = tmp_path / "conn.json"
+    ctl = subprocess.Popen(
+        [sys.executable, "-m", "par", "controller", "--cluster-id", "byhand", "--file", str(conn)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    engine = None
+    try:
+        engine = subprocess.Popen(
+            [sys.executable, "-m", "par", "engine", "--file", str(conn)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        with par.Client(conn, timeout=20) as rc:
+            rc.wait_for_engines(1, timeout=30)
+            assert rc[0].apply_sync(lambda: "by hand") == "by hand"
+            assert rc.engines()[0]["pid"] == engine.pid
+        assert conn.stat().st_mode & 0o777 == 0o600
+    finally:
+        for proc in (engine, ctl):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=15)
+    assert ctl.returncode == 0
+
+
+def test_engine_stops_when_its_controller_is_gone(tmp_path: Path) -> None:
+    conn = tmp_path / "conn.json"
+    ctl = subprocess.Popen(
+        [sys.executable, "-m", "par", "controller", "--file", str(conn), "--cluster-id", "gone"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with par.Client(conn, timeout=20) as rc:
+        engine = subprocess.Popen(
+            [sys.executable, "-m", "par.engine", "--file", str(conn), "--controller-timeout", "2"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        rc.wait_for_engines(1, timeout=30)
+        ctl.kill()
+        ctl.wait()
+        assert engine.wait(timeout=20) == 0
+        assert engine.stderr is not None and "silent" in engine.stderr.read()
+
+
+def test_engine_without_a_controller_gives_up_with_a_clear_message(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "par.engine",
+            "--file",
+            str(tmp_path / "none.json"),
+            "--timeout",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "connection file" in result.stderr and "not found" in result.stderr
+
+
+def test_a_controller_beyond_loopback_encrypts_with_curve() -> None:
+    with par.Cluster(n=2, ip="0.0.0.0", location="127.0.0.1") as rc:
+        assert rc._info.curve_serverkey
+        assert rc[:].apply_sync(lambda: "secret") == ["secret", "secret"]
+        ctx = zmq.Context()
+        try:  # a plain (unencrypted) peer gets nowhere: the handshake fails, nothing is read
+            plain = ctx.socket(zmq.DEALER)
+            plain.connect(rc._info.client_url)
+            plain.send_multipart([b"hello"])
+            time.sleep(0.3)
+        finally:
+            ctx.destroy(linger=0)
+        assert rc.status()["dropped"] == 0
+
+
+def test_curve_can_be_forced_on_loopback() -> None:
+    with par.Cluster(n=1, controller_args=["--curve", "on"]) as rc:
+        assert rc._info.curve_serverkey
+        assert rc[0].apply_sync(lambda: 1) == 1
+    with par.Cluster(n=1) as rc:
+        assert rc._info.curve_serverkey == ""
