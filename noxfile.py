@@ -35,7 +35,9 @@ def lint(session: nox.Session) -> None:
 def types(session: nox.Session) -> None:
     """mypy on the core and the launchers."""
     sync(session)
-    session.run("mypy", "packages/core/src/par", "packages/launcher-local/src")
+    session.run("mypy", "packages/core/src/par")
+    for package in ("launcher-local", "launcher-ssh", "launcher-mpi", "launcher-slurm", "tui"):
+        session.run("mypy", f"packages/{package}/src")
 
 
 @nox.session

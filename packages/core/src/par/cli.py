@@ -41,6 +41,7 @@ def _launcher_options(parser: argparse.ArgumentParser, classes: Sequence[Any]) -
             seen.add(opt.name)
             kwargs: dict[str, Any] = {
                 "dest": "opt_" + opt.name,
+                "metavar": opt.name.upper(),
                 "help": f"{opt.help} (default: {opt.default!r})",
             }
             if opt.type is bool:
@@ -102,12 +103,15 @@ def _engine_launcher_names(launcher: str | None, engines: str | None) -> str:
 
 
 def _controller_launcher_name(launcher: str | None, controller: str | None) -> str:
-    from .plugins import plugins
+    from .plugins import PluginError, plugins
 
     if controller:
         return controller
     if launcher:
-        plugins().load_all()
+        try:
+            plugins().load_all()
+        except PluginError as exc:
+            _fail(str(exc))
         if launcher in plugins().registry.controllers:
             return launcher
     return "local"
@@ -159,7 +163,7 @@ def cmd_start(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, _on_term)
     try:
         t0 = time.monotonic()
-        client = cluster.start_and_connect_sync(n, progress=_progress)
+        client = cluster.start_and_connect_sync(args.n, progress=_progress)
         took = time.monotonic() - t0
         _print_ready(cluster.cluster_id, len(client.ids), took, args.daemonize)
         client.close()

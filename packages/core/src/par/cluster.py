@@ -8,6 +8,7 @@ started here can be listed, extended and stopped from any other process.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import signal
@@ -22,6 +23,7 @@ from .launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Laun
 from .plugins import launcher_class
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger("par.cluster")
 
 
 def _new_cluster_id() -> str:
@@ -176,12 +178,15 @@ class Cluster:
             self.context, controller_args=self.controller_args, **self.controller_options
         )
         self.controller = controller  # type: ignore[assignment]
+        controller.emit("starting")
         try:
             controller.start()
-        except BaseException:
+        except BaseException as exc:
             controller.stop()
+            controller.emit("failed", error=str(exc))
             paths.remove_cluster_dir(self.cluster_id)
             raise
+        controller.emit("running")
         self.write_cluster_file()
 
     def start_engines_sync(
@@ -196,12 +201,15 @@ class Cluster:
         es = cls(self.context, n=n, **opts)
         set_id = f"{int(time.time() * 1000)}-{secrets.token_hex(2)}"
         self.engines[set_id] = es  # type: ignore[assignment]
+        es.emit("starting", engine_set=set_id, n=n)
         try:
             es.start()
-        except BaseException:
+        except BaseException as exc:
             es.stop()
+            es.emit("failed", engine_set=set_id, error=str(exc))
             del self.engines[set_id]
             raise
+        es.emit("running", engine_set=set_id, n=n)
         self.write_cluster_file()
         return set_id
 
@@ -264,7 +272,9 @@ class Cluster:
         try:
             client = self.connect_client_sync()
             self._client = client
-            self.wait_for_engines_sync(client, n, progress)
+            # a launcher may start another count than asked (ssh: the hosts' engine counts)
+            expected = sum(es.n for es in self.engines.values())
+            self.wait_for_engines_sync(client, expected, progress)
         except BaseException:
             self.stop_cluster_sync()
             raise
@@ -283,7 +293,9 @@ class Cluster:
     def stop_engines_sync(self, engine_set_id: str | None = None) -> None:
         """Stop one engine set (all by default)."""
         for set_id in self._sets(engine_set_id):
-            self.engines.pop(set_id).stop()
+            es = self.engines.pop(set_id)
+            es.stop()
+            es.emit("stopped", engine_set=set_id)
         if self.controller is not None and paths.cluster_dir(self.cluster_id).exists():
             self.write_cluster_file()
 
@@ -305,6 +317,7 @@ class Cluster:
         """Stop the controller."""
         if self.controller is not None:
             self.controller.stop()
+            self.controller.emit("stopped")
 
     def stop_cluster_sync(self) -> None:
         """Stop every engine set and the controller, and forget the cluster's files."""
@@ -312,11 +325,19 @@ class Cluster:
             self._client.close()
             self._client = None
         self._reload_sets()
-        for es in list(self.engines.values()):
-            es.stop()
-        self.engines.clear()
-        self.stop_controller_sync()
-        paths.remove_cluster_dir(self.cluster_id)
+        try:
+            for set_id, es in list(self.engines.items()):
+                try:
+                    es.stop()
+                    es.emit("stopped", engine_set=set_id)
+                except Exception as exc:  # one failing launcher must not strand the others
+                    log.error("stopping engine set %s failed: %s", set_id, exc)
+            self.engines.clear()
+        finally:
+            try:
+                self.stop_controller_sync()
+            finally:
+                paths.remove_cluster_dir(self.cluster_id)
 
     # ---- async forms, as in ipyparallel ----------------------------------------------------
 

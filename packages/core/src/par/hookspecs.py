@@ -11,6 +11,9 @@ provide, so a broken plugin cannot slow down or break the others (it is
 reported and skipped). ``PAR_LOAD_PLUGINS=name1,name2`` limits which
 entry points load (empty: none).
 
+A launcher calls ``self.emit("engine_lost", ...)`` to report lifecycle events
+of its own; par emits starting / running / stopped around every launcher.
+
 A launcher is a class deriving from :class:`par.launcher.ControllerLauncher`
 or :class:`par.launcher.EngineSetLauncher` with a unique ``PLUGIN_NAME``,
 its ``OPTIONS`` and the lifecycle methods ``start``, ``stop``, ``signal``,
@@ -19,7 +22,7 @@ its ``OPTIONS`` and the lifecycle methods ``start``, ``stop``, ``signal``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -33,3 +36,13 @@ hookimpl = pluggy.HookimplMarker("par")
 @hookspec
 def par_register_launchers(register: LauncherRegistry) -> None:
     """Called once when par first needs launchers: call ``register(cls)`` for each class."""
+
+
+@hookspec
+def par_launcher_event(event: dict[str, Any]) -> None:
+    """Called for each launcher lifecycle event (starting, running, engine_lost, stopped).
+
+    ``event`` has ``time``, ``cluster_id``, ``launcher`` (its PLUGIN_NAME), ``kind``
+    ('controller' or 'engines'), ``event`` and any details the launcher added. The same
+    events are appended to the cluster's ``events.jsonl``, which ``par monitor`` shows.
+    """

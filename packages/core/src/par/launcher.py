@@ -8,10 +8,23 @@ in another process, so that ``par stop`` works from any terminal.
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+EVENTS_FILE = "events.jsonl"
+
+
+def read_events(cluster_dir: Path, last: int = 100) -> list[dict[str, Any]]:
+    """The last launcher lifecycle events recorded for a cluster."""
+    try:
+        lines = (cluster_dir / EVENTS_FILE).read_text().splitlines()[-last:]
+    except OSError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 class LauncherError(Exception):
@@ -82,6 +95,24 @@ class Launcher:
         """The last lines of what the launched processes printed (for error messages)."""
         return ""
 
+    def emit(self, event: str, **details: Any) -> None:
+        """Report a lifecycle event to ``events.jsonl`` and to plugins' ``par_launcher_event``."""
+        from .plugins import plugins
+
+        record = {
+            "time": time.time(),
+            "cluster_id": self.context.cluster_id,
+            "launcher": self.PLUGIN_NAME,
+            "kind": self.KIND,
+            "event": event,
+            **details,
+        }
+        path = self.context.cluster_dir / EVENTS_FILE
+        if path.parent.exists():
+            with open(path, "a") as f:
+                f.write(json.dumps(record, default=str) + "\n")
+        plugins().pm.hook.par_launcher_event(event=record)
+
     def to_dict(self) -> dict[str, Any]:
         """State to restore this launcher in another process (JSON-ready)."""
         return {"options": self.options}
@@ -121,6 +152,7 @@ class EngineSetLauncher(Launcher):
     """Starts and stops a set of ``n`` engines."""
 
     KIND = "engines"
+    n: int
 
     def __init__(self, context: LaunchContext, n: int = 1, **options: Any) -> None:
         super().__init__(context, **options)

@@ -1,34 +1,23 @@
-"""par launcher plugin ``ssh``: engines on other hosts over SSH (not yet available)."""
+"""par launcher plugin ``ssh``: engines, and optionally the controller, on other hosts over SSH.
+
+Uses paramiko only (no ``ssh``/``scp`` commands): the agent, key files and
+``~/.ssh/config`` host aliases are honoured, and host keys are checked
+against known_hosts. See ``docs/ssh.md``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from par.hookspecs import hookimpl
-from par.launcher import EngineSetLauncher, LauncherError
 
+from .launcher import SSHControllerLauncher, SSHEngineSetLauncher
 
-class SSHEngineSetLauncher(EngineSetLauncher):
-    """Engines on remote hosts over SSH: not yet available in this version."""
-
-    PLUGIN_NAME = "ssh"
-
-    def start(self) -> None:
-        """Refuse clearly: this launcher is not implemented yet."""
-        raise LauncherError("the ssh launcher is not yet available in this version of par")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Nothing was started."""
-
-    def signal(self, sig: int) -> None:
-        """Nothing was started."""
-
-    def running(self) -> bool:
-        """Nothing was started."""
-        return False
+__all__ = ["SSHControllerLauncher", "SSHEngineSetLauncher"]
 
 
 @hookimpl
 def par_register_launchers(register: Any) -> None:
-    """Provide the ``ssh`` engine launcher."""
+    """Provide the ``ssh`` controller and engine launchers."""
+    register(SSHControllerLauncher)
     register(SSHEngineSetLauncher)

@@ -1,0 +1,146 @@
+"""The remote agent: a standalone script the launcher runs with the remote Python.
+
+It is sent over the SSH channel's stdin (``python - REQUEST_JSON``) and
+imports nothing but the standard library, so it works, and reports clearly,
+on a host where par is missing or the Python is too old. It prints one JSON
+line. Keep it runnable by old Pythons (3.6+): its job includes saying "too old".
+
+Operations (``op`` in the request):
+
+- ``start``: check the Python and par, then start ``commands`` detached
+  (own session, output to a log file) and return their PIDs and start times.
+- ``status``: which of ``procs`` are alive (a zombie is dead).
+- ``signal``: send ``signal`` to the live ``procs``.
+- ``stop``: SIGTERM the ``procs``, wait up to ``timeout``, SIGKILL the rest,
+  and remove the files in ``remove`` (the connection file holds the key).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+MIN_PYTHON = (3, 11)
+
+
+def start_time(pid):
+    """The kernel's start time of a process, to tell it from a later one with its PID."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def alive(proc):
+    """True if the recorded process still runs (not a zombie, not a reused PID)."""
+    pid = int(proc["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return True  # no /proc (not Linux): kill -0 is all we can know
+    if fields[0] in ("Z", "X"):
+        return False
+    return not proc.get("started") or fields[19] == proc["started"]
+
+
+def check_python(require):
+    """None if this Python can run par; else a message saying what to install."""
+    if sys.version_info < MIN_PYTHON:
+        found = "{}.{}".format(*sys.version_info[:2])
+        need = "{}.{}".format(*MIN_PYTHON)
+        return f"Python {found} at {sys.executable} is too old: par needs Python {need} or newer"
+    if require:
+        import importlib.util
+
+        if importlib.util.find_spec(require.split(".")[0]) is None:
+            python = sys.executable
+            fix = f"install it with `{python} -m pip install par-core`"
+            return f"par is not installed for {python}: {fix}"
+    return None
+
+
+def start(request):
+    """Start the commands detached; report PIDs and start times."""
+    problem = check_python(request.get("require"))
+    if problem:
+        return {"error": problem, "kind": "python"}
+    started = []
+    for cmd in request["commands"]:
+        log = cmd["log"]
+        os.makedirs(os.path.dirname(log), mode=0o700, exist_ok=True)
+        env = dict(os.environ)
+        env.update(cmd.get("env") or {})
+        with open(log, "ab") as out:
+            popen = subprocess.Popen(
+                cmd["argv"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=cmd.get("cwd") or None,
+                env=env,
+            )
+        started.append({"pid": popen.pid, "started": start_time(popen.pid), "log": log})
+    return {"procs": started}
+
+
+def send(procs, sig):
+    """Send a signal to the live processes among ``procs``; return those."""
+    live = [p for p in procs if alive(p)]
+    for p in live:
+        try:
+            os.kill(int(p["pid"]), sig)
+        except OSError:
+            pass
+    return live
+
+
+def stop(request):
+    """Terminate, wait, kill; remove the listed files."""
+    procs = send(request["procs"], signal.SIGTERM)
+    deadline = time.monotonic() + float(request.get("timeout", 10))
+    while procs and time.monotonic() < deadline:
+        time.sleep(0.05)
+        procs = [p for p in procs if alive(p)]
+    send(procs, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while procs and time.monotonic() < deadline:
+        time.sleep(0.05)
+        procs = [p for p in procs if alive(p)]
+    for path in request.get("remove", []):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    return {"left": [p["pid"] for p in procs]}
+
+
+def main():
+    """Run one request from argv and print the answer as JSON."""
+    request = json.loads(sys.argv[1])
+    op = request["op"]
+    if op == "start":
+        answer = start(request)
+    elif op == "status":
+        answer = {"alive": [alive(p) for p in request["procs"]]}
+    elif op == "signal":
+        answer = {"signalled": [p["pid"] for p in send(request["procs"], int(request["signal"]))]}
+    elif op == "stop":
+        answer = stop(request)
+    else:
+        answer = {"error": f"unknown agent operation {op!r}"}
+    sys.stdout.write(json.dumps(answer) + "\n")
+
+
+if __name__ == "__main__":
+    main()
