@@ -11,7 +11,8 @@ In a launcher package's tests::
 pytest then runs every conformance check against real processes: the
 launcher starts and registers n engines, stops cleanly, survives a killed
 engine, restores from its cluster file in another process, and delivers
-signals. The ``par_cluster`` fixture starts a cluster with any launcher and
+signals. Override the ``launcher_options`` fixture when options come from other
+fixtures (a server's port, keys). The ``par_cluster`` fixture starts a cluster with any launcher and
 always stops it. Enable the fixtures with ``pytest_plugins = ["par.testing"]``
 in a ``conftest.py``.
 """
@@ -90,36 +91,45 @@ class LauncherConformance:
     n: ClassVar[int] = 2
     startup_timeout: ClassVar[float] = 60.0
 
-    def _start(self, par_cluster: ClusterFactory, n: int | None = None) -> tuple[Cluster, Client]:
+    @pytest.fixture
+    def launcher_options(self) -> dict[str, Any]:
+        """Options to start the launcher with; override this fixture when they need fixtures."""
+        return dict(self.options)
+
+    @pytest.fixture
+    def started(
+        self, par_cluster: ClusterFactory, launcher_options: dict[str, Any]
+    ) -> tuple[Cluster, Client]:
+        """A cluster whose engines come from the launcher under test."""
         if not self.launcher:
             pytest.fail("set `launcher` to the PLUGIN_NAME of the launcher under test")
         return par_cluster(
-            n or self.n,
+            self.n,
             engines=self.launcher,
             controller=self.controller,
             engine_timeout=self.startup_timeout,
-            **self.options,
+            **launcher_options,
         )
 
-    def test_starts_and_registers_n_engines(self, par_cluster: ClusterFactory) -> None:
+    def test_starts_and_registers_n_engines(self, started: tuple[Cluster, Client]) -> None:
         """The launcher starts n engines that register and run work."""
-        _, rc = self._start(par_cluster)
+        _, rc = started
         assert len(rc.ids) == self.n
         pids = rc[:].apply_sync(os.getpid)
         assert len(set(pids)) == self.n
 
-    def test_stops_cleanly(self, par_cluster: ClusterFactory) -> None:
+    def test_stops_cleanly(self, started: tuple[Cluster, Client]) -> None:
         """Stopping leaves no engine process and the launcher reports not running."""
-        cluster, rc = self._start(par_cluster)
+        cluster, rc = started
         pids = list(engine_pids(rc).values())
         sets = list(cluster.engines.values())
         cluster.stop_engines_sync()
         assert wait_gone(pids) == [], "engine processes survived stop()"
         assert not any(es.running() for es in sets)
 
-    def test_survives_a_killed_engine(self, par_cluster: ClusterFactory) -> None:
+    def test_survives_a_killed_engine(self, started: tuple[Cluster, Client]) -> None:
         """A killed engine fails its task with EngineError; the rest work and stop cleanly."""
-        cluster, rc = self._start(par_cluster)
+        cluster, rc = started
         pids = engine_pids(rc)
         victim = max(pids)
         ar = rc[victim].apply_async(time.sleep, 120)
@@ -133,10 +143,10 @@ class LauncherConformance:
         assert wait_gone(list(pids.values())) == []
 
     def test_restores_from_the_cluster_file_in_another_process(
-        self, par_cluster: ClusterFactory
+        self, started: tuple[Cluster, Client]
     ) -> None:
         """`par stop` in another process restores the launcher and stops everything."""
-        cluster, rc = self._start(par_cluster)
+        cluster, rc = started
         pids = list(engine_pids(rc).values())
         result = subprocess.run(
             [sys.executable, "-m", "par", "stop", "--cluster-id", cluster.cluster_id],
@@ -147,9 +157,9 @@ class LauncherConformance:
         assert result.returncode == 0, result.stderr
         assert wait_gone(pids) == [], "engines survived `par stop` from another process"
 
-    def test_delivers_signals(self, par_cluster: ClusterFactory) -> None:
+    def test_delivers_signals(self, started: tuple[Cluster, Client]) -> None:
         """signal_engines(SIGINT) interrupts running tasks without killing engines."""
-        cluster, rc = self._start(par_cluster)
+        cluster, rc = started
         ar = rc[:].apply_async(time.sleep, 60)
         time.sleep(0.5)
         cluster.signal_engines_sync(signal.SIGINT)
