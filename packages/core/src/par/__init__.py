@@ -27,6 +27,13 @@ _EXPORTS = {
     "Client": "par.client.client",
     "DirectView": "par.client.view",
     "LoadBalancedView": "par.client.view",
+    "BroadcastView": "par.client.view",
+    "Dependency": "par.dependency",
+    "TaskRejectError": "par.errors",
+    "UnmetDependency": "par.errors",
+    "ImpossibleDependency": "par.errors",
+    "DependencyTimeout": "par.errors",
+    "InvalidDependency": "par.errors",
     "AsyncResult": "par.client.asyncresult",
     "AsyncMapResult": "par.client.asyncresult",
     "Cluster": "par.cluster",
@@ -38,43 +45,79 @@ _EXPORTS = {
     "ClusterError": "par.errors",
     "TimeoutError": "par.errors",
     "hookimpl": "par.hookspecs",
-    "interactive": "par.functions",
+    "interactive": "par.decorators",
+    "remote": "par.decorators",
+    "parallel": "par.decorators",
+    "require": "par.decorators",
+    "depend": "par.decorators",
+    "dependent": "par.decorators",
+    "Reference": "par.decorators",
+    "AsyncHubResult": "par.client.asyncresult",
+    "ViewExecutor": "par.executor",
+    "LazyMapIterator": "par.imap",
+    "register_joblib_backend": "par.joblib",
 }
 
 __all__ = [
+    "AsyncHubResult",
     "AsyncMapResult",
     "AsyncResult",
+    "BroadcastView",
     "Client",
     "Cluster",
     "ClusterError",
     "CompositeError",
+    "Dependency",
+    "DependencyTimeout",
     "DirectView",
     "EngineError",
+    "ImpossibleDependency",
+    "InvalidDependency",
+    "LazyMapIterator",
     "LoadBalancedView",
     "NoEnginesRegistered",
+    "Reference",
     "RemoteError",
     "TaskAborted",
+    "TaskRejectError",
     "TimeoutError",
+    "UnmetDependency",
+    "ViewExecutor",
+    "depend",
+    "dependent",
     "hookimpl",
     "interactive",
+    "parallel",
+    "register_joblib_backend",
+    "remote",
+    "require",
 ]
 
 if TYPE_CHECKING:
-    from .client.asyncresult import AsyncMapResult, AsyncResult
+    from .client.asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult
     from .client.client import Client
-    from .client.view import DirectView, LoadBalancedView
+    from .client.view import BroadcastView, DirectView, LoadBalancedView
     from .cluster import Cluster
+    from .dependency import Dependency
     from .errors import (
         ClusterError,
         CompositeError,
+        DependencyTimeout,
         EngineError,
+        ImpossibleDependency,
+        InvalidDependency,
         NoEnginesRegistered,
         RemoteError,
         TaskAborted,
+        TaskRejectError,
         TimeoutError,
+        UnmetDependency,
     )
-    from .functions import interactive
+    from .decorators import Reference, depend, dependent, interactive, parallel, remote, require
+    from .executor import ViewExecutor
     from .hookspecs import hookimpl
+    from .imap import LazyMapIterator
+    from .joblib import register_joblib_backend
 
 
 def __getattr__(name: str) -> Any:

@@ -65,6 +65,29 @@ class TaskAborted(RemoteError):
     """The task was aborted before it started."""
 
 
+class TaskRejectError(RemoteError):
+    """Raise this inside a load-balanced task to have it run on another engine instead."""
+
+    def __init__(self, reason: str = "task rejected by this engine") -> None:
+        super().__init__("TaskRejectError", reason)
+
+
+class UnmetDependency(RemoteError):
+    """A task's dependencies were not met."""
+
+
+class ImpossibleDependency(UnmetDependency):
+    """A task's dependencies can never be met (a dependency failed, or no engine can run it)."""
+
+
+class DependencyTimeout(ImpossibleDependency):
+    """A task's dependencies were not met within its ``timeout``."""
+
+
+class InvalidDependency(ImpossibleDependency):
+    """A task depends on a message id the controller does not know."""
+
+
 class CompositeError(RemoteError):
     """Errors from several engines (or tasks), one ``RemoteError`` each."""
 
@@ -102,9 +125,19 @@ class CompositeError(RemoteError):
         raise self.elist[excid]
 
 
+_BY_NAME: dict[str, type[RemoteError]] = {
+    "EngineError": EngineError,
+    "TaskAborted": TaskAborted,
+    "UnmetDependency": UnmetDependency,
+    "ImpossibleDependency": ImpossibleDependency,
+    "DependencyTimeout": DependencyTimeout,
+    "InvalidDependency": InvalidDependency,
+}
+
+
 def remote_error_from(content: dict[str, Any], engine_id: int | None, method: str) -> RemoteError:
     """Build the right ``RemoteError`` subclass from an error reply's content."""
     ename = str(content.get("ename", "Error"))
     info = {"engine_id": engine_id, "method": method}
-    cls = {"EngineError": EngineError, "TaskAborted": TaskAborted}.get(ename, RemoteError)
+    cls = _BY_NAME.get(ename, RemoteError)
     return cls(ename, str(content.get("evalue", "")), str(content.get("traceback", "")), info)

@@ -11,8 +11,9 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,30 @@ class BoundedDict(OrderedDict[str, Any]):
         super().__setitem__(key, value)
         if len(self) > self.limit:
             self.popitem(last=False)
+
+
+class Results(Mapping[str, Any]):
+    """A read-only view of a client's finished results, keyed by message id."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def _finished(self) -> list[str]:
+        known = self._client._known
+        return [m for m in self._client.metadata if m in known and m not in self._client._pending]
+
+    def __getitem__(self, msg_id: str) -> Any:
+        ar = self._client._known.get(msg_id)
+        if ar is None or msg_id in self._client._pending:
+            raise KeyError(msg_id)
+        reply = ar._replies[msg_id]
+        return reply.value() if reply.ok else reply.error()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._finished())
+
+    def __len__(self) -> int:
+        return len(self._finished())
 
 
 class Client:
@@ -70,6 +95,7 @@ class Client:
         self._req.connect(self._info.client_url)
         self._send_lock = threading.Lock()
         self._pending: dict[str, AsyncResult] = {}
+        self._known: weakref.WeakValueDictionary[str, AsyncResult] = weakref.WeakValueDictionary()
         self._queries: dict[str, Future[Any]] = {}
         self._engines: dict[int, dict[str, Any]] = {}
         self._engines_changed = threading.Condition()
@@ -198,6 +224,7 @@ class Client:
         ar = make_ar(ids)
         for mid in ids:
             self._pending[mid] = ar
+            self._known[mid] = ar
         self.history.extend(ids)
         if len(self.history) > METADATA_LIMIT:
             del self.history[: len(self.history) - METADATA_LIMIT]
@@ -329,12 +356,110 @@ class Client:
         return DirectView(self, targets, **flags)
 
     def load_balanced_view(self, targets: Any = None, **flags: Any) -> LoadBalancedView:
-        """A LoadBalancedView: each task goes to whichever engine is free."""
+        """A LoadBalancedView: each task goes to a free engine (of ``targets``, if given)."""
         if targets is not None:
-            raise NotImplementedError(
-                "restricting a load-balanced view to targets is not yet supported"
+            self._build_targets(targets)
+        return LoadBalancedView(self, targets=targets, **flags)
+
+    def broadcast_view(
+        self, targets: Any = "all", is_coalescing: bool = False, **flags: Any
+    ) -> BroadcastView:
+        """A BroadcastView: one client message reaches every target (replies coalesced if asked)."""
+        if targets != "all":
+            self._build_targets(targets)
+        return BroadcastView(self, targets, is_coalescing=is_coalescing, **flags)
+
+    # ---- the hub's records ---------------------------------------------------------------
+
+    def get_result(
+        self, indices_or_msg_ids: Any = None, block: bool | None = None, owner: bool = True
+    ) -> Any:
+        """The result of earlier tasks, by message id or index into ``history``, from any client.
+
+        Results still held here are returned from memory; others are fetched from the
+        controller's records (which keep the latest results within their bounds).
+        """
+        ids = self._msg_ids(indices_or_msg_ids if indices_or_msg_ids is not None else -1)
+        local = {id(self._known[m]): self._known[m] for m in ids if m in self._known}
+        if len(local) == 1:
+            ar = next(iter(local.values()))
+            if set(ar.msg_ids) == set(ids):
+                return ar.get() if block else ar
+        status = self._query("result_status", ids=ids)
+        if status["unknown"]:
+            raise KeyError(
+                f"no record of message(s) {', '.join(status['unknown'])} on the controller"
             )
-        return LoadBalancedView(self, **flags)
+        ar = self._register_existing(ids, lambda m: AsyncResult(self, m, "get_result", single=True))
+        self._query("resend", ids=ids)
+        return ar.get() if block else ar
+
+    def _register_existing(
+        self, ids: list[str], make_ar: Callable[[list[str]], AsyncResult]
+    ) -> AsyncResult:
+        for mid in ids:
+            self.metadata_for(mid)
+        ar = make_ar(ids)
+        for mid in ids:
+            self._pending[mid] = ar
+        return ar
+
+    def _msg_ids(self, jobs: Any) -> list[str]:
+        if isinstance(jobs, int):
+            return [self.history[jobs]]
+        if isinstance(jobs, str):
+            return [jobs]
+        if isinstance(jobs, AsyncResult):
+            return list(jobs.msg_ids)
+        out: list[str] = []
+        for job in jobs:
+            out.extend(self._msg_ids(job))
+        return out
+
+    @property
+    def results(self) -> Results:
+        """Results of this client's finished tasks, by message id (bounded like ``metadata``)."""
+        return Results(self)
+
+    def result_status(self, msg_ids: Any, status_only: bool = True) -> dict[str, Any]:
+        """Which of the given tasks are pending and which completed (and their records)."""
+        status = self._query("result_status", ids=self._msg_ids(msg_ids))
+        if status_only:
+            return {k: status[k] for k in ("pending", "completed", "unknown")}
+        return dict(status)
+
+    def purge_results(self, jobs: Any = (), targets: Any = ()) -> int:
+        """Forget finished tasks' records on the controller ('all', or some jobs / engines)."""
+        if jobs == "all" or targets == "all":
+            return int(self._query("purge"))
+        ids = self._msg_ids(jobs) if jobs else None
+        tg = self._build_targets(targets) if targets else None
+        if ids is None and tg is None:
+            raise ValueError("purge_results needs jobs, targets, or 'all'")
+        for mid in ids or []:
+            self.metadata.pop(mid, None)
+        return int(self._query("purge", ids=ids, targets=tg))
+
+    def purge_everything(self) -> None:
+        """Forget every finished record, here and on the controller."""
+        self.purge_results("all")
+        for mid in [m for m in self.metadata if m not in self._pending]:
+            self.metadata.pop(mid, None)
+        self.history.clear()
+
+    def hub_history(self) -> list[str]:
+        """Message ids of every task the controller still has a record of, oldest first."""
+        return list(self._query("history"))
+
+    def db_query(
+        self, query: dict[str, Any], keys: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Task records matching a Mongo-style query ($in $nin $eq $ne $gt $gte $lt $lte $glob).
+
+        Record keys: msg_id, client, queue, method, submitted, engine_id, started, completed,
+        status, ename, label.
+        """
+        return list(self._query("db_query", query=query, keys=keys))
 
     # ---- waiting and control -----------------------------------------------------------------
 
@@ -452,6 +577,13 @@ class Client:
         return f"<par.Client cluster={self._info.cluster_id!r} engines={self.ids}>"
 
 
-from .view import DirectView, LoadBalancedView  # noqa: E402  (views need Client defined)
+from .view import BroadcastView, DirectView, LoadBalancedView  # noqa: E402  (need Client)
 
-__all__ = ["AsyncMapResult", "AsyncResult", "Client", "DirectView", "LoadBalancedView"]
+__all__ = [
+    "AsyncMapResult",
+    "AsyncResult",
+    "BroadcastView",
+    "Client",
+    "DirectView",
+    "LoadBalancedView",
+]

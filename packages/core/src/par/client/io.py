@@ -79,6 +79,8 @@ class IOThread(threading.Thread):
     ) -> None:
         if kind == "reply":
             self._on_reply(Reply(h, payload, buffers))
+        elif kind == "replies":
+            self._split_replies(h, payload, buffers)
         elif kind == "stream":
             self._on_stream(h)
         elif kind == "event":
@@ -106,6 +108,16 @@ class IOThread(threading.Thread):
             self.parked[mid] = (reply, time.monotonic() + STREAM_WAIT)
             return
         self._deliver(mid, reply)
+
+    def _split_replies(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
+        """Unpack a coalesced broadcast: one message carrying every engine's reply."""
+        pos = bpos = 0
+        for header, npayload in zip(h["hs"], h["np"], strict=True):
+            nbuf = int(header.get("b", 0))
+            part = payload[pos : pos + npayload]
+            self._on_reply(Reply(header, part, buffers[bpos : bpos + nbuf]))
+            pos += npayload
+            bpos += nbuf
 
     def _deliver(self, mid: str, reply: Reply) -> None:
         self.streamed.pop(mid, None)

@@ -34,9 +34,10 @@ from .. import protocol
 from ..connection import ConnectionInfo
 from ..curve import make_server, server_keypair, wanted
 from ..protocol import Message, Session
+from . import query
 from .engines import Engine, EngineRegistry, Pending
 from .records import Record, RecordStore
-from .scheduler import TaskScheduler
+from .scheduler import TaskScheduler, resolve
 
 log = logging.getLogger("par.controller")
 
@@ -73,6 +74,9 @@ class Controller:
         self.pending: dict[str, Pending] = {}
         self.clients: dict[bytes, dict[str, Any]] = {}
         self.monitors: set[bytes] = set()
+        self._waiting: dict[str, Pending] = {}  # tasks whose dependencies are not met yet
+        self._dependents: dict[str, set[str]] = {}  # msg id -> waiting tasks that depend on it
+        self._groups: dict[str, dict[str, Any]] = {}  # coalesced broadcasts being collected
         self._notices: list[dict[str, Any]] = []
         self.counts = {"submitted": 0, "completed": 0, "failed": 0, "aborted": 0}
         self.started = time.time()
@@ -173,15 +177,40 @@ class Controller:
         if h.get("q") == "t":
             mid = h["id"]
             p = Pending(mid, client, "t", method, now, body=body)
+            p.retries = int(h.get("rt", 0))
+            p.allowed = set(h["al"]) if h.get("al") is not None else None
+            p.after, p.follow = h.get("af"), h.get("fo")
+            if h.get("to"):
+                p.deadline = time.monotonic() + float(h["to"])
             self.pending[mid] = p
-            self.records.add(Record(mid, cname, "task", method, h.get("ts", now)))
+            self.records.add(
+                Record(mid, cname, "task", method, h.get("ts", now), label=h.get("lb"))
+            )
             self.counts["submitted"] += 1
-            self.tasks.submit(p)
-            self._dispatch()
+            flags = p.retries or p.allowed is not None or p.after or p.follow or p.deadline
+            if self.tasks.scheme == "pure" and flags:
+                self.pending.pop(mid)
+                self._error_reply(
+                    p,
+                    "ValueError",
+                    "the 'pure' scheme supports no retries, targets, dependencies or timeouts",
+                    None,
+                )
+                return
+            if p.after or p.follow:
+                self._wait_for_dependencies(p)
+            else:
+                self.tasks.submit(p)
+                self._dispatch()
             return
+        group = h["ids"][0] if h.get("co") else None
+        if group is not None:
+            self._groups[group] = {"client": client, "n": len(h["ids"]), "replies": []}
         for mid, target in zip(h["ids"], h["tg"], strict=True):
-            p = Pending(mid, client, "d", method, now, engine=target)
-            self.records.add(Record(mid, cname, "direct", method, h.get("ts", now), target))
+            p = Pending(mid, client, "d", method, now, engine=target, group=group)
+            self.records.add(
+                Record(mid, cname, "direct", method, h.get("ts", now), target, label=h.get("lb"))
+            )
             self.counts["submitted"] += 1
             engine = self.engines.by_id.get(target)
             if engine is None or engine.state != "up":
@@ -194,7 +223,6 @@ class Controller:
     def _dispatch(self) -> None:
         for task, engine in self.tasks.assign(self.engines.up()):
             body = task.body or []
-            task.body = None
             engine.last_assigned = time.monotonic()
             rec = self.records.get(task.msg_id)
             if rec is not None:
@@ -226,9 +254,15 @@ class Controller:
     def _on_reply(self, engine: Engine, msg: Message) -> None:
         h = msg.header
         mid = str(h.get("id"))
-        p = self.pending.pop(mid, None)
+        p = self.pending.get(mid)
         engine.outstanding.pop(mid, None)
         status = h.get("st", "ok")
+        if p is not None and p.queue == "t" and status == "error" and self._retry(p, engine, h):
+            engine.failed += 1
+            return
+        self.pending.pop(mid, None)
+        if p is not None:
+            p.body = None
         if status == "ok":
             engine.completed += 1
             self.counts["completed"] += 1
@@ -240,11 +274,127 @@ class Controller:
         body = msg.body()
         self.records.finish(mid, h, body)
         if p is not None:
-            self._to_client(p.client, body)
+            if p.group is not None:
+                self._coalesce(p, msg)
+            else:
+                self._to_client(p.client, body)
+            for watcher in p.watchers:
+                self._to_client(watcher, body)
         if self.monitors:
             self._notice(h, msg.payload, p)
+        if mid in self._dependents:
+            self._wake(mid)
         if self.tasks.queue:
             self._dispatch()
+
+    def _retry(self, p: Pending, engine: Engine, h: dict[str, Any]) -> bool:
+        """Queue a failed load-balanced task again if it was rejected or has retries left."""
+        if h.get("en") == "TaskRejectError":
+            p.rejected.add(engine.id)
+            able = {e.id for e in self.engines.up()} - p.rejected
+            if p.allowed is not None:
+                able &= p.allowed
+            if not able:
+                return False
+        elif p.retries > 0:
+            p.retries -= 1
+        else:
+            return False
+        p.engine = None
+        self.tasks.submit(p)
+        self._dispatch()
+        return True
+
+    def _coalesce(self, p: Pending, msg: Message) -> None:
+        """Hold a broadcast's replies and send them to the client as one message."""
+        group = self._groups.get(p.group or "")
+        if group is None:
+            return
+        group["replies"].append(msg)
+        if len(group["replies"]) < group["n"]:
+            return
+        del self._groups[p.group or ""]
+        replies: list[Message] = group["replies"]
+        header = {
+            "t": "replies",
+            "hs": [m.header for m in replies],
+            "np": [len(m.payload) for m in replies],
+        }
+        payload = [f for m in replies for f in m.payload]
+        buffers = [f for m in replies for f in m.buffers]
+        frames = self.session.serialize(header, payload, buffers)
+        self.client_sock.send_multipart([group["client"], *frames], copy=False)
+
+    # ---- dependencies ----------------------------------------------------------------------
+
+    def _outcome(self, msg_id: str) -> tuple[str, int | None]:
+        if msg_id in self.pending:
+            return "pending", None
+        rec = self.records.get(msg_id)
+        if rec is None:
+            return "unknown", None
+        if rec.status == "ok":
+            return "ok", rec.engine_id
+        if rec.status == "pending":
+            return "pending", None
+        return "error", rec.engine_id
+
+    def _wait_for_dependencies(self, p: Pending) -> None:
+        verdict = self._dependencies_verdict(p)
+        if verdict == "wait":
+            self._waiting[p.msg_id] = p
+            for dep in (p.after, p.follow):
+                for dep_id in (dep or {}).get("ids", []):
+                    self._dependents.setdefault(dep_id, set()).add(p.msg_id)
+        elif verdict == "met":
+            self.tasks.submit(p)
+            self._dispatch()
+        else:
+            self.pending.pop(p.msg_id, None)
+            self._error_reply(p, *verdict_error(verdict), None)
+
+    def _dependencies_verdict(self, p: Pending) -> str:
+        states = []
+        for kind, dep in (("after", p.after), ("follow", p.follow)):
+            if not dep:
+                continue
+            state, where = resolve(dep, self._outcome)
+            states.append(state)
+            if kind == "follow" and state == "met":
+                places = set(where) if not dep.get("all", True) else _common(where)
+                p.allowed = places if p.allowed is None else p.allowed & places
+        for state in ("invalid", "impossible", "wait"):
+            if state in states:
+                return state
+        if p.allowed is not None and not p.allowed:
+            return "impossible"
+        return "met"
+
+    def _wake(self, done_id: str) -> None:
+        for mid in self._dependents.pop(done_id, set()):
+            p = self._waiting.get(mid)
+            if p is None:
+                continue
+            verdict = self._dependencies_verdict(p)
+            if verdict == "wait":
+                continue
+            del self._waiting[mid]
+            if verdict == "met":
+                self.tasks.submit(p)
+            else:
+                self.pending.pop(mid, None)
+                self._error_reply(p, *verdict_error(verdict), None)
+        self._dispatch()
+
+    def _check_deadlines(self) -> None:
+        now = time.monotonic()
+        for mid, p in list(self._waiting.items()):
+            if p.deadline is not None and now > p.deadline:
+                del self._waiting[mid]
+                self.pending.pop(mid, None)
+                self._error_reply(
+                    p, "DependencyTimeout", "dependencies were not met within the timeout", None
+                )
 
     def _notice(self, h: dict[str, Any], payload: list[Any], p: Pending | None) -> None:
         """Note a finished task for monitors (sent in one batch per loop pass)."""
@@ -327,6 +477,11 @@ class Controller:
         self._event("engine_" + how, {**engine.describe(), "reason": reason})
         text = f"engine {engine.id} (pid {engine.pid} on {engine.host}) {reason}"
         for mid, p in held:
+            if p.queue == "t" and p.retries > 0:
+                p.retries -= 1
+                p.engine = None
+                self.tasks.submit(p)
+                continue
             self.pending.pop(mid, None)
             self._error_reply(p, "EngineError", f"{text} while holding task {mid}", engine.id)
         self._dispatch()
@@ -428,7 +583,8 @@ class Controller:
             mine = [p.msg_id for p in self.pending.values() if p.client == client]
             ids = set(h.get("ids") or mine)
         aborted = []
-        for p in self.tasks.remove(ids):
+        waiting = [self._waiting.pop(mid) for mid in ids if mid in self._waiting]
+        for p in [*self.tasks.remove(ids), *waiting]:
             self.pending.pop(p.msg_id, None)
             header = {"t": "reply", "id": p.msg_id, "st": "aborted", "en": "TaskAborted"}
             header["m"] = p.method
@@ -468,9 +624,55 @@ class Controller:
             self._stop_at = time.monotonic() + 0.2
         return [e.id for e in engines]
 
-    def _q_record(self, client: bytes, h: dict[str, Any]) -> dict[str, Any] | None:
-        rec = self.records.get(h["msg_id"])
-        return rec.describe() if rec is not None else None
+    def _q_resend(self, client: bytes, h: dict[str, Any]) -> dict[str, list[str]]:
+        """Send (now, or when done) the replies of tasks, to this client too."""
+        sent, later, unknown = [], [], []
+        for mid in h["ids"]:
+            p = self.pending.get(mid)
+            rec = self.records.get(mid)
+            if p is not None:
+                p.watchers.append(client)
+                later.append(mid)
+            elif rec is not None and rec.result is not None:
+                self._to_client(client, rec.result)
+                sent.append(mid)
+            else:
+                unknown.append(mid)
+        return {"sent": sent, "pending": later, "unknown": unknown}
+
+    def _q_result_status(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
+        status: dict[str, Any] = {"pending": [], "completed": [], "unknown": []}
+        for mid in h["ids"]:
+            rec = self.records.get(mid)
+            if mid in self.pending:
+                status["pending"].append(mid)
+            elif rec is None:
+                status["unknown"].append(mid)
+            else:
+                status["completed"].append(mid)
+                status[mid] = rec.describe()
+        return status
+
+    def _q_purge(self, client: bytes, h: dict[str, Any]) -> int:
+        ids = h.get("ids")
+        targets = h.get("targets")
+        chosen = [
+            mid
+            for mid, rec in self.records.records.items()
+            if mid not in self.pending
+            and (ids is None or mid in ids)
+            and (targets is None or rec.engine_id in targets)
+        ]
+        for mid in chosen:
+            self.records.remove(mid)
+        return len(chosen)
+
+    def _q_history(self, client: bytes, h: dict[str, Any]) -> list[str]:
+        return list(self.records.records)
+
+    def _q_db_query(self, client: bytes, h: dict[str, Any]) -> list[dict[str, Any]]:
+        records = (r.describe() for r in self.records.records.values())
+        return query.select(records, h.get("query") or {}, h.get("keys"))
 
     # ---- the loop ----------------------------------------------------------------------------
 
@@ -503,6 +705,8 @@ class Controller:
                 now = time.monotonic()
                 if now >= next_check:
                     self._check_liveness()
+                    if self._waiting:
+                        self._check_deadlines()
                     next_check = now + tick
         finally:
             self._event("controller_stopped", {})
@@ -550,6 +754,18 @@ class Controller:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             self.session.dropped += 1
             log.warning("dropped a malformed %s message: %s", args[0].kind, exc)
+
+
+def _common(engines: list[int]) -> set[int]:
+    """Engines every counted dependency ran on (they ran one each, so: all the same one)."""
+    return set(engines) if len(set(engines)) <= 1 else set()
+
+
+def verdict_error(verdict: str) -> tuple[str, str]:
+    """The error a task gets when its dependencies cannot be met."""
+    if verdict == "invalid":
+        return "InvalidDependency", "it depends on a message id the controller does not know"
+    return "ImpossibleDependency", "its dependencies failed, or no engine can run it"
 
 
 def serve(config: ControllerConfig, connection_file: str | None) -> None:

@@ -18,7 +18,15 @@ class Pending:
     method: str
     submitted: float
     engine: int | None = None
-    body: list[Any] | None = None  # kept only while a task waits for an engine
+    body: list[Any] | None = None  # load-balanced: kept until answered, for retries
+    retries: int = 0
+    allowed: set[int] | None = None  # engines this task may run on (None: any)
+    rejected: set[int] = field(default_factory=set)  # engines that raised TaskRejectError
+    after: dict[str, Any] | None = None
+    follow: dict[str, Any] | None = None
+    deadline: float | None = None  # monotonic time its dependencies must be met by
+    group: str | None = None  # coalesced broadcast this reply belongs to
+    watchers: list[bytes] = field(default_factory=list)  # other clients asking for the result
 
 
 @dataclass

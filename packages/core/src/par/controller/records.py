@@ -25,6 +25,7 @@ class Record:
     completed: float | None = None
     status: str = "pending"
     ename: str | None = None
+    label: str | None = None
     result: list[Any] | None = None  # reply frames, kept while within the byte bound
     nbytes: int = 0
 
@@ -41,6 +42,7 @@ class Record:
             "completed": self.completed,
             "status": self.status,
             "ename": self.ename,
+            "label": self.label,
         }
 
 
@@ -86,6 +88,12 @@ class RecordStore:
         _, rec = self.records.popitem(last=False)
         self.nbytes -= rec.nbytes
         self.culled += 1
+
+    def remove(self, msg_id: str) -> None:
+        """Forget one record."""
+        rec = self.records.pop(msg_id, None)
+        if rec is not None:
+            self.nbytes -= rec.nbytes
 
     def get(self, msg_id: str) -> Record | None:
         """The record of a task, if still kept."""

@@ -1,0 +1,224 @@
+"""Load-balanced scheduling: targets, retries, rejection, dependencies, schemes; broadcast; hub."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import par
+import pytest
+from par.errors import ParError
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+# ---- targets, retries, rejection ----------------------------------------------------------
+
+
+def test_a_load_balanced_view_can_be_restricted_to_targets(rc: par.Client) -> None:
+    lv = rc.load_balanced_view(targets=[1, 2])
+    assert len(lv) == 2
+    ars = [lv.apply_async(lambda: time.sleep(0.02)) for _ in range(20)]
+    assert {ar.get(timeout=30) or ar.metadata["engine_id"] for ar in ars} <= {1, 2}
+    with pytest.raises(IndexError, match="no such engines"):
+        rc.load_balanced_view(targets=[7])
+
+
+def flaky(counter: str, needed: int) -> int:
+    """Fail until this has been called ``needed`` times (counted in a file)."""
+    with open(counter, "a+") as f:
+        f.write("x")
+        f.seek(0)
+        calls = len(f.read())
+    if calls < needed:
+        raise ValueError(f"attempt {calls} fails")
+    return calls
+
+
+def test_retries_run_a_failed_task_again(rc: par.Client, tmp_path: Path) -> None:
+    lv = rc.load_balanced_view()
+    with lv.temp_flags(retries=2):
+        assert lv.apply_sync(flaky, str(tmp_path / "a"), 3) == 3
+    with lv.temp_flags(retries=1), pytest.raises(par.RemoteError, match="attempt 2 fails"):
+        lv.apply_sync(flaky, str(tmp_path / "b"), 3)
+    with pytest.raises(ValueError, match="retries must be"):
+        lv.set_flags(retries=-1)
+
+
+def test_a_rejected_task_runs_on_another_engine(rc: par.Client) -> None:
+    picky = rc[0].apply_sync(pid)
+
+    def not_on(bad_pid: int) -> int:
+        if os.getpid() == bad_pid:
+            raise par.TaskRejectError("not here")
+        return os.getpid()
+
+    lv = rc.load_balanced_view(targets=[0, 1])
+    results = [lv.apply_async(not_on, picky) for _ in range(6)]
+    assert all(r.get(timeout=30) != picky for r in results)
+    lv0 = rc.load_balanced_view(targets=[0])
+    with pytest.raises(par.RemoteError) as info:
+        lv0.apply_sync(not_on, picky)
+    assert info.value.ename == "TaskRejectError"
+
+
+def test_retries_survive_an_engine_that_dies() -> None:
+    with par.Cluster(n=2) as rc:
+        victim = rc[1].apply_sync(pid)
+        lv = rc.load_balanced_view(retries=1)
+
+        def work() -> int:
+            time.sleep(1.0)
+            return os.getpid()
+
+        ars = [lv.apply_async(work) for _ in range(4)]
+        time.sleep(0.4)
+        os.kill(victim, signal.SIGKILL)
+        done = [ar.get(timeout=60) for ar in ars]
+        assert victim not in done
+
+
+# ---- dependencies -----------------------------------------------------------------------------
+
+
+def test_after_waits_for_its_dependencies(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    first = [lv.apply_async(time.sleep, 0.4) for _ in range(2)]
+    with lv.temp_flags(after=first):
+        later = lv.apply_async(time.time)
+    started = later.get(timeout=30)
+    assert started >= max(ar.metadata["completed"].timestamp() for ar in first) - 0.01
+
+
+def test_follow_runs_where_its_dependency_ran(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    for _ in range(3):
+        ar = lv.apply_async(pid)
+        where = ar.get(timeout=30)
+        with lv.temp_flags(follow=ar):
+            assert lv.apply_sync(pid) == where
+
+
+def test_a_failed_dependency_makes_a_task_impossible_unless_failure_counts(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    bad = lv.apply_async(lambda: 1 / 0)
+    with lv.temp_flags(after=bad), pytest.raises(par.ImpossibleDependency):
+        lv.apply_sync(lambda: "never")
+    with lv.temp_flags(after=par.Dependency(bad, success=False, failure=True)):
+        assert lv.apply_sync(lambda: "cleanup ran") == "cleanup ran"
+    good = lv.apply_async(lambda: 1)
+    with lv.temp_flags(after=par.Dependency([bad, good], all=False)):
+        assert lv.apply_sync(lambda: "any is enough") == "any is enough"
+
+
+def test_dependencies_that_take_too_long_time_out(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    slow = lv.apply_async(time.sleep, 3)
+    with lv.temp_flags(after=slow, timeout=0.3), pytest.raises(par.DependencyTimeout):
+        lv.apply_sync(lambda: "late")
+    slow.get(timeout=30)
+
+
+def test_unknown_dependencies_are_invalid(rc: par.Client) -> None:
+    lv = rc.load_balanced_view(after=["no-such-message"])
+    with pytest.raises(par.InvalidDependency):
+        lv.apply_sync(lambda: 0)
+
+
+def test_a_task_waiting_on_dependencies_can_be_aborted(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    slow = lv.apply_async(time.sleep, 1)
+    with lv.temp_flags(after=slow):
+        waiting = lv.apply_async(lambda: "x")
+    time.sleep(0.1)
+    waiting.abort()
+    with pytest.raises(par.TaskAborted):
+        waiting.get(timeout=30)
+    slow.get(timeout=30)
+
+
+def test_dependency_misuse_is_refused() -> None:
+    with pytest.raises(ValueError, match="success, failure, or both"):
+        par.Dependency(["a"], success=False, failure=False)
+
+
+# ---- schemes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["lru", "plainrandom", "weighted", "pure"])
+def test_every_scheme_runs_a_map(scheme: str) -> None:
+    with par.Cluster(n=2, controller_args=["--scheme", scheme]) as rc:
+        lv = rc.load_balanced_view()
+        assert lv.map_sync(lambda x: x + 1, range(50)) == list(range(1, 51))
+        if scheme == "pure":
+            strict = rc.load_balanced_view(retries=1)
+            with pytest.raises(par.RemoteError, match="'pure' scheme supports no retries"):
+                strict.apply_sync(lambda: 0)
+
+
+# ---- broadcast ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("coalescing", [False, True])
+def test_broadcast_view_reaches_every_engine(rc: par.Client, coalescing: bool) -> None:
+    bv = rc.broadcast_view(is_coalescing=coalescing)
+    pids = bv.apply_sync(pid)
+    assert len(set(pids)) == 4
+    bv.execute("broadcast_value = 7", block=True)
+    assert bv.pull("broadcast_value", block=True) == [7] * 4
+    with pytest.raises(par.CompositeError):
+        bv.apply_sync(lambda: 1 / 0)
+    assert "coalescing=" in repr(bv)
+
+
+# ---- the hub's records ----------------------------------------------------------------------------
+
+
+def test_another_client_fetches_results_by_message_id(cluster: par.Cluster, rc: par.Client) -> None:
+    ar = rc.load_balanced_view().apply_async(lambda: {"answer": 42})
+    ar.get(timeout=30)
+    slow = rc[0].apply_async(lambda: (time.sleep(0.5), "slow")[1])
+    with cluster.connect_client_sync() as other:
+        assert other.get_result(ar.msg_ids[0], block=True) == {"answer": 42}
+        assert other.get_result(slow.msg_ids[0], block=True) == "slow"
+        status = other.result_status([*ar.msg_ids, "unknown-id"])
+        assert status["completed"] == ar.msg_ids and status["unknown"] == ["unknown-id"]
+        with pytest.raises(KeyError, match="no record"):
+            other.get_result("unknown-id")
+    assert rc.get_result(ar.msg_ids[0]) is ar
+
+
+def test_hub_history_db_query_and_purge(rc: par.Client) -> None:
+    lv = rc.load_balanced_view(label="sweep")
+    ars = [lv.apply_async(lambda i=i: i) for i in range(5)]
+    rc.wait(ars)
+    ids = [a.msg_ids[0] for a in ars]
+    assert set(ids) <= set(rc.hub_history())
+    found = rc.db_query({"label": "sweep", "status": "ok"}, keys=["engine_id"])
+    assert {r["msg_id"] for r in found} >= set(ids)
+    assert all(set(r) == {"msg_id", "engine_id"} for r in found)
+    recent = rc.db_query(
+        {"msg_id": {"$in": ids}, "engine_id": {"$gte": 0}, "method": {"$glob": "app*"}}
+    )
+    assert len(recent) == 5
+    with pytest.raises(ParError, match="unknown query operator"):
+        rc.db_query({"label": {"$regex": "x"}})
+    assert rc.purge_results(jobs=ars[:2]) == 2
+    assert not set(ids[:2]) & set(rc.hub_history())
+    with pytest.raises(ValueError, match="needs jobs"):
+        rc.purge_results()
+
+
+def test_client_results_hold_finished_values(rc: par.Client) -> None:
+    ar = rc[0].apply_async(lambda: "kept")
+    ar.get(timeout=30)
+    assert rc.results[ar.msg_ids[0]] == "kept"
+    assert ar.msg_ids[0] in rc.results
+    bad = rc[0].apply_async(lambda: 1 / 0)
+    bad.wait(30)
+    assert isinstance(rc.results[bad.msg_ids[0]], par.RemoteError)
+    assert len(rc.metadata) <= rc.metadata.limit
