@@ -175,7 +175,7 @@ def test_broadcast_view_reaches_every_engine(rc: par.Client, coalescing: bool) -
     assert "coalescing=" in repr(bv)
 
 
-# ---- the hub's records ----------------------------------------------------------------------------
+# ---- the hub's records ---------------------------------------------------------------
 
 
 def test_another_client_fetches_results_by_message_id(cluster: par.Cluster, rc: par.Client) -> None:
