@@ -43,6 +43,7 @@ _EXPORTS = {
     "TaskAborted": "par.errors",
     "NoEnginesRegistered": "par.errors",
     "ClusterError": "par.errors",
+    "ControllerLost": "par.errors",
     "TimeoutError": "par.errors",
     "hookimpl": "par.hookspecs",
     "interactive": "par.decorators",
@@ -67,6 +68,7 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "CompositeError",
+    "ControllerLost",
     "Dependency",
     "DependencyTimeout",
     "DirectView",
@@ -98,10 +100,12 @@ if TYPE_CHECKING:
     from .client.client import Client
     from .client.view import BroadcastView, DirectView, LoadBalancedView
     from .cluster import Cluster
+    from .decorators import Reference, depend, dependent, interactive, parallel, remote, require
     from .dependency import Dependency
     from .errors import (
         ClusterError,
         CompositeError,
+        ControllerLost,
         DependencyTimeout,
         EngineError,
         ImpossibleDependency,
@@ -113,7 +117,6 @@ if TYPE_CHECKING:
         TimeoutError,
         UnmetDependency,
     )
-    from .decorators import Reference, depend, dependent, interactive, parallel, remote, require
     from .executor import ViewExecutor
     from .hookspecs import hookimpl
     from .imap import LazyMapIterator

@@ -340,6 +340,11 @@ def cmd_controller(argv: Sequence[str]) -> int:
         choices=("auto", "on", "off"),
         help="CurveZMQ encryption (auto: on whenever listening beyond loopback)",
     )
+    parser.add_argument(
+        "--restore", action="store_true",
+        help="come back on the key and ports of the existing connection file "
+        "(engines and clients of a crashed controller reconnect)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level")
     args = parser.parse_args(argv)
     try:
@@ -359,7 +364,10 @@ def cmd_controller(argv: Sequence[str]) -> int:
         location=args.location,
         curve=args.curve,
     )
-    serve(config, args.file or str(paths.connection_file(args.cluster_id)))
+    try:
+        serve(config, args.file or str(paths.connection_file(args.cluster_id)), args.restore)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
     return 0
 
 

@@ -61,6 +61,10 @@ class EngineError(RemoteError):
     """The engine died or left while running (or holding) the task."""
 
 
+class ControllerLost(RemoteError):
+    """The controller stopped answering while the request was outstanding."""
+
+
 class TaskAborted(RemoteError):
     """The task was aborted before it started."""
 
@@ -128,6 +132,7 @@ class CompositeError(RemoteError):
 _BY_NAME: dict[str, type[RemoteError]] = {
     "EngineError": EngineError,
     "TaskAborted": TaskAborted,
+    "ControllerLost": ControllerLost,
     "UnmetDependency": UnmetDependency,
     "ImpossibleDependency": ImpossibleDependency,
     "DependencyTimeout": DependencyTimeout,

@@ -1,34 +1,22 @@
-"""par launcher plugin ``mpi``: engines on other hosts as MPI ranks (not yet available)."""
+"""par launcher plugin ``mpi``: engines (and, if wanted, the controller) as MPI ranks under mpiexec.
+
+``par start --launcher mpi -n 16`` or ``par.Cluster(engines="mpi", n=16)``.
+The launcher classes are imported only when par asks for them, because
+every rank imports this package before it runs its engine.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from par.hookspecs import hookimpl
-from par.launcher import EngineSetLauncher, LauncherError
-
-
-class MPIEngineSetLauncher(EngineSetLauncher):
-    """Engines on remote hosts as MPI ranks: not yet available in this version."""
-
-    PLUGIN_NAME = "mpi"
-
-    def start(self) -> None:
-        """Refuse clearly: this launcher is not implemented yet."""
-        raise LauncherError("the mpi launcher is not yet available in this version of par")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Nothing was started."""
-
-    def signal(self, sig: int) -> None:
-        """Nothing was started."""
-
-    def running(self) -> bool:
-        """Nothing was started."""
-        return False
 
 
 @hookimpl
 def par_register_launchers(register: Any) -> None:
-    """Provide the ``mpi`` engine launcher."""
+    """Provide the ``mpi`` controller and engine launchers."""
+    from .controller import MPIControllerLauncher
+    from .engines import MPIEngineSetLauncher
+
+    register(MPIControllerLauncher)
     register(MPIEngineSetLauncher)

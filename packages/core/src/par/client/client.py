@@ -71,7 +71,10 @@ class Client:
 
     ``Client()`` connects to the default cluster, ``Client(cluster_id="big")``
     to a named one, ``Client("path/to/connection.json")`` to the cluster a
-    connection file describes.
+    connection file describes. If the controller is silent for
+    ``controller_timeout`` seconds, outstanding results fail with
+    ``ControllerLost`` instead of waiting forever; the client reconnects by
+    itself when a restored controller comes back.
     """
 
     def __init__(
@@ -81,10 +84,12 @@ class Client:
         cluster_id: str | None = None,
         timeout: float = 10.0,
         cluster: Any = None,
+        controller_timeout: float = 10.0,
     ) -> None:
         path = connection.resolve(connection_info, cluster_id)
         self._info = connection.load(path, timeout=timeout)
         self.cluster = cluster
+        self.controller_timeout = controller_timeout
         self.session = Session(self._info.key_bytes)
         self._ident = uuid.uuid4().bytes
         self._ctx = zmq.Context()

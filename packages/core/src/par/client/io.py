@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("par.client")
 
 STREAM_WAIT = 2.0
+PING_INTERVAL = 1.0
 
 
 class IOThread(threading.Thread):
@@ -39,6 +40,8 @@ class IOThread(threading.Thread):
         self.closing = threading.Event()
         self.streamed: dict[str, int] = {}
         self.parked: dict[str, tuple[Reply, float]] = {}
+        self.last_heard = time.monotonic()
+        self.lost = False
 
     def run(self) -> None:
         client = self.client
@@ -49,12 +52,18 @@ class IOThread(threading.Thread):
         client._info.secure(sock)
         sock.connect(client._info.client_url)
         sock.send_multipart(self.first)
+        next_ping = time.monotonic() + PING_INTERVAL
         try:
             while not self.closing.is_set():
                 if sock.poll(100):
                     self._drain(sock)
+                now = time.monotonic()
                 if self.parked:
-                    self._release_parked(force_before=time.monotonic())
+                    self._release_parked(force_before=now)
+                if now >= next_ping:
+                    sock.send_multipart(client._query_frames("ping", {})[1])
+                    next_ping = now + PING_INTERVAL
+                    self._check_controller(now)
         finally:
             sock.close()
 
@@ -69,6 +78,10 @@ class IOThread(threading.Thread):
             if msg is None:
                 log.warning("dropped an unauthenticated or malformed message")
                 continue
+            self.last_heard = time.monotonic()
+            if self.lost:
+                self.lost = False
+                log.warning("the controller answers again")
             try:
                 self._on_message(msg.kind, msg.header, msg.payload, msg.buffers)
             except Exception:
@@ -146,6 +159,23 @@ class IOThread(threading.Thread):
             if deadline <= force_before:
                 del self.parked[mid]
                 self._deliver(mid, reply)
+
+    def _check_controller(self, now: float) -> None:
+        """Fail what is outstanding once the controller has been silent too long."""
+        silent = now - self.last_heard
+        if self.lost or silent < self.client.controller_timeout:
+            return
+        self.lost = True
+        with self.client._engines_changed:  # unknown until a controller tells us again
+            self.client._engines.clear()
+            self.client._engines_changed.notify_all()
+        url = self.client._info.client_url
+        log.warning("no answer from the controller at %s for %.0f s", url, silent)
+        self.fail_all(
+            "ControllerLost",
+            f"no answer from the controller at {url} for {silent:.0f} s; the request may or may "
+            "not have run (restart it with `par controller --restore` to reconnect)",
+        )
 
     def fail_all(self, ename: str, evalue: str) -> None:
         """Resolve every outstanding request with an error (the controller is gone)."""

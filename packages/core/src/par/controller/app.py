@@ -63,9 +63,14 @@ class ControllerConfig:
 class Controller:
     """Hub and schedulers of one cluster, driven by :meth:`run`."""
 
-    def __init__(self, config: ControllerConfig, key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        config: ControllerConfig,
+        key: bytes | None = None,
+        restore: ConnectionInfo | None = None,
+    ) -> None:
         self.config = config
-        self.key = key or protocol.new_key()
+        self.key = restore.key_bytes if restore else (key or protocol.new_key())
         self.session = Session(self.key)
         self.ctx = zmq.Context()
         self.engines = EngineRegistry()
@@ -83,14 +88,19 @@ class Controller:
         self.running = False
         self._stop_at: float | None = None
         self.curve_keys = server_keypair() if wanted(config.curve, config.ip) else None
+        if restore is not None and restore.curve_serverkey:
+            raise ValueError(
+                "cannot restore a Curve-encrypted controller: its secret key was never saved"
+            )
 
         self.client_sock = self._router()
         self.engine_sock = self._router()
         self.control_sock = self._router()
         self.monitor = self.engine_sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         ip = config.ip
+        old = restore.to_dict() if restore else {}
         self.urls = {
-            name: self._bind(sock, ip)
+            name: self._bind(sock, ip, old.get(f"{name}_url"))
             for name, sock in (
                 ("client", self.client_sock),
                 ("engine", self.engine_sock),
@@ -109,8 +119,12 @@ class Controller:
         return sock
 
     @staticmethod
-    def _bind(sock: zmq.Socket, ip: str) -> str:
+    def _bind(sock: zmq.Socket, ip: str, previous: str | None = None) -> str:
         host = f"[{ip}]" if ":" in ip else ip
+        if previous:  # restoring: the same port, so engines and clients find us again
+            port = int(previous.rsplit(":", 1)[1])
+            sock.bind(f"tcp://{host}:{port}")
+            return f"tcp://{host}:{port}"
         port = sock.bind_to_random_port(f"tcp://{host}")
         return f"tcp://{host}:{port}"
 
@@ -534,6 +548,10 @@ class Controller:
             "scheme": self.tasks.scheme,
         }
 
+    def _q_ping(self, client: bytes, h: dict[str, Any]) -> bool:
+        self.clients.setdefault(client, {"since": time.time()})  # re-attach after a restore
+        return True
+
     def _q_close(self, client: bytes, h: dict[str, Any]) -> None:
         self.clients.pop(client, None)
         self.monitors.discard(client)
@@ -768,9 +786,20 @@ def verdict_error(verdict: str) -> tuple[str, str]:
     return "ImpossibleDependency", "its dependencies failed, or no engine can run it"
 
 
-def serve(config: ControllerConfig, connection_file: str | None) -> None:
-    """Run a controller in this process until it is told to stop."""
-    controller = Controller(config)
+def serve(config: ControllerConfig, connection_file: str | None, restore: bool = False) -> None:
+    """Run a controller in this process until it is told to stop.
+
+    With ``restore``, come back on the key and ports of the existing connection file,
+    so that running engines and clients reconnect by themselves.
+    """
+    previous = None
+    if restore:
+        from .. import connection
+
+        if not connection_file:
+            raise ValueError("--restore needs the connection file of the controller to restore")
+        previous = connection.load(connection_file)
+    controller = Controller(config, restore=previous)
     info = controller.connection_info()
     if connection_file:
         from pathlib import Path

@@ -59,6 +59,7 @@ class ControlThread(threading.Thread):
         self.controller_timeout = controller_timeout
         self.secure = secure
         self.engine_id: int | None = None
+        self.previous_id: int | None = None
         self.heartbeat = 1.0
         self.registered = threading.Event()
         self.ready_needed = threading.Event()
@@ -104,7 +105,7 @@ class ControlThread(threading.Thread):
             "t": "reg",
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "info": self._info(),
+            "info": {**self._info(), "previous_id": self.previous_id},
         }
         self._send(sock, header)
 
@@ -148,7 +149,9 @@ class ControlThread(threading.Thread):
             self.heartbeat = float(h.get("hb", self.heartbeat))
             self.ready_needed.set()
             self.registered.set()
-        elif kind == "rereg":
+        elif kind == "rereg":  # the controller restarted and does not know us: register again
+            if self.engine_id is not None:
+                self.previous_id = self.engine_id
             self.engine_id = None
             self._register(sock)
         elif kind == "abort":

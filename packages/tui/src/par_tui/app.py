@@ -1,0 +1,295 @@
+"""The monitor app: composes the panels, feeds them snapshots, and runs the actions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from .confirm import Confirm
+from .engine_table import EngineTable
+from .error_detail import ErrorDetail
+from .errors import ErrorList
+from .header import ClusterHeader
+from .help import HelpScreen
+from .output import EngineOutput
+from .source import MonitorSource
+from .state import ClusterState, Snapshot
+from .task_stream import TaskStream
+
+CHANGES_CLUSTER = {
+    "add_engine",
+    "stop_engine",
+    "restart_engine",
+    "interrupt",
+    "abort",
+    "stop_cluster",
+}
+NEEDS_CONTROLLER = {"stop_engine", "restart_engine", "interrupt", "abort"}
+
+
+class SourceEvent(Message):
+    """Something the data source heard from the controller (posted from its threads)."""
+
+    def __init__(self, kind: str, data: dict[str, Any], at: float) -> None:
+        super().__init__()
+        self.kind = kind
+        self.data = data
+        self.at = at
+
+
+class MonitorApp(App[None]):
+    """``par monitor``: a live view of one cluster, with actions."""
+
+    TITLE = "par monitor"
+    CSS = """
+    TabbedContent {
+        height: 1fr;
+    }
+    TabPane {
+        padding: 0;
+    }
+    """
+
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", tooltip="show this help"),
+        Binding("1", "show('engines')", "Engines", show=False, tooltip="engines and task stream"),
+        Binding("2", "show('errors')", "Errors", show=False, tooltip="recent failed tasks"),
+        Binding("3", "show('output')", "Output", show=False, tooltip="selected engine's output"),
+        Binding(
+            "a", "add_engine", "Add engine", tooltip="start one engine with the cluster's launcher"
+        ),
+        Binding("k", "stop_engine", "Stop", tooltip="stop the selected engine (asks first)"),
+        Binding(
+            "r",
+            "restart_engine",
+            "Restart",
+            tooltip="stop the selected engine and start a new one (asks first)",
+        ),
+        Binding(
+            "i",
+            "interrupt",
+            "SIGINT",
+            tooltip="send SIGINT to the selected engine: its task raises KeyboardInterrupt",
+        ),
+        Binding("x", "abort", "Abort queued", tooltip="abort every client's queued tasks"),
+        Binding(
+            "S",
+            "stop_cluster",
+            "Stop cluster",
+            tooltip="stop all engines and the controller (asks first)",
+        ),
+        Binding("q", "quit", "Quit", tooltip="leave the monitor (the cluster keeps running)"),
+    ]
+
+    snapshot: reactive[Snapshot | None] = reactive(None)
+    read_only: reactive[bool] = reactive(False)
+    selected_engine: reactive[int | None] = reactive(None)
+
+    def __init__(
+        self,
+        source: MonitorSource | None = None,
+        *,
+        state: ClusterState | None = None,
+        read_only: bool = False,
+        refresh: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        if source is None and state is None:
+            raise ValueError("MonitorApp needs a source (live) or a state (recorded)")
+        self.source = source
+        self.state = state or ClusterState(source.cluster_id if source else "")
+        self.refresh_interval = refresh
+        self.clock = clock
+        self._stop = threading.Event()
+        self.set_reactive(MonitorApp.read_only, read_only)
+
+    def compose(self) -> ComposeResult:
+        """Header, the three tabs, footer."""
+        yield ClusterHeader().data_bind(MonitorApp.snapshot, MonitorApp.read_only)
+        with TabbedContent(initial="engines"):
+            with TabPane("Engines", id="engines"):
+                yield EngineTable().data_bind(MonitorApp.snapshot)
+                yield TaskStream().data_bind(MonitorApp.snapshot)
+            with TabPane("Errors", id="errors"):
+                yield ErrorList().data_bind(MonitorApp.snapshot)
+            with TabPane("Output", id="output"):
+                yield EngineOutput().data_bind(MonitorApp.snapshot)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Start listening to the controller (live), or show the recorded state once."""
+        self.query_one("#engine-rows").focus()
+        self._show()
+        if self.source is not None:
+            self._run_source()
+            self.set_interval(self.refresh_interval, self._show)
+
+    def on_unmount(self) -> None:
+        """Let the source's thread end (it closes the client)."""
+        self._stop.set()
+
+    @work(thread=True, exclusive=True, name="source")
+    def _run_source(self) -> None:
+        assert self.source is not None
+        self.source.run(self._emit, self._stop)
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        """Called on the source's threads: hand the event to the UI thread."""
+        self.post_message(SourceEvent(kind, data, time.time()))
+
+    def _show(self) -> None:
+        """Freeze the state for the widgets (once per refresh interval)."""
+        self.snapshot = self.state.snapshot(self.clock(), self.selected_engine)
+        errors = len(self.snapshot.errors)
+        self.query_one(TabbedContent).get_tab("errors").label = (
+            f"Errors ({errors})" if errors else "Errors"
+        )
+
+    # ---- what the source reports ---------------------------------------------------------
+
+    @on(SourceEvent)
+    def _on_source_event(self, event: SourceEvent) -> None:
+        kind, data, at = event.kind, event.data, event.at
+        if kind == "status":
+            self.state.on_status(data, at)
+        elif kind == "connected":
+            self.state.on_connected(data, at)
+            self.notify("connected to the controller", timeout=2)
+            self.refresh_bindings()
+        elif kind == "disconnected":
+            self.state.on_disconnected(data, at)
+            self.notify(f"{data.get('reason')}: waiting for it to come back", severity="warning")
+            self.refresh_bindings()
+            self._show()
+        else:
+            self.state.on_event(kind, data, at)
+            if kind == "engine_lost":
+                self.notify(f"engine {data.get('id')} lost: {data.get('reason')}", severity="error")
+
+    @on(EngineTable.Selected)
+    def _on_engine_selected(self, event: EngineTable.Selected) -> None:
+        self.selected_engine = event.engine_id
+
+    def watch_selected_engine(self) -> None:
+        """Show the newly selected engine's output now, not at the next refresh."""
+        if self.is_mounted:
+            self._show()
+            self.refresh_bindings()
+
+    @on(TabbedContent.TabActivated)
+    def _on_tab(self, event: TabbedContent.TabActivated) -> None:
+        # Keys go to what the tab shows: the engine rows, the error rows, the output.
+        event.pane.query("DataTable, EngineOutput").first().focus()
+
+    @on(ErrorList.Open)
+    def _on_error_open(self, event: ErrorList.Open) -> None:
+        self.push_screen(ErrorDetail(event.record))
+
+    # ---- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide what changes the cluster in read-only mode; grey out what cannot run now."""
+        if action not in CHANGES_CLUSTER:
+            return True
+        if self.read_only:
+            return False
+        if self.source is None:
+            return None
+        if action in NEEDS_CONTROLLER and not self.source.connected:
+            return None
+        if action in ("stop_engine", "restart_engine", "interrupt"):
+            return True if self._selected_alive() is not None else None
+        return True
+
+    def _selected_alive(self) -> int | None:
+        """The selected engine's id if it is still in the cluster."""
+        snap = self.snapshot
+        eid = self.selected_engine
+        if snap is None or eid is None:
+            return None
+        return eid if any(r.id == eid and r.alive for r in snap.engines) else None
+
+    def action_help(self) -> None:
+        """Show every key."""
+        disabled = CHANGES_CLUSTER if self.read_only else set()
+        self.push_screen(HelpScreen([*self.BINDINGS, *EngineTable.BINDINGS], disabled))
+
+    def action_show(self, tab: str) -> None:
+        """Switch to a tab."""
+        self.query_one(TabbedContent).active = tab
+
+    @property
+    def live(self) -> MonitorSource:
+        """The source (actions that change the cluster are disabled without one)."""
+        assert self.source is not None
+        return self.source
+
+    def action_add_engine(self) -> None:
+        """Start one more engine through the cluster's launcher."""
+        self._act("add engine", lambda: self.live.add_engines(1))
+
+    def action_stop_engine(self) -> None:
+        """Stop the selected engine, after asking."""
+        self._ask_then("stop engine {id}?", self.live.stop_engine)
+
+    def action_restart_engine(self) -> None:
+        """Stop the selected engine and start a new one, after asking."""
+        self._ask_then(
+            "restart engine {id}? It stops, and a new engine (with a new id) starts.",
+            self.live.restart_engine,
+        )
+
+    def action_interrupt(self) -> None:
+        """Send SIGINT to the selected engine."""
+        eid = self._selected_alive()
+        if eid is not None:
+            self._act(f"SIGINT to engine {eid}", lambda: self.live.interrupt_engine(eid))
+
+    def action_abort(self) -> None:
+        """Abort every client's tasks that have not started."""
+        self._act("abort queued tasks", self.live.abort_queued)
+
+    def action_stop_cluster(self) -> None:
+        """Stop the whole cluster, after asking."""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._act("stop cluster", self.live.stop_cluster)
+
+        question = f"Stop cluster {self.live.cluster_id!r}: every engine and the controller?"
+        self.push_screen(Confirm(question), answered)
+
+    def _ask_then(self, question: str, act: Callable[[int], None]) -> None:
+        eid = self._selected_alive()
+        if eid is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._act(question.split("?")[0].format(id=eid), lambda: act(eid))
+
+        self.push_screen(Confirm(question.format(id=eid)), answered)
+
+    def _act(self, what: str, fn: Callable[[], object]) -> None:
+        """Run an action in a worker thread and say how it went."""
+
+        def job() -> None:
+            try:
+                fn()
+            except Exception as exc:
+                self.call_from_thread(self.notify, f"{what} failed: {exc}", severity="error")
+            else:
+                self.call_from_thread(self.notify, f"{what}: done", timeout=3)
+
+        self.notify(f"{what}…", timeout=2)
+        self.run_worker(job, thread=True, group="actions", name=what)

@@ -1,0 +1,77 @@
+"""The help screen: every key, what it does, and what the panels show."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+NOTES = """\
+Panels
+  header     cluster id, controller address, launchers, engine and task counts, uptime
+  engines    one row per engine; CPU and memory as each engine reports them in heartbeats
+  lanes      last minute per engine: shade = how busy; green done, yellow running, red failed
+  errors     failed tasks, newest first; Enter shows the full remote traceback
+  output     what the selected engine's tasks printed (stderr in red)
+
+Notes
+  restart    stops the engine, then starts one new engine through the cluster's launcher
+             (par has no in-place restart: the new engine gets a new id)
+  abort      aborts every client's tasks that have not started yet
+  read-only  `par monitor --read-only` hides every action that changes the cluster
+  the monitor reconnects by itself when the controller goes away and comes back"""
+
+
+def _key(binding: Binding) -> str:
+    return ", ".join(
+        {"question_mark": "?", "slash": "/", "escape": "esc"}.get(k, k)
+        for k in binding.key.split(",")
+    )
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and panels, from the bindings the app declares."""
+
+    DEFAULT_CSS = """
+    HelpScreen {
+        align: center middle;
+    }
+    HelpScreen > VerticalScroll {
+        width: 100;
+        max-width: 95%;
+        height: 90%;
+        border: thick $primary 60%;
+        background: $surface;
+        padding: 0 1;
+    }
+    """
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def __init__(self, bindings: Iterable[BindingType], disabled: set[str]) -> None:
+        super().__init__()
+        self.bindings = [b for b in bindings if isinstance(b, Binding)]
+        self.disabled = disabled
+
+    def compose(self) -> ComposeResult:
+        """A table of keys, then the notes."""
+        table = Table(box=None, show_header=True, header_style="bold", expand=True)
+        table.add_column("key", style="bold cyan", width=12)
+        table.add_column("action")
+        for b in self.bindings:
+            text = Text(b.tooltip or b.description)
+            if b.action in self.disabled:
+                text.append("  (off: read-only)", style="dim")
+                text.stylize("dim")
+            table.add_row(_key(b), text)
+        with VerticalScroll():
+            yield Static(Text("par monitor: keys", style="bold"))
+            yield Static(table)
+            yield Static(Text(NOTES))
+        yield Footer()

@@ -1,0 +1,205 @@
+"""The monitor's data source: a client of the controller, plus the cluster's launchers.
+
+The source subscribes to the controller's event stream (engine events, task
+notices, streamed output) and polls its status once per refresh interval.
+Everything it learns goes to one ``emit(kind, data)`` callback as plain
+dicts; the app turns those into :class:`~par_tui.state.ClusterState`
+updates. When the controller goes away the source says so and keeps
+trying, about once per interval, to connect to whatever controller the
+cluster's connection file names next.
+
+Actions (add, stop, restart, interrupt engines; abort queued tasks; stop the
+cluster) go through the same client, or through the cluster's launchers as
+recorded in its cluster file, exactly as ``par engines`` and ``par stop`` do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import par
+from par import paths
+from par.errors import ParError
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+CONNECT_TIMEOUT = 3.0
+LAUNCHERS_RELOAD = 5.0  # seconds between cluster-file reads when an engine's launcher is unknown
+
+
+class MonitorSource:
+    """Connects to one cluster's controller and reports what it says."""
+
+    def __init__(self, cluster_id: str = paths.DEFAULT_CLUSTER_ID, interval: float = 1.0) -> None:
+        self.cluster_id = cluster_id
+        self.interval = interval
+        self._emit: Emit | None = None
+        self._client: par.Client | None = None
+        self._announced = False
+        self._gone: str | None = None  # why the controller went away, set from the I/O thread
+        self._was_connected = False
+        self._by_pid: dict[int, str] = {}
+        self._single_launcher: str | None = None
+        self._launchers_text = ""
+        self._launchers_read = 0.0
+
+    # ---- connection ----------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while a client is connected to the controller."""
+        return self._client is not None and self._gone is None
+
+    def connect(self) -> None:
+        """Connect to the controller (ClusterError if no such cluster, TimeoutError if silent)."""
+        client = par.Client(cluster_id=self.cluster_id, timeout=CONNECT_TIMEOUT)
+        self._gone = None
+        try:
+            client.subscribe_events(self._on_client_event, tasks=True)
+        except BaseException:
+            client.close()
+            raise
+        self._client = client
+        self._announced = False
+        self._read_launchers()
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        """Report to ``emit`` until ``stop`` is set: events as they come, status each interval."""
+        self._emit = emit
+        try:
+            while not stop.is_set():
+                self._step()
+                stop.wait(self.interval)
+        finally:
+            self._emit = None
+            self.close()
+
+    def _step(self) -> None:
+        if self._client is not None and self._gone is not None:
+            self._drop(self._gone)
+        if self._client is None:
+            try:
+                self.connect()
+            except (ParError, TimeoutError, OSError, ValueError):
+                return  # not back yet: try again next interval
+        client = self._client
+        assert client is not None
+        if not self._announced:
+            self._announced = True
+            self._was_connected = True
+            self._send(
+                "connected",
+                {"controller_url": client._info.client_url, "launchers": self._launchers_text},
+            )
+        try:
+            status = client.status()
+        except (ParError, TimeoutError) as exc:
+            self._drop(f"the controller did not answer ({exc})")
+            return
+        for engine in status.get("engines", []):
+            self._annotate(engine)
+        status["launchers"] = self._launchers_text  # engine sets come and go (`par engines`)
+        self._send("status", status)
+
+    def _drop(self, reason: str) -> None:
+        """Forget the client of a controller that went away."""
+        client, self._client = self._client, None
+        self._gone = None
+        if client is not None:
+            client.close(linger=0)
+        if self._was_connected:
+            self._was_connected = False
+            self._send("disconnected", {"reason": reason})
+
+    def close(self) -> None:
+        """Disconnect (the cluster keeps running)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close(linger=0)
+
+    def _on_client_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Called on the client's I/O thread: annotate and pass on."""
+        if kind == "controller_stopped":
+            self._gone = "the controller stopped"
+            return
+        if kind.startswith("engine_"):
+            data = self._annotate(dict(data))
+        self._send(kind, data)
+
+    def _send(self, kind: str, data: dict[str, Any]) -> None:
+        emit = self._emit
+        if emit is not None:
+            emit(kind, data)
+
+    # ---- launchers -------------------------------------------------------------------------
+
+    def _read_launchers(self) -> None:
+        """Learn from the cluster file which launcher started which engine process."""
+        self._launchers_read = time.monotonic()
+        try:
+            cluster = par.Cluster.from_file(self.cluster_id)
+        except Exception:
+            return  # a cluster started without a cluster file (par controller by hand)
+        by_pid: dict[int, str] = {}
+        names: list[str] = []
+        for es in cluster.engines.values():
+            names.append(es.PLUGIN_NAME)
+            for proc in es.to_dict().get("processes") or []:
+                if isinstance(proc, dict) and "pid" in proc:
+                    by_pid[int(proc["pid"])] = es.PLUGIN_NAME
+        self._by_pid = by_pid
+        kinds = sorted(set(names))
+        self._single_launcher = kinds[0] if len(kinds) == 1 else None
+        ctl = cluster.controller.PLUGIN_NAME if cluster.controller is not None else "?"
+        sets = ", ".join(f"{k} ({names.count(k)} set{'s' * (names.count(k) > 1)})" for k in kinds)
+        self._launchers_text = f"controller {ctl}, engines {sets or 'none'}"
+
+    def _annotate(self, engine: dict[str, Any]) -> dict[str, Any]:
+        """Add the name of the launcher that started an engine, when the cluster file says."""
+        name = (engine.get("info") or {}).get("launcher") or self._by_pid.get(
+            int(engine.get("pid", 0))
+        )
+        if name is None and time.monotonic() - self._launchers_read > LAUNCHERS_RELOAD:
+            self._read_launchers()
+            name = self._by_pid.get(int(engine.get("pid", 0)))
+        engine["launcher"] = name or self._single_launcher or "?"
+        return engine
+
+    # ---- actions (called from worker threads) ------------------------------------------------
+
+    def _require(self) -> par.Client:
+        client = self._client
+        if client is None or self._gone is not None:
+            raise par.ClusterError("not connected to the controller")
+        return client
+
+    def add_engines(self, n: int = 1) -> str:
+        """Start ``n`` more engines through the cluster's launcher."""
+        cluster = par.Cluster.from_file(self.cluster_id)
+        set_id = cluster.add_engines(n)
+        self._read_launchers()
+        return set_id
+
+    def stop_engine(self, engine_id: int) -> None:
+        """Ask one engine to stop."""
+        self._require().shutdown(targets=[engine_id])
+
+    def restart_engine(self, engine_id: int) -> None:
+        """Stop one engine and start a new one in its place (the core has no in-place restart)."""
+        self.stop_engine(engine_id)
+        self.add_engines(1)
+
+    def interrupt_engine(self, engine_id: int) -> None:
+        """Send SIGINT to one engine: its running task raises KeyboardInterrupt."""
+        self._require().send_signal("SIGINT", targets=[engine_id])
+
+    def abort_queued(self) -> None:
+        """Abort every client's tasks that have not started."""
+        self._require().abort(everyone=True)
+
+    def stop_cluster(self) -> None:
+        """Stop the engines and the controller, as ``par stop`` does."""
+        par.Cluster.from_file(self.cluster_id).stop_cluster_sync()
