@@ -9,9 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import par
+import pytest
 
 
 def start_controller(conn: Path, *extra: str) -> subprocess.Popen[bytes]:

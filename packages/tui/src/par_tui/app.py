@@ -182,7 +182,7 @@ class MonitorApp(App[None]):
 
     def watch_selected_engine(self) -> None:
         """Show the newly selected engine's output now, not at the next refresh."""
-        if self.is_mounted:
+        if self.is_running:
             self._show()
             self.refresh_bindings()
 

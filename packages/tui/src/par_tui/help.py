@@ -57,7 +57,7 @@ class HelpScreen(ModalScreen[None]):
     def __init__(self, bindings: Iterable[BindingType], disabled: set[str]) -> None:
         super().__init__()
         self.bindings = [b for b in bindings if isinstance(b, Binding)]
-        self.disabled = disabled
+        self.off_actions = disabled
 
     def compose(self) -> ComposeResult:
         """A table of keys, then the notes."""
@@ -66,7 +66,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("action")
         for b in self.bindings:
             text = Text(b.tooltip or b.description)
-            if b.action in self.disabled:
+            if b.action in self.off_actions:
                 text.append("  (off: read-only)", style="dim")
                 text.stylize("dim")
             table.add_row(_key(b), text)
