@@ -266,6 +266,7 @@ def test_block_flag_makes_apply_wait(rc: par.Client) -> None:
 
 
 def test_queue_status_counts_work(rc: par.Client) -> None:
+    rc[:].apply_sync(lambda: None)
     status = rc.queue_status()
     assert set(status) == {0, 1, 2, 3, "unassigned"}
     assert all(status[i]["completed"] > 0 for i in rc.ids)
@@ -278,3 +279,20 @@ def test_bad_targets_give_clear_errors(rc: par.Client) -> None:
         rc[0].apply_sync(42)
     with pytest.raises(KeyError, match="invalid flag"):
         rc[:].set_flags(colour="red")
+
+
+def test_status_reports_engines_with_their_own_cpu_memory_and_running_task(rc: par.Client) -> None:
+    ar = rc[2].apply_async(time.sleep, 2.5)
+    deadline = time.monotonic() + 10
+    stats: dict = {}
+    while time.monotonic() < deadline:
+        engines = {e["id"]: e for e in rc.status(timeout=5)["engines"]}
+        stats = engines[2]["stats"]
+        if stats.get("task") == ar.msg_ids[0]:
+            break
+        time.sleep(0.2)
+    assert stats["task"] == ar.msg_ids[0]
+    assert stats["task_started"] <= time.time()
+    assert stats["rss"] > 10 << 20
+    assert 0 <= stats["cpu"] <= 200
+    ar.get(timeout=30)

@@ -553,9 +553,12 @@ class Client:
                 while set(stopped) & set(self._engines) and time.monotonic() < deadline:
                     self._engines_changed.wait(0.2)
 
-    def status(self) -> dict[str, Any]:
-        """The controller's view of the cluster: engines, task counts, uptime."""
-        return dict(self._query("status"))
+    def status(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The controller's view of the cluster: engines, task counts, uptime.
+
+        Raises TimeoutError if the controller does not answer within ``timeout`` seconds.
+        """
+        return dict(self._query("status", timeout=timeout))
 
     def close(self, linger: int | None = None) -> None:
         """Disconnect from the cluster (the cluster keeps running)."""

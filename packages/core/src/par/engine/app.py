@@ -135,8 +135,9 @@ class Engine:
             sock.send_multipart(self.session.serialize(reply, payload), copy=False)
             return
         self.capture.start(mid)
-        self.control.running_task = mid
         reply["ts"] = time.time()
+        self.control.task_started = reply["ts"]
+        self.control.running_task = mid
         try:
             self.running = mid
             try:
@@ -152,6 +153,7 @@ class Engine:
             payload, buffers = [protocol.encode(content)], []
         reply["tc"] = time.time()
         self.control.running_task = None
+        self.control.task_started = None
         rest, streamed = self.capture.stop()
         if "stdout" in rest:
             reply["o"] = rest["stdout"]

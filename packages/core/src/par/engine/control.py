@@ -65,6 +65,7 @@ class ControlThread(threading.Thread):
         self.ready_needed = threading.Event()
         self.aborted: set[str] = set()
         self.running_task: str | None = None
+        self.task_started: float | None = None  # wall-clock start of the running task
         self.closing = threading.Event()
         self.lost_reason = ""
         self._cpu_mark = (time.monotonic(), sum(os.times()[:2]))
@@ -84,7 +85,12 @@ class ControlThread(threading.Thread):
         then, cpu0 = self._cpu_mark
         self._cpu_mark = (now, cpu)
         pct = 100.0 * (cpu - cpu0) / (now - then) if now > then else 0.0
-        return {"cpu": round(pct, 1), "rss": _rss_bytes(), "task": self.running_task}
+        return {
+            "cpu": round(pct, 1),
+            "rss": _rss_bytes(),
+            "task": self.running_task,
+            "task_started": self.task_started,
+        }
 
     def _send(self, sock: zmq.Socket, header: dict[str, Any]) -> None:
         sock.send_multipart(self.session.serialize(header))
