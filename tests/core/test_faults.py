@@ -166,3 +166,39 @@ def test_garbage_sent_straight_to_an_engine_port_does_not_kill_it(small_cluster)
         s.sendall(os.urandom(4096))
     time.sleep(0.3)
     assert rc[:].apply_sync(lambda: "ok") == ["ok", "ok"]
+
+
+CLIENT_THAT_DIES = """
+import os, sys, time, par
+rc = par.Client(sys.argv[1])
+lv = rc.load_balanced_view()
+ar = lv.map_async(time.sleep, [0.01] * 400)
+print(" ".join(ar.msg_ids[:3]), flush=True)
+time.sleep(0.3)
+os._exit(1)  # vanish mid-map: no close, no goodbye
+"""
+
+
+def test_a_client_that_vanishes_mid_map_leaves_the_cluster_healthy(small_cluster) -> None:
+    import subprocess
+    import sys
+
+    c, rc = small_cluster
+    from par import paths
+
+    proc = subprocess.run(
+        [sys.executable, "-c", CLIENT_THAT_DIES, str(paths.connection_file(c.cluster_id))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    first_ids = proc.stdout.split()
+    assert len(first_ids) == 3
+    # The rule: a vanished client's queued tasks still run; their results are kept in the
+    # hub's records (get_result works from any client) and the cluster stays healthy.
+    deadline = time.monotonic() + 60
+    while rc.status()["pending"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rc.status()["pending"] == 0
+    assert rc.get_result(first_ids[0], block=True) == [None]  # one chunk of the map
+    assert rc.load_balanced_view().map_sync(lambda x: -x, range(10)) == [-x for x in range(10)]
