@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import nox
 
 nox.options.default_venv_backend = "uv"
@@ -49,12 +47,21 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def soak(session: nox.Session) -> None:
+    """Ten minutes of tasks while engines are killed and added at random (not in CI)."""
+    sync(session)
+    session.run("python", "tests/soak/run_soak.py", *(session.posargs or ["--minutes", "10"]))
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """par side by side with ipyparallel and dask (installed here only)."""
     sync(session, "bench")
-    session.run(
-        "python",
-        "benchmarks/run.py",
-        *session.posargs,
-        env={"PAR_BENCH": os.environ.get("PAR_BENCH", "")},
-    )
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The user guide: check links between pages and run every python code block."""
+    sync(session)
+    session.run("python", "docs/build.py", *session.posargs)

@@ -165,3 +165,18 @@ def test_curve_can_be_forced_on_loopback() -> None:
         assert rc[0].apply_sync(lambda: 1) == 1
     with par.Cluster(n=1) as rc:
         assert rc._info.curve_serverkey == ""
+
+
+def test_writing_a_connection_file_never_changes_its_directory_mode(tmp_path: Path) -> None:
+    from par.connection import ConnectionInfo
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    info = ConnectionInfo("c", "00", "tcp://a:1", "tcp://a:2", "tcp://a:3", 1, "here")
+    info.write(shared / "conn.json")
+    assert shared.stat().st_mode & 0o777 == 0o755
+    assert (shared / "conn.json").stat().st_mode & 0o777 == 0o600
+    fresh = tmp_path / "new" / "dir"
+    info.write(fresh / "conn.json")
+    assert fresh.stat().st_mode & 0o777 == 0o700

@@ -182,7 +182,7 @@ def cmd_start(argv: Sequence[str]) -> int:
             cluster.stop_cluster_sync()
             print("par: stopped", file=sys.stderr)
         return 0
-    except (ClusterError, LauncherError, TimeoutError) as exc:
+    except (ClusterError, LauncherError, TimeoutError, ValueError) as exc:
         _fail(str(exc))
     return 0
 
@@ -227,11 +227,17 @@ def cmd_engines(argv: Sequence[str]) -> int:
         cluster = Cluster.from_file(args.cluster_id)
         client = cluster.connect_client_sync()
         before = len(client.ids)
-        cluster.add_engines(args.n, args.launcher, **options)
-        cluster.wait_for_engines_sync(client, before + args.n, progress=_progress)
-        print(f"par: cluster {args.cluster_id!r} now has {len(client.ids)} engines")
-        client.close()
-    except (ClusterError, LauncherError, TimeoutError, TypeError) as exc:
+        set_id = cluster.add_engines(args.n, args.launcher, **options)
+        try:
+            added = sum(es.n for sid, es in cluster.engines.items() if sid == set_id)
+            cluster.wait_for_engines_sync(client, before + added, progress=_progress)
+        except BaseException:
+            cluster.stop_engines_sync(set_id)  # do not leave half-started engines behind
+            raise
+        finally:
+            client.close()
+        print(f"par: cluster {args.cluster_id!r} now has {before + added} engines")
+    except (ClusterError, LauncherError, TimeoutError, TypeError, ValueError) as exc:
         _fail(str(exc))
     return 0
 

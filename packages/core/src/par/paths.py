@@ -59,9 +59,15 @@ def log_dir(cluster_id: str) -> Path:
 
 
 def make_private_dir(path: Path) -> None:
-    """Create a directory (and parents) readable only by its owner."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    """Create a directory (and parents) readable only by its owner.
+
+    An existing directory is left as it is: it may be the user's own (``--file
+    /tmp/conn.json``), and par must never change the permissions of a directory
+    it did not create.
+    """
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def write_private_json(path: Path, data: Any) -> None:

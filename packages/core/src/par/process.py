@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,13 +100,13 @@ def stop_all(refs: Iterable[ProcessRef], timeout: float = 10.0, sig: int = signa
             proc.send_signal(sig)
         except psutil.Error:
             pass
-    _, left = psutil.wait_procs(procs, timeout=timeout)
+    left = _wait_gone(procs, timeout)
     for proc in left:
         try:
             proc.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(left, timeout=5)
+    _wait_gone(left, 5)
     for proc in procs:
         popen = _popens.pop(proc.pid, None)
         if popen is not None:
@@ -113,6 +114,30 @@ def stop_all(refs: Iterable[ProcessRef], timeout: float = 10.0, sig: int = signa
                 popen.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 pass
+
+
+def _gone(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until processes exit; a zombie counts as gone (another process may be its
+    parent, and only the parent can reap it). Return those still running."""
+    for popen in (_popens.get(p.pid) for p in procs):
+        if popen is not None:
+            popen.poll()  # reap our own children so they do not linger as zombies
+    deadline = time.monotonic() + timeout
+    left = [p for p in procs if not _gone(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        for popen in (_popens.get(p.pid) for p in left):
+            if popen is not None:
+                popen.poll()
+        left = [p for p in left if not _gone(p)]
+    return left
 
 
 def tail(path: str | Path, lines: int = 20) -> str:
