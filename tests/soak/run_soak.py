@@ -19,9 +19,8 @@ import threading
 import time
 from collections import Counter
 
-import psutil
-
 import par
+import psutil
 
 
 def square(x: int) -> int:
@@ -29,7 +28,9 @@ def square(x: int) -> int:
     return x * x
 
 
-def feeder(rc: par.Client, stop: threading.Event, tally: Counter[str], lock: threading.Lock) -> None:
+def feeder(
+    rc: par.Client, stop: threading.Event, tally: Counter[str], lock: threading.Lock
+) -> None:
     """Submit batches of load-balanced tasks and check every result."""
     lv = rc.load_balanced_view(retries=3)
     base = 0
@@ -98,7 +99,9 @@ def main() -> int:
             c.close()
         cluster.stop_cluster_sync()
     print(f"soak: finished: {dict(tally)}; engines killed {killed}, added {added}")
-    print(f"soak: controller RSS {rss_start >> 20} MiB -> {rss_end >> 20} MiB; counts {status['counts']}")
+    print(
+        f"soak: controller RSS {rss_start >> 20} MiB -> {rss_end >> 20} MiB; counts {status['counts']}"
+    )
     bad = {k: v for k, v in tally.items() if k not in ("ok", "engine_error")}
     if bad or not tally["ok"]:
         print(f"soak: FAILED: {bad or 'no task completed'}", file=sys.stderr)
