@@ -99,9 +99,8 @@ def main() -> int:
             c.close()
         cluster.stop_cluster_sync()
     print(f"soak: finished: {dict(tally)}; engines killed {killed}, added {added}")
-    print(
-        f"soak: controller RSS {rss_start >> 20} MiB -> {rss_end >> 20} MiB; counts {status['counts']}"
-    )
+    rss = f"{rss_start >> 20} MiB -> {rss_end >> 20} MiB"
+    print(f"soak: controller RSS {rss}; counts {status['counts']}")
     bad = {k: v for k, v in tally.items() if k not in ("ok", "engine_error")}
     if bad or not tally["ok"]:
         print(f"soak: FAILED: {bad or 'no task completed'}", file=sys.stderr)
