@@ -347,7 +347,8 @@ def cmd_controller(argv: Sequence[str]) -> int:
         help="CurveZMQ encryption (auto: on whenever listening beyond loopback)",
     )
     parser.add_argument(
-        "--restore", action="store_true",
+        "--restore",
+        action="store_true",
         help="come back on the key and ports of the existing connection file "
         "(engines and clients of a crashed controller reconnect)",
     )

@@ -9,13 +9,17 @@ thread, so the I/O thread never spends time on results nobody reads.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import operator
+import sys
 import threading
-from collections.abc import Generator, Iterator
-from concurrent.futures import Future
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import protocol, serialize
 from ..errors import CompositeError, RemoteError, remote_error_from
@@ -52,6 +56,9 @@ def new_metadata(msg_id: str, submitted: float, **extra: Any) -> Metadata:
         follow=[],
         after=[],
         label=None,
+        execute_input=None,
+        execute_result=None,
+        data={},
     )
     md.update(extra)
     return md
@@ -110,6 +117,8 @@ class AsyncResult(Future[Any]):
         self._has_value = False
         self._cached: Any = None
         self._metadata = [client.metadata_for(m) for m in self.msg_ids]
+        self._watchers: dict[str, list[AsyncResult]] = {}
+        self._trackers: list[Any] = []
 
     # ---- filled in by the client's I/O thread --------------------------------------------
 
@@ -118,9 +127,21 @@ class AsyncResult(Future[Any]):
             self._replies[msg_id] = reply
             self._order.append(msg_id)
             done = len(self._replies) == len(self.msg_ids)
+            watchers = self._watchers.pop(msg_id, [])
             self._cond.notify_all()
+        for watcher in watchers:
+            watcher._deliver(msg_id, reply)
         if done:
             self._finish()
+
+    def _watch(self, msg_id: str, other: AsyncResult) -> None:
+        """Hand ``other`` this result's reply to ``msg_id`` (now if it is already here)."""
+        with self._cond:
+            reply = self._replies.get(msg_id)
+            if reply is None:
+                self._watchers.setdefault(msg_id, []).append(other)
+        if reply is not None:
+            other._deliver(msg_id, reply)
 
     def _finish(self) -> None:
         errors = [self._replies[m].error() for m in self.msg_ids if not self._replies[m].ok]
@@ -162,11 +183,27 @@ class AsyncResult(Future[Any]):
     def _timeout(timeout: float | None) -> float | None:
         return None if timeout is None or timeout < 0 else timeout
 
-    def get(self, timeout: float | None = None, return_exceptions: bool = False) -> Any:
+    def get(
+        self,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+        return_when: str | None = None,
+    ) -> Any:
         """Wait for and return the result; raise the remote error, or TimeoutError.
 
         With ``return_exceptions=True`` errors are returned in place of results.
+        With ``return_when=FIRST_EXCEPTION`` the first error is raised as soon as it
+        arrives, without waiting for the other messages.
         """
+        if return_when not in (None, ALL_COMPLETED, FIRST_EXCEPTION):
+            raise ValueError(
+                f"get(return_when=) takes ALL_COMPLETED or FIRST_EXCEPTION, not {return_when!r}"
+            )
+        if return_when == FIRST_EXCEPTION and not return_exceptions:
+            done, pending = self.wait(timeout, FIRST_EXCEPTION)
+            errors = [e for e in (ar.exception(0) for ar in done) if e is not None]
+            if errors and pending:
+                raise self._error_of(errors)
         if not self.wait(timeout):
             raise TimeoutError(f"result not ready within {timeout} s")
         if return_exceptions:
@@ -176,12 +213,41 @@ class AsyncResult(Future[Any]):
             raise exc
         return self._value()
 
+    def _error_of(self, errors: list[RemoteError]) -> RemoteError:
+        if self._single or (len(errors) == 1 and len(self.msg_ids) == 1):
+            return errors[0]
+        flat = [
+            e for err in errors for e in (err.elist if isinstance(err, CompositeError) else [err])
+        ]
+        what = self._fname or "apply"
+        return CompositeError(f"one or more exceptions raised in call to {what}", flat)
+
     def result(self, timeout: float | None = None) -> Any:
         """The result, as ``concurrent.futures.Future.result`` gives it."""
         return self.get(timeout)
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait up to ``timeout`` seconds (None or negative: forever); True if ready."""
+    @property
+    def r(self) -> Any:
+        """The result, waiting for it (short for ``get()``)."""
+        return self.get()
+
+    def wait(self, timeout: float | None = None, return_when: str | None = None) -> Any:
+        """Wait up to ``timeout`` seconds (None or negative: forever); True if ready.
+
+        With ``return_when`` (``FIRST_COMPLETED``, ``FIRST_EXCEPTION`` or
+        ``ALL_COMPLETED``, as for ``concurrent.futures.wait``) return ``(done,
+        pending)``: two sets of one-message results from :meth:`split`.
+        """
+        if return_when is not None:
+            if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED):
+                raise ValueError(
+                    "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, "
+                    f"not {return_when!r}"
+                )
+            done, pending = concurrent.futures.wait(
+                self.split(), self._timeout(timeout), return_when
+            )
+            return done, pending
         try:
             self.exception(self._timeout(timeout))
         except TimeoutError:
@@ -210,6 +276,160 @@ class AsyncResult(Future[Any]):
     def abort(self) -> None:
         """Abort the messages of this result that have not started yet."""
         self._client.abort(self.msg_ids)
+
+    @property
+    def result_dict(self) -> dict[int, Any]:
+        """Results keyed by engine id (waits; see :meth:`get_dict`)."""
+        return self.get_dict()
+
+    # ---- splitting and joining ------------------------------------------------------------
+
+    def split(self) -> tuple[AsyncResult, ...]:
+        """One single-message AsyncResult per message, each filling in as its reply arrives."""
+        parts = []
+        for m in self.msg_ids:
+            part = AsyncResult(self._client, [m], self._fname, single=True)
+            self._watch(m, part)
+            parts.append(part)
+        return tuple(parts)
+
+    @classmethod
+    def join(cls, *results: AsyncResult) -> AsyncResult:
+        """One AsyncResult over the messages of several (of the same client)."""
+        if not results:
+            raise ValueError("join needs at least one AsyncResult")
+        client = results[0]._client
+        if any(r._client is not client for r in results):
+            raise ValueError("cannot join results of different clients")
+        ids = [m for r in results for m in r.msg_ids]
+        if len(set(ids)) != len(ids):
+            raise ValueError("cannot join results that share messages")
+        joined: AsyncResult
+        if all(isinstance(r, AsyncMapResult) for r in results):
+            sizes = [n for r in results for n in r._sizes]
+            joined = AsyncMapResult(client, ids, sizes, results[0]._fname)
+        else:
+            joined = AsyncResult(client, ids, results[0]._fname, single=False)
+        for r in results:
+            for m in r.msg_ids:
+                r._watch(m, joined)
+        return joined
+
+    # ---- sending and output ---------------------------------------------------------------
+
+    def _add_tracker(self, tracker: Any) -> None:
+        """Track a send (a ``zmq.MessageTracker``) made with ``track=True``."""
+        self._trackers.append(tracker)
+
+    @property
+    def sent(self) -> bool:
+        """True once ZeroMQ no longer needs the buffers sent (always, unless ``track=True``)."""
+        return all(t.done for t in self._trackers)
+
+    def wait_for_send(self, timeout: float | None = -1) -> bool:
+        """Wait until the sent buffers may be modified again; True if they may."""
+        deadline = None if self._timeout(timeout) is None else time.monotonic() + timeout  # type: ignore[operator]
+        for t in self._trackers:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                t.wait(left)
+            except Exception:  # zmq.NotDone when the tracker is still pending at the deadline
+                return False
+        return True
+
+    def wait_for_output(self, timeout: float | None = -1) -> bool:
+        """Wait until all output of the messages has arrived; True if it has.
+
+        par holds a reply until the output its task streamed has arrived, so
+        the output is complete as soon as the result is ready.
+        """
+        return bool(self.wait(timeout))
+
+    @contextlib.contextmanager
+    def stream_output(self, interval: float = 0.05) -> Iterator[AsyncResult]:
+        """Print the engines' stdout and stderr here, live, while the block runs."""
+        stop = threading.Event()
+        printer = threading.Thread(
+            target=self._print_streams, args=(stop, interval), name="par-stream", daemon=True
+        )
+        printer.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            printer.join()
+
+    def _print_streams(self, stop: threading.Event, interval: float) -> None:
+        seen: dict[tuple[str, str], int] = {}
+        while True:
+            finished = stop.is_set()
+            for md in self._metadata:
+                for name, out in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+                    text = md[name]
+                    done = seen.get((md["msg_id"], name), 0)
+                    if len(text) > done:
+                        seen[md["msg_id"], name] = len(text)
+                        _write_prefixed(out, f"[{name}:{md['engine_id']}] ", text[done:])
+            if finished:
+                return
+            stop.wait(interval)
+
+    def display_outputs(self, groupby: str = "type", result_only: bool = False) -> None:
+        """Print each message's stdout, stderr and result, by 'type', 'engine' or 'order'."""
+        if groupby not in ("type", "engine", "order"):
+            raise ValueError(f"groupby must be 'type', 'engine' or 'order', not {groupby!r}")
+        self.wait()
+        mds = self._metadata
+        if groupby == "engine":
+            mds = sorted(mds, key=lambda md: (md["engine_id"] is None, md["engine_id"] or 0))
+        streams = [] if result_only else ["stdout", "stderr"]
+        if groupby == "type":
+            for name in streams:
+                for md in mds:
+                    _print_block(name, md)
+            for md in mds:
+                _print_block("execute_result", md)
+        else:
+            for md in mds:
+                for name in [*streams, "execute_result"]:
+                    _print_block(name, md)
+
+    def wait_interactive(
+        self,
+        interval: float = 0.1,
+        timeout: float | None = -1,
+        widget: bool | None = None,
+        return_when: str = ALL_COMPLETED,
+    ) -> None:
+        """Wait, showing a progress bar (text in a terminal; tqdm or ipywidgets if installed).
+
+        ``widget=False`` forces the plain text bar; ``PAR_NONINTERACTIVE=1`` shows none.
+        Raises TimeoutError if ``timeout`` passes first.
+        """
+        from ..progress import progress_bar
+
+        if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED):
+            raise ValueError(f"invalid return_when {return_when!r}")
+        deadline = None if self._timeout(timeout) is None else time.monotonic() + timeout  # type: ignore[operator]
+        total = len(self.msg_ids)
+        with progress_bar(total, self._fname or "tasks", widget) as bar:
+            while True:
+                done = self.progress
+                bar.update(done)
+                if self.done() or self._reached(return_when):
+                    return
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"{done} of {total} tasks finished within {timeout} s")
+                with self._cond:
+                    self._cond.wait(interval)
+
+    def _reached(self, return_when: str) -> bool:
+        with self._cond:
+            if return_when == FIRST_COMPLETED:
+                return bool(self._replies)
+            if return_when == FIRST_EXCEPTION:
+                return any(not r.ok for r in self._replies.values())
+        return False
 
     # ---- metadata -----------------------------------------------------------------------------
 
@@ -251,6 +471,21 @@ class AsyncResult(Future[Any]):
             for md in self._metadata
             if md["started"] is not None and md["completed"] is not None
         )
+
+    def timedelta(
+        self,
+        start: datetime | list[datetime],
+        end: datetime | list[datetime],
+        start_key: Callable[[Any], datetime] = min,
+        end_key: Callable[[Any], datetime] = max,
+    ) -> float:
+        """Seconds from ``start`` to ``end``; lists are reduced with ``start_key``/``end_key``.
+
+        ``ar.timedelta(ar.submitted, ar.received)`` is the wall time.
+        """
+        first = _reduce_times(start, start_key)
+        last = _reduce_times(end, end_key)
+        return (last - first).total_seconds()
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
@@ -328,3 +563,99 @@ class AsyncMapResult(AsyncResult):
         if not reply.ok:
             raise reply.error()
         return list(reply.value())
+
+
+class AsyncHubResult(AsyncResult):
+    """Results looked up in the controller's task records, including other clients' tasks.
+
+    Built from the replies the controller holds, one :class:`Reply` per finished
+    message (headers as an engine's reply, optionally with ``sub``: the
+    submission time). While messages are still pending there, a helper thread
+    asks again every ``interval`` seconds through ``fetch(msg_ids)``, which
+    returns the replies that are ready by then. Without ``replies`` and
+    ``fetch`` it fills in like any AsyncResult, from replies the client's I/O
+    thread delivers.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        msg_ids: list[str],
+        replies: Mapping[str, Reply] | None = None,
+        fetch: Callable[[list[str]], Mapping[str, Reply]] | None = None,
+        interval: float = 0.2,
+    ) -> None:
+        super().__init__(client, msg_ids, "get_result", single=len(msg_ids) == 1)
+        for mid, reply in (replies or {}).items():
+            self._take(mid, reply)
+        if fetch is not None and not self.done():
+            threading.Thread(
+                target=self._poll, args=(fetch, interval), name="par-hub-result", daemon=True
+            ).start()
+
+    def _take(self, mid: str, reply: Reply) -> None:
+        h = reply.header
+        md = self._metadata[self.msg_ids.index(mid)]
+        if h.get("sub") is not None:
+            md["submitted"] = _dt(h["sub"])
+        md.update(
+            received=_dt(time.time()),
+            started=_dt(h.get("ts")),
+            completed=_dt(h.get("tc")),
+            engine_id=h.get("e"),
+            status=h.get("st"),
+            stdout=h.get("o", ""),
+            stderr=h.get("r", ""),
+        )
+        if not reply.ok and reply.payload:
+            md["error"] = reply.error()
+        self._deliver(mid, reply)
+
+    def _poll(self, fetch: Callable[[list[str]], Mapping[str, Reply]], interval: float) -> None:
+        while not self.done():
+            pending = [m for m in self.msg_ids if m not in self._replies]
+            try:
+                found = fetch(pending)
+            except Exception as exc:  # the client closed or the controller went away
+                content = protocol.encode(
+                    {"ename": type(exc).__name__, "evalue": str(exc), "traceback": ""}
+                )
+                for mid in pending:
+                    header = {"t": "reply", "id": mid, "st": "error", "en": type(exc).__name__}
+                    self._take(mid, Reply(header, [content], []))
+                return
+            for mid, reply in found.items():
+                if mid not in self._replies:
+                    self._take(mid, reply)
+            time.sleep(interval)
+
+
+def _reduce_times(times: Any, key: Callable[[Any], datetime]) -> datetime:
+    """One time from a time or a list of them, refusing times not set yet."""
+    many = times if isinstance(times, list | tuple) else [times]
+    if not many or any(t is None for t in many):
+        raise ValueError("timedelta needs times that are set (is the result ready?)")
+    return many[0] if len(many) == 1 else key(many)
+
+
+def _write_prefixed(out: TextIO, prefix: str, text: str) -> None:
+    """Write ``text`` with ``prefix`` before each line (the engine a stream came from)."""
+    lines = text.splitlines(keepends=True)
+    out.write("".join(prefix + line for line in lines))
+    if not text.endswith("\n"):
+        out.write("\n")
+    out.flush()
+
+
+def _print_block(name: str, md: Metadata) -> None:
+    """Print one message's stream or result, headed by its engine."""
+    if name == "execute_result":
+        value = md["execute_result"]
+        if value is not None:
+            print(f"Out[{md['engine_id']}]: {value}")
+        return
+    text = md[name]
+    if text:
+        out = sys.stderr if name == "stderr" else sys.stdout
+        print(f"[{name}:{md['engine_id']}]", file=out)
+        print(text, end="" if text.endswith("\n") else "\n", file=out)

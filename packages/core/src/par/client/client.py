@@ -23,7 +23,7 @@ import zmq
 from .. import connection, protocol, serialize
 from ..errors import NoEnginesRegistered, ParError
 from ..protocol import Session
-from .asyncresult import AsyncMapResult, AsyncResult, Metadata, new_metadata
+from .asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult, Metadata, new_metadata
 from .io import IOThread
 
 METADATA_LIMIT = 10_000
@@ -374,6 +374,20 @@ class Client:
             self._build_targets(targets)
         return BroadcastView(self, targets, is_coalescing=is_coalescing, **flags)
 
+    def executor(self, targets: Any = None) -> Any:
+        """A ``concurrent.futures.Executor`` over a load-balanced view of ``targets``."""
+        return self.load_balanced_view(targets).executor
+
+    def activate(self, targets: Any = "all", suffix: str = "") -> DirectView:
+        """A DirectView on ``targets`` whose ``%px`` magics are registered in IPython."""
+        view = self.direct_view(targets)
+        view.activate(suffix)
+        return view
+
+    def clear(self, targets: Any = None, block: bool | None = None) -> Any:
+        """Empty the namespaces of engines (all by default)."""
+        return self.direct_view(targets if targets is not None else "all").clear(block=block)
+
     # ---- the hub's records ---------------------------------------------------------------
 
     def get_result(
@@ -395,7 +409,7 @@ class Client:
             raise KeyError(
                 f"no record of message(s) {', '.join(status['unknown'])} on the controller"
             )
-        ar = self._register_existing(ids, lambda m: AsyncResult(self, m, "get_result", single=True))
+        ar = self._register_existing(ids, lambda m: AsyncHubResult(self, m))
         self._query("resend", ids=ids)
         return ar.get() if block else ar
 

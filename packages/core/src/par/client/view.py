@@ -12,12 +12,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..dependency import dependency_header
 from ..engine import namespace as remote
 from . import partition
 from .asyncresult import AsyncMapResult, AsyncResult
 
 if TYPE_CHECKING:
+    from ..decorators import ParallelFunction, RemoteFunction
+    from ..executor import ViewExecutor
+    from ..imap import LazyMapIterator
     from .client import Client
+
+
+def _unchanged_serializer() -> None:
+    """What ``use_cloudpickle``/``use_dill``/``use_pickle`` run on the engines: nothing."""
 
 
 def _name(f: Callable[..., Any]) -> str:
@@ -27,11 +35,13 @@ def _name(f: Callable[..., Any]) -> str:
 class View:
     """What all views share: flags, blocking and non-blocking calls, waiting."""
 
-    _flag_names: tuple[str, ...] = ("block",)
+    _flag_names: tuple[str, ...] = ("block", "track", "label")
 
     def __init__(self, client: Client, block: bool = False, **flags: Any) -> None:
         self.client = client
         self.block = block
+        self.track = False
+        self.label: str | None = None
         self.set_flags(**flags)
 
     def set_flags(self, **flags: Any) -> View:
@@ -99,6 +109,39 @@ class View:
         """Queue counts of this view's engines."""
         return self.client.queue_status(targets if targets is not None else "all", verbose)
 
+    # ---- decorators and executor --------------------------------------------------------
+
+    @property
+    def executor(self) -> ViewExecutor:
+        """A ``concurrent.futures.Executor`` running on this view (shutdown leaves engines up)."""
+        from ..executor import ViewExecutor
+
+        return ViewExecutor(self)
+
+    def remote(
+        self, block: bool | None = None, **flags: Any
+    ) -> Callable[[Callable[..., Any]], RemoteFunction]:
+        """Decorator: calling the function runs it on this view (see :func:`par.remote`)."""
+        from ..decorators import remote
+
+        return remote(self, block, **flags)
+
+    def parallel(
+        self,
+        dist: str = "b",
+        block: bool | None = None,
+        ordered: bool = True,
+        chunksize: int | None = None,
+        **flags: Any,
+    ) -> Callable[[Callable[..., Any]], ParallelFunction]:
+        """Decorator: call the function with sequences to run it on parts of them.
+
+        See :func:`par.parallel`.
+        """
+        from ..decorators import parallel
+
+        return parallel(self, dist, block, ordered, chunksize, **flags)
+
 
 def _check_sequences(sequences: Any) -> list[Any]:
     if not sequences:
@@ -113,7 +156,7 @@ def _check_sequences(sequences: Any) -> list[Any]:
 class DirectView(View):
     """Work sent to named engines, in order, each engine running every request."""
 
-    _flag_names = ("block", "targets")
+    _flag_names: tuple[str, ...] = ("block", "track", "label", "targets")
 
     def __init__(
         self, client: Client, targets: Any = "all", block: bool = False, **flags: Any
@@ -180,6 +223,8 @@ class DirectView(View):
             [],
             lambda ids: AsyncResult(client, ids, "execute", single=single),
         )
+        for md in ar._metadata:
+            md["execute_input"] = code
         return self._finish(ar, block)
 
     def run(self, filename: str | Path, targets: Any = None, block: bool | None = None) -> Any:
@@ -252,6 +297,111 @@ class DirectView(View):
         )
         return self._finish(ar, block)
 
+    # ---- imports, serializers, magics ---------------------------------------------------
+
+    @contextlib.contextmanager
+    def sync_imports(self, local: bool = True, quiet: bool = False) -> Iterator[None]:
+        """Within the block, every ``import`` this thread runs also runs on the engines.
+
+        ``import numpy as np`` imports ``numpy`` remotely (aliases are not carried over).
+        """
+        if not local:
+            raise NotImplementedError(
+                "sync_imports(local=False) is not supported: imports run here and on the engines"
+            )
+        import builtins
+        import threading
+
+        real_import = builtins.__import__
+        owner = threading.get_ident()
+        done: set[str] = set()
+
+        def view_import(
+            name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+        ) -> Any:
+            if threading.get_ident() != owner:  # other threads import as usual
+                return real_import(name, globals, locals, fromlist, level)
+            builtins.__import__ = real_import  # what the imported modules import stays local
+            try:
+                module = real_import(name, globals, locals, fromlist, level)
+                key = f"{name}:{','.join(fromlist or ())}"
+                if level == 0 and key not in done:
+                    done.add(key)
+                    names = ", ".join(fromlist or ())
+                    stmt = f"from {name} import {names}" if fromlist else f"import {name}"
+                    if not quiet:
+                        print(f"{stmt} on engine(s)")
+                    self.execute(stmt, block=True)
+                return module
+            finally:
+                builtins.__import__ = view_import
+
+        builtins.__import__ = view_import
+        try:
+            yield
+        finally:
+            builtins.__import__ = real_import
+
+    def use_cloudpickle(self) -> Any:
+        """Kept for ipyparallel code: par always pickles with cloudpickle, so nothing changes.
+
+        Returns the result of a no-op on the engines, as ipyparallel returns its apply's.
+        """
+        return self.apply(_unchanged_serializer)
+
+    def use_dill(self) -> Any:
+        """Kept for ipyparallel code: par's cloudpickle already sends what dill is used for
+        (closures, lambdas, interactively defined classes); nothing changes."""
+        return self.apply(_unchanged_serializer)
+
+    def use_pickle(self) -> Any:
+        """Kept for ipyparallel code: par keeps cloudpickle (plain pickle cannot send
+        interactively defined functions); nothing changes."""
+        return self.apply(_unchanged_serializer)
+
+    def activate(self, suffix: str = "") -> None:
+        """Register ``%px``, ``%%px``, ``%autopx``, ``%pxresult``, ``%pxconfig`` (plus ``suffix``)
+        for this view in the running IPython session."""
+        from ..magics import activate
+
+        activate(self, suffix)
+
+
+class BroadcastView(DirectView):
+    """A DirectView whose requests reach every target in one client message.
+
+    With ``is_coalescing=True`` the controller also gathers the engines' replies
+    and returns them to the client as one message.
+    """
+
+    _flag_names: tuple[str, ...] = ("block", "track", "label", "targets", "is_coalescing")
+
+    def __init__(
+        self, client: Client, targets: Any = "all", is_coalescing: bool = False, **flags: Any
+    ) -> None:
+        self.is_coalescing = is_coalescing
+        super().__init__(client, targets, **flags)
+
+    def __repr__(self) -> str:
+        return f"<BroadcastView {self.targets!r} coalescing={self.is_coalescing}>"
+
+    def _send_apply(
+        self,
+        f: Callable[..., Any],
+        args: Any,
+        kwargs: Any,
+        targets: Any = None,
+        make_ar: Callable[[list[str]], AsyncResult] | None = None,
+    ) -> AsyncResult:
+        tg, single = self._resolve(targets)
+        payload, bufs, digest = self.client._apply_frames(f, args, kwargs)
+        if make_ar is None:
+            make_ar = lambda ids: AsyncResult(self.client, ids, _name(f), single=single)  # noqa: E731
+        extra: dict[str, Any] = {"f": digest}
+        if self.is_coalescing and len(tg) > 1:
+            extra["co"] = 1
+        return self.client._direct("apply", tg, payload, bufs, make_ar, extra)
+
 
 class _Joined(AsyncResult):
     """A gather: one part per engine, joined into one sequence."""
@@ -266,17 +416,82 @@ class _Joined(AsyncResult):
 
 
 class LoadBalancedView(View):
-    """Work sent to whichever engine is free: each task runs once, somewhere."""
+    """Work sent to whichever engine is free: each task runs once, somewhere.
+
+    Flags: ``targets`` (engines it may use), ``retries`` (run again elsewhere after a
+    failure or an engine's death), ``after`` / ``follow`` (time and location
+    dependencies: message ids, AsyncResults or a :class:`~par.Dependency`) and
+    ``timeout`` (seconds dependencies may take to be met).
+    """
+
+    _flag_names: tuple[str, ...] = (
+        "block",
+        "track",
+        "label",
+        "targets",
+        "retries",
+        "timeout",
+        "after",
+        "follow",
+    )
+
+    def __init__(self, client: Client, block: bool = False, **flags: Any) -> None:
+        self.targets: Any = None
+        self.retries = 0
+        self.timeout: float | None = None
+        self.after: Any = None
+        self.follow: Any = None
+        super().__init__(client, block, **flags)
+
+    def set_flags(self, **flags: Any) -> View:
+        """Set flags, checking their values; return the view."""
+        if "retries" in flags and (not isinstance(flags["retries"], int) or flags["retries"] < 0):
+            raise ValueError(f"retries must be a non-negative integer, not {flags['retries']!r}")
+        if "timeout" in flags and flags["timeout"] is not None and not flags["timeout"] > 0:
+            raise ValueError(
+                f"timeout must be a positive number of seconds, not {flags['timeout']!r}"
+            )
+        for key in ("after", "follow"):
+            if key in flags:
+                dependency_header(flags[key])  # raises on nonsense now, not at submission
+        return super().set_flags(**flags)
 
     def __repr__(self) -> str:
-        return "<LoadBalancedView>"
+        return (
+            "<LoadBalancedView>" if self.targets is None else f"<LoadBalancedView {self.targets}>"
+        )
 
     def __len__(self) -> int:
-        return len(self.client.ids)
+        return len(self._allowed() or self.client.ids)
+
+    def _allowed(self) -> list[int] | None:
+        return None if self.targets is None else self.client._build_targets(self.targets)
+
+    def _header_flags(self) -> dict[str, Any]:
+        """The task-header form of this view's flags (only those set)."""
+        extra: dict[str, Any] = {}
+        allowed = self._allowed()
+        if allowed is not None:
+            extra["al"] = allowed
+        if self.retries:
+            extra["rt"] = self.retries
+        if self.timeout:
+            extra["to"] = float(self.timeout)
+        after, follow = dependency_header(self.after), dependency_header(self.follow)
+        if after:
+            extra["af"] = after
+        if follow:
+            extra["fo"] = follow
+        if self.label is not None:
+            extra["lb"] = str(self.label)
+        return extra
 
     def _apply(self, f: Callable[..., Any], args: Any, kwargs: Any) -> AsyncResult:
         return self.client._tasks(
-            f, [(tuple(args), kwargs)], lambda ids: AsyncResult(self.client, ids, _name(f))
+            f,
+            [(tuple(args), kwargs)],
+            lambda ids: AsyncResult(self.client, ids, _name(f)),
+            self._header_flags(),
         )
 
     def _map(
@@ -300,5 +515,30 @@ class LoadBalancedView(View):
         sizes = [min(chunksize, n - lo) for lo in starts]
         client = self.client
         return client._tasks(  # type: ignore[return-value]
-            f, calls, lambda ids: AsyncMapResult(client, ids, sizes, _name(f), ordered), {"mp": 1}
+            f,
+            calls,
+            lambda ids: AsyncMapResult(client, ids, sizes, _name(f), ordered),
+            {"mp": 1, **self._header_flags()},
         )
+
+    # ---- lazy map and joblib ------------------------------------------------------------
+
+    def imap(
+        self,
+        f: Callable[..., Any],
+        *sequences: Any,
+        ordered: bool = True,
+        max_outstanding: int | str = "auto",
+        return_exceptions: bool = False,
+    ) -> LazyMapIterator:
+        """Lazy ``map``: input read as needed (even endless), at most ``max_outstanding`` tasks
+        running (``'auto'``: one per engine); ``cancel()`` stops it."""
+        from ..imap import LazyMapIterator
+
+        return LazyMapIterator(self, f, sequences, ordered, max_outstanding, return_exceptions)
+
+    def register_joblib_backend(self, name: str = "par", make_default: bool = False) -> None:
+        """Register this view as joblib's ``name`` backend (:func:`par.register_joblib_backend`)."""
+        from ..joblib import register_joblib_backend
+
+        register_joblib_backend(name, make_default, view=self)

@@ -303,7 +303,7 @@ class Controller:
 
     def _retry(self, p: Pending, engine: Engine, h: dict[str, Any]) -> bool:
         """Queue a failed load-balanced task again if it was rejected or has retries left."""
-        if h.get("en") == "TaskRejectError":
+        if h.get("en") in ("TaskRejectError", "UnmetDependency"):  # try it on another engine
             p.rejected.add(engine.id)
             able = {e.id for e in self.engines.up()} - p.rejected
             if p.allowed is not None:

@@ -84,7 +84,12 @@ class EngineRegistry:
             return old
         eid = self._block_id(info)
         previous = info.get("previous_id")
-        if eid is None and isinstance(previous, int) and previous >= 0 and previous not in self.by_id:
+        if (
+            eid is None
+            and isinstance(previous, int)
+            and previous >= 0
+            and previous not in self.by_id
+        ):
             eid = previous  # an engine coming back to a restored controller keeps its id
             self._next_id = max(self._next_id, eid + 1)
         if eid is None:

@@ -23,6 +23,7 @@ import zmq
 
 from .. import protocol, serialize
 from ..connection import ConnectionInfo
+from ..errors import RemoteError
 from ..protocol import Message, Session
 from . import namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
@@ -41,6 +42,8 @@ def error_content(exc: BaseException) -> dict[str, str]:
         evalue = str(exc)
     except Exception:
         evalue = f"<unprintable {ename}>"
+    if isinstance(exc, RemoteError):  # raised on purpose on the engine: keep its own words
+        ename, evalue = exc.ename, exc.evalue
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN_FILES):
         tb = tb.tb_next

@@ -89,3 +89,35 @@ def clear() -> None:
     """Empty the user namespace (keeping what every namespace has)."""
     user_ns.clear()
     user_ns.update({"__name__": "__main__", "__builtins__": builtins})
+
+
+def require(modules: Iterable[str], names: dict[str, Any]) -> str | None:
+    """Import ``modules`` into the user namespace (as ``import a.b`` binds ``a``) and set
+    ``names``; return the first module that cannot be imported, or None."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return name
+        top = name.partition(".")[0]
+        user_ns[top] = sys.modules[top]
+    user_ns.update({k: bind(v) for k, v in names.items()})
+    return None
+
+
+def run_cell(code: str) -> str | None:
+    """Run code as IPython runs a cell: the repr of a final expression's value, if not None."""
+    import ast
+
+    tree = ast.parse(code, "<px>")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body[-1].value)
+        tree.body.pop()
+    exec(compile(tree, "<px>", "exec"), user_ns)
+    if last is None:
+        return None
+    value = eval(compile(last, "<px>", "eval"), user_ns)
+    return None if value is None else repr(value)

@@ -1,0 +1,61 @@
+"""Build check of the user guide: every link between pages resolves and every
+``python`` code block runs (the blocks of a page run in order, in one namespace).
+
+Run with ``nox -s docs`` or ``python docs/build.py [PAGE.md ...]``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+GUIDE = Path(__file__).parent / "guide"
+LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def broken_links(page: Path) -> list[str]:
+    """Relative links of ``page`` whose target does not exist."""
+    targets = (m.group(1) for m in LINK.finditer(page.read_text()))
+    return [t for t in targets if "://" not in t and not (page.parent / t).exists()]
+
+
+def run_blocks(page: Path) -> str | None:
+    """Run the page's python blocks; the error text of the first that fails, or None."""
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    for i, match in enumerate(BLOCK.finditer(page.read_text()), 1):
+        try:
+            exec(compile(match.group(1), f"{page.name}[block {i}]", "exec"), namespace)
+        except BaseException:
+            return traceback.format_exc()
+    return None
+
+
+def main(names: list[str]) -> int:
+    """Check the named pages (all by default); 0 if all pass."""
+    os.environ.setdefault("PAR_HOME", tempfile.mkdtemp(prefix="par-docs-"))
+    os.environ.setdefault("PAR_NONINTERACTIVE", "1")
+    pages = [GUIDE / n for n in names] if names else sorted(GUIDE.glob("*.md"))
+    failed = 0
+    for page in pages:
+        start = time.monotonic()
+        problems = [f"broken link: {link}" for link in broken_links(page)]
+        error = run_blocks(page)
+        if error:
+            problems.append(error)
+        status = "FAIL" if problems else "ok"
+        print(f"{status:4} {page.name} ({time.monotonic() - start:.1f}s)")
+        for problem in problems:
+            print("     " + problem.replace("\n", "\n     "))
+        failed += bool(problems)
+    print(f"{len(pages) - failed} of {len(pages)} pages pass")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

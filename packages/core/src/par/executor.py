@@ -1,0 +1,107 @@
+"""``concurrent.futures.Executor`` over a view: ``view.executor``."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from concurrent.futures import wait as wait_futures
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client.view import View
+
+
+class ViewExecutor(Executor):
+    """Runs ``submit`` and ``map`` on a view's engines; ``shutdown`` never stops engines."""
+
+    def __init__(self, view: View) -> None:
+        self.view = view
+        self._shutdown = False
+        self._lock = threading.Lock()
+        self._futures: weakref.WeakSet[Future[Any]] = weakref.WeakSet()
+
+    @property
+    def _max_workers(self) -> int:
+        return len(self.view)  # type: ignore[arg-type]
+
+    def _check(self) -> None:
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` on the view; an AsyncResult (a Future) at once."""
+        with self._lock:
+            self._check()
+            ar = self.view.apply_async(fn, *args, **kwargs)
+            self._futures.add(ar)
+        return ar
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+    ) -> Iterator[Any]:
+        """Results of ``fn`` over the iterables, in order; input is read lazily on a
+        load-balanced view (``imap``), and ``timeout`` counts from this call."""
+        self._check()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        imap = getattr(self.view, "imap", None)
+        results: Iterator[Any]
+        if imap is not None and chunksize == 1:
+            results = imap(fn, *iterables)
+        else:
+            kw = {"chunksize": chunksize} if chunksize != 1 else {}
+            results = iter(self.view.map_async(fn, *iterables, **kw))
+        return _with_deadline(results, deadline, timeout)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Refuse new work; optionally abort unstarted tasks and wait for the rest."""
+        with self._lock:
+            self._shutdown = True
+            futures = list(self._futures)
+        if cancel_futures:
+            for f in futures:
+                if not f.done():
+                    self.view.client.abort([f])
+        if wait:
+            wait_futures(futures)
+
+
+def _with_deadline(
+    results: Iterator[Any], deadline: float | None, timeout: float | None
+) -> Iterator[Any]:
+    """Yield from ``results``, raising TimeoutError for any result not ready by ``deadline``."""
+    if deadline is None:
+        yield from results
+        return
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue()
+
+    def pull() -> None:
+        try:
+            for value in results:
+                ready.put((True, value))
+        except BaseException as exc:  # a task's error: raised in the reader's thread
+            ready.put((False, exc))
+        ready.put((False, None))
+
+    threading.Thread(target=pull, name="par-executor-map", daemon=True).start()
+    while True:
+        try:
+            ok, value = ready.get(timeout=max(deadline - time.monotonic(), 0))
+        except queue.Empty:
+            cancel = getattr(results, "cancel", None)
+            if cancel is not None:
+                cancel()
+            raise TimeoutError(f"map results not ready within {timeout} s") from None
+        if ok:
+            yield value
+        elif value is None:
+            return
+        else:
+            raise value

@@ -1,0 +1,77 @@
+"""%px, %%px, %autopx, %pxresult, %pxconfig (skipped where IPython is not installed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import par
+import pytest
+
+pytest.importorskip("IPython")
+
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+
+@pytest.fixture(scope="module")
+def ip(rc: par.Client) -> Iterator[InteractiveShell]:
+    shell = InteractiveShell.instance()
+    rc[:].activate()
+    rc[::2].activate("_even")
+    yield shell
+
+
+def test_px_line_and_cell(
+    ip: InteractiveShell, rc: par.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_line_magic("px", "a = 21")
+    assert rc[:].pull("a", block=True) == [21] * len(rc.ids)
+    ip.run_cell_magic("px", "--no-stream", "print('hello')\na * 2")
+    out = capsys.readouterr().out
+    assert "[stdout:0]" in out and "hello" in out and "Out[0]: 42" in out
+    ip.run_cell_magic("px", "--stream -t ::2", "print('streamed')")
+    out = capsys.readouterr().out
+    assert "[stdout:0] streamed" in out and "[stdout:1]" not in out
+    ar = ip.run_cell_magic("px", "--noblock -o last_ar", "b = 1")
+    assert ar is ip.user_ns["last_ar"] and ar.get() is not None
+    ip.run_cell_magic("px", "--local", "c = 3")
+    assert ip.user_ns["c"] == 3 and rc[0].pull("c", block=True) == 3
+
+
+def test_px_suffix_and_targets(ip: InteractiveShell, rc: par.Client) -> None:
+    ip.run_line_magic("px_even", "even = True")
+    assert rc[:].apply_sync(lambda: "even" in globals()) == [i % 2 == 0 for i in rc.ids]
+
+
+def test_pxresult_and_pxconfig(
+    ip: InteractiveShell, rc: par.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_cell_magic("px", "--no-stream", "print('again')")
+    capsys.readouterr()
+    ip.run_line_magic("pxresult", "-e")
+    assert "again" in capsys.readouterr().out
+    ip.run_line_magic("pxconfig", "--noblock -t 0")
+    ar = ip.run_line_magic("px", "x = 5")
+    assert isinstance(ar, par.AsyncResult)
+    ar.get()
+    ip.run_line_magic("pxconfig", "--block -t 0:")
+    with pytest.raises(UsageError):
+        ip.run_line_magic("pxconfig", "--no-such-flag")
+    with pytest.raises(UsageError):
+        ip.run_line_magic("pxresult", "--group-outputs colour")
+
+
+def test_remote_errors_raise(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(par.CompositeError) as info:
+        ip.run_cell_magic("px", "--no-stream", "1 / 0")
+    assert "ZeroDivisionError" in "\n".join(info.value.render_traceback())
+
+
+def test_autopx(ip: InteractiveShell, rc: par.Client, capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("autopx", "")
+    assert "enabled" in capsys.readouterr().out
+    ip.run_cell("auto_value = 99")
+    ip.run_cell("%autopx")
+    assert "disabled" in capsys.readouterr().out
+    assert rc[:].pull("auto_value", block=True) == [99] * len(rc.ids)
+    assert "auto_value" not in ip.user_ns

@@ -1,0 +1,207 @@
+"""AsyncResult, AsyncMapResult and AsyncHubResult: the Results group of the surface."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
+
+import par
+import pytest
+from par.client.asyncresult import AsyncHubResult, Reply
+
+
+def slow(x: float) -> float:
+    import time
+
+    time.sleep(x)
+    return x
+
+
+def fail_first(x: int) -> int:
+    import time
+
+    if x == 0:
+        raise ValueError("first")
+    time.sleep(1.5)
+    return x
+
+
+def talk(n: int) -> int:
+    import sys
+    import time
+
+    for i in range(n):
+        print(f"line {i}", flush=True)
+        time.sleep(0.1)
+    print("oops", file=sys.stderr)
+    return n
+
+
+def test_get_return_exceptions_and_return_when(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    ar = lv.map_async(fail_first, range(3))
+    start = time.monotonic()
+    with pytest.raises(par.CompositeError) as info:
+        ar.get(return_when=FIRST_EXCEPTION)
+    assert time.monotonic() - start < 1.2, "FIRST_EXCEPTION raises before the others finish"
+    assert info.value.elist[0].ename == "ValueError"
+    values = ar.get(return_exceptions=True)
+    assert isinstance(values[0], par.RemoteError) and values[1:] == [1, 2]
+    with pytest.raises(ValueError, match="return_when"):
+        ar.get(return_when=FIRST_COMPLETED)
+
+
+def test_wait_return_when_splits(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    ar = lv.map_async(slow, [0.0, 1.0])
+    done, pending = ar.wait(5, return_when=FIRST_COMPLETED)
+    assert len(done) == 1 and len(pending) == 1
+    assert next(iter(done)).get() == [0.0]
+    done, pending = ar.wait(5, return_when=ALL_COMPLETED)
+    assert len(done) == 2 and not pending
+    assert ar.wait() is True and ar.wait(0) is True
+    with pytest.raises(ValueError, match="return_when"):
+        ar.wait(1, return_when="SOON")
+
+
+def test_split_and_join(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    ars = [lv.apply_async(slow, 0.01 * i) for i in range(3)]
+    joined = par.AsyncResult.join(*ars)
+    assert joined.get(5) == [0.0, 0.01, 0.02]
+    assert [p.get() for p in joined.split()] == [0.0, 0.01, 0.02]
+    maps = par.AsyncResult.join(lv.map_async(abs, [-1, -2]), lv.map_async(abs, [-3]))
+    assert isinstance(maps, par.AsyncMapResult) and maps.get() == [1, 2, 3]
+    with pytest.raises(ValueError, match="at least one"):
+        par.AsyncResult.join()
+    with pytest.raises(ValueError, match="share"):
+        par.AsyncResult.join(ars[0], ars[0])
+
+
+def test_metadata_keys_timing_and_attribute_access(rc: par.Client) -> None:
+    dv = rc[:]
+    ar = dv.apply_async(slow, 0.1)
+    ar.get()
+    for key in [
+        "msg_id",
+        "submitted",
+        "started",
+        "completed",
+        "received",
+        "engine_uuid",
+        "engine_id",
+        "follow",
+        "after",
+        "status",
+        "execute_input",
+        "execute_result",
+        "error",
+        "stdout",
+        "stderr",
+        "outputs",
+        "data",
+        "label",
+    ]:
+        assert key in ar.metadata[0], key
+    assert ar.engine_id == rc.ids and ar["status"] == ["ok"] * len(rc.ids)
+    assert ar.serial_time >= 0.1 * len(rc.ids) * 0.9
+    assert ar.wall_time >= 0.1 and ar.elapsed >= 0.1
+    assert ar.timedelta(ar.submitted, ar.received) == pytest.approx(ar.wall_time)
+    assert ar.timedelta(ar.started[0], ar.completed[0]) >= 0.09
+    assert ar.progress == len(rc.ids) and ar.r == [0.1] * len(rc.ids)
+    assert ar.get_dict() == dict.fromkeys(rc.ids, 0.1) == ar.result_dict
+    with pytest.raises(AttributeError, match="no attribute"):
+        ar.no_such_key  # noqa: B018
+    pending = rc.load_balanced_view().apply_async(slow, 0.5)
+    with pytest.raises(ValueError, match="not ready"):
+        pending.successful()
+    with pytest.raises(ValueError, match="times that are set"):
+        pending.timedelta(pending.submitted, pending.received)
+    pending.get()
+
+
+def test_await_and_futures(rc: par.Client) -> None:
+    ar = rc.load_balanced_view().apply_async(slow, 0.05)
+
+    async def main() -> float:
+        return await ar
+
+    assert asyncio.run(main()) == 0.05
+    assert ar.result() == 0.05 and ar.done()
+
+
+def test_outputs_stream_and_display(rc: par.Client, capsys: pytest.CaptureFixture[str]) -> None:
+    ar = rc[0:2].apply_async(talk, 3)
+    with ar.stream_output():
+        ar.wait()
+    out, err = capsys.readouterr()
+    assert "[stdout:0] line 0" in out and "[stdout:1] line 2" in out
+    assert "[stderr:0] oops" in err
+    assert ar.wait_for_output(5) and ar.stdout[0] == "line 0\nline 1\nline 2\n"
+    ar.display_outputs(groupby="engine")
+    out, err = capsys.readouterr()
+    assert out.index("[stdout:0]") < out.index("[stdout:1]") and "oops" in err
+    ar.display_outputs(groupby="order", result_only=True)
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match="groupby"):
+        ar.display_outputs(groupby="colour")
+
+
+def test_wait_interactive_progress(
+    rc: par.Client, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lv = rc.load_balanced_view()
+    ar = lv.map_async(slow, [0.05] * 8)
+    ar.wait_interactive(widget=False)
+    assert "8/8" in capsys.readouterr().out
+    ar = lv.map_async(slow, [0.5] * 2)
+    with pytest.raises(TimeoutError, match="within"):
+        ar.wait_interactive(timeout=0.1, widget=False)
+    assert "0/2" in capsys.readouterr().out
+    monkeypatch.setenv("PAR_NONINTERACTIVE", "1")
+    ar.wait_interactive()
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match="return_when"):
+        ar.wait_interactive(return_when="LATER")
+
+
+def test_track_and_sent(rc: par.Client) -> None:
+    import numpy as np
+
+    data = np.ones(1 << 20)
+    ar = rc.load_balanced_view().apply_async(np.sum, data)
+    assert ar.wait_for_send(5) and ar.sent
+    assert ar.get() == data.size
+
+
+def test_map_result_iterates_as_results_arrive(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    ar = lv.map_async(slow, [0.6, 0.0, 0.0], ordered=False)
+    first = next(iter(ar))
+    assert first == 0.0 and not ar.done()
+    ordered = lv.map_async(slow, [0.3, 0.0])
+    assert list(ordered) == [0.3, 0.0] and len(ordered) == 2
+
+
+def test_async_hub_result_from_replies(rc: par.Client) -> None:
+    import pickle
+
+    from par import protocol
+
+    ok = Reply(
+        {"id": "m1", "st": "ok", "e": 0, "ts": 1.0, "tc": 2.0, "o": "hi\n"}, [pickle.dumps(5)], []
+    )
+    err_content = protocol.encode({"ename": "KeyError", "evalue": "x", "traceback": ""})
+    bad = Reply({"id": "m2", "st": "error", "e": 1, "en": "KeyError"}, [err_content], [])
+    calls: list[list[str]] = []
+
+    def fetch(ids: list[str]) -> dict[str, Reply]:
+        calls.append(ids)
+        return {"m2": bad} if len(calls) > 1 else {}
+
+    ar = AsyncHubResult(rc, ["m1", "m2"], {"m1": ok}, fetch=fetch, interval=0.05)
+    values = ar.get(5, return_exceptions=True)
+    assert values[0] == 5 and values[1].ename == "KeyError"
+    assert ar.metadata[0]["stdout"] == "hi\n" and ar.metadata[0]["engine_id"] == 0
+    assert calls[0] == ["m2"]

@@ -1,0 +1,136 @@
+"""Views: imap, executor, sync_imports, serializer toggles, and the decorator methods."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import Executor, as_completed
+
+import par
+import pytest
+
+
+def slow_square(x: int) -> int:
+    import time
+
+    time.sleep(0.05 if x % 2 else 0.0)
+    return x * x
+
+
+def test_imap_ordered_unordered_and_lazy(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    assert list(lv.imap(slow_square, range(12))) == [x * x for x in range(12)]
+    assert sorted(lv.imap(slow_square, range(12), ordered=False)) == [x * x for x in range(12)]
+    assert list(lv.imap(pow, [2, 3], [3, 2])) == [8, 9]
+
+    drawn: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in itertools.count():
+            drawn.append(i)
+            yield i
+
+    it = lv.imap(slow_square, source(), max_outstanding=2)
+    assert [next(it) for _ in range(4)] == [0, 1, 4, 9]
+    time.sleep(0.3)
+    assert len(drawn) <= 4 + 2 + 2 * 2 + 1, "input is read only as the window allows"
+    it.cancel()
+    assert list(it) == []
+
+
+def test_imap_errors(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+
+    def maybe_fail(x: int) -> int:
+        if x == 1:
+            raise KeyError(x)
+        return x
+
+    it = lv.imap(maybe_fail, range(3))
+    assert next(it) == 0
+    with pytest.raises(par.RemoteError, match="KeyError"):
+        next(it)
+    assert next(it) == 2
+    values = list(lv.imap(maybe_fail, range(3), return_exceptions=True))
+    assert isinstance(values[1], par.RemoteError)
+
+    def broken() -> Iterator[int]:
+        yield 1
+        raise RuntimeError("input broke")
+
+    it = lv.imap(abs, broken())
+    assert next(it) == 1
+    with pytest.raises(RuntimeError, match="input broke"):
+        next(it)
+    with pytest.raises(ValueError, match="max_outstanding"):
+        lv.imap(abs, [1], max_outstanding=0)
+    with pytest.raises(TypeError, match="at least one sequence"):
+        lv.imap(abs)
+    with pytest.raises(TypeError, match="callable"):
+        lv.imap(3, [1])
+
+
+def test_executor(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    ex = lv.executor
+    assert isinstance(ex, Executor) and isinstance(ex, par.ViewExecutor)
+    futures = [ex.submit(slow_square, i) for i in range(6)]
+    assert sorted(f.result() for f in as_completed(futures)) == [i * i for i in range(6)]
+    assert list(ex.map(slow_square, range(5))) == [0, 1, 4, 9, 16]
+    assert list(ex.map(slow_square, range(5), chunksize=2)) == [0, 1, 4, 9, 16]
+    assert list(rc[:].executor.map(abs, [-1, -2, -3])) == [1, 2, 3]
+    with pytest.raises(TimeoutError, match="within"):
+        list(ex.map(time.sleep, [1.0] * 3, timeout=0.2))
+    with lv.executor as ex2:
+        f = ex2.submit(slow_square, 3)
+    assert f.done() and f.result() == 9
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex2.submit(abs, 1)
+    assert rc.ids, "shutting an executor down leaves the engines running"
+    assert rc[:].apply_sync(lambda: 1) == [1] * len(rc.ids)
+
+
+def test_sync_imports(rc: par.Client, capsys: pytest.CaptureFixture[str]) -> None:
+    import builtins
+
+    original_import = builtins.__import__
+    dv = rc[:]
+    dv.clear(block=True)
+    with dv.sync_imports():
+        import json  # noqa: F401
+        from os import path  # noqa: F401
+    assert "import json on engine(s)" in capsys.readouterr().out
+    imported = dv.apply_sync(lambda: [k for k in ("json", "path") if k in globals()])
+    assert imported == [["json", "path"]] * len(rc.ids)
+    with dv.sync_imports(quiet=True):
+        import string  # noqa: F401
+    assert capsys.readouterr().out == ""
+    with pytest.raises(NotImplementedError, match="local=False"), dv.sync_imports(local=False):
+        pass
+    assert builtins.__import__ is original_import
+
+
+def test_serializer_toggles_keep_working(rc: par.Client) -> None:
+    dv = rc[:]
+    for toggle in (dv.use_cloudpickle, dv.use_dill, dv.use_pickle):
+        toggle().get()
+    square = lambda x: x * x  # noqa: E731
+    assert dv.apply_sync(square, 3) == [9] * len(rc.ids)
+
+
+def test_activate_needs_ipython(rc: par.Client) -> None:
+    if "IPython" in sys.modules and sys.modules["IPython"].get_ipython() is not None:
+        pytest.skip("running inside IPython")
+    with pytest.raises(RuntimeError, match="IPython"):
+        rc[:].activate()
+
+
+def test_flags_and_temp_flags(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    with lv.temp_flags(block=True):
+        assert lv.apply(abs, -3) == 3
+    assert lv.block is False
+    with pytest.raises(KeyError, match="invalid flag"):
+        lv.set_flags(colour="red")
