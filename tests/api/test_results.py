@@ -170,9 +170,13 @@ def test_track_and_sent(rc: par.Client) -> None:
     import numpy as np
 
     data = np.ones(1 << 20)
-    ar = rc.load_balanced_view().apply_async(np.sum, data)
-    assert ar.wait_for_send(5) and ar.sent
-    assert ar.get() == data.size
+    untracked = rc.load_balanced_view().apply_async(np.sum, data)
+    assert untracked._trackers == [] and untracked.sent  # nothing to wait for
+    for view in (rc.load_balanced_view(track=True), rc.direct_view([0, 1], track=True)):
+        ar = view.apply_async(np.sum, data)
+        assert len(ar._trackers) == 1  # a real zmq.MessageTracker was attached
+        assert ar.wait_for_send(5) and ar.sent
+        assert ar.get(timeout=30) in (data.size, [data.size, data.size])
 
 
 def test_map_result_iterates_as_results_arrive(rc: par.Client) -> None:

@@ -235,10 +235,21 @@ class Client:
             del self.history[: len(self.history) - METADATA_LIMIT]
         return ar
 
-    def _send(self, header: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
+    def _send(
+        self,
+        header: dict[str, Any],
+        payload: list[Any],
+        buffers: list[Any],
+        tracked: AsyncResult | None = None,
+    ) -> None:
         header["c"] = self._ident
         header["ts"] = time.time()
-        self._send_frames(self.session.serialize(header, payload, buffers))
+        frames = self.session.serialize(header, payload, buffers)
+        if tracked is None:
+            self._send_frames(frames)
+            return
+        with self._send_lock:  # track=True: the result learns when ZeroMQ let go of the buffers
+            tracked._add_tracker(self._req.send_multipart(frames, copy=False, track=True))
 
     def _direct(
         self,
@@ -248,13 +259,14 @@ class Client:
         buffers: list[Any],
         make_ar: Callable[[list[str]], AsyncResult],
         extra: dict[str, Any] | None = None,
+        track: bool = False,
     ) -> AsyncResult:
         """Send one request to several engines as a single message the controller fans out."""
         ar = self._register(len(targets), make_ar)
         for mid, t in zip(ar.msg_ids, targets, strict=True):
             self.metadata[mid]["engine_id"] = t
         header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
-        self._send(header, payload, buffers)
+        self._send(header, payload, buffers, ar if track else None)
         return ar
 
     def _direct_each(
@@ -263,6 +275,7 @@ class Client:
         calls: Sequence[tuple[int, tuple[Any, ...], dict[str, Any]]],
         make_ar: Callable[[list[str]], AsyncResult],
         extra: dict[str, Any] | None = None,
+        track: bool = False,
     ) -> AsyncResult:
         """Send ``f`` to several engines, each with its own (target, args, kwargs)."""
         fdata, digest = serialize.dumps_function(f)
@@ -272,7 +285,7 @@ class Client:
             adata, bufs = serialize.dumps((args, kwargs))
             header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
             header.update(extra or {})
-            self._send(header, [fdata, adata], [b.raw() for b in bufs])
+            self._send(header, [fdata, adata], [b.raw() for b in bufs], ar if track else None)
         return ar
 
     def _tasks(
@@ -281,6 +294,7 @@ class Client:
         calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]],
         make_ar: Callable[[list[str]], AsyncResult],
         extra: dict[str, Any] | None = None,
+        track: bool = False,
     ) -> AsyncResult:
         """Send load-balanced tasks of one function, one per (args, kwargs); one result for all."""
         fdata, digest = serialize.dumps_function(f)
@@ -288,7 +302,7 @@ class Client:
         for mid, (args, kwargs) in zip(ar.msg_ids, calls, strict=True):
             adata, bufs = serialize.dumps((args, kwargs))
             header = {"t": "apply", "q": "t", "id": mid, "f": digest, **(extra or {})}
-            self._send(header, [fdata, adata], [b.raw() for b in bufs])
+            self._send(header, [fdata, adata], [b.raw() for b in bufs], ar if track else None)
         return ar
 
     # ---- engines -----------------------------------------------------------------------------

@@ -186,7 +186,9 @@ class DirectView(View):
         payload, bufs, digest = self.client._apply_frames(f, args, kwargs)
         if make_ar is None:
             make_ar = lambda ids: AsyncResult(self.client, ids, _name(f), single=single)  # noqa: E731
-        return self.client._direct("apply", tg, payload, bufs, make_ar, {"f": digest})
+        return self.client._direct(
+            "apply", tg, payload, bufs, make_ar, {"f": digest}, track=self.track
+        )
 
     def _apply(self, f: Callable[..., Any], args: Any, kwargs: Any) -> AsyncResult:
         return self._send_apply(f, args, kwargs)
@@ -205,7 +207,11 @@ class DirectView(View):
         sizes = [len(args[0]) for _, args, _ in calls]
         client = self.client
         return client._direct_each(  # type: ignore[return-value]
-            f, calls, lambda ids: AsyncMapResult(client, ids, sizes, _name(f)), {"mp": 1}
+            f,
+            calls,
+            lambda ids: AsyncMapResult(client, ids, sizes, _name(f)),
+            {"mp": 1},
+            track=self.track,
         )
 
     # ---- namespace ---------------------------------------------------------------------
@@ -279,7 +285,10 @@ class DirectView(View):
         ]
         client = self.client
         ar = client._direct_each(
-            remote.push, calls, lambda ids: AsyncResult(client, ids, "scatter", single=False)
+            remote.push,
+            calls,
+            lambda ids: AsyncResult(client, ids, "scatter", single=False),
+            track=self.track,
         )
         return self._finish(ar, block)
 
@@ -400,7 +409,7 @@ class BroadcastView(DirectView):
         extra: dict[str, Any] = {"f": digest}
         if self.is_coalescing and len(tg) > 1:
             extra["co"] = 1
-        return self.client._direct("apply", tg, payload, bufs, make_ar, extra)
+        return self.client._direct("apply", tg, payload, bufs, make_ar, extra, track=self.track)
 
 
 class _Joined(AsyncResult):
@@ -492,6 +501,7 @@ class LoadBalancedView(View):
             [(tuple(args), kwargs)],
             lambda ids: AsyncResult(self.client, ids, _name(f)),
             self._header_flags(),
+            track=self.track,
         )
 
     def _map(
@@ -519,6 +529,7 @@ class LoadBalancedView(View):
             calls,
             lambda ids: AsyncMapResult(client, ids, sizes, _name(f), ordered),
             {"mp": 1, **self._header_flags()},
+            track=self.track,
         )
 
     # ---- lazy map and joblib ------------------------------------------------------------
