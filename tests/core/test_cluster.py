@@ -296,3 +296,10 @@ def test_status_reports_engines_with_their_own_cpu_memory_and_running_task(rc: p
     assert stats["rss"] > 10 << 20
     assert 0 <= stats["cpu"] <= 200
     ar.get(timeout=30)
+
+
+def test_an_empty_target_list_is_refused_instead_of_waiting_forever(rc: par.Client) -> None:
+    with pytest.raises(par.NoEnginesRegistered, match="empty list of targets"):
+        rc[[]].apply_sync(lambda: 1)
+    with pytest.raises(par.NoEnginesRegistered, match="selects none"):
+        rc[10:]

@@ -90,6 +90,9 @@ class LauncherConformance:
     options: ClassVar[dict[str, Any]] = {}
     n: ClassVar[int] = 2
     startup_timeout: ClassVar[float] = 60.0
+    #: True when the engines of a set live or die together (the ranks of one MPI job):
+    #: a killed engine must then fail every engine's task cleanly instead of sparing the rest.
+    engines_share_fate: ClassVar[bool] = False
 
     @pytest.fixture
     def launcher_options(self) -> dict[str, Any]:
@@ -132,13 +135,20 @@ class LauncherConformance:
         cluster, rc = started
         pids = engine_pids(rc)
         victim = max(pids)
+        others = [e for e in rc.ids if e != victim]
         ar = rc[victim].apply_async(time.sleep, 120)
+        held = rc[others].apply_async(time.sleep, 120) if self.engines_share_fate else None
         time.sleep(0.3)
         os.kill(pids[victim], signal.SIGKILL)
         with pytest.raises(EngineError):
             ar.get(timeout=30)
-        survivors = [e for e in rc.ids if e != victim]
-        assert rc[survivors].apply_sync(lambda: "ok") == ["ok"] * len(survivors)
+        if held is not None:
+            outcomes = held.get(timeout=60, return_exceptions=True)
+            assert all(isinstance(o, EngineError) for o in outcomes)
+        else:
+            survivors = [e for e in rc.ids if e != victim]
+            assert survivors, "the other engines died with the killed one"
+            assert rc[survivors].apply_sync(lambda: "ok") == ["ok"] * len(survivors)
         cluster.stop_engines_sync()
         assert wait_gone(list(pids.values())) == []
 

@@ -349,8 +349,13 @@ class Client:
                 raise IndexError(f"no such engine: {targets} (registered: {ids})")
             return [targets]
         if isinstance(targets, slice):
-            return ids[targets]
+            chosen = ids[targets]
+            if not chosen:
+                raise NoEnginesRegistered(f"the slice {targets} selects none of the engines {ids}")
+            return chosen
         out = [int(t) for t in targets]
+        if not out:
+            raise NoEnginesRegistered("an empty list of targets: name at least one engine")
         missing = [t for t in out if t not in ids]
         if missing:
             raise IndexError(f"no such engines: {missing} (registered: {ids})")
