@@ -151,9 +151,9 @@ class MonitorApp(App[None]):
         """Freeze the state for the widgets (once per refresh interval)."""
         self.snapshot = self.state.snapshot(self.clock(), self.selected_engine)
         errors = len(self.snapshot.errors)
-        self.query_one(TabbedContent).get_tab("errors").label = (
-            f"Errors ({errors})" if errors else "Errors"
-        )
+        # the main screen, not whichever modal (a confirmation, the help) is on top
+        tabs = self.screen_stack[0].query_one(TabbedContent)
+        tabs.get_tab("errors").label = f"Errors ({errors})" if errors else "Errors"
 
     # ---- what the source reports ---------------------------------------------------------
 

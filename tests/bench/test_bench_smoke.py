@@ -1,0 +1,50 @@
+"""A tiny run of the benchmark suite against par, so that its code does not rot.
+
+It checks the shape of the results, never a speed: figures on a shared
+machine are noise at these sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUN = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7")
+
+
+@pytest.mark.timeout(600)
+def test_quick_run_against_par(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    cmd = [sys.executable, str(RUN), "--quick", "--peers", "par", "--out", str(out)]
+    cmd += ["--results-dir", str(tmp_path / "kept")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=540)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    data = json.loads(out.read_text())
+    assert data["quick"] is True
+    assert data["versions"]["par"] not in ("", "not installed")
+    assert {"cpus", "platform", "load_average"} <= set(data["machine"])
+    assert list((tmp_path / "kept").glob("bench-*.json"))
+
+    runs = {(r["peer"], r["workload"]): r["status"] for r in data["runs"]}
+    assert {("par", w) for w in WORKLOADS} | {("floor", "w1"), ("floor", "w3")} == set(runs)
+    assert all(status == "ok" for status in runs.values()), runs
+
+    figures = data["figures"]
+    assert {key.split(".")[0] for key in figures} == set(WORKLOADS)
+    for key, row in figures.items():
+        assert set(row) == {"label", "unit", "values", "ratios", "target", "met"}, key
+        assert set(row["values"]) == {"par", "floor"}, key
+        value = row["values"]["par"]
+        assert isinstance(value, int | float) and value >= 0, (key, value)
+        assert row["met"] in (True, False, None), key
+    assert figures["w7.answering"]["values"]["par"] == data["config"]["w7_engines"]
+    assert isinstance(figures["w1.direct.median_us"]["ratios"]["floor"], float)
+
+    assert "| figure |" in proc.stdout and "W1 round trip" in proc.stdout
+    assert data["table"] in proc.stdout
