@@ -90,3 +90,71 @@ def test_restore_without_a_connection_file_is_a_clear_error(tmp_path: Path) -> N
     )
     assert result.returncode == 1
     assert "not found" in result.stderr
+
+
+def test_with_sqlite_records_finished_results_survive_a_controller_crash(tmp_path: Path) -> None:
+    conn = tmp_path / "conn.json"
+    db = tmp_path / "records.sqlite"
+    ctl = start_controller(conn, "--db", "sqlite", "--db-file", str(db))
+    engine = None
+    try:
+        with par.Client(conn, timeout=20) as rc:
+            engine = subprocess.Popen(
+                [sys.executable, "-m", "par.engine", "--file", str(conn)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            rc.wait_for_engines(1, timeout=30)
+            lv = rc.load_balanced_view(label="kept")
+            ars = [lv.apply_async(lambda i=i: {"value": i}) for i in range(20)]
+            rc.wait(ars, timeout=30)
+            ids = [a.msg_ids[0] for a in ars]
+            time.sleep(0.3)  # one loop pass writes them
+        os.kill(ctl.pid, signal.SIGKILL)
+        ctl.wait()
+        ctl = start_controller(conn, "--db", "sqlite", "--db-file", str(db), "--restore")
+        with par.Client(conn, timeout=20) as other:
+            assert other.get_result(ids[7], block=True) == {"value": 7}
+            found = other.db_query({"label": "kept"}, keys=["status"])
+            assert {r["msg_id"] for r in found} == set(ids)
+            assert all(r["status"] == "ok" for r in found)
+            assert set(ids) <= set(other.hub_history())
+    finally:
+        for proc in (engine, ctl):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=15)
+    assert db.stat().st_size > 0
+
+
+def test_par_start_accepts_db_sqlite() -> None:
+    from par import paths
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "par",
+            "start",
+            "-n",
+            "1",
+            "--daemonize",
+            "--db",
+            "sqlite",
+            "--cluster-id",
+            "withdb",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    try:
+        with par.Client(cluster_id="withdb") as rc:
+            rc.wait_for_engines(1, timeout=30)
+            ar = rc[0].apply_async(lambda: "stored")
+            assert ar.get(timeout=30) == "stored"
+            time.sleep(0.3)
+        assert (paths.cluster_dir("withdb") / "records.sqlite").exists()
+    finally:
+        subprocess.run([sys.executable, "-m", "par", "stop", "--cluster-id", "withdb"], timeout=60)

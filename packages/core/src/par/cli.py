@@ -89,6 +89,12 @@ def _start_parser() -> argparse.ArgumentParser:
         "--engine-timeout", type=float, default=60.0, help="seconds to wait for engines to register"
     )
     parser.add_argument(
+        "--db",
+        choices=("memory", "sqlite"),
+        default=None,
+        help="task records in memory (default) or in SQLite, so results survive a restart",
+    )
+    parser.add_argument(
         "--controller-arg",
         action="append",
         default=[],
@@ -143,7 +149,7 @@ def cmd_start(argv: Sequence[str]) -> int:
             engines=eng,
             controller=ctl,
             cluster_id=args.cluster_id,
-            controller_args=args.controller_arg,
+            controller_args=args.controller_arg + (["--db", args.db] if args.db else []),
             engine_timeout=args.engine_timeout,
             **options,
         )
@@ -347,6 +353,15 @@ def cmd_controller(argv: Sequence[str]) -> int:
         help="CurveZMQ encryption (auto: on whenever listening beyond loopback)",
     )
     parser.add_argument(
+        "--db",
+        default=d.db,
+        choices=("memory", "sqlite"),
+        help="where task records live: memory (bounded), or sqlite (results survive a restart)",
+    )
+    parser.add_argument(
+        "--db-file", default=None, help="the SQLite file (default: the cluster's records.sqlite)"
+    )
+    parser.add_argument(
         "--restore",
         action="store_true",
         help="come back on the key and ports of the existing connection file "
@@ -370,7 +385,11 @@ def cmd_controller(argv: Sequence[str]) -> int:
         max_record_bytes=args.max_record_bytes,
         location=args.location,
         curve=args.curve,
+        db=args.db,
+        db_path=args.db_file or str(paths.cluster_dir(args.cluster_id) / "records.sqlite"),
     )
+    if args.db == "sqlite" and not args.db_file:
+        paths.make_private_dir(paths.cluster_dir(args.cluster_id))
     try:
         serve(config, args.file or str(paths.connection_file(args.cluster_id)), args.restore)
     except (ValueError, OSError) as exc:

@@ -36,7 +36,7 @@ from ..curve import make_server, server_keypair, wanted
 from ..protocol import Message, Session
 from . import query
 from .engines import Engine, EngineRegistry, Pending
-from .records import Record, RecordStore
+from .records import Record, RecordStore, SQLiteRecordStore
 from .scheduler import TaskScheduler, resolve
 
 log = logging.getLogger("par.controller")
@@ -58,6 +58,8 @@ class ControllerConfig:
     max_record_bytes: int = 256 << 20
     location: str = ""
     curve: str = "auto"  # auto: encrypt whenever listening beyond loopback
+    db: str = "memory"  # or "sqlite": records (and results) survive a controller restart
+    db_path: str = "records.sqlite"
 
 
 class Controller:
@@ -75,7 +77,11 @@ class Controller:
         self.ctx = zmq.Context()
         self.engines = EngineRegistry()
         self.tasks = TaskScheduler(config.scheme, config.hwm)
-        self.records = RecordStore(config.max_records, config.max_record_bytes)
+        self.records = (
+            SQLiteRecordStore(config.db_path, config.max_records, config.max_record_bytes)
+            if config.db == "sqlite"
+            else RecordStore(config.max_records, config.max_record_bytes)
+        )
         self.pending: dict[str, Pending] = {}
         self.clients: dict[bytes, dict[str, Any]] = {}
         self.monitors: set[bytes] = set()
@@ -675,10 +681,10 @@ class Controller:
         ids = h.get("ids")
         targets = h.get("targets")
         chosen = [
-            mid
-            for mid, rec in self.records.records.items()
-            if mid not in self.pending
-            and (ids is None or mid in ids)
+            rec.msg_id
+            for rec in self.records.all()
+            if rec.msg_id not in self.pending
+            and (ids is None or rec.msg_id in ids)
             and (targets is None or rec.engine_id in targets)
         ]
         for mid in chosen:
@@ -686,10 +692,10 @@ class Controller:
         return len(chosen)
 
     def _q_history(self, client: bytes, h: dict[str, Any]) -> list[str]:
-        return list(self.records.records)
+        return [rec.msg_id for rec in self.records.all()]
 
     def _q_db_query(self, client: bytes, h: dict[str, Any]) -> list[dict[str, Any]]:
-        records = (r.describe() for r in self.records.records.values())
+        records = (r.describe() for r in self.records.all())
         return query.select(records, h.get("query") or {}, h.get("keys"))
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -720,6 +726,7 @@ class Controller:
                     self._drain(sock, handlers[sock])
                 if self._notices:
                     self._flush_notices()
+                self.records.flush()
                 now = time.monotonic()
                 if now >= next_check:
                     self._check_liveness()
@@ -728,6 +735,7 @@ class Controller:
                     next_check = now + tick
         finally:
             self._event("controller_stopped", {})
+            self.records.close()
             self.running = False
             self.ctx.destroy(linger=200)
 
