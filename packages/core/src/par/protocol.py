@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import zmq
 
 DELIM = b"<PAR|MSG>"
 SIG_SIZE = 16
@@ -143,6 +144,45 @@ class Session:
         if not hmac.compare_digest(sig, self.sign(raw, payload)):
             raise ValueError("bad signature")
         return Message(frames[:idx], header, payload, buffers, frames)
+
+
+DETACH_BELOW = 64 * 1024
+
+
+def detach(frames: list[Frame]) -> list[Frame]:
+    """Copy a kept message's small frames out of ZeroMQ's receive buffers.
+
+    A frame received without copying shares a refcounted buffer with every other
+    message read in the same batch; keeping one (a queued task, a stored result)
+    would pin the whole buffer. Small frames are copied (cheap); large ones stay
+    zero-copy, since they own their buffer.
+    """
+    out: list[Frame] = []
+    for f in frames:
+        view = _view(f)
+        out.append(bytes(view) if len(view) < DETACH_BELOW else f)
+    return out
+
+
+_MORE = int(zmq.SNDMORE)  # plain ints: pyzmq's flag enums cost microseconds per operation
+_NOBLOCK = int(zmq.NOBLOCK)
+
+
+def send_frames(sock: zmq.Socket, frames: Sequence[Frame]) -> None:
+    """Send a multipart message without copying large frames (small ones are copied)."""
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        sock.send(frame, _MORE if i < last else 0, copy=False)
+
+
+def recv_frames(sock: zmq.Socket, block: bool = True) -> list[Any]:
+    """Receive a multipart message as frames, without copying; raise zmq.Again if none waits."""
+    frame = sock.recv(0 if block else _NOBLOCK, copy=False)
+    frames = [frame]
+    while frame.more:
+        frame = sock.recv(0, copy=False)
+        frames.append(frame)
+    return frames
 
 
 def encode(obj: Any) -> bytes:

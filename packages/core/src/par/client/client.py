@@ -22,7 +22,7 @@ import zmq
 
 from .. import connection, protocol, serialize
 from ..errors import NoEnginesRegistered, ParError
-from ..protocol import Session
+from ..protocol import Session, send_frames
 from .asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult, Metadata, new_metadata
 from .io import IOThread
 
@@ -156,7 +156,7 @@ class Client:
 
     def _send_frames(self, frames: list[Any]) -> None:
         with self._send_lock:
-            self._req.send_multipart(frames, copy=False)
+            send_frames(self._req, frames)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from .. import protocol
+from ..protocol import recv_frames
 from .asyncresult import Reply, _dt
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class IOThread(threading.Thread):
         session = self.client.session
         for _ in range(1000):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = recv_frames(sock, block=False)
             except zmq.Again:
                 return
             msg = session.parse(frames)

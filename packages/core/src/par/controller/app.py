@@ -33,7 +33,7 @@ from zmq.utils.monitor import parse_monitor_message
 from .. import protocol
 from ..connection import ConnectionInfo
 from ..curve import make_server, server_keypair, wanted
-from ..protocol import Message, Session
+from ..protocol import Message, Session, recv_frames, send_frames
 from . import query
 from .engines import Engine, EngineRegistry, Pending
 from .records import Record, RecordStore, SQLiteRecordStore
@@ -154,16 +154,16 @@ class Controller:
     # ---- sending -------------------------------------------------------------------------
 
     def _send(self, sock: zmq.Socket, ident: bytes, header: dict[str, Any], payload=()) -> None:
-        sock.send_multipart([ident, *self.session.serialize(header, payload)], copy=False)
+        send_frames(sock, [ident, *self.session.serialize(header, payload)])
 
     def _to_client(self, client: bytes, body: list[Any]) -> None:
-        self.client_sock.send_multipart([client, *body], copy=False)
+        send_frames(self.client_sock, [client, *body])
 
     def _event(self, kind: str, data: dict[str, Any]) -> None:
         header = {"t": "event", "k": kind, "d": data, "time": time.time()}
         frames = self.session.serialize(header)
         for client in self.clients:
-            self.client_sock.send_multipart([client, *frames], copy=False)
+            send_frames(self.client_sock, [client, *frames])
 
     def _error_reply(self, p: Pending, ename: str, evalue: str, engine: int | None) -> None:
         content = protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
@@ -196,7 +196,7 @@ class Controller:
         method = msg.kind
         if h.get("q") == "t":
             mid = h["id"]
-            p = Pending(mid, client, "t", method, now, body=body)
+            p = Pending(mid, client, "t", method, now, body=protocol.detach(body))
             p.retries = int(h.get("rt", 0))
             p.allowed = set(h["al"]) if h.get("al") is not None else None
             p.after, p.follow = h.get("af"), h.get("fo")
@@ -238,7 +238,7 @@ class Controller:
                 continue
             self.pending[mid] = p
             engine.outstanding[mid] = p
-            self.engine_sock.send_multipart([engine.uuid, *body], copy=False)
+            send_frames(self.engine_sock, [engine.uuid, *body])
 
     def _dispatch(self) -> None:
         for task, engine in self.tasks.assign(self.engines.up()):
@@ -247,7 +247,7 @@ class Controller:
             rec = self.records.get(task.msg_id)
             if rec is not None:
                 rec.engine_id = engine.id
-            self.engine_sock.send_multipart([engine.uuid, *body], copy=False)
+            send_frames(self.engine_sock, [engine.uuid, *body])
 
     # ---- engine work replies ---------------------------------------------------------------
 
@@ -343,7 +343,7 @@ class Controller:
         payload = [f for m in replies for f in m.payload]
         buffers = [f for m in replies for f in m.buffers]
         frames = self.session.serialize(header, payload, buffers)
-        self.client_sock.send_multipart([group["client"], *frames], copy=False)
+        send_frames(self.client_sock, [group["client"], *frames])
 
     # ---- dependencies ----------------------------------------------------------------------
 
@@ -450,7 +450,7 @@ class Controller:
             }
             frames = self.session.serialize(header)
             for client in self.monitors:
-                self.client_sock.send_multipart([client, *frames], copy=False)
+                send_frames(self.client_sock, [client, *frames])
             self._notices = []
 
     # ---- engine control channel ------------------------------------------------------------
@@ -743,7 +743,7 @@ class Controller:
     def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:
         for _ in range(limit):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = recv_frames(sock, block=False)
             except zmq.Again:
                 return
             handle(frames)

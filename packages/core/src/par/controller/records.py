@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol import decode as msgpack_decode
+from ..protocol import detach
 from ..protocol import encode as msgpack_encode
 
 
@@ -84,7 +85,7 @@ class RecordStore:
         if frames is not None and self.max_bytes > 0:
             size = _nbytes(frames)
             if size <= self.max_bytes:
-                rec.result, rec.nbytes = frames, size
+                rec.result, rec.nbytes = detach(frames), size
                 self.nbytes += size
                 while self.nbytes > self.max_bytes:
                     self._cull_one()

@@ -67,7 +67,7 @@ class TaskScheduler:
         hwm = self.hwm
         free = [e for e in engines if hwm <= 0 or len(e.outstanding) < hwm]
         out: list[tuple[Pending, Engine]] = []
-        kept: deque[Pending] = deque()
+        kept: list[Pending] = []
         scanned = 0
         while self.queue and free and scanned < SCAN_LIMIT:
             task = self.queue.popleft()
@@ -88,8 +88,8 @@ class TaskScheduler:
             task.engine = engine.id
             if 0 < hwm <= len(engine.outstanding):
                 free.remove(engine)
-        kept.extend(self.queue)
-        self.queue = kept
+        if kept:  # only the skipped tasks go back, in order: the rest of the queue stays put
+            self.queue.extendleft(reversed(kept))
         return out
 
     def remove(self, msg_ids: set[str]) -> list[Pending]:

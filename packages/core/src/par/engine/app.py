@@ -24,7 +24,7 @@ import zmq
 from .. import protocol, serialize
 from ..connection import ConnectionInfo
 from ..errors import RemoteError
-from ..protocol import Message, Session
+from ..protocol import Message, Session, recv_frames, send_frames
 from . import namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
 from .control import ControlThread
@@ -135,7 +135,7 @@ class Engine:
             reply.update(st="aborted", en="TaskAborted")
             content = {"ename": "TaskAborted", "evalue": "aborted before it started"}
             payload = [protocol.encode(content)]
-            sock.send_multipart(self.session.serialize(reply, payload), copy=False)
+            send_frames(sock, self.session.serialize(reply, payload))
             return
         self.capture.start(mid)
         reply["ts"] = time.time()
@@ -164,7 +164,7 @@ class Engine:
             reply["r"] = rest["stderr"]
         if streamed:
             reply["ns"] = streamed
-        sock.send_multipart(self.session.serialize(reply, payload, buffers), copy=False)
+        send_frames(sock, self.session.serialize(reply, payload, buffers))
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -202,7 +202,7 @@ class Engine:
                 self.control.ready_needed.clear()
                 work.send_multipart(session.serialize({"t": "ready"}))
             try:
-                frames = work.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = recv_frames(work, block=False)
             except zmq.Again:
                 work.poll(500)
                 continue
