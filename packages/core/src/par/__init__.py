@@ -15,13 +15,7 @@ start fast and small.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("par-core")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0"
 
 _EXPORTS = {
     "Client": "par.client.client",
@@ -123,7 +117,20 @@ if TYPE_CHECKING:
     from .joblib import register_joblib_backend
 
 
+def _version() -> str:
+    # importlib.metadata costs every engine ~40 ms and megabytes: load it only when asked
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("par-core")
+    except PackageNotFoundError:  # running from a source tree
+        return "0.0.0"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()["__version__"] = value = _version()
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'par' has no attribute {name!r}")
