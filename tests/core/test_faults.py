@@ -202,3 +202,38 @@ def test_a_client_that_vanishes_mid_map_leaves_the_cluster_healthy(small_cluster
     assert rc.status()["pending"] == 0
     assert rc.get_result(first_ids[0], block=True) == [None]  # one chunk of the map
     assert rc.load_balanced_view().map_sync(lambda x: -x, range(10)) == [-x for x in range(10)]
+
+
+def test_engine_error_says_how_the_engine_ended_and_its_last_output(small_cluster) -> None:
+    _, rc = small_cluster
+    pid = rc[1].apply_sync(os.getpid)
+    ar = rc[1].apply_async(time.sleep, 60)
+    time.sleep(0.3)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(par.EngineError) as info:
+        ar.get(timeout=10)
+    text = info.value.evalue
+    assert "was killed by signal 9 (SIGKILL)" in text
+    assert "its last output" in text and "registered as engine 1" in text
+
+
+def test_twenty_clients_at_once_all_get_correct_results(cluster: par.Cluster) -> None:
+    import threading
+
+    results: dict[int, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def one_client(k: int) -> None:
+        try:
+            with cluster.connect_client_sync() as c:
+                results[k] = c.load_balanced_view().map_sync(lambda x, k=k: x * k, range(300))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_client, args=(k,)) for k in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert all(results[k] == [x * k for x in range(300)] for k in range(20))

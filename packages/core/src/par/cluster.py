@@ -258,6 +258,14 @@ class Cluster:
             except TimeoutError:
                 pass
 
+    def describe_engine_exit(self, pid: int) -> str | None:
+        """What the launchers know of how the engine with this pid ended."""
+        for es in list(self.engines.values()):
+            report = es.describe_exit(pid)
+            if report:
+                return report
+        return None
+
     def _engine_output(self) -> str:
         outputs = [es.output(10) for es in self.engines.values()]
         text = "\n".join(o for o in outputs if o)

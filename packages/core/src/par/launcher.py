@@ -160,6 +160,10 @@ class EngineSetLauncher(Launcher):
             raise ValueError(f"the number of engines must be at least 1, not {n}")
         self.n = n
 
+    def describe_exit(self, pid: int, lines: int = 5) -> str | None:
+        """How an engine of this set ended and its last output, if this launcher knows."""
+        return None
+
     def engine_command(self) -> list[str]:
         """The command that runs one engine of this cluster."""
         return [

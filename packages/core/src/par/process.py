@@ -62,6 +62,19 @@ class ProcessRef:
         popen = _popens.get(self.pid)
         return popen.poll() if popen is not None else None
 
+    def exit_description(self) -> str | None:
+        """How the process ended ('was killed by signal 9 (SIGKILL)'), if started here and ended."""
+        code = self.returncode()
+        if code is None:
+            return None
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = "an unknown signal"
+            return f"was killed by signal {-code} ({name})"
+        return f"exited with status {code}"
+
     def signal(self, sig: int) -> None:
         """Send a signal if the process is still the one recorded."""
         proc = self._proc()

@@ -114,6 +114,14 @@ class LocalEngineSetLauncher(EngineSetLauncher):
         dead = [p for p in self.processes if not p.alive()] or self.processes[:1]
         return "\n".join(f"[engine pid {p.pid}]\n{tail(p.log, lines)}" for p in dead[:3])
 
+    def describe_exit(self, pid: int, lines: int = 5) -> str | None:
+        """How one of these engines ended, and the last lines of its log."""
+        for p in self.processes:
+            if p.pid == pid:
+                how = p.exit_description() or "is still running but does not answer"
+                return f"the process {how}; its last output:\n{tail(p.log, lines)}"
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """Engine count and the processes started."""
         return {**super().to_dict(), "processes": [p.to_dict() for p in self.processes]}

@@ -103,6 +103,7 @@ class Client:
         self._known: weakref.WeakValueDictionary[str, AsyncResult] = weakref.WeakValueDictionary()
         self._queries: dict[str, Future[Any]] = {}
         self._engines: dict[int, dict[str, Any]] = {}
+        self._gone: dict[int, int] = {}  # lost engine id -> pid, to explain EngineErrors
         self._engines_changed = threading.Condition()
         self.metadata: BoundedDict = BoundedDict(METADATA_LIMIT)
         self.history: list[str] = []
@@ -195,6 +196,7 @@ class Client:
                 self._engines[int(data["id"])] = data
             elif kind in ("engine_lost", "engine_stopped"):
                 self._engines.pop(int(data["id"]), None)
+                self._gone[int(data["id"])] = int(data.get("pid", 0))
             self._engines_changed.notify_all()
         if kind == "controller_stopped":
             self._io.fail_all("EngineError", "the controller stopped")

@@ -105,6 +105,8 @@ class IOThread(threading.Thread):
     def _on_reply(self, reply: Reply) -> None:
         h = reply.header
         mid = h["id"]
+        if h.get("en") == "EngineError" and self.client.cluster is not None:
+            reply = self._explain_engine_error(reply)
         md = self.client.metadata.get(mid)
         if md is not None:
             md["received"] = _dt(time.time())
@@ -132,6 +134,20 @@ class IOThread(threading.Thread):
             self._on_reply(Reply(header, part, buffers[bpos : bpos + nbuf]))
             pos += npayload
             bpos += nbuf
+
+    def _explain_engine_error(self, reply: Reply) -> Reply:
+        """Add what the cluster's launcher knows (exit status, last output) to an EngineError."""
+        pid = self.client._gone.get(reply.header.get("e", -1))
+        try:
+            report = self.client.cluster.describe_engine_exit(pid) if pid else None
+        except Exception:  # the report is a courtesy: never lose the error over it
+            log.exception("could not describe how engine pid %s ended", pid)
+            report = None
+        if not report:
+            return reply
+        content = protocol.decode(reply.payload[0])
+        content["evalue"] = f"{content.get('evalue', '')}; {report}"
+        return Reply(reply.header, [protocol.encode(content)], reply.buffers)
 
     def _deliver(self, mid: str, reply: Reply) -> None:
         self.streamed.pop(mid, None)
