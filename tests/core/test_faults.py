@@ -237,3 +237,14 @@ def test_twenty_clients_at_once_all_get_correct_results(cluster: par.Cluster) ->
         t.join(timeout=120)
     assert not errors
     assert all(results[k] == [x * k for x in range(300)] for k in range(20))
+
+
+def test_restart_engines_replaces_a_lost_engine() -> None:
+    with par.Cluster(n=2, restart_lost_engines=True) as rc:
+        pid = rc[0].apply_sync(os.getpid)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while rc.ids != [1, 2] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rc.ids == [1, 2]
+        assert rc[2].apply_sync(os.getpid) != pid

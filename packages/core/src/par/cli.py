@@ -89,6 +89,11 @@ def _start_parser() -> argparse.ArgumentParser:
         "--engine-timeout", type=float, default=60.0, help="seconds to wait for engines to register"
     )
     parser.add_argument(
+        "--restart-engines",
+        action="store_true",
+        help="start a replacement whenever an engine is lost (keeps `par start` in the foreground)",
+    )
+    parser.add_argument(
         "--db",
         choices=("memory", "sqlite"),
         default=None,
@@ -151,6 +156,7 @@ def cmd_start(argv: Sequence[str]) -> int:
             cluster_id=args.cluster_id,
             controller_args=args.controller_arg + (["--db", args.db] if args.db else []),
             engine_timeout=args.engine_timeout,
+            restart_lost_engines=args.restart_engines,
             **options,
         )
     except (TypeError, ValueError) as exc:
@@ -172,8 +178,15 @@ def cmd_start(argv: Sequence[str]) -> int:
         client = cluster.start_and_connect_sync(args.n, progress=_progress)
         took = time.monotonic() - t0
         _print_ready(cluster.cluster_id, len(client.ids), took, args.daemonize)
-        client.close()
-        cluster._client = None
+        if args.daemonize and args.restart_engines:
+            print(
+                "par: --restart-engines needs `par start` in the foreground; ignored with "
+                "--daemonize",
+                file=sys.stderr,
+            )
+        if not args.restart_engines or args.daemonize:  # the watcher needs the client's events
+            client.close()
+            cluster._client = None
         if args.daemonize:
             return 0
         while cluster.controller is not None and cluster.controller.running():

@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +66,7 @@ class Cluster:
         cluster_id: str | None = None,
         controller_args: list[str] | None = None,
         engine_timeout: float = 60.0,
+        restart_lost_engines: bool = False,
         **options: Any,
     ) -> None:
         self.n = n
@@ -73,6 +75,9 @@ class Cluster:
         self.controller_launcher = controller
         self.controller_args = list(controller_args or [])
         self.engine_timeout = engine_timeout
+        self.restart_lost_engines = restart_lost_engines
+        self._restarts: list[float] = []
+        self._stopping = False
         self._controller_cls = launcher_class("controller", controller)
         self._engine_cls = launcher_class("engines", engines)
         self.controller_options, self.engine_options = _split_options(
@@ -258,6 +263,34 @@ class Cluster:
             except TimeoutError:
                 pass
 
+    RESTART_LIMIT = 10  # replacements per minute, so a crash loop cannot run away
+
+    def _on_cluster_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Replace a lost engine through the cluster's launcher (``restart_lost_engines=True``)."""
+        if kind != "engine_lost" or self._stopping:
+            return
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < 60] + [now]
+        if len(self._restarts) > self.RESTART_LIMIT:
+            log.error(
+                "not restarting engine %s: %d engines lost in a minute",
+                data.get("id"),
+                len(self._restarts),
+            )
+            return
+        threading.Thread(target=self._replace_engine, args=(data,), daemon=True).start()
+
+    def _replace_engine(self, data: dict[str, Any]) -> None:
+        try:
+            self.add_engines(1)
+            log.warning(
+                "engine %s was lost (%s); started a replacement",
+                data.get("id"),
+                data.get("reason", "no reason given"),
+            )
+        except Exception:
+            log.exception("could not start a replacement for engine %s", data.get("id"))
+
     def describe_engine_exit(self, pid: int) -> str | None:
         """What the launchers know of how the engine with this pid ended."""
         for es in list(self.engines.values()):
@@ -280,6 +313,8 @@ class Cluster:
         try:
             client = self.connect_client_sync()
             self._client = client
+            if self.restart_lost_engines:
+                client.subscribe_events(self._on_cluster_event)
             # a launcher may start another count than asked (ssh: the hosts' engine counts)
             expected = sum(es.n for es in self.engines.values())
             self.wait_for_engines_sync(client, expected, progress)
@@ -329,6 +364,7 @@ class Cluster:
 
     def stop_cluster_sync(self) -> None:
         """Stop every engine set and the controller, and forget the cluster's files."""
+        self._stopping = True
         if self._client is not None:
             self._client.close()
             self._client = None
