@@ -248,3 +248,41 @@ def test_restart_engines_replaces_a_lost_engine() -> None:
             time.sleep(0.1)
         assert rc.ids == [1, 2]
         assert rc[2].apply_sync(os.getpid) != pid
+
+
+def test_a_task_that_runs_out_of_memory_fails_and_the_engine_lives(small_cluster) -> None:
+    _, rc = small_cluster
+
+    def hog() -> int:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, hard))
+        try:
+            return len(bytearray(4 << 30))
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+    with pytest.raises(par.RemoteError) as info:
+        rc[0].apply_sync(hog)
+    assert info.value.ename == "MemoryError"
+    assert rc[0].apply_sync(lambda: "still here") == "still here"
+
+
+def test_a_function_the_engine_cannot_import_gives_a_clear_error(small_cluster, tmp_path) -> None:
+    import importlib
+    import sys
+
+    _, rc = small_cluster
+    (tmp_path / "only_on_client.py").write_text("def double(x):\n    return 2 * x\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = importlib.import_module("only_on_client")
+        with pytest.raises(par.RemoteError) as info:
+            rc[0].apply_sync(module.double, 4)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("only_on_client", None)
+    assert info.value.ename == "ModuleNotFoundError"
+    assert "only_on_client" in info.value.evalue
+    assert rc[0].apply_sync(lambda: 1) == 1

@@ -52,6 +52,29 @@ def feeder(
                 tally[outcome] += 1
 
 
+def million(rc: par.Client, bursts: int = 20, size: int = 50_000) -> int:
+    """Run 1,000,000 load-balanced tasks in bursts; check every result and controller memory."""
+    controller = psutil.Process(rc.status()["pid"])
+    lv = rc.load_balanced_view()
+    rss = {}
+    t0 = time.monotonic()
+    for b in range(bursts):
+        lo = b * size
+        got = lv.map_async(square, range(lo, lo + size)).get(timeout=600)
+        if got != [x * x for x in range(lo, lo + size)]:
+            print(f"soak: FAILED: wrong results in burst {b}", file=sys.stderr)
+            return 1
+        rss[lo + size] = controller.memory_info().rss >> 20
+        print(f"soak: {lo + size} tasks correct, controller {rss[lo + size]} MiB", flush=True)
+    first, last = rss[size], rss[bursts * size]
+    took = time.monotonic() - t0
+    print(
+        f"soak: {bursts * size} tasks in {took:.0f} s, all correct; controller RSS "
+        f"{first} MiB after {size} -> {last} MiB after {bursts * size}"
+    )
+    return 0
+
+
 def main() -> int:
     """Run the soak; exit non-zero if any task is unaccounted for."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,7 +82,13 @@ def main() -> int:
     parser.add_argument("--engines", type=int, default=4)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--million", action="store_true", help="instead: 1,000,000 tasks, every result checked"
+    )
     args = parser.parse_args()
+    if args.million:
+        with par.Cluster(n=args.engines) as rc:
+            return million(rc)
     rng = random.Random(args.seed)
     cluster = par.Cluster(
         n=args.engines, controller_args=["--heartbeat", "0.5", "--heartbeat-timeout", "3"]
