@@ -1,11 +1,15 @@
-"""Every check of par: `uv run nox` runs lint, types and tests; `nox -s bench` the benchmarks."""
+"""Every check of par.
+
+`uv run nox` runs lint, types, tests and the docs build; `nox -s bench` and
+`nox -s soak` run on demand.
+"""
 
 from __future__ import annotations
 
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "types", "tests"]
+nox.options.sessions = ["lint", "types", "tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
