@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -133,6 +134,21 @@ class ControllerLauncher(Launcher):
     ) -> None:
         super().__init__(context, **options)
         self.controller_args = list(controller_args or [])
+
+    def wait_for_connection_file(self, alive: Callable[[], bool], timeout: float) -> None:
+        """Wait until the controller wrote its connection file; raise with its output if it
+        exits first or takes longer than ``timeout`` seconds."""
+        path = self.context.connection_file
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if not alive():
+                raise LauncherError(f"the controller exited at start; its output:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise LauncherError(
+                    f"the controller did not write {path} within {timeout:.0f} s; "
+                    f"its output:\n{self.output()}"
+                )
+            time.sleep(0.01)
 
     def controller_command(self) -> list[str]:
         """The command that runs the controller for this cluster."""

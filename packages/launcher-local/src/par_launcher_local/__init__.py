@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from par.hookspecs import hookimpl
-from par.launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, LauncherError, Option
+from par.launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Option
 from par.process import ProcessRef, spawn, stop_all, tail
 
 __all__ = ["LocalControllerLauncher", "LocalEngineSetLauncher"]
@@ -35,17 +35,8 @@ class LocalControllerLauncher(ControllerLauncher):
         if self.options["location"]:
             cmd += ["--location", str(self.options["location"])]
         self.context.connection_file.unlink(missing_ok=True)
-        self.process = spawn(cmd, log)
-        deadline = time.monotonic() + float(self.options["start_timeout"])
-        while not self.context.connection_file.exists():
-            if not self.process.alive():
-                raise LauncherError(f"the controller exited at start; its output:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise LauncherError(
-                    f"the controller did not write {self.context.connection_file} within "
-                    f"{self.options['start_timeout']} s; its output:\n{self.output()}"
-                )
-            time.sleep(0.01)
+        self.process = process = spawn(cmd, log)
+        self.wait_for_connection_file(process.alive, float(self.options["start_timeout"]))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the controller process."""

@@ -284,11 +284,22 @@ class Client:
         ar = self._register(len(calls), make_ar)
         for mid, (target, args, kwargs) in zip(ar.msg_ids, calls, strict=True):
             self.metadata[mid]["engine_id"] = target
-            adata, bufs = serialize.dumps((args, kwargs))
             header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
             header.update(extra or {})
-            self._send(header, [fdata, adata], [b.raw() for b in bufs], ar if track else None)
+            self._send_call(header, fdata, args, kwargs, ar if track else None)
         return ar
+
+    def _send_call(
+        self,
+        header: dict[str, Any],
+        fdata: bytes,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        tracked: AsyncResult | None,
+    ) -> None:
+        """Send one call of an already pickled function."""
+        adata, bufs = serialize.dumps((args, kwargs))
+        self._send(header, [fdata, adata], [b.raw() for b in bufs], tracked)
 
     def _tasks(
         self,
@@ -302,9 +313,8 @@ class Client:
         fdata, digest = serialize.dumps_function(f)
         ar = self._register(len(calls), make_ar)
         for mid, (args, kwargs) in zip(ar.msg_ids, calls, strict=True):
-            adata, bufs = serialize.dumps((args, kwargs))
             header = {"t": "apply", "q": "t", "id": mid, "f": digest, **(extra or {})}
-            self._send(header, [fdata, adata], [b.raw() for b in bufs], ar if track else None)
+            self._send_call(header, fdata, args, kwargs, ar if track else None)
         return ar
 
     # ---- engines -----------------------------------------------------------------------------

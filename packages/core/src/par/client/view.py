@@ -186,9 +186,12 @@ class DirectView(View):
         payload, bufs, digest = self.client._apply_frames(f, args, kwargs)
         if make_ar is None:
             make_ar = lambda ids: AsyncResult(self.client, ids, _name(f), single=single)  # noqa: E731
-        return self.client._direct(
-            "apply", tg, payload, bufs, make_ar, {"f": digest}, track=self.track
-        )
+        extra = {"f": digest, **self._routing(tg)}
+        return self.client._direct("apply", tg, payload, bufs, make_ar, extra, track=self.track)
+
+    def _routing(self, targets: list[int]) -> dict[str, Any]:
+        """Extra header keys for the controller's direct path (none for a plain DirectView)."""
+        return {}
 
     def _apply(self, f: Callable[..., Any], args: Any, kwargs: Any) -> AsyncResult:
         return self._send_apply(f, args, kwargs)
@@ -394,22 +397,8 @@ class BroadcastView(DirectView):
     def __repr__(self) -> str:
         return f"<BroadcastView {self.targets!r} coalescing={self.is_coalescing}>"
 
-    def _send_apply(
-        self,
-        f: Callable[..., Any],
-        args: Any,
-        kwargs: Any,
-        targets: Any = None,
-        make_ar: Callable[[list[str]], AsyncResult] | None = None,
-    ) -> AsyncResult:
-        tg, single = self._resolve(targets)
-        payload, bufs, digest = self.client._apply_frames(f, args, kwargs)
-        if make_ar is None:
-            make_ar = lambda ids: AsyncResult(self.client, ids, _name(f), single=single)  # noqa: E731
-        extra: dict[str, Any] = {"f": digest}
-        if self.is_coalescing and len(tg) > 1:
-            extra["co"] = 1
-        return self.client._direct("apply", tg, payload, bufs, make_ar, extra, track=self.track)
+    def _routing(self, targets: list[int]) -> dict[str, Any]:
+        return {"co": 1} if self.is_coalescing and len(targets) > 1 else {}
 
 
 class _Joined(AsyncResult):
