@@ -47,6 +47,35 @@ def _notice(i: int, engine: int, start: float, end: float, st: str = "ok") -> di
     return n
 
 
+def _launcher_event(
+    at: float, launcher: str, kind: str, event: str, **details: Any
+) -> dict[str, Any]:
+    """One line of ``events.jsonl``, as ``par.launcher.Launcher.emit`` writes it."""
+    return dict(
+        time=at, cluster_id="analysis", launcher=launcher, kind=kind, event=event, **details
+    )
+
+
+# The cluster's start: the first ssh engine set failed (a host refused) and was started again.
+LAUNCHER_EVENTS = [
+    _launcher_event(T0 - 313.0, "local", "controller", "starting"),
+    _launcher_event(T0 - 312.4, "local", "controller", "running"),
+    _launcher_event(T0 - 312.3, "local", "engines", "starting", engine_set="1699999687-a1b2", n=2),
+    _launcher_event(T0 - 311.9, "local", "engines", "running", engine_set="1699999687-a1b2", n=2),
+    _launcher_event(T0 - 311.8, "ssh", "engines", "starting", engine_set="1699999688-c3d4", n=2),
+    _launcher_event(
+        T0 - 306.0,
+        "ssh",
+        "engines",
+        "failed",
+        engine_set="1699999688-c3d4",
+        error="ssh node03: connect to host node03 port 22: Connection refused (exit 255)",
+    ),
+    _launcher_event(T0 - 305.0, "ssh", "engines", "starting", engine_set="1699999695-e5f6", n=2),
+    _launcher_event(T0 - 301.2, "ssh", "engines", "running", engine_set="1699999695-e5f6", n=2),
+]
+
+
 def recorded_state() -> ClusterState:
     """Four engines on two hosts after a minute of work: one idle, one straggling, one failing."""
     state = ClusterState("analysis")
@@ -101,4 +130,5 @@ def recorded_state() -> ClusterState:
     status["engines"][0]["stats"].update(task="bb11bb22cc33", cpu=98.5)
     status["engines"][2]["stats"].update(task="0077889900aa", cpu=97.2)
     state.on_status(status, T0)
+    state.on_launcher_events(LAUNCHER_EVENTS)
     return state

@@ -57,3 +57,7 @@ def test_disconnected(snap_compare) -> None:
     app = recorded_app()
     app.state.on_disconnected({"reason": "the controller stopped"}, T0)
     assert snap_compare(app, terminal_size=SIZE)
+
+
+def test_events(snap_compare) -> None:
+    assert snap_compare(recorded_app(), press=["4"], terminal_size=SIZE)

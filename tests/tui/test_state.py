@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from par_tui.state import ClusterState
+import shutil
+from pathlib import Path
+
+from par.launcher import EVENTS_FILE, LaunchContext, Launcher
+from par.plugins import launcher_class
+from par_tui.source import LauncherEventLog
+from par_tui.state import LAUNCHER_EVENTS_KEPT, ClusterState
 from par_tui.task_stream import lane
 
 from .recorded import T0, recorded_state
@@ -48,3 +54,74 @@ def test_lane_shows_idle_busy_and_failed() -> None:
     text = lane(tuple(spans), T0 - 10, T0, 10)
     assert text.plain == "█████···▓·"
     assert str(text.spans[-2].style) == "red"
+
+
+def _launcher(cluster_dir: Path, kind: str = "engines") -> Launcher:
+    """A real launcher of the given kind (never started): its ``emit`` writes ``events.jsonl``."""
+    context = LaunchContext("ev", cluster_dir, cluster_dir / "connection.json")
+    return launcher_class(kind, "local")(context)
+
+
+def test_launcher_events_are_read_once_and_shown_newest_first(tmp_path: Path) -> None:
+    log = LauncherEventLog(tmp_path)
+    assert log.read_new() == []  # no file yet
+    es = _launcher(tmp_path)
+    es.emit("starting", engine_set="s1", n=2)
+    es.emit("running", engine_set="s1", n=2)
+    state = ClusterState("ev")
+    state.on_launcher_events(log.read_new())
+    assert log.read_new() == []
+    es.emit("failed", engine_set="s2", error="no such host\nmore")
+    state.on_launcher_events(log.read_new())
+    snap = state.snapshot(T0)
+    assert [(e.kind, e.event) for e in snap.launcher_events] == [
+        ("engines", "failed"),
+        ("engines", "running"),
+        ("engines", "starting"),
+    ]
+    newest = snap.launcher_events[0]
+    assert newest.launcher == "local" and newest.failure
+    assert newest.details_text == "engine_set=s2  error=no such host"
+    assert not snap.launcher_events[1].failure
+    assert snap.launcher_events[1].details_text == "engine_set=s1  n=2"
+
+
+def test_launcher_events_survive_the_file_vanishing_and_coming_back(tmp_path: Path) -> None:
+    cluster_dir = tmp_path / "clusters" / "ev"
+    cluster_dir.mkdir(parents=True)
+    log = LauncherEventLog(cluster_dir)
+    ctl = _launcher(cluster_dir, "controller")
+    for event in ("starting", "running", "stopped"):
+        ctl.emit(event)
+    assert [e["event"] for e in log.read_new()] == ["starting", "running", "stopped"]
+
+    shutil.rmtree(cluster_dir)  # the cluster stopped: par removes its directory
+    assert log.read_new() == []
+    cluster_dir.mkdir()
+    ctl.emit("starting")  # a new cluster with the same id: its file is read from its start
+    assert [e["event"] for e in log.read_new()] == ["starting"]
+
+    # Removed and written again between two reads, longer than before: still read whole.
+    (cluster_dir / EVENTS_FILE).unlink()
+    ctl.emit("starting")
+    ctl.emit("running")
+    ctl.emit("failed", error="boom")
+    assert [e["event"] for e in log.read_new()] == ["starting", "running", "failed"]
+
+    # A line still being written waits for its end.
+    with open(cluster_dir / EVENTS_FILE, "a") as f:
+        f.write('{"time": 1, "event": "sto')
+    assert log.read_new() == []
+    with open(cluster_dir / EVENTS_FILE, "a") as f:
+        f.write('pped", "kind": "controller", "launcher": "local"}\n')
+    assert [e["event"] for e in log.read_new()] == ["stopped"]
+
+
+def test_launcher_events_are_bounded() -> None:
+    state = ClusterState("ev")
+    records = [{"time": T0 + i, "event": "engine_lost", "id": i} for i in range(250)]
+    state.on_launcher_events(records)
+    events = state.snapshot(T0).launcher_events
+    assert len(events) == LAUNCHER_EVENTS_KEPT
+    assert events[0].details == (("id", "249"),)
+    assert events[-1].details == (("id", "50"),)

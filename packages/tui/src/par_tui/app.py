@@ -18,6 +18,7 @@ from .confirm import Confirm
 from .engine_table import EngineTable
 from .error_detail import ErrorDetail
 from .errors import ErrorList
+from .events import EventList
 from .header import ClusterHeader
 from .help import HelpScreen
 from .output import EngineOutput
@@ -64,6 +65,7 @@ class MonitorApp(App[None]):
         Binding("1", "show('engines')", "Engines", show=False, tooltip="engines and task stream"),
         Binding("2", "show('errors')", "Errors", show=False, tooltip="recent failed tasks"),
         Binding("3", "show('output')", "Output", show=False, tooltip="selected engine's output"),
+        Binding("4", "show('events')", "Events", tooltip="launcher lifecycle events"),
         Binding(
             "a", "add_engine", "Add engine", tooltip="start one engine with the cluster's launcher"
         ),
@@ -114,7 +116,7 @@ class MonitorApp(App[None]):
         self.set_reactive(MonitorApp.read_only, read_only)
 
     def compose(self) -> ComposeResult:
-        """Header, the three tabs, footer."""
+        """Header, the four tabs, footer."""
         yield ClusterHeader().data_bind(MonitorApp.snapshot, MonitorApp.read_only)
         with TabbedContent(initial="engines"):
             with TabPane("Engines", id="engines"):
@@ -124,7 +126,9 @@ class MonitorApp(App[None]):
                 yield ErrorList().data_bind(MonitorApp.snapshot)
             with TabPane("Output", id="output"):
                 yield EngineOutput().data_bind(MonitorApp.snapshot)
-        yield Footer()
+            with TabPane("Events", id="events"):
+                yield EventList().data_bind(MonitorApp.snapshot)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Start listening to the controller (live), or show the recorded state once."""
@@ -132,7 +136,7 @@ class MonitorApp(App[None]):
         self._show()
         if self.source is not None:
             self._run_source()
-            self.set_interval(self.refresh_interval, self._show)
+            self.set_interval(self.refresh_interval, self._tick)
 
     def on_unmount(self) -> None:
         """Let the source's thread end (it closes the client)."""
@@ -146,6 +150,11 @@ class MonitorApp(App[None]):
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
         """Called on the source's threads: hand the event to the UI thread."""
         self.post_message(SourceEvent(kind, data, time.time()))
+
+    def _tick(self) -> None:
+        # The timer can still fire while the app shuts down, after its tabs were removed.
+        if self.is_running:
+            self._show()
 
     def _show(self) -> None:
         """Freeze the state for the widgets (once per refresh interval)."""
@@ -171,6 +180,8 @@ class MonitorApp(App[None]):
             self.notify(f"{data.get('reason')}: waiting for it to come back", severity="warning")
             self.refresh_bindings()
             self._show()
+        elif kind == "launcher_events":
+            self.state.on_launcher_events(data["events"])
         else:
             self.state.on_event(kind, data, at)
             if kind == "engine_lost":

@@ -1,21 +1,24 @@
-"""The cluster header: which cluster, where, started how, and its engine and task counts."""
+"""The cluster header: which cluster, where, started how, engine and task counts, last event."""
 
 from __future__ import annotations
+
+import time
 
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
 from . import format
+from .events import event_style
 from .state import Snapshot
 
 
 class ClusterHeader(Widget):
-    """Three lines at the top: identity, engines, tasks."""
+    """Four lines at the top: identity, engines, tasks, the last launcher event."""
 
     DEFAULT_CSS = """
     ClusterHeader {
-        height: 3;
+        height: 4;
         padding: 0 1;
         background: $panel;
     }
@@ -32,7 +35,7 @@ class ClusterHeader(Widget):
         self.set_class(snapshot is not None and not snapshot.connected, "-disconnected")
 
     def render(self) -> Text:
-        """The three header lines."""
+        """The four header lines."""
         s = self.snapshot
         if s is None:
             return Text("par monitor: connecting…")
@@ -72,4 +75,21 @@ class ClusterHeader(Widget):
             ("    ", ""),
             (f"{rate:.1f} tasks/s", "bold cyan"),
         )
-        return Text("\n").join([first, engines, tasks])
+        # Cut a long line short: wrapped, it would push the lines below out of the header.
+        lines = Text("\n", no_wrap=True, overflow="ellipsis")
+        return lines.join([first, engines, tasks, _last_event(s)])
+
+
+def _last_event(s: Snapshot) -> Text:
+    """The newest launcher event, on one line."""
+    line = Text.assemble(("last launcher event ", "dim"))
+    if not s.launcher_events:
+        line.append("-")
+        return line
+    ev = s.launcher_events[0]
+    line.append(time.strftime("%H:%M:%S", time.localtime(ev.time)))
+    line.append(f" ({format.duration(max(s.now - ev.time, 0.0))} ago)  ", style="dim")
+    line.append(f"{ev.launcher} {ev.kind} ")
+    line.append(ev.event, style=event_style(ev))
+    line.append(f"  {ev.details_text}", style="red" if ev.failure else "dim")
+    return line

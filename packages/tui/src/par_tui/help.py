@@ -14,11 +14,14 @@ from textual.widgets import Footer, Static
 
 NOTES = """\
 Panels
-  header     cluster id, controller address, launchers, engine and task counts, uptime
+  header     cluster id, controller address, launchers, engine and task counts, uptime,
+             the last launcher event
   engines    one row per engine; CPU and memory as each engine reports them in heartbeats
   lanes      last minute per engine: shade = how busy; green done, yellow running, red failed
   errors     failed tasks, newest first; Enter shows the full remote traceback
   output     what the selected engine's tasks printed (stderr in red)
+  events     launcher lifecycle events (starting, running, failed, stopped…), newest first;
+             failures in red
 
 Notes
   restart    stops the engine, then starts one new engine through the cluster's launcher

@@ -1,7 +1,9 @@
 """The monitor's data source: a client of the controller, plus the cluster's launchers.
 
 The source subscribes to the controller's event stream (engine events, task
-notices, streamed output) and polls its status once per refresh interval.
+notices, streamed output) and polls its status once per refresh interval. It
+also follows the launchers' lifecycle events in the cluster's
+``events.jsonl``, which launchers write whether or not a controller is up.
 Everything it learns goes to one ``emit(kind, data)`` callback as plain
 dicts; the app turns those into :class:`~par_tui.state.ClusterState`
 updates. When the controller goes away the source says so and keeps
@@ -15,19 +17,72 @@ recorded in its cluster file, exactly as ``par engines`` and ``par stop`` do.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import par
 from par import paths
 from par.errors import ParError
+from par.launcher import EVENTS_FILE
 
 Emit = Callable[[str, dict[str, Any]], None]
 
 CONNECT_TIMEOUT = 3.0
 LAUNCHERS_RELOAD = 5.0  # seconds between cluster-file reads when an engine's launcher is unknown
+
+
+class LauncherEventLog:
+    """Follows a cluster's ``events.jsonl``: each read returns the events added since the last.
+
+    The file goes away when the cluster stops and comes back when a cluster with the same id
+    starts; the new file is read from its start.
+    """
+
+    def __init__(self, cluster_dir: Path) -> None:
+        self.path = cluster_dir / EVENTS_FILE
+        self._offset = 0
+        self._file: tuple[int, int] | None = None  # (device, inode) of the file read so far
+        # The file's first line: a file created anew can get the old one's inode (and grow
+        # past the old offset between two reads), but not its first event, which has a time.
+        self._head = b""
+
+    def read_new(self) -> list[dict[str, Any]]:
+        """The events written since the previous call, oldest first."""
+        try:
+            with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                same = (
+                    (st.st_dev, st.st_ino) == self._file
+                    and st.st_size >= self._offset
+                    and f.read(len(self._head)) == self._head
+                )
+                if not same:
+                    self._offset, self._head = 0, b""
+                self._file = (st.st_dev, st.st_ino)
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            self._offset, self._head, self._file = 0, b"", None
+            return []
+        # A line still being written is read, whole, next time.
+        data = data[: data.rfind(b"\n") + 1]
+        if not self._head:
+            self._head = data[: data.find(b"\n") + 1]
+        self._offset += len(data)
+        events = []
+        for line in data.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a blank or damaged line must not stop the monitor
+            if isinstance(record, dict):
+                events.append(record)
+        return events
 
 
 class MonitorSource:
@@ -69,9 +124,13 @@ class MonitorSource:
     def run(self, emit: Emit, stop: threading.Event) -> None:
         """Report to ``emit`` until ``stop`` is set: events as they come, status each interval."""
         self._emit = emit
+        launcher_events = LauncherEventLog(paths.cluster_dir(self.cluster_id))
         try:
             while not stop.is_set():
                 self._step()
+                new = launcher_events.read_new()
+                if new:
+                    self._send("launcher_events", {"events": new})
                 stop.wait(self.interval)
         finally:
             self._emit = None

@@ -1,10 +1,11 @@
 """What the monitor knows about a cluster: plain state fed by the source, frozen for widgets.
 
-:class:`ClusterState` takes the controller's status replies and events (as
-dicts, exactly as :mod:`par_tui.source` hands them over) and keeps bounded
-histories. :meth:`ClusterState.snapshot` freezes it into a :class:`Snapshot`
-that widgets render; nothing here touches Textual or the network, so the
-widgets can be driven from recorded events.
+:class:`ClusterState` takes the controller's status replies and events, and
+the launchers' lifecycle events (as dicts, exactly as :mod:`par_tui.source`
+hands them over), and keeps bounded histories. :meth:`ClusterState.snapshot`
+freezes it into a :class:`Snapshot` that widgets render; nothing here
+touches Textual or the network, so the widgets can be driven from recorded
+events.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ LANE_TASKS = 256  # recent tasks kept per engine for the task stream
 ERRORS_KEPT = 200
 OUTPUT_LINES = 500  # per engine
 GONE_KEPT = 16  # engines that left, still listed (dimmed) so a loss is noticed
+LAUNCHER_EVENTS_KEPT = 200
+FAILURE_EVENTS = ("failed", "engine_lost")
+# Fields every launcher event has; the rest are that event's details.
+EVENT_FIELDS = ("time", "cluster_id", "launcher", "kind", "event")
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,28 @@ class OutputLine:
     text: str
 
 
+@dataclass(frozen=True)
+class LauncherEvent:
+    """A launcher lifecycle event, as recorded in the cluster's ``events.jsonl``."""
+
+    seq: int  # how many events the monitor read before this one: a key that stays put
+    time: float
+    launcher: str
+    kind: str  # controller | engines
+    event: str  # starting | running | failed | stopped, or launcher-specific (engine_lost, …)
+    details: tuple[tuple[str, str], ...]  # the rest of the record: engine_set, n, error, …
+
+    @property
+    def failure(self) -> bool:
+        """True for events that say something went wrong."""
+        return self.event in FAILURE_EVENTS or any(k == "error" for k, _ in self.details)
+
+    @property
+    def details_text(self) -> str:
+        """The details on one line: ``engine_set=…  n=2`` (a long error by its first line)."""
+        return "  ".join(f"{k}={(v.splitlines() or [''])[0]}" for k, v in self.details)
+
+
 @dataclass(frozen=True, eq=False)
 class Snapshot:
     """Everything the widgets show, frozen at one moment (compared by identity)."""
@@ -102,6 +129,7 @@ class Snapshot:
     output_engine: int | None
     output_total: int  # lines ever received from output_engine (to append only what is new)
     output: tuple[OutputLine, ...]
+    launcher_events: tuple[LauncherEvent, ...]  # newest first
 
 
 @dataclass
@@ -133,6 +161,8 @@ class ClusterState:
         self.running: dict[int, TaskSpan] = {}
         self.errors: deque[ErrorRecord] = deque(maxlen=ERRORS_KEPT)
         self.outputs: dict[int, _Output] = {}
+        self.launcher_events: deque[LauncherEvent] = deque(maxlen=LAUNCHER_EVENTS_KEPT)
+        self.launcher_events_seen = 0
 
     # ---- connection ------------------------------------------------------------------------
 
@@ -198,6 +228,22 @@ class ClusterState:
             eid = data.get("e")
             if eid is not None:
                 self._add_output(int(eid), str(data.get("n", "stdout")), str(data.get("d", "")))
+
+    def on_launcher_events(self, records: list[dict[str, Any]]) -> None:
+        """Add events newly read from the cluster's ``events.jsonl`` (oldest first)."""
+        for r in records:
+            details = tuple((str(k), str(v)) for k, v in r.items() if k not in EVENT_FIELDS)
+            self.launcher_events.append(
+                LauncherEvent(
+                    seq=self.launcher_events_seen,
+                    time=float(r.get("time") or 0.0),
+                    launcher=str(r.get("launcher") or "?"),
+                    kind=str(r.get("kind") or "?"),
+                    event=str(r.get("event") or "?"),
+                    details=details,
+                )
+            )
+            self.launcher_events_seen += 1
 
     def _leave(self, eid: int, state: str, data: dict[str, Any] | None = None) -> None:
         engine = self.engines.pop(eid, None) or data
@@ -305,6 +351,7 @@ class ClusterState:
             output_engine=output_engine,
             output_total=out.total if out else 0,
             output=tuple(out.lines) if out else (),
+            launcher_events=tuple(reversed(self.launcher_events)),
         )
 
 
