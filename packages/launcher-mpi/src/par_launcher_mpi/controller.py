@@ -6,10 +6,9 @@ For sites where every process of a job must run under the MPI launcher
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from par.launcher import ControllerLauncher, LaunchContext, LauncherError, Option
+from par.launcher import ControllerLauncher, LaunchContext, Option
 
 from .engines import MPI_ARGS_OPTION, MPIEXEC_OPTION
 from .job import MPIJob
@@ -41,18 +40,8 @@ class MPIControllerLauncher(ControllerLauncher):
         command = mpi.job_command(1, program, split_args(self.options["mpi_args"]), False)
         self.context.connection_file.unlink(missing_ok=True)
         directory = self.context.cluster_dir / "logs" / "mpi-controller"
-        self.job = MPIJob.start(command, directory, 1, mpi.environment())
-        timeout = float(self.options["start_timeout"])
-        deadline = time.monotonic() + timeout
-        while not self.context.connection_file.exists():
-            if not self.job.running():
-                raise LauncherError(f"the controller's mpiexec job ended:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise LauncherError(
-                    f"the controller did not write {self.context.connection_file} within "
-                    f"{timeout:.0f} s:\n{self.output()}"
-                )
-            time.sleep(0.02)
+        self.job = job = MPIJob.start(command, directory, 1, mpi.environment())
+        self.wait_for_connection_file(job.running, float(self.options["start_timeout"]))
 
     def stop(self, timeout: float = 10.0) -> None:
         """End the controller's mpiexec job."""

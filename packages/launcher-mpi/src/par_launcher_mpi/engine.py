@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .mpiexec import compatible, family
-from .ranks import RankRecord
+from .ranks import RANK_SAYS, RankRecord
 
 EXIT_STARTUP = 3
 
@@ -37,7 +37,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _say(text: str) -> None:
-    print(f"par mpi engine: {text}", file=sys.stderr, flush=True)
+    print(RANK_SAYS + text, file=sys.stderr, flush=True)
 
 
 def _import_mpi() -> Any:
@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STARTUP
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
-    library = " ".join(MPI.Get_library_version().splitlines()[0].split())
+    # Open MPI ends its version text with the C string's NUL: drop it, or every report and
+    # `rc.engines()` would carry it.
+    library = " ".join(MPI.Get_library_version().replace("\0", "").splitlines()[0].split())
     problem = _mismatch(args.mpi, library, size, args.size)
     if problem:
         _say(problem)

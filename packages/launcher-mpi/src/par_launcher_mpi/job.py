@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,14 +11,37 @@ from typing import Any
 import psutil
 from par.process import ProcessRef, spawn, stop_all, tail
 
-from .ranks import RankRecord, describe_status, exit_statuses
+from .ranks import RANK_SAYS, RankRecord, describe_status, exit_statuses
 
 # Seconds ranks that outlived their mpiexec get between SIGTERM and SIGKILL.
 ORPHAN_GRACE = 3.0
 
+# The line of dashes above and below each of Open MPI's help messages.
+HELP_RULE = re.compile(r"-{20,}")
+
 
 def _indent(text: str) -> str:
+    # Open MPI's launcher writes a NUL after some messages: keep it out of reports.
+    text = text.replace("\0", "")
     return "\n".join("  " + line for line in text.splitlines()) or "  (no output)"
+
+
+def _mpiexec_output(log: Path, lines: int) -> str:
+    """The last ``lines`` lines of mpiexec's log, made to say why the job failed.
+
+    Ranks complain there before they open their own log (a wrong mpi4py), and
+    Open MPI's messages run long: a bare tail would show the end of its
+    explanations. So the tail starts at the top of a message it would cut,
+    and is preceded by the ranks' complaints it does not hold.
+    """
+    rows = tail(log, lines * 10).replace("\0", "").splitlines()
+    start = max(len(rows) - lines, 0)
+    rules = [i for i, row in enumerate(rows) if HELP_RULE.fullmatch(row.strip())]
+    for opening, closing in zip(rules[::2], rules[1::2], strict=False):
+        if opening < start <= closing:
+            start = max(opening, len(rows) - 3 * lines)
+    said = [row for row in dict.fromkeys(rows[:start]) if row.startswith(RANK_SAYS)]
+    return "\n".join(said[-3:] + rows[start:])
 
 
 class MPIJob:
@@ -120,7 +144,9 @@ class MPIJob:
                 f"rank {r.rank} (pid {r.pid} on {r.host}) {describe_status(ended[r.pid][1])}; "
                 f"its last output:\n{_indent(tail(log, lines))}"
             )
-        parts.append(f"mpiexec's last output ({self.log}):\n" + _indent(tail(self.log, lines)))
+        parts.append(
+            f"mpiexec's last output ({self.log}):\n" + _indent(_mpiexec_output(self.log, lines))
+        )
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
