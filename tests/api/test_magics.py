@@ -75,3 +75,13 @@ def test_autopx(ip: InteractiveShell, rc: par.Client, capsys: pytest.CaptureFixt
     assert "disabled" in capsys.readouterr().out
     assert rc[:].pull("auto_value", block=True) == [99] * len(rc.ids)
     assert "auto_value" not in ip.user_ns
+
+
+def test_start_and_connect_can_activate_the_magics(ip: InteractiveShell) -> None:
+    cluster = par.Cluster(n=1)
+    try:
+        rc = cluster.start_and_connect_sync(activate=True)
+        ip.run_line_magic("px", "activated = 'yes'")
+        assert rc[0].pull("activated", block=True) == "yes"
+    finally:
+        cluster.stop_cluster_sync()

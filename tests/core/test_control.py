@@ -180,3 +180,28 @@ def test_writing_a_connection_file_never_changes_its_directory_mode(tmp_path: Pa
     fresh = tmp_path / "new" / "dir"
     info.write(fresh / "conn.json")
     assert fresh.stat().st_mode & 0o777 == 0o700
+
+
+def test_one_engine_at_a_time_stop_restart_and_signal() -> None:
+    import asyncio
+
+    c = par.Cluster(n=3)
+    rc = c.start_and_connect_sync()
+    try:
+        ar = rc[0].apply_async(time.sleep, 30)
+        time.sleep(0.3)
+        c.signal_engine_sync("SIGINT", 0)
+        with pytest.raises(par.RemoteError, match="KeyboardInterrupt"):
+            ar.get(timeout=15)
+        c.stop_engine_sync(1)
+        assert rc.ids == [0, 2]
+        c.restart_engine_sync(2)
+        rc.wait_for_engines(2, timeout=30)
+        deadline = time.monotonic() + 30
+        while rc.ids != [0, 3] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rc.ids == [0, 3]
+        asyncio.run(c.stop_engine(3))
+        assert rc.ids == [0]
+    finally:
+        c.stop_cluster_sync()

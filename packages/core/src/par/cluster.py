@@ -305,9 +305,12 @@ class Cluster:
         return f"; their last output:\n{text}" if text else ""
 
     def start_and_connect_sync(
-        self, n: int | None = None, progress: Progress | None = None
+        self, n: int | None = None, progress: Progress | None = None, activate: bool = False
     ) -> Client:
-        """Start the cluster, connect a client, and wait for the engines."""
+        """Start the cluster, connect a client, and wait for the engines.
+
+        With ``activate=True`` the ``%px`` magics are registered for all engines (in IPython).
+        """
         n = n if n is not None else (self.n or os.cpu_count() or 1)
         self.start_cluster_sync(n)
         try:
@@ -318,6 +321,8 @@ class Cluster:
             # a launcher may start another count than asked (ssh: the hosts' engine counts)
             expected = sum(es.n for es in self.engines.values())
             self.wait_for_engines_sync(client, expected, progress)
+            if activate:
+                client.activate()
         except BaseException:
             self.stop_cluster_sync()
             raise
@@ -355,6 +360,32 @@ class Cluster:
         signum = getattr(signal, sig) if isinstance(sig, str) else int(sig)
         for set_id in self._sets(engine_set_id):
             self.engines[set_id].signal(signum)
+
+    # ---- one engine at a time (through the controller, so any launcher's engines) -------
+
+    def _engine_client(self) -> Client:
+        if self._client is None:
+            self._client = self.connect_client_sync()
+        return self._client
+
+    def stop_engine_sync(self, engine_id: int, timeout: float = 30.0) -> None:
+        """Stop one engine and wait until it has left."""
+        client = self._engine_client()
+        client.shutdown(targets=[engine_id], block=True)
+        deadline = time.monotonic() + timeout
+        while engine_id in client.ids and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if engine_id in client.ids:
+            raise ClusterError(f"engine {engine_id} did not stop within {timeout:.0f} s")
+
+    def restart_engine_sync(self, engine_id: int) -> str:
+        """Stop one engine and start a replacement (it gets a new id); return its engine set."""
+        self.stop_engine_sync(engine_id)
+        return self.add_engines(1)
+
+    def signal_engine_sync(self, sig: int | str, engine_id: int) -> None:
+        """Send a signal (number or name) to one engine."""
+        self._engine_client().send_signal(sig, targets=[engine_id])
 
     def stop_controller_sync(self) -> None:
         """Stop the controller."""
@@ -401,9 +432,9 @@ class Cluster:
         """Async form of :meth:`connect_client_sync`."""
         return await asyncio.to_thread(self.connect_client_sync)
 
-    async def start_and_connect(self, n: int | None = None) -> Client:
+    async def start_and_connect(self, n: int | None = None, activate: bool = False) -> Client:
         """Async form of :meth:`start_and_connect_sync`."""
-        return await asyncio.to_thread(self.start_and_connect_sync, n)
+        return await asyncio.to_thread(self.start_and_connect_sync, n, None, activate)
 
     async def stop_engines(self, engine_set_id: str | None = None) -> None:
         """Async form of :meth:`stop_engines_sync`."""
@@ -416,6 +447,18 @@ class Cluster:
     async def signal_engines(self, sig: int | str, engine_set_id: str | None = None) -> None:
         """Async form of :meth:`signal_engines_sync`."""
         await asyncio.to_thread(self.signal_engines_sync, sig, engine_set_id)
+
+    async def stop_engine(self, engine_id: int) -> None:
+        """Async form of :meth:`stop_engine_sync`."""
+        await asyncio.to_thread(self.stop_engine_sync, engine_id)
+
+    async def restart_engine(self, engine_id: int) -> str:
+        """Async form of :meth:`restart_engine_sync`."""
+        return await asyncio.to_thread(self.restart_engine_sync, engine_id)
+
+    async def signal_engine(self, sig: int | str, engine_id: int) -> None:
+        """Async form of :meth:`signal_engine_sync`."""
+        await asyncio.to_thread(self.signal_engine_sync, sig, engine_id)
 
     async def stop_controller(self) -> None:
         """Async form of :meth:`stop_controller_sync`."""
