@@ -205,3 +205,14 @@ def test_one_engine_at_a_time_stop_restart_and_signal() -> None:
         assert rc.ids == [0]
     finally:
         c.stop_cluster_sync()
+
+
+def test_views_delegate_shutdown_purge_and_get_result() -> None:
+    with par.Cluster(n=2) as rc:
+        lv = rc.load_balanced_view()
+        ar = lv.apply_async(lambda: "kept")
+        ar.get(timeout=30)
+        assert lv.get_result(ar.msg_ids[0], block=True) == "kept"
+        assert lv.purge_results(jobs=ar) == 1
+        rc[1].shutdown(block=True)
+        assert rc.ids == [0]

@@ -109,6 +109,30 @@ class View:
         """Queue counts of this view's engines."""
         return self.client.queue_status(targets if targets is not None else "all", verbose)
 
+    def _own_targets(self) -> Any:
+        return getattr(self, "targets", None) or "all"
+
+    def shutdown(
+        self,
+        targets: Any = None,
+        restart: bool = False,
+        hub: bool = False,
+        block: bool | None = None,
+    ) -> None:
+        """Stop this view's engines (and the controller too with ``hub=True``)."""
+        tg = targets if targets is not None else self._own_targets()
+        self.client.shutdown(tg, restart, hub, block)
+
+    def purge_results(self, jobs: Any = (), targets: Any = ()) -> int:
+        """Forget finished tasks' records on the controller (see ``Client.purge_results``)."""
+        return self.client.purge_results(jobs, targets)
+
+    def get_result(
+        self, indices_or_msg_ids: Any = None, block: bool | None = None, owner: bool = False
+    ) -> Any:
+        """Results of earlier tasks by message id (see ``Client.get_result``)."""
+        return self.client.get_result(indices_or_msg_ids, block, owner)
+
     # ---- decorators and executor --------------------------------------------------------
 
     @property
