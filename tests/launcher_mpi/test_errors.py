@@ -105,6 +105,7 @@ def test_an_mpiexec_of_another_mpi_than_mpi4py_is_named(tmp_path: Path) -> None:
     cluster = par.Cluster(engines="mpi", n=2, mpiexec=fake)
     with pytest.raises(par.ClusterError) as err:
         cluster.start_and_connect_sync()
+    assert "ranks said at startup" in str(err.value)  # kept in a file, not only forwarded
     named = re.search(r"mpi4py uses '([^']*)', but the mpiexec is from (\w+)", str(err.value))
     assert named is not None, str(err.value)
     assert (family(named[1]), named[2]) == (MPI_FAMILY, other)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .mpiexec import compatible, family
-from .ranks import RANK_SAYS, RankRecord
+from .ranks import RANK_SAYS, SAID_FILE, RankRecord
 
 EXIT_STARTUP = 3
 
@@ -36,11 +36,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _say(text: str) -> None:
+def _say(text: str, directory: Path | None = None) -> None:
     print(RANK_SAYS + text, file=sys.stderr, flush=True)
+    if directory is not None:
+        # A rank failing at startup aborts the job at once, which can cut mpiexec's
+        # forwarding of its stderr: the file makes sure the reason reaches the report.
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / SAID_FILE, "a") as f:
+            f.write(RANK_SAYS + text + "\n")
 
 
-def _import_mpi() -> Any:
+def _import_mpi(directory: Path) -> Any:
     """mpi4py's MPI module (initialising MPI), or None after saying what to install."""
     try:
         from mpi4py import MPI
@@ -49,13 +55,15 @@ def _import_mpi() -> Any:
             raise
         _say(
             f"mpi4py is not installed in {sys.executable}: install it there with "
-            "`pip install mpi4py` (`pip install mpi4py mpich` brings an MPI too)"
+            "`pip install mpi4py` (`pip install mpi4py mpich` brings an MPI too)",
+            directory,
         )
         return None
     except ImportError as exc:  # mpi4py found, its MPI library not (built against another MPI)
         _say(
             f"mpi4py cannot load its MPI library ({exc}): install the MPI mpi4py was built with, "
-            "or rebuild it for yours: `pip install --no-binary=mpi4py --force-reinstall mpi4py`"
+            "or rebuild it for yours: `pip install --no-binary=mpi4py --force-reinstall mpi4py`",
+            directory,
         )
         return None
     return MPI
@@ -90,7 +98,8 @@ def _redirect_output(log: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one engine as this MPI rank; return its exit status."""
     args = _parse(argv)
-    MPI = _import_mpi()
+    directory = Path(args.dir)
+    MPI = _import_mpi(directory)
     if MPI is None:
         return EXIT_STARTUP
     comm = MPI.COMM_WORLD
@@ -100,9 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     library = " ".join(MPI.Get_library_version().replace("\0", "").splitlines()[0].split())
     problem = _mismatch(args.mpi, library, size, args.size)
     if problem:
-        _say(problem)
+        _say(problem, directory)
         comm.Abort(EXIT_STARTUP)  # end the whole job now, not after the other ranks time out
-    directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)  # absent on hosts that do not share the disk
     RankRecord(rank, os.getpid(), socket.gethostname(), args.group).write(directory)
     _redirect_output(RankRecord.log_path(directory, rank))

@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 from par.process import ProcessRef, spawn, stop_all, tail
 
-from .ranks import RANK_SAYS, RankRecord, describe_status, exit_statuses
+from .ranks import RANK_SAYS, SAID_FILE, RankRecord, describe_status, exit_statuses
 
 # Seconds ranks that outlived their mpiexec get between SIGTERM and SIGKILL.
 ORPHAN_GRACE = 3.0
@@ -143,6 +143,11 @@ class MPIJob:
             parts.append(
                 f"rank {r.rank} (pid {r.pid} on {r.host}) {describe_status(ended[r.pid][1])}; "
                 f"its last output:\n{_indent(tail(log, lines))}"
+            )
+        said = tail(self.directory / SAID_FILE, lines)
+        if said:
+            parts.append(
+                "ranks said at startup:\n" + _indent("\n".join(dict.fromkeys(said.splitlines())))
             )
         parts.append(
             f"mpiexec's last output ({self.log}):\n" + _indent(_mpiexec_output(self.log, lines))

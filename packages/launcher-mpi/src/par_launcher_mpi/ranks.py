@@ -21,6 +21,7 @@ from pathlib import Path
 
 # How a rank starts what it prints itself, so reports can pick its words out of mpiexec's log.
 RANK_SAYS = "par mpi engine: "
+SAID_FILE = "said.log"  # what ranks that failed at startup said, written by the ranks
 
 # sh -c WATCH_SCRIPT par-rank DIRECTORY PROGRAM...: run PROGRAM, pass stop and interrupt
 # signals on to it, and record its exit status (128 + N when signal N killed it).
