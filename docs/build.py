@@ -36,6 +36,17 @@ def run_blocks(page: Path) -> str | None:
     return None
 
 
+def stop_leftovers() -> None:
+    """Stop clusters a page left running (a failing block skips the page's own stop)."""
+    from par import Cluster, paths
+
+    for cluster_id in paths.list_cluster_ids():
+        try:
+            Cluster.from_file(cluster_id).stop_cluster_sync()
+        except Exception as exc:
+            print(f"     could not stop cluster {cluster_id}: {exc}")
+
+
 def main(names: list[str]) -> int:
     """Check the named pages (all by default); 0 if all pass."""
     os.environ.setdefault("PAR_HOME", tempfile.mkdtemp(prefix="par-docs-"))
@@ -45,7 +56,10 @@ def main(names: list[str]) -> int:
     for page in pages:
         start = time.monotonic()
         problems = [f"broken link: {link}" for link in broken_links(page)]
-        error = run_blocks(page)
+        try:
+            error = run_blocks(page)
+        finally:
+            stop_leftovers()
         if error:
             problems.append(error)
         status = "FAIL" if problems else "ok"

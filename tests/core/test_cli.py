@@ -188,3 +188,19 @@ def test_no_par_process_outlives_the_tests_of_this_module() -> None:
         if ours and "cli-" in cmd:
             leftovers.append((proc.pid, cmd))
     assert not leftovers
+
+
+def test_start_passes_the_scheme_to_the_controller() -> None:
+    result = run("start", "-n", "1", "--daemonize", "--scheme", "lru", "--cluster-id", "cli-scheme")
+    assert result.returncode == 0, result.stderr
+    try:
+        with par.Client(cluster_id="cli-scheme") as rc:
+            assert rc.load_balanced_view().map_sync(abs, [-1, -2]) == [1, 2]
+        pids = cluster_pids("cli-scheme")
+        cmd = psutil.Process(pids[0]).cmdline()
+        assert cmd[cmd.index("--scheme") + 1] == "lru"
+    finally:
+        run("stop", "--cluster-id", "cli-scheme")
+    bad = run("start", "-n", "1", "--daemonize", "--scheme", "nope", "--cluster-id", "cli-bad")
+    assert bad.returncode == 1
+    assert "invalid choice: 'nope'" in bad.stderr or "controller exited" in bad.stderr

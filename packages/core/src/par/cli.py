@@ -89,6 +89,11 @@ def _start_parser() -> argparse.ArgumentParser:
         "--engine-timeout", type=float, default=60.0, help="seconds to wait for engines to register"
     )
     parser.add_argument(
+        "--scheme",
+        default=None,
+        help="load-balancing scheme: leastload (default), lru, plainrandom, weighted, pure",
+    )
+    parser.add_argument(
         "--restart-engines",
         action="store_true",
         help="start a replacement whenever an engine is lost (keeps `par start` in the foreground)",
@@ -154,7 +159,11 @@ def cmd_start(argv: Sequence[str]) -> int:
             engines=eng,
             controller=ctl,
             cluster_id=args.cluster_id,
-            controller_args=args.controller_arg + (["--db", args.db] if args.db else []),
+            controller_args=[
+                *args.controller_arg,
+                *(["--db", args.db] if args.db else []),
+                *(["--scheme", args.scheme] if args.scheme else []),
+            ],
             engine_timeout=args.engine_timeout,
             restart_lost_engines=args.restart_engines,
             **options,
