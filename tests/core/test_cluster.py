@@ -303,3 +303,11 @@ def test_an_empty_target_list_is_refused_instead_of_waiting_forever(rc: par.Clie
         rc[[]].apply_sync(lambda: 1)
     with pytest.raises(par.NoEnginesRegistered, match="selects none"):
         rc[10:]
+
+
+def test_metadata_of_a_map_larger_than_the_clients_metadata_bound(rc: par.Client) -> None:
+    n = rc.metadata.limit + 2000  # the client forgets the oldest; the result must not
+    ar = rc.load_balanced_view().map_async(abs, range(n))
+    assert ar.get(timeout=120) == list(range(n))
+    assert all(md["received"] is not None and md["engine_id"] in rc.ids for md in ar.metadata)
+    assert len(rc.metadata) <= rc.metadata.limit

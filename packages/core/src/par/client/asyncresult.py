@@ -116,11 +116,18 @@ class AsyncResult(Future[Any]):
         self._value_lock = threading.Lock()
         self._has_value = False
         self._cached: Any = None
+        # The result owns its messages' metadata: the client's dict of it is bounded and may
+        # already have forgotten the first messages of a large map.
         self._metadata = [client.metadata_for(m) for m in self.msg_ids]
+        self._metadata_by_id = dict(zip(self.msg_ids, self._metadata, strict=True))
         self._watchers: dict[str, list[AsyncResult]] = {}
         self._trackers: list[Any] = []
 
     # ---- filled in by the client's I/O thread --------------------------------------------
+
+    def _metadata_of(self, msg_id: str) -> Metadata:
+        """The metadata of one of this result's messages."""
+        return self._metadata_by_id[msg_id]
 
     def _deliver(self, msg_id: str, reply: Reply) -> None:
         with self._cond:
@@ -595,7 +602,7 @@ class AsyncHubResult(AsyncResult):
 
     def _take(self, mid: str, reply: Reply) -> None:
         h = reply.header
-        md = self._metadata[self.msg_ids.index(mid)]
+        md = self._metadata_of(mid)
         if h.get("sub") is not None:
             md["submitted"] = _dt(h["sub"])
         md.update(

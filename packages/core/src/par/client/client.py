@@ -226,8 +226,6 @@ class Client:
         """Make ids and their result before anything is sent, so no reply can come early."""
         self._check_open()
         ids = [protocol.new_id() for _ in range(n)]
-        for mid in ids:
-            self.metadata_for(mid)
         ar = make_ar(ids)
         for mid in ids:
             self._pending[mid] = ar
@@ -266,7 +264,7 @@ class Client:
         """Send one request to several engines as a single message the controller fans out."""
         ar = self._register(len(targets), make_ar)
         for mid, t in zip(ar.msg_ids, targets, strict=True):
-            self.metadata[mid]["engine_id"] = t
+            ar._metadata_of(mid)["engine_id"] = t
         header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
         self._send(header, payload, buffers, ar if track else None)
         return ar
@@ -283,7 +281,7 @@ class Client:
         fdata, digest = serialize.dumps_function(f)
         ar = self._register(len(calls), make_ar)
         for mid, (target, args, kwargs) in zip(ar.msg_ids, calls, strict=True):
-            self.metadata[mid]["engine_id"] = target
+            ar._metadata_of(mid)["engine_id"] = target
             header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
             header.update(extra or {})
             self._send_call(header, fdata, args, kwargs, ar if track else None)
@@ -447,8 +445,6 @@ class Client:
     def _register_existing(
         self, ids: list[str], make_ar: Callable[[list[str]], AsyncResult]
     ) -> AsyncResult:
-        for mid in ids:
-            self.metadata_for(mid)
         ar = make_ar(ids)
         for mid in ids:
             self._pending[mid] = ar
@@ -559,18 +555,10 @@ class Client:
 
         ``everyone=True`` aborts every client's queued tasks (what ``par monitor`` offers).
         """
-        ids: list[str]
         if everyone:
             self._query("abort", all=True)
             return
-        if jobs is None:
-            ids = list(self._pending)
-        elif isinstance(jobs, str):
-            ids = [jobs]
-        elif isinstance(jobs, AsyncResult):
-            ids = jobs.msg_ids
-        else:
-            ids = [j for job in jobs for j in ([job] if isinstance(job, str) else job.msg_ids)]
+        ids = list(self._pending) if jobs is None else self._msg_ids(jobs)
         self._query("abort", ids=ids)
 
     def send_signal(self, sig: int | str, targets: Any = None, block: bool | None = None) -> None:

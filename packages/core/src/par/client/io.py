@@ -20,7 +20,7 @@ import zmq
 
 from .. import protocol
 from ..protocol import recv_frames
-from .asyncresult import Reply, _dt
+from .asyncresult import Metadata, Reply, _dt
 
 if TYPE_CHECKING:
     from .client import Client
@@ -107,7 +107,7 @@ class IOThread(threading.Thread):
         mid = h["id"]
         if h.get("en") == "EngineError" and self.client.cluster is not None:
             reply = self._explain_engine_error(reply)
-        md = self.client.metadata.get(mid)
+        md = self._metadata(mid)
         if md is not None:
             md["received"] = _dt(time.time())
             md["started"] = _dt(h.get("ts"))
@@ -149,6 +149,11 @@ class IOThread(threading.Thread):
         content["evalue"] = f"{content.get('evalue', '')}; {report}"
         return Reply(reply.header, [protocol.encode(content)], reply.buffers)
 
+    def _metadata(self, mid: str) -> Metadata | None:
+        """The metadata of an outstanding message, from the result that owns it."""
+        ar = self.client._pending.get(mid)
+        return ar._metadata_of(mid) if ar is not None else None
+
     def _deliver(self, mid: str, reply: Reply) -> None:
         self.streamed.pop(mid, None)
         ar = self.client._pending.pop(mid, None)
@@ -162,7 +167,7 @@ class IOThread(threading.Thread):
         name = h.get("n")
         if mid not in self.client._pending:
             return  # another client's task, seen because this client monitors
-        md = self.client.metadata.get(mid)
+        md = self._metadata(mid)
         if md is not None and name in ("stdout", "stderr"):
             md[name] += str(h.get("d", ""))
         self.streamed[mid] = self.streamed.get(mid, 0) + 1
