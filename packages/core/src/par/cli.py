@@ -281,17 +281,18 @@ def cmd_stop(argv: Sequence[str]) -> int:
     group.add_argument("--all", action="store_true", help="stop every cluster")
     args = parser.parse_args(argv)
     from .cluster import Cluster
+    from .errors import ClusterError
 
     ids = paths.list_cluster_ids() if args.all else [args.cluster_id]
     if args.all and not ids:
         print("par: no clusters to stop")
         return 0
     for cid in ids:
-        if not paths.cluster_file(cid).exists():
-            running = paths.list_cluster_ids()
-            hint = f" (running: {', '.join(running)})" if running else ""
-            _fail(f"no cluster {cid!r} is running{hint}")
-        Cluster.from_file(cid).stop_cluster_sync()
+        try:
+            cluster = Cluster.from_file(cid)
+        except ClusterError as exc:
+            _fail(str(exc))
+        cluster.stop_cluster_sync()
         print(f"par: stopped cluster {cid!r}")
     return 0
 

@@ -165,14 +165,17 @@ class Controller:
         for client in self.clients:
             send_frames(self.client_sock, [client, *frames])
 
-    def _error_reply(self, p: Pending, ename: str, evalue: str, engine: int | None) -> None:
+    def _error_reply(
+        self, p: Pending, ename: str, evalue: str, engine: int | None, status: str = "error"
+    ) -> None:
+        """Answer a request the controller itself fails (or, with status 'aborted', aborts)."""
         content = protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
-        header = {"t": "reply", "id": p.msg_id, "st": "error", "en": ename, "e": engine}
+        header = {"t": "reply", "id": p.msg_id, "st": status, "en": ename, "e": engine}
         header["m"] = p.method
         self.records.finish(p.msg_id, header, None)
-        self.counts["failed"] += 1
+        self.counts["failed" if status == "error" else "aborted"] += 1
         self._send(self.client_sock, p.client, header, [content])
-        if self.monitors:
+        if self.monitors and status == "error":
             header["ev"] = evalue
             self._notice(header, [content], p)
 
@@ -610,12 +613,7 @@ class Controller:
         waiting = [self._waiting.pop(mid) for mid in ids if mid in self._waiting]
         for p in [*self.tasks.remove(ids), *waiting]:
             self.pending.pop(p.msg_id, None)
-            header = {"t": "reply", "id": p.msg_id, "st": "aborted", "en": "TaskAborted"}
-            header["m"] = p.method
-            self.records.finish(p.msg_id, header, None)
-            self.counts["aborted"] += 1
-            content = protocol.encode({"ename": "TaskAborted", "evalue": "aborted before start"})
-            self._send(self.client_sock, p.client, header, [content])
+            self._error_reply(p, "TaskAborted", "aborted before start", None, "aborted")
             aborted.append(p.msg_id)
         by_engine: dict[int, list[str]] = {}
         for mid in ids:
