@@ -351,7 +351,10 @@ def cmd_controller(argv: Sequence[str]) -> int:
     parser.add_argument("--location", default=d.location, help="host name engines and clients use")
     parser.add_argument("--scheme", default=d.scheme, choices=SCHEMES, help="load-balancing scheme")
     parser.add_argument(
-        "--hwm", type=int, default=d.hwm, help="tasks queued per engine (0: no limit)"
+        "--hwm",
+        type=int,
+        default=d.hwm,
+        help="requests an engine may hold (0: no limit; default: ~5 ms of its tasks, 2 to 64)",
     )
     parser.add_argument(
         "--heartbeat", type=float, default=d.heartbeat, help="seconds between heartbeats"

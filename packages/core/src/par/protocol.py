@@ -50,7 +50,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _view(frame: Frame) -> Any:
+def buffer_of(frame: Frame) -> Any:
     """Return a buffer over a frame without copying it."""
     buf = getattr(frame, "buffer", None)
     return frame if buf is None else buf
@@ -90,9 +90,9 @@ class Session:
     def sign(self, header: Frame, payload: Sequence[Frame]) -> bytes:
         """Return the signature of a header and its signed payload frames."""
         h = hashlib.blake2b(key=self.key, digest_size=SIG_SIZE)
-        h.update(_view(header))
+        h.update(buffer_of(header))
         for frame in payload:
-            h.update(_view(frame))
+            h.update(buffer_of(frame))
         return h.digest()
 
     def serialize(
@@ -122,14 +122,14 @@ class Session:
     def _parse(self, frames: list[Frame]) -> Message | None:
         idx = -1
         for i, frame in enumerate(frames):
-            view = _view(frame)
+            view = buffer_of(frame)
             if len(view) == len(DELIM) and bytes(view) == DELIM:
                 idx = i
                 break
         if idx < 0 or len(frames) < idx + 3:
             raise ValueError("no delimiter")
-        sig = bytes(_view(frames[idx + 1]))
-        raw = _view(frames[idx + 2])
+        sig = bytes(buffer_of(frames[idx + 1]))
+        raw = buffer_of(frames[idx + 2])
         if len(raw) > MAX_HEADER_BYTES:
             raise ValueError("header too large")
         header = _decode(raw)
@@ -159,7 +159,7 @@ def detach(frames: list[Frame]) -> list[Frame]:
     """
     out: list[Frame] = []
     for f in frames:
-        view = _view(f)
+        view = buffer_of(f)
         out.append(bytes(view) if len(view) < DETACH_BELOW else f)
     return out
 
@@ -195,4 +195,4 @@ _decode_any = msgspec.msgpack.Decoder().decode
 
 def decode(data: Frame) -> Any:
     """Decode msgpack bytes produced by :func:`encode`."""
-    return _decode_any(_view(data))
+    return _decode_any(buffer_of(data))

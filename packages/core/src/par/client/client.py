@@ -27,6 +27,7 @@ from .asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult, Metadata, 
 from .io import IOThread
 
 METADATA_LIMIT = 10_000
+TASK_BATCH = 128  # load-balanced tasks per message from a map
 
 
 class BoundedDict(OrderedDict[str, Any]):
@@ -307,12 +308,27 @@ class Client:
         extra: dict[str, Any] | None = None,
         track: bool = False,
     ) -> AsyncResult:
-        """Send load-balanced tasks of one function, one per (args, kwargs); one result for all."""
+        """Send load-balanced tasks of one function, one per (args, kwargs); one result for all.
+
+        Up to ``TASK_BATCH`` tasks travel in one message (the function once, then each
+        task's arguments): the controller still schedules each on its own.
+        """
         fdata, digest = serialize.dumps_function(f)
         ar = self._register(len(calls), make_ar)
-        for mid, (args, kwargs) in zip(ar.msg_ids, calls, strict=True):
-            header = {"t": "apply", "q": "t", "id": mid, "f": digest, **(extra or {})}
-            self._send_call(header, fdata, args, kwargs, ar if track else None)
+        for lo in range(0, len(calls), TASK_BATCH):
+            ids = ar.msg_ids[lo : lo + TASK_BATCH]
+            header = {"t": "apply", "q": "t", "ids": ids, "f": digest, **(extra or {})}
+            payload: list[Any] = [fdata]
+            buffers: list[Any] = []
+            counts: list[int] = []
+            for args, kwargs in calls[lo : lo + TASK_BATCH]:
+                adata, bufs = serialize.dumps((args, kwargs))
+                payload.append(adata)
+                buffers.extend(b.raw() for b in bufs)
+                counts.append(len(bufs))
+            if buffers:
+                header["nb"] = counts
+            self._send(header, payload, buffers, ar if track else None)
         return ar
 
     # ---- engines -----------------------------------------------------------------------------

@@ -41,6 +41,10 @@ from .scheduler import TaskScheduler, resolve
 
 log = logging.getLogger("par.controller")
 
+# A reply on its way to a client: header, payload, buffers, and its frames as received
+# (None if it came in a batch), which are forwarded as they are when it travels alone.
+Part = tuple[dict[str, Any], list[Any], list[Any], list[Any] | None]
+
 
 @dataclass
 class ControllerConfig:
@@ -49,7 +53,7 @@ class ControllerConfig:
     cluster_id: str = "default"
     ip: str = "127.0.0.1"
     scheme: str = "leastload"
-    hwm: int = 2
+    hwm: int | None = None  # requests an engine may hold; None: adapt to task length
     heartbeat: float = 1.0  # seconds between engine heartbeats
     heartbeat_timeout: float = 6.0  # silence after which an engine is lost
     disconnect_grace: float = 0.5  # a dropped connection must come back within this
@@ -89,6 +93,8 @@ class Controller:
         self._dependents: dict[str, set[str]] = {}  # msg id -> waiting tasks that depend on it
         self._groups: dict[str, dict[str, Any]] = {}  # coalesced broadcasts being collected
         self._notices: list[dict[str, Any]] = []
+        self._outbox: dict[bytes, list[Part]] = {}  # replies per client, sent once per loop pass
+        self._want_dispatch = False
         self.counts = {"submitted": 0, "completed": 0, "failed": 0, "aborted": 0}
         self.started = time.time()
         self.running = False
@@ -159,7 +165,35 @@ class Controller:
     def _to_client(self, client: bytes, body: list[Any]) -> None:
         send_frames(self.client_sock, [client, *body])
 
+    def _reply_to(self, client: bytes, part: Part) -> None:
+        """Queue a reply for a client; :meth:`_flush_replies` sends the pass's replies together."""
+        queued = self._outbox.get(client)
+        if queued is None:
+            self._outbox[client] = [part]
+        else:
+            queued.append(part)
+
+    def _flush_replies(self) -> None:
+        """Send each client its queued replies: one as it came, several as one ``replies``."""
+        for client, parts in self._outbox.items():
+            if len(parts) == 1 and parts[0][3] is not None:
+                self._to_client(client, parts[0][3])
+                continue
+            headers = []
+            for h, _, bufs, _ in parts:
+                if bufs:
+                    h["b"] = len(bufs)
+                else:
+                    h.pop("b", None)
+                headers.append(h)
+            header = {"t": "replies", "hs": headers, "np": [len(p[1]) for p in parts]}
+            payload = [f for p in parts for f in p[1]]
+            buffers = [b for p in parts for b in p[2]]
+            self._to_client(client, self.session.serialize(header, payload, buffers))
+        self._outbox.clear()
+
     def _event(self, kind: str, data: dict[str, Any]) -> None:
+        self._flush_replies()  # what happened before the event reaches clients before it
         header = {"t": "event", "k": kind, "d": data, "time": time.time()}
         frames = self.session.serialize(header)
         for client in self.clients:
@@ -174,7 +208,7 @@ class Controller:
         header["m"] = p.method
         self.records.finish(p.msg_id, header, None)
         self.counts["failed" if status == "error" else "aborted"] += 1
-        self._send(self.client_sock, p.client, header, [content])
+        self._reply_to(p.client, (header, [content], [], None))
         if self.monitors and status == "error":
             header["ev"] = evalue
             self._notice(header, [content], p)
@@ -198,33 +232,8 @@ class Controller:
         cname = client.hex() if isinstance(client, bytes) else str(client)
         method = msg.kind
         if h.get("q") == "t":
-            mid = h["id"]
-            p = Pending(mid, client, "t", method, now, body=protocol.detach(body))
-            p.retries = int(h.get("rt", 0))
-            p.allowed = set(h["al"]) if h.get("al") is not None else None
-            p.after, p.follow = h.get("af"), h.get("fo")
-            if h.get("to"):
-                p.deadline = time.monotonic() + float(h["to"])
-            self.pending[mid] = p
-            self.records.add(
-                Record(mid, cname, "task", method, h.get("ts", now), label=h.get("lb"))
-            )
-            self.counts["submitted"] += 1
-            flags = p.retries or p.allowed is not None or p.after or p.follow or p.deadline
-            if self.tasks.scheme == "pure" and flags:
-                self.pending.pop(mid)
-                self._error_reply(
-                    p,
-                    "ValueError",
-                    "the 'pure' scheme supports no retries, targets, dependencies or timeouts",
-                    None,
-                )
-                return
-            if p.after or p.follow:
-                self._wait_for_dependencies(p)
-            else:
-                self.tasks.submit(p)
-                self._dispatch()
+            for p in self._task_calls(msg, cname, now):
+                self._submit_task(p)
             return
         group = h["ids"][0] if h.get("co") else None
         if group is not None:
@@ -243,14 +252,75 @@ class Controller:
             engine.outstanding[mid] = p
             send_frames(self.engine_sock, [engine.uuid, *body])
 
+    def _task_calls(self, msg: Message, cname: str, now: float) -> list[Pending]:
+        """The load-balanced tasks of a request: one, or a batch sharing one function.
+
+        A batch's payload is the function, then each task's arguments; ``nb`` counts
+        each task's buffers.
+        """
+        h, method = msg.header, msg.kind
+        ids = h["ids"] if "ids" in h else [h["id"]]
+        nbufs = h.get("nb") or [len(msg.buffers)] + [0] * (len(ids) - 1)
+        payload = protocol.detach(msg.payload)
+        allowed = set(h["al"]) if h.get("al") is not None else None
+        deadline = time.monotonic() + float(h["to"]) if h.get("to") else None
+        calls, pos = [], 0
+        for i, mid in enumerate(ids):
+            own = payload if len(ids) == 1 else [payload[0], payload[1 + i]]
+            p = Pending(mid, h["c"], "t", method, now, template=h, payload=own)
+            p.buffers = protocol.detach(msg.buffers[pos : pos + nbufs[i]])
+            pos += nbufs[i]
+            p.retries = int(h.get("rt", 0))
+            p.allowed = None if allowed is None else set(allowed)
+            p.after, p.follow, p.deadline = h.get("af"), h.get("fo"), deadline
+            self.records.add(
+                Record(mid, cname, "task", method, h.get("ts", now), label=h.get("lb"))
+            )
+            calls.append(p)
+        return calls
+
+    def _submit_task(self, p: Pending) -> None:
+        """Queue a load-balanced task, or hold it until its dependencies are met."""
+        self.pending[p.msg_id] = p
+        self.counts["submitted"] += 1
+        flags = p.retries or p.allowed is not None or p.after or p.follow or p.deadline
+        if self.tasks.scheme == "pure" and flags:
+            self.pending.pop(p.msg_id)
+            self._error_reply(
+                p,
+                "ValueError",
+                "the 'pure' scheme supports no retries, targets, dependencies or timeouts",
+                None,
+            )
+        elif p.after or p.follow:
+            self._wait_for_dependencies(p)
+        else:
+            self.tasks.submit(p)
+            self._want_dispatch = True
+
     def _dispatch(self) -> None:
+        """Send queued tasks to engines with room: each engine's share as few messages."""
+        self._want_dispatch = False
+        batches: dict[tuple[bytes, int], list[Pending]] = {}
         for task, engine in self.tasks.assign(self.engines.up()):
-            body = task.body or []
-            engine.last_assigned = time.monotonic()
             rec = self.records.get(task.msg_id)
             if rec is not None:
                 rec.engine_id = engine.id
-            send_frames(self.engine_sock, [engine.uuid, *body])
+            batches.setdefault((engine.uuid, id(task.template)), []).append(task)
+        for (uuid, _), tasks in batches.items():
+            tmpl = tasks[0].template or {}
+            header: dict[str, Any] = {"t": tasks[0].method, "ids": [t.msg_id for t in tasks]}
+            for key in ("f", "mp"):
+                if key in tmpl:
+                    header[key] = tmpl[key]
+            if len(tasks) == 1:
+                payload, buffers = tasks[0].payload, tasks[0].buffers
+            else:
+                payload = [tasks[0].payload[0], *(t.payload[1] for t in tasks)]
+                buffers = [b for t in tasks for b in t.buffers]
+                if buffers:
+                    header["nb"] = [len(t.buffers) for t in tasks]
+            send_frames(self.engine_sock, [uuid, *self.session.serialize(header, payload, buffers)])
 
     # ---- engine work replies ---------------------------------------------------------------
 
@@ -262,7 +332,15 @@ class Controller:
             log.warning("work message from unknown engine %s", ident.hex())
             return
         if kind == "reply":
-            self._on_reply(engine, msg)
+            self._on_reply(engine, msg.header, msg.payload, msg.buffers, msg.body())
+        elif kind == "replies":
+            pos = bpos = 0
+            for h, npayload in zip(msg.header["hs"], msg.header["np"], strict=True):
+                nbuf = int(h.get("b", 0))
+                payload = msg.payload[pos : pos + npayload]
+                self._on_reply(engine, h, payload, msg.buffers[bpos : bpos + nbuf], None)
+                pos += npayload
+                bpos += nbuf
         elif kind == "ready":
             fd = frames[-1].get(zmq.SRCFD) if hasattr(frames[-1], "get") else None
             if isinstance(fd, int) and fd >= 0:
@@ -272,10 +350,17 @@ class Controller:
                 engine.state = "up"
                 log.info("engine %d up (pid %d on %s)", engine.id, engine.pid, engine.host)
                 self._event("engine_up", engine.describe())
-            self._dispatch()
+            self._want_dispatch = True
 
-    def _on_reply(self, engine: Engine, msg: Message) -> None:
-        h = msg.header
+    def _on_reply(
+        self,
+        engine: Engine,
+        h: dict[str, Any],
+        payload: list[Any],
+        buffers: list[Any],
+        body: list[Any] | None,
+    ) -> None:
+        """Account for one finished request and pass its reply on (``body``: as received)."""
         mid = str(h.get("id"))
         p = self.pending.get(mid)
         engine.outstanding.pop(mid, None)
@@ -284,8 +369,9 @@ class Controller:
             engine.failed += 1
             return
         self.pending.pop(mid, None)
-        if p is not None:
-            p.body = None
+        if isinstance(h.get("ts"), float) and isinstance(h.get("tc"), float):
+            took, avg = h["tc"] - h["ts"], engine.task_time
+            engine.task_time = took if avg is None else 0.8 * avg + 0.2 * took
         if status == "ok":
             engine.completed += 1
             self.counts["completed"] += 1
@@ -294,21 +380,20 @@ class Controller:
         else:
             engine.failed += 1
             self.counts["failed"] += 1
-        body = msg.body()
-        self.records.finish(mid, h, body)
+        self.records.finish(mid, h, [*payload, *buffers])
         if p is not None:
             if p.group is not None:
-                self._coalesce(p, msg)
+                self._coalesce(p, h, payload, buffers)
             else:
-                self._to_client(p.client, body)
+                self._reply_to(p.client, (h, payload, buffers, body))
             for watcher in p.watchers:
-                self._to_client(watcher, body)
+                self._reply_to(watcher, (h, payload, buffers, body))
         if self.monitors:
-            self._notice(h, msg.payload, p)
+            self._notice(h, payload, p)
         if mid in self._dependents:
             self._wake(mid)
         if self.tasks.queue:
-            self._dispatch()
+            self._want_dispatch = True
 
     def _retry(self, p: Pending, engine: Engine, h: dict[str, Any]) -> bool:
         """Queue a failed load-balanced task again if it was rejected or has retries left."""
@@ -325,28 +410,22 @@ class Controller:
             return False
         p.engine = None
         self.tasks.submit(p)
-        self._dispatch()
+        self._want_dispatch = True
         return True
 
-    def _coalesce(self, p: Pending, msg: Message) -> None:
+    def _coalesce(
+        self, p: Pending, h: dict[str, Any], payload: list[Any], buffers: list[Any]
+    ) -> None:
         """Hold a broadcast's replies and send them to the client as one message."""
         group = self._groups.get(p.group or "")
         if group is None:
             return
-        group["replies"].append(msg)
+        group["replies"].append((h, payload, buffers, None))
         if len(group["replies"]) < group["n"]:
             return
         del self._groups[p.group or ""]
-        replies: list[Message] = group["replies"]
-        header = {
-            "t": "replies",
-            "hs": [m.header for m in replies],
-            "np": [len(m.payload) for m in replies],
-        }
-        payload = [f for m in replies for f in m.payload]
-        buffers = [f for m in replies for f in m.buffers]
-        frames = self.session.serialize(header, payload, buffers)
-        send_frames(self.client_sock, [group["client"], *frames])
+        for part in group["replies"]:
+            self._reply_to(group["client"], part)
 
     # ---- dependencies ----------------------------------------------------------------------
 
@@ -371,7 +450,7 @@ class Controller:
                     self._dependents.setdefault(dep_id, set()).add(p.msg_id)
         elif verdict == "met":
             self.tasks.submit(p)
-            self._dispatch()
+            self._want_dispatch = True
         else:
             self.pending.pop(p.msg_id, None)
             self._error_reply(p, *verdict_error(verdict), None)
@@ -407,7 +486,7 @@ class Controller:
             else:
                 self.pending.pop(mid, None)
                 self._error_reply(p, *verdict_error(verdict), None)
-        self._dispatch()
+        self._want_dispatch = True
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()
@@ -507,7 +586,7 @@ class Controller:
                 continue
             self.pending.pop(mid, None)
             self._error_reply(p, "EngineError", f"{text} while holding task {mid}", engine.id)
-        self._dispatch()
+        self._want_dispatch = True
 
     def _on_disconnect(self, fd: int) -> None:
         engine = self.engines.by_fd.get(fd)
@@ -547,6 +626,7 @@ class Controller:
         except Exception as exc:
             reply["ok"] = False
             reply["err"] = f"{type(exc).__name__}: {exc}"
+        self._flush_replies()  # replies a query caused arrive before its answer
         self._send(self.client_sock, client, reply)
 
     def _q_connect(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
@@ -656,7 +736,11 @@ class Controller:
                 p.watchers.append(client)
                 later.append(mid)
             elif rec is not None and rec.result is not None:
-                self._to_client(client, rec.result)
+                header = protocol.decode(rec.result[0])
+                frames = rec.result[1:]
+                nbuf = int(header.get("b", 0))
+                split = len(frames) - nbuf
+                self._reply_to(client, (header, frames[:split], frames[split:], None))
                 sent.append(mid)
             else:
                 unknown.append(mid)
@@ -722,6 +806,10 @@ class Controller:
                 events = poller.poll(int(tick * 1000))
                 for sock, _ in events:
                     self._drain(sock, handlers[sock])
+                if self._want_dispatch:
+                    self._dispatch()
+                if self._outbox:
+                    self._flush_replies()
                 if self._notices:
                     self._flush_notices()
                 self.records.flush()

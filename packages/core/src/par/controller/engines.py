@@ -18,7 +18,11 @@ class Pending:
     method: str
     submitted: float
     engine: int | None = None
-    body: list[Any] | None = None  # load-balanced: kept until answered, for retries
+    # Load-balanced: the request's header (shared by a batch) and this task's own frames,
+    # kept until answered so that a retry can send them again.
+    template: dict[str, Any] | None = None
+    payload: list[Any] = field(default_factory=list)
+    buffers: list[Any] = field(default_factory=list)
     retries: int = 0
     allowed: set[int] | None = None  # engines this task may run on (None: any)
     rejected: set[int] = field(default_factory=set)  # engines that raised TaskRejectError
@@ -46,7 +50,8 @@ class Engine:
     outstanding: dict[str, Pending] = field(default_factory=dict)
     completed: int = 0
     failed: int = 0
-    last_assigned: float = 0.0
+    last_assigned: int = 0  # the scheduler's assignment count when it last got a task
+    task_time: float | None = None  # moving average of its tasks' run time, seconds
     stats: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:

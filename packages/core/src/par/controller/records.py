@@ -32,7 +32,8 @@ class Record:
     status: str = "pending"
     ename: str | None = None
     label: str | None = None
-    result: list[Any] | None = None  # reply frames, kept while within the byte bound
+    # The reply, kept while within the byte bound: its encoded header, payload, buffers.
+    result: list[Any] | None = None
     nbytes: int = 0
 
     def describe(self) -> dict[str, Any]:
@@ -73,7 +74,8 @@ class RecordStore:
             self._cull_one()
 
     def finish(self, msg_id: str, header: dict[str, Any], frames: list[Any] | None) -> None:
-        """Fill in a record from its reply header, keeping result frames within bounds."""
+        """Fill in a record from its reply: header, and payload and buffer frames (kept
+        within bounds; the header's ``b`` says how many are buffers)."""
         rec = self.records.get(msg_id)
         if rec is None:
             return
@@ -85,7 +87,7 @@ class RecordStore:
         if frames is not None and self.max_bytes > 0:
             size = _nbytes(frames)
             if size <= self.max_bytes:
-                rec.result, rec.nbytes = detach(frames), size
+                rec.result, rec.nbytes = [msgpack_encode(header), *detach(frames)], size
                 self.nbytes += size
                 while self.nbytes > self.max_bytes:
                     self._cull_one()

@@ -1,10 +1,11 @@
 """The load-balanced task scheduler: which engine runs the next task.
 
-Tasks wait here until an engine has fewer than ``hwm`` requests
-outstanding. A high-water mark of 2 keeps one task queued on each busy
-engine, so an engine never idles for a round trip between tasks, while
-still leaving most of the queue free to go to whichever engine finishes
-first.
+Tasks wait here until an engine has room: fewer than ``hwm`` requests
+outstanding. With ``hwm=None`` (the default) the room adapts to how long
+the engine's tasks take: enough queued work for about ``PREFETCH_SECONDS``,
+at least 2 tasks (so an engine never idles for a round trip between tasks)
+and at most ``PREFETCH_MAX``. Tiny tasks then travel many to a message,
+while long ones stay in the queue for whichever engine finishes first.
 """
 
 from __future__ import annotations
@@ -42,30 +43,42 @@ _PICK: dict[str, Callable[[list[Engine]], Engine]] = {
     "weighted": _weighted,
     "pure": _lru,  # no dependencies, retries or targets: refused at submission
 }
+PREFETCH_SECONDS = 0.005
+PREFETCH_MAX = 64
 SCAN_LIMIT = 2000  # queued tasks examined per dispatch, so restricted tasks cannot stall it
 
 
 class TaskScheduler:
     """A queue of unassigned tasks and a scheme for choosing engines."""
 
-    def __init__(self, scheme: str = "leastload", hwm: int = 2) -> None:
+    def __init__(self, scheme: str = "leastload", hwm: int | None = None) -> None:
         if scheme not in _PICK:
             raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
         self.scheme = scheme
         self.pick = _PICK[scheme]
         self.hwm = hwm
         self.queue: deque[Pending] = deque()
+        self._assigned = 0  # assignments so far: engines' last_assigned, for LRU order
 
     def submit(self, task: Pending) -> None:
         """Queue a task for the next free engine."""
         self.queue.append(task)
 
+    def room(self, engine: Engine) -> int:
+        """How many requests an engine may hold (0: no limit)."""
+        if self.hwm is not None:
+            return self.hwm
+        if engine.task_time is None:
+            return 2
+        return max(2, min(PREFETCH_MAX, int(PREFETCH_SECONDS / max(engine.task_time, 1e-6))))
+
     def assign(self, engines: Iterable[Engine]) -> list[tuple[Pending, Engine]]:
         """Pair queued tasks with engines that have room and may run them."""
         if not self.queue:
             return []
-        hwm = self.hwm
-        free = [e for e in engines if hwm <= 0 or len(e.outstanding) < hwm]
+        engines = list(engines)
+        room = {e.id: self.room(e) for e in engines}
+        free = [e for e in engines if room[e.id] <= 0 or len(e.outstanding) < room[e.id]]
         out: list[tuple[Pending, Engine]] = []
         kept: list[Pending] = []
         scanned = 0
@@ -83,10 +96,12 @@ class TaskScheduler:
                     kept.append(task)
                     continue
             engine = self.pick(candidates)
+            self._assigned += 1
+            engine.last_assigned = self._assigned
             out.append((task, engine))
             engine.outstanding[task.msg_id] = task
             task.engine = engine.id
-            if 0 < hwm <= len(engine.outstanding):
+            if 0 < room[engine.id] <= len(engine.outstanding):
                 free.remove(engine)
         if kept:  # only the skipped tasks go back, in order: the rest of the queue stays put
             self.queue.extendleft(reversed(kept))

@@ -15,7 +15,7 @@ import signal
 import time
 import traceback
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import zmq
 from .. import protocol, serialize
 from ..connection import ConnectionInfo
 from ..errors import RemoteError
-from ..protocol import Message, Session, recv_frames, send_frames
+from ..protocol import Message, Session, buffer_of, recv_frames, send_frames
 from . import namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
 from .control import ControlThread
@@ -33,6 +33,15 @@ log = logging.getLogger("par.engine")
 
 _OWN_FILES = str(Path(__file__).parent)
 FUNCTION_CACHE_SIZE = 128
+# Replies finished within REPLY_DELAY of each other share a message (up to these bounds).
+REPLY_DELAY = 0.001
+BATCH_REPLIES = 256
+BATCH_BYTES = 1 << 20
+_POLLIN = int(zmq.POLLIN)
+
+# kind, msg id, header, payload, buffers
+Task = tuple[str, str, dict[str, Any], list[Any], list[Any]]
+Reply = tuple[dict[str, Any], list[Any], list[Any]]  # header, payload, buffers
 
 
 def error_content(exc: BaseException) -> dict[str, str]:
@@ -102,49 +111,53 @@ class Engine:
             self.functions.move_to_end(digest)
         return f
 
-    def _run(self, msg: Message) -> Any:
-        h = msg.header
-        if msg.kind == "execute":
-            namespace.execute(bytes(msg.payload[0].buffer).decode())
+    def _run(self, task: Task) -> Any:
+        kind, _, h, payload, buffers = task
+        if kind == "execute":
+            namespace.execute(bytes(buffer_of(payload[0])).decode())
             return None
-        f = self._function(h["f"], msg.payload[0])
-        args, kwargs = serialize.loads(msg.payload[1], msg.buffers)
+        f = self._function(h["f"], payload[0])
+        args, kwargs = serialize.loads(payload[1], buffers)
         if h.get("mp"):
             return list(map(f, *args))
         return f(*args, **kwargs)
 
-    def _my_id(self, h: dict[str, Any]) -> str:
-        if "id" in h:
-            return str(h["id"])
-        return str(h["ids"][h["tg"].index(self.control.engine_id)])
+    def _tasks_of(self, msg: Message) -> list[Task]:
+        """The tasks a request carries: one per target engine, or a load-balanced batch."""
+        h, kind = msg.header, msg.kind
+        if "tg" in h:  # a direct request fanned out to several engines: pick ours
+            mid = str(h["ids"][h["tg"].index(self.control.engine_id)])
+            return [(kind, mid, h, msg.payload, msg.buffers)]
+        ids = h["ids"]
+        if len(ids) == 1:
+            return [(kind, str(ids[0]), h, msg.payload, msg.buffers)]
+        fdata, nbufs = msg.payload[0], h.get("nb") or [0] * len(ids)
+        tasks: list[Task] = []
+        pos = 0
+        for i, mid in enumerate(ids):
+            bufs = msg.buffers[pos : pos + nbufs[i]]
+            pos += nbufs[i]
+            tasks.append((kind, str(mid), h, [fdata, msg.payload[1 + i]], bufs))
+        return tasks
 
-    def handle(self, sock: zmq.Socket, msg: Message) -> None:
-        """Run one request and send its reply."""
-        h = msg.header
-        mid = self._my_id(h)
-        reply: dict[str, Any] = {
-            "t": "reply",
-            "id": mid,
-            "e": self.control.engine_id,
-            "m": msg.kind,
-        }
-        payload: list[Any] = []
-        buffers: list[Any] = []
+    def handle(self, task: Task) -> Reply:
+        """Run one task; return its reply (header, payload frames, buffers)."""
+        kind, mid = task[0], task[1]
+        reply: dict[str, Any] = {"t": "reply", "id": mid, "e": self.control.engine_id, "m": kind}
         if mid in self.control.aborted:
             self.control.aborted.discard(mid)
             reply.update(st="aborted", en="TaskAborted")
             content = {"ename": "TaskAborted", "evalue": "aborted before it started"}
-            payload = [protocol.encode(content)]
-            send_frames(sock, self.session.serialize(reply, payload))
-            return
+            return reply, [protocol.encode(content)], []
         self.capture.start(mid)
         reply["ts"] = time.time()
         self.control.task_started = reply["ts"]
         self.control.running_task = mid
+        buffers: list[Any] = []
         try:
             self.running = mid
             try:
-                result = self._run(msg)
+                result = self._run(task)
             finally:
                 self.running = None
             data, buffers = serialize.dumps(result)
@@ -164,7 +177,7 @@ class Engine:
             reply["r"] = rest["stderr"]
         if streamed:
             reply["ns"] = streamed
-        send_frames(sock, self.session.serialize(reply, payload, buffers))
+        return reply, payload, buffers
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -195,26 +208,89 @@ class Engine:
             if self.control.lost_reason:
                 log.error("par engine: stopping: %s", self.control.lost_reason)
 
-    def _serve(self, work: zmq.Socket) -> None:
+    def _receive(self, work: zmq.Socket, queue: deque[Task]) -> None:
+        """Queue the tasks of every request waiting on the socket."""
         session = self.session
+        while int(work.get(zmq.EVENTS)) & _POLLIN:
+            msg = session.parse(recv_frames(work))
+            if msg is None:
+                log.warning("dropped an unauthenticated or malformed request")
+            elif msg.kind in ("apply", "execute"):
+                try:
+                    queue.extend(self._tasks_of(msg))
+                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                    log.warning("dropped a malformed request: %s", exc)
+
+    def _serve(self, work: zmq.Socket) -> None:
+        """Run queued tasks in order; replies finished close together go back as one message.
+
+        A reply waits at most ``REPLY_DELAY`` for company, and never while the engine
+        would otherwise sit idle, so one task alone is answered at once.
+        """
+        queue: deque[Task] = deque()
+        outbox = Outbox(self.session)
         while True:
             if self.control.ready_needed.is_set():
                 self.control.ready_needed.clear()
-                work.send_multipart(session.serialize({"t": "ready"}))
-            try:
-                frames = recv_frames(work, block=False)
-            except zmq.Again:
+                work.send_multipart(self.session.serialize({"t": "ready"}))
+            if not queue:
+                self._receive(work, queue)
+            if not queue:
+                outbox.flush(work)
                 work.poll(500)
                 continue
-            msg = session.parse(frames)
-            if msg is None:
-                log.warning("dropped an unauthenticated or malformed request")
-                continue
-            if msg.kind in ("apply", "execute"):
-                try:
-                    self.handle(work, msg)
-                except (KeyError, TypeError, ValueError, IndexError) as exc:
-                    log.warning("dropped a malformed request: %s", exc)
+            try:
+                outbox.add(self.handle(queue.popleft()))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                log.warning("dropped a malformed request: %s", exc)
+            if outbox.due():
+                outbox.flush(work)
+
+
+class Outbox:
+    """Replies finished but not yet sent, flushed as one message."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.replies: list[Reply] = []
+        self.first = 0.0
+        self.nbytes = 0
+
+    def add(self, reply: Reply) -> None:
+        """Hold a reply until :meth:`flush`."""
+        if not self.replies:
+            self.first = time.perf_counter()
+        self.replies.append(reply)
+        self.nbytes += sum(len(buffer_of(b)) for b in reply[2])
+
+    def due(self) -> bool:
+        """Whether the held replies have waited long enough (or are big enough) to go."""
+        return bool(self.replies) and (
+            self.nbytes > BATCH_BYTES
+            or len(self.replies) >= BATCH_REPLIES
+            or time.perf_counter() - self.first > REPLY_DELAY
+        )
+
+    def flush(self, sock: zmq.Socket) -> None:
+        """Send the held replies: alone as a ``reply``, together as ``replies``."""
+        replies = self.replies
+        if not replies:
+            return
+        if len(replies) == 1:
+            frames = self.session.serialize(*replies[0])
+        else:
+            headers = []
+            for h, _, bufs in replies:
+                if bufs:
+                    h["b"] = len(bufs)
+                headers.append(h)
+            header = {"t": "replies", "hs": headers, "np": [len(p) for _, p, _ in replies]}
+            payload = [f for _, p, _ in replies for f in p]
+            buffers = [b for _, _, bufs in replies for b in bufs]
+            frames = self.session.serialize(header, payload, buffers)
+        send_frames(sock, frames)
+        self.replies = []
+        self.nbytes = 0
 
 
 def main(
