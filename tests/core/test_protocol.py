@@ -30,12 +30,13 @@ def test_a_signed_message_parses_back() -> None:
 def test_tampered_messages_are_dropped_and_counted(tamper: str) -> None:
     s = Session(KEY)
     frames = s.serialize({"t": "apply"}, [b"one", b"two"])
+    signed_head = frames[0][: protocol.HEAD_START]
     if tamper == "header":
-        frames[2] = protocol.encode({"t": "execute"})
+        frames[0] = signed_head + protocol.encode({"t": "execute"})
     elif tamper == "payload":
-        frames[3] = b"ONE"
+        frames[1] = b"ONE"
     elif tamper == "signature":
-        frames[1] = bytes(16)
+        frames[0] = DELIM + bytes(16) + frames[0][protocol.HEAD_START :]
     elif tamper == "extra frame":
         frames.append(b"three")
     else:

@@ -2,8 +2,10 @@
 
 A message is a ZeroMQ multipart::
 
-    [routing frames...] DELIM signature header payload... buffers...
+    [routing frames...] DELIM+signature+header payload... buffers...
 
+* The head frame is the delimiter, the signature and the header, so a small
+  message is few frames: each frame costs a call into ZeroMQ at every hop.
 * ``header`` is a small msgpack map; schedulers route on it alone.
 * ``payload`` frames are pickles or other bytes the receiver interprets.
 * ``buffers`` are the raw out-of-band buffers of those pickles (NumPy arrays,
@@ -32,6 +34,7 @@ import zmq
 
 DELIM = b"<PAR|MSG>"
 SIG_SIZE = 16
+HEAD_START = len(DELIM) + SIG_SIZE  # where the header starts in the head frame
 MAX_HEADER_BYTES = 16 << 20  # a sanity bound: captured output (capped per task) rides in headers
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -105,7 +108,7 @@ class Session:
         if buffers:
             header["b"] = len(buffers)
         raw = _encode(header)
-        return [DELIM, self.sign(raw, payload), raw, *payload, *buffers]
+        return [DELIM + self.sign(raw, payload) + raw, *payload, *buffers]
 
     def parse(self, frames: list[Frame]) -> Message | None:
         """Parse and authenticate frames; return None (and count it) if invalid.
@@ -123,20 +126,21 @@ class Session:
         idx = -1
         for i, frame in enumerate(frames):
             view = buffer_of(frame)
-            if len(view) == len(DELIM) and bytes(view) == DELIM:
+            if len(view) >= HEAD_START and view[: len(DELIM)] == DELIM:
                 idx = i
                 break
-        if idx < 0 or len(frames) < idx + 3:
+        if idx < 0:
             raise ValueError("no delimiter")
-        sig = bytes(buffer_of(frames[idx + 1]))
-        raw = buffer_of(frames[idx + 2])
-        if len(raw) > MAX_HEADER_BYTES:
+        head = buffer_of(frames[idx])
+        if len(head) > MAX_HEADER_BYTES:
             raise ValueError("header too large")
+        sig = bytes(head[len(DELIM) : HEAD_START])
+        raw = head[HEAD_START:]
         header = _decode(raw)
         nbuf = header.get("b", 0)
         if not isinstance(nbuf, int) or nbuf < 0:
             raise ValueError("bad buffer count")
-        rest = frames[idx + 3 :]
+        rest = frames[idx + 1 :]
         if nbuf > len(rest):
             raise ValueError("missing buffers")
         split = len(rest) - nbuf

@@ -13,6 +13,7 @@ import hashlib
 import io
 import pickle
 import types
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -74,8 +75,38 @@ class SerializationError(Exception):
     """An object could not be pickled or unpickled."""
 
 
+_SCALARS = frozenset({type(None), bool, int, float, complex, str})
+PLAIN_ITEMS = 64
+
+
+def _plain(obj: Any, depth: int = 3) -> bool:
+    """Whether plain pickle sends ``obj`` as cloudpickle would: builtin scalars, small
+    bytes, and small tuples, lists and dicts of them (exact types, so no subclass
+    defined in ``__main__`` slips through by reference)."""
+    kind = type(obj)
+    if kind in _SCALARS:
+        return True
+    if kind is bytes:
+        return len(obj) < BUFFER_THRESHOLD
+    if kind is not tuple and kind is not list and kind is not dict:
+        return False
+    if depth <= 0 or len(obj) > PLAIN_ITEMS:
+        return False
+    if kind is dict:
+        for k, v in obj.items():  # noqa: SIM110 (a loop, not all(): this runs for every task)
+            if type(k) is not str or not _plain(v, depth - 1):
+                return False
+        return True
+    for x in obj:  # noqa: SIM110 (a loop, not all(): this runs for every task sent)
+        if not _plain(x, depth - 1):
+            return False
+    return True
+
+
 def dumps(obj: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
     """Pickle ``obj``; return the pickle and its out-of-band buffers."""
+    if _plain(obj):  # the common small case, without cloudpickle's per-object hooks
+        return pickle.dumps(obj, 5), []
     buffers: list[pickle.PickleBuffer] = []
 
     def keep(buf: pickle.PickleBuffer) -> bool:
@@ -99,12 +130,93 @@ def loads(data: Any, buffers: Sequence[Any] = ()) -> Any:
     return pickle.loads(data, buffers=[getattr(b, "buffer", b) for b in buffers])
 
 
+FUNCTION_CACHE_SIZE = 256
+_function_cache: dict[int, tuple[Any, list[Any], bytes, str]] = {}
+_global_names: dict[types.CodeType, tuple[str, ...]] = {}
+
+
+def _names_of(code: types.CodeType) -> tuple[str, ...]:
+    """Every name a code object (and the code nested in it) may look up."""
+    names = _global_names.get(code)
+    if names is None:
+        found = list(code.co_names)
+        for const in code.co_consts:
+            if type(const) is types.CodeType:
+                found.extend(_names_of(const))
+        names = _global_names[code] = tuple(found)
+    return names
+
+
+# cloudpickle's own test for what it pickles by reference (by name) rather than by value.
+_by_reference = getattr(cloudpickle.cloudpickle, "_should_pickle_by_reference", lambda obj: False)
+_MISSING = object()
+
+
+def _unchanging(v: Any) -> bool:
+    """Whether a value's pickle changes only if the value is replaced."""
+    kind = type(v)
+    if kind in _SCALARS or kind is bytes or v is _MISSING:
+        return True
+    if isinstance(v, (types.ModuleType, types.BuiltinFunctionType)):
+        return True
+    return isinstance(v, (type, types.FunctionType)) and bool(_by_reference(v))
+
+
+def _state_of(f: Any, state: list[Any], depth: int = 3) -> bool:
+    """Add to ``state`` what a function's pickle depends on; False if some of it cannot
+    be checked for change.
+
+    A function using a global list, say, is pickled anew on every call, since the list
+    may have changed; one using only modules, constants and functions and classes that
+    are pickled by name (or functions that themselves qualify) is not. States compare
+    by identity, so ``1``, ``1.0`` and ``True`` (equal, with different pickles) differ.
+    """
+    if type(f) is not types.FunctionType or f.__dict__ or depth <= 0:
+        return False
+    glb = f.__globals__
+    state += (f.__code__, f.__defaults__, f.__kwdefaults__)
+    values = [glb.get(n, _MISSING) for n in _names_of(f.__code__)]
+    values += [c.cell_contents for c in f.__closure__ or ()]
+    values += [*(f.__defaults__ or ()), *(f.__kwdefaults__ or {}).values()]
+    for v in values:
+        state.append(v)
+        if not _unchanging(v) and not _state_of(v, state, depth - 1):
+            return False
+    return True
+
+
+def _same(a: list[Any], b: list[Any]) -> bool:
+    """Whether two states hold the very same objects."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):  # noqa: SIM110 (a loop, not all(): runs for every task)
+        if x is not y:
+            return False
+    return True
+
+
 def dumps_function(f: Callable[..., Any]) -> tuple[bytes, str]:
     """Pickle a callable in band and return it with its content digest.
 
     Engines cache unpickled functions by digest, so a function sent with
-    every task of a map is unpickled once per engine.
+    every task of a map is unpickled once per engine. Here, a function whose
+    pickle provably cannot have changed since the last call is not pickled again.
     """
+    state: list[Any] = []
+    cacheable = _state_of(f, state)
+    if cacheable:
+        hit = _function_cache.get(id(f))
+        if hit is not None and hit[0]() is f and _same(hit[1], state):
+            return hit[2], hit[3]
+    data, digest = _dumps_function(f)
+    if cacheable:
+        if len(_function_cache) >= FUNCTION_CACHE_SIZE:
+            _function_cache.clear()
+        _function_cache[id(f)] = (weakref.ref(f), state, data, digest)
+    return data, digest
+
+
+def _dumps_function(f: Callable[..., Any]) -> tuple[bytes, str]:
     try:
         out = io.BytesIO()
         _Pickler(out, protocol=5).dump(f)

@@ -7,6 +7,7 @@ connection owned by the I/O thread (:mod:`par.client.io`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -22,9 +23,10 @@ import zmq
 
 from .. import connection, protocol, serialize
 from ..errors import NoEnginesRegistered, ParError
-from ..protocol import Session, send_frames
+from ..protocol import Session
 from .asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult, Metadata, new_metadata
 from .io import IOThread
+from .outbox import RequestSender
 
 METADATA_LIMIT = 10_000
 TASK_BATCH = 128  # load-balanced tasks per message from a map
@@ -93,13 +95,17 @@ class Client:
         self.controller_timeout = controller_timeout
         self.session = Session(self._info.key_bytes)
         self._ident = uuid.uuid4().bytes
+        # Message ids: this client's random prefix and a count, unique across clients and
+        # far cheaper than a uuid per task.
+        self._id_prefix = self._ident[:8].hex()
+        self._id_count = itertools.count()
         self._ctx = zmq.Context()
         self._req = self._ctx.socket(zmq.DEALER)
         self._req.setsockopt(zmq.LINGER, 1000)
         self._req.setsockopt(zmq.SNDHWM, 0)
         self._info.secure(self._req)
         self._req.connect(self._info.client_url)
-        self._send_lock = threading.Lock()
+        self._sender = RequestSender(self._req, self.session)
         self._pending: dict[str, AsyncResult] = {}
         self._known: weakref.WeakValueDictionary[str, AsyncResult] = weakref.WeakValueDictionary()
         self._queries: dict[str, Future[Any]] = {}
@@ -157,8 +163,7 @@ class Client:
         return self._wait_query(fut, timeout, op)
 
     def _send_frames(self, frames: list[Any]) -> None:
-        with self._send_lock:
-            send_frames(self._req, frames)
+        self._sender.send_frames(frames)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -226,7 +231,8 @@ class Client:
     def _register(self, n: int, make_ar: Callable[[list[str]], AsyncResult]) -> AsyncResult:
         """Make ids and their result before anything is sent, so no reply can come early."""
         self._check_open()
-        ids = [protocol.new_id() for _ in range(n)]
+        prefix, count = self._id_prefix, self._id_count
+        ids = [f"{prefix}-{next(count):x}" for _ in range(n)]
         ar = make_ar(ids)
         for mid in ids:
             self._pending[mid] = ar
@@ -245,12 +251,12 @@ class Client:
     ) -> None:
         header["c"] = self._ident
         header["ts"] = time.time()
-        frames = self.session.serialize(header, payload, buffers)
         if tracked is None:
-            self._send_frames(frames)
+            self._sender.send((header, payload, buffers))
             return
-        with self._send_lock:  # track=True: the result learns when ZeroMQ let go of the buffers
-            tracked._add_tracker(self._req.send_multipart(frames, copy=False, track=True))
+        # track=True: the result learns when ZeroMQ let go of the buffers
+        frames = self.session.serialize(header, payload, buffers)
+        tracked._add_tracker(self._sender.send_frames(frames, track=True))
 
     def _direct(
         self,

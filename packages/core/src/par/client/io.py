@@ -55,8 +55,11 @@ class IOThread(threading.Thread):
         sock.send_multipart(self.first)
         next_ping = time.monotonic() + PING_INTERVAL
         try:
+            sender = client._sender
             while not self.closing.is_set():
+                sender.idle()
                 if sock.poll(100):
+                    sender.io_busy = True  # hold the user's requests until this drain is done
                     self._drain(sock)
                 now = time.monotonic()
                 if self.parked:
