@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
+import msgpack
 import zmq
 
 DELIM = b"<PAR|MSG>"
@@ -37,8 +37,21 @@ SIG_SIZE = 16
 HEAD_START = len(DELIM) + SIG_SIZE  # where the header starts in the head frame
 MAX_HEADER_BYTES = 16 << 20  # a sanity bound: captured output (capped per task) rides in headers
 
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(dict).decode
+# msgpack rather than msgspec: the same wire format, and ~6 MB less in every engine.
+_encode = msgpack.packb  # a new packer per call: one shared Packer is not thread-safe
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, strict_map_key=False)
+
+
+def _decode(data: Any) -> dict[str, Any]:
+    """A message header: a msgpack map (ValueError for anything else)."""
+    header = _unpack(bytes(data))
+    if type(header) is not dict:
+        raise ValueError("header is not a map")
+    return header
+
 
 Frame = Any  # bytes, memoryview or zmq.Frame
 
@@ -118,7 +131,7 @@ class Session:
         """
         try:
             return self._parse(frames)
-        except (ValueError, TypeError, msgspec.DecodeError, IndexError):
+        except (ValueError, TypeError, IndexError, msgpack.UnpackException):
             self.dropped += 1
             return None
 
@@ -194,9 +207,6 @@ def encode(obj: Any) -> bytes:
     return _encode(obj)
 
 
-_decode_any = msgspec.msgpack.Decoder().decode
-
-
 def decode(data: Frame) -> Any:
     """Decode msgpack bytes produced by :func:`encode`."""
-    return _decode_any(buffer_of(data))
+    return _unpack(bytes(buffer_of(data)))
