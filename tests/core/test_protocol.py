@@ -20,29 +20,65 @@ def test_a_signed_message_parses_back() -> None:
     msg = s.parse([b"route", *frames])
     assert msg is not None
     assert msg.routing == [b"route"]
-    assert msg.header == {"t": "apply", "id": "abc", "b": 1}
+    assert msg.header == {"t": "apply", "id": "abc", "b": 1, "pk": [7]}
     assert msg.payload == [b"payload"]
     assert msg.buffers == [b"raw buffer"]
     assert msg.body() == frames
 
 
-@pytest.mark.parametrize("tamper", ["header", "payload", "signature", "extra frame", "lost frame"])
+def test_small_payloads_ride_in_the_head_frame_and_large_ones_in_their_own() -> None:
+    s = Session(KEY)
+    small = s.serialize({"t": "apply"}, [b"one", b"two"])
+    assert len(small) == 1
+    big = b"x" * protocol.PACK_BELOW
+    large = s.serialize({"t": "apply"}, [b"one", big], [b"raw"])
+    assert len(large) == 4 and large[1:] == [b"one", big, b"raw"]
+    for frames, payload in ((small, [b"one", b"two"]), (large, [b"one", big])):
+        msg = s.parse(frames)
+        assert msg is not None and [bytes(p) for p in msg.payload] == payload
+
+
+def _header_bytes(header: dict) -> bytes:
+    raw = protocol.encode(header)
+    return len(raw).to_bytes(4, "little") + raw
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["header", "packed payload", "payload frame", "signature", "extra frame", "lost frame"],
+)
 def test_tampered_messages_are_dropped_and_counted(tamper: str) -> None:
     s = Session(KEY)
-    frames = s.serialize({"t": "apply"}, [b"one", b"two"])
-    signed_head = frames[0][: protocol.HEAD_START]
+    big = b"y" * protocol.PACK_BELOW
+    frames = s.serialize({"t": "apply"}, [b"one", b"two"] if "packed" in tamper else [b"one", big])
+    head = frames[0]
     if tamper == "header":
-        frames[0] = signed_head + protocol.encode({"t": "execute"})
-    elif tamper == "payload":
+        frames[0] = head[: protocol.HEAD_START] + _header_bytes({"t": "execute"})
+    elif tamper == "packed payload":
+        frames[0] = head[:-3] + b"ONE"
+    elif tamper == "payload frame":
         frames[1] = b"ONE"
     elif tamper == "signature":
-        frames[0] = DELIM + bytes(16) + frames[0][protocol.HEAD_START :]
+        frames[0] = DELIM + bytes(16) + head[protocol.HEAD_START :]
     elif tamper == "extra frame":
         frames.append(b"three")
     else:
         frames.pop()
     assert s.parse(frames) is None
     assert s.dropped == 1
+
+
+def test_a_head_frame_whose_lengths_do_not_add_up_is_dropped() -> None:
+    s = Session(KEY)
+    for body in (
+        (10_000).to_bytes(4, "little") + protocol.encode({"t": "x"}),
+        _header_bytes({"t": "x", "pk": [5]}) + b"abc",
+        _header_bytes({"t": "x", "pk": "five"}) + b"abcde",
+        _header_bytes({"t": "x"}) + b"trailing",
+    ):
+        frames = [DELIM + s.sign(body, []) + body]
+        assert s.parse(frames) is None
+    assert s.dropped == 4
 
 
 def test_a_message_signed_with_another_key_is_dropped() -> None:
@@ -75,8 +111,9 @@ def test_arbitrary_frames_never_raise(frames: list[bytes], with_delim: bool) -> 
 def test_any_signed_header_round_trips(header: dict) -> None:
     s = Session(KEY)
     header.pop("b", None)
+    header.pop("pk", None)
     msg = s.parse(s.serialize(dict(header), [b"p"]))
-    assert msg is not None and msg.header == header
+    assert msg is not None and {k: v for k, v in msg.header.items() if k != "pk"} == header
 
 
 def test_large_arrays_and_bytes_leave_the_pickle_as_buffers() -> None:

@@ -2,19 +2,23 @@
 
 A message is a ZeroMQ multipart::
 
-    [routing frames...] DELIM+signature+header payload... buffers...
+    [routing frames...] head payload... buffers...
+    head = DELIM signature length header [packed payload]
 
-* The head frame is the delimiter, the signature and the header, so a small
-  message is few frames: each frame costs a call into ZeroMQ at every hop.
-* ``header`` is a small msgpack map; schedulers route on it alone.
-* ``payload`` frames are pickles or other bytes the receiver interprets.
+* ``header`` is a small msgpack map (``length`` is its size, 4 bytes little
+  endian); schedulers route on it alone.
+* ``payload`` items are pickles or other bytes the receiver interprets. When
+  they are small (``PACK_BELOW`` bytes in all) they ride inside the head frame
+  after the header, their sizes in the header's ``pk`` key: each frame costs a
+  call into ZeroMQ, and a release of the GIL, at every hop, so a small
+  message is one frame. Larger payloads are frames of their own.
 * ``buffers`` are the raw out-of-band buffers of those pickles (NumPy arrays,
   large bytes); the header's ``b`` key says how many trail the message.
 
-The signature is a keyed BLAKE2b over the header and the payload frames:
-everything that decides what the receiver runs. Raw buffers are left out of
-it because they are plain data handed to a pickle that *is* signed; hashing
-a 100 MB array on every hop would cost more than moving it.
+The signature is a keyed BLAKE2b over the rest of the head frame and the
+payload frames: everything that decides what the receiver runs. Raw buffers
+are left out of it because they are plain data handed to a pickle that *is*
+signed; hashing a 100 MB array on every hop would cost more than moving it.
 
 This module is the only place a message is built or parsed.
 """
@@ -34,7 +38,9 @@ import zmq
 
 DELIM = b"<PAR|MSG>"
 SIG_SIZE = 16
-HEAD_START = len(DELIM) + SIG_SIZE  # where the header starts in the head frame
+HEAD_START = len(DELIM) + SIG_SIZE  # where the signed part of the head frame starts
+BODY_START = HEAD_START + 4  # where the header starts, after its length
+PACK_BELOW = 16 * 1024  # payloads smaller than this in all ride in the head frame
 MAX_HEADER_BYTES = 16 << 20  # a sanity bound: captured output (capped per task) rides in headers
 
 # msgpack rather than msgspec: the same wire format, and ~6 MB less in every engine.
@@ -103,10 +109,10 @@ class Session:
         self.key = key
         self.dropped = 0
 
-    def sign(self, header: Frame, payload: Sequence[Frame]) -> bytes:
-        """Return the signature of a header and its signed payload frames."""
+    def sign(self, signed: Frame, payload: Sequence[Frame]) -> bytes:
+        """Return the signature of a head frame's signed part and the payload frames."""
         h = hashlib.blake2b(key=self.key, digest_size=SIG_SIZE)
-        h.update(buffer_of(header))
+        h.update(buffer_of(signed))
         for frame in payload:
             h.update(buffer_of(frame))
         return h.digest()
@@ -120,8 +126,14 @@ class Session:
         """Build the frames of a message (without routing frames)."""
         if buffers:
             header["b"] = len(buffers)
+        sizes = [len(buffer_of(p)) for p in payload]
+        packed = 0 < sum(sizes) < PACK_BELOW
+        if packed:
+            header["pk"] = sizes
         raw = _encode(header)
-        return [DELIM + self.sign(raw, payload) + raw, *payload, *buffers]
+        signed = b"".join([len(raw).to_bytes(4, "little"), raw, *(payload if packed else ())])
+        frames = [] if packed else list(payload)
+        return [DELIM + self.sign(signed, frames) + signed, *frames, *buffers]
 
     def parse(self, frames: list[Frame]) -> Message | None:
         """Parse and authenticate frames; return None (and count it) if invalid.
@@ -139,17 +151,17 @@ class Session:
         idx = -1
         for i, frame in enumerate(frames):
             view = buffer_of(frame)
-            if len(view) >= HEAD_START and view[: len(DELIM)] == DELIM:
+            if len(view) >= BODY_START and view[: len(DELIM)] == DELIM:
                 idx = i
                 break
         if idx < 0:
             raise ValueError("no delimiter")
         head = buffer_of(frames[idx])
-        if len(head) > MAX_HEADER_BYTES:
-            raise ValueError("header too large")
-        sig = bytes(head[len(DELIM) : HEAD_START])
-        raw = head[HEAD_START:]
-        header = _decode(raw)
+        size = int.from_bytes(head[HEAD_START:BODY_START], "little")
+        end = BODY_START + size
+        if size > MAX_HEADER_BYTES or end > len(head):
+            raise ValueError("bad header length")
+        header = _decode(head[BODY_START:end])
         nbuf = header.get("b", 0)
         if not isinstance(nbuf, int) or nbuf < 0:
             raise ValueError("bad buffer count")
@@ -158,9 +170,30 @@ class Session:
             raise ValueError("missing buffers")
         split = len(rest) - nbuf
         payload, buffers = rest[:split], rest[split:]
-        if not hmac.compare_digest(sig, self.sign(raw, payload)):
+        if not hmac.compare_digest(
+            head[len(DELIM) : HEAD_START], self.sign(head[HEAD_START:], payload)
+        ):
             raise ValueError("bad signature")
+        if "pk" in header:
+            payload = _unpack_payload(head, end, header["pk"]) + payload
+        elif end != len(head):
+            raise ValueError("trailing bytes in the head frame")
         return Message(frames[:idx], header, payload, buffers, frames)
+
+
+def _unpack_payload(head: Any, start: int, sizes: Any) -> list[Frame]:
+    """The payload items packed in a head frame after its header, as views."""
+    if not isinstance(sizes, list):
+        raise ValueError("bad packed sizes")
+    out = []
+    for n in sizes:
+        if not isinstance(n, int) or n < 0:
+            raise ValueError("bad packed size")
+        out.append(head[start : start + n])
+        start += n
+    if start != len(head):
+        raise ValueError("packed sizes do not match the head frame")
+    return out
 
 
 DETACH_BELOW = 64 * 1024
