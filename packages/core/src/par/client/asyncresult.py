@@ -417,7 +417,7 @@ class AsyncResult(Future[Any]):
             for name in ("stdout", "stderr"):
                 for md in mds:
                     _print_block(name, md)
-            rounds = max(len(md["outputs"]) for md in mds) if groupby == "order" else 1
+            rounds = max((len(md["outputs"]) for md in mds), default=0) if groupby == "order" else 1
             for i in range(rounds):
                 for md in mds:
                     chosen = md["outputs"] if groupby == "type" else md["outputs"][i : i + 1]

@@ -17,7 +17,7 @@ from functools import partialmethod
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import serialize
-from ..engine.display import MIME_METHODS
+from ..engine.display import MIME_METHODS, plain_text
 
 if TYPE_CHECKING:
     from .asyncresult import Metadata, Reply
@@ -110,7 +110,7 @@ def show_output(entry: dict[str, Any], engine_id: Any) -> None:
         _ipython_display({"text/plain": f"[output:{engine_id}]"}, {})
         _ipython_display(entry["data"], {**entry["metadata"], "engine": engine_id})
     else:
-        write_prefixed(sys.stdout, f"[output:{engine_id}] ", str(entry["data"].get("text/plain")))
+        write_prefixed(sys.stdout, f"[output:{engine_id}] ", plain_text(entry["data"]))
 
 
 def _result_bundle(md: Metadata) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -23,6 +23,7 @@ import zmq
 
 from ..protocol import Session, send_frames
 from .capture import Capture
+from .display import plain_text
 
 log = logging.getLogger("par.engine")
 
@@ -188,7 +189,7 @@ class ControlThread(threading.Thread):
             self._send(sock, {**base, "n": name, "d": text})
         if displays:
             # "d": the displays as text, for readers of text streams (par monitor)
-            plain = "".join(f"{entry['data'].get('text/plain', '')}\n" for entry, _, _ in displays)
+            plain = "".join(plain_text(entry["data"]) + "\n" for entry, _, _ in displays)
             self._send(sock, {**base, "n": "display", "d": plain, "dp": displays})
         for _, data, buffers in published:
             self._send(sock, {**base, "n": "data"}, [data], buffers)

@@ -171,6 +171,12 @@ def _show_here(objs: tuple[Any, ...], include: Any, exclude: Any, metadata: Any,
         print(*objs)
 
 
+def plain_text(data: dict[str, Any]) -> str:
+    """A MIME bundle as text: its text/plain, else the types it holds (``<text/html>``)."""
+    text = data.get("text/plain")
+    return str(text) if text is not None else f"<{', '.join(data) or 'empty display'}>"
+
+
 def result_display(value: Any) -> dict[str, Any]:
     """The display of an execute request's final value (its ``execute_result``)."""
     data, metadata = mime_bundle(value)
