@@ -63,8 +63,6 @@ def record_stream(md: Metadata, h: dict[str, Any], payload: list[Any], buffers: 
 def record_reply(md: Metadata, reply: Reply) -> Reply:
     """Record what a reply carries besides its result; return the reply without the
     published data's frames."""
-    from .asyncresult import Reply
-
     h = reply.header
     if "dp" in h:
         _add_displays(md, h["dp"])
@@ -79,7 +77,7 @@ def record_reply(md: Metadata, reply: Reply) -> Reply:
         return reply
     nres = len(reply.buffers) - sum(counts)
     _add_data(md, reply.payload[1:], reply.buffers[nres:], counts)
-    return Reply(h, reply.payload[:1], reply.buffers[:nres])
+    return type(reply)(h, reply.payload[:1], reply.buffers[:nres])
 
 
 # ---- showing -----------------------------------------------------------------------------
