@@ -16,6 +16,7 @@ SCRIPTS = [
     "dag_dependencies.py",
     "streaming_output.py",
     "joblib_example.py",
+    "publish_progress.py",
 ]
 NEEDS = {"joblib_example.py": "joblib"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import par
@@ -28,7 +29,7 @@ def test_px_line_and_cell(
     assert rc[:].pull("a", block=True) == [21] * len(rc.ids)
     ip.run_cell_magic("px", "--no-stream", "print('hello')\na * 2")
     out = capsys.readouterr().out
-    assert "[stdout:0]" in out and "hello" in out and "Out[0]: 42" in out
+    assert "[stdout:0]" in out and "hello" in out and re.search(r"Out\[0:\d+\]: 42", out)
     ip.run_cell_magic("px", "--stream -t ::2", "print('streamed')")
     out = capsys.readouterr().out
     assert "[stdout:0] streamed" in out and "[stdout:1]" not in out
@@ -36,6 +37,21 @@ def test_px_line_and_cell(
     assert ar is ip.user_ns["last_ar"] and ar.get() is not None
     ip.run_cell_magic("px", "--local", "c = 3")
     assert ip.user_ns["c"] == 3 and rc[0].pull("c", block=True) == 3
+
+
+def test_px_shows_rich_outputs(
+    ip: InteractiveShell, rc: par.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell = "from IPython.display import HTML, display\ndisplay(HTML('<b>x</b>'))\npar.display(7)"
+    ip.run_cell_magic("px", "--no-stream -t 0 -o shown", "import par\n" + cell)
+    out = capsys.readouterr().out
+    assert out.index("[output:0]") < out.index("<IPython.core.display.HTML object>")
+    assert "7" in out.split("HTML object>")[1]
+    outputs = ip.user_ns["shown"].outputs[0]
+    assert [o["data"].get("text/html") for o in outputs] == ["<b>x</b>", None]
+    ip.run_cell_magic("px", "--stream -t 1", "import par\npar.display('live')\n'result'")
+    out = capsys.readouterr().out
+    assert out.index("'live'") < out.index("Out[1:") and "'result'" in out
 
 
 def test_px_suffix_and_targets(ip: InteractiveShell, rc: par.Client) -> None:

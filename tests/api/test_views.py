@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, as_completed
+from pathlib import Path
 
 import par
 import pytest
@@ -110,6 +111,28 @@ def test_sync_imports(rc: par.Client, capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(NotImplementedError, match="local=False"), dv.sync_imports(local=False):
         pass
     assert builtins.__import__ is original_import
+
+
+def test_importer(
+    rc: par.Client,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dv = rc[:]
+    dv.clear(block=True)
+    with dv.importer:  # a property, as in ipyparallel: sync_imports()
+        import re  # noqa: F401
+    assert "import re on engine(s)" in capsys.readouterr().out
+    found = dv.apply_sync(lambda pattern, s: globals()["re"].findall(pattern, s), r"\w+", "a b")
+    assert found == [["a", "b"]] * len(rc.ids)
+
+    with pytest.raises(ModuleNotFoundError), dv.importer:
+        import no_such_module_anywhere  # noqa: F401
+    (tmp_path / "only_here.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable here, not on the engines
+    with pytest.raises(par.CompositeError, match="ModuleNotFoundError"), dv.importer:
+        import only_here  # noqa: F401
 
 
 def test_serializer_toggles_keep_working(rc: par.Client) -> None:

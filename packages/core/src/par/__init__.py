@@ -51,7 +51,10 @@ _EXPORTS = {
     "ViewExecutor": "par.executor",
     "LazyMapIterator": "par.imap",
     "register_joblib_backend": "par.joblib",
+    "display": "par.engine.display",
+    "TaskTimeout": "par.errors",
 }
+_SUBMODULES = {"datapub"}
 
 __all__ = [
     "AsyncHubResult",
@@ -76,11 +79,14 @@ __all__ = [
     "RemoteError",
     "TaskAborted",
     "TaskRejectError",
+    "TaskTimeout",
     "TimeoutError",
     "UnmetDependency",
     "ViewExecutor",
+    "datapub",
     "depend",
     "dependent",
+    "display",
     "hookimpl",
     "interactive",
     "parallel",
@@ -90,12 +96,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from . import datapub
     from .client.asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult
     from .client.client import Client
     from .client.view import BroadcastView, DirectView, LoadBalancedView
     from .cluster import Cluster
     from .decorators import Reference, depend, dependent, interactive, parallel, remote, require
     from .dependency import Dependency
+    from .engine.display import display
     from .errors import (
         ClusterError,
         CompositeError,
@@ -108,6 +116,7 @@ if TYPE_CHECKING:
         RemoteError,
         TaskAborted,
         TaskRejectError,
+        TaskTimeout,
         TimeoutError,
         UnmetDependency,
     )
@@ -131,6 +140,8 @@ def __getattr__(name: str) -> Any:
     if name == "__version__":
         globals()["__version__"] = value = _version()
         return value
+    if name in _SUBMODULES:
+        return import_module(f"par.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'par' has no attribute {name!r}")
@@ -140,4 +151,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])

@@ -88,6 +88,11 @@ class DependencyTimeout(ImpossibleDependency):
     """A task's dependencies were not met within its ``timeout``."""
 
 
+class TaskTimeout(DependencyTimeout):
+    """A load-balanced task's ``timeout`` passed before it could start (its dependencies
+    were not met in time), as ipyparallel's ``TaskTimeout``; still a ``DependencyTimeout``."""
+
+
 class InvalidDependency(ImpossibleDependency):
     """A task depends on a message id the controller does not know."""
 
@@ -136,6 +141,7 @@ _BY_NAME: dict[str, type[RemoteError]] = {
     "UnmetDependency": UnmetDependency,
     "ImpossibleDependency": ImpossibleDependency,
     "DependencyTimeout": DependencyTimeout,
+    "TaskTimeout": TaskTimeout,
     "InvalidDependency": InvalidDependency,
 }
 

@@ -14,7 +14,6 @@ import importlib
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from .engine import namespace
 from .progress import noninteractive, progress_bar
 
 if TYPE_CHECKING:
@@ -143,9 +142,7 @@ class ParallelMagics:
         tg = self._resolved_targets(targets)
         if verbose:
             print(f"Parallel execution on engine(s): {tg}")
-        ar = self.view._send_apply(namespace.run_cell, (code,), {}, tg)
-        for md in ar._metadata:
-            md["execute_input"] = code
+        ar = self.view.execute(code, silent=False, targets=tg, block=False)
         self.last = ar
         if args.out:
             self.shell.user_ns[args.out] = ar
@@ -171,10 +168,6 @@ class ParallelMagics:
             raise
 
     def _show(self, ar: AsyncResult, groupby: str, streamed: bool) -> None:
-        values = ar.get(return_exceptions=True)
-        for md, value in zip(ar._metadata, [values] if ar._single else values, strict=True):
-            if not isinstance(value, BaseException):
-                md["execute_result"] = value
         ar.display_outputs(groupby, result_only=streamed)
         error = ar.exception(0)
         if error is not None:

@@ -19,17 +19,24 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from .. import protocol, serialize
 from ..errors import CompositeError, RemoteError, remote_error_from
+from .outputs import ExecuteReply, record_reply, show_new, show_output, show_result
 
 if TYPE_CHECKING:
     from .client import Client
 
 
 class Metadata(dict[str, Any]):
-    """Per-message metadata, readable as attributes (``md.engine_id``)."""
+    """Per-message metadata, readable as attributes (``md.engine_id``).
+
+    ``positions`` (an attribute, not a key) holds, for each of ``outputs``, how much
+    stdout and stderr the task had written before it, so outputs show in order.
+    """
+
+    positions: list[tuple[int, int]]
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -61,6 +68,7 @@ def new_metadata(msg_id: str, submitted: float, **extra: Any) -> Metadata:
         data={},
     )
     md.update(extra)
+    md.positions = []
     return md
 
 
@@ -165,10 +173,12 @@ class AsyncResult(Future[Any]):
     # ---- values ---------------------------------------------------------------------------
 
     def _values(self, return_exceptions: bool) -> list[Any]:
-        out = []
+        out: list[Any] = []
         for m in self.msg_ids:
             reply = self._replies[m]
-            if reply.ok:
+            if reply.ok and reply.header.get("m") == "execute":
+                out.append(ExecuteReply(m, reply.header.get("ec"), self._metadata_by_id[m]))
+            elif reply.ok:
                 out.append(reply.value())
             elif return_exceptions:
                 out.append(reply.error())
@@ -354,10 +364,14 @@ class AsyncResult(Future[Any]):
 
     @contextlib.contextmanager
     def stream_output(self, interval: float = 0.05) -> Iterator[AsyncResult]:
-        """Print the engines' stdout and stderr here, live, while the block runs."""
+        """Show the engines' stdout, stderr and rich outputs here, live, while the block runs.
+
+        Streams are prefixed with their engine; rich outputs (``display`` on an engine)
+        show through IPython's display in IPython, as their text otherwise.
+        """
         stop = threading.Event()
         printer = threading.Thread(
-            target=self._print_streams, args=(stop, interval), name="par-stream", daemon=True
+            target=self._show_live, args=(stop, interval), name="par-stream", daemon=True
         )
         printer.start()
         try:
@@ -366,40 +380,51 @@ class AsyncResult(Future[Any]):
             stop.set()
             printer.join()
 
-    def _print_streams(self, stop: threading.Event, interval: float) -> None:
-        seen: dict[tuple[str, str], int] = {}
+    def _show_live(self, stop: threading.Event, interval: float) -> None:
+        shown: dict[str, list[int]] = {}  # msg id -> [stdout, stderr, outputs] shown
         while True:
             finished = stop.is_set()
             for md in self._metadata:
-                for name, out in (("stdout", sys.stdout), ("stderr", sys.stderr)):
-                    text = md[name]
-                    done = seen.get((md["msg_id"], name), 0)
-                    if len(text) > done:
-                        seen[md["msg_id"], name] = len(text)
-                        _write_prefixed(out, f"[{name}:{md['engine_id']}] ", text[done:])
+                show_new(md, shown.setdefault(md["msg_id"], [0, 0, 0]), finished)
             if finished:
                 return
             stop.wait(interval)
 
     def display_outputs(self, groupby: str = "type", result_only: bool = False) -> None:
-        """Print each message's stdout, stderr and result, by 'type', 'engine' or 'order'."""
+        """Show each message's stdout, stderr, rich outputs and execute result.
+
+        ``groupby``: ``'type'`` (all stdout, then all stderr, then each engine's outputs,
+        then the results), ``'engine'`` (everything of one engine together) or
+        ``'order'`` (as ``'type'``, but the first outputs of every engine, then the
+        second ones...). Rich outputs show through IPython's display in IPython, as their
+        text otherwise. ``result_only``: only the execute results (after streaming).
+        """
         if groupby not in ("type", "engine", "order"):
             raise ValueError(f"groupby must be 'type', 'engine' or 'order', not {groupby!r}")
         self.wait()
         mds = self._metadata
         if groupby == "engine":
             mds = sorted(mds, key=lambda md: (md["engine_id"] is None, md["engine_id"] or 0))
-        streams = [] if result_only else ["stdout", "stderr"]
-        if groupby == "type":
-            for name in streams:
+            for md in mds:
+                if not result_only:
+                    _print_block("stdout", md)
+                    _print_block("stderr", md)
+                    for entry in md["outputs"]:
+                        show_output(entry, md["engine_id"])
+                show_result(md)
+            return
+        if not result_only:
+            for name in ("stdout", "stderr"):
                 for md in mds:
                     _print_block(name, md)
-            for md in mds:
-                _print_block("execute_result", md)
-        else:
-            for md in mds:
-                for name in [*streams, "execute_result"]:
-                    _print_block(name, md)
+            rounds = max((len(md["outputs"]) for md in mds), default=0) if groupby == "order" else 1
+            for i in range(rounds):
+                for md in mds:
+                    chosen = md["outputs"] if groupby == "type" else md["outputs"][i : i + 1]
+                    for entry in chosen:
+                        show_output(entry, md["engine_id"])
+        for md in mds:
+            show_result(md)
 
     def wait_interactive(
         self,
@@ -611,9 +636,14 @@ class AsyncHubResult(AsyncResult):
             completed=_dt(h.get("tc")),
             engine_id=h.get("e"),
             status=h.get("st"),
-            stdout=h.get("o", ""),
-            stderr=h.get("r", ""),
+            stdout="",
+            stderr="",
+            outputs=[],
+            execute_result=None,
+            data={},
         )
+        md.positions = []
+        reply = record_reply(md, reply)
         if not reply.ok and reply.payload:
             md["error"] = reply.error()
         self._deliver(mid, reply)
@@ -645,22 +675,8 @@ def _reduce_times(times: Any, key: Callable[[Any], datetime]) -> datetime:
     return many[0] if len(many) == 1 else key(many)
 
 
-def _write_prefixed(out: TextIO, prefix: str, text: str) -> None:
-    """Write ``text`` with ``prefix`` before each line (the engine a stream came from)."""
-    lines = text.splitlines(keepends=True)
-    out.write("".join(prefix + line for line in lines))
-    if not text.endswith("\n"):
-        out.write("\n")
-    out.flush()
-
-
 def _print_block(name: str, md: Metadata) -> None:
-    """Print one message's stream or result, headed by its engine."""
-    if name == "execute_result":
-        value = md["execute_result"]
-        if value is not None:
-            print(f"Out[{md['engine_id']}]: {value}")
-        return
+    """Print one message's stream, headed by its engine."""
     text = md[name]
     if text:
         out = sys.stderr if name == "stderr" else sys.stdout

@@ -1,8 +1,9 @@
 """The client's I/O thread: receives everything the controller sends a client.
 
-Replies resolve :class:`AsyncResult` futures, streamed output fills in
-metadata as it arrives, events keep the client's list of engines current,
-and query replies resolve query futures. The user's thread never polls.
+Replies resolve :class:`AsyncResult` futures, streamed output (text, rich
+displays, published data) fills in metadata as it arrives, events keep the
+client's list of engines current, and query replies resolve query futures.
+The user's thread never polls.
 
 A reply whose task streamed output during its run says how many chunks it
 streamed; if some are still in flight the reply waits (briefly) for them,
@@ -21,6 +22,7 @@ import zmq
 from .. import protocol
 from ..protocol import recv_frames
 from .asyncresult import Metadata, Reply, _dt
+from .outputs import record_reply, record_stream
 
 if TYPE_CHECKING:
     from .client import Client
@@ -99,7 +101,7 @@ class IOThread(threading.Thread):
         elif kind == "replies":
             self._split_replies(h, payload, buffers)
         elif kind == "stream":
-            self._on_stream(h)
+            self._on_stream(h, payload, buffers)
         elif kind == "event":
             self.client._on_event(h.get("k", ""), h.get("d", {}))
         elif kind == "qr":
@@ -117,16 +119,12 @@ class IOThread(threading.Thread):
             md["completed"] = _dt(h.get("tc"))
             md["engine_id"] = h.get("e")
             md["status"] = h.get("st")
-            if "o" in h:
-                md["stdout"] += h["o"]
-            if "r" in h:
-                md["stderr"] += h["r"]
             if h.get("st") != "ok" and reply.payload:
                 md["error"] = reply.error()
         if self.streamed.get(mid, 0) < h.get("ns", 0):
             self.parked[mid] = (reply, time.monotonic() + STREAM_WAIT)
             return
-        self._deliver(mid, reply)
+        self._deliver(mid, reply, md)
 
     def _split_replies(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
         """Unpack a coalesced broadcast: one message carrying every engine's reply."""
@@ -157,22 +155,27 @@ class IOThread(threading.Thread):
         ar = self.client._pending.get(mid)
         return ar._metadata_of(mid) if ar is not None else None
 
-    def _deliver(self, mid: str, reply: Reply) -> None:
+    def _deliver(self, mid: str, reply: Reply, md: Metadata | None = None) -> None:
+        """Record the output the reply carries (after what its task streamed), then
+        hand the reply to its result (``md``: the message's metadata, if already known)."""
         self.streamed.pop(mid, None)
+        if md is None:
+            md = self._metadata(mid)
+        if md is not None:
+            reply = record_reply(md, reply)
         ar = self.client._pending.pop(mid, None)
         if ar is not None:
             ar._deliver(mid, reply)
 
-    def _on_stream(self, h: dict[str, Any]) -> None:
+    def _on_stream(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
         if self.client._listeners:
             self.client._on_stream_event(h)
         mid = h.get("id", "")
-        name = h.get("n")
         if mid not in self.client._pending:
             return  # another client's task, seen because this client monitors
         md = self._metadata(mid)
-        if md is not None and name in ("stdout", "stderr"):
-            md[name] += str(h.get("d", ""))
+        if md is not None:
+            record_stream(md, h, payload, buffers)
         self.streamed[mid] = self.streamed.get(mid, 0) + 1
         parked = self.parked.get(mid)
         if parked is not None and self.streamed[mid] >= parked[0].header.get("ns", 0):

@@ -245,8 +245,15 @@ class DirectView(View):
 
     def execute(
         self, code: str, silent: bool = True, targets: Any = None, block: bool | None = None
-    ) -> Any:
-        """Run code in each engine's namespace."""
+    ) -> AsyncResult:
+        """Run code in each engine's namespace; return its AsyncResult (when blocking, once
+        done, raising the engines' errors).
+
+        Each engine's result is an :class:`~par.client.outputs.ExecuteReply`. With
+        ``silent=False`` the value of a final expression, if not None, becomes the
+        message's ``execute_result`` (a MIME bundle), as a cell's ``Out`` in IPython;
+        ``silent=True`` (the default, as in ipyparallel) runs the code without one.
+        """
         tg, single = self._resolve(targets)
         client = self.client
         ar = client._direct(
@@ -255,13 +262,18 @@ class DirectView(View):
             [code.encode()],
             [],
             lambda ids: AsyncResult(client, ids, "execute", single=single),
+            None if silent else {"x": 1},
         )
         for md in ar._metadata:
             md["execute_input"] = code
-        return self._finish(ar, block)
+        if self.block if block is None else block:
+            ar.get()
+        return ar
 
-    def run(self, filename: str | Path, targets: Any = None, block: bool | None = None) -> Any:
-        """Run a local Python file's code on the engines."""
+    def run(
+        self, filename: str | Path, targets: Any = None, block: bool | None = None
+    ) -> AsyncResult:
+        """Run a local Python file's code on the engines (see :meth:`execute`)."""
         return self.execute(Path(filename).read_text(), targets=targets, block=block)
 
     def push(self, ns: dict[str, Any], targets: Any = None, block: bool | None = None) -> Any:
@@ -334,6 +346,12 @@ class DirectView(View):
         return self._finish(ar, block)
 
     # ---- imports, serializers, magics ---------------------------------------------------
+
+    @property
+    def importer(self) -> contextlib.AbstractContextManager[None]:
+        """``sync_imports()`` as a property, as in ipyparallel: ``with dv.importer: import x``
+        imports ``x`` here and on the engines."""
+        return self.sync_imports()
 
     @contextlib.contextmanager
     def sync_imports(self, local: bool = True, quiet: bool = False) -> Iterator[None]:

@@ -495,7 +495,7 @@ class Controller:
                 del self._waiting[mid]
                 self.pending.pop(mid, None)
                 self._error_reply(
-                    p, "DependencyTimeout", "dependencies were not met within the timeout", None
+                    p, "TaskTimeout", "dependencies were not met within the timeout", None
                 )
 
     def _notice(self, h: dict[str, Any], payload: list[Any], p: Pending | None) -> None:

@@ -25,7 +25,7 @@ from .. import protocol, serialize
 from ..connection import ConnectionInfo
 from ..errors import RemoteError
 from ..protocol import Message, Session, buffer_of, recv_frames, send_frames
-from . import namespace
+from . import display, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
 from .control import ControlThread
 
@@ -88,6 +88,7 @@ class Engine:
             info.secure,
         )
         self.running: str | None = None
+        self.execution_count = 0  # of execute requests that were not silent, as IPython counts
 
     # ---- signals ---------------------------------------------------------------------------
 
@@ -111,10 +112,21 @@ class Engine:
             self.functions.move_to_end(digest)
         return f
 
+    def _execute(self, code: str, silent: bool) -> None:
+        """Run an execute request; unless silent, its final value becomes its execute_result."""
+        out = self.capture.current
+        assert out is not None  # handle() started capturing
+        if not silent:
+            self.execution_count += 1
+        out.execution_count = self.execution_count
+        value = namespace.execute(code, interactive=not silent)
+        if value is not None:
+            out.set_result(display.result_display(value))
+
     def _run(self, task: Task) -> Any:
         kind, _, h, payload, buffers = task
         if kind == "execute":
-            namespace.execute(bytes(buffer_of(payload[0])).decode())
+            self._execute(bytes(buffer_of(payload[0])).decode(), not h.get("x"))
             return None
         f = self._function(h["f"], payload[0])
         args, kwargs = serialize.loads(payload[1], buffers)
@@ -170,13 +182,15 @@ class Engine:
         reply["tc"] = time.time()
         self.control.running_task = None
         self.control.task_started = None
-        rest, streamed = self.capture.stop()
-        if "stdout" in rest:
-            reply["o"] = rest["stdout"]
-        if "stderr" in rest:
-            reply["r"] = rest["stderr"]
+        rest, streamed, published = self.capture.stop()
+        if rest:
+            reply.update(rest)
         if streamed:
             reply["ns"] = streamed
+        if published:  # after the result's frames: a pickle and its buffers per publication
+            reply["pd"] = [len(bufs) for _, _, bufs in published]
+            payload = [*payload, *(data for _, data, _ in published)]
+            buffers = [*buffers, *(b for _, _, bufs in published for b in bufs)]
         return reply, payload, buffers
 
     # ---- the loop ---------------------------------------------------------------------------
@@ -186,6 +200,7 @@ class Engine:
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGTERM, self._on_sigterm)
         self.capture.install()
+        display.hook_ipython()
         self.control.start()
         work = self.ctx.socket(zmq.DEALER)
         work.setsockopt(zmq.ROUTING_ID, self.ident)

@@ -2,7 +2,8 @@
 
 It owns the engine's control connection, so it keeps answering while user
 code holds the main thread: heartbeats go out, abort and signal requests
-take effect at once, and output of a long task streams to its client.
+take effect at once, and the output of a long task (text, displays, published
+data) streams to its client.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import zmq
 
-from ..protocol import Session
+from ..protocol import Session, send_frames
 from .capture import Capture
+from .display import plain_text
 
 log = logging.getLogger("par.engine")
 
@@ -92,8 +95,14 @@ class ControlThread(threading.Thread):
             "task_started": self.task_started,
         }
 
-    def _send(self, sock: zmq.Socket, header: dict[str, Any]) -> None:
-        sock.send_multipart(self.session.serialize(header))
+    def _send(
+        self,
+        sock: zmq.Socket,
+        header: dict[str, Any],
+        payload: Sequence[Any] = (),
+        buffers: Sequence[Any] = (),
+    ) -> None:
+        send_frames(sock, self.session.serialize(header, payload, buffers))
 
     def run(self) -> None:
         sock = self.ctx.socket(zmq.DEALER)
@@ -170,15 +179,17 @@ class ControlThread(threading.Thread):
             os.kill(os.getpid(), signal.SIGTERM)
 
     def _stream(self, sock: zmq.Socket) -> None:
+        """Send what the running task output since the last call: text, displays, data."""
         current = self.capture.current
         if current is None:
             return
-        for name, text in current.take().items():
-            header = {
-                "t": "stream",
-                "id": current.msg_id,
-                "e": self.engine_id,
-                "n": name,
-                "d": text,
-            }
-            self._send(sock, header)
+        texts, displays, published = current.take()
+        base = {"t": "stream", "id": current.msg_id, "e": self.engine_id}
+        for name, text in texts.items():
+            self._send(sock, {**base, "n": name, "d": text})
+        if displays:
+            # "d": the displays as text, for readers of text streams (par monitor)
+            plain = "".join(plain_text(entry["data"]) + "\n" for entry, _, _ in displays)
+            self._send(sock, {**base, "n": "display", "d": plain, "dp": displays})
+        for _, data, buffers in published:
+            self._send(sock, {**base, "n": "data"}, [data], buffers)

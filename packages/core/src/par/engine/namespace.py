@@ -61,9 +61,27 @@ def bind(f: Any) -> Callable[..., Any]:
     return Interactive(g, captured) if captured else g
 
 
-def execute(code: str) -> None:
-    """Run source code in the user namespace."""
-    exec(compile(code, "<par-execute>", "exec"), user_ns)
+def execute(code: str, interactive: bool = False) -> Any:
+    """Run source code in the user namespace.
+
+    ``interactive``: as IPython runs a cell, return the value of a final expression
+    (None if there is none, or if a semicolon ends the code).
+    """
+    if not interactive:
+        exec(compile(code, "<par-execute>", "exec"), user_ns)
+        return None
+    import ast
+
+    tree = ast.parse(code, "<par-execute>")
+    last = tree.body[-1] if tree.body else None
+    if not isinstance(last, ast.Expr) or code.rstrip().endswith(";"):
+        last = None
+    else:
+        tree.body.pop()
+    exec(compile(tree, "<par-execute>", "exec"), user_ns)
+    if last is None:
+        return None
+    return eval(compile(ast.Expression(last.value), "<par-execute>", "eval"), user_ns)
 
 
 def push(ns: dict[str, Any]) -> None:
@@ -105,19 +123,3 @@ def require(modules: Iterable[str], names: dict[str, Any]) -> str | None:
         user_ns[top] = sys.modules[top]
     user_ns.update({k: bind(v) for k, v in names.items()})
     return None
-
-
-def run_cell(code: str) -> str | None:
-    """Run code as IPython runs a cell: the repr of a final expression's value, if not None."""
-    import ast
-
-    tree = ast.parse(code, "<px>")
-    last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body[-1].value)
-        tree.body.pop()
-    exec(compile(tree, "<px>", "exec"), user_ns)
-    if last is None:
-        return None
-    value = eval(compile(last, "<px>", "eval"), user_ns)
-    return None if value is None else repr(value)
