@@ -256,6 +256,7 @@ def test_views_keep_their_own_history_outstanding_and_results(rc: par.Client) ->
     ar = lv.apply_async(lambda: "lb")
     assert lv.history == ar.msg_ids and dv.history == held.msg_ids
     assert lv.wait(timeout=30)  # waits for this view's tasks only: dv's is still running
+    assert rc.wait(-1, timeout=30)  # the client's last message (an index into its history)
     assert not held.ready()
     assert lv.outstanding == set() and dv.outstanding == set(held.msg_ids)
     assert lv.results[ar.msg_ids[0]] == "lb"

@@ -600,15 +600,18 @@ class Client:
         return set(self._pending)
 
     def wait(self, jobs: Any = None, timeout: float = -1) -> bool:
-        """Wait for results (all outstanding by default); True if all are done in time."""
+        """Wait for results (all outstanding by default; or AsyncResults, message ids and
+        indices into ``history``); True if all are done in time."""
         if jobs is None:
             targets: list[Any] = list({id(a): a for a in self._pending.values()}.values())
-        elif isinstance(jobs, AsyncResult | str):
+        elif isinstance(jobs, AsyncResult | str | int):
             targets = [jobs]
         else:
             targets = list(jobs)
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         for job in targets:
+            if isinstance(job, int):
+                job = self.history[job]
             ar = self._pending.get(job) if isinstance(job, str) else job
             if ar is None:
                 continue
