@@ -252,7 +252,6 @@ class Controller:
         for mid, target in zip(h["ids"], h["tg"], strict=True):
             p = Pending(mid, client, "d", method, now, engine=target, group=group)
             engine = self.engines.by_id.get(target)
-            up = engine is not None and engine.state == "up"
             self.records.add(
                 Record(
                     mid,
@@ -270,7 +269,7 @@ class Controller:
                 )
             )
             self.counts["submitted"] += 1
-            if engine is None or not up:
+            if engine is None or engine.state != "up":
                 self._error_reply(p, "EngineError", f"engine {target} is not registered", target)
                 continue
             self._send_direct(p, engine, body)
@@ -835,7 +834,7 @@ class Controller:
 
     def _q_db_query(self, client: bytes, h: dict[str, Any]) -> Frames:
         q, keys = h.get("query") or {}, h.get("keys")
-        query.check(q, keys or ())
+        query.check(q, keys or ())  # before reading any record
         records = self.records.all(full=query.needs_full(q, keys))
         return Frames(query.answer(records, q, keys))
 
@@ -890,7 +889,12 @@ class Controller:
             raise ValueError(f"task {mid} is still pending; only finished tasks can be resubmitted")
         rec = self.records.get(mid)
         if rec is None:
-            culled = " (it may have been culled: see --max-records)" if self.records.culled else ""
+            culled = (
+                " (or it was culled: the controller keeps its latest --max-records records "
+                "within --max-record-bytes)"
+                if self.records.culled
+                else ""
+            )
             raise ValueError(f"no record of task {mid} on the controller{culled}")
         if rec.payload is None or rec.header is None:
             raise ValueError(

@@ -29,6 +29,8 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 
 def check(query: dict[str, Any], keys: Iterable[str] = ()) -> None:
     """Raise ValueError naming an unknown operator or record key."""
+    if not isinstance(query, dict):
+        raise ValueError(f"a query is a dict of record keys to conditions, not {query!r}")
     for key in (*query, *keys):
         if key not in KEYS:
             raise ValueError(f"unknown record key {key!r}; the keys are {', '.join(KEYS)}")
@@ -57,11 +59,10 @@ def needs_full(query: dict[str, Any], keys: Iterable[str] | None) -> bool:
 
 
 def answer(records: Iterable[Record], query: dict[str, Any], keys: list[str] | None) -> list[Any]:
-    """The frames answering a query: the matching records (``keys``, default all but the
-    frame keys, plus msg_id) as msgpack, then each one's ``buffers`` and ``result_buffers``
-    frames, whose counts stand in those keys."""
+    """The frames answering a query (that :func:`check` passed): the matching records
+    (``keys``, default all but the frame keys, plus msg_id) as msgpack, then each one's
+    ``buffers`` and ``result_buffers`` frames, whose counts stand in those keys."""
     wanted = list(keys) if keys else list(DEFAULT_KEYS)
-    check(query, wanted)
     values = [k for k in dict.fromkeys(["msg_id", *wanted]) if k not in FRAME_KEYS]
     framed = [k for k in wanted if k in FRAME_KEYS]
     rows: list[dict[str, Any]] = []

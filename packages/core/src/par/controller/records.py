@@ -386,6 +386,7 @@ class SQLiteRecordStore(RecordStore):
     def add(self, record: Record) -> None:
         """Add a record (written at the next flush)."""
         super().add(record)
+        self._deleted.discard(record.msg_id)  # a re-used id replaces its old row
         self._dirty[record.msg_id] = record
 
     def finish(self, msg_id: str, header: dict[str, Any], frames: list[Any] | None) -> None:
