@@ -159,7 +159,7 @@ class View:
         self.client.shutdown(tg, restart, hub, block)
 
     def purge_results(self, jobs: Any = (), targets: Any = ()) -> int:
-        """Forget finished tasks' records on the controller (see ``Client.purge_results``)."""
+        """Forget finished tasks here and on the controller (see ``Client.purge_results``)."""
         return self.client.purge_results(jobs, targets)
 
     def get_result(
