@@ -202,5 +202,6 @@ def test_start_passes_the_scheme_to_the_controller() -> None:
     finally:
         run("stop", "--cluster-id", "cli-scheme")
     bad = run("start", "-n", "1", "--daemonize", "--scheme", "nope", "--cluster-id", "cli-bad")
-    assert bad.returncode == 1
-    assert "invalid choice: 'nope'" in bad.stderr or "controller exited" in bad.stderr
+    assert bad.returncode == 2  # refused before anything starts, naming every scheme
+    assert "invalid choice: 'nope'" in bad.stderr and "'twobin'" in bad.stderr
+    assert "'none'" in bad.stderr

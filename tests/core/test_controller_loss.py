@@ -92,7 +92,9 @@ def test_restore_without_a_connection_file_is_a_clear_error(tmp_path: Path) -> N
     assert "not found" in result.stderr
 
 
-def test_with_sqlite_records_finished_results_survive_a_controller_crash(tmp_path: Path) -> None:
+def test_with_sqlite_records_results_and_requests_survive_a_controller_crash(
+    tmp_path: Path,
+) -> None:
     conn = tmp_path / "conn.json"
     db = tmp_path / "records.sqlite"
     ctl = start_controller(conn, "--db", "sqlite", "--db-file", str(db))
@@ -119,6 +121,13 @@ def test_with_sqlite_records_finished_results_survive_a_controller_crash(tmp_pat
             assert {r["msg_id"] for r in found} == set(ids)
             assert all(r["status"] == "ok" for r in found)
             assert set(ids) <= set(other.hub_history())
+            (rec,) = other.db_query({"msg_id": ids[3]}, keys=["buffers", "header", "queue"])
+            assert len(rec["buffers"]) == 2 and rec["queue"] == "task"  # the request survived
+            other.wait_for_engines(1, timeout=30)  # the engine comes back to the new controller
+            again = other.resubmit(ids[3])
+            assert again.get(timeout=30) == {"value": 3}
+            (old,) = other.db_query({"msg_id": ids[3]}, keys=["resubmitted"])
+            assert old["resubmitted"] == again.msg_ids[0]
     finally:
         for proc in (engine, ctl):
             if proc is not None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import par
 import pytest
+from par.controller.engines import Engine, Pending
+from par.controller.scheduler import TaskScheduler
 from par.errors import ParError
 
 
@@ -152,15 +154,43 @@ def test_dependency_misuse_is_refused() -> None:
 # ---- schemes ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheme", ["lru", "plainrandom", "weighted", "pure"])
+@pytest.mark.parametrize("scheme", ["lru", "plainrandom", "weighted", "twobin", "pure"])
 def test_every_scheme_runs_a_map(scheme: str) -> None:
     with par.Cluster(n=2, controller_args=["--scheme", scheme]) as rc:
         lv = rc.load_balanced_view()
         assert lv.map_sync(lambda x: x + 1, range(50)) == list(range(1, 51))
+        assert len(set(lv.map_sync(lambda _: pid(), range(20)))) == 2  # both engines work
         if scheme == "pure":
             strict = rc.load_balanced_view(retries=1)
             with pytest.raises(par.RemoteError, match="'pure' scheme supports no retries"):
                 strict.apply_sync(lambda: 0)
+
+
+def test_twobin_takes_the_less_loaded_of_two_random_engines() -> None:
+    engines = [Engine(i, bytes([i]), i, "h", {}) for i in range(3)]
+    for engine, load in zip(engines, (5, 2, 0), strict=True):
+        held = [Pending(f"{engine.id}-{j}", b"c", "t", "apply", 0.0) for j in range(load)]
+        engine.outstanding = {p.msg_id: p for p in held}
+    scheduler = TaskScheduler("twobin", hwm=0)
+    chosen: set[int] = set()
+    for i in range(40):
+        scheduler.submit(Pending(f"t{i}", b"c", "t", "apply", 0.0))
+        ((task, engine),) = scheduler.assign(engines)
+        del engine.outstanding[task.msg_id]  # keep the loads as they were
+        chosen.add(engine.id)
+    assert 0 not in chosen  # the busiest engine always loses its comparison
+
+
+def test_scheme_none_refuses_load_balanced_tasks_but_runs_direct_ones() -> None:
+    with par.Cluster(n=1, controller_args=["--scheme", "none"]) as rc:
+        assert rc[:].apply_sync(lambda: "direct") == ["direct"]
+        lv = rc.load_balanced_view()
+        with pytest.raises(par.RemoteError, match="--scheme none") as info:
+            lv.apply_sync(lambda: 0)
+        assert info.value.ename == "RuntimeError"
+        with pytest.raises(par.CompositeError):
+            lv.map_sync(abs, range(3))
+        assert rc.queue_status()["unassigned"] == 0
 
 
 # ---- broadcast ----------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ def _progress(count: int, total: int) -> None:
 
 
 def _start_parser() -> argparse.ArgumentParser:
+    from .controller.scheduler import SCHEMES
+
     parser = argparse.ArgumentParser(
         prog="par start",
         description="Start a controller and engines, in the foreground unless --daemonize.",
@@ -91,7 +93,8 @@ def _start_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scheme",
         default=None,
-        help="load-balancing scheme: leastload (default), lru, plainrandom, weighted, pure",
+        choices=SCHEMES,
+        help="load-balancing scheme (default: leastload; none: no load-balanced tasks)",
     )
     parser.add_argument(
         "--restart-engines",
@@ -349,7 +352,12 @@ def cmd_controller(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--ip", default=d.ip, help="address to listen on (default: loopback)")
     parser.add_argument("--location", default=d.location, help="host name engines and clients use")
-    parser.add_argument("--scheme", default=d.scheme, choices=SCHEMES, help="load-balancing scheme")
+    parser.add_argument(
+        "--scheme",
+        default=d.scheme,
+        choices=SCHEMES,
+        help="load-balancing scheme (none: no load-balanced tasks)",
+    )
     parser.add_argument(
         "--hwm",
         type=int,
@@ -370,7 +378,7 @@ def cmd_controller(argv: Sequence[str]) -> int:
         "--max-record-bytes",
         type=int,
         default=d.max_record_bytes,
-        help="bytes of results kept in task records",
+        help="bytes of requests, results and output kept in task records",
     )
     parser.add_argument(
         "--curve",

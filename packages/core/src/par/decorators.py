@@ -223,7 +223,7 @@ class ParallelFunction(RemoteFunction):
                     for i, t in enumerate(tg)
                     if len(pieces[0][i])
                 ]
-                ar: AsyncResult = client._direct_each(self.func, calls, make)
+                ar: AsyncResult = client._direct_each(self.func, calls, make, view=view)
             elif isinstance(view, LoadBalancedView):
                 parts = -(-n // self.chunksize) if self.chunksize else len(view)
                 pieces = [partition.partition(s[:n], max(parts, 1), self.dist) for s in seqs]
@@ -232,7 +232,7 @@ class ParallelFunction(RemoteFunction):
                     for i in range(len(pieces[0]))
                     if len(pieces[0][i])
                 ]
-                ar = client._tasks(self.func, tasks, make, view._header_flags())
+                ar = client._tasks(self.func, tasks, make, view._header_flags(), view=view)
             else:
                 raise TypeError(f"parallel needs a DirectView or LoadBalancedView, not {view!r}")
         return ar.get() if self._blocking() else ar

@@ -616,8 +616,9 @@ class AsyncHubResult(AsyncResult):
         replies: Mapping[str, Reply] | None = None,
         fetch: Callable[[list[str]], Mapping[str, Reply]] | None = None,
         interval: float = 0.2,
+        fname: str = "get_result",
     ) -> None:
-        super().__init__(client, msg_ids, "get_result", single=len(msg_ids) == 1)
+        super().__init__(client, msg_ids, fname, single=len(msg_ids) == 1)
         for mid, reply in (replies or {}).items():
             self._take(mid, reply)
         if fetch is not None and not self.done():

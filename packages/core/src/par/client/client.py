@@ -13,60 +13,26 @@ import threading
 import time
 import uuid
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from .. import connection, protocol, serialize
 from ..errors import NoEnginesRegistered, ParError
 from ..protocol import Session
+from . import taskrecords
 from .asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult, Metadata, new_metadata
+from .history import HISTORY_LIMIT, BoundedDict, Results
 from .io import IOThread
 from .outbox import RequestSender
 
-METADATA_LIMIT = 10_000
+if TYPE_CHECKING:
+    from .view import View
+
 TASK_BATCH = 128  # load-balanced tasks per message from a map
-
-
-class BoundedDict(OrderedDict[str, Any]):
-    """A dict that forgets its oldest entries beyond ``limit``."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        if len(self) > self.limit:
-            self.popitem(last=False)
-
-
-class Results(Mapping[str, Any]):
-    """A read-only view of a client's finished results, keyed by message id."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def _finished(self) -> list[str]:
-        known = self._client._known
-        return [m for m in self._client.metadata if m in known and m not in self._client._pending]
-
-    def __getitem__(self, msg_id: str) -> Any:
-        ar = self._client._known.get(msg_id)
-        if ar is None or msg_id in self._client._pending:
-            raise KeyError(msg_id)
-        reply = ar._replies[msg_id]
-        return reply.value() if reply.ok else reply.error()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._finished())
-
-    def __len__(self) -> int:
-        return len(self._finished())
 
 
 class Client:
@@ -108,11 +74,11 @@ class Client:
         self._sender = RequestSender(self._req, self.session)
         self._pending: dict[str, AsyncResult] = {}
         self._known: weakref.WeakValueDictionary[str, AsyncResult] = weakref.WeakValueDictionary()
-        self._queries: dict[str, Future[Any]] = {}
+        self._queries: dict[str, Future[tuple[dict[str, Any], list[Any]]]] = {}
         self._engines: dict[int, dict[str, Any]] = {}
         self._gone: dict[int, int] = {}  # lost engine id -> pid, to explain EngineErrors
         self._engines_changed = threading.Condition()
-        self.metadata: BoundedDict = BoundedDict(METADATA_LIMIT)
+        self.metadata: BoundedDict = BoundedDict(HISTORY_LIMIT)
         self.history: list[str] = []
         self.block = False
         self._closed = False
@@ -123,7 +89,7 @@ class Client:
         self._io = IOThread(self, first)
         self._io.start()
         try:
-            state = self._wait_query(fut, timeout, "connect")
+            state, _ = self._wait_query(fut, timeout, "connect")
         except BaseException:
             self.close()
             raise
@@ -138,14 +104,17 @@ class Client:
         header = {"t": "query", "op": op, "qid": qid, "c": self._ident, **args}
         return qid, self.session.serialize(header)
 
-    def _expect(self, qid: str) -> Future[Any]:
-        fut: Future[Any] = Future()
+    def _expect(self, qid: str) -> Future[tuple[dict[str, Any], list[Any]]]:
+        fut: Future[tuple[dict[str, Any], list[Any]]] = Future()
         self._queries[qid] = fut
         return fut
 
-    def _wait_query(self, fut: Future[Any], timeout: float | None, op: str) -> Any:
+    def _wait_query(
+        self, fut: Future[tuple[dict[str, Any], list[Any]]], timeout: float | None, op: str
+    ) -> tuple[Any, list[Any]]:
+        """The answer to a query: its data and its payload frames."""
         try:
-            reply = fut.result(timeout)
+            reply, payload = fut.result(timeout)
         except TimeoutError:
             raise TimeoutError(
                 f"the controller at {self._info.client_url} did not answer {op!r} within "
@@ -153,14 +122,17 @@ class Client:
             ) from None
         if not reply.get("ok"):
             raise ParError(f"{op} failed on the controller: {reply.get('err')}")
-        return reply.get("d")
+        return reply.get("d"), payload
 
-    def _query(self, op: str, timeout: float | None = 10.0, **args: Any) -> Any:
+    def _ask(self, op: str, timeout: float | None, args: dict[str, Any]) -> tuple[Any, list[Any]]:
         self._check_open()
         qid, frames = self._query_frames(op, args)
         fut = self._expect(qid)
         self._send_frames(frames)
         return self._wait_query(fut, timeout, op)
+
+    def _query(self, op: str, timeout: float | None = 10.0, **args: Any) -> Any:
+        return self._ask(op, timeout, args)[0]
 
     def _send_frames(self, frames: list[Any]) -> None:
         self._sender.send_frames(frames)
@@ -169,10 +141,10 @@ class Client:
         if self._closed:
             raise ParError("this client is closed")
 
-    def _on_query_reply(self, h: dict[str, Any]) -> None:
+    def _on_query_reply(self, h: dict[str, Any], payload: list[Any]) -> None:
         fut = self._queries.pop(h.get("qid", ""), None)
         if fut is not None and not fut.done():
-            fut.set_result(h)
+            fut.set_result((h, payload))
 
     def subscribe_events(
         self, callback: Callable[[str, dict[str, Any]], None], tasks: bool = False
@@ -228,7 +200,9 @@ class Client:
         adata, bufs = serialize.dumps((tuple(args), kwargs))
         return [fdata, adata], [b.raw() for b in bufs], digest
 
-    def _register(self, n: int, make_ar: Callable[[list[str]], AsyncResult]) -> AsyncResult:
+    def _register(
+        self, n: int, make_ar: Callable[[list[str]], AsyncResult], view: View | None = None
+    ) -> AsyncResult:
         """Make ids and their result before anything is sent, so no reply can come early."""
         self._check_open()
         prefix, count = self._id_prefix, self._id_count
@@ -238,9 +212,20 @@ class Client:
             self._pending[mid] = ar
             self._known[mid] = ar
         self.history.extend(ids)
-        if len(self.history) > METADATA_LIMIT:
-            del self.history[: len(self.history) - METADATA_LIMIT]
+        if len(self.history) > HISTORY_LIMIT:
+            del self.history[: len(self.history) - HISTORY_LIMIT]
+        if view is not None:
+            view._note(ar)
         return ar
+
+    def _unregister(self, ids: list[str]) -> None:
+        """Forget ids registered for a request the controller refused."""
+        gone = set(ids)
+        for mid in ids:
+            self._pending.pop(mid, None)
+            self._known.pop(mid, None)
+            self.metadata.pop(mid, None)
+        self.history[:] = [m for m in self.history if m not in gone]
 
     def _send(
         self,
@@ -267,9 +252,10 @@ class Client:
         make_ar: Callable[[list[str]], AsyncResult],
         extra: dict[str, Any] | None = None,
         track: bool = False,
+        view: View | None = None,
     ) -> AsyncResult:
         """Send one request to several engines as a single message the controller fans out."""
-        ar = self._register(len(targets), make_ar)
+        ar = self._register(len(targets), make_ar, view)
         for mid, t in zip(ar.msg_ids, targets, strict=True):
             ar._metadata_of(mid)["engine_id"] = t
         header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
@@ -283,10 +269,11 @@ class Client:
         make_ar: Callable[[list[str]], AsyncResult],
         extra: dict[str, Any] | None = None,
         track: bool = False,
+        view: View | None = None,
     ) -> AsyncResult:
         """Send ``f`` to several engines, each with its own (target, args, kwargs)."""
         fdata, digest = serialize.dumps_function(f)
-        ar = self._register(len(calls), make_ar)
+        ar = self._register(len(calls), make_ar, view)
         for mid, (target, args, kwargs) in zip(ar.msg_ids, calls, strict=True):
             ar._metadata_of(mid)["engine_id"] = target
             header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
@@ -313,6 +300,7 @@ class Client:
         make_ar: Callable[[list[str]], AsyncResult],
         extra: dict[str, Any] | None = None,
         track: bool = False,
+        view: View | None = None,
     ) -> AsyncResult:
         """Send load-balanced tasks of one function, one per (args, kwargs); one result for all.
 
@@ -320,7 +308,7 @@ class Client:
         task's arguments): the controller still schedules each on its own.
         """
         fdata, digest = serialize.dumps_function(f)
-        ar = self._register(len(calls), make_ar)
+        ar = self._register(len(calls), make_ar, view)
         for lo in range(0, len(calls), TASK_BATCH):
             ids = ar.msg_ids[lo : lo + TASK_BATCH]
             header = {"t": "apply", "q": "t", "ids": ids, "f": digest, **(extra or {})}
@@ -464,6 +452,35 @@ class Client:
         self._query("resend", ids=ids)
         return ar.get() if block else ar
 
+    def resubmit(
+        self,
+        indices_or_msg_ids: Any = None,
+        metadata: dict[str, Any] | None = None,
+        block: bool | None = None,
+    ) -> Any:
+        """Run finished (or failed) tasks again, from the requests the controller kept.
+
+        Tasks are named by message id, index into ``history`` (default: the last) or
+        AsyncResult. Each runs under a new message id: a load-balanced task goes through
+        the task scheduler again, a direct one to the engine it ran on. The original's
+        record then has ``resubmitted``: the new id. Returns an :class:`AsyncHubResult`
+        over the new tasks (their values with ``block=True``). ``metadata`` is accepted
+        for ipyparallel code and, as there, unused.
+
+        Raises ParError, running nothing, if a task is unknown to the controller, still
+        pending, kept without its request, or a direct one whose engine is gone.
+        """
+        ids = self._msg_ids(indices_or_msg_ids if indices_or_msg_ids is not None else -1)
+        if not ids:
+            raise ValueError("resubmit needs at least one task")
+        ar = self._register(len(ids), lambda new: AsyncHubResult(self, new, fname="resubmit"))
+        try:
+            self._query("resubmit", ids=ids, new=ar.msg_ids)
+        except BaseException:
+            self._unregister(ar.msg_ids)
+            raise
+        return ar.get() if (self.block if block is None else block) else ar
+
     def _register_existing(
         self, ids: list[str], make_ar: Callable[[list[str]], AsyncResult]
     ) -> AsyncResult:
@@ -489,6 +506,14 @@ class Client:
         """Results of this client's finished tasks, by message id (bounded like ``metadata``)."""
         return Results(self)
 
+    def spin(self) -> None:
+        """Wait until every reply the controller has sent so far has been taken in.
+
+        A background thread takes replies in as they arrive, so this is never needed to
+        make progress (ipyparallel needs it); it is one round trip to the controller.
+        """
+        self._query("ping")
+
     def result_status(self, msg_ids: Any, status_only: bool = True) -> dict[str, Any]:
         """Which of the given tasks are pending and which completed (and their records)."""
         status = self._query("result_status", ids=self._msg_ids(msg_ids))
@@ -496,23 +521,56 @@ class Client:
             return {k: status[k] for k in ("pending", "completed", "unknown")}
         return dict(status)
 
-    def purge_results(self, jobs: Any = (), targets: Any = ()) -> int:
-        """Forget finished tasks' records on the controller ('all', or some jobs / engines)."""
+    def purge_local_results(self, jobs: Any = (), targets: Any = ()) -> None:
+        """Forget results and metadata held here: of ``jobs`` (message ids, indices,
+        AsyncResults, or 'all'), and of the tasks that ran on ``targets``.
+
+        Results the controller still keeps can be fetched again with :meth:`get_result`.
+        Raises RuntimeError if any of them is still outstanding.
+        """
+        if _nothing(jobs) and _nothing(targets):
+            raise ValueError("purge_local_results needs jobs, targets, or 'all'")
+        if jobs == "all":
+            ids = set(self.metadata) | set(self._known)
+        else:
+            ids = set(() if _nothing(jobs) else self._msg_ids(jobs))
+            if not _nothing(targets):
+                engines = set(self._build_targets(targets))
+                ids.update(m for m, md in list(self.metadata.items()) if md["engine_id"] in engines)
+        running = ids & set(self._pending)
+        if running:
+            raise RuntimeError(
+                f"cannot purge {len(running)} outstanding task(s), e.g. {min(running)}; "
+                "wait for them (or abort them) first"
+            )
+        for mid in ids:
+            self.metadata.pop(mid, None)
+            self._known.pop(mid, None)
+
+    def purge_hub_results(self, jobs: Any = (), targets: Any = ()) -> int:
+        """Forget finished tasks' records on the controller: of ``jobs`` (message ids,
+        indices, AsyncResults, or 'all') and of the tasks that ran on ``targets``.
+
+        Returns how many records the controller dropped. Raises ParError if one of
+        ``jobs`` is still pending.
+        """
+        if _nothing(jobs) and _nothing(targets):
+            raise ValueError("purge_hub_results needs jobs, targets, or 'all'")
         if jobs == "all" or targets == "all":
             return int(self._query("purge"))
-        ids = self._msg_ids(jobs) if jobs else None
-        tg = self._build_targets(targets) if targets else None
-        if ids is None and tg is None:
-            raise ValueError("purge_results needs jobs, targets, or 'all'")
-        for mid in ids or []:
-            self.metadata.pop(mid, None)
+        ids = None if _nothing(jobs) else self._msg_ids(jobs)
+        tg = None if _nothing(targets) else self._build_targets(targets)
         return int(self._query("purge", ids=ids, targets=tg))
 
+    def purge_results(self, jobs: Any = (), targets: Any = ()) -> int:
+        """Forget finished tasks here and on the controller (``purge_local_results`` then
+        ``purge_hub_results``); returns how many records the controller dropped."""
+        self.purge_local_results(jobs, targets)
+        return self.purge_hub_results(jobs, targets)
+
     def purge_everything(self) -> None:
-        """Forget every finished record, here and on the controller."""
+        """Forget every finished task, here and on the controller, and clear ``history``."""
         self.purge_results("all")
-        for mid in [m for m in self.metadata if m not in self._pending]:
-            self.metadata.pop(mid, None)
         self.history.clear()
 
     def hub_history(self) -> list[str]:
@@ -520,14 +578,25 @@ class Client:
         return list(self._query("history"))
 
     def db_query(
-        self, query: dict[str, Any], keys: list[str] | None = None
+        self, query: dict[str, Any], keys: str | list[str] | None = None
     ) -> list[dict[str, Any]]:
         """Task records matching a Mongo-style query ($in $nin $eq $ne $gt $gte $lt $lte $glob).
 
-        Record keys: msg_id, client, queue, method, submitted, engine_id, started, completed,
-        status, ename, label.
+        Keys, as ipyparallel's TaskRecord: msg_id, header, content, buffers, submitted,
+        client_uuid, engine_uuid, started, completed, resubmitted, result_header,
+        result_content, result_buffers, queue ('mux' or 'task'), execute_input,
+        execute_result, error, stdout, stderr, label; and par's: engine_id, status, ename,
+        method, client. ``keys`` picks some (msg_id is always there); by default all but
+        ``buffers`` and ``result_buffers`` (the request's and the result's frames, as
+        bytes). Times are datetimes, and a query may compare them with datetimes.
         """
-        return list(self._query("db_query", query=query, keys=keys))
+        if not isinstance(query, dict):
+            raise TypeError(f"db_query needs a dict query, not {type(query).__name__}")
+        wanted = [keys] if isinstance(keys, str) else keys
+        _, payload = self._ask(
+            "db_query", 10.0, {"query": taskrecords.plain_query(query), "keys": wanted}
+        )
+        return taskrecords.records_of(payload)
 
     # ---- waiting and control -----------------------------------------------------------------
 
@@ -537,15 +606,18 @@ class Client:
         return set(self._pending)
 
     def wait(self, jobs: Any = None, timeout: float = -1) -> bool:
-        """Wait for results (all outstanding by default); True if all are done in time."""
+        """Wait for results (all outstanding by default; or AsyncResults, message ids and
+        indices into ``history``); True if all are done in time."""
         if jobs is None:
             targets: list[Any] = list({id(a): a for a in self._pending.values()}.values())
-        elif isinstance(jobs, AsyncResult | str):
+        elif isinstance(jobs, AsyncResult | str | int):
             targets = [jobs]
         else:
             targets = list(jobs)
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         for job in targets:
+            if isinstance(job, int):
+                job = self.history[job]
             ar = self._pending.get(job) if isinstance(job, str) else job
             if ar is None:
                 continue
@@ -638,6 +710,11 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<par.Client cluster={self._info.cluster_id!r} engines={self.ids}>"
+
+
+def _nothing(jobs: Any) -> bool:
+    """True for "no jobs / no targets" (None or an empty collection; 0 is an index)."""
+    return jobs is None or (isinstance(jobs, list | tuple | set | frozenset) and not jobs)
 
 
 from .view import BroadcastView, DirectView, LoadBalancedView  # noqa: E402  (need Client)

@@ -105,7 +105,7 @@ class IOThread(threading.Thread):
         elif kind == "event":
             self.client._on_event(h.get("k", ""), h.get("d", {}))
         elif kind == "qr":
-            self.client._on_query_reply(h)
+            self.client._on_query_reply(h, payload)
 
     def _on_reply(self, reply: Reply) -> None:
         h = reply.header

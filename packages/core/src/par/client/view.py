@@ -8,6 +8,7 @@ controller's task scheduler choose an engine per task.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from ..dependency import dependency_header
 from ..engine import namespace as remote
 from . import partition
 from .asyncresult import AsyncMapResult, AsyncResult
+from .history import BoundedDict, Results
 
 if TYPE_CHECKING:
     from ..decorators import ParallelFunction, RemoteFunction
@@ -33,7 +35,8 @@ def _name(f: Callable[..., Any]) -> str:
 
 
 class View:
-    """What all views share: flags, blocking and non-blocking calls, waiting."""
+    """What all views share: flags, blocking and non-blocking calls, waiting, and what
+    this view sent (``history``, ``outstanding``, ``results``)."""
 
     _flag_names: tuple[str, ...] = ("block", "track", "label")
 
@@ -42,7 +45,36 @@ class View:
         self.block = block
         self.track = False
         self.label: str | None = None
+        self._sent_ids = BoundedDict()  # message ids this view sent, latest last (bounded)
+        self._sent: weakref.WeakSet[AsyncResult] = weakref.WeakSet()
         self.set_flags(**flags)
+
+    def _note(self, ar: AsyncResult) -> None:
+        """Remember a result this view sent (the client calls this as it registers one)."""
+        for mid in ar.msg_ids:
+            self._sent_ids[mid] = None
+        self._sent.add(ar)
+
+    @property
+    def history(self) -> list[str]:
+        """Message ids this view sent, oldest first (the latest 10,000)."""
+        return list(self._sent_ids)
+
+    @property
+    def outstanding(self) -> set[str]:
+        """Message ids this view sent that still wait for a reply."""
+        sent = self._sent
+        return {mid for mid, ar in list(self.client._pending.items()) if ar in sent}
+
+    @property
+    def results(self) -> Results:
+        """Finished results of the tasks in ``history``, by message id (while their
+        AsyncResults are alive, as the client's)."""
+        return Results(self.client, self._sent_ids)
+
+    def spin(self) -> None:
+        """Wait until every reply the controller has sent so far has been taken in."""
+        self.client.spin()
 
     def set_flags(self, **flags: Any) -> View:
         """Set view flags (``block``, ...); return the view."""
@@ -98,7 +130,10 @@ class View:
         raise NotImplementedError
 
     def wait(self, jobs: Any = None, timeout: float = -1) -> bool:
-        """Wait for results (all the client's outstanding ones by default)."""
+        """Wait for results (all this view's outstanding ones by default); True if all are
+        done within ``timeout`` seconds."""
+        if jobs is None:
+            jobs = [ar for ar in list(self._sent) if not ar.done()]
         return self.client.wait(jobs, timeout)
 
     def abort(self, jobs: Any = None, targets: Any = None, block: bool | None = None) -> None:
@@ -124,7 +159,7 @@ class View:
         self.client.shutdown(tg, restart, hub, block)
 
     def purge_results(self, jobs: Any = (), targets: Any = ()) -> int:
-        """Forget finished tasks' records on the controller (see ``Client.purge_results``)."""
+        """Forget finished tasks here and on the controller (see ``Client.purge_results``)."""
         return self.client.purge_results(jobs, targets)
 
     def get_result(
@@ -211,7 +246,9 @@ class DirectView(View):
         if make_ar is None:
             make_ar = lambda ids: AsyncResult(self.client, ids, _name(f), single=single)  # noqa: E731
         extra = {"f": digest, **self._routing(tg)}
-        return self.client._direct("apply", tg, payload, bufs, make_ar, extra, track=self.track)
+        return self.client._direct(
+            "apply", tg, payload, bufs, make_ar, extra, track=self.track, view=self
+        )
 
     def _routing(self, targets: list[int]) -> dict[str, Any]:
         """Extra header keys for the controller's direct path (none for a plain DirectView)."""
@@ -239,6 +276,7 @@ class DirectView(View):
             lambda ids: AsyncMapResult(client, ids, sizes, _name(f)),
             {"mp": 1},
             track=self.track,
+            view=self,
         )
 
     # ---- namespace ---------------------------------------------------------------------
@@ -263,6 +301,7 @@ class DirectView(View):
             [],
             lambda ids: AsyncResult(client, ids, "execute", single=single),
             None if silent else {"x": 1},
+            view=self,
         )
         for md in ar._metadata:
             md["execute_input"] = code
@@ -328,6 +367,7 @@ class DirectView(View):
             calls,
             lambda ids: AsyncResult(client, ids, "scatter", single=False),
             track=self.track,
+            view=self,
         )
         return self._finish(ar, block)
 
@@ -533,6 +573,7 @@ class LoadBalancedView(View):
             lambda ids: AsyncResult(self.client, ids, _name(f)),
             self._header_flags(),
             track=self.track,
+            view=self,
         )
 
     def _map(
@@ -561,6 +602,7 @@ class LoadBalancedView(View):
             lambda ids: AsyncMapResult(client, ids, sizes, _name(f), ordered),
             {"mp": 1, **self._header_flags()},
             track=self.track,
+            view=self,
         )
 
     # ---- lazy map and joblib ------------------------------------------------------------

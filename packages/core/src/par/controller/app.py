@@ -36,7 +36,7 @@ from ..curve import make_server, server_keypair, wanted
 from ..protocol import Message, Session, recv_frames, send_frames
 from . import query
 from .engines import Engine, EngineRegistry, Pending
-from .records import Record, RecordStore, SQLiteRecordStore
+from .records import Record, RecordStore, Shared, SQLiteRecordStore
 from .scheduler import TaskScheduler, resolve
 
 log = logging.getLogger("par.controller")
@@ -44,6 +44,15 @@ log = logging.getLogger("par.controller")
 # A reply on its way to a client: header, payload, buffers, and its frames as received
 # (None if it came in a batch), which are forwarded as they are when it travels alone.
 Part = tuple[dict[str, Any], list[Any], list[Any], list[Any] | None]
+# Header keys an engine reads from a request besides its ids and targets.
+ENGINE_KEYS = ("f", "mp")
+
+
+@dataclass(slots=True)
+class Frames:
+    """A query answer sent as payload frames: too large or too binary for a header."""
+
+    frames: list[Any]
 
 
 @dataclass
@@ -206,7 +215,7 @@ class Controller:
         content = protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
         header = {"t": "reply", "id": p.msg_id, "st": status, "en": ename, "e": engine}
         header["m"] = p.method
-        self.records.finish(p.msg_id, header, None)
+        self.records.finish(p.msg_id, header, [content])
         self.counts["failed" if status == "error" else "aborted"] += 1
         self._reply_to(p.client, (header, [content], [], None))
         if self.monitors and status == "error":
@@ -238,19 +247,38 @@ class Controller:
         group = h["ids"][0] if h.get("co") else None
         if group is not None:
             self._groups[group] = {"client": client, "n": len(h["ids"]), "replies": []}
+        payload, buffers = protocol.detach(msg.payload), protocol.detach(msg.buffers)
+        shared = Shared.of([*payload, *buffers])  # every target's record holds the same frames
         for mid, target in zip(h["ids"], h["tg"], strict=True):
             p = Pending(mid, client, "d", method, now, engine=target, group=group)
+            engine = self.engines.by_id.get(target)
             self.records.add(
-                Record(mid, cname, "direct", method, h.get("ts", now), target, label=h.get("lb"))
+                Record(
+                    mid,
+                    cname,
+                    "mux",
+                    method,
+                    h.get("ts", now),
+                    target,
+                    label=h.get("lb"),
+                    engine_uuid=engine.uuid if engine is not None else None,
+                    header=h,
+                    payload=payload,
+                    buffers=buffers,
+                    shared=shared,
+                )
             )
             self.counts["submitted"] += 1
-            engine = self.engines.by_id.get(target)
             if engine is None or engine.state != "up":
                 self._error_reply(p, "EngineError", f"engine {target} is not registered", target)
                 continue
-            self.pending[mid] = p
-            engine.outstanding[mid] = p
-            send_frames(self.engine_sock, [engine.uuid, *body])
+            self._send_direct(p, engine, body)
+
+    def _send_direct(self, p: Pending, engine: Engine, body: list[Any]) -> None:
+        """Send a direct request's frames to its engine, which now holds it."""
+        self.pending[p.msg_id] = p
+        engine.outstanding[p.msg_id] = p
+        send_frames(self.engine_sock, [engine.uuid, *body])
 
     def _task_calls(self, msg: Message, cname: str, now: float) -> list[Pending]:
         """The load-balanced tasks of a request: one, or a batch sharing one function.
@@ -262,36 +290,56 @@ class Controller:
         ids = h["ids"] if "ids" in h else [h["id"]]
         nbufs = h.get("nb") or [len(msg.buffers)] + [0] * (len(ids) - 1)
         payload = protocol.detach(msg.payload)
-        allowed = set(h["al"]) if h.get("al") is not None else None
-        deadline = time.monotonic() + float(h["to"]) if h.get("to") else None
+        shared = Shared.of(payload[:1]) if len(ids) > 1 else None  # the batch's function
         calls, pos = [], 0
         for i, mid in enumerate(ids):
             own = payload if len(ids) == 1 else [payload[0], payload[1 + i]]
-            p = Pending(mid, h["c"], "t", method, now, template=h, payload=own)
-            p.buffers = protocol.detach(msg.buffers[pos : pos + nbufs[i]])
+            bufs = protocol.detach(msg.buffers[pos : pos + nbufs[i]])
             pos += nbufs[i]
-            p.retries = int(h.get("rt", 0))
-            p.allowed = None if allowed is None else set(allowed)
-            p.after, p.follow, p.deadline = h.get("af"), h.get("fo"), deadline
+            p = self._task_pending(mid, h["c"], method, now, h, own, bufs)
             self.records.add(
-                Record(mid, cname, "task", method, h.get("ts", now), label=h.get("lb"))
+                Record(
+                    mid,
+                    cname,
+                    "task",
+                    method,
+                    h.get("ts", now),
+                    label=h.get("lb"),
+                    header=h,
+                    payload=own,
+                    buffers=bufs,
+                    shared=shared,
+                )
             )
             calls.append(p)
         return calls
+
+    @staticmethod
+    def _task_pending(
+        mid: str,
+        client: bytes,
+        method: str,
+        now: float,
+        h: dict[str, Any],
+        payload: list[Any],
+        buffers: list[Any],
+    ) -> Pending:
+        """A load-balanced task with the flags of its request header ``h``."""
+        p = Pending(mid, client, "t", method, now, template=h, payload=payload, buffers=buffers)
+        p.retries = int(h.get("rt", 0))
+        p.allowed = set(h["al"]) if h.get("al") is not None else None
+        p.after, p.follow = h.get("af"), h.get("fo")
+        p.deadline = time.monotonic() + float(h["to"]) if h.get("to") else None
+        return p
 
     def _submit_task(self, p: Pending) -> None:
         """Queue a load-balanced task, or hold it until its dependencies are met."""
         self.pending[p.msg_id] = p
         self.counts["submitted"] += 1
-        flags = p.retries or p.allowed is not None or p.after or p.follow or p.deadline
-        if self.tasks.scheme == "pure" and flags:
+        refused = self.tasks.refusal(p)
+        if refused is not None:
             self.pending.pop(p.msg_id)
-            self._error_reply(
-                p,
-                "ValueError",
-                "the 'pure' scheme supports no retries, targets, dependencies or timeouts",
-                None,
-            )
+            self._error_reply(p, *refused, None)
         elif p.after or p.follow:
             self._wait_for_dependencies(p)
         else:
@@ -305,12 +353,12 @@ class Controller:
         for task, engine in self.tasks.assign(self.engines.up()):
             rec = self.records.get(task.msg_id)
             if rec is not None:
-                rec.engine_id = engine.id
+                rec.engine_id, rec.engine_uuid = engine.id, engine.uuid
             batches.setdefault((engine.uuid, id(task.template)), []).append(task)
         for (uuid, _), tasks in batches.items():
             tmpl = tasks[0].template or {}
             header: dict[str, Any] = {"t": tasks[0].method, "ids": [t.msg_id for t in tasks]}
-            for key in ("f", "mp"):
+            for key in ENGINE_KEYS:
                 if key in tmpl:
                     header[key] = tmpl[key]
             if len(tasks) == 1:
@@ -558,10 +606,13 @@ class Controller:
             reply = {"t": "reg_ok", "id": engine.id, "hb": self.config.heartbeat}
             self._send(self.control_sock, ident, reply)
         elif kind == "stream":
-            p = self.pending.get(h.get("id", ""))
+            mid = h.get("id", "")
+            p = self.pending.get(mid)
             body = msg.body()
             if p is not None:
                 self._to_client(p.client, body)
+            if h.get("n") in ("stdout", "stderr"):
+                self.records.add_output(str(mid), h["n"], str(h.get("d", "")))
             for client in self.monitors:
                 if p is None or client != p.client:
                     self._to_client(client, body)
@@ -618,16 +669,21 @@ class Controller:
         client = h["c"]
         handler = getattr(self, "_q_" + op, None)
         reply: dict[str, Any] = {"t": "qr", "qid": h.get("qid")}
+        payload: list[Any] = []
         try:
             if handler is None:
                 raise ValueError(f"unknown query {op!r}")
+            answer = handler(client, h)
             reply["ok"] = True
-            reply["d"] = handler(client, h)
+            if isinstance(answer, Frames):
+                payload = answer.frames
+            else:
+                reply["d"] = answer
         except Exception as exc:
             reply["ok"] = False
             reply["err"] = f"{type(exc).__name__}: {exc}"
         self._flush_replies()  # replies a query caused arrive before its answer
-        self._send(self.client_sock, client, reply)
+        self._send(self.client_sock, client, reply, payload)
 
     def _q_connect(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
         self.clients[client] = {"since": time.time()}
@@ -678,6 +734,7 @@ class Controller:
             "queued": len(self.tasks.queue),
             "pending": len(self.pending),
             "records": len(self.records),
+            "record_bytes": self.records.nbytes,
             "dropped": self.session.dropped,
             "clients": len(self.clients),
             "pid": os.getpid(),
@@ -735,12 +792,8 @@ class Controller:
             if p is not None:
                 p.watchers.append(client)
                 later.append(mid)
-            elif rec is not None and rec.result is not None:
-                header = protocol.decode(rec.result[0])
-                frames = rec.result[1:]
-                nbuf = int(header.get("b", 0))
-                split = len(frames) - nbuf
-                self._reply_to(client, (header, frames[:split], frames[split:], None))
+            elif rec is not None and (reply := rec.reply()) is not None:
+                self._reply_to(client, (*reply, None))
                 sent.append(mid)
             else:
                 unknown.append(mid)
@@ -762,6 +815,9 @@ class Controller:
     def _q_purge(self, client: bytes, h: dict[str, Any]) -> int:
         ids = h.get("ids")
         targets = h.get("targets")
+        running = [mid for mid in ids or () if mid in self.pending]
+        if running:
+            raise ValueError(f"task {running[0]} is still pending; wait for it before purging it")
         chosen = [
             rec.msg_id
             for rec in self.records.all()
@@ -776,9 +832,84 @@ class Controller:
     def _q_history(self, client: bytes, h: dict[str, Any]) -> list[str]:
         return [rec.msg_id for rec in self.records.all()]
 
-    def _q_db_query(self, client: bytes, h: dict[str, Any]) -> list[dict[str, Any]]:
-        records = (r.describe() for r in self.records.all())
-        return query.select(records, h.get("query") or {}, h.get("keys"))
+    def _q_db_query(self, client: bytes, h: dict[str, Any]) -> Frames:
+        q, keys = h.get("query") or {}, h.get("keys")
+        query.check(q, keys or ())  # before reading any record
+        records = self.records.all(full=query.needs_full(q, keys))
+        return Frames(query.answer(records, q, keys))
+
+    def _q_resubmit(self, client: bytes, h: dict[str, Any]) -> dict[str, str]:
+        """Run finished tasks again from their kept requests, under the ids the client chose.
+
+        All are checked before any is sent: one that cannot be resubmitted fails the call.
+        """
+        olds, news = h["ids"], h["new"]
+        if len(olds) != len(news) or len(set(news)) != len(news):
+            raise ValueError("resubmit needs one new, distinct message id per task")
+        if any(mid in self.pending for mid in news):
+            raise ValueError("resubmit was given a message id already in use")
+        originals = [self._resubmittable(mid) for mid in olds]
+        now = time.time()
+        cname = client.hex()
+        for (rec, engine), new in zip(originals, news, strict=True):
+            header, payload, buffers = rec.header or {}, rec.payload or [], rec.buffers or []
+            self.records.add(
+                Record(
+                    new,
+                    cname,
+                    rec.queue,
+                    rec.method,
+                    now,
+                    None if engine is None else engine.id,
+                    label=rec.label,
+                    engine_uuid=None if engine is None else engine.uuid,
+                    header=header,
+                    payload=payload,
+                    buffers=buffers,
+                    shared=rec.shared,
+                )
+            )
+            self.records.mark_resubmitted(rec, new)
+            if engine is None:
+                self._submit_task(
+                    self._task_pending(new, client, rec.method, now, header, payload, buffers)
+                )
+                continue
+            self.counts["submitted"] += 1
+            routing = {"t": rec.method, "ids": [new], "tg": [engine.id]}
+            routing.update({k: header[k] for k in ENGINE_KEYS if k in header})
+            p = Pending(new, client, "d", rec.method, now, engine=engine.id)
+            self._send_direct(p, engine, self.session.serialize(routing, payload, buffers))
+        return dict(zip(olds, news, strict=True))
+
+    def _resubmittable(self, mid: str) -> tuple[Record, Engine | None]:
+        """The record of a task that can run again, and the engine a direct one goes back to;
+        raise ValueError saying why it cannot."""
+        if mid in self.pending:
+            raise ValueError(f"task {mid} is still pending; only finished tasks can be resubmitted")
+        rec = self.records.get(mid)
+        if rec is None:
+            culled = (
+                " (or it was culled: the controller keeps its latest --max-records records "
+                "within --max-record-bytes)"
+                if self.records.culled
+                else ""
+            )
+            raise ValueError(f"no record of task {mid} on the controller{culled}")
+        if rec.payload is None or rec.header is None:
+            raise ValueError(
+                f"the request of task {mid} was not kept (larger than --max-record-bytes): "
+                "submit it again"
+            )
+        if rec.queue == "task":
+            return rec, None
+        engine = self.engines.by_id.get(rec.engine_id if rec.engine_id is not None else -1)
+        if engine is None or engine.state != "up":
+            raise ValueError(
+                f"engine {rec.engine_id}, which ran direct task {mid}, is gone; a direct task "
+                "is resubmitted only to its own engine"
+            )
+        return rec, engine
 
     # ---- the loop ----------------------------------------------------------------------------
 

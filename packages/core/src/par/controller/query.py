@@ -1,7 +1,8 @@
 """Mongo-style queries over task records (``Client.db_query``).
 
 Supported operators, as in ipyparallel: ``$in $nin $eq $ne $gt $gte $lt $lte $glob``
-(a shell-style pattern); a plain value means equality.
+(a shell-style pattern); a plain value means equality. Record keys are those of
+ipyparallel's TaskRecord plus par's own (:data:`par.controller.records.KEYS`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from ..protocol import encode
+from .records import BLOB_KEYS, DEFAULT_KEYS, FRAME_KEYS, KEYS, Record
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "$eq": lambda v, x: v == x,
@@ -23,8 +27,13 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def check(query: dict[str, Any]) -> None:
-    """Raise ValueError naming an unknown operator."""
+def check(query: dict[str, Any], keys: Iterable[str] = ()) -> None:
+    """Raise ValueError naming an unknown operator or record key."""
+    if not isinstance(query, dict):
+        raise ValueError(f"a query is a dict of record keys to conditions, not {query!r}")
+    for key in (*query, *keys):
+        if key not in KEYS:
+            raise ValueError(f"unknown record key {key!r}; the keys are {', '.join(KEYS)}")
     for cond in query.values():
         if isinstance(cond, dict):
             for op in cond:
@@ -44,13 +53,27 @@ def matches(record: dict[str, Any], query: dict[str, Any]) -> bool:
     return True
 
 
-def select(
-    records: Iterable[dict[str, Any]], query: dict[str, Any], keys: list[str] | None
-) -> list[dict[str, Any]]:
-    """The matching records, reduced to ``keys`` (plus msg_id) if given."""
-    check(query)
-    out = [r for r in records if matches(r, query)]
-    if keys:
-        wanted = {"msg_id", *keys}
-        out = [{k: v for k, v in r.items() if k in wanted} for r in out]
-    return out
+def needs_full(query: dict[str, Any], keys: Iterable[str] | None) -> bool:
+    """Whether answering needs records' requests and replies, not only their scalars."""
+    return bool(BLOB_KEYS.intersection((*query, *(keys or DEFAULT_KEYS))))
+
+
+def answer(records: Iterable[Record], query: dict[str, Any], keys: list[str] | None) -> list[Any]:
+    """The frames answering a query (that :func:`check` passed): the matching records
+    (``keys``, default all but the frame keys, plus msg_id) as msgpack, then each one's
+    ``buffers`` and ``result_buffers`` frames, whose counts stand in those keys."""
+    wanted = list(keys) if keys else list(DEFAULT_KEYS)
+    values = [k for k in dict.fromkeys(["msg_id", *wanted]) if k not in FRAME_KEYS]
+    framed = [k for k in wanted if k in FRAME_KEYS]
+    rows: list[dict[str, Any]] = []
+    frames: list[Any] = []
+    for rec in records:
+        if not matches(rec.fields(query), query):
+            continue
+        row = rec.fields(values)
+        for key in framed:
+            own = rec.value(key)
+            row[key] = len(own)
+            frames.extend(own)
+        rows.append(row)
+    return [encode(rows), *frames]

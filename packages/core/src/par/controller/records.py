@@ -1,29 +1,63 @@
 """Task records kept by the hub, bounded in count and in bytes.
 
+A record holds what ipyparallel's TaskRecord holds: the request (its header
+and frames, so that the task can be resubmitted), the reply (so that any
+client can fetch the result), times, engines, output and label. Both are
+the frames the controller already received, kept by reference; nothing is
+unpickled, and the keys that need a payload read (``content``, ``error``...)
+decode only the msgpack or text frames par itself writes.
+
 When a bound is reached the oldest records are culled, so a controller
-running millions of tasks keeps a flat memory footprint.
+running millions of tasks keeps a flat memory footprint. The byte bound
+counts requests, replies and output; frames several records share (a
+batch's function, a request sent to several engines) are counted once.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
+from ..protocol import buffer_of, detach
 from ..protocol import decode as msgpack_decode
-from ..protocol import detach
 from ..protocol import encode as msgpack_encode
 
+# Header keys that route a whole message (the ids and targets of all its tasks), not one request.
+_MESSAGE_KEYS = frozenset(("ids", "tg", "nb", "b", "c", "co"))
+_OUTPUT_KEYS = ("o", "r")
 
-@dataclass
+
+def _nbytes(frames: Iterable[Any]) -> int:
+    n = 0
+    for f in frames:  # a plain loop: this runs for every task
+        n += len(f) if type(f) is bytes else len(buffer_of(f))
+    return n
+
+
+@dataclass(slots=True)
+class Shared:
+    """Request frames several records hold, charged to the store once while any holds them."""
+
+    nbytes: int
+    holders: int = 0
+
+    @classmethod
+    def of(cls, frames: Iterable[Any]) -> Shared:
+        """The charge for ``frames``."""
+        return cls(_nbytes(frames))
+
+
+@dataclass(slots=True)
 class Record:
     """What the hub remembers of one task."""
 
     msg_id: str
     client: str
-    queue: str
+    queue: str  # "mux" (direct) or "task" (load-balanced), as ipyparallel names them
     method: str
     submitted: float
     engine_id: int | None = None
@@ -32,29 +66,144 @@ class Record:
     status: str = "pending"
     ename: str | None = None
     label: str | None = None
+    engine_uuid: bytes | None = None
+    resubmitted: str | None = None  # the message id it was last resubmitted as
+    stdout: str = ""
+    stderr: str = ""
+    # The request: its header (shared by the tasks of its message) and, while within the
+    # byte bound, this task's payload and buffer frames.
+    header: dict[str, Any] | None = None
+    payload: list[Any] | None = None
+    buffers: list[Any] | None = None
+    shared: Shared | None = None  # the part of the request frames other records hold too
     # The reply, kept while within the byte bound: its encoded header, payload, buffers.
     result: list[Any] | None = None
-    nbytes: int = 0
+    nbytes: int = 0  # bytes charged to this record alone
+
+    def value(self, key: str) -> Any:
+        """The record's value of one key (see :data:`KEYS`)."""
+        return _FIELDS[key](self)
+
+    def fields(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The record's values of ``keys``."""
+        return {k: _FIELDS[k](self) for k in keys}
 
     def describe(self) -> dict[str, Any]:
-        """A plain dict (without result frames) for queries."""
-        return {
-            "msg_id": self.msg_id,
-            "client": self.client,
-            "queue": self.queue,
-            "method": self.method,
-            "submitted": self.submitted,
-            "engine_id": self.engine_id,
-            "started": self.started,
-            "completed": self.completed,
-            "status": self.status,
-            "ename": self.ename,
-            "label": self.label,
-        }
+        """A plain dict of the keys that need no frame read."""
+        return self.fields(SCALAR_KEYS)
+
+    def reply(self) -> tuple[dict[str, Any], list[Any], list[Any]] | None:
+        """The kept reply as (header, payload, buffers), its header carrying all the output."""
+        if self.result is None:
+            return None
+        header = msgpack_decode(self.result[0])
+        frames = self.result[1:]
+        split = len(frames) - int(header.get("b", 0))
+        header.pop("ns", None)  # the output is all here: no streamed chunks follow
+        if self.stdout:
+            header["o"] = self.stdout
+        if self.stderr:
+            header["r"] = self.stderr
+        return header, frames[:split], frames[split:]
+
+    def request_header(self) -> dict[str, Any] | None:
+        """The request's header as one task's (without its message's routing)."""
+        if self.header is None:
+            return None
+        h = {k: v for k, v in self.header.items() if k not in _MESSAGE_KEYS}
+        h.update(msg_id=self.msg_id, msg_type=f"{self.method}_request")
+        return h
 
 
-def _nbytes(frames: list[Any]) -> int:
-    return sum(len(getattr(f, "buffer", f)) for f in frames)
+def _code(rec: Record) -> str | None:
+    if rec.method != "execute" or not rec.payload:
+        return None
+    return bytes(buffer_of(rec.payload[0])).decode()
+
+
+def _content(rec: Record) -> dict[str, Any] | None:
+    if rec.payload is None:
+        return None
+    return {"code": _code(rec)} if rec.method == "execute" else {}
+
+
+def _error(rec: Record) -> dict[str, Any] | None:
+    if rec.status in ("ok", "pending") or rec.result is None or len(rec.result) < 2:
+        return None
+    content = msgpack_decode(rec.result[1])  # the error a reply carries: msgpack, never a pickle
+    return content if isinstance(content, dict) else None
+
+
+def _result_header(rec: Record) -> dict[str, Any] | None:
+    reply = rec.reply()
+    if reply is None:
+        return None
+    return {**reply[0], "msg_type": f"{rec.method}_reply"}
+
+
+def _result_content(rec: Record) -> dict[str, Any] | None:
+    if rec.status == "pending":
+        return None
+    named = {"ename": rec.ename} if rec.ename else {}
+    return {"status": rec.status, **named, **(_error(rec) or {})}
+
+
+def request_frames(rec: Record) -> list[Any]:
+    """An apply request's payload and buffer frames (``buffers``; an execute's code is in
+    ``content``)."""
+    if rec.method == "execute" or rec.payload is None:
+        return []
+    return [*rec.payload, *(rec.buffers or [])]
+
+
+def result_frames(rec: Record) -> list[Any]:
+    """A successful reply's payload and buffer frames (``result_buffers``)."""
+    if rec.status != "ok" or rec.result is None:
+        return []
+    return rec.result[1:]
+
+
+_FIELDS: dict[str, Callable[[Record], Any]] = {  # ipyparallel's TaskRecord keys, then par's
+    "msg_id": attrgetter("msg_id"),
+    "header": Record.request_header,
+    "content": _content,
+    "buffers": request_frames,
+    "submitted": attrgetter("submitted"),
+    "client_uuid": attrgetter("client"),
+    "engine_uuid": lambda r: r.engine_uuid.hex() if r.engine_uuid is not None else None,
+    "started": attrgetter("started"),
+    "completed": attrgetter("completed"),
+    "resubmitted": attrgetter("resubmitted"),
+    "result_header": _result_header,
+    "result_content": _result_content,
+    "result_buffers": result_frames,
+    "queue": attrgetter("queue"),
+    "execute_input": _code,
+    "execute_result": lambda r: None,  # par's execute displays nothing (ipyparallel's silent=True)
+    "error": _error,
+    "stdout": attrgetter("stdout"),
+    "stderr": attrgetter("stderr"),
+    "label": attrgetter("label"),
+    "engine_id": attrgetter("engine_id"),
+    "status": attrgetter("status"),
+    "ename": attrgetter("ename"),
+    "method": attrgetter("method"),
+    "client": attrgetter("client"),
+}
+KEYS = tuple(_FIELDS)
+# Keys answered with frames, not values: only sent when asked for (as in ipyparallel).
+FRAME_KEYS = frozenset(("buffers", "result_buffers"))
+# Keys read from the request or reply (a SQLite store loads those only when needed).
+BLOB_KEYS = FRAME_KEYS | {
+    "header",
+    "content",
+    "execute_input",
+    "result_header",
+    "result_content",
+    "error",
+}
+SCALAR_KEYS = tuple(k for k in KEYS if k not in BLOB_KEYS)
+DEFAULT_KEYS = tuple(k for k in KEYS if k not in FRAME_KEYS)
 
 
 class RecordStore:
@@ -68,14 +217,35 @@ class RecordStore:
         self.culled = 0
 
     def add(self, record: Record) -> None:
-        """Add a record, culling the oldest if over the count bound."""
+        """Add a record (keeping its request frames if they fit), culling the oldest if over
+        a bound."""
+        if record.msg_id in self.records:
+            self.remove(record.msg_id)
+        if record.payload is not None:
+            self._charge_request(record)
         self.records[record.msg_id] = record
-        while len(self.records) > self.max_records:
-            self._cull_one()
+        self._enforce()
+
+    def _charge_request(self, rec: Record) -> None:
+        shared = rec.shared
+        own = _nbytes(rec.payload or ())
+        if rec.buffers:
+            own += _nbytes(rec.buffers)
+        new = 0
+        if shared is not None:
+            own -= shared.nbytes
+            new = shared.nbytes if shared.holders == 0 else 0
+        if own + new > self.max_bytes:  # too large to keep: the record stays, without it
+            rec.payload = rec.buffers = rec.shared = None
+            return
+        rec.nbytes += own
+        self.nbytes += own + new
+        if shared is not None:
+            shared.holders += 1
 
     def finish(self, msg_id: str, header: dict[str, Any], frames: list[Any] | None) -> None:
-        """Fill in a record from its reply: header, and payload and buffer frames (kept
-        within bounds; the header's ``b`` says how many are buffers)."""
+        """Fill in a record from its reply: header, output, and payload and buffer frames
+        (kept within bounds; the header's ``b`` says how many are buffers)."""
         rec = self.records.get(msg_id)
         if rec is None:
             return
@@ -84,31 +254,72 @@ class RecordStore:
         rec.completed = header.get("tc")
         rec.status = header.get("st", "ok")
         rec.ename = header.get("en")
-        if frames is not None and self.max_bytes > 0:
-            size = _nbytes(frames)
+        out, err = header.get("o"), header.get("r")
+        if out or err:  # kept once, in the record (streamed output was added there already)
+            self._add_output(rec, str(out or ""), str(err or ""))
+            header = {k: v for k, v in header.items() if k not in _OUTPUT_KEYS}
+        if frames is not None:
+            raw = msgpack_encode(header)
+            size = len(raw) + _nbytes(frames)
             if size <= self.max_bytes:
-                rec.result, rec.nbytes = [msgpack_encode(header), *detach(frames)], size
+                if rec.result is not None:
+                    old = _nbytes(rec.result)
+                    rec.nbytes -= old
+                    self.nbytes -= old
+                rec.result = [raw, *detach(frames)]
+                rec.nbytes += size
                 self.nbytes += size
-                while self.nbytes > self.max_bytes:
-                    self._cull_one()
+        self._enforce()
 
-    def _cull_one(self) -> None:
-        _, rec = self.records.popitem(last=False)
+    def add_output(self, msg_id: str, name: str, text: str) -> None:
+        """Add output a running task streamed (``name``: stdout or stderr)."""
+        rec = self.records.get(msg_id)
+        if rec is not None:
+            out, err = (text, "") if name == "stdout" else ("", text)
+            self._add_output(rec, out, err)
+            self._enforce()
+
+    def _add_output(self, rec: Record, out: str, err: str) -> None:
+        rec.stdout += out
+        rec.stderr += err
+        rec.nbytes += len(out) + len(err)
+        self.nbytes += len(out) + len(err)
+
+    def mark_resubmitted(self, rec: Record, new_id: str) -> None:
+        """Note that a task was resubmitted as ``new_id``."""
+        rec.resubmitted = new_id
+
+    def _enforce(self) -> None:
+        if len(self.records) <= self.max_records and self.nbytes <= self.max_bytes:
+            return
+        while self.records and (
+            len(self.records) > self.max_records or self.nbytes > self.max_bytes
+        ):
+            _, rec = self.records.popitem(last=False)
+            self._release(rec)
+            self.culled += 1
+
+    def _release(self, rec: Record) -> None:
         self.nbytes -= rec.nbytes
-        self.culled += 1
+        shared = rec.shared
+        if shared is not None:
+            shared.holders -= 1
+            if shared.holders == 0:
+                self.nbytes -= shared.nbytes
 
     def remove(self, msg_id: str) -> None:
         """Forget one record."""
         rec = self.records.pop(msg_id, None)
         if rec is not None:
-            self.nbytes -= rec.nbytes
+            self._release(rec)
 
     def get(self, msg_id: str) -> Record | None:
         """The record of a task, if still kept."""
         return self.records.get(msg_id)
 
-    def all(self) -> Iterator[Record]:
-        """Every record kept, oldest first."""
+    def all(self, full: bool = False) -> Iterator[Record]:
+        """Every record kept, oldest first (``full``: with request and reply, which records
+        in memory always have)."""
         return iter(list(self.records.values()))
 
     def flush(self) -> None:
@@ -133,7 +344,12 @@ _COLUMNS = (
     "status",
     "ename",
     "label",
+    "engine_uuid",
+    "resubmitted",
+    "stdout",
+    "stderr",
 )
+_BLOBS = ("request", "result")
 
 
 class SQLiteRecordStore(RecordStore):
@@ -142,7 +358,7 @@ class SQLiteRecordStore(RecordStore):
     Rows are written in one transaction per controller loop pass (:meth:`flush`),
     so the hot path pays no disk round trip per task; a controller killed outright
     loses at most the last pass. A restored controller finds every finished
-    result, up to ``max_rows`` (oldest deleted first).
+    result and every request (to resubmit), up to ``max_rows`` (oldest deleted first).
     """
 
     def __init__(
@@ -158,21 +374,37 @@ class SQLiteRecordStore(RecordStore):
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        cols = ", ".join(f"{c}" for c in _COLUMNS[1:])
-        self.db.execute(
-            f"CREATE TABLE IF NOT EXISTS records (msg_id TEXT PRIMARY KEY, {cols}, result BLOB)"
-        )
+        cols = ", ".join((*_COLUMNS[1:], *(f"{b} BLOB" for b in _BLOBS)))
+        self.db.execute(f"CREATE TABLE IF NOT EXISTS records (msg_id TEXT PRIMARY KEY, {cols})")
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
+        for col in (*_COLUMNS, *_BLOBS):  # a file an older par wrote lacks the newer columns
+            if col not in have:
+                self.db.execute(f"ALTER TABLE records ADD COLUMN {col}")
         self._dirty: dict[str, Record] = {}
         self._deleted: set[str] = set()
 
     def add(self, record: Record) -> None:
         """Add a record (written at the next flush)."""
         super().add(record)
+        self._deleted.discard(record.msg_id)  # a re-used id replaces its old row
         self._dirty[record.msg_id] = record
 
     def finish(self, msg_id: str, header: dict[str, Any], frames: list[Any] | None) -> None:
         """Fill in a record from its reply (written at the next flush)."""
         super().finish(msg_id, header, frames)
+        self._touch(msg_id)
+
+    def add_output(self, msg_id: str, name: str, text: str) -> None:
+        """Add streamed output (written at the next flush)."""
+        super().add_output(msg_id, name, text)
+        self._touch(msg_id)
+
+    def mark_resubmitted(self, rec: Record, new_id: str) -> None:
+        """Note a resubmission, here and on disk (at the next flush)."""
+        super().mark_resubmitted(rec, new_id)
+        self._dirty[rec.msg_id] = rec
+
+    def _touch(self, msg_id: str) -> None:
         rec = self.records.get(msg_id)
         if rec is not None:
             self._dirty[msg_id] = rec
@@ -184,32 +416,36 @@ class SQLiteRecordStore(RecordStore):
         self._deleted.add(msg_id)
 
     def get(self, msg_id: str) -> Record | None:
-        """A record from memory, else from disk (with its result)."""
+        """A record from memory, else from disk (with its request and result)."""
         rec = super().get(msg_id)
         if rec is not None or msg_id in self._deleted:
             return rec
         row = self.db.execute(
-            f"SELECT {', '.join(_COLUMNS)}, result FROM records WHERE msg_id = ?", (msg_id,)
+            f"SELECT {', '.join((*_COLUMNS, *_BLOBS))} FROM records WHERE msg_id = ?", (msg_id,)
         ).fetchone()
         return None if row is None else _from_row(row)
 
-    def all(self) -> Iterator[Record]:
-        """Every record on disk (after a flush), oldest first."""
+    def all(self, full: bool = False) -> Iterator[Record]:
+        """Every record on disk (after a flush), oldest first; with request and reply only
+        if ``full``."""
         self.flush()
-        rows = self.db.execute(
-            f"SELECT {', '.join(_COLUMNS)}, NULL FROM records ORDER BY rowid"
-        ).fetchall()
+        blobs = ", ".join(_BLOBS) if full else "NULL, NULL"
+        rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)}, {blobs} FROM records ORDER BY rowid")
         return (_from_row(r) for r in rows)
 
     def flush(self) -> None:
         """Write new and changed records in one transaction; keep at most ``max_rows``."""
         if not self._dirty and not self._deleted:
             return
-        rows = [(*(getattr(r, c) for c in _COLUMNS), _pack(r.result)) for r in self._dirty.values()]
-        marks = ", ".join("?" * (len(_COLUMNS) + 1))
+        rows = [
+            (*(getattr(r, c) for c in _COLUMNS), _pack_request(r), _pack(r.result))
+            for r in self._dirty.values()
+        ]
+        names = ", ".join((*_COLUMNS, *_BLOBS))
+        marks = ", ".join("?" * (len(_COLUMNS) + len(_BLOBS)))
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany(f"INSERT OR REPLACE INTO records VALUES ({marks})", rows)
+            self.db.executemany(f"INSERT OR REPLACE INTO records ({names}) VALUES ({marks})", rows)
             self.db.executemany(
                 "DELETE FROM records WHERE msg_id = ?", [(m,) for m in self._deleted]
             )
@@ -230,15 +466,28 @@ class SQLiteRecordStore(RecordStore):
         return int(self.db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
 
+def _raw(frames: list[Any] | None) -> list[bytes] | None:
+    return None if frames is None else [bytes(buffer_of(f)) for f in frames]
+
+
 def _pack(frames: list[Any] | None) -> bytes | None:
-    if frames is None:
+    return None if frames is None else msgpack_encode(_raw(frames))
+
+
+def _pack_request(rec: Record) -> bytes | None:
+    if rec.header is None:
         return None
-    return msgpack_encode([bytes(getattr(f, "buffer", f)) for f in frames])
+    header = {k: v for k, v in rec.header.items() if k not in _MESSAGE_KEYS}
+    return msgpack_encode({"h": header, "p": _raw(rec.payload), "b": _raw(rec.buffers)})
 
 
 def _from_row(row: tuple[Any, ...]) -> Record:
-    values = dict(zip(_COLUMNS, row[:-1], strict=True))
+    values = dict(zip(_COLUMNS, row[: len(_COLUMNS)], strict=True))
+    request, result = row[len(_COLUMNS) :]
     rec = Record(**values)
-    if row[-1] is not None:
-        rec.result = list(msgpack_decode(row[-1]))
+    if request is not None:
+        stored = msgpack_decode(request)
+        rec.header, rec.payload, rec.buffers = stored["h"], stored["p"], stored["b"]
+    if result is not None:
+        rec.result = list(msgpack_decode(result))
     return rec

@@ -6,6 +6,12 @@ the engine's tasks take: enough queued work for about ``PREFETCH_SECONDS``,
 at least 2 tasks (so an engine never idles for a round trip between tasks)
 and at most ``PREFETCH_MAX``. Tiny tasks then travel many to a message,
 while long ones stay in the queue for whichever engine finishes first.
+
+Schemes, as ipyparallel's: ``leastload`` (fewest outstanding, least recently
+used first), ``lru``, ``plainrandom``, ``weighted`` (random, weighted by
+inverse load), ``twobin`` (the less loaded of two picked at random), ``pure``
+(no retries, targets or dependencies) and ``none`` (no load balancing: every
+load-balanced task is refused).
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ from typing import Any
 
 from .engines import Engine, Pending
 
-SCHEMES = ("leastload", "lru", "plainrandom", "weighted", "pure")
+
+def _load(engine: Engine) -> tuple[int, int]:
+    return len(engine.outstanding), engine.last_assigned
 
 
 def _leastload(engines: list[Engine]) -> Engine:
-    return min(engines, key=lambda e: (len(e.outstanding), e.last_assigned))
+    return min(engines, key=_load)
 
 
 def _lru(engines: list[Engine]) -> Engine:
@@ -36,13 +44,22 @@ def _weighted(engines: list[Engine]) -> Engine:
     return random.choices(engines, [1.0 / (1 + len(e.outstanding)) for e in engines])[0]
 
 
-_PICK: dict[str, Callable[[list[Engine]], Engine]] = {
+def _twobin(engines: list[Engine]) -> Engine:
+    if len(engines) < 2:
+        return engines[0]
+    return min(random.sample(engines, 2), key=_load)
+
+
+_PICK: dict[str, Callable[[list[Engine]], Engine] | None] = {
     "leastload": _leastload,
     "lru": _lru,
     "plainrandom": _plainrandom,
     "weighted": _weighted,
+    "twobin": _twobin,
     "pure": _lru,  # no dependencies, retries or targets: refused at submission
+    "none": None,  # no load balancing: every task refused at submission
 }
+SCHEMES = tuple(_PICK)
 PREFETCH_SECONDS = 0.005
 PREFETCH_MAX = 64
 SCAN_LIMIT = 2000  # queued tasks examined per dispatch, so restricted tasks cannot stall it
@@ -60,6 +77,22 @@ class TaskScheduler:
         self.queue: deque[Pending] = deque()
         self._assigned = 0  # assignments so far: engines' last_assigned, for LRU order
 
+    def refusal(self, task: Pending) -> tuple[str, str] | None:
+        """Why this scheme cannot take a task, as (error name, message); None if it can."""
+        if self.pick is None:
+            return (
+                "RuntimeError",
+                "load balancing is off: the controller runs with --scheme none; start it with "
+                f"another scheme ({', '.join(s for s in SCHEMES if s != 'none')})",
+            )
+        flags = task.retries or task.allowed is not None or task.after or task.follow
+        if self.scheme == "pure" and (flags or task.deadline):
+            return (
+                "ValueError",
+                "the 'pure' scheme supports no retries, targets, dependencies or timeouts",
+            )
+        return None
+
     def submit(self, task: Pending) -> None:
         """Queue a task for the next free engine."""
         self.queue.append(task)
@@ -74,7 +107,8 @@ class TaskScheduler:
 
     def assign(self, engines: Iterable[Engine]) -> list[tuple[Pending, Engine]]:
         """Pair queued tasks with engines that have room and may run them."""
-        if not self.queue:
+        pick = self.pick
+        if not self.queue or pick is None:
             return []
         engines = list(engines)
         room = {e.id: self.room(e) for e in engines}
@@ -95,7 +129,7 @@ class TaskScheduler:
                 if not candidates:
                     kept.append(task)
                     continue
-            engine = self.pick(candidates)
+            engine = pick(candidates)
             self._assigned += 1
             engine.last_assigned = self._assigned
             out.append((task, engine))

@@ -1,0 +1,58 @@
+"""What a client or a view remembers of the tasks it sent, bounded.
+
+Each keeps the message ids of its latest ``HISTORY_LIMIT`` messages; its
+``results`` map those ids to values (or errors) while the results that hold
+them are alive, so a client that sends millions of tasks stays small.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import Client
+
+HISTORY_LIMIT = 10_000
+
+
+class BoundedDict(OrderedDict[str, Any]):
+    """A dict that forgets its oldest entries beyond ``limit``."""
+
+    def __init__(self, limit: int = HISTORY_LIMIT) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class Results(Mapping[str, Any]):
+    """A read-only view of finished results by message id: a client's, or (with ``scope``,
+    the message ids a view sent) one view's."""
+
+    def __init__(self, client: Client, scope: Mapping[str, Any] | None = None) -> None:
+        self._client = client
+        self._scope = scope
+
+    def _finished(self) -> list[str]:
+        known, pending = self._client._known, self._client._pending
+        ids = self._client.metadata if self._scope is None else self._scope
+        return [m for m in list(ids) if m in known and m not in pending]
+
+    def __getitem__(self, msg_id: str) -> Any:
+        ar = self._client._known.get(msg_id)
+        in_scope = self._scope is None or msg_id in self._scope
+        if ar is None or not in_scope or msg_id in self._client._pending:
+            raise KeyError(msg_id)
+        reply = ar._replies[msg_id]
+        return reply.value() if reply.ok else reply.error()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._finished())
+
+    def __len__(self) -> int:
+        return len(self._finished())

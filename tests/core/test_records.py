@@ -1,0 +1,109 @@
+"""The hub's record store: what it keeps of requests and replies, and its byte bound."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from par.controller.records import Record, RecordStore, Shared, SQLiteRecordStore
+
+
+def task(mid: str, payload: list[bytes], shared: Shared | None = None) -> Record:
+    return Record(mid, "client", "task", "apply", 1.0, header={"t": "apply", "f": "digest"},
+                  payload=payload, buffers=[], shared=shared)  # fmt: skip
+
+
+def reply(mid: str, **extra: object) -> dict[str, object]:
+    return {"t": "reply", "id": mid, "e": 0, "st": "ok", "ts": 2.0, "tc": 3.0, **extra}
+
+
+def test_frames_shared_by_a_batch_are_counted_once() -> None:
+    store = RecordStore(max_records=100, max_bytes=100_000)
+    function = b"f" * 1000
+    shared = Shared.of([function])
+    for i in range(3):
+        store.add(task(f"t{i}", [function, bytes(100)], shared))
+    assert store.nbytes == 1000 + 3 * 100
+    store.remove("t0")
+    store.remove("t1")
+    assert store.nbytes == 1000 + 100  # the function stays charged while one record holds it
+    store.remove("t2")
+    assert store.nbytes == 0
+
+
+def test_requests_results_and_output_stay_within_the_byte_bound() -> None:
+    store = RecordStore(max_records=1000, max_bytes=5000)
+    for i in range(20):
+        store.add(task(f"t{i}", [bytes(600)]))
+        store.finish(f"t{i}", reply(f"t{i}", o="x" * 100), [bytes(200)])
+        assert store.nbytes <= 5000
+    assert "t0" not in store.records and "t19" in store.records  # oldest culled first
+    kept = store.records["t19"]
+    assert kept.stdout == "x" * 100 and kept.payload == [bytes(600)]
+    for mid in list(store.records):
+        store.remove(mid)
+    assert store.nbytes == 0  # nothing was counted twice or lost
+
+
+def test_a_request_larger_than_the_bound_is_dropped_but_the_record_stays() -> None:
+    store = RecordStore(max_records=10, max_bytes=1000)
+    store.add(task("big", [bytes(2000)]))
+    rec = store.get("big")
+    assert rec is not None and rec.payload is None and rec.header is not None
+    assert store.nbytes == 0
+
+
+def test_a_second_reply_replaces_the_first_without_leaking() -> None:
+    store = RecordStore()
+    store.add(task("t", [b"x"]))
+    store.finish("t", reply("t"), [bytes(500)])
+    once = store.nbytes
+    store.finish("t", reply("t"), [bytes(500)])
+    assert store.nbytes == once
+
+
+def test_streamed_output_comes_before_the_rest() -> None:
+    store = RecordStore()
+    store.add(task("t", [b"x"]))
+    store.add_output("t", "stdout", "streamed\n")
+    store.add_output("t", "stderr", "warn\n")
+    store.finish("t", reply("t", o="rest\n", ns=2), [b"result"])
+    rec = store.records["t"]
+    assert rec.value("stdout") == "streamed\nrest\n" and rec.value("stderr") == "warn\n"
+    header, payload, _ = rec.reply() or ({}, [], [])
+    assert header["o"] == "streamed\nrest\n" and "ns" not in header and payload == [b"result"]
+
+
+def test_sqlite_keeps_requests_across_a_restart(tmp_path: Path) -> None:
+    path = str(tmp_path / "records.sqlite")
+    store = SQLiteRecordStore(path)
+    store.add(task("t", [b"function", b"arguments"]))
+    store.finish("t", reply("t", o="out\n"), [b"result"])
+    original = store.get("t")
+    assert original is not None
+    store.mark_resubmitted(original, "t2")
+    store.close()
+    again = SQLiteRecordStore(path)
+    rec = again.get("t")
+    assert rec is not None
+    assert rec.payload == [b"function", b"arguments"]
+    assert rec.header == {"t": "apply", "f": "digest"}
+    assert rec.resubmitted == "t2" and rec.stdout == "out\n"
+    assert rec.value("result_content") == {"status": "ok"}
+    again.close()
+
+
+def test_sqlite_adds_columns_to_a_file_an_older_par_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE records (msg_id TEXT PRIMARY KEY, client, queue, method, submitted, "
+        "engine_id, started, completed, status, ename, label, result BLOB)"
+    )
+    db.execute("INSERT INTO records (msg_id, status) VALUES ('old', 'ok')")
+    db.commit()
+    db.close()
+    store = SQLiteRecordStore(str(path))
+    store.add(task("new", [b"x"]))
+    assert sorted(r.msg_id for r in store.all()) == ["new", "old"]
+    store.close()
