@@ -41,8 +41,17 @@ def test_errors(snap_compare) -> None:
     assert snap_compare(recorded_app(), press=["2"], terminal_size=SIZE)
 
 
+async def _open_first_traceback(pilot) -> None:
+    """Open the Errors tab, then the first error's traceback, letting each screen settle
+    (under load, a snapshot taken straight after the keys could miss the dialog)."""
+    for key in ("2", "enter"):
+        await pilot.press(key)
+        await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
 def test_traceback(snap_compare) -> None:
-    assert snap_compare(recorded_app(), press=["2", "enter"], terminal_size=SIZE)
+    assert snap_compare(recorded_app(), run_before=_open_first_traceback, terminal_size=SIZE)
 
 
 def test_output(snap_compare) -> None:
