@@ -120,6 +120,8 @@ class AsyncResult(Future[Any]):
         self._targets = targets
         self._replies: dict[str, Reply] = {}
         self._order: list[str] = []
+        # Not the Future's own condition: Future.result waits once and takes any wake-up
+        # for completion, and this one is notified at every partial delivery.
         self._cond = threading.Condition()
         self._value_lock = threading.Lock()
         self._has_value = False

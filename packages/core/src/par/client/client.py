@@ -237,7 +237,8 @@ class Client:
         header["c"] = self._ident
         header["ts"] = time.time()
         if tracked is None:
-            self._sender.send((header, payload, buffers))
+            in_flight = len(self._pending) > len(header["ids"])  # others than this request's
+            self._sender.send((header, payload, buffers), in_flight)
             return
         # track=True: the result learns when ZeroMQ let go of the buffers
         frames = self.session.serialize(header, payload, buffers)

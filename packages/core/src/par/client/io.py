@@ -59,8 +59,9 @@ class IOThread(threading.Thread):
         try:
             sender = client._sender
             while not self.closing.is_set():
-                sender.idle()
-                if sock.poll(100):
+                sender.idle()  # sends the requests held for this thread
+                # while requests are outstanding, wake often enough to send what waits
+                if sock.poll(1 if client._pending else 100):
                     sender.io_busy = True  # hold the user's requests until this drain is done
                     self._drain(sock)
                 now = time.monotonic()

@@ -1,13 +1,15 @@
 """The client's request socket, shared by the user's threads and the I/O thread.
 
-A send releases Python's GIL once per frame. While the I/O thread is busy
-handling replies, every such release hands it the GIL, and a loop of
-``apply_async`` calls then spends most of its time waiting to get it back.
-So while the I/O thread is busy, requests wait here instead, and the I/O
-thread sends them when it is done: load-balanced tasks of one function
-with the same flags merged into one message, as ``map`` sends them.
-Everything else is sent at once, after whatever is waiting, so the
-controller always sees requests in the order they were made.
+A send releases Python's GIL, and while replies are coming in every release
+hands the GIL to the I/O thread: a loop of ``apply_async`` calls then spends
+most of its time waiting to get it back. So while other requests are
+outstanding, or the I/O thread is busy, a new request waits here; the I/O
+thread, which wakes at least every millisecond while requests are
+outstanding, sends what waits (``BATCH`` waiting requests are sent by the
+thread that adds the last). Load-balanced tasks of one function with the
+same flags are merged into one message, as ``map`` sends them. A request
+made while nothing is outstanding (a blocking call's) is sent at once, so a
+round trip pays no wait. Everything is sent in the order it was made.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import zmq
 
 from ..protocol import Session, send_frames
 
+BATCH = 128  # held requests sent as soon as this many wait
 Request = tuple[dict[str, Any], list[Any], list[Any]]  # header, payload, buffers
 _PER_BATCH = ("ids", "ts", "nb")  # the header keys that differ between tasks of one batch
 
@@ -60,13 +63,16 @@ class RequestSender:
         self.waiting: list[Request] = []
         self.io_busy = False
 
-    def send(self, request: Request) -> None:
-        """Send a request now, or hold it for the I/O thread if that is busy."""
+    def send(self, request: Request, in_flight: bool) -> None:
+        """Send a request now, or hold it for the I/O thread if that is busy or other
+        requests are ``in_flight`` (a map's batches, already large, always go at once)."""
         with self.lock:
-            if self.io_busy or self.waiting:
+            if self.waiting or self.io_busy or (in_flight and len(request[0]["ids"]) == 1):
                 self.waiting.append(request)
-                return
-            send_frames(self.sock, self.session.serialize(*request))
+                if len(self.waiting) >= BATCH:
+                    self._flush()
+            else:
+                send_frames(self.sock, self.session.serialize(*request))
 
     def send_frames(self, frames: list[Any], track: bool = False) -> Any:
         """Send a built message now (after what is waiting); the tracker if ``track``."""
