@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 
 import par
 import pytest
@@ -202,5 +203,7 @@ def test_hub_results_carry_outputs() -> None:
 class _OfflineClient:
     """Just enough of a client for results built from records."""
 
-    def metadata_for(self, msg_id: str) -> Metadata:
-        return new_metadata(msg_id, 0.0)
+    _arrivals = threading.Condition()
+
+    def _metadata_of(self, msg_ids: list[str]) -> list[Metadata]:
+        return [new_metadata(msg_id, 0.0) for msg_id in msg_ids]

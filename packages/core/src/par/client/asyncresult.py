@@ -45,29 +45,40 @@ class Metadata(dict[str, Any]):
             raise AttributeError(key) from None
 
 
+# Every key of a message's metadata, in ipyparallel's order; the mutable ones are made anew.
+_BLANK = dict.fromkeys(
+    [
+        "msg_id",
+        "submitted",
+        "started",
+        "completed",
+        "received",
+        "engine_id",
+        "engine_uuid",
+        "status",
+        "error",
+        "stdout",
+        "stderr",
+        "outputs",
+        "follow",
+        "after",
+        "label",
+        "execute_input",
+        "execute_result",
+        "data",
+    ]
+)
+_BLANK.update(stdout="", stderr="")
+
+
 def new_metadata(msg_id: str, submitted: float, **extra: Any) -> Metadata:
     """Metadata of a freshly submitted message."""
-    md = Metadata(
-        msg_id=msg_id,
-        submitted=_dt(submitted),
-        started=None,
-        completed=None,
-        received=None,
-        engine_id=None,
-        engine_uuid=None,
-        status=None,
-        error=None,
-        stdout="",
-        stderr="",
-        outputs=[],
-        follow=[],
-        after=[],
-        label=None,
-        execute_input=None,
-        execute_result=None,
-        data={},
-    )
-    md.update(extra)
+    md = Metadata(_BLANK)  # a copy of a template: this runs for every task sent
+    md["msg_id"] = msg_id
+    md["submitted"] = _dt(submitted)
+    md["outputs"], md["follow"], md["after"], md["data"] = [], [], [], {}
+    if extra:
+        md.update(extra)
     md.positions = []
     return md
 
@@ -120,15 +131,16 @@ class AsyncResult(Future[Any]):
         self._targets = targets
         self._replies: dict[str, Reply] = {}
         self._order: list[str] = []
-        # Not the Future's own condition: Future.result waits once and takes any wake-up
-        # for completion, and this one is notified at every partial delivery.
-        self._cond = threading.Condition()
+        # Notified at every partial delivery, shared by the client's results (one per result
+        # would cost more than the task); not the Future's own condition, as Future.result
+        # waits once and takes any wake-up for completion.
+        self._cond = client._arrivals
         self._value_lock = threading.Lock()
         self._has_value = False
         self._cached: Any = None
         # The result owns its messages' metadata: the client's dict of it is bounded and may
         # already have forgotten the first messages of a large map.
-        self._metadata = [client.metadata_for(m) for m in self.msg_ids]
+        self._metadata = client._metadata_of(self.msg_ids)
         self._metadata_by_id = dict(zip(self.msg_ids, self._metadata, strict=True))
         self._watchers: dict[str, list[AsyncResult]] = {}
         self._trackers: list[Any] = []

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -78,8 +79,9 @@ class Client:
         self._engines: dict[int, dict[str, Any]] = {}
         self._gone: dict[int, int] = {}  # lost engine id -> pid, to explain EngineErrors
         self._engines_changed = threading.Condition()
+        self._arrivals = threading.Condition()  # notified as replies reach their results
         self.metadata: BoundedDict = BoundedDict(HISTORY_LIMIT)
-        self.history: list[str] = []
+        self._history: deque[str] = deque(maxlen=HISTORY_LIMIT)
         self.block = False
         self._closed = False
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
@@ -181,11 +183,21 @@ class Client:
 
     def metadata_for(self, msg_id: str) -> Metadata:
         """The metadata record of a message (created on first use)."""
-        md = self.metadata.get(msg_id)
-        if md is None:
-            md = new_metadata(msg_id, time.time())
-            self.metadata[msg_id] = md
-        return md
+        return self._metadata_of([msg_id])[0]
+
+    def _metadata_of(self, msg_ids: list[str]) -> list[Metadata]:
+        """The metadata records of messages, those not known yet created as submitted now."""
+        known, out = self.metadata, []
+        now: float | None = None
+        for mid in msg_ids:
+            md = known.get(mid)
+            if md is None:
+                now = time.time() if now is None else now
+                md = new_metadata(mid, now)
+                known.add(mid, md)
+            out.append(md)
+        known.trim()
+        return out
 
     # ---- sending work ----------------------------------------------------------------------
 
@@ -211,9 +223,7 @@ class Client:
         for mid in ids:
             self._pending[mid] = ar
             self._known[mid] = ar
-        self.history.extend(ids)
-        if len(self.history) > HISTORY_LIMIT:
-            del self.history[: len(self.history) - HISTORY_LIMIT]
+        self._history.extend(ids)
         if view is not None:
             view._note(ar)
         return ar
@@ -225,7 +235,9 @@ class Client:
             self._pending.pop(mid, None)
             self._known.pop(mid, None)
             self.metadata.pop(mid, None)
-        self.history[:] = [m for m in self.history if m not in gone]
+        kept = [m for m in self._history if m not in gone]
+        self._history.clear()
+        self._history.extend(kept)
 
     def _send(
         self,
@@ -492,7 +504,7 @@ class Client:
 
     def _msg_ids(self, jobs: Any) -> list[str]:
         if isinstance(jobs, int):
-            return [self.history[jobs]]
+            return [self._history[jobs]]
         if isinstance(jobs, str):
             return [jobs]
         if isinstance(jobs, AsyncResult):
@@ -572,7 +584,7 @@ class Client:
     def purge_everything(self) -> None:
         """Forget every finished task, here and on the controller, and clear ``history``."""
         self.purge_results("all")
-        self.history.clear()
+        self._history.clear()
 
     def hub_history(self) -> list[str]:
         """Message ids of every task the controller still has a record of, oldest first."""
@@ -602,6 +614,11 @@ class Client:
     # ---- waiting and control -----------------------------------------------------------------
 
     @property
+    def history(self) -> list[str]:
+        """Message ids this client sent, oldest first (the latest 10,000)."""
+        return list(self._history)
+
+    @property
     def outstanding(self) -> set[str]:
         """Message ids still waiting for a reply."""
         return set(self._pending)
@@ -618,7 +635,7 @@ class Client:
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         for job in targets:
             if isinstance(job, int):
-                job = self.history[job]
+                job = self._history[job]
             ar = self._pending.get(job) if isinstance(job, str) else job
             if ar is None:
                 continue

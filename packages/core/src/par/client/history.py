@@ -29,6 +29,15 @@ class BoundedDict(OrderedDict[str, Any]):
         if len(self) > self.limit:
             self.popitem(last=False)
 
+    def add(self, key: str, value: Any) -> None:
+        """Set an entry without trimming: call :meth:`trim` after a batch."""
+        OrderedDict.__setitem__(self, key, value)
+
+    def trim(self) -> None:
+        """Forget the oldest entries beyond the limit."""
+        for _ in range(len(self) - self.limit):
+            self.popitem(last=False)
+
 
 class Results(Mapping[str, Any]):
     """A read-only view of finished results by message id: a client's, or (with ``scope``,

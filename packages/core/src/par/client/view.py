@@ -51,8 +51,10 @@ class View:
 
     def _note(self, ar: AsyncResult) -> None:
         """Remember a result this view sent (the client calls this as it registers one)."""
+        sent = self._sent_ids
         for mid in ar.msg_ids:
-            self._sent_ids[mid] = None
+            sent.add(mid, None)
+        sent.trim()
         self._sent.add(ar)
 
     @property
