@@ -225,9 +225,16 @@ def send_frames(sock: zmq.Socket, frames: Sequence[Frame]) -> None:
         sock.send(frame, _MORE if i < last else 0, copy=False)
 
 
-def recv_frames(sock: zmq.Socket, block: bool = True) -> list[Any]:
-    """Receive a multipart message as frames, without copying; raise zmq.Again if none waits."""
-    frame = sock.recv(0 if block else _NOBLOCK, copy=False)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+
+
+def recv_frames(sock: zmq.Socket, block: bool = True) -> list[Any] | None:
+    """Receive a multipart message as frames, without copying; None if ``block`` is
+    False and no message waits (checked first: a raised zmq.Again costs microseconds)."""
+    if not block and not int(sock.getsockopt(_EVENTS)) & _POLLIN:
+        return None
+    frame = sock.recv(0, copy=False)
     frames = [frame]
     while frame.more:
         frame = sock.recv(0, copy=False)

@@ -77,9 +77,8 @@ class IOThread(threading.Thread):
     def _drain(self, sock: zmq.Socket) -> None:
         session = self.client.session
         for _ in range(1000):
-            try:
-                frames = recv_frames(sock, block=False)
-            except zmq.Again:
+            frames = recv_frames(sock, block=False)
+            if frames is None:
                 return
             msg = session.parse(frames)
             if msg is None:

@@ -3,7 +3,8 @@
 A send releases Python's GIL, and while replies are coming in every release
 hands the GIL to the I/O thread: a loop of ``apply_async`` calls then spends
 most of its time waiting to get it back. So while other requests are
-outstanding, or the I/O thread is busy, a new request waits here; the I/O
+outstanding (a single task's request; a map's batch only while the I/O
+thread is busy with replies), a new request waits here; the I/O
 thread, which wakes at least every millisecond while requests are
 outstanding, sends what waits (``BATCH`` waiting requests are sent by the
 thread that adds the last). Load-balanced tasks of one function with the
@@ -64,10 +65,12 @@ class RequestSender:
         self.io_busy = False
 
     def send(self, request: Request, in_flight: bool) -> None:
-        """Send a request now, or hold it for the I/O thread if that is busy or other
-        requests are ``in_flight`` (a map's batches, already large, always go at once)."""
+        """Send a request now, or hold it for the I/O thread while other requests are
+        ``in_flight`` (a map's batches, already large, go at once unless that thread is busy)."""
         with self.lock:
-            if self.waiting or self.io_busy or (in_flight and len(request[0]["ids"]) == 1):
+            # A request made while nothing else is outstanding (a blocking call's) goes at
+            # once, even while the I/O thread finishes handling the reply before it.
+            if self.waiting or (in_flight and (self.io_busy or len(request[0]["ids"]) == 1)):
                 self.waiting.append(request)
                 if len(self.waiting) >= BATCH:
                     self._flush()

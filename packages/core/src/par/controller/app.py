@@ -959,9 +959,8 @@ class Controller:
     @staticmethod
     def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:
         for _ in range(limit):
-            try:
-                frames = recv_frames(sock, block=False)
-            except zmq.Again:
+            frames = recv_frames(sock, block=False)
+            if frames is None:
                 return
             handle(frames)
 

@@ -37,7 +37,6 @@ FUNCTION_CACHE_SIZE = 128
 REPLY_DELAY = 0.001
 BATCH_REPLIES = 256
 BATCH_BYTES = 1 << 20
-_POLLIN = int(zmq.POLLIN)
 
 # kind, msg id, header, payload, buffers
 Task = tuple[str, str, dict[str, Any], list[Any], list[Any]]
@@ -226,8 +225,8 @@ class Engine:
     def _receive(self, work: zmq.Socket, queue: deque[Task]) -> None:
         """Queue the tasks of every request waiting on the socket."""
         session = self.session
-        while int(work.get(zmq.EVENTS)) & _POLLIN:
-            msg = session.parse(recv_frames(work))
+        while (frames := recv_frames(work, block=False)) is not None:
+            msg = session.parse(frames)
             if msg is None:
                 log.warning("dropped an unauthenticated or malformed request")
             elif msg.kind in ("apply", "execute"):
