@@ -19,7 +19,7 @@ from peers import Peer, make_peer, wait_gone
 
 Emit = Callable[[str, Any], None]
 W5_MAX_MINUTES = 6.0
-W6_PAIRS = 3
+W6_PAIRS = 5
 
 
 @dataclass
