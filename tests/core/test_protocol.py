@@ -38,6 +38,17 @@ def test_small_payloads_ride_in_the_head_frame_and_large_ones_in_their_own() -> 
         assert msg is not None and [bytes(p) for p in msg.payload] == payload
 
 
+def test_a_forwarded_header_is_framed_anew() -> None:
+    """A received header re-sent with other frames must not keep its old framing keys."""
+    s = Session(KEY)
+    received = s.parse(s.serialize({"t": "reply"}, [b"small"], [b"raw"]))
+    assert received is not None and received.header["pk"] == [5] and received.header["b"] == 1
+    big = b"z" * protocol.PACK_BELOW
+    again = s.parse(s.serialize(received.header, [big]))
+    assert again is not None and [bytes(p) for p in again.payload] == [big] and not again.buffers
+    assert "pk" not in again.header and "b" not in again.header
+
+
 def _header_bytes(header: dict) -> bytes:
     raw = protocol.encode(header)
     return len(raw).to_bytes(4, "little") + raw

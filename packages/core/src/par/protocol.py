@@ -124,12 +124,17 @@ class Session:
         buffers: Sequence[Frame] = (),
     ) -> list[Frame]:
         """Build the frames of a message (without routing frames)."""
+        # "b" and "pk" describe this message's framing: never keep a received message's
         if buffers:
             header["b"] = len(buffers)
+        else:
+            header.pop("b", None)
         sizes = [len(buffer_of(p)) for p in payload]
         packed = 0 < sum(sizes) < PACK_BELOW
         if packed:
             header["pk"] = sizes
+        else:
+            header.pop("pk", None)
         raw = _encode(header)
         signed = b"".join([len(raw).to_bytes(4, "little"), raw, *(payload if packed else ())])
         frames = [] if packed else list(payload)

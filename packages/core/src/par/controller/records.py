@@ -27,7 +27,7 @@ from ..protocol import decode as msgpack_decode
 from ..protocol import encode as msgpack_encode
 
 # Header keys that route a whole message (the ids and targets of all its tasks), not one request.
-_MESSAGE_KEYS = frozenset(("ids", "tg", "nb", "b", "c", "co"))
+_MESSAGE_KEYS = frozenset(("ids", "tg", "nb", "b", "pk", "c", "co"))
 _OUTPUT_KEYS = ("o", "r")
 
 
