@@ -130,7 +130,14 @@ def test_second_start_of_the_same_cluster_is_refused() -> None:
     assert_all_gone(pids)
 
 
-def test_ctrl_c_on_a_foreground_start_leaves_no_process() -> None:
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGINT], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM, signal.SIGTERM]],
+    ids=["ctrl-c", "ctrl-c twice", "sigterm twice"],
+)
+def test_ctrl_c_on_a_foreground_start_leaves_no_process(signals: list[signal.Signals]) -> None:
+    """A second signal while the cluster stops (a double Ctrl-C, or `timeout` signalling
+    both `uv run` and its process group) must not cut the stop short."""
     proc = subprocess.Popen(
         par_cli("start", "-n", "2", "--cluster-id", "cli-fg"),
         stdout=subprocess.PIPE,
@@ -138,11 +145,16 @@ def test_ctrl_c_on_a_foreground_start_leaves_no_process() -> None:
         text=True,
     )
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         line = proc.stdout.readline()
-        assert "is up with 2 engines" in line, proc.stderr.read() if proc.stderr else ""
+        assert "is up with 2 engines" in line, proc.stderr.read()
         pids = cluster_pids("cli-fg")
-        proc.send_signal(signal.SIGINT)
+        first, *more = signals
+        proc.send_signal(first)
+        while more and "stopping the cluster" not in proc.stderr.readline():
+            pass
+        for sig in more:
+            proc.send_signal(sig)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:

@@ -10,9 +10,12 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import paths
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -203,19 +206,26 @@ def cmd_start(argv: Sequence[str]) -> int:
             return 0
         while cluster.controller is not None and cluster.controller.running():
             time.sleep(0.25)
-        print("par: the controller has stopped; cleaning up", file=sys.stderr)
         stopping = True
-        cluster.stop_cluster_sync()
+        _stop_undisturbed(cluster, "par: the controller has stopped; cleaning up")
         return 0
     except KeyboardInterrupt:
         if not stopping:
-            print("\npar: stopping the cluster...", file=sys.stderr, flush=True)
-            cluster.stop_cluster_sync()
+            _stop_undisturbed(cluster, "\npar: stopping the cluster...")
             print("par: stopped", file=sys.stderr)
         return 0
     except (ClusterError, LauncherError, TimeoutError, ValueError) as exc:
         _fail(str(exc))
     return 0
+
+
+def _stop_undisturbed(cluster: Cluster, notice: str) -> None:
+    """Stop a cluster; a second Ctrl-C or SIGTERM must not cut that short and leave
+    processes behind (`timeout` signals both `uv run` and its process group, say)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(notice, file=sys.stderr, flush=True)
+    cluster.stop_cluster_sync()
 
 
 def _print_ready(cluster_id: str, n: int, took: float, daemon: bool) -> None:
