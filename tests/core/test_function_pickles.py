@@ -106,3 +106,11 @@ def test_an_apply_async_loop_of_mixed_requests_keeps_every_result_and_order(
             assert got == str(i)
         else:
             assert got == i
+
+
+def test_plain_arguments_round_trip_as_they_were() -> None:
+    """Small builtin arguments (a map's range chunks among them) skip cloudpickle."""
+    for value in ((range(5, 6),), {"a": (1, 2.5, "x", None)}, [b"abc", True, -0.0], range(0)):
+        data, buffers = serialize.dumps(value)
+        back = serialize.loads(data, buffers)
+        assert back == value and type(back) is type(value) and not buffers

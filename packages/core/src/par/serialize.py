@@ -75,7 +75,7 @@ class SerializationError(Exception):
     """An object could not be pickled or unpickled."""
 
 
-_SCALARS = frozenset({type(None), bool, int, float, complex, str})
+_SCALARS = frozenset({type(None), bool, int, float, complex, str, range})  # immutable builtins
 PLAIN_ITEMS = 64
 
 
