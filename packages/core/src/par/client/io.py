@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("par.client")
 
 STREAM_WAIT = 2.0
+ACTIVE_FOR = 0.01  # seconds after replies came in that this thread wakes every millisecond
 PING_INTERVAL = 1.0
 
 
@@ -58,12 +59,16 @@ class IOThread(threading.Thread):
         next_ping = time.monotonic() + PING_INTERVAL
         try:
             sender = client._sender
+            handled = 0.0  # when replies last came in
             while not self.closing.is_set():
-                sender.idle()  # sends the requests held for this thread
-                # while requests are outstanding, wake often enough to send what waits
-                if sock.poll(1 if client._pending else 100):
+                # While replies come in, requests wait for this thread (see outbox.py), which
+                # then wakes often enough to send them; else it sleeps longer.
+                active = time.monotonic() - handled < ACTIVE_FOR
+                sender.idle(active)  # sends the requests held for this thread
+                if sock.poll(1 if active else 100):
                     sender.io_busy = True  # hold the user's requests until this drain is done
                     self._drain(sock)
+                    handled = time.monotonic()
                 now = time.monotonic()
                 if self.parked:
                     self._release_parked(force_before=now)

@@ -3,11 +3,11 @@
 A send releases Python's GIL, and while replies are coming in every release
 hands the GIL to the I/O thread: a loop of ``apply_async`` calls then spends
 most of its time waiting to get it back. So while other requests are
-outstanding (a single task's request; a map's batch only while the I/O
-thread is busy with replies), a new request waits here; the I/O
-thread, which wakes at least every millisecond while requests are
-outstanding, sends what waits (``BATCH`` waiting requests are sent by the
-thread that adds the last). Load-balanced tasks of one function with the
+outstanding and replies are coming in (a single task's request; a map's
+batch only while the I/O thread is busy with replies), a new request waits
+here; the I/O thread, which then wakes at least every millisecond, sends
+what waits (``BATCH`` waiting requests are sent by the thread that adds the
+last). Load-balanced tasks of one function with the
 same flags are merged into one message, as ``map`` sends them. A request
 made while nothing is outstanding (a blocking call's) is sent at once, so a
 round trip pays no wait. Everything is sent in the order it was made.
@@ -62,15 +62,18 @@ class RequestSender:
         self.session = session
         self.lock = threading.Lock()
         self.waiting: list[Request] = []
-        self.io_busy = False
+        self.io_busy = False  # the I/O thread is handling replies
+        self.io_active = False  # it handled some lately, so it wakes every millisecond
 
     def send(self, request: Request, in_flight: bool) -> None:
         """Send a request now, or hold it for the I/O thread while other requests are
         ``in_flight`` (a map's batches, already large, go at once unless that thread is busy)."""
         with self.lock:
             # A request made while nothing else is outstanding (a blocking call's) goes at
-            # once, even while the I/O thread finishes handling the reply before it.
-            if self.waiting or (in_flight and (self.io_busy or len(request[0]["ids"]) == 1)):
+            # once, even while the I/O thread finishes handling the reply before it; so does
+            # one made while replies are not coming in (a long task running, say).
+            single = len(request[0]["ids"]) == 1
+            if self.waiting or (in_flight and (self.io_busy or (single and self.io_active))):
                 self.waiting.append(request)
                 if len(self.waiting) >= BATCH:
                     self._flush()
@@ -86,11 +89,13 @@ class RequestSender:
             send_frames(self.sock, frames)
             return None
 
-    def idle(self) -> None:
-        """Called by the I/O thread before it waits: send what waits, stop holding."""
+    def idle(self, active: bool) -> None:
+        """Called by the I/O thread before it waits: send what waits; while ``active``,
+        it wakes every millisecond, so requests may wait for it."""
         with self.lock:
             self._flush()
             self.io_busy = False
+            self.io_active = active
 
     def _flush(self) -> None:
         waiting, self.waiting = self.waiting, []
