@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import par
@@ -311,3 +314,34 @@ def test_metadata_of_a_map_larger_than_the_clients_metadata_bound(rc: par.Client
     assert ar.get(timeout=120) == list(range(n))
     assert all(md["received"] is not None and md["engine_id"] in rc.ids for md in ar.metadata)
     assert len(rc.metadata) <= rc.metadata.limit
+
+
+EXIT_SCRIPT = """
+import pathlib, sys
+import par
+
+def touch(i, folder):
+    pathlib.Path(folder, str(i)).touch()
+
+rc = par.Client(cluster_id=sys.argv[1])
+lv = rc.load_balanced_view()
+lv.map_sync(touch, range(50), [sys.argv[2]] * 50)  # replies coming in: requests may be held
+for i in range(50, 400):
+    lv.apply_async(touch, i, sys.argv[2])
+# exits without waiting or closing the client
+"""
+
+
+def test_a_script_that_submits_tasks_and_exits_loses_none(
+    cluster: par.Cluster, rc: par.Client, tmp_path: Path
+) -> None:
+    script = tmp_path / "fire_and_forget.py"
+    script.write_text(EXIT_SCRIPT)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run([sys.executable, str(script), cluster.cluster_id, str(out)], timeout=60)
+    assert done.returncode == 0
+    deadline = time.monotonic() + 30
+    while len(list(out.iterdir())) < 400 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sorted(int(p.name) for p in out.iterdir()) == list(range(400))

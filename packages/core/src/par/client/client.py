@@ -7,6 +7,7 @@ connection owned by the I/O thread (:mod:`par.client.io`).
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import threading
@@ -90,6 +91,7 @@ class Client:
         fut = self._expect(qid)
         self._io = IOThread(self, first)
         self._io.start()
+        _open_clients.add(self)
         try:
             state, _ = self._wait_query(fut, timeout, "connect")
         except BaseException:
@@ -706,10 +708,15 @@ class Client:
         return dict(self._query("status", timeout=timeout))
 
     def close(self, linger: int | None = None) -> None:
-        """Disconnect from the cluster (the cluster keeps running)."""
+        """Disconnect from the cluster (the cluster keeps running).
+
+        Requests not sent yet are sent first; a client still open when Python exits is
+        closed then, so a script that submits tasks and exits loses none of them.
+        """
         if self._closed:
             return
         self._closed = True
+        _open_clients.discard(self)
         try:
             _, frames = self._query_frames("close", {})
             self._send_frames(frames)
@@ -728,6 +735,16 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<par.Client cluster={self._info.cluster_id!r} engines={self.ids}>"
+
+
+_open_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_clients() -> None:
+    """At exit, close the clients still open: requests they hold go out first."""
+    for client in list(_open_clients):
+        client.close()
 
 
 def _nothing(jobs: Any) -> bool:
