@@ -725,6 +725,9 @@ class Client:
         self._io.closing.set()
         self._io.join(timeout=2)
         self._req.close(linger=linger if linger is not None else 200)
+        if self._io.is_alive():  # its socket is still open: term() would wait forever
+            logging.getLogger("par.client").warning("the client's I/O thread did not stop")
+            return
         self._ctx.term()
 
     def __enter__(self) -> Client:
