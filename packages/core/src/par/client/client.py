@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import os
 import threading
 import time
 import uuid
@@ -91,6 +92,7 @@ class Client:
         fut = self._expect(qid)
         self._io = IOThread(self, first)
         self._io.start()
+        self._pid = os.getpid()
         _open_clients.add(self)
         try:
             state, _ = self._wait_query(fut, timeout, "connect")
@@ -745,9 +747,11 @@ _open_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 @atexit.register
 def _close_open_clients() -> None:
-    """At exit, close the clients still open: requests they hold go out first."""
+    """At exit, close the clients still open: requests they hold go out first. A forked
+    child leaves its parent's clients alone: their sockets and threads are not its own."""
     for client in list(_open_clients):
-        client.close()
+        if client._pid == os.getpid():
+            client.close()
 
 
 def _nothing(jobs: Any) -> bool:
