@@ -114,3 +114,13 @@ def test_plain_arguments_round_trip_as_they_were() -> None:
         data, buffers = serialize.dumps(value)
         back = serialize.loads(data, buffers)
         assert back == value and type(back) is type(value) and not buffers
+
+
+def test_the_caches_of_function_pickles_stay_bounded() -> None:
+    """Sending ever new functions (say, code compiled at run time) must not grow memory."""
+    for i in range(3 * serialize.FUNCTION_CACHE_SIZE):
+        namespace: dict[str, object] = {}
+        exec(compile(f"def f():\n    return {i}\n", f"<generated {i}>", "exec"), namespace)
+        assert _round_trip(namespace["f"]) == i
+    assert len(serialize._function_cache) <= serialize.FUNCTION_CACHE_SIZE
+    assert len(serialize._global_names) <= serialize.FUNCTION_CACHE_SIZE

@@ -143,6 +143,8 @@ def _names_of(code: types.CodeType) -> tuple[str, ...]:
         for const in code.co_consts:
             if type(const) is types.CodeType:
                 found.extend(_names_of(const))
+        if len(_global_names) >= FUNCTION_CACHE_SIZE:  # bounded, like the pickles
+            _global_names.clear()
         names = _global_names[code] = tuple(found)
     return names
 
