@@ -279,8 +279,15 @@ class AsyncResult(Future[Any]):
                 self.split(), self._timeout(timeout), return_when
             )
             return done, pending
+        timeout = self._timeout(timeout)
+        if not self.done() and timeout != 0:
+            # Receive the replies on this thread if the client's socket is free (see lead).
+            deadline = None if timeout is None else time.monotonic() + timeout
+            self._client._io.lead(self.done, timeout)
+            if deadline is not None:
+                timeout = max(deadline - time.monotonic(), 0)
         try:
-            self.exception(self._timeout(timeout))
+            self.exception(timeout)
         except TimeoutError:
             return False
         return True

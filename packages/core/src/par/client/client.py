@@ -155,7 +155,8 @@ class Client:
     def subscribe_events(
         self, callback: Callable[[str, dict[str, Any]], None], tasks: bool = False
     ) -> None:
-        """Call ``callback(kind, data)`` (from the I/O thread) for every cluster event.
+        """Call ``callback(kind, data)`` for every cluster event (from the thread receiving:
+        the I/O thread, or one waiting on a result).
 
         Kinds: ``engine_registering``, ``engine_up``, ``engine_lost``, ``engine_stopped``,
         ``controller_stopped``; with ``tasks=True`` also ``tasks`` (batches of finished-task

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -32,6 +33,8 @@ log = logging.getLogger("par.client")
 STREAM_WAIT = 2.0
 ACTIVE_FOR = 0.01  # seconds after replies came in that this thread wakes every millisecond
 PING_INTERVAL = 1.0
+HANDOVER = 0.01  # the I/O thread leaves the socket to user's threads this long after a wait
+LEAD_POLL = 0.1  # a leading thread's longest poll, between checks of what else is due
 
 
 class IOThread(threading.Thread):
@@ -46,6 +49,12 @@ class IOThread(threading.Thread):
         self.parked: dict[str, tuple[Reply, float]] = {}
         self.last_heard = time.monotonic()
         self.lost = False
+        self.lease = threading.Lock()  # held by the thread using the reply socket
+        self.sock: zmq.Socket | None = None
+        self.waited = 0.0  # when a user's thread last waited on a result (see lead)
+        self.leader: int | None = None  # the thread receiving, while it holds the lease
+        self.handled = 0.0  # when replies last came in
+        self.next_ping = 0.0
 
     def run(self) -> None:
         client = self.client
@@ -55,29 +64,101 @@ class IOThread(threading.Thread):
         sock.setsockopt(zmq.RCVHWM, 0)
         client._info.secure(sock)
         sock.connect(client._info.client_url)
-        sock.send_multipart(self.first)
-        next_ping = time.monotonic() + PING_INTERVAL
+        with self.lease:
+            sock.send_multipart(self.first)
+            self.sock = sock
+        self.next_ping = time.monotonic() + PING_INTERVAL
         try:
-            sender = client._sender
-            handled = 0.0  # when replies last came in
             while not self.closing.is_set():
-                # While replies come in, requests wait for this thread (see outbox.py), which
-                # then wakes often enough to send them; else it sleeps longer.
-                active = time.monotonic() - handled < ACTIVE_FOR
-                sender.idle(active)  # sends the requests held for this thread
-                if sock.poll(1 if active else 100):
-                    sender.io_busy = True  # hold the user's requests until this drain is done
-                    self._drain(sock)
-                    handled = time.monotonic()
-                now = time.monotonic()
-                if self.parked:
-                    self._release_parked(force_before=now)
-                if now >= next_ping:
-                    sock.send_multipart(client._query_frames("ping", {})[1])
-                    next_ping = now + PING_INTERVAL
-                    self._check_controller(now)
+                if time.monotonic() - self.waited < HANDOVER:
+                    # A user's thread waits on a result and receives (see lead); this
+                    # thread only keeps time while that goes on.
+                    self.closing.wait(HANDOVER)
+                    if self.lease.acquire(blocking=False):
+                        try:
+                            self._keep_time(sock, time.monotonic())
+                        finally:
+                            self.lease.release()
+                    continue
+                with self.lease:
+                    self.leader = threading.get_ident()
+                    self._receive(sock, None, None)
+                    self.leader = None
         finally:
-            sock.close()
+            with self.lease:
+                self.sock = None
+                sock.close()
+
+    def lead(self, done: Callable[[], bool], timeout: float | None) -> None:
+        """Receive on the calling (user's) thread until ``done()``, ``timeout`` or close.
+
+        A thread waiting on a result takes the reply socket over from the I/O thread and
+        handles whatever arrives itself: its reply then reaches it without waking another
+        thread and handing Python's GIL back and forth, a good part of a round trip's cost.
+        The I/O thread hands the socket over within one poll, and takes it back once no
+        thread has waited for ``HANDOVER`` seconds. Called from within a handler (a done
+        callback waiting on another result), it goes on receiving where it is.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.leader == threading.get_ident():
+            if self.sock is not None:
+                self._receive(self.sock, done, deadline)
+            return
+        while not done() and not self.closing.is_set():
+            self.waited = time.monotonic()
+            wait = HANDOVER if deadline is None else min(HANDOVER, deadline - self.waited)
+            if wait <= 0:
+                return
+            if not self.lease.acquire(timeout=wait):
+                continue  # the I/O thread is in a poll; it stops at the next turn
+            try:
+                if self.sock is None:
+                    return
+                self.leader = threading.get_ident()
+                self._receive(self.sock, done, deadline)
+            finally:
+                self.leader = None
+                self.waited = time.monotonic()
+                self.lease.release()
+            return
+
+    def _receive(
+        self, sock: zmq.Socket, done: Callable[[], bool] | None, deadline: float | None
+    ) -> None:
+        """Handle what arrives, holding the lease: until ``done()`` or ``deadline`` for a
+        user's thread; one poll for the I/O thread (``done`` None)."""
+        sender = self.client._sender
+        while not self.closing.is_set():
+            now = time.monotonic()
+            if done is None:
+                # While replies come in, requests wait for this thread (see outbox.py),
+                # which then wakes often enough to send them; else it sleeps longer.
+                active = now - self.handled < ACTIVE_FOR
+                timeout = 0.001 if active else 0.1
+            elif done() or (deadline is not None and now >= deadline):
+                return
+            else:
+                active = False
+                timeout = LEAD_POLL if deadline is None else min(LEAD_POLL, deadline - now)
+            sender.idle(active)  # sends the requests held for this thread
+            if sock.poll(max(1, round(timeout * 1000))):
+                sender.io_busy = True  # hold the user's requests until this drain is done
+                self._drain(sock)
+                self.handled = time.monotonic()
+                if done is not None:
+                    sender.idle(False)
+            self._keep_time(sock, time.monotonic())
+            if done is None:
+                return
+
+    def _keep_time(self, sock: zmq.Socket, now: float) -> None:
+        """What is due whoever receives: parked replies, pings, the controller's silence."""
+        if self.parked:
+            self._release_parked(force_before=now)
+        if now >= self.next_ping:
+            sock.send_multipart(self.client._query_frames("ping", {})[1])
+            self.next_ping = now + PING_INTERVAL
+            self._check_controller(now)
 
     def _drain(self, sock: zmq.Socket) -> None:
         session = self.client.session

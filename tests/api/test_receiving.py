@@ -1,0 +1,91 @@
+"""Who receives a client's replies: a thread waiting on a result, or the I/O thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import par
+import pytest
+
+
+def slow(x: float) -> float:
+    import time
+
+    time.sleep(x)
+    return x
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def test_a_waiting_thread_receives_its_reply_itself(rc: par.Client) -> None:
+    """The reply reaches the waiting thread without the I/O thread handing it over."""
+    handled_by: list[int] = []
+    ar = rc[0].apply_async(slow, 0.3)
+    ar.add_done_callback(lambda _: handled_by.append(threading.get_ident()))
+    assert ar.get(timeout=10) == 0.3
+    assert handled_by == [threading.get_ident()]
+
+
+def test_a_done_callback_may_wait_on_another_result(rc: par.Client) -> None:
+    """A callback run while replies are handled can wait for a result still to come."""
+    seen: list[float] = []
+    later = rc[1].apply_async(slow, 0.6)
+    first = rc[0].apply_async(slow, 0.2)
+    first.add_done_callback(lambda _: seen.append(later.get(timeout=10)))
+    first.get(timeout=10)
+    assert seen == [0.6]
+
+
+def test_a_done_callback_may_wait_while_no_thread_waits(rc: par.Client) -> None:
+    """The same when the I/O thread runs the callback: nobody waits on ``first``."""
+    seen: list[float] = []
+    done = threading.Event()
+    later = rc[1].apply_async(slow, 0.6)
+    first = rc[0].apply_async(slow, 0.2)
+
+    def on_first(_: object) -> None:
+        seen.append(later.get(timeout=10))
+        done.set()
+
+    first.add_done_callback(on_first)
+    assert done.wait(15)
+    assert seen == [0.6]
+    assert later.done()
+
+
+def test_threads_waiting_together_all_get_their_results(rc: par.Client) -> None:
+    """One thread receives at a time; the others' replies reach them all the same."""
+    view = rc[:]
+
+    def calls(k: int) -> list[int]:
+        return [view.apply_sync(square, k * 100 + i)[k % 4] for i in range(40)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(calls, range(4)))
+    assert results == [[(k * 100 + i) ** 2 for i in range(40)] for k in range(4)]
+
+
+def test_a_timeout_while_receiving_is_kept(rc: par.Client) -> None:
+    """A wait with a timeout ends when it is up, though this thread was receiving."""
+    ar = rc[2].apply_async(slow, 3)
+    t = time.monotonic()
+    with pytest.raises(TimeoutError):
+        ar.get(timeout=0.3)
+    assert time.monotonic() - t < 2.5  # not the task's 3 s, nor twice the timeout
+    assert not ar.wait(0)
+    assert ar.get(timeout=10) == 3
+
+
+def test_events_reach_listeners_while_a_thread_receives(rc: par.Client) -> None:
+    """Events the controller sends while a user's thread receives still reach listeners."""
+    kinds: list[str] = []
+    rc.subscribe_events(lambda kind, data: kinds.append(kind), tasks=True)
+    rc[0].apply_sync(square, 3)
+    deadline = time.monotonic() + 10
+    while "tasks" not in kinds and time.monotonic() < deadline:
+        rc[0].apply_sync(square, 3)
+    assert "tasks" in kinds
