@@ -34,6 +34,7 @@ STREAM_WAIT = 2.0
 ACTIVE_FOR = 0.01  # seconds after replies came in that this thread wakes every millisecond
 PING_INTERVAL = 1.0
 HANDOVER = 0.01  # the I/O thread leaves the socket to user's threads this long after a wait
+DRAIN_LIMIT = 1000  # messages handled before what else is due (sending, pings)
 LEAD_POLL = 0.1  # a leading thread's longest poll, between checks of what else is due
 
 
@@ -62,6 +63,7 @@ class IOThread(threading.Thread):
         sock.setsockopt(zmq.ROUTING_ID, client._ident)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.RCVTIMEO, round(LEAD_POLL * 1000))  # see _receive
         client._info.secure(sock)
         sock.connect(client._info.client_url)
         with self.lease:
@@ -141,9 +143,17 @@ class IOThread(threading.Thread):
                 active = False
                 timeout = LEAD_POLL if deadline is None else min(LEAD_POLL, deadline - now)
             sender.idle(active)  # sends the requests held for this thread
-            if sock.poll(max(1, round(timeout * 1000))):
+            first = None
+            if timeout >= LEAD_POLL:  # a receive waits as long as a poll would, for less
+                try:
+                    first = recv_frames(sock)
+                except zmq.Again:
+                    pass
+            elif sock.poll(max(1, round(timeout * 1000))):
+                first = recv_frames(sock, block=False)
+            if first is not None:
                 sender.io_busy = True  # hold the user's requests until this drain is done
-                self._drain(sock)
+                self._drain(sock, first)
                 self.handled = time.monotonic()
                 if done is not None:
                     sender.idle(False)
@@ -160,24 +170,29 @@ class IOThread(threading.Thread):
             self.next_ping = now + PING_INTERVAL
             self._check_controller(now)
 
-    def _drain(self, sock: zmq.Socket) -> None:
-        session = self.client.session
-        for _ in range(1000):
-            frames = recv_frames(sock, block=False)
+    def _drain(self, sock: zmq.Socket, first: list[Any]) -> None:
+        """Handle ``first`` and what else waits on the socket (a bounded number)."""
+        frames: list[Any] | None = first
+        for n in range(1, DRAIN_LIMIT + 1):
             if frames is None:
                 return
-            msg = session.parse(frames)
-            if msg is None:
-                log.warning("dropped an unauthenticated or malformed message")
-                continue
-            self.last_heard = time.monotonic()
-            if self.lost:
-                self.lost = False
-                log.warning("the controller answers again")
-            try:
-                self._on_message(msg.kind, msg.header, msg.payload, msg.buffers)
-            except Exception:
-                log.exception("error handling a %r message", msg.kind)
+            self._handle(frames)
+            if n < DRAIN_LIMIT:  # what is received is handled: never receive one more
+                frames = recv_frames(sock, block=False)
+
+    def _handle(self, frames: list[Any]) -> None:
+        msg = self.client.session.parse(frames)
+        if msg is None:
+            log.warning("dropped an unauthenticated or malformed message")
+            return
+        self.last_heard = time.monotonic()
+        if self.lost:
+            self.lost = False
+            log.warning("the controller answers again")
+        try:
+            self._on_message(msg.kind, msg.header, msg.payload, msg.buffers)
+        except Exception:
+            log.exception("error handling a %r message", msg.kind)
 
     def _on_message(
         self, kind: str, h: dict[str, Any], payload: list[Any], buffers: list[Any]

@@ -33,7 +33,7 @@ from zmq.utils.monitor import parse_monitor_message
 from .. import protocol
 from ..connection import ConnectionInfo
 from ..curve import make_server, server_keypair, wanted
-from ..protocol import Message, Session, recv_frames, send_frames
+from ..protocol import Message, Session, recv_frames, recv_ready, send_frames
 from . import query
 from .engines import Engine, EngineRegistry, Pending
 from .records import Record, RecordStore, Shared, SQLiteRecordStore
@@ -247,11 +247,19 @@ class Controller:
         group = h["ids"][0] if h.get("co") else None
         if group is not None:
             self._groups[group] = {"client": client, "n": len(h["ids"]), "replies": []}
-        payload, buffers = protocol.detach(msg.payload), protocol.detach(msg.buffers)
-        shared = Shared.of([*payload, *buffers])  # every target's record holds the same frames
+        sent: list[tuple[Pending, Engine | None]] = []
         for mid, target in zip(h["ids"], h["tg"], strict=True):
             p = Pending(mid, client, "d", method, now, engine=target, group=group)
             engine = self.engines.by_id.get(target)
+            if engine is not None and engine.state == "up":
+                self._send_direct(p, engine, body)
+            sent.append((p, engine))
+        # The records are written once the engines have their work, which they start on
+        # meanwhile.
+        payload, buffers = protocol.detach(msg.payload), protocol.detach(msg.buffers)
+        shared = Shared.of([*payload, *buffers])  # every target's record holds the same frames
+        for p, engine in sent:
+            mid, target = p.msg_id, p.engine
             self.records.add(
                 Record(
                     mid,
@@ -271,8 +279,6 @@ class Controller:
             self.counts["submitted"] += 1
             if engine is None or engine.state != "up":
                 self._error_reply(p, "EngineError", f"engine {target} is not registered", target)
-                continue
-            self._send_direct(p, engine, body)
 
     def _send_direct(self, p: Pending, engine: Engine, body: list[Any]) -> None:
         """Send a direct request's frames to its engine, which now holds it."""
@@ -958,11 +964,13 @@ class Controller:
 
     @staticmethod
     def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:
-        for _ in range(limit):
-            frames = recv_frames(sock, block=False)
+        frames = recv_ready(sock)  # the poll found it readable
+        for n in range(1, limit + 1):
             if frames is None:
                 return
             handle(frames)
+            if n < limit:  # what is received is handled: never receive one more
+                frames = recv_frames(sock, block=False)
 
     def _parse(self, frames: list[Any]) -> Message | None:
         msg = self.session.parse(frames)

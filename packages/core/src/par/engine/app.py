@@ -37,6 +37,7 @@ FUNCTION_CACHE_SIZE = 128
 REPLY_DELAY = 0.001
 BATCH_REPLIES = 256
 BATCH_BYTES = 1 << 20
+IDLE_WAKE_MS = 500  # an idle engine's longest wait for a request
 
 # kind, msg id, header, payload, buffers
 Task = tuple[str, str, dict[str, Any], list[Any], list[Any]]
@@ -204,6 +205,7 @@ class Engine:
         work = self.ctx.socket(zmq.DEALER)
         work.setsockopt(zmq.ROUTING_ID, self.ident)
         work.setsockopt(zmq.LINGER, 2000)
+        work.setsockopt(zmq.RCVTIMEO, IDLE_WAKE_MS)  # to answer the control thread's asks
         self.info.secure(work)
         try:
             if not self.control.registered.wait(registration_timeout):
@@ -222,10 +224,12 @@ class Engine:
             if self.control.lost_reason:
                 log.error("par engine: stopping: %s", self.control.lost_reason)
 
-    def _receive(self, work: zmq.Socket, queue: deque[Task]) -> None:
-        """Queue the tasks of every request waiting on the socket."""
+    def _receive(self, work: zmq.Socket, queue: deque[Task], first: list[Any] | None) -> None:
+        """Queue the tasks of ``first`` (a message received already), then of every
+        request waiting on the socket."""
         session = self.session
-        while (frames := recv_frames(work, block=False)) is not None:
+        frames = first if first is not None else recv_frames(work, block=False)
+        while frames is not None:
             msg = session.parse(frames)
             if msg is None:
                 log.warning("dropped an unauthenticated or malformed request")
@@ -234,6 +238,7 @@ class Engine:
                     queue.extend(self._tasks_of(msg))
                 except (KeyError, TypeError, ValueError, IndexError) as exc:
                     log.warning("dropped a malformed request: %s", exc)
+            frames = recv_frames(work, block=False)
 
     def _serve(self, work: zmq.Socket) -> None:
         """Run queued tasks in order; replies finished close together go back as one message.
@@ -248,10 +253,14 @@ class Engine:
                 self.control.ready_needed.clear()
                 work.send_multipart(self.session.serialize({"t": "ready"}))
             if not queue:
-                self._receive(work, queue)
+                self._receive(work, queue, None)
             if not queue:
                 outbox.flush(work)
-                work.poll(500)
+                try:
+                    first = recv_frames(work)  # waits up to RCVTIMEO
+                except zmq.Again:
+                    continue
+                self._receive(work, queue, first)
                 continue
             try:
                 outbox.add(self.handle(queue.popleft()))
