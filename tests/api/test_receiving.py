@@ -89,3 +89,17 @@ def test_events_reach_listeners_while_a_thread_receives(rc: par.Client) -> None:
     while "tasks" not in kinds and time.monotonic() < deadline:
         rc[0].apply_sync(square, 3)
     assert "tasks" in kinds
+
+
+def test_an_interrupted_wait_loses_nothing(rc: par.Client) -> None:
+    """Ctrl-C while this thread receives stops the wait; the result still arrives."""
+    import signal
+
+    ar = rc[3].apply_async(slow, 1.0)
+    main = threading.main_thread().ident
+    timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        ar.get(timeout=10)
+    assert ar.get(timeout=10) == 1.0
+    assert rc[3].apply_sync(square, 7) == 49  # and the client goes on receiving

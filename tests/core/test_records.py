@@ -36,6 +36,7 @@ def test_requests_results_and_output_stay_within_the_byte_bound() -> None:
     for i in range(20):
         store.add(task(f"t{i}", [bytes(600)]))
         store.finish(f"t{i}", reply(f"t{i}", o="x" * 100), [bytes(200)])
+        store.flush()  # as the controller does after each pass
         assert store.nbytes <= 5000
     assert "t0" not in store.records and "t19" in store.records  # oldest culled first
     kept = store.records["t19"]
@@ -57,9 +58,35 @@ def test_a_second_reply_replaces_the_first_without_leaking() -> None:
     store = RecordStore()
     store.add(task("t", [b"x"]))
     store.finish("t", reply("t"), [bytes(500)])
+    store.flush()
     once = store.nbytes
+    assert once >= 500
     store.finish("t", reply("t"), [bytes(500)])
+    store.flush()
     assert store.nbytes == once
+
+
+def test_a_reply_is_stored_after_its_pass_and_its_status_at_once() -> None:
+    """finish() sets the status now (dependencies read it in the same pass); the frames
+    are stored at the next read or flush, once the reply went on."""
+    store = RecordStore()
+    store.add(task("t", [b"x"]))
+    store.finish("t", reply("t", st="error"), [b"content"])
+    assert store.records["t"].status == "error" and store.records["t"].result is None
+    rec = store.get("t")
+    assert rec is not None and rec.result is not None and rec.result[1:] == [b"content"]
+
+
+def test_a_record_culled_before_its_reply_is_stored_is_not_charged() -> None:
+    store = RecordStore(max_records=100, max_bytes=1000)
+    store.add(task("t", [bytes(100)]))
+    store.add(task("u", [bytes(100)]))
+    store.finish("t", reply("t"), [bytes(300)])
+    store.add_output("u", "stdout", "x" * 900)  # over the bound: the oldest, t, goes
+    store.flush()
+    assert "t" not in store.records and "u" in store.records
+    store.remove("u")
+    assert store.nbytes == 0  # t's reply was never charged, nor left behind
 
 
 def test_streamed_output_comes_before_the_rest() -> None:
@@ -68,7 +95,8 @@ def test_streamed_output_comes_before_the_rest() -> None:
     store.add_output("t", "stdout", "streamed\n")
     store.add_output("t", "stderr", "warn\n")
     store.finish("t", reply("t", o="rest\n", ns=2), [b"result"])
-    rec = store.records["t"]
+    rec = store.get("t")
+    assert rec is not None
     assert rec.value("stdout") == "streamed\nrest\n" and rec.value("stderr") == "warn\n"
     header, payload, _ = rec.reply() or ({}, [], [])
     assert header["o"] == "streamed\nrest\n" and "ns" not in header and payload == [b"result"]

@@ -219,8 +219,7 @@ class Controller:
         self.counts["failed" if status == "error" else "aborted"] += 1
         self._reply_to(p.client, (header, [content], [], None))
         if self.monitors and status == "error":
-            header["ev"] = evalue
-            self._notice(header, [content], p)
+            self._notice({**header, "ev": evalue}, [content], p)
 
     # ---- client requests -----------------------------------------------------------------
 

@@ -215,10 +215,14 @@ class RecordStore:
         self.records: OrderedDict[str, Record] = OrderedDict()
         self.nbytes = 0
         self.culled = 0
+        # Replies whose frames are not stored yet: the controller stores them at the end of
+        # its loop pass, after sending the replies on (see _settle).
+        self._unsettled: list[tuple[Record, dict[str, Any], list[Any]]] = []
 
     def add(self, record: Record) -> None:
         """Add a record (keeping its request frames if they fit), culling the oldest if over
         a bound."""
+        self._settle()
         if record.msg_id in self.records:
             self.remove(record.msg_id)
         if record.payload is not None:
@@ -245,7 +249,8 @@ class RecordStore:
 
     def finish(self, msg_id: str, header: dict[str, Any], frames: list[Any] | None) -> None:
         """Fill in a record from its reply: header, output, and payload and buffer frames
-        (kept within bounds; the header's ``b`` says how many are buffers)."""
+        (kept within bounds; the header's ``b`` says how many are buffers). The status is
+        set now; the frames are stored at the next read or :meth:`flush`."""
         rec = self.records.get(msg_id)
         if rec is None:
             return
@@ -258,7 +263,18 @@ class RecordStore:
         if out or err:  # kept once, in the record (streamed output was added there already)
             self._add_output(rec, str(out or ""), str(err or ""))
             header = {k: v for k, v in header.items() if k not in _OUTPUT_KEYS}
+            self._enforce()
         if frames is not None:
+            self._unsettled.append((rec, header, frames))
+
+    def _settle(self) -> None:
+        """Store the frames of the replies finished since the last call."""
+        if not self._unsettled:
+            return
+        unsettled, self._unsettled = self._unsettled, []
+        for rec, header, frames in unsettled:
+            if self.records.get(rec.msg_id) is not rec:  # culled or removed meanwhile
+                continue
             raw = msgpack_encode(header)
             size = len(raw) + _nbytes(frames)
             if size <= self.max_bytes:
@@ -309,21 +325,26 @@ class RecordStore:
 
     def remove(self, msg_id: str) -> None:
         """Forget one record."""
+        self._settle()
         rec = self.records.pop(msg_id, None)
         if rec is not None:
             self._release(rec)
 
     def get(self, msg_id: str) -> Record | None:
         """The record of a task, if still kept."""
+        self._settle()
         return self.records.get(msg_id)
 
     def all(self, full: bool = False) -> Iterator[Record]:
         """Every record kept, oldest first (``full``: with request and reply, which records
         in memory always have)."""
+        self._settle()
         return iter(list(self.records.values()))
 
     def flush(self) -> None:
-        """Write what changed to durable storage (nothing to do in memory)."""
+        """Store the replies finished lately; write what changed to durable storage (in
+        memory, nothing more to do)."""
+        self._settle()
 
     def close(self) -> None:
         """Release storage."""
@@ -435,6 +456,7 @@ class SQLiteRecordStore(RecordStore):
 
     def flush(self) -> None:
         """Write new and changed records in one transaction; keep at most ``max_rows``."""
+        self._settle()
         if not self._dirty and not self._deleted:
             return
         rows = [
