@@ -54,6 +54,7 @@ class IOThread(threading.Thread):
         self.sock: zmq.Socket | None = None
         self.waited = 0.0  # when a user's thread last waited on a result (see lead)
         self.leader: int | None = None  # the thread receiving, while it holds the lease
+        self.wanted = 0  # user's threads waiting for the lease (changed under _arrivals)
         self.handled = 0.0  # when replies last came in
         self.next_ping = 0.0
 
@@ -72,9 +73,11 @@ class IOThread(threading.Thread):
         self.next_ping = time.monotonic() + PING_INTERVAL
         try:
             while not self.closing.is_set():
-                if time.monotonic() - self.waited < HANDOVER:
+                if self.wanted or time.monotonic() - self.waited < HANDOVER:
                     # A user's thread waits on a result and receives (see lead); this
                     # thread only keeps time while that goes on.
+                    with self.client._arrivals:  # one waiting for the socket takes it now
+                        self.client._arrivals.notify_all()
                     self.closing.wait(HANDOVER)
                     if self.lease.acquire(blocking=False):
                         try:
@@ -106,23 +109,34 @@ class IOThread(threading.Thread):
             if self.sock is not None:
                 self._receive(self.sock, done, deadline)
             return
+        arrivals = self.client._arrivals
         while not done() and not self.closing.is_set():
             self.waited = time.monotonic()
             wait = HANDOVER if deadline is None else min(HANDOVER, deadline - self.waited)
             if wait <= 0:
                 return
-            if not self.lease.acquire(timeout=wait):
-                continue  # the I/O thread is in a poll; it stops at the next turn
-            try:
-                if self.sock is None:
-                    return
-                self.leader = threading.get_ident()
-                self._receive(self.sock, done, deadline)
-            finally:
-                self.leader = None
-                self.waited = time.monotonic()
-                self.lease.release()
-            return
+            if self.lease.acquire(blocking=False):
+                try:
+                    if self.sock is None:
+                        return
+                    self.leader = threading.get_ident()
+                    self._receive(self.sock, done, deadline)
+                finally:
+                    self.leader = None
+                    self.waited = time.monotonic()
+                    self.lease.release()
+                    with arrivals:  # a thread waiting for the socket takes it over now
+                        arrivals.notify_all()
+                return
+            # Another thread receives, and delivers our reply if it comes; it hands the
+            # socket over when it stops (notifying, as every delivery does).
+            with arrivals:
+                self.wanted += 1
+                try:
+                    if self.lease.locked() and not done():
+                        arrivals.wait(wait)
+                finally:
+                    self.wanted -= 1
 
     def _receive(
         self, sock: zmq.Socket, done: Callable[[], bool] | None, deadline: float | None
