@@ -125,8 +125,9 @@ class IOThread(threading.Thread):
                     self.leader = None
                     self.waited = time.monotonic()
                     self.lease.release()
-                    with arrivals:  # a thread waiting for the socket takes it over now
-                        arrivals.notify_all()
+                    if self.wanted:  # a thread waiting for the socket takes it over now
+                        with arrivals:
+                            arrivals.notify_all()
                 return
             # Another thread receives, and delivers our reply if it comes; it hands the
             # socket over when it stops (notifying, as every delivery does).
@@ -156,7 +157,8 @@ class IOThread(threading.Thread):
             else:
                 active = False
                 timeout = LEAD_POLL if deadline is None else min(LEAD_POLL, deadline - now)
-            sender.idle(active)  # sends the requests held for this thread
+            if sender.waiting or sender.io_busy or sender.io_active != active:
+                sender.idle(active)  # sends the requests held for this thread
             first = None
             if timeout >= LEAD_POLL:  # a receive waits as long as a poll would, for less
                 try:
@@ -167,7 +169,7 @@ class IOThread(threading.Thread):
                 first = recv_frames(sock, block=False)
             if first is not None:
                 sender.io_busy = True  # hold the user's requests until this drain is done
-                self._drain(sock, first)
+                self._drain(sock, first, done)
                 self.handled = time.monotonic()
                 if done is not None:
                     sender.idle(False)
@@ -184,13 +186,18 @@ class IOThread(threading.Thread):
             self.next_ping = now + PING_INTERVAL
             self._check_controller(now)
 
-    def _drain(self, sock: zmq.Socket, first: list[Any]) -> None:
-        """Handle ``first`` and what else waits on the socket (a bounded number)."""
+    def _drain(
+        self, sock: zmq.Socket, first: list[Any], done: Callable[[], bool] | None = None
+    ) -> None:
+        """Handle ``first`` and what else waits on the socket (a bounded number; for a
+        user's thread, until its result is ``done``: the next receiver handles the rest)."""
         frames: list[Any] | None = first
         for n in range(1, DRAIN_LIMIT + 1):
             if frames is None:
                 return
             self._handle(frames)
+            if done is not None and done():
+                return
             if n < DRAIN_LIMIT:  # what is received is handled: never receive one more
                 frames = recv_frames(sock, block=False)
 
