@@ -103,3 +103,12 @@ def test_an_interrupted_wait_loses_nothing(rc: par.Client) -> None:
         ar.get(timeout=10)
     assert ar.get(timeout=10) == 1.0
     assert rc[3].apply_sync(square, 7) == 49  # and the client goes on receiving
+
+
+def test_iterating_a_map_receives_on_the_iterating_thread(rc: par.Client) -> None:
+    """Iterating a map's results waits as get() does: receiving on this thread."""
+    handled_by: list[int] = []
+    amr = rc.load_balanced_view().map_async(slow, [0.2, 0.3, 0.1])
+    amr.add_done_callback(lambda _: handled_by.append(threading.get_ident()))
+    assert list(amr) == [0.2, 0.3, 0.1]
+    assert handled_by == [threading.get_ident()]

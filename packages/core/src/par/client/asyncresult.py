@@ -1,9 +1,9 @@
 """Results of requests: futures that fill in as engines reply.
 
 An :class:`AsyncResult` is a ``concurrent.futures.Future`` over one or more
-messages. The client's I/O thread hands it each reply as it arrives; the
-payload is unpickled only when the user asks for the value, in the user's
-thread, so the I/O thread never spends time on results nobody reads.
+messages. Whichever thread receives (see :mod:`par.client.io`) hands it each
+reply as it arrives; the payload is unpickled only when the user asks for the
+value, so receiving never spends time on results nobody reads.
 """
 
 from __future__ import annotations
@@ -473,8 +473,19 @@ class AsyncResult(Future[Any]):
                     return
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"{done} of {total} tasks finished within {timeout} s")
-                with self._cond:
-                    self._cond.wait(interval)
+                until = time.monotonic() + interval
+                self._client._io.lead(self.done, interval)  # receiving here meanwhile
+                left = until - time.monotonic()
+                if left > 0 and not self.done():  # the client is closing: nothing to receive
+                    with self._cond:
+                        self._cond.wait(left)
+
+    def _wait_until(self, ready: Callable[[], bool]) -> None:
+        """Wait until ``ready()``, receiving on this thread if it can (see IOThread.lead)."""
+        if not ready():
+            self._client._io.lead(ready, None)
+        with self._cond:
+            self._cond.wait_for(ready)
 
     def _reached(self, return_when: str) -> bool:
         with self._cond:
@@ -596,14 +607,13 @@ class AsyncMapResult(AsyncResult):
     def __iter__(self) -> Iterator[Any]:
         if self.ordered:
             for m in self.msg_ids:
-                with self._cond:
-                    self._cond.wait_for(partial(operator.contains, self._replies, m))
+                self._wait_until(partial(operator.contains, self._replies, m))
                 yield from self._chunk(m)
         else:
             seen = 0
             while seen < len(self.msg_ids):
+                self._wait_until(partial(self._arrived_beyond, seen))
                 with self._cond:
-                    self._cond.wait_for(partial(self._arrived_beyond, seen))
                     m = self._order[seen]
                 seen += 1
                 yield from self._chunk(m)

@@ -2,7 +2,8 @@
 
 Requests leave through a request connection shared by the user's threads
 (under a lock); everything coming back arrives on a separate reply
-connection owned by the I/O thread (:mod:`par.client.io`).
+connection, read by the I/O thread or by a thread waiting on a result
+(:mod:`par.client.io`).
 """
 
 from __future__ import annotations

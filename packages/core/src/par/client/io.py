@@ -1,9 +1,11 @@
-"""The client's I/O thread: receives everything the controller sends a client.
+"""Receiving everything the controller sends a client.
 
 Replies resolve :class:`AsyncResult` futures, streamed output (text, rich
 displays, published data) fills in metadata as it arrives, events keep the
 client's list of engines current, and query replies resolve query futures.
-The user's thread never polls.
+The I/O thread receives, except while a user's thread waits on a result:
+that thread then takes the socket over and receives itself (``lead``), so
+its reply reaches it without a hand-off between threads.
 
 A reply whose task streamed output during its run says how many chunks it
 streamed; if some are still in flight the reply waits (briefly) for them,

@@ -1,7 +1,7 @@
 """What tasks show besides their results: streams, rich displays, execute results, data.
 
-The client's I/O thread records them in each message's metadata as they
-arrive (:func:`record_stream` for what a running task streams,
+The thread receiving for the client records them in each message's metadata
+as they arrive (:func:`record_stream` for what a running task streams,
 :func:`record_reply` for the rest, which rides in the reply). Results show
 them here (:func:`show_new`, :func:`show_output`, :func:`show_result`):
 through IPython's display machinery when an IPython shell is running, as
