@@ -373,6 +373,8 @@ class Client:
                 self._engines_changed.wait(left if left is None else min(left, 1.0))
 
     def _build_targets(self, targets: Any) -> list[int]:
+        if type(targets) is int and targets >= 0 and targets in self._engines:
+            return [targets]  # the common case, without sorting every engine's id
         ids = self.ids
         if targets is None or targets == "all":
             if not ids:

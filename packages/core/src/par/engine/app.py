@@ -228,7 +228,7 @@ class Engine:
         """Queue the tasks of ``first`` (a message received already), then of every
         request waiting on the socket."""
         session = self.session
-        frames = first if first is not None else recv_frames(work, block=False)
+        frames = first
         while frames is not None:
             msg = session.parse(frames)
             if msg is None:
@@ -253,8 +253,8 @@ class Engine:
                 self.control.ready_needed.clear()
                 work.send_multipart(self.session.serialize({"t": "ready"}))
             if not queue:
-                self._receive(work, queue, None)
-            if not queue:
+                # Out of work: what is finished goes now, then wait for a request (which
+                # returns at once if one is waiting).
                 outbox.flush(work)
                 try:
                     first = recv_frames(work)  # waits up to RCVTIMEO
