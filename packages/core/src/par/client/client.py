@@ -218,9 +218,7 @@ class Client:
         adata, bufs = serialize.dumps((tuple(args), kwargs))
         return [fdata, adata], [b.raw() for b in bufs], digest
 
-    def _register(
-        self, n: int, make_ar: Callable[[list[str]], AsyncResult], view: View | None = None
-    ) -> AsyncResult:
+    def _register(self, n: int, make_ar: Callable[[list[str]], AsyncResult]) -> AsyncResult:
         """Make ids and their result before anything is sent, so no reply can come early."""
         self._check_open()
         prefix, count = self._id_prefix, self._id_count
@@ -228,11 +226,15 @@ class Client:
         ar = make_ar(ids)
         for mid in ids:
             self._pending[mid] = ar
+        return ar
+
+    def _sent(self, ar: AsyncResult, view: View | None = None) -> None:
+        """Note a sent request in the histories (after the send: a reply needs none of it)."""
+        for mid in ar.msg_ids:
             self._known[mid] = ar
-        self._history.extend(ids)
+        self._history.extend(ar.msg_ids)
         if view is not None:
             view._note(ar)
-        return ar
 
     def _unregister(self, ids: list[str]) -> None:
         """Forget ids registered for a request the controller refused."""
@@ -274,11 +276,14 @@ class Client:
         view: View | None = None,
     ) -> AsyncResult:
         """Send one request to several engines as a single message the controller fans out."""
-        ar = self._register(len(targets), make_ar, view)
-        for mid, t in zip(ar.msg_ids, targets, strict=True):
-            ar._metadata_of(mid)["engine_id"] = t
+        ar = self._register(len(targets), make_ar)
         header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
         self._send(header, payload, buffers, ar if track else None)
+        for mid, t in zip(ar.msg_ids, targets, strict=True):
+            md = ar._metadata_of(mid)
+            if md["engine_id"] is None:  # else the reply came already and set it
+                md["engine_id"] = t
+        self._sent(ar, view)
         return ar
 
     def _direct_each(
@@ -292,12 +297,13 @@ class Client:
     ) -> AsyncResult:
         """Send ``f`` to several engines, each with its own (target, args, kwargs)."""
         fdata, digest = serialize.dumps_function(f)
-        ar = self._register(len(calls), make_ar, view)
+        ar = self._register(len(calls), make_ar)
         for mid, (target, args, kwargs) in zip(ar.msg_ids, calls, strict=True):
             ar._metadata_of(mid)["engine_id"] = target
             header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
             header.update(extra or {})
             self._send_call(header, fdata, args, kwargs, ar if track else None)
+        self._sent(ar, view)
         return ar
 
     def _send_call(
@@ -327,7 +333,7 @@ class Client:
         task's arguments): the controller still schedules each on its own.
         """
         fdata, digest = serialize.dumps_function(f)
-        ar = self._register(len(calls), make_ar, view)
+        ar = self._register(len(calls), make_ar)
         for lo in range(0, len(calls), TASK_BATCH):
             ids = ar.msg_ids[lo : lo + TASK_BATCH]
             header = {"t": "apply", "q": "t", "ids": ids, "f": digest, **(extra or {})}
@@ -342,6 +348,7 @@ class Client:
             if buffers:
                 header["nb"] = counts
             self._send(header, payload, buffers, ar if track else None)
+        self._sent(ar, view)
         return ar
 
     # ---- engines -----------------------------------------------------------------------------
@@ -500,6 +507,7 @@ class Client:
         except BaseException:
             self._unregister(ar.msg_ids)
             raise
+        self._sent(ar)
         return ar.get() if (self.block if block is None else block) else ar
 
     def _register_existing(

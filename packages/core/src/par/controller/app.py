@@ -235,26 +235,34 @@ class Controller:
     def _on_request(self, msg: Message) -> None:
         h = msg.header
         client = h["c"]
-        now = time.time()
-        body = msg.body()
-        cname = client.hex() if isinstance(client, bytes) else str(client)
-        method = msg.kind
         if h.get("q") == "t":
+            now = time.time()
+            cname = client.hex() if isinstance(client, bytes) else str(client)
             for p in self._task_calls(msg, cname, now):
                 self._submit_task(p)
             return
+        # A direct request goes to its engines first; the controller keeps its books (the
+        # pending task, its record) while they start on it.
+        if len(h["ids"]) != len(h["tg"]):
+            raise ValueError("a direct request names as many ids as targets")
+        engines = [self.engines.by_id.get(target) for target in h["tg"]]
+        body = msg.body()
+        for engine in engines:
+            if engine is not None and engine.state == "up":
+                send_frames(self.engine_sock, [engine.uuid, *body])
+        now = time.time()
+        cname = client.hex() if isinstance(client, bytes) else str(client)
+        method = msg.kind
         group = h["ids"][0] if h.get("co") else None
         if group is not None:
             self._groups[group] = {"client": client, "n": len(h["ids"]), "replies": []}
         sent: list[tuple[Pending, Engine | None]] = []
-        for mid, target in zip(h["ids"], h["tg"], strict=True):
+        for mid, target, engine in zip(h["ids"], h["tg"], engines, strict=True):
             p = Pending(mid, client, "d", method, now, engine=target, group=group)
-            engine = self.engines.by_id.get(target)
             if engine is not None and engine.state == "up":
-                self._send_direct(p, engine, body)
+                self.pending[mid] = p
+                engine.outstanding[mid] = p
             sent.append((p, engine))
-        # The records are written once the engines have their work, which they start on
-        # meanwhile.
         payload, buffers = protocol.detach(msg.payload), protocol.detach(msg.buffers)
         shared = Shared.of([*payload, *buffers])  # every target's record holds the same frames
         for p, engine in sent:
