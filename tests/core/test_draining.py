@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import zmq
+from par import protocol
 from par.client.io import DRAIN_LIMIT, IOThread
 from par.controller.app import Controller
 
@@ -57,3 +58,17 @@ def test_the_client_handles_every_message_across_turns(
         assert b.poll(1000)
         io._drain(b, b.recv_multipart(copy=False))
     assert _numbers(handled) == list(range(n))
+
+
+def test_a_drain_told_to_stop_leaves_the_rest_waiting(
+    pair: tuple[zmq.Socket, zmq.Socket],
+) -> None:
+    """A waiting thread stops once its result is in; the next receiver gets the rest."""
+    a, b = pair
+    _send(a, 10)
+    handled: list[list[Any]] = []
+    assert b.poll(1000)
+    protocol.drain(b, b.recv_multipart(copy=False), handled.append, stop=lambda: len(handled) == 4)
+    assert _numbers(handled) == [0, 1, 2, 3]
+    protocol.drain(b, b.recv_multipart(copy=False), handled.append)
+    assert _numbers(handled) == list(range(10))

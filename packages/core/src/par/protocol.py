@@ -29,7 +29,7 @@ import hashlib
 import hmac
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,26 +247,44 @@ def recv_frames(sock: zmq.Socket, block: bool = True) -> list[Any] | None:
     """
     if not block and not int(sock.getsockopt(_EVENTS)) & _POLLIN:
         return None
-    frame = sock.recv(0, copy=False)
-    frames = [frame]
-    while frame.more:
-        frame = sock.recv(0, copy=False)
-        frames.append(frame)
-    return frames
+    return _with_rest(sock, sock.recv(0, copy=False))
 
 
 def recv_ready(sock: zmq.Socket) -> list[Any] | None:
     """Receive a message from a socket a poll found readable (None if, after all, none
     waits): no check first, which would cost as much as the receive."""
     try:
-        frame = sock.recv(_NOBLOCK, copy=False)
+        return _with_rest(sock, sock.recv(_NOBLOCK, copy=False))
     except zmq.Again:
         return None
+
+
+def _with_rest(sock: zmq.Socket, frame: Any) -> list[Any]:
+    """A message's first frame and the rest of its frames (there already)."""
     frames = [frame]
     while frame.more:
         frame = sock.recv(0, copy=False)
         frames.append(frame)
     return frames
+
+
+def drain(
+    sock: zmq.Socket,
+    first: list[Any] | None,
+    handle: Callable[[list[Any]], Any],
+    limit: int | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> None:
+    """Handle ``first`` (a message received already), then each message waiting on the
+    socket: at most ``limit`` in all, and no more once ``stop()`` is true. A message is
+    received only to be handled, so a turn that ends loses none."""
+    frames, n = first, 0
+    while frames is not None:
+        handle(frames)
+        n += 1
+        if n == limit or (stop is not None and stop()):
+            return
+        frames = recv_frames(sock, block=False)
 
 
 def encode(obj: Any) -> bytes:

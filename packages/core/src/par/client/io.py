@@ -153,7 +153,7 @@ class IOThread(threading.Thread):
                 # While replies come in, requests wait for this thread (see outbox.py),
                 # which then wakes often enough to send them; else it sleeps longer.
                 active = now - self.handled < ACTIVE_FOR
-                timeout = 0.001 if active else 0.1
+                timeout = 0.001 if active else LEAD_POLL
             elif done() or (deadline is not None and now >= deadline):
                 return
             else:
@@ -193,15 +193,7 @@ class IOThread(threading.Thread):
     ) -> None:
         """Handle ``first`` and what else waits on the socket (a bounded number; for a
         user's thread, until its result is ``done``: the next receiver handles the rest)."""
-        frames: list[Any] | None = first
-        for n in range(1, DRAIN_LIMIT + 1):
-            if frames is None:
-                return
-            self._handle(frames)
-            if done is not None and done():
-                return
-            if n < DRAIN_LIMIT:  # what is received is handled: never receive one more
-                frames = recv_frames(sock, block=False)
+        protocol.drain(sock, first, self._handle, DRAIN_LIMIT, done)
 
     def _handle(self, frames: list[Any]) -> None:
         msg = self.client.session.parse(frames)

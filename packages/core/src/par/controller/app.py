@@ -33,7 +33,7 @@ from zmq.utils.monitor import parse_monitor_message
 from .. import protocol
 from ..connection import ConnectionInfo
 from ..curve import make_server, server_keypair, wanted
-from ..protocol import Message, Session, recv_frames, recv_ready, send_frames
+from ..protocol import Message, Session, recv_ready, send_frames
 from . import query
 from .engines import Engine, EngineRegistry, Pending
 from .records import Record, RecordStore, Shared, SQLiteRecordStore
@@ -971,13 +971,7 @@ class Controller:
 
     @staticmethod
     def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:
-        frames = recv_ready(sock)  # the poll found it readable
-        for n in range(1, limit + 1):
-            if frames is None:
-                return
-            handle(frames)
-            if n < limit:  # what is received is handled: never receive one more
-                frames = recv_frames(sock, block=False)
+        protocol.drain(sock, recv_ready(sock), handle, limit)  # the poll found it readable
 
     def _parse(self, frames: list[Any]) -> Message | None:
         msg = self.session.parse(frames)

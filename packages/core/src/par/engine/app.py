@@ -224,21 +224,16 @@ class Engine:
             if self.control.lost_reason:
                 log.error("par engine: stopping: %s", self.control.lost_reason)
 
-    def _receive(self, work: zmq.Socket, queue: deque[Task], first: list[Any] | None) -> None:
-        """Queue the tasks of ``first`` (a message received already), then of every
-        request waiting on the socket."""
-        session = self.session
-        frames = first
-        while frames is not None:
-            msg = session.parse(frames)
-            if msg is None:
-                log.warning("dropped an unauthenticated or malformed request")
-            elif msg.kind in ("apply", "execute"):
-                try:
-                    queue.extend(self._tasks_of(msg))
-                except (KeyError, TypeError, ValueError, IndexError) as exc:
-                    log.warning("dropped a malformed request: %s", exc)
-            frames = recv_frames(work, block=False)
+    def _queue(self, frames: list[Any], queue: deque[Task]) -> None:
+        """Queue the tasks of one received request."""
+        msg = self.session.parse(frames)
+        if msg is None:
+            log.warning("dropped an unauthenticated or malformed request")
+        elif msg.kind in ("apply", "execute"):
+            try:
+                queue.extend(self._tasks_of(msg))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                log.warning("dropped a malformed request: %s", exc)
 
     def _serve(self, work: zmq.Socket) -> None:
         """Run queued tasks in order; replies finished close together go back as one message.
@@ -260,7 +255,7 @@ class Engine:
                     first = recv_frames(work)  # waits up to RCVTIMEO
                 except zmq.Again:
                     continue
-                self._receive(work, queue, first)
+                protocol.drain(work, first, lambda frames: self._queue(frames, queue))
                 continue
             try:
                 outbox.add(self.handle(queue.popleft()))
