@@ -246,9 +246,10 @@ class Controller:
         if len(h["ids"]) != len(h["tg"]):
             raise ValueError("a direct request names as many ids as targets")
         engines = [self.engines.by_id.get(target) for target in h["tg"]]
+        live = [e if e is not None and e.state == "up" else None for e in engines]
         body = msg.body()
-        for engine in engines:
-            if engine is not None and engine.state == "up":
+        for engine in live:
+            if engine is not None:
                 send_frames(self.engine_sock, [engine.uuid, *body])
         now = time.time()
         cname = client.hex() if isinstance(client, bytes) else str(client)
@@ -256,17 +257,13 @@ class Controller:
         group = h["ids"][0] if h.get("co") else None
         if group is not None:
             self._groups[group] = {"client": client, "n": len(h["ids"]), "replies": []}
-        sent: list[tuple[Pending, Engine | None]] = []
-        for mid, target, engine in zip(h["ids"], h["tg"], engines, strict=True):
-            p = Pending(mid, client, "d", method, now, engine=target, group=group)
-            if engine is not None and engine.state == "up":
-                self.pending[mid] = p
-                engine.outstanding[mid] = p
-            sent.append((p, engine))
         payload, buffers = protocol.detach(msg.payload), protocol.detach(msg.buffers)
         shared = Shared.of([*payload, *buffers])  # every target's record holds the same frames
-        for p, engine in sent:
-            mid, target = p.msg_id, p.engine
+        for mid, target, engine, running in zip(h["ids"], h["tg"], engines, live, strict=True):
+            p = Pending(mid, client, "d", method, now, engine=target, group=group)
+            if running is not None:
+                self.pending[mid] = p
+                running.outstanding[mid] = p
             self.records.add(
                 Record(
                     mid,
@@ -284,7 +281,7 @@ class Controller:
                 )
             )
             self.counts["submitted"] += 1
-            if engine is None or engine.state != "up":
+            if running is None:
                 self._error_reply(p, "EngineError", f"engine {target} is not registered", target)
 
     def _send_direct(self, p: Pending, engine: Engine, body: list[Any]) -> None:
