@@ -112,3 +112,13 @@ def test_iterating_a_map_receives_on_the_iterating_thread(rc: par.Client) -> Non
     amr.add_done_callback(lambda _: handled_by.append(threading.get_ident()))
     assert list(amr) == [0.2, 0.3, 0.1]
     assert handled_by == [threading.get_ident()]
+
+
+def test_wait_interactive_returns_once_its_condition_is_reached(rc: par.Client) -> None:
+    """FIRST_COMPLETED ends the wait at the first result, not at the next interval."""
+    amr = rc.load_balanced_view().map_async(slow, [0.2, 4])
+    t = time.monotonic()
+    amr.wait_interactive(interval=30, widget=False, return_when="FIRST_COMPLETED")
+    assert time.monotonic() - t < 3.5  # the first task's 0.2 s, not the 30 s interval
+    assert amr.progress == 1 and not amr.done()
+    assert amr.get(timeout=20) == [0.2, 4]

@@ -465,27 +465,29 @@ class AsyncResult(Future[Any]):
             raise ValueError(f"invalid return_when {return_when!r}")
         deadline = None if self._timeout(timeout) is None else time.monotonic() + timeout  # type: ignore[operator]
         total = len(self.msg_ids)
+
+        def finished() -> bool:
+            return self.done() or self._reached(return_when)
+
         with progress_bar(total, self._fname or "tasks", widget) as bar:
             while True:
                 done = self.progress
                 bar.update(done)
-                if self.done() or self._reached(return_when):
+                if finished():
                     return
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"{done} of {total} tasks finished within {timeout} s")
-                until = time.monotonic() + interval
-                self._client._io.lead(self.done, interval)  # receiving here meanwhile
-                left = until - time.monotonic()
-                if left > 0 and not self.done():  # the client is closing: nothing to receive
-                    with self._cond:
-                        self._cond.wait(left)
+                self._wait_until(finished, interval)
 
-    def _wait_until(self, ready: Callable[[], bool]) -> None:
-        """Wait until ``ready()``, receiving on this thread if it can (see IOThread.lead)."""
+    def _wait_until(self, ready: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait until ``ready()`` or ``timeout``, receiving on this thread if it can (see
+        IOThread.lead)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         if not ready():
-            self._client._io.lead(ready, None)
-        with self._cond:
-            self._cond.wait_for(ready)
+            self._client._io.lead(ready, timeout)
+        left = None if deadline is None else max(deadline - time.monotonic(), 0)
+        with self._cond:  # what is left (the client is closing: nothing to receive)
+            self._cond.wait_for(ready, left)
 
     def _reached(self, return_when: str) -> bool:
         with self._cond:
