@@ -62,8 +62,8 @@ class RequestSender:
         self.session = session
         self.lock = threading.Lock()
         self.waiting: list[Request] = []
-        self.io_busy = False  # the I/O thread is handling replies
-        self.io_active = False  # it handled some lately, so it wakes every millisecond
+        self.io_busy = False  # the receiving thread is handling replies
+        self.io_active = False  # the I/O thread handled some lately: it wakes every millisecond
 
     def send(self, request: Request, in_flight: bool) -> None:
         """Send a request now, or hold it for the I/O thread while other requests are
@@ -90,8 +90,9 @@ class RequestSender:
             return None
 
     def idle(self, active: bool) -> None:
-        """Called by the I/O thread before it waits: send what waits; while ``active``,
-        it wakes every millisecond, so requests may wait for it."""
+        """Called by the receiving thread (the I/O thread or a waiting user's thread) before
+        it waits: send what waits; while ``active``, it wakes every millisecond, so requests
+        may wait for it."""
         with self.lock:
             self._flush()
             self.io_busy = False

@@ -50,7 +50,7 @@ class View:
         self.set_flags(**flags)
 
     def _note(self, ar: AsyncResult) -> None:
-        """Remember a result this view sent (the client calls this as it registers one)."""
+        """Remember a result this view sent (the client calls this once it is sent)."""
         sent = self._sent_ids
         for mid in ar.msg_ids:
             sent.add(mid, None)
