@@ -173,7 +173,9 @@ def test_writing_a_connection_file_never_changes_its_directory_mode(tmp_path: Pa
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)
-    info = ConnectionInfo("c", "00", "tcp://a:1", "tcp://a:2", "tcp://a:3", 1, "here")
+    info = ConnectionInfo(
+        "c", "00", "tcp://a:1", "tcp://a:2", "tcp://a:3", "tcp://a:4", "tcp://a:5", 1, "here"
+    )
     info.write(shared / "conn.json")
     assert shared.stat().st_mode & 0o777 == 0o755
     assert (shared / "conn.json").stat().st_mode & 0o777 == 0o600

@@ -129,7 +129,9 @@ def test_message_signed_with_the_wrong_key_is_not_executed(small_cluster, tmp_pa
     assert rc[0].apply_sync(lambda: "fine") == "fine"
 
 
-@pytest.mark.parametrize("which", ["client_url", "engine_url", "control_url"])
+@pytest.mark.parametrize(
+    "which", ["client_url", "engine_url", "control_url", "direct_url", "engine_direct_url"]
+)
 def test_garbage_on_every_controller_socket_is_dropped(small_cluster, which: str) -> None:
     _, rc = small_cluster
     url = getattr(rc._info, which)

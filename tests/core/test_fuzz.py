@@ -19,7 +19,10 @@ message = st.lists(frame, min_size=1, max_size=6)
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(st.lists(message, min_size=1, max_size=5), st.sampled_from(["client", "engine", "control"]))
+@given(
+    st.lists(message, min_size=1, max_size=5),
+    st.sampled_from(["client", "engine", "control", "direct", "engine_direct"]),
+)
 def test_random_multipart_messages_on_live_sockets(rc: par.Client, batch, which: str) -> None:
     url = getattr(rc._info, f"{which}_url")
     ctx = zmq.Context()

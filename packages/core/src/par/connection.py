@@ -20,6 +20,8 @@ class ConnectionInfo:
     client_url: str
     engine_url: str
     control_url: str
+    direct_url: str  # the direct device's side for clients (see controller/mux.py)
+    engine_direct_url: str  # and for engines
     controller_pid: int
     location: str
     signature_scheme: str = "blake2b-128"

@@ -75,7 +75,12 @@ class Client:
         self._req.setsockopt(zmq.SNDHWM, 0)
         self._info.secure(self._req)
         self._req.connect(self._info.client_url)
-        self._sender = RequestSender(self._req, self.session)
+        direct = self._ctx.socket(zmq.DEALER)  # direct requests, to the controller's device
+        direct.setsockopt(zmq.LINGER, 1000)
+        direct.setsockopt(zmq.SNDHWM, 0)
+        self._info.secure(direct)
+        direct.connect(self._info.direct_url)
+        self._sender = RequestSender(self._req, direct, self.session)
         self._pending: dict[str, AsyncResult] = {}
         self._known: weakref.WeakValueDictionary[str, AsyncResult] = weakref.WeakValueDictionary()
         self._queries: dict[str, Future[tuple[dict[str, Any], list[Any]]]] = {}
@@ -253,16 +258,28 @@ class Client:
         payload: list[Any],
         buffers: list[Any],
         tracked: AsyncResult | None = None,
+        via: list[bytes] | None = None,
     ) -> None:
+        """Send a request to the controller, or (``via``: those engines' identities)
+        through the direct device."""
         header["c"] = self._ident
         header["ts"] = time.time()
         if tracked is None:
             in_flight = len(self._pending) > len(header["ids"])  # others than this request's
-            self._sender.send((header, payload, buffers), in_flight)
+            self._sender.send((header, payload, buffers, via), in_flight)
             return
         # track=True: the result learns when ZeroMQ let go of the buffers
         frames = self.session.serialize(header, payload, buffers)
-        tracked._add_tracker(self._sender.send_frames(frames, track=True))
+        for tracker in self._sender.send_frames(frames, via, track=True):
+            tracked._add_tracker(tracker)
+
+    def _routes(self, targets: list[int]) -> list[bytes] | None:
+        """The identities the direct device knows ``targets`` by; None if one is not up
+        as far as this client knows (the controller then answers why)."""
+        try:
+            return [bytes.fromhex(self._engines[t]["uuid"]) for t in targets]
+        except KeyError:
+            return None
 
     def _direct(
         self,
@@ -278,7 +295,8 @@ class Client:
         """Send one request to several engines as a single message the controller fans out."""
         ar = self._register(len(targets), make_ar)
         header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
-        self._send(header, payload, buffers, ar if track else None)
+        via = None if "co" in header else self._routes(targets)  # coalesced: by the controller
+        self._send(header, payload, buffers, ar if track else None, via)
         for mid, t in zip(ar.msg_ids, targets, strict=True):
             md = ar._metadata_of(mid)
             if md["engine_id"] is None:  # else the reply came already and set it
@@ -302,7 +320,9 @@ class Client:
             ar._metadata_of(mid)["engine_id"] = target
             header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
             header.update(extra or {})
-            self._send_call(header, fdata, args, kwargs, ar if track else None)
+            self._send_call(
+                header, fdata, args, kwargs, ar if track else None, self._routes([target])
+            )
         self._sent(ar, view)
         return ar
 
@@ -313,10 +333,11 @@ class Client:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         tracked: AsyncResult | None,
+        via: list[bytes] | None = None,
     ) -> None:
         """Send one call of an already pickled function."""
         adata, bufs = serialize.dumps((args, kwargs))
-        self._send(header, [fdata, adata], [b.raw() for b in bufs], tracked)
+        self._send(header, [fdata, adata], [b.raw() for b in bufs], tracked, via)
 
     def _tasks(
         self,
@@ -738,7 +759,8 @@ class Client:
             pass
         self._io.closing.set()
         self._io.join(timeout=2)
-        self._req.close(linger=linger if linger is not None else 200)
+        for sock in (self._req, self._sender.direct):
+            sock.close(linger=linger if linger is not None else 200)
         if self._io.is_alive():  # its socket is still open: term() would wait forever
             logging.getLogger("par.client").warning("the client's I/O thread did not stop")
             return

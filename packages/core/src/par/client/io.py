@@ -71,6 +71,10 @@ class IOThread(threading.Thread):
         sock.connect(client._info.client_url)
         with self.lease:
             sock.send_multipart(self.first)
+            # Engines answer direct requests on this socket too, through the device. It
+            # sends nothing more (a send would go to either connection): pings go out on
+            # the request socket, answered here all the same.
+            sock.connect(client._info.direct_url)
             self.sock = sock
         self.next_ping = time.monotonic() + PING_INTERVAL
         try:
@@ -184,7 +188,7 @@ class IOThread(threading.Thread):
         if self.parked:
             self._release_parked(force_before=now)
         if now >= self.next_ping:
-            sock.send_multipart(self.client._query_frames("ping", {})[1])
+            self.client._send_frames(self.client._query_frames("ping", {})[1])
             self.next_ping = now + PING_INTERVAL
             self._check_controller(now)
 

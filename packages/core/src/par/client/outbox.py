@@ -11,6 +11,10 @@ last). Load-balanced tasks of one function with the
 same flags are merged into one message, as ``map`` sends them. A request
 made while nothing is outstanding (a blocking call's) is sent at once, so a
 round trip pays no wait. Everything is sent in the order it was made.
+
+A direct request goes to the controller's direct device (see
+``controller/mux.py``), once for each engine it names, on its own socket;
+everything else goes to the controller.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import zmq
 from ..protocol import Session, send_frames
 
 BATCH = 128  # held requests sent as soon as this many wait
-Request = tuple[dict[str, Any], list[Any], list[Any]]  # header, payload, buffers
+# header, payload, buffers, and the engines a direct request goes to through the direct
+# device (None: to the controller)
+Request = tuple[dict[str, Any], list[Any], list[Any], list[bytes] | None]
 _PER_BATCH = ("ids", "ts", "nb")  # the header keys that differ between tasks of one batch
 
 
@@ -45,20 +51,21 @@ def _join(requests: list[Request]) -> Request:
     if len(requests) == 1:
         return requests[0]
     header = dict(requests[0][0])
-    header["ids"] = [mid for h, _, _ in requests for mid in h["ids"]]
-    payload = [requests[0][1][0], *(f for _, p, _ in requests for f in p[1:])]
-    buffers = [b for _, _, bufs in requests for b in bufs]
+    header["ids"] = [mid for h, _, _, _ in requests for mid in h["ids"]]
+    payload = [requests[0][1][0], *(f for _, p, _, _ in requests for f in p[1:])]
+    buffers = [b for _, _, bufs, _ in requests for b in bufs]
     header.pop("nb", None)
     if buffers:
-        header["nb"] = [n for h, _, bufs in requests for n in _counts(h, bufs)]
-    return header, payload, buffers
+        header["nb"] = [n for h, _, bufs, _ in requests for n in _counts(h, bufs)]
+    return header, payload, buffers, None
 
 
 class RequestSender:
-    """Sends requests on one socket, holding them while the I/O thread is busy."""
+    """Sends requests, holding them while the I/O thread is busy."""
 
-    def __init__(self, sock: zmq.Socket, session: Session) -> None:
-        self.sock = sock
+    def __init__(self, sock: zmq.Socket, direct: zmq.Socket, session: Session) -> None:
+        self.sock = sock  # to the controller
+        self.direct = direct  # to the direct device
         self.session = session
         self.lock = threading.Lock()
         self.waiting: list[Request] = []
@@ -78,16 +85,30 @@ class RequestSender:
                 if len(self.waiting) >= BATCH:
                     self._flush()
             else:
-                send_frames(self.sock, self.session.serialize(*request))
+                self._send(request)
 
-    def send_frames(self, frames: list[Any], track: bool = False) -> Any:
-        """Send a built message now (after what is waiting); the tracker if ``track``."""
+    def send_frames(
+        self, frames: list[Any], via: list[bytes] | None = None, track: bool = False
+    ) -> list[zmq.MessageTracker]:
+        """Send a built message now (after what is waiting), to the controller or
+        through the direct device to the engines ``via``; its trackers if ``track``."""
+        if track:
+            frames = [zmq.Frame(f, track=True) for f in frames]
         with self.lock:
             self._flush()
-            if track:
-                return self.sock.send_multipart(frames, copy=False, track=True)
+            self._emit(frames, via)
+        return [f.tracker for f in frames] if track else []
+
+    def _send(self, request: Request) -> None:
+        header, payload, buffers, via = request
+        self._emit(self.session.serialize(header, payload, buffers), via)
+
+    def _emit(self, frames: list[Any], via: list[bytes] | None) -> None:
+        if via is None:
             send_frames(self.sock, frames)
-            return None
+        else:
+            for engine in via:
+                send_frames(self.direct, [engine, *frames])
 
     def idle(self, active: bool) -> None:
         """Called by the receiving thread (the I/O thread or a waiting user's thread) before
@@ -103,8 +124,8 @@ class RequestSender:
         group: list[Request] = []
         for request in waiting:
             if group and not _joinable(group[-1][0], request[0]):
-                send_frames(self.sock, self.session.serialize(*_join(group)))
+                self._send(_join(group))
                 group = []
             group.append(request)
         if group:
-            send_frames(self.sock, self.session.serialize(*_join(group)))
+            self._send(_join(group))

@@ -6,15 +6,19 @@ Sockets (all bound by the controller)::
     engine  ROUTER  <-> engines' work DEALERs (requests out, replies in)
     control ROUTER  <-> engines' control DEALERs (registration, heartbeats,
                         abort / signal / stop, streamed output)
+    direct, engine_direct  ROUTERs of the direct device (see mux.py):
+                        clients' direct requests to engines and the
+                        replies back, routed in C; the hub reads copies
 
 Requests and replies are forwarded frame for frame: the controller reads
-only their compact header and never unpickles a payload. Replies, streamed
-output and cluster events all reach a client over its one reply
-connection, so a client sees them in the order the controller sent them.
+only their compact header and never unpickles a payload. A client's reply
+connection gets what the hub sends (replies of load-balanced tasks, streamed
+output, cluster events) and what its engines answer it on the direct path.
 
 The hub (registration, heartbeats, records, queries) lives in this loop;
-the direct path fans a request out to its target engines; the task path
-queues load-balanced requests in :class:`TaskScheduler`.
+the direct path routes a request to its target engines in the device's
+thread (a broadcast that coalesces its replies goes through this loop);
+the task path queues load-balanced requests in :class:`TaskScheduler`.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from zmq.utils.monitor import parse_monitor_message
 from .. import protocol
 from ..connection import ConnectionInfo
 from ..curve import make_server, server_keypair, wanted
-from ..protocol import Message, Session, recv_ready, send_frames
+from ..protocol import Message, Session, recv_frames, recv_ready, send_frames
 from . import query
 from .engines import Engine, EngineRegistry, Pending
+from .mux import IN, NUDGE, DirectDevice
 from .records import Record, RecordStore, Shared, SQLiteRecordStore
 from .scheduler import TaskScheduler, resolve
 
@@ -46,6 +51,7 @@ log = logging.getLogger("par.controller")
 Part = tuple[dict[str, Any], list[Any], list[Any], list[Any] | None]
 # Header keys an engine reads from a request besides its ids and targets.
 ENGINE_KEYS = ("f", "mp")
+COPIES_DELAY = 0.005  # seconds the direct device's copies gather before the hub reads them
 
 
 @dataclass(slots=True)
@@ -118,6 +124,7 @@ class Controller:
         self.engine_sock = self._router()
         self.control_sock = self._router()
         self.monitor = self.engine_sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        direct, engine_direct = self._router(), self._router()
         ip = config.ip
         old = restore.to_dict() if restore else {}
         self.urls = {
@@ -126,8 +133,13 @@ class Controller:
                 ("client", self.client_sock),
                 ("engine", self.engine_sock),
                 ("control", self.control_sock),
+                ("direct", direct),
+                ("engine_direct", engine_direct),
             )
         }
+        self.device = DirectDevice(self.ctx, direct, engine_direct)
+        self.copies = self.device.subscribe(self.ctx)
+        self._copies_left: dict[str, int] = {}  # a request's copies still to come, by first id
 
     def _router(self) -> zmq.Socket:
         sock = self.ctx.socket(zmq.ROUTER)
@@ -161,6 +173,8 @@ class Controller:
             client_url=urls["client"],
             engine_url=urls["engine"],
             control_url=urls["control"],
+            direct_url=urls["direct"],
+            engine_direct_url=urls["engine_direct"],
             controller_pid=os.getpid(),
             location=self.config.location or socket.gethostname(),
             curve_serverkey=self.curve_keys[0] if self.curve_keys else "",
@@ -241,16 +255,28 @@ class Controller:
             for p in self._task_calls(msg, cname, now):
                 self._submit_task(p)
             return
-        # A direct request goes to its engines first; the controller keeps its books (the
-        # pending task, its record) while they start on it.
-        if len(h["ids"]) != len(h["tg"]):
-            raise ValueError("a direct request names as many ids as targets")
-        engines = [self.engines.by_id.get(target) for target in h["tg"]]
-        live = [e if e is not None and e.state == "up" else None for e in engines]
+        # A direct request through this loop (a broadcast that coalesces its replies, or
+        # one naming an engine the client does not know) goes to its engines first; the
+        # controller keeps its books (the pending task, its record) while they start on it.
+        live = self._live_targets(h)
         body = msg.body()
         for engine in live:
             if engine is not None:
                 send_frames(self.engine_sock, [engine.uuid, *body])
+        self._book_direct(msg, live)
+
+    def _live_targets(self, h: dict[str, Any]) -> list[Engine | None]:
+        """A direct request's target engines, None for each that is not up."""
+        if len(h["ids"]) != len(h["tg"]):
+            raise ValueError("a direct request names as many ids as targets")
+        engines = [self.engines.by_id.get(target) for target in h["tg"]]
+        return [e if e is not None and e.state == "up" else None for e in engines]
+
+    def _book_direct(self, msg: Message, live: list[Engine | None]) -> None:
+        """Keep the books of a direct request sent to its ``live`` targets: a pending task
+        and a record for each target, and an error for each target that is not up."""
+        h = msg.header
+        client = h["c"]
         now = time.time()
         cname = client.hex() if isinstance(client, bytes) else str(client)
         method = msg.kind
@@ -259,11 +285,12 @@ class Controller:
             self._groups[group] = {"client": client, "n": len(h["ids"]), "replies": []}
         payload, buffers = protocol.detach(msg.payload), protocol.detach(msg.buffers)
         shared = Shared.of([*payload, *buffers])  # every target's record holds the same frames
-        for mid, target, engine, running in zip(h["ids"], h["tg"], engines, live, strict=True):
+        for mid, target, running in zip(h["ids"], h["tg"], live, strict=True):
             p = Pending(mid, client, "d", method, now, engine=target, group=group)
             if running is not None:
                 self.pending[mid] = p
                 running.outstanding[mid] = p
+            known = self.engines.by_id.get(target)
             self.records.add(
                 Record(
                     mid,
@@ -273,7 +300,7 @@ class Controller:
                     h.get("ts", now),
                     target,
                     label=h.get("lb"),
-                    engine_uuid=engine.uuid if engine is not None else None,
+                    engine_uuid=known.uuid if known is not None else None,
                     header=h,
                     payload=payload,
                     buffers=buffers,
@@ -283,6 +310,28 @@ class Controller:
             self.counts["submitted"] += 1
             if running is None:
                 self._error_reply(p, "EngineError", f"engine {target} is not registered", target)
+
+    def _on_direct_copy(self, msg: Message, lost: bool = False) -> None:
+        """Book a direct request the device passed on (or ``lost``: this loop sends it
+        on). A request to several engines comes once per engine: the first copy books
+        them all (an engine the device could not reach is one that is not up here, and
+        gets its error now)."""
+        h = msg.header
+        if not isinstance(h.get("c"), bytes):
+            return
+        if lost:
+            engine = self.engines.by_uuid.get(bytes(msg.routing[0]))
+            if engine is not None and engine.state == "up":  # it answers this loop
+                send_frames(self.engine_sock, [engine.uuid, *msg.body()])
+        first = str(h["ids"][0])
+        left = self._copies_left.pop(first, None)
+        if left is not None:
+            if left > 1:
+                self._copies_left[first] = left - 1
+            return
+        if len(h["ids"]) > 1:
+            self._copies_left[first] = len(h["ids"]) - 1
+        self._book_direct(msg, self._live_targets(h))
 
     def _send_direct(self, p: Pending, engine: Engine, body: list[Any]) -> None:
         """Send a direct request's frames to its engine, which now holds it."""
@@ -383,32 +432,63 @@ class Controller:
     # ---- engine work replies ---------------------------------------------------------------
 
     def _on_engine(self, msg: Message, frames: list[Any]) -> None:
-        kind = msg.kind
         ident = bytes(msg.routing[0]) if msg.routing else b""
         engine = self.engines.by_uuid.get(ident)
         if engine is None:
             log.warning("work message from unknown engine %s", ident.hex())
             return
-        if kind == "reply":
-            self._on_reply(engine, msg.header, msg.payload, msg.buffers, msg.body())
-        elif kind == "replies":
-            pos = bpos = 0
-            for h, npayload in zip(msg.header["hs"], msg.header["np"], strict=True):
-                nbuf = int(h.get("b", 0))
-                payload = msg.payload[pos : pos + npayload]
-                self._on_reply(engine, h, payload, msg.buffers[bpos : bpos + nbuf], None)
-                pos += npayload
-                bpos += nbuf
-        elif kind == "ready":
+        if msg.kind == "ready":
             fd = frames[-1].get(zmq.SRCFD) if hasattr(frames[-1], "get") else None
             if isinstance(fd, int) and fd >= 0:
                 self.engines.set_fd(engine, fd)
             engine.disconnected_at = None
-            if engine.state != "up":
-                engine.state = "up"
-                log.info("engine %d up (pid %d on %s)", engine.id, engine.pid, engine.host)
-                self._event("engine_up", engine.describe())
-            self._want_dispatch = True
+            engine.ready = True
+            self._up(engine)
+        else:
+            self._on_replies(engine, msg, delivered=False)
+
+    def _on_reply_copy(self, msg: Message, lost: bool = False) -> None:
+        """Account for a reply the device passed to its client (or ``lost``: this loop
+        passes it on), or note an engine's hello (sent to no one): the device reaches
+        that engine from now on."""
+        engine = self.engines.by_uuid.get(bytes(msg.routing[1]))
+        if engine is None:
+            return
+        if msg.kind == "hello":
+            engine.hello = True
+            self._up(engine)
+        else:
+            self._on_replies(engine, msg, delivered=not lost)
+
+    def _up(self, engine: Engine) -> None:
+        """An engine is up once both the controller and the direct device reach it."""
+        if engine.state != "up" and engine.ready and engine.hello:
+            engine.state = "up"
+            log.info("engine %d up (pid %d on %s)", engine.id, engine.pid, engine.host)
+            self._event("engine_up", engine.describe())
+        self._want_dispatch = True
+
+    def _on_replies(self, engine: Engine, msg: Message, delivered: bool) -> None:
+        """Account for an engine's reply, or its batch of replies (``delivered``: the
+        direct device passed them to their client already)."""
+        if msg.kind == "reply":
+            self._on_reply(
+                engine,
+                msg.header,
+                msg.payload,
+                msg.buffers,
+                None if delivered else msg.body(),
+                delivered,
+            )
+        elif msg.kind == "replies":
+            pos = bpos = 0
+            for h, npayload in zip(msg.header["hs"], msg.header["np"], strict=True):
+                nbuf = int(h.get("b", 0))
+                payload = msg.payload[pos : pos + npayload]
+                buffers = msg.buffers[bpos : bpos + nbuf]
+                self._on_reply(engine, h, payload, buffers, None, delivered)
+                pos += npayload
+                bpos += nbuf
 
     def _on_reply(
         self,
@@ -417,8 +497,10 @@ class Controller:
         payload: list[Any],
         buffers: list[Any],
         body: list[Any] | None,
+        delivered: bool = False,
     ) -> None:
-        """Account for one finished request and pass its reply on (``body``: as received)."""
+        """Account for one finished request and pass its reply on (``body``: as received;
+        ``delivered``: its client has it already, from the direct device)."""
         mid = str(h.get("id"))
         p = self.pending.get(mid)
         engine.outstanding.pop(mid, None)
@@ -442,7 +524,7 @@ class Controller:
         if p is not None:
             if p.group is not None:
                 self._coalesce(p, h, payload, buffers)
-            else:
+            elif not delivered:
                 self._reply_to(p.client, (h, payload, buffers, body))
             for watcher in p.watchers:
                 self._reply_to(watcher, (h, payload, buffers, body))
@@ -616,21 +698,26 @@ class Controller:
             reply = {"t": "reg_ok", "id": engine.id, "hb": self.config.heartbeat}
             self._send(self.control_sock, ident, reply)
         elif kind == "stream":
+            self._read_copies()  # the task's request and record, if it came on the direct path
             mid = h.get("id", "")
             p = self.pending.get(mid)
             body = msg.body()
-            if p is not None:
-                self._to_client(p.client, body)
+            # The engine names the task's client: a copy of a direct request may reach
+            # this loop after the output the task streams.
+            client = p.client if p is not None else h.get("c")
+            if isinstance(client, bytes):
+                self._to_client(client, body)
             if h.get("n") in ("stdout", "stderr"):
                 self.records.add_output(str(mid), h["n"], str(h.get("d", "")))
-            for client in self.monitors:
-                if p is None or client != p.client:
-                    self._to_client(client, body)
+            for monitor in self.monitors:
+                if monitor != client:
+                    self._to_client(monitor, body)
         elif kind == "unreg" and engine is not None:
             self._lose(engine, "stopped", f"engine {engine.id} stopped")
 
     def _lose(self, engine: Engine, how: str, reason: str) -> None:
         """Unregister an engine and fail what it held."""
+        self._read_copies()  # what it answered on the direct path is not failed
         self.engines.remove(engine)
         log.warning("engine %d %s: %s", engine.id, how, reason)
         held = list(engine.outstanding.items())
@@ -936,17 +1023,30 @@ class Controller:
             (self.control_sock, self._handle_control),
             (self.monitor, self._handle_monitor),
         ]
-        for sock, _ in roles:
+        for sock, _ in [*roles, (self.copies, None)]:
             poller.register(sock, zmq.POLLIN)
         handlers = dict(roles)
+        self.device.start()
         self.running = True
         tick = self.config.heartbeat / 2
         next_check = time.monotonic() + tick
+        copies_due: float | None = None  # when to read the device's copies that came in
         try:
             while self._stop_at is None or time.monotonic() < self._stop_at:
-                events = poller.poll(int(tick * 1000))
-                for sock, _ in events:
-                    self._drain(sock, handlers[sock])
+                now = time.monotonic()
+                wait = tick if copies_due is None else max(0.0, copies_due - now)
+                for sock, _ in poller.poll(round(wait * 1000)):
+                    if sock is self.copies:
+                        # Read later, together: one wake-up for many round trips, and none
+                        # taking a core from the clients and engines in the middle of one.
+                        poller.unregister(self.copies)
+                        copies_due = now + COPIES_DELAY
+                    else:
+                        self._drain(sock, handlers[sock])
+                if copies_due is not None and time.monotonic() >= copies_due:
+                    self._read_copies()
+                    poller.register(self.copies, zmq.POLLIN)
+                    copies_due = None
                 if self._want_dispatch:
                     self._dispatch()
                 if self._outbox:
@@ -956,6 +1056,7 @@ class Controller:
                 self.records.flush()
                 now = time.monotonic()
                 if now >= next_check:
+                    self.device.nudge()
                     self._check_liveness()
                     if self._waiting:
                         self._check_deadlines()
@@ -964,7 +1065,22 @@ class Controller:
             self._event("controller_stopped", {})
             self.records.close()
             self.running = False
+            self._close()
+
+    def _close(self) -> None:
+        """Close every socket: this thread's, then the context, which ends the device's
+        thread (it closes its own sockets)."""
+        if not self.device.is_alive():
             self.ctx.destroy(linger=200)
+            return
+        self.engine_sock.disable_monitor()
+        for sock in (self.client_sock, self.engine_sock, self.control_sock, self.monitor):
+            sock.close(linger=200)
+        for sock in self.device.nudgers:
+            sock.close(linger=0)
+        self.copies.close(linger=0)
+        self.ctx.term()
+        self.device.join()
 
     @staticmethod
     def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:
@@ -979,6 +1095,7 @@ class Controller:
     def _handle_client(self, frames: list[Any]) -> None:
         msg = self._parse(frames)
         if msg is not None and isinstance(msg.header.get("c"), bytes):
+            self._read_copies()  # what a client asks about includes its direct requests
             self._guard(self._on_client, msg)
 
     def _handle_engine(self, frames: list[Any]) -> None:
@@ -990,6 +1107,31 @@ class Controller:
         msg = self._parse(frames)
         if msg is not None and msg.routing:
             self._guard(self._on_control, msg)
+
+    def _handle_copy(self, frames: list[Any]) -> None:
+        """A copy of what the direct device passed on: ``[IN or OUT, to, from, *message]``.
+
+        After a message with one frame (garbage) the device took the next message from
+        the same side for the rest of it, unswapped, and lost it; the copy is then ``[IN
+        or OUT, garbage, its sender, from, to, *message]`` and this loop delivers it."""
+        if len(frames) == 4 and bytes(frames[2]) == NUDGE:
+            return
+        msg = self._parse(frames[1:])
+        if msg is None or len(msg.routing) < 2:
+            return
+        lost = len(msg.routing) > 2
+        if lost:
+            cut = len(msg.routing) - 2
+            msg.frames = msg.frames[cut:]
+            msg.routing = [msg.routing[-1], msg.routing[-2]]
+        if bytes(frames[0]) == IN:
+            self._guard(self._on_direct_copy, msg, lost)
+        else:
+            self._guard(self._on_reply_copy, msg, lost)
+
+    def _read_copies(self) -> None:
+        """Handle every copy the device has passed so far."""
+        protocol.drain(self.copies, recv_frames(self.copies, block=False), self._handle_copy)
 
     def _handle_monitor(self, frames: list[Any]) -> None:
         event = parse_monitor_message([bytes(f.buffer) for f in frames])

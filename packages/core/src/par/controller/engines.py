@@ -44,7 +44,9 @@ class Engine:
     info: dict[str, Any]
     registered: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.monotonic)
-    state: str = "registering"  # registering -> up
+    state: str = "registering"  # registering -> up, once both of these are true
+    ready: bool = False  # it said so on its work connection
+    hello: bool = False  # the direct device passed on its hello
     fd: int | None = None
     disconnected_at: float | None = None
     outstanding: dict[str, Pending] = field(default_factory=dict)

@@ -1,7 +1,11 @@
 """The engine process: registers, then runs requests one at a time.
 
-The main thread owns the work connection and runs user code; the control
-thread (:mod:`par.engine.control`) answers the controller meanwhile.
+The main thread owns the two request connections and runs user code: the
+work connection brings load-balanced tasks from the controller (and takes
+their replies back), the direct connection brings clients' direct requests
+through the controller's direct device (see ``controller/mux.py``) and takes
+each reply to its client. The control thread (:mod:`par.engine.control`)
+answers the controller meanwhile.
 SIGINT interrupts a running task (it fails with KeyboardInterrupt) and is
 ignored between tasks, so an interrupt never kills the engine; SIGTERM
 stops it cleanly.
@@ -24,7 +28,7 @@ import zmq
 from .. import protocol, serialize
 from ..connection import ConnectionInfo
 from ..errors import RemoteError
-from ..protocol import Message, Session, buffer_of, recv_frames, send_frames
+from ..protocol import Message, Session, buffer_of, recv_ready, send_frames
 from . import display, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
 from .control import ControlThread
@@ -39,8 +43,9 @@ BATCH_REPLIES = 256
 BATCH_BYTES = 1 << 20
 IDLE_WAKE_MS = 500  # an idle engine's longest wait for a request
 
-# kind, msg id, header, payload, buffers
-Task = tuple[str, str, dict[str, Any], list[Any], list[Any]]
+# kind, msg id, header, payload, buffers, and the client its reply goes to on the
+# direct connection (None: back to the controller on the work connection)
+Task = tuple[str, str, dict[str, Any], list[Any], list[Any], bytes | None]
 Reply = tuple[dict[str, Any], list[Any], list[Any]]  # header, payload, buffers
 
 
@@ -124,7 +129,7 @@ class Engine:
             out.set_result(display.result_display(value))
 
     def _run(self, task: Task) -> Any:
-        kind, _, h, payload, buffers = task
+        kind, _, h, payload, buffers, _ = task
         if kind == "execute":
             self._execute(bytes(buffer_of(payload[0])).decode(), not h.get("x"))
             return None
@@ -134,22 +139,22 @@ class Engine:
             return list(map(f, *args))
         return f(*args, **kwargs)
 
-    def _tasks_of(self, msg: Message) -> list[Task]:
+    def _tasks_of(self, msg: Message, to: bytes | None) -> list[Task]:
         """The tasks a request carries: one per target engine, or a load-balanced batch."""
         h, kind = msg.header, msg.kind
         if "tg" in h:  # a direct request fanned out to several engines: pick ours
             mid = str(h["ids"][h["tg"].index(self.control.engine_id)])
-            return [(kind, mid, h, msg.payload, msg.buffers)]
+            return [(kind, mid, h, msg.payload, msg.buffers, to)]
         ids = h["ids"]
         if len(ids) == 1:
-            return [(kind, str(ids[0]), h, msg.payload, msg.buffers)]
+            return [(kind, str(ids[0]), h, msg.payload, msg.buffers, to)]
         fdata, nbufs = msg.payload[0], h.get("nb") or [0] * len(ids)
         tasks: list[Task] = []
         pos = 0
         for i, mid in enumerate(ids):
             bufs = msg.buffers[pos : pos + nbufs[i]]
             pos += nbufs[i]
-            tasks.append((kind, str(mid), h, [fdata, msg.payload[1 + i]], bufs))
+            tasks.append((kind, str(mid), h, [fdata, msg.payload[1 + i]], bufs, to))
         return tasks
 
     def handle(self, task: Task) -> Reply:
@@ -161,7 +166,8 @@ class Engine:
             reply.update(st="aborted", en="TaskAborted")
             content = {"ename": "TaskAborted", "evalue": "aborted before it started"}
             return reply, [protocol.encode(content)], []
-        self.capture.start(mid)
+        client = task[2].get("c")
+        self.capture.start(mid, client if isinstance(client, bytes) else None)
         reply["ts"] = time.time()
         self.control.task_started = reply["ts"]
         self.control.running_task = mid
@@ -202,11 +208,7 @@ class Engine:
         self.capture.install()
         display.hook_ipython()
         self.control.start()
-        work = self.ctx.socket(zmq.DEALER)
-        work.setsockopt(zmq.ROUTING_ID, self.ident)
-        work.setsockopt(zmq.LINGER, 2000)
-        work.setsockopt(zmq.RCVTIMEO, IDLE_WAKE_MS)  # to answer the control thread's asks
-        self.info.secure(work)
+        work, direct = self._dealer(), self._dealer()
         try:
             if not self.control.registered.wait(registration_timeout):
                 raise SystemExit(
@@ -214,28 +216,41 @@ class Engine:
                     f"within {registration_timeout:.0f} s; is the cluster running?"
                 )
             work.connect(self.info.engine_url)
+            direct.connect(self.info.engine_direct_url)
             log.info("registered as engine %s", self.control.engine_id)
-            self._serve(work)
+            self._serve(work, direct)
         finally:
             self.control.closing.set()
             self.control.join(timeout=2)
             work.close()
+            direct.close()
             self.ctx.destroy(linger=1000)
             if self.control.lost_reason:
                 log.error("par engine: stopping: %s", self.control.lost_reason)
 
-    def _queue(self, frames: list[Any], queue: deque[Task]) -> None:
-        """Queue the tasks of one received request."""
+    def _dealer(self) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, self.ident)
+        sock.setsockopt(zmq.LINGER, 2000)
+        self.info.secure(sock)
+        return sock
+
+    def _queue(self, frames: list[Any], queue: deque[Task], direct: bool) -> None:
+        """Queue the tasks of one received request (``direct``: from a client, through the
+        direct device: its replies go back that way, to the client the request names)."""
         msg = self.session.parse(frames)
         if msg is None:
             log.warning("dropped an unauthenticated or malformed request")
         elif msg.kind in ("apply", "execute"):
+            to = msg.header.get("c") if direct else None
             try:
-                queue.extend(self._tasks_of(msg))
+                if direct and not isinstance(to, bytes):
+                    raise ValueError("a direct request names no client")
+                queue.extend(self._tasks_of(msg, to))
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 log.warning("dropped a malformed request: %s", exc)
 
-    def _serve(self, work: zmq.Socket) -> None:
+    def _serve(self, work: zmq.Socket, direct: zmq.Socket) -> None:
         """Run queued tasks in order; replies finished close together go back as one message.
 
         A reply waits at most ``REPLY_DELAY`` for company, and never while the engine
@@ -243,72 +258,93 @@ class Engine:
         """
         queue: deque[Task] = deque()
         outbox = Outbox(self.session)
+        poller = zmq.Poller()
+        poller.register(direct, zmq.POLLIN)
+        poller.register(work, zmq.POLLIN)
+        handlers = {
+            direct: lambda frames: self._queue(frames, queue, True),
+            work: lambda frames: self._queue(frames, queue, False),
+        }
         while True:
             if self.control.ready_needed.is_set():
                 self.control.ready_needed.clear()
                 work.send_multipart(self.session.serialize({"t": "ready"}))
+                # To no one: the controller sees the device pass it on, and knows the
+                # device reaches this engine.
+                direct.send_multipart([b"", *self.session.serialize({"t": "hello"})])
             if not queue:
-                # Out of work: what is finished goes now, then wait for a request (which
-                # returns at once if one is waiting).
-                outbox.flush(work)
-                try:
-                    first = recv_frames(work)  # waits up to RCVTIMEO
-                except zmq.Again:
-                    continue
-                protocol.drain(work, first, lambda frames: self._queue(frames, queue))
+                # Out of work: what is finished goes now, then wait for a request (the
+                # control thread's asks are answered at least every IDLE_WAKE_MS).
+                outbox.flush(work, direct)
+                for sock, _ in poller.poll(IDLE_WAKE_MS):
+                    protocol.drain(sock, recv_ready(sock), handlers[sock])
                 continue
+            task = queue.popleft()
             try:
-                outbox.add(self.handle(queue.popleft()))
+                outbox.add(self.handle(task), task[5])
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 log.warning("dropped a malformed request: %s", exc)
             if outbox.due():
-                outbox.flush(work)
+                outbox.flush(work, direct)
 
 
 class Outbox:
-    """Replies finished but not yet sent, flushed as one message."""
+    """Replies finished but not yet sent, flushed as one message for each destination."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.replies: list[Reply] = []
+        self.replies: dict[bytes | None, list[Reply]] = {}  # by client (None: controller)
+        self.held = 0
         self.first = 0.0
         self.nbytes = 0
 
-    def add(self, reply: Reply) -> None:
-        """Hold a reply until :meth:`flush`."""
-        if not self.replies:
+    def add(self, reply: Reply, to: bytes | None) -> None:
+        """Hold a reply for the controller (``to`` None) or a client until :meth:`flush`."""
+        if not self.held:
             self.first = time.perf_counter()
-        self.replies.append(reply)
+        self.held += 1
+        held = self.replies.get(to)
+        if held is None:
+            self.replies[to] = [reply]
+        else:
+            held.append(reply)
         self.nbytes += sum(len(buffer_of(b)) for b in reply[2])
 
     def due(self) -> bool:
         """Whether the held replies have waited long enough (or are big enough) to go."""
-        return bool(self.replies) and (
+        return bool(self.held) and (
             self.nbytes > BATCH_BYTES
-            or len(self.replies) >= BATCH_REPLIES
+            or self.held >= BATCH_REPLIES
             or time.perf_counter() - self.first > REPLY_DELAY
         )
 
-    def flush(self, sock: zmq.Socket) -> None:
-        """Send the held replies: alone as a ``reply``, together as ``replies``."""
-        replies = self.replies
-        if not replies:
+    def flush(self, work: zmq.Socket, direct: zmq.Socket) -> None:
+        """Send the held replies, to the controller on ``work`` and to each client on
+        ``direct``: alone as a ``reply``, together as ``replies``."""
+        if not self.held:
             return
-        if len(replies) == 1:
-            frames = self.session.serialize(*replies[0])
-        else:
-            headers = []
-            for h, _, bufs in replies:
-                if bufs:
-                    h["b"] = len(bufs)
-                headers.append(h)
-            header = {"t": "replies", "hs": headers, "np": [len(p) for _, p, _ in replies]}
-            payload = [f for _, p, _ in replies for f in p]
-            buffers = [b for _, _, bufs in replies for b in bufs]
-            frames = self.session.serialize(header, payload, buffers)
-        send_frames(sock, frames)
-        self.replies = []
+        for to, replies in self.replies.items():
+            frames = self._message(replies)
+            if to is None:
+                send_frames(work, frames)
+            else:
+                send_frames(direct, [to, *frames])
+        self.replies = {}
+        self.held = 0
         self.nbytes = 0
+
+    def _message(self, replies: list[Reply]) -> list[Any]:
+        if len(replies) == 1:
+            return self.session.serialize(*replies[0])
+        headers = []
+        for h, _, bufs in replies:
+            if bufs:
+                h["b"] = len(bufs)
+            headers.append(h)
+        header = {"t": "replies", "hs": headers, "np": [len(p) for _, p, _ in replies]}
+        payload = [f for _, p, _ in replies for f in p]
+        buffers = [b for _, _, bufs in replies for b in bufs]
+        return self.session.serialize(header, payload, buffers)
 
 
 def main(

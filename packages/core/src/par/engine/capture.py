@@ -44,8 +44,11 @@ class TaskOutput:
     _sent_stdout = 0
     _sent_stderr = 0
 
-    def __init__(self, msg_id: str, limit: int = DEFAULT_OUTPUT_LIMIT) -> None:
+    def __init__(
+        self, msg_id: str, limit: int = DEFAULT_OUTPUT_LIMIT, client: bytes | None = None
+    ) -> None:
         self.msg_id = msg_id
+        self.client = client  # whose task it is, named in what it streams
         self.limit = limit
         self.size = 0
         self.truncated = False
@@ -204,9 +207,9 @@ class Capture:
         sys.stderr = CaptureStream("stderr", sys.__stderr__ or sys.stderr, self)
         _installed = self
 
-    def start(self, msg_id: str) -> TaskOutput:
-        """Begin capturing a task's output."""
-        self.current = TaskOutput(msg_id, self.limit)
+    def start(self, msg_id: str, client: bytes | None = None) -> TaskOutput:
+        """Begin capturing a task's output (``client``: whose task it is)."""
+        self.current = TaskOutput(msg_id, self.limit, client)
         return self.current
 
     def stop(self) -> tuple[dict[str, Any], int, list[Publication]]:

@@ -184,7 +184,9 @@ class ControlThread(threading.Thread):
         if current is None:
             return
         texts, displays, published = current.take()
-        base = {"t": "stream", "id": current.msg_id, "e": self.engine_id}
+        base: dict[str, Any] = {"t": "stream", "id": current.msg_id, "e": self.engine_id}
+        if current.client is not None:
+            base["c"] = current.client
         for name, text in texts.items():
             self._send(sock, {**base, "n": name, "d": text})
         if displays:
