@@ -6,23 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 
-import par
 import pytest
 import zmq
 from par import protocol
 from par.errors import EngineError
-
-
-@pytest.fixture(scope="module")
-def small_cluster() -> Iterator[tuple[par.Cluster, par.Client]]:
-    c = par.Cluster(n=2, controller_args=["--heartbeat", "0.2", "--heartbeat-timeout", "1.5"])
-    rc = c.start_and_connect_sync()
-    try:
-        yield c, rc
-    finally:
-        c.stop_cluster_sync()
 
 
 def _shout(text: str) -> str:

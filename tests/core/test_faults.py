@@ -5,24 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import par
 import pytest
 import zmq
 from par import protocol
-
-
-@pytest.fixture
-def small_cluster() -> Iterator[tuple[par.Cluster, par.Client]]:
-    """Two engines under a controller with fast heartbeats, for destructive tests."""
-    c = par.Cluster(n=2, controller_args=["--heartbeat", "0.2", "--heartbeat-timeout", "1.5"])
-    rc = c.start_and_connect_sync()
-    try:
-        yield c, rc
-    finally:
-        c.stop_cluster_sync()
 
 
 def test_sigkilled_engine_turns_its_task_into_engine_error(small_cluster) -> None:
