@@ -96,3 +96,25 @@ def test_a_one_frame_message_on_a_device_port_loses_no_request(small_cluster, si
             assert rc[0].apply_sync(lambda i=i: i * 2, i) == i * 2
     finally:
         ctx.destroy(linger=0)
+
+
+def test_the_device_recovers_from_a_one_frame_message_with_curve_on() -> None:
+    """With Curve, the hub's nudges (in-process, no handshake) still reach the device."""
+    import par
+
+    cluster = par.Cluster(n=1, controller_args=["--curve", "on", "--heartbeat", "0.2"])
+    rc = cluster.start_and_connect_sync()
+    ctx = zmq.Context()
+    try:
+        assert rc._info.curve_serverkey
+        for side in ("engine_direct_url", "direct_url"):
+            sock = ctx.socket(zmq.DEALER)
+            rc._info.secure(sock)  # a peer that holds the server's public key
+            sock.connect(getattr(rc._info, side))
+            sock.send(b"x")
+            time.sleep(0.3)  # the device now waits on the rest of it
+            sock.close(linger=500)
+            assert rc[0].apply_sync(lambda: "alive") == "alive"
+    finally:
+        ctx.destroy(linger=0)
+        cluster.stop_cluster_sync()
