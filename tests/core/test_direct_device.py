@@ -118,3 +118,11 @@ def test_the_device_recovers_from_a_one_frame_message_with_curve_on() -> None:
     finally:
         ctx.destroy(linger=0)
         cluster.stop_cluster_sync()
+
+
+def test_a_direct_view_naming_an_engine_twice_is_refused(small_cluster) -> None:
+    """Each engine answers a request once: a repeated target would leave an id unanswered."""
+    _, rc = small_cluster
+    with pytest.raises(ValueError, match=r"name engines \[0\] more than once"):
+        rc.direct_view([0, 1, 0]).apply_async(lambda: 1)
+    assert rc.direct_view([0, 1]).apply_sync(lambda: 1) == [1, 1]

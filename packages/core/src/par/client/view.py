@@ -227,7 +227,11 @@ class DirectView(View):
 
     def _resolve(self, targets: Any = None) -> tuple[list[int], bool]:
         targets = self.targets if targets is None else targets
-        return self.client._build_targets(targets), isinstance(targets, int)
+        ids = self.client._build_targets(targets)
+        if len(set(ids)) != len(ids):  # each engine answers a request once
+            twice = sorted({t for t in ids if ids.count(t) > 1})
+            raise ValueError(f"the targets name engines {twice} more than once: name each once")
+        return ids, isinstance(targets, int)
 
     def __len__(self) -> int:
         return len(self._resolve()[0])
