@@ -1,8 +1,9 @@
 """The Client: a connection to one cluster's controller.
 
-Requests leave through a request connection shared by the user's threads
-(under a lock); everything coming back arrives on a separate reply
-connection, read by the I/O thread or by a thread waiting on a result
+Requests leave through two request connections shared by the user's threads
+(under a lock): direct requests to the controller's direct device, the rest
+to the controller itself. Everything coming back arrives on a separate reply
+connection (to both), read by the I/O thread or by a thread waiting on a result
 (:mod:`par.client.io`).
 """
 
@@ -292,7 +293,9 @@ class Client:
         track: bool = False,
         view: View | None = None,
     ) -> AsyncResult:
-        """Send one request to several engines as a single message the controller fans out."""
+        """Send one request to several engines: through the direct device, once for each;
+        to the controller (which fans it out) if it coalesces or names an engine this
+        client does not know up."""
         ar = self._register(len(targets), make_ar)
         header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
         via = None if "co" in header else self._routes(targets)  # coalesced: by the controller

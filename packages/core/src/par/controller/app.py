@@ -138,7 +138,7 @@ class Controller:
             )
         }
         self.device = DirectDevice(self.ctx, direct, engine_direct)
-        self.copies = self.device.subscribe(self.ctx)
+        self.copies = self.device.copies
         self._copies_left: dict[str, int] = {}  # a request's copies still to come, by first id
 
     def _router(self) -> zmq.Socket:
@@ -1076,9 +1076,7 @@ class Controller:
         self.engine_sock.disable_monitor()
         for sock in (self.client_sock, self.engine_sock, self.control_sock, self.monitor):
             sock.close(linger=200)
-        for sock in self.device.nudgers:
-            sock.close(linger=0)
-        self.copies.close(linger=0)
+        self.device.close_hub_side()
         self.ctx.term()
         self.device.join()
 

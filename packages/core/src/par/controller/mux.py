@@ -33,17 +33,25 @@ NUDGE = b"par-direct-nudge"  # the identity the hub nudges the device with
 
 
 class DirectDevice(threading.Thread):
-    """Runs the device over two bound ROUTER sockets until the context terminates."""
+    """Runs the device over two bound ROUTER sockets until the context terminates.
+
+    It also makes the hub's sockets to it: ``copies`` and the nudgers, used by the
+    hub's thread only and closed by :meth:`close_hub_side`.
+    """
 
     def __init__(self, ctx: zmq.Context, clients: zmq.Socket, engines: zmq.Socket) -> None:
         super().__init__(name="par-direct", daemon=True)
         self.clients = clients
         self.engines = engines
-        self.copies = ctx.socket(zmq.PUB)
-        self.copies.setsockopt(zmq.SNDHWM, 0)  # the hub reads every copy: none may be dropped
-        self.copies.setsockopt(zmq.LINGER, 0)
-        self.copies.bind(COPIES_URL)
-        self.nudgers = []  # the hub's, one on each side
+        self.published = ctx.socket(zmq.PUB)
+        self.published.setsockopt(zmq.SNDHWM, 0)  # the hub reads every copy: none dropped
+        self.published.setsockopt(zmq.LINGER, 0)
+        self.published.bind(COPIES_URL)
+        self.copies = ctx.socket(zmq.SUB)
+        self.copies.setsockopt(zmq.RCVHWM, 0)
+        self.copies.setsockopt(zmq.SUBSCRIBE, b"")
+        self.copies.connect(COPIES_URL)
+        self.nudgers = []  # one on each side
         for side, sock in (("clients", clients), ("engines", engines)):
             sock.bind(f"inproc://par-direct-{side}")
             nudger = ctx.socket(zmq.DEALER)
@@ -52,25 +60,22 @@ class DirectDevice(threading.Thread):
             nudger.connect(f"inproc://par-direct-{side}")
             self.nudgers.append(nudger)
 
-    def subscribe(self, ctx: zmq.Context) -> zmq.Socket:
-        """The hub's socket for the copies (call before :meth:`start`)."""
-        sock = ctx.socket(zmq.SUB)
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.setsockopt(zmq.SUBSCRIBE, b"")
-        sock.connect(COPIES_URL)
-        return sock
-
     def nudge(self) -> None:
         """Complete a one-frame message the device may be waiting on the rest of (called
         by the hub's thread); otherwise the nudge goes to no one."""
         for sock in self.nudgers:
             sock.send_multipart([b"", b""], zmq.NOBLOCK)
 
+    def close_hub_side(self) -> None:
+        """Close the hub's sockets (from the hub's thread)."""
+        for sock in (self.copies, *self.nudgers):
+            sock.close(linger=0)
+
     def run(self) -> None:
         try:
-            monitored_queue(self.clients, self.engines, self.copies, IN, OUT)
+            monitored_queue(self.clients, self.engines, self.published, IN, OUT)
         except zmq.ContextTerminated:
             pass
         finally:
-            for sock in (self.clients, self.engines, self.copies):
+            for sock in (self.clients, self.engines, self.published):
                 sock.close(linger=0)
