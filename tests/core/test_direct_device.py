@@ -9,13 +9,25 @@ import time
 
 import pytest
 import zmq
-from par import protocol
+from par import protocol, serialize
+from par.client import paths
 from par.errors import EngineError
 
 
 def _shout(text: str) -> str:
     print(text)
     return text
+
+
+def _device_sockets(ctx: zmq.Context, url: str, me: bytes) -> tuple[zmq.Socket, zmq.Socket]:
+    """A client's two connections to the device: requests, and replies (named ``me``)."""
+    replies = ctx.socket(zmq.DEALER)
+    replies.setsockopt(zmq.ROUTING_ID, me)
+    replies.connect(url)
+    sender = ctx.socket(zmq.DEALER)
+    sender.connect(url)
+    time.sleep(0.2)
+    return sender, replies
 
 
 def test_a_direct_request_reaches_its_engine_through_the_device_alone(small_cluster) -> None:
@@ -27,12 +39,7 @@ def test_a_direct_request_reaches_its_engine_through_the_device_alone(small_clus
     me = os.urandom(16)
     ctx = zmq.Context()
     try:
-        replies = ctx.socket(zmq.DEALER)
-        replies.setsockopt(zmq.ROUTING_ID, me)
-        replies.connect(rc._info.direct_url)
-        sender = ctx.socket(zmq.DEALER)
-        sender.connect(rc._info.direct_url)
-        time.sleep(0.2)
+        sender, replies = _device_sockets(ctx, rc._info.direct_url, me)
         header = {"t": "execute", "q": "d", "ids": ["probe-1"], "tg": [0], "c": me, "x": 1}
         sender.send_multipart([engine, *session.serialize(header, [b"1 + 1"])])
         assert replies.poll(10_000), "no reply through the device"
@@ -126,3 +133,70 @@ def test_a_direct_view_naming_an_engine_twice_is_refused(small_cluster) -> None:
     with pytest.raises(ValueError, match=r"name engines \[0\] more than once"):
         rc.direct_view([0, 1, 0]).apply_async(lambda: 1)
     assert rc.direct_view([0, 1]).apply_sync(lambda: 1) == [1, 1]
+
+
+def _echo(data: bytes) -> bytes:
+    return data
+
+
+def test_large_requests_and_replies_cross_the_device_in_chunks_intact(small_cluster) -> None:
+    """A request with more than CHUNK_ABOVE bytes of buffers reaches the engine in chunks,
+    its large reply comes back in chunks, and the hub keeps both for its records."""
+    _, rc = small_cluster
+    session = protocol.Session(rc._info.key_bytes)
+    engine = bytes.fromhex(rc._engines[0]["uuid"])
+    me = os.urandom(16)
+    big = os.urandom(protocol.CHUNK_ABOVE + 12345)
+    payload, buffers, digest = rc._apply_frames(_echo, (big,), {})
+    header = {"t": "apply", "q": "d", "ids": ["probe-big"], "tg": [0], "c": me, "f": digest}
+    parts = session.serialize_parts(header, payload, buffers)
+    assert len(parts) > 2
+    ctx = zmq.Context()
+    try:
+        sender, replies = _device_sockets(ctx, rc._info.direct_url, me)
+        for frames in parts:
+            sender.send_multipart([engine, *frames])
+        joiner = protocol.Assembler(session)
+        received = []
+        msg = False
+        while msg is False:
+            assert replies.poll(30_000), "no reply through the device"
+            received.append(replies.recv_multipart())
+            msg = joiner.parse(received[-1])
+    finally:
+        ctx.destroy(linger=0)
+    assert len(received) > 2, "the large reply came in one message"
+    assert msg and msg.header["st"] == "ok"
+    assert serialize.loads(msg.payload[0], msg.buffers) == big
+    (rec,) = rc.db_query({"msg_id": "probe-big"}, keys=["buffers", "result_buffers"])
+    assert rec["buffers"][2:] == [big] and rec["result_buffers"][1:] == [big]
+    # The hub sends what it kept on, whole: a resubmit runs the request again.
+    assert rc.resubmit("probe-big", block=True) == big
+
+
+def test_a_large_push_to_several_engines_and_what_follows_it_keep_their_order(
+    small_cluster,
+) -> None:
+    """A large push to several engines goes through the hub (it crosses the client's link
+    once); requests after it go the same way while it is outstanding, so they run after it."""
+    _, rc = small_cluster
+    dv = rc[:]
+    for n in range(3):
+        value = bytes([n]) * (paths.FANOUT_BYTES + 1)
+        push = dv.push({"a": value}, block=False)
+        ar = dv.apply_async(lambda: a[:1] * 2)  # noqa: F821
+        assert ar.get(timeout=30) == [bytes([n]) * 2] * 2
+        push.get(timeout=30)
+    assert dv.pull("a", block=True) == [value] * 2
+
+
+def test_a_coalesced_broadcast_and_direct_requests_around_it_run_in_order(small_cluster) -> None:
+    """A coalesced broadcast goes through the hub, other direct requests through the
+    device; an engine still runs them in the order they were made."""
+    _, rc = small_cluster
+    dv, bv = rc[:], rc.broadcast_view(is_coalescing=True)
+    dv.execute("seen = []", block=True)
+    ars = [(bv if i % 3 else dv).apply_async(lambda i: seen.append(i), i) for i in range(60)]  # noqa: F821
+    for ar in ars:
+        ar.get(timeout=10)
+    assert dv.pull("seen", block=True) == [list(range(60))] * 2

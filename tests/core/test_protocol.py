@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from par import protocol, serialize
@@ -164,3 +165,71 @@ def test_function_digest_is_stable_and_code_keeps_its_file_name() -> None:
     g = pickle.loads(data1)
     assert g(1) == 2
     assert g.__code__.co_filename == __file__
+
+
+def _chunked(s: Session, buffers: list[bytes]) -> list[list]:
+    return s.serialize_parts({"t": "reply", "id": "m"}, [b"pickle"], buffers)
+
+
+def test_a_message_with_large_buffers_travels_in_chunks_and_joins_back() -> None:
+    s = Session(KEY)
+    assert len(_chunked(s, [b"x" * 100])) == 1  # small: one message as ever
+    big = bytes(range(256)) * (protocol.CHUNK_ABOVE // 256 + 1000)
+    buffers = [big, b"", b"tail"]
+    parts = _chunked(s, buffers)
+    assert parts[0][0].startswith(DELIM) and len(parts[0]) == 1  # the head: no buffers
+    chunks = parts[1:]
+    assert all(c[0] == protocol.CHUNK for c in chunks)
+    assert max(len(c[1]) for c in chunks) == protocol.CHUNK_BYTES
+    assert sum(len(c[1]) for c in chunks) == len(big) + 4
+    joiner = protocol.Assembler(s)
+    got = [joiner.parse([b"sender", *p]) for p in parts]
+    assert got[:-1] == [False] * (len(parts) - 1)
+    msg = got[-1]
+    assert msg and msg.routing == [b"sender"] and [bytes(p) for p in msg.payload] == [b"pickle"]
+    assert [bytes(b) for b in msg.buffers] == buffers
+    assert "ck" not in msg.header and msg.header["b"] == 3
+    assert not joiner.joining and s.dropped == 0
+
+
+def test_chunks_of_two_senders_interleaved_join_apart() -> None:
+    s = Session(KEY)
+    a = b"a" * (protocol.CHUNK_ABOVE + 1)
+    b = b"b" * (protocol.CHUNK_ABOVE + 2)
+    pa, pb = _chunked(s, [a]), _chunked(s, [b])
+    joiner = protocol.Assembler(s, keep_chunks=True)
+    done = {}
+    for i in range(max(len(pa), len(pb))):
+        for who, parts in ((b"A", pa), (b"B", pb)):
+            if i < len(parts):
+                msg = joiner.parse([who, *parts[i]])
+                if msg:
+                    done[who] = msg
+    (kept,) = done[b"A"].buffers
+    assert isinstance(kept, protocol.Chunks) and len(kept) == len(a) and bytes(kept) == a
+    assert bytes(done[b"B"].buffers[0]) == b
+
+
+def test_stray_oversized_and_abandoned_chunks_are_dropped_and_counted() -> None:
+    s = Session(KEY)
+    joiner = protocol.Assembler(s)
+    assert joiner.parse([b"x", protocol.CHUNK, b"data"]) is None  # no head before it
+    parts = _chunked(s, [b"z" * (protocol.CHUNK_ABOVE + 1)])
+    assert joiner.parse([b"x", *parts[0]]) is False
+    assert joiner.parse([b"x", *parts[0]]) is False  # a new head: the first is given up
+    assert joiner.parse([b"x", protocol.CHUNK, b"y" * (protocol.CHUNK_ABOVE + 2)]) is None
+    assert s.dropped == 3 and not joiner.joining
+    head = s.serialize({"t": "reply", "ck": ["no"]}, [b"p"])
+    assert joiner.parse([b"x", *head]) is None and s.dropped == 4
+
+
+def test_kept_chunks_are_sent_on_joined() -> None:
+    ctx = zmq.Context()
+    try:
+        a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+        a.bind("inproc://chunks")
+        b.connect("inproc://chunks")
+        protocol.send_frames(a, [b"head", protocol.Chunks([b"ab", memoryview(b"cd")], 4)])
+        assert b.recv_multipart() == [b"head", b"abcd"]
+    finally:
+        ctx.destroy(linger=0)

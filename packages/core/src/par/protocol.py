@@ -20,6 +20,14 @@ payload frames: everything that decides what the receiver runs. Raw buffers
 are left out of it because they are plain data handed to a pickle that *is*
 signed; hashing a 100 MB array on every hop would cost more than moving it.
 
+A message whose buffers are large (``CHUNK_ABOVE`` bytes in all) can travel
+as several: its head (the header's ``ck`` key lists the buffers' sizes), then
+the buffers' bytes in chunks, each a message ``[routing frames...] CHUNK
+bytes``. ZeroMQ passes a message on only once all of it has arrived, so a
+device in between then forwards each chunk while the next comes in, instead
+of holding a whole 100 MB message before sending any of it. The receiver's
+:class:`Assembler` joins them (one sender's chunks arrive in order).
+
 This module is the only place a message is built or parsed.
 """
 
@@ -27,16 +35,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import msgpack
 import zmq
 
+log = logging.getLogger("par.protocol")
+
 DELIM = b"<PAR|MSG>"
+CHUNK = b"<PAR|CHUNK>"  # the first frame of a chunk of a large message's buffers
+CHUNK_BYTES = 2 << 20  # the bytes in each chunk
+CHUNK_ABOVE = 8 << 20  # buffers larger than this in all may travel in chunks
 SIG_SIZE = 16
 HEAD_START = len(DELIM) + SIG_SIZE  # where the signed part of the head frame starts
 BODY_START = HEAD_START + 4  # where the header starts, after its length
@@ -142,6 +156,23 @@ class Session:
         frames = [] if packed else list(payload)
         return [DELIM + self.sign(signed, frames) + signed, *frames, *buffers]
 
+    def serialize_parts(
+        self,
+        header: dict[str, Any],
+        payload: Sequence[Frame] = (),
+        buffers: Sequence[Frame] = (),
+    ) -> list[list[Frame]]:
+        """Build the messages that carry one: itself, or, if its buffers are larger than
+        ``CHUNK_ABOVE`` in all, its head and then its buffers' bytes in chunks."""
+        views = [memoryview(buffer_of(b)).cast("B") for b in buffers]
+        if sum(len(v) for v in views) <= CHUNK_ABOVE:
+            return [self.serialize(header, payload, buffers)]
+        out = [self.serialize({**header, "ck": [len(v) for v in views]}, payload)]
+        for view in views:
+            for start in range(0, len(view), CHUNK_BYTES):
+                out.append([CHUNK, view[start : start + CHUNK_BYTES]])
+        return out
+
     def parse(self, frames: list[Frame]) -> Message | None:
         """Parse and authenticate frames; return None (and count it) if invalid.
 
@@ -205,6 +236,122 @@ def _unpack_payload(head: Any, start: int, sizes: Any) -> list[Frame]:
     return out
 
 
+def _is_chunk(frame: Frame) -> bool:
+    view = buffer_of(frame)
+    return len(view) == len(CHUNK) and bytes(view) == CHUNK
+
+
+class Chunks:
+    """A buffer kept as the chunks it came in, without joining them (the hub keeps what
+    the direct device passed on only for its records); joined if it is sent on."""
+
+    __slots__ = ("nbytes", "parts")
+
+    def __init__(self, parts: list[Frame], nbytes: int) -> None:
+        self.parts = parts
+        self.nbytes = nbytes
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def __bytes__(self) -> bytes:
+        return b"".join(buffer_of(p) for p in self.parts)
+
+
+@dataclass(slots=True)
+class _Joining:
+    """A message whose buffers are arriving in chunks."""
+
+    msg: Message
+    sizes: list[int]
+    buffers: list[Any]  # bytearrays being filled, or the lists of chunks kept
+    index: int = 0  # the buffer being filled
+    filled: int = 0  # bytes in it so far
+
+    def skip_full(self) -> None:
+        """Move on past the buffers filled (or empty)."""
+        while self.index < len(self.sizes) and self.filled == self.sizes[self.index]:
+            self.index += 1
+            self.filled = 0
+
+
+class Assembler:
+    """Parses what one socket receives, joining messages that come in chunks.
+
+    ``keep_chunks``: the joined message's buffers are :class:`Chunks`, the frames as
+    they came, rather than copied into one buffer each (a copy costs most in fresh
+    memory, whose pages the system must first map)."""
+
+    def __init__(self, session: Session, keep_chunks: bool = False) -> None:
+        self.session = session
+        self.keep_chunks = keep_chunks
+        self.joining: dict[tuple[bytes, ...], _Joining] = {}  # by sender (routing frames)
+
+    def parse(self, frames: list[Frame]) -> Message | Literal[False] | None:
+        """A message (parsed and authenticated), None if invalid (counted as dropped), or
+        False for a part of a message that has more chunks to come."""
+        if len(frames) >= 2 and _is_chunk(frames[-2]):
+            return self._add(frames)
+        msg = self.session.parse(frames)
+        if msg is None or "ck" not in msg.header:
+            return msg
+        sizes = msg.header["ck"]
+        if not isinstance(sizes, list) or not all(type(n) is int and n >= 0 for n in sizes):
+            self.session.dropped += 1
+            return None
+        key = _sender(msg.routing)
+        if key in self.joining:
+            log.warning("a message's chunks stopped coming; dropped it")
+            self.session.dropped += 1
+        buffers: list[Any] = (
+            [[] for _ in sizes] if self.keep_chunks else [bytearray(n) for n in sizes]
+        )
+        joining = _Joining(msg, sizes, buffers)
+        joining.skip_full()
+        self.joining[key] = joining
+        return self._finished(key, joining)
+
+    def _add(self, frames: list[Frame]) -> Message | Literal[False] | None:
+        key = _sender(frames[:-2])
+        joining = self.joining.get(key)
+        data = buffer_of(frames[-1])
+        if joining is None or joining.index == len(joining.sizes):
+            self.session.dropped += 1
+            return None
+        end = joining.filled + len(data)
+        if end > joining.sizes[joining.index]:
+            del self.joining[key]
+            self.session.dropped += 1
+            return None
+        if self.keep_chunks:
+            joining.buffers[joining.index].append(frames[-1])
+        else:
+            joining.buffers[joining.index][joining.filled : end] = data
+        joining.filled = end
+        joining.skip_full()
+        return self._finished(key, joining)
+
+    def _finished(self, key: tuple[bytes, ...], joining: _Joining) -> Message | Literal[False]:
+        """The joined message once its last chunk came; until then False."""
+        if joining.index < len(joining.sizes):
+            return False
+        del self.joining[key]
+        msg = joining.msg
+        if self.keep_chunks:
+            msg.buffers = [
+                Chunks(p, n) for p, n in zip(joining.buffers, joining.sizes, strict=True)
+            ]
+        else:
+            msg.buffers = joining.buffers
+        del msg.header["ck"]
+        msg.header["b"] = len(msg.buffers)
+        return msg
+
+
+def _sender(routing: list[Frame]) -> tuple[bytes, ...]:
+    return tuple(bytes(buffer_of(f)) for f in routing)
+
+
 DETACH_BELOW = 64 * 1024
 
 
@@ -231,6 +378,8 @@ def send_frames(sock: zmq.Socket, frames: Sequence[Frame]) -> None:
     """Send a multipart message without copying large frames (small ones are copied)."""
     last = len(frames) - 1
     for i, frame in enumerate(frames):
+        if type(frame) is Chunks:
+            frame = bytes(frame)
         sock.send(frame, _MORE if i < last else 0, copy=False)
 
 

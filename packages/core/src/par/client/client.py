@@ -1,10 +1,10 @@
 """The Client: a connection to one cluster's controller.
 
 Requests leave through two request connections shared by the user's threads
-(under a lock): direct requests to the controller's direct device, the rest
-to the controller itself. Everything coming back arrives on a separate reply
-connection (to both), read by the I/O thread or by a thread waiting on a result
-(:mod:`par.client.io`).
+(under a lock): direct requests to the controller's direct device (most of
+them: see :mod:`par.client.paths`), the rest to the controller itself.
+Everything coming back arrives on a separate reply connection (to both), read
+by the I/O thread or by a thread waiting on a result (:mod:`par.client.io`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from .asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult, Metadata, 
 from .history import HISTORY_LIMIT, BoundedDict, Results
 from .io import IOThread
 from .outbox import RequestSender
+from .paths import FANOUT_BYTES, Paths, nbytes
 
 if TYPE_CHECKING:
     from .view import View
@@ -86,6 +87,7 @@ class Client:
         self._known: weakref.WeakValueDictionary[str, AsyncResult] = weakref.WeakValueDictionary()
         self._queries: dict[str, Future[tuple[dict[str, Any], list[Any]]]] = {}
         self._engines: dict[int, dict[str, Any]] = {}
+        self._paths = Paths(self._engines)
         self._gone: dict[int, int] = {}  # lost engine id -> pid, to explain EngineErrors
         self._engines_changed = threading.Condition()
         self._arrivals = threading.Condition()  # notified as replies reach their results
@@ -148,7 +150,7 @@ class Client:
         return self._ask(op, timeout, args)[0]
 
     def _send_frames(self, frames: list[Any]) -> None:
-        self._sender.send_frames(frames)
+        self._sender.send_built([frames])
 
     def _check_open(self) -> None:
         if self._closed:
@@ -247,6 +249,7 @@ class Client:
         gone = set(ids)
         for mid in ids:
             self._pending.pop(mid, None)
+            self._paths.answered(mid)
             self._known.pop(mid, None)
             self.metadata.pop(mid, None)
         kept = [m for m in self._history if m not in gone]
@@ -270,17 +273,12 @@ class Client:
             self._sender.send((header, payload, buffers, via), in_flight)
             return
         # track=True: the result learns when ZeroMQ let go of the buffers
-        frames = self.session.serialize(header, payload, buffers)
-        for tracker in self._sender.send_frames(frames, via, track=True):
+        if via is None:
+            messages = [self.session.serialize(header, payload, buffers)]
+        else:
+            messages = self.session.serialize_parts(header, payload, buffers)
+        for tracker in self._sender.send_built(messages, via, track=True):
             tracked._add_tracker(tracker)
-
-    def _routes(self, targets: list[int]) -> list[bytes] | None:
-        """The identities the direct device knows ``targets`` by; None if one is not up
-        as far as this client knows (the controller then answers why)."""
-        try:
-            return [bytes.fromhex(self._engines[t]["uuid"]) for t in targets]
-        except KeyError:
-            return None
 
     def _direct(
         self,
@@ -293,13 +291,19 @@ class Client:
         track: bool = False,
         view: View | None = None,
     ) -> AsyncResult:
-        """Send one request to several engines: through the direct device, once for each;
-        to the controller (which fans it out) if it coalesces or names an engine this
-        client does not know up."""
+        """Send one request to several engines: through the direct device, once for each,
+        or through the hub, which fans it out (see :mod:`par.client.paths`)."""
         ar = self._register(len(targets), make_ar)
         header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
-        via = None if "co" in header else self._routes(targets)  # coalesced: by the controller
-        self._send(header, payload, buffers, ar if track else None, via)
+        hub = "co" in header or (  # coalesced: by the hub, as a large fan-out had better be
+            len(targets) > 1 and nbytes(payload) + nbytes(buffers) >= FANOUT_BYTES
+        )
+        parts = self._paths.book(ar.msg_ids, targets, hub)
+        for via, ids, tg in parts:
+            h = header if len(parts) == 1 else {**header, "ids": ids, "tg": tg}
+            if via is not None:
+                h.pop("co", None)  # the hub alone coalesces
+            self._send(h, payload, buffers, ar if track else None, via)
         for mid, t in zip(ar.msg_ids, targets, strict=True):
             md = ar._metadata_of(mid)
             if md["engine_id"] is None:  # else the reply came already and set it
@@ -323,9 +327,8 @@ class Client:
             ar._metadata_of(mid)["engine_id"] = target
             header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
             header.update(extra or {})
-            self._send_call(
-                header, fdata, args, kwargs, ar if track else None, self._routes([target])
-            )
+            ((via, _, _),) = self._paths.book([mid], [target], hub=False)
+            self._send_call(header, fdata, args, kwargs, ar if track else None, via)
         self._sent(ar, view)
         return ar
 
@@ -612,6 +615,9 @@ class Client:
         if jobs == "all" or targets == "all":
             return int(self._query("purge"))
         ids = None if _nothing(jobs) else self._msg_ids(jobs)
+        running = [mid for mid in ids or () if mid in self._pending]
+        if running:  # known here at once; the controller may not have the request yet
+            raise ParError(f"task {running[0]} is still pending; wait for it before purging it")
         tg = None if _nothing(targets) else self._build_targets(targets)
         return int(self._query("purge", ids=ids, targets=tg))
 

@@ -59,6 +59,7 @@ class IOThread(threading.Thread):
         self.wanted = 0  # user's threads waiting for the lease (changed under _arrivals)
         self.handled = 0.0  # when replies last came in
         self.next_ping = 0.0
+        self.joiner = protocol.Assembler(client.session)  # large replies come in chunks
 
     def run(self) -> None:
         client = self.client
@@ -200,7 +201,9 @@ class IOThread(threading.Thread):
         protocol.drain(sock, first, self._handle, DRAIN_LIMIT, done)
 
     def _handle(self, frames: list[Any]) -> None:
-        msg = self.client.session.parse(frames)
+        msg = self.joiner.parse(frames)
+        if msg is False:  # a chunk of a large reply: more to come
+            return
         if msg is None:
             log.warning("dropped an unauthenticated or malformed message")
             return
@@ -230,6 +233,7 @@ class IOThread(threading.Thread):
     def _on_reply(self, reply: Reply) -> None:
         h = reply.header
         mid = h["id"]
+        self.client._paths.answered(mid)
         if h.get("en") == "EngineError" and self.client.cluster is not None:
             reply = self._explain_engine_error(reply)
         md = self._metadata(mid)

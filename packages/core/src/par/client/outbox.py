@@ -12,9 +12,9 @@ same flags are merged into one message, as ``map`` sends them. A request
 made while nothing is outstanding (a blocking call's) is sent at once, so a
 round trip pays no wait. Everything is sent in the order it was made.
 
-A direct request goes to the controller's direct device (see
-``controller/mux.py``), once for each engine it names, on its own socket;
-everything else goes to the controller.
+A direct request that goes through the controller's direct device (see
+``controller/mux.py`` and ``paths.py``) is sent once for each engine it names,
+on its own socket; everything else goes to the controller.
 """
 
 from __future__ import annotations
@@ -87,28 +87,33 @@ class RequestSender:
             else:
                 self._send(request)
 
-    def send_frames(
-        self, frames: list[Any], via: list[bytes] | None = None, track: bool = False
+    def send_built(
+        self, messages: list[list[Any]], via: list[bytes] | None = None, track: bool = False
     ) -> list[zmq.MessageTracker]:
-        """Send a built message now (after what is waiting), to the controller or
-        through the direct device to the engines ``via``; its trackers if ``track``."""
+        """Send a built request now (after what is waiting; in chunks, several messages),
+        to the controller or through the direct device to the engines ``via``; its
+        trackers if ``track``."""
         if track:
-            frames = [zmq.Frame(f, track=True) for f in frames]
+            messages = [[zmq.Frame(f, track=True) for f in m] for m in messages]
         with self.lock:
             self._flush()
-            self._emit(frames, via)
-        return [f.tracker for f in frames] if track else []
+            self._emit(messages, via)
+        return [f.tracker for m in messages for f in m] if track else []
 
     def _send(self, request: Request) -> None:
         header, payload, buffers, via = request
-        self._emit(self.session.serialize(header, payload, buffers), via)
-
-    def _emit(self, frames: list[Any], via: list[bytes] | None) -> None:
         if via is None:
-            send_frames(self.sock, frames)
+            send_frames(self.sock, self.session.serialize(header, payload, buffers))
         else:
-            for engine in via:
-                send_frames(self.direct, [engine, *frames])
+            self._emit(self.session.serialize_parts(header, payload, buffers), via)
+
+    def _emit(self, messages: list[list[Any]], via: list[bytes] | None) -> None:
+        for engine in via or (None,):
+            for frames in messages:
+                if engine is None:
+                    send_frames(self.sock, frames)
+                else:
+                    send_frames(self.direct, [engine, *frames])
 
     def idle(self, active: bool) -> None:
         """Called by the receiving thread (the I/O thread or a waiting user's thread) before

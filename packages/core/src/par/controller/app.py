@@ -139,6 +139,8 @@ class Controller:
         }
         self.device = DirectDevice(self.ctx, direct, engine_direct)
         self.copies = self.device.copies
+        # Large messages come in chunks; their copies are kept as they came, for the records.
+        self.copies_joiner = protocol.Assembler(self.session, keep_chunks=True)
         self._copies_left: dict[str, int] = {}  # a request's copies still to come, by first id
 
     def _router(self) -> zmq.Socket:
@@ -1114,8 +1116,8 @@ class Controller:
         or OUT, garbage, its sender, from, to, *message]`` and this loop delivers it."""
         if len(frames) == 4 and bytes(frames[2]) == NUDGE:
             return
-        msg = self._parse(frames[1:])
-        if msg is None or len(msg.routing) < 2:
+        msg = self.copies_joiner.parse(frames[1:])
+        if not msg or len(msg.routing) < 2:  # invalid, or a chunk of a large message
             return
         lost = len(msg.routing) > 2
         if lost:

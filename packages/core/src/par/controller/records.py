@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from ..protocol import buffer_of, detach
+from ..protocol import Chunks, buffer_of, detach
 from ..protocol import decode as msgpack_decode
 from ..protocol import encode as msgpack_encode
 
 # Header keys that route a whole message (the ids and targets of all its tasks), not one request.
-_MESSAGE_KEYS = frozenset(("ids", "tg", "nb", "b", "pk", "c", "co"))
+_MESSAGE_KEYS = frozenset(("ids", "tg", "nb", "b", "pk", "ck", "c", "co"))
 _OUTPUT_KEYS = ("o", "r")
 
 
@@ -153,14 +153,19 @@ def request_frames(rec: Record) -> list[Any]:
     ``content``)."""
     if rec.method == "execute" or rec.payload is None:
         return []
-    return [*rec.payload, *(rec.buffers or [])]
+    return _whole([*rec.payload, *(rec.buffers or [])])
 
 
 def result_frames(rec: Record) -> list[Any]:
     """A successful reply's payload and buffer frames (``result_buffers``)."""
     if rec.status != "ok" or rec.result is None:
         return []
-    return rec.result[1:]
+    return _whole(rec.result[1:])
+
+
+def _whole(frames: list[Any]) -> list[Any]:
+    """Frames to answer a query with (they are signed): kept chunks joined."""
+    return [bytes(f) if type(f) is Chunks else f for f in frames]
 
 
 _FIELDS: dict[str, Callable[[Record], Any]] = {  # ipyparallel's TaskRecord keys, then par's

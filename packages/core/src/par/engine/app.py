@@ -79,6 +79,7 @@ class Engine:
     ) -> None:
         self.info = info
         self.session = Session(info.key_bytes)
+        self.joiner = protocol.Assembler(self.session)  # large direct requests come in chunks
         self.ctx = zmq.Context()
         self.ident = uuid.uuid4().bytes
         self.capture = Capture(output_limit)
@@ -238,7 +239,9 @@ class Engine:
     def _queue(self, frames: list[Any], queue: deque[Task], direct: bool) -> None:
         """Queue the tasks of one received request (``direct``: from a client, through the
         direct device: its replies go back that way, to the client the request names)."""
-        msg = self.session.parse(frames)
+        msg = self.joiner.parse(frames) if direct else self.session.parse(frames)
+        if msg is False:  # a chunk of a large request: more to come
+            return
         if msg is None:
             log.warning("dropped an unauthenticated or malformed request")
         elif msg.kind in ("apply", "execute"):
@@ -324,18 +327,21 @@ class Outbox:
         if not self.held:
             return
         for to, replies in self.replies.items():
-            frames = self._message(replies)
+            header, payload, buffers = self._message(replies)
             if to is None:
-                send_frames(work, frames)
-            else:
-                send_frames(direct, [to, *frames])
+                send_frames(work, self.session.serialize(header, payload, buffers))
+            else:  # through the device: large buffers in chunks
+                for frames in self.session.serialize_parts(header, payload, buffers):
+                    send_frames(direct, [to, *frames])
         self.replies = {}
         self.held = 0
         self.nbytes = 0
 
-    def _message(self, replies: list[Reply]) -> list[Any]:
+    @staticmethod
+    def _message(replies: list[Reply]) -> Reply:
+        """One message of held replies: a ``reply``, or ``replies`` with several."""
         if len(replies) == 1:
-            return self.session.serialize(*replies[0])
+            return replies[0]
         headers = []
         for h, _, bufs in replies:
             if bufs:
@@ -344,7 +350,7 @@ class Outbox:
         header = {"t": "replies", "hs": headers, "np": [len(p) for _, p, _ in replies]}
         payload = [f for _, p, _ in replies for f in p]
         buffers = [b for _, _, bufs in replies for b in bufs]
-        return self.session.serialize(header, payload, buffers)
+        return header, payload, buffers
 
 
 def main(

@@ -1,0 +1,79 @@
+"""Which way a direct request goes: through the direct device, or through the hub.
+
+A direct request reaches its engine the quickest through the controller's
+direct device (see ``controller/mux.py``), which takes one message for each
+engine. Through the hub it is one message, whatever the number of engines:
+the hub fans it out without copying. So a large request to several engines
+(a push of an array to all of them) crosses the link from the client once
+through the hub, and once for each engine through the device; the hub also
+coalesces a broadcast's replies, and answers for an engine this client does
+not know.
+
+The two ways do not keep order between them, and an engine must run one
+client's direct requests in the order they were made. So while requests to
+an engine are outstanding one way, the next goes the same way, whichever it
+would rather take; an engine changes way only once it has answered
+everything sent the other way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+FANOUT_BYTES = 1 << 20  # a request this large to several engines goes through the hub
+
+
+def nbytes(frames: Sequence[Any]) -> int:
+    """Bytes in a request's payload or buffers."""
+    return sum(memoryview(f).nbytes for f in frames)
+
+
+class Paths:
+    """Each engine's way for direct requests, kept while requests go that way."""
+
+    def __init__(self, engines: dict[int, dict[str, Any]]) -> None:
+        self.engines = engines  # the client's engines by id (their "uuid" is the device's name)
+        self.lock = threading.Lock()  # requests are booked by users' threads, answered by another
+        self.ways: dict[int, list[Any]] = {}  # engine -> [identity, or None: hub; outstanding]
+        self.engine_of: dict[str, int] = {}  # outstanding direct message -> its engine
+
+    def book(
+        self, ids: Sequence[str], targets: Sequence[int], hub: bool
+    ) -> list[tuple[list[bytes] | None, list[str], list[int]]]:
+        """Book messages ``ids`` to ``targets`` (one each) and split them by the way they
+        go: ``(the engines' identities, or None through the hub; ids; targets)``, at most
+        one part each way. ``hub``: the hub is the better way for this request."""
+        device: tuple[list[bytes], list[str], list[int]] = ([], [], [])
+        hubbed: tuple[None, list[str], list[int]] = (None, [], [])
+        with self.lock:
+            for mid, target in zip(ids, targets, strict=True):
+                way = self.ways.get(target)
+                if way is None:
+                    way = self.ways[target] = [self._preferred(target, hub), 0]
+                way[1] += 1
+                self.engine_of[mid] = target
+                part: tuple[Any, list[str], list[int]] = hubbed if way[0] is None else device
+                if part is device:
+                    device[0].append(way[0])
+                part[1].append(mid)
+                part[2].append(target)
+        return [part for part in (device, hubbed) if part[1]]
+
+    def _preferred(self, target: int, hub: bool) -> bytes | None:
+        engine = self.engines.get(target)
+        if hub or engine is None:  # an engine not known up: the hub answers why
+            return None
+        return bytes.fromhex(engine["uuid"])
+
+    def answered(self, mid: str) -> None:
+        """A message's reply came: its engine has it."""
+        target = self.engine_of.pop(mid, None)
+        if target is None:
+            return  # not a direct request, or answered already
+        with self.lock:
+            way = self.ways[target]
+            way[1] -= 1
+            if not way[1]:
+                del self.ways[target]
