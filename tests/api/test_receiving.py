@@ -122,3 +122,20 @@ def test_wait_interactive_returns_once_its_condition_is_reached(rc: par.Client) 
     assert time.monotonic() - t < 3.5  # the first task's 0.2 s, not the 30 s interval
     assert amr.progress == 1 and not amr.done()
     assert amr.get(timeout=20) == [0.2, 4]
+
+
+def test_a_waiting_thread_polls_for_spin_wait_then_sleeps(rc: par.Client) -> None:
+    """A blocking wait polls (costing CPU time) for ``spin_wait`` seconds at most, then
+    sleeps until the reply comes."""
+    kept = rc.spin_wait
+    try:
+        used = {}
+        for spin in (0.0, 0.3):
+            rc.spin_wait = spin
+            cpu = time.thread_time()
+            assert rc[0].apply_sync(slow, 1.0) == 1.0
+            used[spin] = time.thread_time() - cpu
+        assert used[0.0] < 0.1  # slept through the task
+        assert 0.1 < used[0.3] < 0.6  # polled for its 0.3 s, then slept
+    finally:
+        rc.spin_wait = kept

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .view import View
 
 TASK_BATCH = 128  # load-balanced tasks per message from a map
+SPIN_WAIT = 0.001  # seconds a thread waiting on a result polls before it sleeps
 
 
 class Client:
@@ -50,6 +51,11 @@ class Client:
     ``controller_timeout`` seconds, outstanding results fail with
     ``ControllerLost`` instead of waiting forever; the client reconnects by
     itself when a restored controller comes back.
+
+    A thread waiting on a result polls for ``spin_wait`` seconds before it
+    sleeps: a sleeping thread wakes late (by tens of microseconds on a virtual
+    machine, a good part of a round trip), and many replies come within a
+    millisecond. Each wait costs at most that much CPU time; 0 never polls.
     """
 
     def __init__(
@@ -60,11 +66,13 @@ class Client:
         timeout: float = 10.0,
         cluster: Any = None,
         controller_timeout: float = 10.0,
+        spin_wait: float = SPIN_WAIT,
     ) -> None:
         path = connection.resolve(connection_info, cluster_id)
         self._info = connection.load(path, timeout=timeout)
         self.cluster = cluster
         self.controller_timeout = controller_timeout
+        self.spin_wait = spin_wait
         self.session = Session(self._info.key_bytes)
         self._ident = uuid.uuid4().bytes
         # Message ids: this client's random prefix and a count, unique across clients and

@@ -116,6 +116,7 @@ class IOThread(threading.Thread):
             if self.sock is not None:
                 self._receive(self.sock, done, deadline)
             return
+        spin_until = time.monotonic() + self.client.spin_wait
         arrivals = self.client._arrivals
         while not done() and not self.closing.is_set():
             self.waited = time.monotonic()
@@ -127,7 +128,7 @@ class IOThread(threading.Thread):
                     if self.sock is None:
                         return
                     self.leader = threading.get_ident()
-                    self._receive(self.sock, done, deadline)
+                    self._receive(self.sock, done, deadline, spin_until)
                 finally:
                     self.leader = None
                     self.waited = time.monotonic()
@@ -147,10 +148,18 @@ class IOThread(threading.Thread):
                     self.wanted -= 1
 
     def _receive(
-        self, sock: zmq.Socket, done: Callable[[], bool] | None, deadline: float | None
+        self,
+        sock: zmq.Socket,
+        done: Callable[[], bool] | None,
+        deadline: float | None,
+        spin_until: float = 0.0,
     ) -> None:
         """Handle what arrives, holding the lease: until ``done()`` or ``deadline`` for a
-        user's thread; one poll for the I/O thread (``done`` None)."""
+        user's thread; one poll for the I/O thread (``done`` None).
+
+        Until ``spin_until`` a user's thread polls without sleeping: a thread that sleeps
+        wakes late, by tens of microseconds on a virtual machine, and a reply often comes
+        within a millisecond (see ``Client.spin_wait``)."""
         sender = self.client._sender
         while not self.closing.is_set():
             now = time.monotonic()
@@ -167,7 +176,11 @@ class IOThread(threading.Thread):
             if sender.waiting or sender.io_busy or sender.io_active != active:
                 sender.idle(active)  # sends the requests held for this thread
             first = None
-            if timeout >= LEAD_POLL:  # a receive waits as long as a poll would, for less
+            if now < spin_until:
+                first = recv_frames(sock, block=False)
+                if first is None:
+                    continue
+            elif timeout >= LEAD_POLL:  # a receive waits as long as a poll would, for less
                 try:
                     first = recv_frames(sock)
                 except zmq.Again:
