@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 
 import par
 import pytest
@@ -139,3 +140,14 @@ def test_a_waiting_thread_polls_for_spin_wait_then_sleeps(rc: par.Client) -> Non
         assert 0.1 < used[0.3] < 0.6  # polled for its 0.3 s, then slept
     finally:
         rc.spin_wait = kept
+
+
+def test_threads_may_wait_on_a_result_as_on_any_future(rc: par.Client) -> None:
+    """Future's own waits (its condition, waiters) see the reply the I/O thread delivers."""
+    ar = rc[0].apply_async(slow, 0.3)
+    with ThreadPoolExecutor(2) as pool:
+        error = pool.submit(Future.exception, ar, 10)
+        waited = pool.submit(futures_wait, [ar], 10, FIRST_COMPLETED)
+        assert error.result(timeout=15) is None
+        assert waited.result(timeout=15).done == {ar}
+    assert ar.get() == 0.3

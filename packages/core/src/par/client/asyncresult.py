@@ -15,8 +15,10 @@ import operator
 import sys
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future
+from concurrent.futures._base import PENDING
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,8 @@ class Metadata(dict[str, Any]):
     ``positions`` (an attribute, not a key) holds, for each of ``outputs``, how much
     stdout and stderr the task had written before it, so outputs show in order.
     """
+
+    __slots__ = ("positions",)  # no instance dict: one object fewer for the collector
 
     positions: list[tuple[int, int]]
 
@@ -92,10 +96,12 @@ class Reply:
 
     __slots__ = ("buffers", "header", "payload")
 
-    def __init__(self, header: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
+    def __init__(
+        self, header: dict[str, Any], payload: Sequence[Any], buffers: Sequence[Any]
+    ) -> None:
         self.header = header
         self.payload = payload
-        self.buffers = buffers
+        self.buffers = buffers or ()  # one object fewer held for a result without buffers
 
     @property
     def ok(self) -> bool:
@@ -112,6 +118,52 @@ class Reply:
         return remote_error_from(content, self.header.get("e"), self.header.get("m", "apply"))
 
 
+class _Condition(threading.Condition):
+    """A ``threading.Condition`` over an RLock that keeps no bound methods of its lock.
+
+    Every result is a Future with a condition of its own, and Condition keeps five bound
+    methods and a deque per instance: a loop of ``apply_async`` spent a third of its time
+    in the garbage collector, walking them among the results held."""
+
+    _waiters: Any = ()  # a deque once a thread waits: most results are never waited on
+
+    def __init__(self) -> None:  # the base's would add the bound methods
+        self._lock = threading.RLock()
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
+        self._waiters = ()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until notified or ``timeout`` (as ``Condition.wait``)."""
+        if not self._waiters:
+            self._waiters = deque()
+        return super().wait(timeout)
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()
+
+    def __exit__(self, *args: Any) -> None:
+        self._lock.__exit__(*args)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock (as ``Condition.acquire``)."""
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        """Release the lock (as ``Condition.release``)."""
+        self._lock.release()
+
+    def _release_save(self) -> Any:
+        return self._lock._release_save()  # type: ignore[attr-defined]
+
+    def _acquire_restore(self, state: Any) -> None:
+        self._lock._acquire_restore(state)  # type: ignore[attr-defined]
+
+    def _is_owned(self) -> bool:
+        return bool(self._lock._is_owned())  # type: ignore[attr-defined]
+
+
 class AsyncResult(Future[Any]):
     """The pending result of one or more messages; a ``concurrent.futures.Future``."""
 
@@ -123,7 +175,13 @@ class AsyncResult(Future[Any]):
         single: bool = True,
         targets: Any = None,
     ) -> None:
-        super().__init__()
+        # Future.__init__'s fields, with a lighter condition (see _Condition)
+        self._condition = _Condition()
+        self._state = PENDING
+        self._result = None
+        self._exception: BaseException | None = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
         self._client = client
         self.msg_ids = list(msg_ids)
         self._fname = fname
@@ -135,13 +193,13 @@ class AsyncResult(Future[Any]):
         # would cost more than the task); not the Future's own condition, as Future.result
         # waits once and takes any wake-up for completion.
         self._cond = client._arrivals
-        self._value_lock = threading.Lock()
+        self._value_lock = self._condition._lock  # guards the value unpickled once
         self._has_value = False
         self._cached: Any = None
         # The result owns its messages' metadata: the client's dict of it is bounded and may
         # already have forgotten the first messages of a large map.
         self._metadata = client._metadata_of(self.msg_ids)
-        self._metadata_by_id = dict(zip(self.msg_ids, self._metadata, strict=True))
+        self._metadata_by_id: dict[str, Metadata] | None = None  # made when first needed
         self._watchers: dict[str, list[AsyncResult]] = {}
         self._trackers: list[Any] = []
 
@@ -149,6 +207,10 @@ class AsyncResult(Future[Any]):
 
     def _metadata_of(self, msg_id: str) -> Metadata:
         """The metadata of one of this result's messages."""
+        if len(self._metadata) == 1:
+            return self._metadata[0]
+        if self._metadata_by_id is None:
+            self._metadata_by_id = dict(zip(self.msg_ids, self._metadata, strict=True))
         return self._metadata_by_id[msg_id]
 
     def _deliver(self, msg_id: str, reply: Reply) -> None:
@@ -191,7 +253,7 @@ class AsyncResult(Future[Any]):
         for m in self.msg_ids:
             reply = self._replies[m]
             if reply.ok and reply.header.get("m") == "execute":
-                out.append(ExecuteReply(m, reply.header.get("ec"), self._metadata_by_id[m]))
+                out.append(ExecuteReply(m, reply.header.get("ec"), self._metadata_of(m)))
             elif reply.ok:
                 out.append(reply.value())
             elif return_exceptions:
@@ -357,6 +419,8 @@ class AsyncResult(Future[Any]):
 
     def _add_tracker(self, tracker: Any) -> None:
         """Track a send (a ``zmq.MessageTracker``) made with ``track=True``."""
+        if not isinstance(self._trackers, list):
+            self._trackers = []
         self._trackers.append(tracker)
 
     @property

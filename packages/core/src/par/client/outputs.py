@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
 from functools import partialmethod
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -38,7 +39,9 @@ def _add_displays(md: Metadata, displays: list[Any]) -> None:
         md["outputs"].append({"data": entry.get("data", {}), "metadata": entry.get("metadata", {})})
 
 
-def _add_data(md: Metadata, frames: list[Any], buffers: list[Any], counts: list[int]) -> None:
+def _add_data(
+    md: Metadata, frames: Sequence[Any], buffers: Sequence[Any], counts: list[int]
+) -> None:
     """Merge published data (one pickle per publication, then their buffers) into ``md["data"]``."""
     pos = 0
     for frame, n in zip(frames, counts, strict=True):
