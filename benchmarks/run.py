@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workloads", type=_csv, default=list(WORKLOADS), help="e.g. w1,w2 (default: all)"
     )
     p.add_argument("--no-floor", action="store_true", help="skip the bare ZeroMQ floors")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of par and the floor, alternating, for the workloads with a floor "
+        "(W1, W3); figures are their medians (default 3)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the code runs")
     p.add_argument("--engines", type=int, help="engines for W1, W3, W5, W6 (default 2)")
     p.add_argument("--w2-tasks", type=int, help="W2 tasks for par (default 20,000)")
@@ -63,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown += [w for w in args.workloads if w not in WORKLOADS]
     if unknown:
         p.error(f"unknown peer or workload: {', '.join(unknown)}")
+    if args.rounds < 1:
+        p.error(f"--rounds must be 1 or more, not {args.rounds}")
     return args
 
 
@@ -151,15 +161,28 @@ def versions(peers: list[str]) -> dict[str, str]:
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """The (peer, workload) pairs to run, in order."""
+    """The (peer, workload) pairs to run, in order. A workload with a floor runs par and
+    the floor ``--rounds`` times, alternating, so that a drift in the machine's speed
+    weighs on both (its targets are ratios to the floor); the other peers run once."""
     pairs = []
     for workload in args.workloads:
-        for peer in args.peers:
-            if workload != "w7" or peer in args.w7_peers:
-                pairs.append((peer, workload))
-        if not args.no_floor and workload in FLOORS:
-            pairs.append(("floor", workload))
+        floor = not args.no_floor and workload in FLOORS
+        for round_ in range(args.rounds if floor else 1):
+            for peer in args.peers:
+                if (workload != "w7" or peer in args.w7_peers) and (round_ == 0 or peer == "par"):
+                    pairs.append((peer, workload))
+            if floor:
+                pairs.append(("floor", workload))
     return pairs
+
+
+def medians(samples: dict[str, list[Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds that measured it (the last of anything else)."""
+    out = {}
+    for key, found in samples.items():
+        numbers = [v for v in found if isinstance(v, int | float)]
+        out[key] = statistics.median(numbers) if numbers else found[-1]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PAR_HOME"] = home.name  # our clusters only: no `par stop --all` elsewhere hits them
     t0 = time.monotonic()
     info = machine()
-    values: dict[str, dict[str, Any]] = {c: {} for c in columns}
+    samples: dict[str, dict[str, list[Any]]] = {c: {} for c in columns}
     runs = []
     for peer, workload in plan(args):
         timeout = QUICK_TIMEOUT if args.quick else TIMEOUTS[workload]
@@ -185,9 +208,12 @@ def main(argv: list[str] | None = None) -> int:
             f"[{time.monotonic() - t0:6.0f} s] {peer} {workload}: {status} ({seconds:.1f} s)",
             flush=True,
         )
-        values[peer].update(found)
+        for key, value in found.items():
+            samples[peer].setdefault(key, []).append(value)
         if status != "ok":
-            values[peer].setdefault(f"{workload}.failed", {"na": f"{peer} {workload} {status}"})
+            failed = {"na": f"{peer} {workload} {status}"}
+            samples[peer].setdefault(f"{workload}.failed", []).append(failed)
+    values = {peer: medians(per) for peer, per in samples.items()}
     skipped = {"na": "not run by default: too slow for the time budget (--w7-peers to include)"}
     for peer in args.peers:
         if "w7" in args.workloads and peer not in args.w7_peers:
@@ -214,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "versions": versions(args.peers),
         "config": cfg.to_dict(),
+        "rounds": args.rounds,
         "figures": rows,
         "runs": runs,
         "table": text,
@@ -226,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     cpus = f"{info['cpus']} CPUs ({info['cpu']})"
     print(f"par benchmarks, {data['date']}, {cpus}, load {info['load_average']}")
     print(f"versions: {', '.join(f'{k} {v}' for k, v in data['versions'].items())}")
+    if floors and args.rounds > 1:
+        print(f"par and the floor: medians of {args.rounds} alternating rounds (W1, W3)")
     print()
     print(text)
     print(f"done in {elapsed:.0f} s; results in {', '.join(str(p) for p in paths)}")

@@ -34,6 +34,10 @@ def test_quick_run_against_par(tmp_path: Path) -> None:
     runs = {(r["peer"], r["workload"]): r["status"] for r in data["runs"]}
     assert {("par", w) for w in WORKLOADS} | {("floor", "w1"), ("floor", "w3")} == set(runs)
     assert all(status == "ok" for status in runs.values()), runs
+    for workload in ("w1", "w3"):  # par and the floor alternate, the figures their medians
+        order = [(r["peer"], r["workload"]) for r in data["runs"] if r["workload"] == workload]
+        assert order == [("par", workload), ("floor", workload)] * data["rounds"]
+    assert data["rounds"] == 3
 
     figures = data["figures"]
     assert {key.split(".")[0] for key in figures} == set(WORKLOADS)
@@ -48,3 +52,30 @@ def test_quick_run_against_par(tmp_path: Path) -> None:
 
     assert "| figure |" in proc.stdout and "W1 round trip" in proc.stdout
     assert data["table"] in proc.stdout
+
+
+def _run_module():
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        import run
+    finally:
+        sys.path.remove(str(RUN.parent))
+    return run
+
+
+def test_par_and_the_floor_alternate_and_figures_are_their_medians() -> None:
+    run = _run_module()
+    args = run.parse_args(["--peers", "par,dask", "--workloads", "w1,w2", "--rounds", "2"])
+    assert run.plan(args) == [
+        ("par", "w1"),
+        ("dask", "w1"),
+        ("floor", "w1"),
+        ("par", "w1"),
+        ("floor", "w1"),
+        ("par", "w2"),
+        ("dask", "w2"),
+    ]
+    failed = {"na": "par w1 timed out"}
+    assert run.medians({"a": [3.0, 1.0, 2.0], "b": [failed]}) == {"a": 2.0, "b": failed}
+    with pytest.raises(SystemExit):
+        run.parse_args(["--rounds", "0"])
