@@ -200,3 +200,22 @@ def test_a_coalesced_broadcast_and_direct_requests_around_it_run_in_order(small_
     for ar in ars:
         ar.get(timeout=10)
     assert dv.pull("seen", block=True) == [list(range(60))] * 2
+
+
+def test_a_large_reply_cut_short_by_its_engines_death_is_given_up(small_cluster) -> None:
+    """Chunks of a reply still coming from an engine that is lost are not kept waiting."""
+    _, rc = small_cluster
+    engine = bytes.fromhex(rc._engines[1]["uuid"])
+    head = rc.session.serialize_parts(
+        {"t": "reply", "id": "never"}, [b"p"], [bytes(protocol.CHUNK_ABOVE + 1)]
+    )[0]
+    joiner = rc._io.joiner
+    with rc._io.lease:  # as the receiving thread would take the head
+        assert joiner.parse([engine, *head]) is False
+    assert (engine,) in joiner.joining
+    os.kill(rc[1].apply_sync(os.getpid), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while 1 in rc.ids and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 1 not in rc.ids
+    assert (engine,) not in joiner.joining

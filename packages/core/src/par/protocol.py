@@ -287,6 +287,10 @@ class Assembler:
         self.keep_chunks = keep_chunks
         self.joining: dict[tuple[bytes, ...], _Joining] = {}  # by sender (routing frames)
 
+    def drop(self, sender: tuple[bytes, ...]) -> None:
+        """Give up what is still coming from a sender that is gone (its routing frames)."""
+        self.joining.pop(sender, None)
+
     def parse(self, frames: list[Frame]) -> Message | Literal[False] | None:
         """A message (parsed and authenticated), None if invalid (counted as dropped), or
         False for a part of a message that has more chunks to come."""

@@ -198,6 +198,8 @@ class Client:
                 self._engines[int(data["id"])] = data
             elif kind in ("engine_lost", "engine_stopped"):
                 self._engines.pop(int(data["id"]), None)
+                if isinstance(data.get("uuid"), str):  # a reply it was sending never ends
+                    self._io.joiner.drop((bytes.fromhex(data["uuid"]),))
                 self._gone[int(data["id"])] = int(data.get("pid", 0))
             self._engines_changed.notify_all()
         if kind == "controller_stopped":
