@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -233,3 +234,13 @@ def test_kept_chunks_are_sent_on_joined() -> None:
         assert b.recv_multipart() == [b"head", b"abcd"]
     finally:
         ctx.destroy(linger=0)
+
+
+def test_a_message_whose_chunks_stopped_coming_is_given_up_when_another_begins() -> None:
+    s = Session(KEY)
+    joiner = protocol.Assembler(s, stale_after=0.05)
+    head = _chunked(s, [b"z" * (protocol.CHUNK_ABOVE + 1)])[0]
+    assert joiner.parse([b"gone", *head]) is False
+    time.sleep(0.1)
+    assert joiner.parse([b"other", *head]) is False
+    assert list(joiner.joining) == [(b"other",)] and s.dropped == 1

@@ -37,6 +37,7 @@ import hashlib
 import hmac
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ DELIM = b"<PAR|MSG>"
 CHUNK = b"<PAR|CHUNK>"  # the first frame of a chunk of a large message's buffers
 CHUNK_BYTES = 2 << 20  # the bytes in each chunk
 CHUNK_ABOVE = 8 << 20  # buffers larger than this in all may travel in chunks
+STALE_AFTER = 60.0  # seconds after which a message's missing chunks are given up
 SIG_SIZE = 16
 HEAD_START = len(DELIM) + SIG_SIZE  # where the signed part of the head frame starts
 BODY_START = HEAD_START + 4  # where the header starts, after its length
@@ -267,6 +269,7 @@ class _Joining:
     buffers: list[Any]  # bytearrays being filled, or the lists of chunks kept
     index: int = 0  # the buffer being filled
     filled: int = 0  # bytes in it so far
+    heard: float = 0.0  # when its last part came (time.monotonic)
 
     def skip_full(self) -> None:
         """Move on past the buffers filled (or empty)."""
@@ -282,9 +285,12 @@ class Assembler:
     they came, rather than copied into one buffer each (a copy costs most in fresh
     memory, whose pages the system must first map)."""
 
-    def __init__(self, session: Session, keep_chunks: bool = False) -> None:
+    def __init__(
+        self, session: Session, keep_chunks: bool = False, stale_after: float = STALE_AFTER
+    ) -> None:
         self.session = session
         self.keep_chunks = keep_chunks
+        self.stale_after = stale_after
         self.joining: dict[tuple[bytes, ...], _Joining] = {}  # by sender (routing frames)
 
     def drop(self, sender: tuple[bytes, ...]) -> None:
@@ -304,13 +310,17 @@ class Assembler:
             self.session.dropped += 1
             return None
         key = _sender(msg.routing)
-        if key in self.joining:
-            log.warning("a message's chunks stopped coming; dropped it")
-            self.session.dropped += 1
+        now = time.monotonic()
+        for other, joining in list(self.joining.items()):
+            # A sender that went quiet mid-message (gone, most likely) or started anew
+            if other == key or now - joining.heard > self.stale_after:
+                del self.joining[other]
+                log.warning("a message's chunks stopped coming; dropped it")
+                self.session.dropped += 1
         buffers: list[Any] = (
             [[] for _ in sizes] if self.keep_chunks else [bytearray(n) for n in sizes]
         )
-        joining = _Joining(msg, sizes, buffers)
+        joining = _Joining(msg, sizes, buffers, heard=now)
         joining.skip_full()
         self.joining[key] = joining
         return self._finished(key, joining)
@@ -332,6 +342,7 @@ class Assembler:
         else:
             joining.buffers[joining.index][joining.filled : end] = data
         joining.filled = end
+        joining.heard = time.monotonic()
         joining.skip_full()
         return self._finished(key, joining)
 
