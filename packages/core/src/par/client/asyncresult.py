@@ -419,8 +419,6 @@ class AsyncResult(Future[Any]):
 
     def _add_tracker(self, tracker: Any) -> None:
         """Track a send (a ``zmq.MessageTracker``) made with ``track=True``."""
-        if not isinstance(self._trackers, list):
-            self._trackers = []
         self._trackers.append(tracker)
 
     @property

@@ -283,10 +283,7 @@ class Client:
             self._sender.send((header, payload, buffers, via), in_flight)
             return
         # track=True: the result learns when ZeroMQ let go of the buffers
-        if via is None:
-            messages = [self.session.serialize(header, payload, buffers)]
-        else:
-            messages = self.session.serialize_parts(header, payload, buffers)
+        messages = self._sender.build(header, payload, buffers, via)
         for tracker in self._sender.send_built(messages, via, track=True):
             tracked._add_tracker(tracker)
 

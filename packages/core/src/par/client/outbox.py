@@ -100,20 +100,31 @@ class RequestSender:
             self._emit(messages, via)
         return [f.tracker for m in messages for f in m] if track else []
 
+    def build(
+        self,
+        header: dict[str, Any],
+        payload: list[Any],
+        buffers: list[Any],
+        via: list[bytes] | None,
+    ) -> list[list[Any]]:
+        """The messages of a request: one to the controller; through the direct device
+        (``via``), large buffers in chunks (see ``protocol.serialize_parts``)."""
+        if via is None:
+            return [self.session.serialize(header, payload, buffers)]
+        return self.session.serialize_parts(header, payload, buffers)
+
     def _send(self, request: Request) -> None:
         header, payload, buffers, via = request
-        if via is None:
-            send_frames(self.sock, self.session.serialize(header, payload, buffers))
-        else:
-            self._emit(self.session.serialize_parts(header, payload, buffers), via)
+        self._emit(self.build(header, payload, buffers, via), via)
 
     def _emit(self, messages: list[list[Any]], via: list[bytes] | None) -> None:
-        for engine in via or (None,):
+        if via is None:
             for frames in messages:
-                if engine is None:
-                    send_frames(self.sock, frames)
-                else:
-                    send_frames(self.direct, [engine, *frames])
+                send_frames(self.sock, frames)
+            return
+        for engine in via:
+            for frames in messages:
+                send_frames(self.direct, [engine, *frames])
 
     def idle(self, active: bool) -> None:
         """Called by the receiving thread (the I/O thread or a waiting user's thread) before
