@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Client": "par.client.client",
-    "DirectView": "par.client.view",
-    "LoadBalancedView": "par.client.view",
-    "BroadcastView": "par.client.view",
+    "DirectView": "par.client.directview",
+    "LoadBalancedView": "par.client.balancedview",
+    "BroadcastView": "par.client.directview",
     "Dependency": "par.dependency",
     "TaskRejectError": "par.errors",
     "UnmetDependency": "par.errors",
@@ -41,13 +41,13 @@ _EXPORTS = {
     "TimeoutError": "par.errors",
     "hookimpl": "par.hookspecs",
     "interactive": "par.decorators",
-    "remote": "par.decorators",
-    "parallel": "par.decorators",
+    "remote": "par.client.remotefunction",
+    "parallel": "par.client.remotefunction",
     "require": "par.decorators",
     "depend": "par.decorators",
     "dependent": "par.decorators",
     "Reference": "par.decorators",
-    "AsyncHubResult": "par.client.asyncresult",
+    "AsyncHubResult": "par.client.hubresult",
     "ViewExecutor": "par.executor",
     "LazyMapIterator": "par.imap",
     "register_joblib_backend": "par.joblib",
@@ -97,11 +97,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from . import datapub
-    from .client.asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult
+    from .client.asyncresult import AsyncMapResult, AsyncResult
+    from .client.balancedview import LoadBalancedView
     from .client.client import Client
-    from .client.view import BroadcastView, DirectView, LoadBalancedView
+    from .client.directview import BroadcastView, DirectView
+    from .client.hubresult import AsyncHubResult
+    from .client.remotefunction import parallel, remote
     from .cluster import Cluster
-    from .decorators import Reference, depend, dependent, interactive, parallel, remote, require
+    from .decorators import Reference, depend, dependent, interactive, require
     from .dependency import Dependency
     from .engine.display import display
     from .errors import (
