@@ -12,16 +12,19 @@ launcher class. The class itself lives in :mod:`par_example_launcher.launcher`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from par.hookspecs import hookimpl
 
 from .launcher import NicedEngineSetLauncher
 
+if TYPE_CHECKING:
+    from par.plugins import LauncherRegistry
+
 __all__ = ["NicedEngineSetLauncher"]
 
 
 @hookimpl
-def par_register_launchers(register: Any) -> None:
+def par_register_launchers(register: LauncherRegistry) -> None:
     """Give par the ``example`` engine launcher (a plugin may register several classes)."""
     register(NicedEngineSetLauncher)

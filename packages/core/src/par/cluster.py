@@ -21,7 +21,7 @@ from . import paths
 from .client.client import Client
 from .errors import ClusterError
 from .launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Launcher
-from .plugins import launcher_class
+from .plugins import announce, launcher_class
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger("par.cluster")
@@ -96,6 +96,7 @@ class Cluster:
             self.cluster_id,
             paths.cluster_dir(self.cluster_id),
             paths.connection_file(self.cluster_id),
+            on_event=announce,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,7 +131,7 @@ class Cluster:
             engine_timeout=data.get("engine_timeout", 60.0),
         )
         if ctl:
-            self.controller = self._controller_cls.from_dict(self.context, ctl["state"])  # type: ignore[assignment]
+            self.controller = self._controller_cls.from_dict(self.context, ctl["state"])
         self._merge_sets(sets)
         return self
 
@@ -138,7 +139,7 @@ class Cluster:
         for set_id, entry in sets.items():
             if set_id not in self.engines:
                 es_cls = launcher_class("engines", entry["launcher"])
-                self.engines[set_id] = es_cls.from_dict(self.context, entry["state"])  # type: ignore[assignment]
+                self.engines[set_id] = es_cls.from_dict(self.context, entry["state"])
 
     @classmethod
     def from_file(cls, cluster_id: str = paths.DEFAULT_CLUSTER_ID) -> Cluster:
@@ -182,7 +183,7 @@ class Cluster:
         controller = self._controller_cls(
             self.context, controller_args=self.controller_args, **self.controller_options
         )
-        self.controller = controller  # type: ignore[assignment]
+        self.controller = controller
         controller.emit("starting")
         try:
             controller.start()
@@ -205,7 +206,7 @@ class Cluster:
         opts = _split_options(options, cls)[0] if launcher else {**self.engine_options, **options}
         es = cls(self.context, n=n, **opts)
         set_id = f"{int(time.time() * 1000)}-{secrets.token_hex(2)}"
-        self.engines[set_id] = es  # type: ignore[assignment]
+        self.engines[set_id] = es
         es.emit("starting", engine_set=set_id, n=n)
         try:
             es.start()
@@ -393,12 +394,16 @@ class Cluster:
             self.controller.stop()
             self.controller.emit("stopped")
 
-    def stop_cluster_sync(self) -> None:
-        """Stop every engine set and the controller, and forget the cluster's files."""
-        self._stopping = True
+    def disconnect_client(self) -> None:
+        """Close the client this cluster connected, if any (the cluster keeps running)."""
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def stop_cluster_sync(self) -> None:
+        """Stop every engine set and the controller, and forget the cluster's files."""
+        self._stopping = True
+        self.disconnect_client()
         self._reload_sets()
         try:
             for set_id, es in list(self.engines.items()):

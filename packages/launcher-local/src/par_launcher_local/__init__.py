@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from par.hookspecs import hookimpl
 from par.launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Option
 from par.process import ProcessRef, spawn, stop_all, tail
+
+if TYPE_CHECKING:
+    from par.plugins import LauncherRegistry
 
 __all__ = ["LocalControllerLauncher", "LocalEngineSetLauncher"]
 
@@ -61,7 +64,7 @@ class LocalControllerLauncher(ControllerLauncher):
         return {**super().to_dict(), "process": self.process.to_dict() if self.process else None}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> LocalControllerLauncher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output."""
         self = cls(context, **data.get("options", {}))
         if data.get("process"):
@@ -118,7 +121,7 @@ class LocalEngineSetLauncher(EngineSetLauncher):
         return {**super().to_dict(), "processes": [p.to_dict() for p in self.processes]}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> LocalEngineSetLauncher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output."""
         self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
         self.processes = [ProcessRef.from_dict(p) for p in data.get("processes", [])]
@@ -126,7 +129,7 @@ class LocalEngineSetLauncher(EngineSetLauncher):
 
 
 @hookimpl
-def par_register_launchers(register: Any) -> None:
+def par_register_launchers(register: LauncherRegistry) -> None:
     """Provide the ``local`` controller and engine launchers."""
     register(LocalControllerLauncher)
     register(LocalEngineSetLauncher)

@@ -357,7 +357,8 @@ class AsyncResult(Future[Any]):
 
     def wait_for_send(self, timeout: float | None = -1) -> bool:
         """Wait until the sent buffers may be modified again; True if they may."""
-        deadline = None if self._timeout(timeout) is None else time.monotonic() + timeout  # type: ignore[operator]
+        limit = self._timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
         for t in self._trackers:
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
@@ -425,7 +426,8 @@ class AsyncResult(Future[Any]):
 
         if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED):
             raise ValueError(f"invalid return_when {return_when!r}")
-        deadline = None if self._timeout(timeout) is None else time.monotonic() + timeout  # type: ignore[operator]
+        limit = self._timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
         total = len(self.msg_ids)
 
         def finished() -> bool:
