@@ -136,6 +136,11 @@ class Client:
         self.ledger.engines_are(state["engines"])
 
     @property
+    def connection_info(self) -> connection.ConnectionInfo:
+        """Where the cluster's controller listens, as its connection file says."""
+        return self._info
+
+    @property
     def spin_wait(self) -> float:
         """Seconds a thread waiting on a result polls before it sleeps (see above)."""
         return self.receiver.spin_wait
