@@ -1,16 +1,14 @@
-"""Results of requests: futures that fill in as engines reply.
+"""Results of requests, as users see them: values, waiting, metadata, outputs.
 
 An :class:`AsyncResult` is a ``concurrent.futures.Future`` over one or more
-messages. Whichever thread receives (see :mod:`par.client.io`) hands it each
-reply as it arrives (:meth:`AsyncResult.deliver`); the payload is unpickled
-only when the user asks for the value, so receiving never spends time on
-results nobody reads. Its subclasses differ in how their messages' values
-make one: :class:`AsyncMapResult` (a map's chunks, flattened, iterable as
-they arrive) and :class:`JoinedResult` (a gather's parts, joined).
-
-A result takes its client's ledger (see :mod:`par.client.ledger`) for the
-metadata of its messages and the condition it waits on, and its receiving
-thread (:meth:`par.client.io.IOThread.lead`) to take its replies in itself.
+messages, filled in as engines reply (the receiving side of it is
+:class:`~par.client.future.MessageFuture`); the payload is unpickled only
+when the user asks for the value, so receiving never spends time on results
+nobody reads. A thread waiting on a result takes its replies in itself
+(:meth:`par.client.io.IOThread.lead`). The subclasses differ in how their
+messages' values make one: :class:`AsyncMapResult` (a map's chunks,
+flattened, iterable as they arrive) and :class:`JoinedResult` (a gather's
+parts, joined).
 """
 
 from __future__ import annotations
@@ -19,191 +17,23 @@ import asyncio
 import concurrent.futures
 import contextlib
 import operator
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future
-from concurrent.futures._base import PENDING
-from datetime import UTC, datetime
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CompositeError, RemoteError
-from . import outputs, partition
-from .outputs import ExecuteReply
-from .replies import Metadata, Reply
+from . import outputs, partition, timing
+from .future import MessageFuture
 
 if TYPE_CHECKING:
     from .client import Client
 
 
-class _Condition(threading.Condition):
-    """A ``threading.Condition`` over an RLock that keeps no bound methods of its lock.
-
-    Every result is a Future with a condition of its own, and Condition keeps five bound
-    methods and a deque per instance: a loop of ``apply_async`` spent a third of its time
-    in the garbage collector, walking them among the results held."""
-
-    _waiters: Any = ()  # a deque once a thread waits: most results are never waited on
-
-    def __init__(self) -> None:  # the base's would add the bound methods
-        self._lock = threading.RLock()
-
-    def _at_fork_reinit(self) -> None:
-        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
-        self._waiters = ()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until notified or ``timeout`` (as ``Condition.wait``)."""
-        if not self._waiters:
-            self._waiters = deque()
-        return super().wait(timeout)
-
-    def __enter__(self) -> bool:
-        return self._lock.__enter__()
-
-    def __exit__(self, *args: Any) -> None:
-        self._lock.__exit__(*args)
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire the lock (as ``Condition.acquire``)."""
-        return self._lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        """Release the lock (as ``Condition.release``)."""
-        self._lock.release()
-
-    def _release_save(self) -> Any:
-        return self._lock._release_save()  # type: ignore[attr-defined]
-
-    def _acquire_restore(self, state: Any) -> None:
-        self._lock._acquire_restore(state)  # type: ignore[attr-defined]
-
-    def _is_owned(self) -> bool:
-        return bool(self._lock._is_owned())  # type: ignore[attr-defined]
-
-
-class AsyncResult(Future[Any]):
+class AsyncResult(MessageFuture):
     """The pending result of one or more messages; a ``concurrent.futures.Future``."""
-
-    def __init__(
-        self,
-        client: Client,
-        msg_ids: list[str],
-        fname: str = "",
-        single: bool = True,
-        targets: Any = None,
-    ) -> None:
-        # Future.__init__'s fields, with a lighter condition (see _Condition)
-        self._condition = _Condition()
-        self._state = PENDING
-        self._result = None
-        self._exception: BaseException | None = None
-        self._waiters: list[Any] = []
-        self._done_callbacks: list[Any] = []
-        self._client = client
-        self.msg_ids = list(msg_ids)
-        self._fname = fname
-        self._single = single and len(msg_ids) == 1
-        self._targets = targets
-        self._replies: dict[str, Reply] = {}
-        self._order: list[str] = []
-        ledger = client.ledger
-        # Notified at every partial delivery, shared by the client's results (see ledger.py);
-        # not the Future's own condition, as Future.result waits once and takes any wake-up
-        # for completion.
-        self._cond = ledger.arrivals
-        self._value_lock = self._condition._lock  # guards the value unpickled once
-        self._has_value = False
-        self._cached: Any = None
-        # The result owns its messages' metadata: the client's dict of it is bounded and may
-        # already have forgotten the first messages of a large map.
-        self._metadata = ledger.metadata_of(self.msg_ids)
-        self._metadata_by_id: dict[str, Metadata] | None = None  # made when first needed
-        self._watchers: dict[str, list[AsyncResult]] = {}
-        self._trackers: list[Any] = []
-
-    # ---- filled in by the thread receiving -----------------------------------------------
-
-    def metadata_of(self, msg_id: str) -> Metadata:
-        """The metadata of one of this result's messages."""
-        if len(self._metadata) == 1:
-            return self._metadata[0]
-        if self._metadata_by_id is None:
-            self._metadata_by_id = dict(zip(self.msg_ids, self._metadata, strict=True))
-        return self._metadata_by_id[msg_id]
-
-    def deliver(self, msg_id: str, reply: Reply) -> None:
-        """Take in the reply to one of this result's messages (the client's receiving
-        thread calls this, as an executor calls ``set_result``)."""
-        with self._cond:
-            self._replies[msg_id] = reply
-            self._order.append(msg_id)
-            done = len(self._replies) == len(self.msg_ids)
-            watchers = self._watchers.pop(msg_id, [])
-            self._cond.notify_all()
-        for watcher in watchers:
-            watcher.deliver(msg_id, reply)
-        if done:
-            self._finish()
-
-    def _watch(self, msg_id: str, other: AsyncResult) -> None:
-        """Hand ``other`` this result's reply to ``msg_id`` (now if it is already here)."""
-        with self._cond:
-            reply = self._replies.get(msg_id)
-            if reply is None:
-                self._watchers.setdefault(msg_id, []).append(other)
-        if reply is not None:
-            other.deliver(msg_id, reply)
-
-    def _finish(self) -> None:
-        errors = [self._replies[m].error() for m in self.msg_ids if not self._replies[m].ok]
-        if not errors:
-            self.set_result(None)
-        elif self._single:
-            self.set_exception(errors[0])
-        else:
-            what = self._fname or "apply"
-            self.set_exception(
-                CompositeError(f"one or more exceptions raised in call to {what}", errors)
-            )
-
-    # ---- values ---------------------------------------------------------------------------
-
-    def _values(self, return_exceptions: bool) -> list[Any]:
-        out: list[Any] = []
-        for m in self.msg_ids:
-            reply = self._replies[m]
-            if reply.ok and reply.header.get("m") == "execute":
-                out.append(ExecuteReply(m, reply.header.get("ec"), self.metadata_of(m)))
-            elif reply.ok:
-                out.append(reply.value())
-            elif return_exceptions:
-                out.append(reply.error())
-            else:
-                raise reply.error()
-        return out
-
-    def _reconstruct(self, values: list[Any]) -> Any:
-        return values[0] if self._single else values
-
-    def value_of(self, msg_id: str) -> Any:
-        """The value of one of this result's messages, or the error it raised (KeyError
-        until its reply came)."""
-        reply = self._replies[msg_id]
-        return reply.value() if reply.ok else reply.error()
-
-    def _value(self) -> Any:
-        with self._value_lock:
-            if not self._has_value:
-                self._cached = self._reconstruct(self._values(False))
-                self._has_value = True
-            return self._cached
-
-    @staticmethod
-    def _timeout(timeout: float | None) -> float | None:
-        return None if timeout is None or timeout < 0 else timeout
 
     def get(
         self,
@@ -382,19 +212,8 @@ class AsyncResult(Future[Any]):
         Streams are prefixed with their engine; rich outputs (``display`` on an engine)
         show through IPython's display in IPython, as their text otherwise.
         """
-        stop = threading.Event()
-        printer = threading.Thread(
-            target=outputs.show_live,
-            args=(self._metadata, stop, interval),
-            name="par-stream",
-            daemon=True,
-        )
-        printer.start()
-        try:
+        with outputs.streaming(self._metadata, interval):
             yield self
-        finally:
-            stop.set()
-            printer.join()
 
     def display_outputs(self, groupby: str = "type", result_only: bool = False) -> None:
         """Show each message's stdout, stderr, rich outputs and execute result.
@@ -443,24 +262,6 @@ class AsyncResult(Future[Any]):
                     raise TimeoutError(f"{done} of {total} tasks finished within {timeout} s")
                 self._wait_until(finished, interval)
 
-    def _wait_until(self, ready: Callable[[], bool], timeout: float | None = None) -> None:
-        """Wait until ``ready()`` or ``timeout``, receiving on this thread if it can (see
-        IOThread.lead)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if not ready():
-            self._client.receiver.lead(ready, timeout)
-        left = None if deadline is None else max(deadline - time.monotonic(), 0)
-        with self._cond:  # what is left (the client is closing: nothing to receive)
-            self._cond.wait_for(ready, left)
-
-    def _reached(self, return_when: str) -> bool:
-        with self._cond:
-            if return_when == FIRST_COMPLETED:
-                return bool(self._replies)
-            if return_when == FIRST_EXCEPTION:
-                return any(not r.ok for r in self._replies.values())
-        return False
-
     # ---- metadata -----------------------------------------------------------------------------
 
     @property
@@ -469,38 +270,21 @@ class AsyncResult(Future[Any]):
         return self._metadata[0] if self._single else self._metadata
 
     @property
-    def progress(self) -> int:
-        """How many messages have replies."""
-        return len(self._replies)
-
-    @property
     def elapsed(self) -> float:
         """Seconds since the first submission (until now, or until ready)."""
-        first = min(md["submitted"] for md in self._metadata)
-        if self.done():
-            received = [md["received"] for md in self._metadata if md["received"] is not None]
-            last = max(received) if received else datetime.now(UTC)
-        else:
-            last = datetime.now(UTC)
-        return (last - first).total_seconds()
+        return timing.elapsed(self._metadata, self.done())
 
     @property
     def wall_time(self) -> float:
         """Seconds from the first submission to the last reply received."""
         self.wait()
-        first = min(md["submitted"] for md in self._metadata)
-        last = max(md["received"] for md in self._metadata)
-        return float((last - first).total_seconds())
+        return timing.wall_time(self._metadata)
 
     @property
     def serial_time(self) -> float:
         """Sum of the engines' compute times."""
         self.wait()
-        return sum(
-            (md["completed"] - md["started"]).total_seconds()
-            for md in self._metadata
-            if md["started"] is not None and md["completed"] is not None
-        )
+        return timing.serial_time(self._metadata)
 
     def timedelta(
         self,
@@ -513,9 +297,7 @@ class AsyncResult(Future[Any]):
 
         ``ar.timedelta(ar.submitted, ar.received)`` is the wall time.
         """
-        first = _reduce_times(start, start_key)
-        last = _reduce_times(end, end_key)
-        return (last - first).total_seconds()
+        return timing.seconds_between(start, end, start_key, end_key)
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
@@ -605,11 +387,3 @@ class JoinedResult(AsyncResult):
     def _reconstruct(self, values: list[Any]) -> Any:
         parts = [v if hasattr(v, "__len__") else [v] for v in values]
         return partition.join(parts, self._dist)
-
-
-def _reduce_times(times: Any, key: Callable[[Any], datetime]) -> datetime:
-    """One time from a time or a list of them, refusing times not set yet."""
-    many = times if isinstance(times, list | tuple) else [times]
-    if not many or any(t is None for t in many):
-        raise ValueError("timedelta needs times that are set (is the result ready?)")
-    return many[0] if len(many) == 1 else key(many)

@@ -16,7 +16,8 @@ together and hands to one another; none reaches into another:
   a separate reply connection, or a thread waiting on a result does.
 
 The Client itself is the API users call (ipyparallel's): views, waiting,
-the controller's records, control of the engines.
+control of the engines, and (from its base :class:`~par.client.records.HubRecords`)
+the controller's task records.
 """
 
 from __future__ import annotations
@@ -36,17 +37,14 @@ import zmq
 from .. import connection
 from ..errors import ParError
 from ..protocol import Session
-from . import taskrecords
-from .asyncresult import AsyncResult
 from .balancedview import LoadBalancedView
 from .directview import BroadcastView, DirectView
-from .history import Results
-from .hubresult import AsyncHubResult
 from .io import IOThread, Listener, connect_replies
 from .ledger import Ledger
 from .outbox import RequestSender
 from .paths import Paths
 from .queries import Queries
+from .records import HubRecords
 from .replies import Metadata
 from .submit import Submitter
 
@@ -63,7 +61,7 @@ def _request_socket(ctx: zmq.Context, info: connection.ConnectionInfo, url: str)
     return sock
 
 
-class Client:
+class Client(HubRecords):
     """A connection to a running cluster.
 
     ``Client()`` connects to the default cluster, ``Client(cluster_id="big")``
@@ -78,8 +76,8 @@ class Client:
     machine, a good part of a round trip), and many replies come within a
     millisecond. Each wait costs at most that much CPU time; 0 never polls.
 
-    ``ledger``, ``submitter`` and ``receiver`` are the client's parts (see above),
-    for its views and results.
+    ``ledger``, ``submitter``, ``queries`` and ``receiver`` (the I/O thread) are the
+    client's parts (see above), for its views and results.
     """
 
     def __init__(
@@ -107,18 +105,20 @@ class Client:
         self.metadata = self.ledger.metadata
         paths = Paths(self.ledger.engines)
         self.submitter = Submitter(self._sender, self.ledger, paths, self._ident, self._check_open)
-        self._queries = Queries(self._sender, self.session, self._ident, info.client_url)
+        self.queries = Queries(
+            self._sender, self.session, self._ident, info.client_url, self._check_open
+        )
         self._listeners: list[Listener] = []
 
-        qid, first = self._queries.frames("connect", {})
-        answer = self._queries.expect(qid)
+        qid, first = self.queries.frames("connect", {})
+        answer = self.queries.expect(qid)
         self.receiver = IOThread(
             connect_replies(self._ctx, info, self._ident, first),
             self.session,
             self.ledger,
             self._sender,
             paths,
-            self._queries,
+            self.queries,
             self._listeners,
             self._describe_exit,
             info.client_url,
@@ -129,7 +129,7 @@ class Client:
         self._pid = os.getpid()
         _open_clients.add(self)
         try:
-            state, _ = self._queries.wait(answer, timeout, "connect")
+            state, _ = self.queries.wait(answer, timeout, "connect")
         except BaseException:
             self.close()
             raise
@@ -164,13 +164,6 @@ class Client:
         if self._closed:
             raise ParError("this client is closed")
 
-    def _ask(self, op: str, timeout: float | None, args: dict[str, Any]) -> tuple[Any, list[Any]]:
-        self._check_open()
-        return self._queries.ask(op, timeout, args)
-
-    def _query(self, op: str, timeout: float | None = 10.0, **args: Any) -> Any:
-        return self._ask(op, timeout, args)[0]
-
     def _describe_exit(self, pid: int) -> str | None:
         """How an engine process ended, if this client's cluster knows."""
         return None if self.cluster is None else self.cluster.describe_engine_exit(pid)
@@ -187,7 +180,7 @@ class Client:
         """
         self._listeners.append(callback)
         if tasks:
-            self._query("monitor", on=True)
+            self.queries.ask("monitor", on=True)
 
     def metadata_for(self, msg_id: str) -> Metadata:
         """The metadata record of a message (created on first use)."""
@@ -257,164 +250,6 @@ class Client:
         """Empty the namespaces of engines (all by default)."""
         return self.direct_view(targets if targets is not None else "all").clear(block=block)
 
-    # ---- the hub's records ---------------------------------------------------------------
-
-    def get_result(
-        self, indices_or_msg_ids: Any = None, block: bool | None = None, owner: bool = True
-    ) -> Any:
-        """The result of earlier tasks, by message id or index into ``history``, from any client.
-
-        Results still held here are returned from memory; others are fetched from the
-        controller's records (which keep the latest results within their bounds).
-        """
-        ids = self.ledger.msg_ids(indices_or_msg_ids if indices_or_msg_ids is not None else -1)
-        known = self.ledger.known
-        local = {id(known[m]): known[m] for m in ids if m in known}
-        if len(local) == 1:
-            ar = next(iter(local.values()))
-            if set(ar.msg_ids) == set(ids):
-                return ar.get() if block else ar
-        status = self._query("result_status", ids=ids)
-        if status["unknown"]:
-            raise KeyError(
-                f"no record of message(s) {', '.join(status['unknown'])} on the controller"
-            )
-        ar = AsyncHubResult(self, ids)
-        self.ledger.expect(ar)
-        self._query("resend", ids=ids)
-        return ar.get() if block else ar
-
-    def resubmit(
-        self,
-        indices_or_msg_ids: Any = None,
-        metadata: dict[str, Any] | None = None,
-        block: bool | None = None,
-    ) -> Any:
-        """Run finished (or failed) tasks again, from the requests the controller kept.
-
-        Tasks are named by message id, index into ``history`` (default: the last) or
-        AsyncResult. Each runs under a new message id: a load-balanced task goes through
-        the task scheduler again, a direct one to the engine it ran on. The original's
-        record then has ``resubmitted``: the new id. Returns an :class:`AsyncHubResult`
-        over the new tasks (their values with ``block=True``). ``metadata`` is accepted
-        for ipyparallel code and, as there, unused.
-
-        Raises ParError, running nothing, if a task is unknown to the controller, still
-        pending, kept without its request, or a direct one whose engine is gone.
-        """
-        ids = self.ledger.msg_ids(indices_or_msg_ids if indices_or_msg_ids is not None else -1)
-        if not ids:
-            raise ValueError("resubmit needs at least one task")
-        submit = self.submitter
-        ar = submit.register(len(ids), lambda new: AsyncHubResult(self, new, fname="resubmit"))
-        try:
-            self._query("resubmit", ids=ids, new=ar.msg_ids)
-        except BaseException:
-            submit.unregister(ar.msg_ids)
-            raise
-        self.ledger.sent(ar)
-        return ar.get() if (self.block if block is None else block) else ar
-
-    @property
-    def results(self) -> Results:
-        """Results of this client's finished tasks, by message id (bounded like ``metadata``)."""
-        return Results(self.ledger)
-
-    def spin(self) -> None:
-        """Wait until every reply the controller has sent so far has been taken in.
-
-        A background thread takes replies in as they arrive, so this is never needed to
-        make progress (ipyparallel needs it); it is one round trip to the controller.
-        """
-        self._query("ping")
-
-    def result_status(self, msg_ids: Any, status_only: bool = True) -> dict[str, Any]:
-        """Which of the given tasks are pending and which completed (and their records)."""
-        status = self._query("result_status", ids=self.ledger.msg_ids(msg_ids))
-        if status_only:
-            return {k: status[k] for k in ("pending", "completed", "unknown")}
-        return dict(status)
-
-    def purge_local_results(self, jobs: Any = (), targets: Any = ()) -> None:
-        """Forget results and metadata held here: of ``jobs`` (message ids, indices,
-        AsyncResults, or 'all'), and of the tasks that ran on ``targets``.
-
-        Results the controller still keeps can be fetched again with :meth:`get_result`.
-        Raises RuntimeError if any of them is still outstanding.
-        """
-        if _nothing(jobs) and _nothing(targets):
-            raise ValueError("purge_local_results needs jobs, targets, or 'all'")
-        if jobs == "all":
-            ids = set(self.metadata) | set(self.ledger.known)
-        else:
-            ids = set(() if _nothing(jobs) else self.ledger.msg_ids(jobs))
-            if not _nothing(targets):
-                engines = set(self.ledger.targets(targets))
-                ids.update(m for m, md in list(self.metadata.items()) if md["engine_id"] in engines)
-        running = ids & set(self.ledger.pending)
-        if running:
-            raise RuntimeError(
-                f"cannot purge {len(running)} outstanding task(s), e.g. {min(running)}; "
-                "wait for them (or abort them) first"
-            )
-        for mid in ids:
-            self.metadata.pop(mid, None)
-            self.ledger.known.pop(mid, None)
-
-    def purge_hub_results(self, jobs: Any = (), targets: Any = ()) -> int:
-        """Forget finished tasks' records on the controller: of ``jobs`` (message ids,
-        indices, AsyncResults, or 'all') and of the tasks that ran on ``targets``.
-
-        Returns how many records the controller dropped. Raises ParError if one of
-        ``jobs`` is still pending.
-        """
-        if _nothing(jobs) and _nothing(targets):
-            raise ValueError("purge_hub_results needs jobs, targets, or 'all'")
-        if jobs == "all" or targets == "all":
-            return int(self._query("purge"))
-        ids = None if _nothing(jobs) else self.ledger.msg_ids(jobs)
-        running = [mid for mid in ids or () if mid in self.ledger.pending]
-        if running:  # known here at once; the controller may not have the request yet
-            raise ParError(f"task {running[0]} is still pending; wait for it before purging it")
-        tg = None if _nothing(targets) else self.ledger.targets(targets)
-        return int(self._query("purge", ids=ids, targets=tg))
-
-    def purge_results(self, jobs: Any = (), targets: Any = ()) -> int:
-        """Forget finished tasks here and on the controller (``purge_local_results`` then
-        ``purge_hub_results``); returns how many records the controller dropped."""
-        self.purge_local_results(jobs, targets)
-        return self.purge_hub_results(jobs, targets)
-
-    def purge_everything(self) -> None:
-        """Forget every finished task, here and on the controller, and clear ``history``."""
-        self.purge_results("all")
-        self.ledger.history.clear()
-
-    def hub_history(self) -> list[str]:
-        """Message ids of every task the controller still has a record of, oldest first."""
-        return list(self._query("history"))
-
-    def db_query(
-        self, query: dict[str, Any], keys: str | list[str] | None = None
-    ) -> list[dict[str, Any]]:
-        """Task records matching a Mongo-style query ($in $nin $eq $ne $gt $gte $lt $lte $glob).
-
-        Keys, as ipyparallel's TaskRecord: msg_id, header, content, buffers, submitted,
-        client_uuid, engine_uuid, started, completed, resubmitted, result_header,
-        result_content, result_buffers, queue ('mux' or 'task'), execute_input,
-        execute_result, error, stdout, stderr, label; and par's: engine_id, status, ename,
-        method, client. ``keys`` picks some (msg_id is always there); by default all but
-        ``buffers`` and ``result_buffers`` (the request's and the result's frames, as
-        bytes). Times are datetimes, and a query may compare them with datetimes.
-        """
-        if not isinstance(query, dict):
-            raise TypeError(f"db_query needs a dict query, not {type(query).__name__}")
-        wanted = [keys] if isinstance(keys, str) else keys
-        _, payload = self._ask(
-            "db_query", 10.0, {"query": taskrecords.plain_query(query), "keys": wanted}
-        )
-        return taskrecords.records_of(payload)
-
     # ---- waiting and control -----------------------------------------------------------------
 
     @property
@@ -430,20 +265,8 @@ class Client:
     def wait(self, jobs: Any = None, timeout: float = -1) -> bool:
         """Wait for results (all outstanding by default; or AsyncResults, message ids and
         indices into ``history``); True if all are done in time."""
-        if jobs is None:
-            pending = list(self.ledger.pending.values())
-            targets: list[Any] = list({id(a): a for a in pending}.values())
-        elif isinstance(jobs, AsyncResult | str | int):
-            targets = [jobs]
-        else:
-            targets = list(jobs)
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
-        for job in targets:
-            if isinstance(job, int):
-                job = self.ledger.history[job]
-            ar = self.ledger.pending.get(job) if isinstance(job, str) else job
-            if ar is None:
-                continue
+        for ar in self.ledger.outstanding(jobs):
             left = None if deadline is None else max(deadline - time.monotonic(), 0)
             if not ar.wait(left):
                 return False
@@ -451,7 +274,7 @@ class Client:
 
     def queue_status(self, targets: Any = "all", verbose: bool = False) -> dict[Any, Any]:
         """Per-engine queue counts and the number of unassigned tasks."""
-        raw = self._query("queue_status")
+        raw = self.queries.ask("queue_status")
         out: dict[Any, Any] = {}
         wanted = None if targets in (None, "all") else set(self.ledger.targets(targets))
         for key, value in raw.items():
@@ -473,15 +296,15 @@ class Client:
         ``everyone=True`` aborts every client's queued tasks (what ``par monitor`` offers).
         """
         if everyone:
-            self._query("abort", all=True)
+            self.queries.ask("abort", all=True)
             return
         ids = list(self.ledger.pending) if jobs is None else self.ledger.msg_ids(jobs)
-        self._query("abort", ids=ids)
+        self.queries.ask("abort", ids=ids)
 
     def send_signal(self, sig: int | str, targets: Any = None, block: bool | None = None) -> None:
         """Send a signal (number or name such as 'SIGINT') to engine processes."""
         tg = None if targets is None else self.ledger.targets(targets)
-        self._query("signal", sig=sig, targets=tg)
+        self.queries.ask("signal", sig=sig, targets=tg)
 
     def shutdown(
         self,
@@ -496,7 +319,7 @@ class Client:
                 "restart engines through their cluster: Cluster.restart_engines()"
             )
         tg = None if targets in (None, "all") else self.ledger.targets(targets)
-        stopped = self._query("shutdown", targets=tg, hub=hub)
+        stopped = self.queries.ask("shutdown", targets=tg, hub=hub)
         if block or (block is None and self.block) or hub:
             self.ledger.wait_until_gone(stopped, timeout=10)
 
@@ -505,7 +328,7 @@ class Client:
 
         Raises TimeoutError if the controller does not answer within ``timeout`` seconds.
         """
-        return dict(self._query("status", timeout=timeout))
+        return dict(self.queries.ask("status", timeout=timeout))
 
     def close(self, linger: int | None = None) -> None:
         """Disconnect from the cluster (the cluster keeps running).
@@ -518,7 +341,7 @@ class Client:
         self._closed = True
         _open_clients.discard(self)
         try:
-            self._queries.send("close", {})
+            self.queries.send("close", {})
         except zmq.ZMQError:
             pass
         self.receiver.closing.set()
@@ -550,8 +373,3 @@ def _close_open_clients() -> None:
     for client in list(_open_clients):
         if client._pid == os.getpid():
             client.close()
-
-
-def _nothing(jobs: Any) -> bool:
-    """True for "no jobs / no targets" (None or an empty collection; 0 is an index)."""
-    return jobs is None or (isinstance(jobs, list | tuple | set | frozenset) and not jobs)

@@ -81,6 +81,38 @@ class Ledger:
         self.history.clear()
         self.history.extend(kept)
 
+    def outstanding(self, jobs: Any = None) -> list[AsyncResult]:
+        """The results still to wait for, of ``jobs`` (AsyncResults, message ids, indices
+        into ``history``; None: every outstanding one)."""
+        if jobs is None:
+            return list({id(ar): ar for ar in list(self.pending.values())}.values())
+        out = []
+        for job in [jobs] if isinstance(jobs, AsyncResult | str | int) else jobs:
+            if isinstance(job, int):
+                job = self.history[job]
+            ar = self.pending.get(job) if isinstance(job, str) else job
+            if ar is not None:
+                out.append(ar)
+        return out
+
+    def ran_on(self, engine_ids: list[int]) -> list[str]:
+        """The messages whose metadata says they ran on one of ``engine_ids``."""
+        engines = set(engine_ids)
+        return [m for m, md in list(self.metadata.items()) if md["engine_id"] in engines]
+
+    def forget_finished(self, msg_ids: set[str]) -> None:
+        """Forget the results and metadata of finished messages; raises RuntimeError,
+        forgetting nothing, if one of them is still outstanding."""
+        running = msg_ids & set(self.pending)
+        if running:
+            raise RuntimeError(
+                f"cannot purge {len(running)} outstanding task(s), e.g. {min(running)}; "
+                "wait for them (or abort them) first"
+            )
+        for mid in msg_ids:
+            self.metadata.pop(mid, None)
+            self.known.pop(mid, None)
+
     def msg_ids(self, jobs: Any) -> list[str]:
         """The message ids of jobs: message ids, indices into ``history``, AsyncResults,
         or a collection of them."""

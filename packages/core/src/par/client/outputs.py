@@ -3,17 +3,19 @@
 The thread receiving for the client records them in each message's metadata
 as they arrive (:func:`record_stream` for what a running task streams,
 :func:`record_reply` for the rest, which rides in the reply). Results show
-them here (:func:`show_live` while tasks run, :func:`display_all` once
+them here (:func:`streaming` while tasks run, :func:`display_all` once
 they are done): through IPython's display machinery when an IPython shell is running, as
 text otherwise. :class:`ExecuteReply` is what ``execute`` returns per engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from functools import partialmethod
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -21,8 +23,6 @@ from .. import serialize
 from ..engine.display import MIME_METHODS, plain_text
 
 if TYPE_CHECKING:
-    import threading
-
     from .replies import Metadata, Reply
 
 log = logging.getLogger("par.client")
@@ -166,9 +166,23 @@ def _show_text(texts: tuple[str, str], shown: list[int], stops: tuple[int, int],
             shown[i] = stop
 
 
-def show_live(mds: list[Metadata], stop: threading.Event, interval: float) -> None:
-    """Show what the messages output as it arrives, every ``interval`` seconds, until
-    ``stop`` is set; then the rest."""
+@contextlib.contextmanager
+def streaming(mds: list[Metadata], interval: float) -> Iterator[None]:
+    """Within the block, show what the messages output as it arrives (every ``interval``
+    seconds, from a thread of its own); at its end, the rest."""
+    stop = threading.Event()
+    printer = threading.Thread(
+        target=_show_live, args=(mds, stop, interval), name="par-stream", daemon=True
+    )
+    printer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        printer.join()
+
+
+def _show_live(mds: list[Metadata], stop: threading.Event, interval: float) -> None:
     shown: dict[str, list[int]] = {}  # msg id -> [stdout, stderr, outputs] shown
     while True:
         finished = stop.is_set()

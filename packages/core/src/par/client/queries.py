@@ -10,6 +10,7 @@ the future the asking thread waits on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -24,11 +25,19 @@ Answer = tuple[dict[str, Any], list[Any]]  # the answer's header and its payload
 class Queries:
     """Sends queries and matches the answers to them."""
 
-    def __init__(self, sender: RequestSender, session: Session, ident: bytes, url: str) -> None:
+    def __init__(
+        self,
+        sender: RequestSender,
+        session: Session,
+        ident: bytes,
+        url: str,
+        check_open: Callable[[], None],
+    ) -> None:
         self.sender = sender
         self.session = session
         self.ident = ident  # the client's identity: where the controller answers
         self.url = url  # the controller's, for error messages
+        self.check_open = check_open  # raises once the client is closed
         self.waiting: dict[str, Future[Answer]] = {}
 
     def frames(self, op: str, args: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -47,8 +56,15 @@ class Queries:
         """Send a query whose answer nobody waits for."""
         self.sender.send_built([self.frames(op, args)[1]])
 
-    def ask(self, op: str, timeout: float | None, args: dict[str, Any]) -> tuple[Any, list[Any]]:
-        """Send a query and wait for its answer: its data and its payload frames."""
+    def ask(self, op: str, timeout: float | None = 10.0, **args: Any) -> Any:
+        """Ask the controller ``op`` and wait for its answer's data."""
+        return self.ask_frames(op, timeout, args)[0]
+
+    def ask_frames(
+        self, op: str, timeout: float | None, args: dict[str, Any]
+    ) -> tuple[Any, list[Any]]:
+        """Ask the controller ``op`` and wait for its answer: its data and payload frames."""
+        self.check_open()
         qid, frames = self.frames(op, args)
         fut = self.expect(qid)
         self.sender.send_built([frames])
