@@ -11,8 +11,8 @@ A call's way out and its reply's way back, module by module:
   request's way, ``outbox.py`` sends them; ``queries.py`` asks the controller;
 - ``io.py`` receives replies, output and events; ``ledger.py`` keeps the books
   every part shares (``history.py``: what a client or view remembers);
-- ``future.py`` and ``asyncresult.py``: the results replies fill in
-  (``hubresult.py``: from the controller's records); ``replies.py``: the reply
+- ``asyncresult.py``: the results replies fill in (``hubresult.py``: from
+  the controller's records); ``replies.py``: the reply
   and metadata types; ``outputs.py``, ``timing.py``, ``taskrecords.py``,
   ``partition.py``: what results and views compute from them.
 """
