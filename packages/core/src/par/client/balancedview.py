@@ -124,8 +124,7 @@ class LoadBalancedView(View):
             {**(extra or {}), **self._header_flags()},
             self.track,
         )
-        self._record(ar)
-        return ar
+        return self._record(ar)
 
     def _map(
         self,

@@ -119,8 +119,7 @@ class DirectView(View):
         ar = self.client.submitter.direct_each(
             f, calls, lambda ids: make_result(ids, parts), extra, self.track
         )
-        self._record(ar)
-        return ar
+        return self._record(ar)
 
     # ---- namespace ---------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ class View:
         """How many engines this view spreads its work over."""
         raise NotImplementedError
 
-    def _record(self, ar: AsyncResult) -> AsyncResult:
+    def _record(self, ar: R) -> R:
         """Remember a result this view sent; return it."""
         sent = self._sent_ids
         for mid in ar.msg_ids:
