@@ -22,6 +22,13 @@ from .launcher import ControllerLauncher, EngineSetLauncher, Launcher
 
 log = logging.getLogger("par.plugins")
 GROUP = "par"
+# The launchers par ships and their distributions, to say what to install when one is missing.
+SHIPPED = {
+    "local": "par-launcher-local",
+    "ssh": "par-launcher-ssh",
+    "mpi": "par-launcher-mpi",
+    "slurm": "par-launcher-slurm",
+}
 
 
 class PluginError(Exception):
@@ -136,14 +143,24 @@ class Plugins:
             self.load_all()
         if name not in table:
             installed = ", ".join(sorted(table)) or "none"
-            hint = ""
-            if name in self.errors:
-                hint = f" (the plugin {name!r} failed to load: {self.errors[name]})"
             raise PluginError(
                 f"unknown {'controller' if kind == 'controller' else 'engine'} launcher {name!r}"
-                f"{hint}; installed: {installed}"
+                f"{self._missing_hint(name)}; installed: {installed}"
             )
         return table[name].cls
+
+    def _missing_hint(self, name: str) -> str:
+        """Why the launcher ``name`` is not there, when par can tell."""
+        if name in self.errors:
+            return f" (the plugin {name!r} failed to load: {self.errors[name]})"
+        if any(ep.name == name for ep in entry_points(group=GROUP)):
+            return f" (PAR_LOAD_PLUGINS={os.environ.get('PAR_LOAD_PLUGINS')!r} leaves it out)"
+        if name in SHIPPED:
+            return (
+                f" (it comes in the {SHIPPED[name]} package: `pip install {SHIPPED[name]}`, "
+                "or `pip install par-cluster` for par with its local launcher)"
+            )
+        return ""
 
     def launchers(self) -> list[tuple[str, LauncherInfo]]:
         """Every (kind, info) of every allowed plugin, for ``par launchers``."""
