@@ -87,7 +87,7 @@ def install(session: nox.Session) -> None:
     """What users get: every wheel built and installed into a clean environment, par-core
     alone, then par-cluster (from the built files only), a cluster started, used and stopped,
     and the example plugin's own tests run from its directory against that install."""
-    tmp = Path(session.create_tmp())
+    tmp = Path(session.create_tmp()).resolve()
     dist = tmp / "dist"
     session.run("uv", "build", "--all-packages", "--wheel", "-q", "-o", str(dist), external=True)
     env = {"PAR_HOME": str(tmp / "par_home"), "PAR_LOAD_PLUGINS": None}
@@ -98,11 +98,12 @@ def install(session: nox.Session) -> None:
     error = session.run("par", "start", "-n", "1", env=env, success_codes=[1], silent=True)
     if "pip install par-cluster" not in str(error):
         session.error(f"par-core alone does not say what to install: {error}")
+    # par-cluster and the local launcher from the built wheels only (par-core is in already).
     session.install("--no-index", "--find-links", str(dist), "par-cluster")
-    extras = session.run_install(
-        "uv", "pip", "install", "--dry-run", "--find-links", str(dist), "par-cluster[all]",
-        env={"VIRTUAL_ENV": session.virtualenv.location}, external=True, silent=True,
-    )
+    # The extras name real packages: resolve par-cluster[all] without installing it.
+    dry_run = ["uv", "pip", "install", "--dry-run", "--find-links", str(dist), "par-cluster[all]"]
+    venv = {"VIRTUAL_ENV": session.virtualenv.location}
+    extras = session.run_install(*dry_run, env=venv, external=True, silent=True)
     for package in ("par-launcher-ssh", "par-launcher-mpi", "par-launcher-slurm", "par-tui"):
         if package not in str(extras):
             session.error(f"par-cluster[all] does not bring {package}: {extras}")
@@ -134,6 +135,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """The user guide: check links between pages and run every python code block."""
-    sync(session)
+    """The docs site (mkdocs, strict: a warning fails it), then every python block of its pages."""
+    sync(session, "docs")
+    # Material for MkDocs prints a notice about its future on every build; the build is ours.
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
     session.run("python", "docs/build.py", *session.posargs)

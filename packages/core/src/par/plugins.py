@@ -46,7 +46,16 @@ class LauncherInfo:
 
 
 class LauncherRegistry:
-    """The registrar handed to ``par_register_launchers``: call it with a class."""
+    """The registrar handed to ``par_register_launchers``: call it with a class.
+
+    A plugin's hook annotates its argument with it::
+
+        from par.plugins import LauncherRegistry
+
+        @hookimpl
+        def par_register_launchers(register: LauncherRegistry) -> None:
+            register(MineEngineSetLauncher)
+    """
 
     def __init__(self) -> None:
         self.controllers: dict[str, LauncherInfo] = {}
@@ -54,6 +63,7 @@ class LauncherRegistry:
         self._current: tuple[str, str, str] = ("?", "?", "?")
 
     def __call__(self, cls: type[Launcher]) -> None:
+        """Make the launcher class ``cls`` available under its ``PLUGIN_NAME``."""
         name = getattr(cls, "PLUGIN_NAME", "")
         if not name:
             raise PluginError(f"{cls.__qualname__} has no PLUGIN_NAME")
@@ -185,6 +195,18 @@ def reset() -> None:
     """Forget loaded plugins (tests use this after changing PAR_LOAD_PLUGINS)."""
     global _plugins
     _plugins = None
+
+
+def register_launcher(cls: type[Launcher]) -> None:
+    """Make a launcher class usable in this process only, without a plugin package.
+
+    For trying a launcher in a notebook or a page of the docs: other processes
+    (``par stop``, ``par list``) cannot see it, so a launcher others use comes in
+    a package with an entry point.
+    """
+    registry = plugins().registry
+    registry._current = ("-", "(this process)", "-")
+    registry(cls)
 
 
 def launcher_class(kind: str, name: str) -> type[Launcher]:
