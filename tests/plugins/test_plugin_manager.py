@@ -214,3 +214,22 @@ def test_the_plugin_contract_is_one_module() -> None:
     hooks = [name for name in dir(spec) if name.startswith("par_")]
     assert hooks == ["par_launcher_event", "par_register_launchers"]
     assert all(getattr(spec, h).__doc__ for h in hooks)
+
+
+def test_register_launcher_makes_a_class_usable_in_this_process_only() -> None:
+    from par.plugins import plugins, register_launcher, reset
+    from par_launcher_local import LocalEngineSetLauncher
+
+    class HereEngines(LocalEngineSetLauncher):
+        PLUGIN_NAME = "here"
+
+    register_launcher(HereEngines)
+    try:
+        with par.Cluster(n=1, engines="here") as rc:
+            assert rc[:].apply_sync(lambda: "here") == ["here"]
+        rows = [(kind, i.cls.PLUGIN_NAME, i.package) for kind, i in plugins().launchers()]
+        assert ("engines", "here", "(this process)") in rows
+    finally:
+        reset()
+    listing = subprocess.run(par_cli("launchers"), capture_output=True, text=True, timeout=60)
+    assert "here" not in listing.stdout.split()
