@@ -54,7 +54,7 @@ _EXPORTS = {
     "display": "par.engine.display",
     "TaskTimeout": "par.errors",
 }
-_SUBMODULES = {"datapub"}
+_SUBMODULES = {"datapub", "error"}
 
 __all__ = [
     "AsyncHubResult",
@@ -87,6 +87,7 @@ __all__ = [
     "depend",
     "dependent",
     "display",
+    "error",
     "hookimpl",
     "interactive",
     "parallel",
@@ -96,7 +97,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from . import datapub
+    from . import datapub, error
     from .client.asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult
     from .client.client import Client
     from .client.view import BroadcastView, DirectView, LoadBalancedView
