@@ -31,6 +31,7 @@ _EXPORTS = {
     "AsyncResult": "par.client.asyncresult",
     "AsyncMapResult": "par.client.asyncresult",
     "Cluster": "par.cluster",
+    "ClusterManager": "par.cluster_manager",
     "RemoteError": "par.errors",
     "CompositeError": "par.errors",
     "EngineError": "par.errors",
@@ -64,6 +65,7 @@ __all__ = [
     "Client",
     "Cluster",
     "ClusterError",
+    "ClusterManager",
     "CompositeError",
     "ControllerLost",
     "Dependency",
@@ -102,6 +104,7 @@ if TYPE_CHECKING:
     from .client.client import Client
     from .client.view import BroadcastView, DirectView, LoadBalancedView
     from .cluster import Cluster
+    from .cluster_manager import ClusterManager
     from .decorators import Reference, depend, dependent, interactive, parallel, remote, require
     from .dependency import Dependency
     from .engine.display import display
