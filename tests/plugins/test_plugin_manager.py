@@ -233,3 +233,9 @@ def test_register_launcher_makes_a_class_usable_in_this_process_only() -> None:
         reset()
     listing = subprocess.run(par_cli("launchers"), capture_output=True, text=True, timeout=60)
     assert "here" not in listing.stdout.split()
+
+
+def test_launcher_names_are_case_insensitive() -> None:
+    with par.Cluster(n=1, engines="Local", controller="LOCAL") as rc:
+        rc.wait_for_engines(1, timeout=30)
+        assert rc[:].apply_sync(lambda: 6 * 7) == [42]

@@ -147,10 +147,12 @@ class Plugins:
         table = self.registry.controllers if kind == "controller" else self.registry.engines
         if name not in table:
             for ep in self._entry_points():
-                if ep.name == name:
+                if ep.name.casefold() == name.casefold():
                     self._load(ep)
         if name not in table:
             self.load_all()
+        # 'MPI' or 'Local', as ipyparallel accepts them
+        name = next((known for known in table if known.casefold() == name.casefold()), name)
         if name not in table:
             installed = ", ".join(sorted(table)) or "none"
             raise PluginError(
@@ -163,11 +165,12 @@ class Plugins:
         """Why the launcher ``name`` is not there, when par can tell."""
         if name in self.errors:
             return f" (the plugin {name!r} failed to load: {self.errors[name]})"
-        if any(ep.name == name for ep in entry_points(group=GROUP)):
+        if any(ep.name.casefold() == name.casefold() for ep in entry_points(group=GROUP)):
             return f" (PAR_LOAD_PLUGINS={os.environ.get('PAR_LOAD_PLUGINS')!r} leaves it out)"
-        if name in SHIPPED:
+        package = SHIPPED.get(name.casefold())
+        if package:
             return (
-                f" (it comes in the {SHIPPED[name]} package: `pip install {SHIPPED[name]}`, "
+                f" (it comes in the {package} package: `pip install {package}`, "
                 "or `pip install par-cluster` for par with its local launcher)"
             )
         return ""
