@@ -12,14 +12,10 @@ launcher class. The class itself lives in :mod:`par_example_launcher.launcher`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from par.hookspecs import hookimpl
+from par.plugins import LauncherRegistry
 
 from .launcher import NicedEngineSetLauncher
-
-if TYPE_CHECKING:
-    from par.plugins import LauncherRegistry
 
 __all__ = ["NicedEngineSetLauncher"]
 

@@ -20,10 +20,11 @@ if TYPE_CHECKING:
 
 
 def register_joblib_backend(
-    name: str = "par", make_default: bool = False, view: View | None = None
+    name: str | None = None, make_default: bool = False, view: View | None = None
 ) -> None:
     """Make ``name`` a joblib backend that runs on par engines (on ``view``, if given).
 
+    Without a name the backend is registered as both ``"par"`` and ``"ipyparallel"``.
     Options of ``parallel_config(backend=name, view=...)`` override ``view``.
     """
     register_backend(name, make_default, view, connect=_default_cluster)

@@ -17,12 +17,18 @@ if TYPE_CHECKING:
 Connect = Callable[[], tuple["View", Callable[[], None]]]  # a view, and how to let it go
 
 
+DEFAULT_NAMES = ("par", "ipyparallel")  # the second so that ipyparallel programs find it
+
+
 def register_backend(
-    name: str, make_default: bool, view: View | None = None, connect: Connect | None = None
+    name: str | None,
+    make_default: bool,
+    view: View | None = None,
+    connect: Connect | None = None,
 ) -> None:
-    """Make ``name`` a joblib backend running on ``view``, or on the view ``connect()``
-    opens for each ``Parallel`` call. Options of ``parallel_config(backend=name, view=...)``
-    override ``view``."""
+    """Make ``name`` (None: both ``DEFAULT_NAMES``) a joblib backend running on ``view``, or on
+    the view ``connect()`` opens for each ``Parallel`` call. Options of
+    ``parallel_config(backend=name, view=...)`` override ``view``."""
     try:
         joblib = importlib.import_module("joblib")
     except ImportError:
@@ -35,7 +41,8 @@ def register_backend(
         kwargs.setdefault("view", view)
         return backend_class(connect=connect, **kwargs)
 
-    joblib.register_parallel_backend(name, make_backend, make_default=make_default)
+    for each in (name,) if name else DEFAULT_NAMES:
+        joblib.register_parallel_backend(each, make_backend, make_default=make_default)
 
 
 def _backend_class() -> type:

@@ -155,6 +155,9 @@ class LoadBalancedView(View):
         running (``'auto'``: one per engine); ``cancel()`` stops it."""
         return LazyMapIterator(self, f, sequences, ordered, max_outstanding, return_exceptions)
 
-    def register_joblib_backend(self, name: str = "par", make_default: bool = False) -> None:
-        """Register this view as joblib's ``name`` backend (:func:`par.register_joblib_backend`)."""
+    def register_joblib_backend(self, name: str | None = None, make_default: bool = False) -> None:
+        """Register this view as joblib's ``name`` backend (:func:`par.register_joblib_backend`).
+
+        Without a name it is registered as both ``"par"`` and ``"ipyparallel"``.
+        """
         register_backend(name, make_default, view=self)

@@ -6,8 +6,8 @@ unique across clients and far cheaper than a uuid per task), and registers
 the result in the ledger *before* anything is sent, so that no reply can come
 early. A direct request goes through the controller's direct device or its
 hub (see :mod:`par.client.paths`); load-balanced tasks of one function travel
-up to ``TASK_BATCH`` a message (the function once, then each task's
-arguments), and the controller still schedules each on its own. The outbox
+up to ``TASK_BATCH`` a message (a task batch, see :mod:`par.messages`), and
+the controller still schedules each on its own. The outbox
 (:mod:`par.client.outbox`) decides when each request leaves.
 """
 
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .. import serialize
+from .. import messages, serialize
 from .asyncresult import AsyncResult
 from .ledger import Ledger
 from .outbox import RequestSender
@@ -168,18 +168,14 @@ class Submitter:
         fdata, digest = serialize.dumps_function(f)
         ar = self.register(len(calls), make_ar)
         for lo in range(0, len(calls), TASK_BATCH):
-            ids = ar.msg_ids[lo : lo + TASK_BATCH]
-            header = {"t": "apply", "q": "t", "ids": ids, "f": digest, **(extra or {})}
-            payload: list[Any] = [fdata]
-            buffers: list[Any] = []
-            counts: list[int] = []
-            for args, kwargs in calls[lo : lo + TASK_BATCH]:
+            header = {"t": "apply", "q": "t", "f": digest, **(extra or {})}
+            tasks: list[messages.Task] = []
+            for mid, (args, kwargs) in zip(
+                ar.msg_ids[lo : lo + TASK_BATCH], calls[lo : lo + TASK_BATCH], strict=True
+            ):
                 adata, bufs = serialize.dumps((args, kwargs))
-                payload.append(adata)
-                buffers.extend(b.raw() for b in bufs)
-                counts.append(len(bufs))
-            if buffers:
-                header["nb"] = counts
+                tasks.append((mid, [fdata, adata], [b.raw() for b in bufs]))
+            payload, buffers = messages.join_tasks(header, tasks)
             self.send(header, payload, buffers, ar if track else None)
         self.ledger.sent(ar)
         return ar
