@@ -39,6 +39,7 @@ from ..errors import ParError
 from ..protocol import Session
 from .balancedview import LoadBalancedView
 from .directview import BroadcastView, DirectView
+from .history import Results
 from .io import IOThread, Listener, connect_replies
 from .ledger import Ledger
 from .outbox import RequestSender
@@ -251,6 +252,19 @@ class Client(HubRecords):
         return self.direct_view(targets if targets is not None else "all").clear(block=block)
 
     # ---- waiting and control -----------------------------------------------------------------
+
+    @property
+    def results(self) -> Results:
+        """Results of this client's finished tasks, by message id (bounded like ``metadata``)."""
+        return Results(self.ledger)
+
+    def spin(self) -> None:
+        """Wait until every reply the controller has sent so far has been taken in.
+
+        A background thread takes replies in as they arrive, so this is never needed to
+        make progress (ipyparallel needs it); it is one round trip to the controller.
+        """
+        self.queries.ask("ping")
 
     @property
     def history(self) -> list[str]:

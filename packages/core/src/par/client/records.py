@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ParError
 from . import taskrecords
-from .history import Results
 from .hubresult import AsyncHubResult
 
 if TYPE_CHECKING:
@@ -99,19 +98,6 @@ class HubRecords:
             raise
         self.ledger.sent(ar)
         return ar.get() if (self.block if block is None else block) else ar
-
-    @property
-    def results(self) -> Results:
-        """Results of this client's finished tasks, by message id (bounded like ``metadata``)."""
-        return Results(self.ledger)
-
-    def spin(self) -> None:
-        """Wait until every reply the controller has sent so far has been taken in.
-
-        A background thread takes replies in as they arrive, so this is never needed to
-        make progress (ipyparallel needs it); it is one round trip to the controller.
-        """
-        self.queries.ask("ping")
 
     def result_status(self, msg_ids: Any, status_only: bool = True) -> dict[str, Any]:
         """Which of the given tasks are pending and which completed (and their records)."""
