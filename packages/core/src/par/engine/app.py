@@ -8,7 +8,11 @@ each reply to its client. The control thread (:mod:`par.engine.control`)
 answers the controller meanwhile.
 SIGINT interrupts a running task (it fails with KeyboardInterrupt) and is
 ignored between tasks, so an interrupt never kills the engine; SIGTERM
-stops it cleanly.
+stops it cleanly. A task that raises SystemExit (``sys.exit()``, an
+argparse error) fails with it like with any other exception: only SIGTERM
+or a stop request ends the engine, and the engine's signal handlers come
+back after a task that replaced them. When the engine ends, so do the
+processes its tasks started (:mod:`par.engine.children`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from .. import protocol, serialize
 from ..connection import ConnectionInfo
 from ..errors import RemoteError
 from ..protocol import Message, Session, buffer_of, recv_ready, send_frames
-from . import display, namespace
+from . import children, display, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
 from .control import ControlThread
 
@@ -47,6 +51,10 @@ IDLE_WAKE_MS = 500  # an idle engine's longest wait for a request
 # direct connection (None: back to the controller on the work connection)
 Task = tuple[str, str, dict[str, Any], list[Any], list[Any], bytes | None]
 Reply = tuple[dict[str, Any], list[Any], list[Any]]  # header, payload, buffers
+
+
+class Stopping(BaseException):
+    """Raised in the main thread by SIGTERM: the engine stops, even in the middle of a task."""
 
 
 def error_content(exc: BaseException) -> dict[str, str]:
@@ -94,6 +102,8 @@ class Engine:
             info.secure,
         )
         self.running: str | None = None
+        self.ending = False  # once set, SIGTERM no longer raises: the engine is on its way out
+        self._handlers = ((signal.SIGINT, self._on_sigint), (signal.SIGTERM, self._on_sigterm))
         self.execution_count = 0  # of execute requests that were not silent, as IPython counts
 
     # ---- signals ---------------------------------------------------------------------------
@@ -103,7 +113,23 @@ class Engine:
             raise KeyboardInterrupt
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        raise SystemExit(0)
+        self.control.stopping.set()
+        if not self.ending:
+            self.ending = True
+            raise Stopping
+
+    @staticmethod
+    def _default_signal_handlers() -> None:
+        """In a process a task forks: SIGINT and SIGTERM act as in any Python process, not
+        as in the engine (whose stack the fork copied)."""
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def _install_signal_handlers(self) -> None:
+        """Handle SIGINT and SIGTERM as an engine does (again, after a task replaced them)."""
+        for signum, handler in self._handlers:
+            if signal.getsignal(signum) is not handler:
+                signal.signal(signum, handler)
 
     # ---- running requests -------------------------------------------------------------------
 
@@ -162,11 +188,6 @@ class Engine:
         """Run one task; return its reply (header, payload frames, buffers)."""
         kind, mid = task[0], task[1]
         reply: dict[str, Any] = {"t": "reply", "id": mid, "e": self.control.engine_id, "m": kind}
-        if mid in self.control.aborted:
-            self.control.aborted.discard(mid)
-            reply.update(st="aborted", en="TaskAborted")
-            content = {"ename": "TaskAborted", "evalue": "aborted before it started"}
-            return reply, [protocol.encode(content)], []
         client = task[2].get("c")
         self.capture.start(mid, client if isinstance(client, bytes) else None)
         reply["ts"] = time.time()
@@ -179,10 +200,13 @@ class Engine:
                 result = self._run(task)
             finally:
                 self.running = None
+                self._install_signal_handlers()
             data, buffers = serialize.dumps(result)
             payload = [data]
             reply["st"] = "ok"
-        except (Exception, KeyboardInterrupt) as exc:
+        except Stopping:
+            raise
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the task failed
             content = error_content(exc)
             reply.update(st="error", en=content["ename"])
             payload, buffers = [protocol.encode(content)], []
@@ -204,8 +228,9 @@ class Engine:
 
     def run(self, registration_timeout: float = 30.0) -> None:
         """Register, then serve requests until stopped."""
-        signal.signal(signal.SIGINT, self._on_sigint)
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._install_signal_handlers()
+        os.register_at_fork(after_in_child=self._default_signal_handlers)
+        children.adopt_orphans()
         self.capture.install()
         display.hook_ipython()
         self.control.start()
@@ -220,9 +245,13 @@ class Engine:
             direct.connect(self.info.engine_direct_url)
             log.info("registered as engine %s", self.control.engine_id)
             self._serve(work, direct)
+        except Stopping:
+            log.info("stopping: SIGTERM")
         finally:
+            self.ending = True
             self.control.closing.set()
             self.control.join(timeout=2)
+            children.end_descendants()
             work.close()
             direct.close()
             self.ctx.destroy(linger=1000)
@@ -268,27 +297,33 @@ class Engine:
             direct: lambda frames: self._queue(frames, queue, True),
             work: lambda frames: self._queue(frames, queue, False),
         }
-        while True:
-            if self.control.ready_needed.is_set():
-                self.control.ready_needed.clear()
-                work.send_multipart(self.session.serialize({"t": "ready"}))
-                # To no one: the controller sees the device pass it on, and knows the
-                # device reaches this engine.
-                direct.send_multipart([b"", *self.session.serialize({"t": "hello"})])
-            if not queue:
-                # Out of work: what is finished goes now, then wait for a request (the
-                # control thread's asks are answered at least every IDLE_WAKE_MS).
-                outbox.flush(work, direct)
-                for sock, _ in poller.poll(IDLE_WAKE_MS):
-                    protocol.drain(sock, recv_ready(sock), handlers[sock])
-                continue
-            task = queue.popleft()
-            try:
-                outbox.add(self.handle(task), task[5])
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                log.warning("dropped a malformed request: %s", exc)
-            if outbox.due():
-                outbox.flush(work, direct)
+        try:
+            while not self.control.stopping.is_set():
+                if self.control.ready_needed.is_set():
+                    self.control.ready_needed.clear()
+                    work.send_multipart(self.session.serialize({"t": "ready"}))
+                    # To no one: the controller sees the device pass it on, and knows the
+                    # device reaches this engine.
+                    direct.send_multipart([b"", *self.session.serialize({"t": "hello"})])
+                if not queue:
+                    # Out of work: what is finished goes now, then wait for a request (the
+                    # control thread's asks are answered at least every IDLE_WAKE_MS).
+                    outbox.flush(work, direct)
+                    for sock, _ in poller.poll(IDLE_WAKE_MS):
+                        protocol.drain(sock, recv_ready(sock), handlers[sock])
+                    continue
+                task = queue.popleft()
+                if not self.control.claims.run(task[1]):
+                    continue  # aborted before it started: the control thread said so
+                try:
+                    outbox.add(self.handle(task), task[5])
+                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                    log.warning("dropped a malformed request: %s", exc)
+                if outbox.due():
+                    outbox.flush(work, direct)
+        finally:  # replies finished go out, whatever stops the engine
+            self.ending = True
+            outbox.flush(work, direct)
 
 
 class Outbox:
