@@ -102,6 +102,7 @@ class Engine:
             info.secure,
         )
         self.running: str | None = None
+        self.pid = os.getpid()
         self.ending = False  # once set, SIGTERM no longer raises: the engine is on its way out
         self._handlers = ((signal.SIGINT, self._on_sigint), (signal.SIGTERM, self._on_sigterm))
         self.execution_count = 0  # of execute requests that were not silent, as IPython counts
@@ -113,17 +114,14 @@ class Engine:
             raise KeyboardInterrupt
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self.pid:  # a process a task forked, with the engine's stack
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)  # ends it, as in any Python process
+            return
         self.control.stopping.set()
         if not self.ending:
             self.ending = True
             raise Stopping
-
-    @staticmethod
-    def _default_signal_handlers() -> None:
-        """In a process a task forks: SIGINT and SIGTERM act as in any Python process, not
-        as in the engine (whose stack the fork copied)."""
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def _install_signal_handlers(self) -> None:
         """Handle SIGINT and SIGTERM as an engine does (again, after a task replaced them)."""
@@ -229,7 +227,6 @@ class Engine:
     def run(self, registration_timeout: float = 30.0) -> None:
         """Register, then serve requests until stopped."""
         self._install_signal_handlers()
-        os.register_at_fork(after_in_child=self._default_signal_handlers)
         children.adopt_orphans()
         self.capture.install()
         display.hook_ipython()
