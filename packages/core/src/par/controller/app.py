@@ -489,9 +489,7 @@ class Controller:
         if status == "ok":
             engine.completed += 1
             self.counts["completed"] += 1
-        elif status == "aborted":
-            self.counts["aborted"] += 1
-        else:
+        else:  # an engine answers an abort on its control connection (_on_aborted)
             engine.failed += 1
             self.counts["failed"] += 1
         self.records.finish(mid, h, [*payload, *buffers])

@@ -10,8 +10,7 @@ SIGINT interrupts a running task (it fails with KeyboardInterrupt) and is
 ignored between tasks, so an interrupt never kills the engine; SIGTERM
 stops it cleanly. A task that raises SystemExit (``sys.exit()``, an
 argparse error) fails with it like with any other exception: only SIGTERM
-or a stop request ends the engine, and the engine's signal handlers come
-back after a task that replaced them. When the engine ends, so do the
+or a stop request ends the engine. When the engine ends, so do the
 processes its tasks started (:mod:`par.engine.children`).
 """
 
@@ -105,7 +104,6 @@ class Engine:
         self.running: str | None = None
         self.pid = os.getpid()
         self.ending = False  # once set, SIGTERM no longer raises: the engine is on its way out
-        self._handlers = ((signal.SIGINT, self._on_sigint), (signal.SIGTERM, self._on_sigterm))
         self.execution_count = 0  # of execute requests that were not silent, as IPython counts
 
     # ---- signals ---------------------------------------------------------------------------
@@ -123,12 +121,6 @@ class Engine:
         if not self.ending:
             self.ending = True
             raise Stopping
-
-    def _install_signal_handlers(self) -> None:
-        """Handle SIGINT and SIGTERM as an engine does (again, after a task replaced them)."""
-        for signum, handler in self._handlers:
-            if signal.getsignal(signum) is not handler:
-                signal.signal(signum, handler)
 
     # ---- running requests -------------------------------------------------------------------
 
@@ -192,7 +184,6 @@ class Engine:
                 result = self._run(task)
             finally:
                 self.running = None
-                self._install_signal_handlers()
             data, buffers = serialize.dumps(result)
             payload = [data]
             reply["st"] = "ok"
@@ -220,7 +211,8 @@ class Engine:
 
     def run(self, registration_timeout: float = 30.0) -> None:
         """Register, then serve requests until stopped."""
-        self._install_signal_handlers()
+        signal.signal(signal.SIGINT, self._on_sigint)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         children.adopt_orphans()
         self.capture.install()
         display.hook_ipython()
