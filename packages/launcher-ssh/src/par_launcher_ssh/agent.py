@@ -17,8 +17,9 @@ Operations (``op`` in the request):
 
 Each started process carries a random mark in its environment, as
 ``par.process`` gives the processes it starts, and every process it starts
-inherits it; ``stop`` ends the processes that carry it, left behind by an
-engine killed before it could end its tasks' processes itself.
+inherits it; ``stop`` ends the processes that carry it (found in ``/proc``,
+so on Linux hosts), left behind by an engine killed before it could end its
+tasks' processes itself.
 """
 
 import json
