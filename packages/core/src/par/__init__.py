@@ -53,10 +53,17 @@ _EXPORTS = {
     "register_joblib_backend": "par.joblib",
     "display": "par.engine.display",
     "TaskTimeout": "par.errors",
+    # ipyparallel re-exports these, for AsyncResult.wait(return_when=...)
+    "ALL_COMPLETED": "concurrent.futures",
+    "FIRST_COMPLETED": "concurrent.futures",
+    "FIRST_EXCEPTION": "concurrent.futures",
 }
 _SUBMODULES = {"datapub"}
 
 __all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
     "AsyncHubResult",
     "AsyncMapResult",
     "AsyncResult",
@@ -96,6 +103,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
+
     from . import datapub
     from .client.asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult
     from .client.client import Client

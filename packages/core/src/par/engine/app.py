@@ -165,7 +165,11 @@ class Engine:
         if mid in self.control.aborted:
             self.control.aborted.discard(mid)
             reply.update(st="aborted", en="TaskAborted")
-            content = {"ename": "TaskAborted", "evalue": "aborted before it started"}
+            content = {
+                "ename": "TaskAborted",
+                "evalue": "aborted before it started",
+                "engine_uuid": self.ident.hex(),
+            }
             return reply, [protocol.encode(content)], []
         client = task[2].get("c")
         self.capture.start(mid, client if isinstance(client, bytes) else None)
@@ -184,6 +188,7 @@ class Engine:
             reply["st"] = "ok"
         except (Exception, KeyboardInterrupt) as exc:
             content = error_content(exc)
+            content["engine_uuid"] = self.ident.hex()  # for the error's engine_info
             reply.update(st="error", en=content["ename"])
             payload, buffers = [protocol.encode(content)], []
         reply["tc"] = time.time()
