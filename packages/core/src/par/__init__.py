@@ -31,6 +31,7 @@ _EXPORTS = {
     "AsyncResult": "par.client.asyncresult",
     "AsyncMapResult": "par.client.asyncresult",
     "Cluster": "par.cluster",
+    "ClusterManager": "par.cluster_manager",
     "RemoteError": "par.errors",
     "CompositeError": "par.errors",
     "EngineError": "par.errors",
@@ -58,7 +59,7 @@ _EXPORTS = {
     "FIRST_COMPLETED": "concurrent.futures",
     "FIRST_EXCEPTION": "concurrent.futures",
 }
-_SUBMODULES = {"datapub"}
+_SUBMODULES = {"datapub", "error"}
 
 __all__ = [
     "ALL_COMPLETED",
@@ -71,6 +72,7 @@ __all__ = [
     "Client",
     "Cluster",
     "ClusterError",
+    "ClusterManager",
     "CompositeError",
     "ControllerLost",
     "Dependency",
@@ -94,6 +96,7 @@ __all__ = [
     "depend",
     "dependent",
     "display",
+    "error",
     "hookimpl",
     "interactive",
     "parallel",
@@ -105,11 +108,12 @@ __all__ = [
 if TYPE_CHECKING:
     from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 
-    from . import datapub
+    from . import datapub, error
     from .client.asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult
     from .client.client import Client
     from .client.view import BroadcastView, DirectView, LoadBalancedView
     from .cluster import Cluster
+    from .cluster_manager import ClusterManager
     from .decorators import Reference, depend, dependent, interactive, parallel, remote, require
     from .dependency import Dependency
     from .engine.display import display

@@ -1,6 +1,6 @@
-"""``ipyparallel.error``: the exceptions of ``par.errors``."""
+"""``ipyparallel.error``: ``par.error``, where par names its exceptions for ipyparallel code."""
 
-from par.errors import RemoteError
+from par.error import RemoteError
 
 from ._resolve import public_names_of
 
@@ -11,4 +11,4 @@ class AlreadyDisplayedError(RemoteError):
     ``except`` clause, which would otherwise fail on every remote error."""
 
 
-__getattr__ = public_names_of("par.errors", "ipyparallel.error")
+__getattr__ = public_names_of("par.error", "ipyparallel.error")
