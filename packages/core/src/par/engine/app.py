@@ -191,6 +191,7 @@ class Engine:
             raise
         except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the task failed
             content = error_content(exc)
+            content["engine_uuid"] = self.ident.hex()  # for the error's engine_info
             reply.update(st="error", en=content["ename"])
             payload, buffers = [protocol.encode(content)], []
         reply["tc"] = time.time()
