@@ -120,8 +120,9 @@ def test_the_circle_finder_finds_a_circle() -> None:
 
 
 def _own(node: ast.Attribute, made: set[str]) -> bool:
-    """Whether an attribute is its object's own: ``self._x``, ``cls._x``, or one of a
-    function or class the module ``made`` (a marker it sets on its own function)."""
+    """Whether an attribute is its object's own: ``self._x``, ``cls._x``, or one of an
+    object named in ``made`` (a function the module made and marks, another project's
+    module)."""
     return isinstance(node.value, ast.Name) and node.value.id in {"self", "cls", *made}
 
 
@@ -158,10 +159,23 @@ def _ours(node: ast.ImportFrom) -> bool:
     return bool(node.level) or (node.module or "").split(".")[0] in PACKAGES
 
 
+def _external(tree: ast.Module) -> set[str]:
+    """The names a module binds to other projects' modules and names (``import os``):
+    their private names are theirs to document (``os._exit``)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            external = [a for a in node.names if a.name.split(".")[0] not in PACKAGES]
+            names.update((a.asname or a.name).split(".")[0] for a in external)
+        elif isinstance(node, ast.ImportFrom) and not _ours(node):
+            names.update(a.asname or a.name for a in node.names)
+    return names
+
+
 def _foreign_private_reads(module: str) -> list[str]:
-    """Where ``module`` reads a private name that another module defines."""
+    """Where ``module`` reads a private name that another of our modules defines."""
     tree = ast.parse(MODULES[module].read_text())
-    own, made = _defined(tree), _made(tree)
+    own, made = _defined(tree), _made(tree) | _external(tree)
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and _ours(node):
