@@ -511,7 +511,15 @@ class Client:
                 f"no record of message(s) {', '.join(status['unknown'])} on the controller"
             )
         ar = self._register_existing(ids, lambda m: AsyncHubResult(self, m))
-        self._query("resend", ids=ids)
+        resent = self._query("resend", ids=ids)
+        if resent["unknown"]:  # finished, but its result is not kept: nothing will come
+            for mid in ids:
+                self._pending.pop(mid, None)
+            raise KeyError(
+                f"no result of message(s) {', '.join(resent['unknown'])} on the controller: "
+                "not kept (larger than its --max-record-bytes, or lost with a controller "
+                "that crashed before writing it)"
+            )
         return ar.get() if block else ar
 
     def resubmit(

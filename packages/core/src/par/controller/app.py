@@ -412,9 +412,7 @@ class Controller:
         self._want_dispatch = False
         batches: dict[tuple[bytes, int], list[Pending]] = {}
         for task, engine in self.tasks.assign(self.engines.up()):
-            rec = self.records.get(task.msg_id)
-            if rec is not None:
-                rec.engine_id, rec.engine_uuid = engine.id, engine.uuid
+            self.records.assign(task.msg_id, engine.id, engine.uuid)
             batches.setdefault((engine.uuid, id(task.template)), []).append(task)
         for (uuid, _), tasks in batches.items():
             tmpl = tasks[0].template or {}

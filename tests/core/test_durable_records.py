@@ -1,0 +1,112 @@
+"""With ``--db sqlite`` every finished task's status and result reach the database,
+whatever the controller's memory bounds; a result the controller does not have is an
+error at once, never a wait."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import par
+import pytest
+
+from ..conftest import par_cli
+
+
+class Controller:
+    """A controller process and one engine, on a connection file of their own."""
+
+    def __init__(self, conn: Path, args: tuple[str, ...]) -> None:
+        self.conn, self.args = conn, args
+        self.proc = self._start()
+        self.engine = subprocess.Popen(
+            [sys.executable, "-m", "par.engine", "--file", str(conn)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def _start(self, *extra: str) -> subprocess.Popen[bytes]:
+        cmd = par_cli("controller", "--cluster-id", "durable", "--file", str(self.conn))
+        return subprocess.Popen(
+            [*cmd, *self.args, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def crash_and_restore(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc = self._start("--restore")
+
+    def client(self) -> par.Client:
+        """A new client: it holds no result of its own, so it asks the controller."""
+        return par.Client(self.conn, timeout=20)
+
+    def stop(self) -> None:
+        for proc in (self.engine, self.proc):
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture
+def controller(tmp_path: Path) -> Iterator[Callable[..., Controller]]:
+    started: list[Controller] = []
+
+    def start(*args: str) -> Controller:
+        started.append(Controller(tmp_path / "conn.json", args))
+        return started[-1]
+
+    yield start
+    for ctl in started:
+        ctl.stop()
+
+
+def test_tasks_finishing_after_memory_let_their_records_go_reach_the_database(
+    controller: Callable[..., Controller], tmp_path: Path
+) -> None:
+    db = tmp_path / "records.sqlite"
+    ctl = controller("--db", "sqlite", "--db-file", str(db), "--max-records", "20")
+    with ctl.client() as rc:
+        rc.wait_for_engines(1, timeout=60)
+        lv = rc.load_balanced_view()
+        ars = [lv.apply_async(lambda i=i: i * i) for i in range(200)]  # most culled pending
+        assert [ar.get(timeout=60) for ar in ars] == [i * i for i in range(200)]
+        ids = [ar.msg_ids[0] for ar in ars]
+    with ctl.client() as other:
+        assert other.get_result(ids[0]).get(timeout=30) == 0
+        found = other.db_query({"msg_id": {"$in": ids}}, keys=["status"])
+        assert sorted(r["status"] for r in found) == ["ok"] * 200
+    ctl.crash_and_restore()
+    with ctl.client() as other:
+        assert other.get_result(ids[1], block=True) == 1
+        found = other.db_query({"msg_id": {"$in": ids}}, keys=["status"])
+        assert sorted(r["status"] for r in found) == ["ok"] * 200
+
+
+def test_a_result_larger_than_the_memory_bound_reaches_the_database(
+    controller: Callable[..., Controller], tmp_path: Path
+) -> None:
+    db = tmp_path / "records.sqlite"
+    ctl = controller("--db", "sqlite", "--db-file", str(db), "--max-record-bytes", "10000")
+    with ctl.client() as rc:
+        rc.wait_for_engines(1, timeout=60)
+        ar = rc.load_balanced_view().apply_async(lambda: b"r" * 50_000)
+        ar.get(timeout=30)
+        mid = ar.msg_ids[0]
+    with ctl.client() as other:
+        assert other.get_result(mid, block=True) == b"r" * 50_000
+
+
+def test_a_result_the_controller_did_not_keep_is_an_error_not_a_wait(
+    controller: Callable[..., Controller],
+) -> None:
+    ctl = controller("--max-record-bytes", "10000")  # in memory: a larger result is not kept
+    with ctl.client() as rc:
+        rc.wait_for_engines(1, timeout=60)
+        ar = rc.load_balanced_view().apply_async(lambda: b"r" * 50_000)
+        ar.get(timeout=30)
+        mid = ar.msg_ids[0]
+    with ctl.client() as other, pytest.raises(KeyError, match="no result of message"):
+        other.get_result(mid, block=False)
