@@ -201,3 +201,25 @@ def test_sqlite_forgets_changes_of_a_removed_record(tmp_path: Path) -> None:
     again = SQLiteRecordStore(path)
     assert again.get("t") is None
     again.close()
+
+
+def test_sqlite_writes_what_happens_to_a_record_after_its_row(tmp_path: Path) -> None:
+    path = str(tmp_path / "records.sqlite")
+    store = SQLiteRecordStore(path)
+    store.add(task("t", [b"x"]))
+    store.flush()  # the row is written; the record stays in memory
+    store.assign("t", 1, b"engine-1")
+    store.add_output("t", "stderr", "warn\n")
+    store.flush()
+    store.finish("t", reply("t", e=1, st="error", en="ValueError"), [b"content"])
+    store.flush()
+    rec = store.get("t")
+    assert rec is not None
+    store.mark_resubmitted(rec, "t2")
+    store.close()
+    rec = reopened(path, "t")
+    assert (rec.status, rec.ename, rec.engine_id, rec.engine_uuid) == (
+        "error", "ValueError", 1, b"engine-1"
+    )  # fmt: skip
+    assert (rec.stderr, rec.resubmitted, rec.payload) == ("warn\n", "t2", [b"x"])
+    assert rec.result is not None and rec.result[1:] == [b"content"]

@@ -401,7 +401,7 @@ _BLOBS = ("request", "result")
 
 @dataclass(slots=True)
 class _Change:
-    """What happened to a task whose record memory let go: written over its row on disk."""
+    """What happened to a task since its row was written: written over the row."""
 
     engine_id: int | None = None
     engine_uuid: bytes | None = None
@@ -409,6 +409,7 @@ class _Change:
     frames: list[Any] | None = None  # the reply's payload and buffers
     stdout: str = ""
     stderr: str = ""
+    resubmitted: str | None = None
 
     def params(self, msg_id: str) -> tuple[Any, ...]:
         """The values of :data:`_UPDATE` for this change."""
@@ -425,6 +426,7 @@ class _Change:
             self.stdout,
             self.stderr,
             result,
+            self.resubmitted,
             msg_id,
         )
 
@@ -435,22 +437,23 @@ _UPDATE = """UPDATE records SET
     started = COALESCE(?, started), completed = COALESCE(?, completed),
     status = COALESCE(?, status), ename = COALESCE(?, ename),
     stdout = COALESCE(stdout, '') || ?, stderr = COALESCE(stderr, '') || ?,
-    result = COALESCE(?, result)
+    result = COALESCE(?, result), resubmitted = COALESCE(?, resubmitted)
     WHERE msg_id = ?"""
 
 
 class SQLiteRecordStore(RecordStore):
     """Records in memory (the bounded working set) and in a SQLite file (durable).
 
-    Every record and every change to it reaches the file, whatever the memory
-    bounds: a record memory still holds is written whole; a change to one it has
-    let go (a task that finished after more than ``max_records`` others were
-    submitted, or a result larger than ``max_bytes``) is written over its row.
+    A record's row is written whole once, after the record is added; everything
+    that happens to the task later (its engine, output, reply, a resubmission) is
+    written over that row, whether memory still holds the record or not. So every
+    finished task's status and result reach the file whatever the memory bounds:
+    a task that finishes after more than ``max_records`` others were submitted, or
+    a result larger than ``max_bytes`` (that one is then read back from the file).
     Writes go in one transaction per controller loop pass (:meth:`flush`), so the
     hot path pays no disk round trip per task; a controller killed outright loses
-    at most the last pass, which holds only replies sent in that pass. A restored
-    controller finds every finished result and every request (to resubmit), up to
-    ``max_rows`` (oldest deleted first).
+    at most the last pass. A restored controller finds every finished result and
+    every request (to resubmit), up to ``max_rows`` (oldest deleted first).
     """
 
     def __init__(
@@ -472,8 +475,8 @@ class SQLiteRecordStore(RecordStore):
         for col in (*_COLUMNS, *_BLOBS):  # a file an older par wrote lacks the newer columns
             if col not in have:
                 self.db.execute(f"ALTER TABLE records ADD COLUMN {col}")
-        self._dirty: dict[str, Record] = {}  # rows to write whole
-        self._changes: dict[str, _Change] = {}  # rows to write over (records let go)
+        self._new: dict[str, Record] = {}  # records added since the last flush: rows to write
+        self._changes: dict[str, _Change] = {}  # what to write over rows
         self._deleted: set[str] = set()
 
     def add(self, record: Record) -> None:
@@ -481,11 +484,12 @@ class SQLiteRecordStore(RecordStore):
         super().add(record)
         self._deleted.discard(record.msg_id)  # a re-used id replaces its old row
         self._changes.pop(record.msg_id, None)
-        self._dirty[record.msg_id] = record
+        self._new[record.msg_id] = record
 
     def _change(self, msg_id: str) -> _Change | None:
-        """The pending change of a record memory let go (None if it was removed)."""
-        if msg_id in self._deleted:
+        """Where to note what happened to a task, None if its whole row, not written yet,
+        carries it (the record is new and memory holds it) or the record was removed."""
+        if msg_id in self._deleted or (msg_id in self._new and msg_id in self.records):
             return None
         change = self._changes.get(msg_id)
         if change is None:
@@ -493,7 +497,8 @@ class SQLiteRecordStore(RecordStore):
         return change
 
     def assign(self, msg_id: str, engine_id: int, engine_uuid: bytes) -> None:
-        """Note the engine a task was sent to (on disk with its reply, or now if let go)."""
+        """Note the engine a task was sent to (written with its reply if memory holds
+        the record, else at the next flush)."""
         if msg_id in self.records:
             super().assign(msg_id, engine_id, engine_uuid)
         elif change := self._change(msg_id):
@@ -501,19 +506,19 @@ class SQLiteRecordStore(RecordStore):
 
     def finish(self, msg_id: str, header: dict[str, Any], frames: list[Any] | None) -> None:
         """Fill in a record from its reply (written at the next flush)."""
-        rec = self.records.get(msg_id)
-        if rec is not None:
-            super().finish(msg_id, header, frames)
-            self._dirty[msg_id] = rec
-        elif change := self._change(msg_id):
+        super().finish(msg_id, header, frames)
+        if change := self._change(msg_id):
+            held = self.records.get(msg_id)
+            if held is not None:
+                change.engine_uuid = held.engine_uuid
             change.reply, out, err = split_output(header)
             change.frames = frames
             change.stdout += out
             change.stderr += err
 
     def _not_kept(self, rec: Record, header: dict[str, Any], frames: list[Any]) -> None:
-        """Write a reply memory does not keep over its row; a record kept without its
-        reply leaves memory, so that reads find the reply on disk."""
+        """Write a reply memory does not keep; a record kept without its reply leaves
+        memory, so that reads find the reply on disk."""
         held = self.records.get(rec.msg_id)
         if held is not None and held is not rec:  # the id was re-used since: a stale reply
             return
@@ -525,10 +530,8 @@ class SQLiteRecordStore(RecordStore):
 
     def add_output(self, msg_id: str, name: str, text: str) -> None:
         """Add streamed output (written at the next flush)."""
-        if msg_id in self.records:
-            super().add_output(msg_id, name, text)
-            self._dirty[msg_id] = self.records[msg_id]
-        elif change := self._change(msg_id):
+        super().add_output(msg_id, name, text)
+        if change := self._change(msg_id):
             if name == "stdout":
                 change.stdout += text
             else:
@@ -537,12 +540,13 @@ class SQLiteRecordStore(RecordStore):
     def mark_resubmitted(self, rec: Record, new_id: str) -> None:
         """Note a resubmission, here and on disk (at the next flush)."""
         super().mark_resubmitted(rec, new_id)
-        self._dirty[rec.msg_id] = rec
+        if change := self._change(rec.msg_id):
+            change.resubmitted = new_id
 
     def remove(self, msg_id: str) -> None:
         """Forget a record here and on disk."""
         super().remove(msg_id)
-        self._dirty.pop(msg_id, None)
+        self._new.pop(msg_id, None)
         self._changes.pop(msg_id, None)
         self._deleted.add(msg_id)
 
@@ -551,7 +555,7 @@ class SQLiteRecordStore(RecordStore):
         rec = super().get(msg_id)
         if rec is not None or msg_id in self._deleted:
             return rec
-        self.flush()  # what changed of it is on disk before it is read
+        self.flush()  # what happened to it is on disk before it is read
         row = self.db.execute(
             f"SELECT {', '.join((*_COLUMNS, *_BLOBS))} FROM records WHERE msg_id = ?", (msg_id,)
         ).fetchone()
@@ -566,13 +570,13 @@ class SQLiteRecordStore(RecordStore):
         return (_from_row(r) for r in rows)
 
     def flush(self) -> None:
-        """Write new and changed records in one transaction; keep at most ``max_rows``."""
+        """Write new rows and changes in one transaction; keep at most ``max_rows``."""
         self._settle()
-        if not self._dirty and not self._changes and not self._deleted:
+        if not self._new and not self._changes and not self._deleted:
             return
         rows = [
             (*(getattr(r, c) for c in _COLUMNS), _pack_request(r), _pack(r.result))
-            for r in self._dirty.values()
+            for r in self._new.values()
         ]
         changes = [change.params(mid) for mid, change in self._changes.items()]
         names = ", ".join((*_COLUMNS, *_BLOBS))
@@ -588,7 +592,7 @@ class SQLiteRecordStore(RecordStore):
                 "DELETE FROM records WHERE rowid <= (SELECT MAX(rowid) FROM records) - ?",
                 (self.max_rows,),
             )
-        self._dirty.clear()
+        self._new.clear()
         self._changes.clear()
         self._deleted.clear()
 
