@@ -110,3 +110,38 @@ def test_a_result_the_controller_did_not_keep_is_an_error_not_a_wait(
         mid = ar.msg_ids[0]
     with ctl.client() as other, pytest.raises(KeyError, match="no result of message"):
         other.get_result(mid, block=False)
+
+
+def test_a_database_outside_the_cluster_folder_is_readable_only_by_its_owner(
+    controller: Callable[..., Controller], tmp_path: Path
+) -> None:
+    db = tmp_path / "elsewhere" / "records.sqlite"
+    db.parent.mkdir()
+    old = os.umask(0o022)  # a common umask, which the controller inherits
+    try:
+        ctl = controller("--db", "sqlite", "--db-file", str(db))
+    finally:
+        os.umask(old)
+    with ctl.client() as rc:
+        rc.wait_for_engines(1, timeout=60)
+        rc.load_balanced_view().apply_async(lambda: "secret").get(timeout=30)
+    written = list(db.parent.iterdir())
+    assert {p.name for p in written} >= {"records.sqlite", "records.sqlite-wal"}
+    assert {p.name: p.stat().st_mode & 0o777 for p in written} == {p.name: 0o600 for p in written}
+
+
+@pytest.mark.parametrize("kind", ["missing folder", "not a database"])
+def test_a_database_that_cannot_be_opened_is_a_one_line_error(kind: str, tmp_path: Path) -> None:
+    db = tmp_path / "missing" / "records.sqlite"
+    if kind == "not a database":
+        db = tmp_path / "records.sqlite"
+        db.write_bytes(b"this is not SQLite" * 100)
+    cmd = par_cli("controller", "--file", str(tmp_path / "c.json"), "--db", "sqlite")
+    result = subprocess.run(
+        [*cmd, "--db-file", str(db)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"par controller: error: cannot open the record database {db}: "
+        + ("No such file or directory" if kind == "missing folder" else "file is not a database")
+    ]

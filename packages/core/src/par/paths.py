@@ -80,6 +80,12 @@ def write_private_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def create_private_file(path: Path) -> None:
+    """Create an empty file only its owner can read, unless it exists (then it is the
+    user's, and left as it is)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON file."""
     with open(path) as f:

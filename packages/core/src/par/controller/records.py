@@ -20,8 +20,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
+from ..paths import create_private_file
 from ..protocol import Chunks, buffer_of, detach
 from ..protocol import decode as msgpack_decode
 from ..protocol import encode as msgpack_encode
@@ -466,7 +468,21 @@ class SQLiteRecordStore(RecordStore):
         super().__init__(max_records, max_bytes)
         self.path = path
         self.max_rows = max_rows
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            # Results are the user's data: owner-only, as are SQLite's -wal and -shm
+            # files, which take the database file's permissions.
+            create_private_file(Path(path))
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._create_table()
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or exc  # an OSError's names the path again
+            raise OSError(f"cannot open the record database {path}: {reason}") from exc
+        self._new: dict[str, Record] = {}  # records added since the last flush: rows to write
+        self._changes: dict[str, _Change] = {}  # what to write over rows
+        self._deleted: set[str] = set()
+
+    def _create_table(self) -> None:
+        """Create the records table, or bring one an older par made up to date."""
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         cols = ", ".join((*_COLUMNS[1:], *(f"{b} BLOB" for b in _BLOBS)))
@@ -475,9 +491,6 @@ class SQLiteRecordStore(RecordStore):
         for col in (*_COLUMNS, *_BLOBS):  # a file an older par wrote lacks the newer columns
             if col not in have:
                 self.db.execute(f"ALTER TABLE records ADD COLUMN {col}")
-        self._new: dict[str, Record] = {}  # records added since the last flush: rows to write
-        self._changes: dict[str, _Change] = {}  # what to write over rows
-        self._deleted: set[str] = set()
 
     def add(self, record: Record) -> None:
         """Add a record (written at the next flush)."""
