@@ -145,3 +145,9 @@ def test_the_plugin_contract_is_one_module() -> None:
     hooks = [name for name in dir(spec) if name.startswith("par_")]
     assert hooks == ["par_launcher_event", "par_register_launchers"]
     assert all(getattr(spec, h).__doc__ for h in hooks)
+
+
+def test_launcher_names_are_case_insensitive() -> None:
+    with par.Cluster(n=1, engines="Local", controller="LOCAL") as rc:
+        rc.wait_for_engines(1, timeout=30)
+        assert rc[:].apply_sync(lambda: 6 * 7) == [42]

@@ -130,10 +130,12 @@ class Plugins:
         table = self.registry.controllers if kind == "controller" else self.registry.engines
         if name not in table:
             for ep in self._entry_points():
-                if ep.name == name:
+                if ep.name.casefold() == name.casefold():
                     self._load(ep)
         if name not in table:
             self.load_all()
+        # 'MPI' or 'Local', as ipyparallel accepts them
+        name = next((known for known in table if known.casefold() == name.casefold()), name)
         if name not in table:
             installed = ", ".join(sorted(table)) or "none"
             hint = ""

@@ -28,6 +28,7 @@ import zmq
 from .. import protocol, serialize
 from ..connection import ConnectionInfo
 from ..errors import RemoteError
+from ..messages import join_replies, split_tasks
 from ..protocol import Message, Session, buffer_of, recv_ready, send_frames
 from . import display, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
@@ -146,17 +147,10 @@ class Engine:
         if "tg" in h:  # a direct request fanned out to several engines: pick ours
             mid = str(h["ids"][h["tg"].index(self.control.engine_id)])
             return [(kind, mid, h, msg.payload, msg.buffers, to)]
-        ids = h["ids"]
-        if len(ids) == 1:
-            return [(kind, str(ids[0]), h, msg.payload, msg.buffers, to)]
-        fdata, nbufs = msg.payload[0], h.get("nb") or [0] * len(ids)
-        tasks: list[Task] = []
-        pos = 0
-        for i, mid in enumerate(ids):
-            bufs = msg.buffers[pos : pos + nbufs[i]]
-            pos += nbufs[i]
-            tasks.append((kind, str(mid), h, [fdata, msg.payload[1 + i]], bufs, to))
-        return tasks
+        return [
+            (kind, mid, h, payload, buffers, to)
+            for mid, payload, buffers in split_tasks(h, msg.payload, msg.buffers)
+        ]
 
     def handle(self, task: Task) -> Reply:
         """Run one task; return its reply (header, payload frames, buffers)."""
@@ -340,17 +334,7 @@ class Outbox:
     @staticmethod
     def _message(replies: list[Reply]) -> Reply:
         """One message of held replies: a ``reply``, or ``replies`` with several."""
-        if len(replies) == 1:
-            return replies[0]
-        headers = []
-        for h, _, bufs in replies:
-            if bufs:
-                h["b"] = len(bufs)
-            headers.append(h)
-        header = {"t": "replies", "hs": headers, "np": [len(p) for _, p, _ in replies]}
-        payload = [f for _, p, _ in replies for f in p]
-        buffers = [b for _, _, bufs in replies for b in bufs]
-        return header, payload, buffers
+        return replies[0] if len(replies) == 1 else join_replies(replies)
 
 
 def main(
