@@ -156,9 +156,16 @@ class Controller:
     def _bind(sock: zmq.Socket, ip: str, previous: str | None = None) -> str:
         host = f"[{ip}]" if ":" in ip else ip
         if previous:  # restoring: the same port, so engines and clients find us again
-            port = int(previous.rsplit(":", 1)[1])
-            sock.bind(f"tcp://{host}:{port}")
-            return f"tcp://{host}:{port}"
+            url = f"tcp://{host}:{int(previous.rsplit(':', 1)[1])}"
+            try:
+                sock.bind(url)
+            except zmq.ZMQError as exc:
+                reason = zmq.strerror(exc.errno or 0)  # without the address pyzmq adds
+                raise OSError(
+                    f"cannot restore on {url}: {reason}; is the controller still running, or "
+                    "another program on that port?"
+                ) from exc
+            return url
         port = sock.bind_to_random_port(f"tcp://{host}")
         return f"tcp://{host}:{port}"
 
@@ -663,10 +670,14 @@ class Controller:
                 engine.stats = h["stats"]
             self._send(self.control_sock, ident, {"t": "hbok"})
         elif kind == "reg":
+            # An engine asks again for each heartbeat of its that a restored controller
+            # answered before it knew the engine: it registers once.
+            again = ident in self.engines.by_uuid
             engine = self.engines.register(ident, int(h["pid"]), str(h["host"]), h.get("info", {}))
             engine.last_seen = time.monotonic()
-            log.info("engine %d registering (pid %d on %s)", engine.id, engine.pid, engine.host)
-            self._event("engine_registering", engine.describe())
+            if not again:
+                log.info("engine %d registering (pid %d on %s)", engine.id, engine.pid, engine.host)
+                self._event("engine_registering", engine.describe())
             reply = {"t": "reg_ok", "id": engine.id, "hb": self.config.heartbeat}
             self._send(self.control_sock, ident, reply)
         elif kind == "stream":
