@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -145,3 +147,40 @@ def test_a_database_that_cannot_be_opened_is_a_one_line_error(kind: str, tmp_pat
         f"par controller: error: cannot open the record database {db}: "
         + ("No such file or directory" if kind == "missing folder" else "file is not a database")
     ]
+
+
+def wait_for(path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_a_result_reaches_its_client_only_once_it_is_in_the_database(
+    controller: Callable[..., Controller], tmp_path: Path
+) -> None:
+    db, running, go = tmp_path / "records.sqlite", tmp_path / "running", tmp_path / "go"
+
+    def task() -> str:
+        running.touch()
+        wait_for(go)
+        return "durable"
+
+    ctl = controller("--db", "sqlite", "--db-file", str(db))
+    with ctl.client() as rc:
+        rc.wait_for_engines(1, timeout=60)
+        ar = rc.load_balanced_view().apply_async(task)
+        wait_for(running)
+        time.sleep(0.3)  # the controller has written the task's request meanwhile
+        writer = sqlite3.connect(db)
+        writer.execute("BEGIN IMMEDIATE")  # the database cannot be written for now
+        go.touch()
+        time.sleep(1)  # the task's reply reaches the controller, which cannot write it
+        assert not ar.ready()
+        writer.rollback()
+        assert ar.get(timeout=30) == "durable"
+        (status,) = writer.execute(
+            "SELECT status FROM records WHERE msg_id = ? AND result IS NOT NULL", ar.msg_ids
+        ).fetchone()
+        assert status == "ok"
+        writer.close()

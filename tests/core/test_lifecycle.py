@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -305,7 +304,48 @@ def test_a_par_home_par_cannot_write_is_a_one_line_error(tmp_path: Path) -> None
     assert line.endswith(f"set PAR_HOME to a folder you can write (it is {home})")
 
 
+@pytest.mark.parametrize("answer", ["r", "n"])
+def test_a_start_at_a_terminal_asks_whether_to_restore_a_crashed_cluster(answer: str) -> None:
+    cid = f"life-ask-{answer}"
+    assert run("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
+    engines = cluster_pids(cid)[1:]
+    crash_controller(cid)
+    terminal, user = os.openpty()
+    try:
+        start = subprocess.Popen(
+            par_cli("start", "-n", "1", "--daemonize", "--cluster-id", cid),
+            stdin=user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(terminal, f"{answer}\n".encode())
+        _, err = start.communicate(timeout=120)
+    finally:
+        os.close(terminal)
+        os.close(user)
+    try:
+        assert start.returncode == 0, err
+        assert "Restore it (r), start anew in its place (n), or quit (q)? [R/n/q]" in err
+        with par.Client(cluster_id=cid) as rc:
+            rc.wait_for_engines(1, timeout=30)
+            pids = rc[:].apply_sync(os.getpid)
+        if answer == "r":
+            assert pids == engines
+        else:
+            assert_all_gone(engines)
+            assert "par: what it left is kept in " in err
+    finally:
+        run("stop", "--cluster-id", cid)
+
+
 def test_no_process_of_these_tests_is_left() -> None:
     ours = [cid for cid in paths.list_cluster_ids() if cid.startswith("life-")]
-    assert not ours and not [p for cid in ("life-crash", "life-hand") for p in serving(cid)]
-    assert sys.executable  # the checks above ran in this interpreter's PAR_HOME
+    assert not ours
+    home = str(paths.par_home())
+    left = [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if any(home in arg and "/life-" in arg for arg in p.info["cmdline"] or [])
+    ]
+    assert not left

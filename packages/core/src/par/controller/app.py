@@ -206,6 +206,8 @@ class Controller:
 
     def _flush_replies(self) -> None:
         """Send each client its queued replies: one as it came, several as one ``replies``."""
+        if self.records.durable and self._outbox:
+            self.records.flush()  # a result a client receives is in the database
         for client, parts in self._outbox.items():
             if len(parts) == 1 and parts[0][3] is not None:
                 self._to_client(client, parts[0][3])

@@ -224,6 +224,8 @@ DEFAULT_KEYS = tuple(k for k in KEYS if k not in FRAME_KEYS)
 class RecordStore:
     """An insertion-ordered, bounded store of task records."""
 
+    durable = False  # whether records outlive the controller (then written before replies go)
+
     def __init__(self, max_records: int = 10_000, max_bytes: int = 256 << 20) -> None:
         self.max_records = max_records
         self.max_bytes = max_bytes
@@ -452,10 +454,13 @@ class SQLiteRecordStore(RecordStore):
     a task that finishes after more than ``max_records`` others were submitted, or
     a result larger than ``max_bytes`` (that one is then read back from the file).
     Writes go in one transaction per controller loop pass (:meth:`flush`), so the
-    hot path pays no disk round trip per task; a controller killed outright loses
-    at most the last pass. A restored controller finds every finished result and
-    every request (to resubmit), up to ``max_rows`` (oldest deleted first).
+    hot path pays no disk round trip per task, and before the pass's replies are
+    sent (:attr:`durable`): a result a client received from the controller is in
+    the file. A restored controller finds every finished result and every request
+    (to resubmit), up to ``max_rows`` (oldest deleted first).
     """
+
+    durable = True
 
     def __init__(
         self,
