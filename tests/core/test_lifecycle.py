@@ -118,6 +118,18 @@ def test_a_crashed_cluster_ended_with_stop_leaves_its_records_and_logs_for_a_new
     assert (kept / "records.sqlite").exists()
 
 
+def test_a_cluster_whose_controller_a_client_stopped_is_no_crash() -> None:
+    cid = "life-shut"
+    assert run("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
+    pids = cluster_pids(cid)
+    with par.Client(cluster_id=cid) as rc:
+        rc.shutdown(hub=True, block=True)
+    assert_all_gone(pids)
+    again = run("start", "-n", "1", "--daemonize", "--cluster-id", cid)
+    assert again.returncode == 0, again.stderr
+    assert run("stop", "--cluster-id", cid).returncode == 0
+
+
 def test_restore_is_refused_where_there_is_nothing_to_restore() -> None:
     result = run("start", "--restore", "--cluster-id", "life-none")
     assert result.returncode == 1
@@ -185,6 +197,7 @@ def test_a_restore_on_a_busy_port_is_a_one_line_error() -> None:
     url = json.loads(paths.connection_file(cid).read_text())["client_url"]
     crash_controller(cid)
     squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the old TIME_WAITs
     try:
         squatter.bind(("127.0.0.1", int(url.rsplit(":", 1)[1])))
         squatter.listen()

@@ -239,7 +239,8 @@ class Cluster:
 
     def _make_way(self) -> None:
         """Clear this cluster's folder for a new start: refuse if a cluster of this id
-        runs or crashed; keep aside what an ended one left (see :attr:`previous`)."""
+        runs or crashed; end and keep aside what one that stopped left (its controller
+        stopped by a client, say; see :attr:`previous`)."""
         folder = self.context.cluster_dir
         if not folder.exists():
             return
@@ -253,10 +254,11 @@ class Cluster:
                 f"cluster {self.cluster_id!r} is already running: stop it with "
                 f"`par stop --cluster-id {self.cluster_id}` or choose another --cluster-id"
             )
-        if conn.exists() or record.exists():
-            engines = len(leftovers.processes(conn))
-            raise ClusterCrashed(self.cluster_id, engines, restorable=conn.exists())
-        self.previous = leftovers.clear(self.cluster_id, crashed=True)
+        strays = leftovers.processes(conn)
+        if conn.exists():  # a controller that stops removes it: this one crashed
+            raise ClusterCrashed(self.cluster_id, len(strays), restorable=record.exists())
+        leftovers.stop(strays)
+        self.previous = leftovers.clear(self.cluster_id)
 
     def restore_controller_sync(self) -> None:
         """Start the controller of a cluster whose controller died, with the settings it
@@ -531,7 +533,7 @@ class Cluster:
         if self._client is not None:
             self._client.close()
             self._client = None
-        crashed = not self.controller_running()
+        crashed = self.context.connection_file.exists() and not self.controller_running()
         stopped = Stopped()
         try:
             self._reload_sets()

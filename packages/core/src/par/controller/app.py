@@ -29,14 +29,16 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from .. import protocol
+from .. import connection, protocol
 from ..connection import ConnectionInfo
 from ..curve import make_server, server_keypair, wanted
+from ..errors import ClusterError
 from ..messages import ENGINE_KEYS, join_replies, join_tasks, split_replies, split_tasks
 from ..protocol import Message, Session, recv_frames, recv_ready, send_frames
 from . import query
@@ -1149,16 +1151,12 @@ def serve(config: ControllerConfig, connection_file: str | None, restore: bool =
     """
     previous = None
     if restore:
-        from .. import connection
-
         if not connection_file:
             raise ValueError("--restore needs the connection file of the controller to restore")
         previous = connection.load(connection_file)
     controller = Controller(config, restore=previous)
     info = controller.connection_info()
     if connection_file:
-        from pathlib import Path
-
         info.write(Path(connection_file))
     log.info(
         "controller %s listening on %s (%s)",
@@ -1173,3 +1171,15 @@ def serve(config: ControllerConfig, connection_file: str | None, restore: bool =
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     controller.run()
+    if connection_file:
+        _forget(Path(connection_file), info)
+
+
+def _forget(path: Path, info: ConnectionInfo) -> None:
+    """Remove the connection file of a controller that stopped (not crashed): there is
+    nothing to restore, so `par start` need not offer it."""
+    try:
+        if connection.load(path).controller_pid == info.controller_pid:
+            path.unlink()
+    except (ClusterError, OSError):
+        pass  # gone already, or another controller's now
