@@ -266,17 +266,7 @@ def _restore(args: argparse.Namespace) -> tuple[Cluster, Client]:
         file=sys.stderr,
         flush=True,
     )
-    cluster.restore_controller_sync()
-    try:
-        client = cluster.connect_client_sync()
-        cluster._client = client
-        if cluster.restart_lost_engines:
-            client.subscribe_events(cluster._on_cluster_event)
-        cluster.wait_for_engines_sync(client, cluster.engines_running(), progress=_progress)
-    except BaseException:
-        cluster.stop_cluster_sync()  # as a start that fails: nothing left half up
-        raise
-    return cluster, client
+    return cluster, cluster.restore_and_connect_sync(progress=_progress)
 
 
 def _run(args: argparse.Namespace, start: Callable[[], tuple[Cluster, Client]]) -> int:

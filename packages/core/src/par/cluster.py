@@ -245,11 +245,11 @@ class Cluster:
         if not folder.exists():
             return
         conn, record = self.context.connection_file, paths.cluster_file(self.cluster_id)
-        try:
-            earlier = Cluster.from_file(self.cluster_id) if record.exists() else None
-        except Exception:  # a damaged file: the process table still tells
-            earlier = None
-        if (earlier or self).controller_running():
+        try:  # the earlier cluster's own launcher knows its controller; else the file names it
+            earlier = Cluster.from_file(self.cluster_id) if record.exists() else self
+        except Exception:  # a damaged cluster file
+            earlier = self
+        if earlier.controller_running():
             raise ClusterError(
                 f"cluster {self.cluster_id!r} is already running: stop it with "
                 f"`par stop --cluster-id {self.cluster_id}` or choose another --cluster-id"
@@ -288,6 +288,21 @@ class Cluster:
             raise
         controller.emit("running")
         self.write_cluster_file()
+
+    def restore_and_connect_sync(self, progress: Progress | None = None) -> Client:
+        """Restore the controller (:meth:`restore_controller_sync`), connect a client, and
+        wait until the engines still running have come back to it."""
+        self.restore_controller_sync()
+        try:
+            client = self.connect_client_sync()
+            self._client = client
+            if self.restart_lost_engines:
+                client.subscribe_events(self._on_cluster_event)
+            self.wait_for_engines_sync(client, self.engines_running(), progress)
+        except BaseException:
+            self.stop_cluster_sync()  # as a start that fails: nothing left half up
+            raise
+        return client
 
     def engines_running(self) -> int:
         """How many engines this cluster's launchers have running."""
@@ -573,6 +588,14 @@ class Cluster:
     async def start_and_connect(self, n: int | None = None, activate: bool = False) -> Client:
         """Async form of :meth:`start_and_connect_sync`."""
         return await asyncio.to_thread(self.start_and_connect_sync, n, None, activate)
+
+    async def restore_controller(self) -> None:
+        """Async form of :meth:`restore_controller_sync`."""
+        await asyncio.to_thread(self.restore_controller_sync)
+
+    async def restore_and_connect(self) -> Client:
+        """Async form of :meth:`restore_and_connect_sync`."""
+        return await asyncio.to_thread(self.restore_and_connect_sync)
 
     async def stop_engines(self, engine_set_id: str | None = None) -> None:
         """Async form of :meth:`stop_engines_sync`."""
