@@ -26,7 +26,7 @@ import psutil
 from . import paths
 from .process import ProcessRef, stop_all
 
-ROLES = ("engine", "controller")
+_ROLES = ("engine", "controller")
 
 
 def _is_par(cmdline: list[str]) -> bool:
@@ -35,7 +35,7 @@ def _is_par(cmdline: list[str]) -> bool:
     for i, arg in enumerate(cmdline[:4]):
         if arg in ("par.engine", "par.controller"):
             return True
-        if os.path.basename(arg) == "par" and i + 1 < len(cmdline) and cmdline[i + 1] in ROLES:
+        if os.path.basename(arg) == "par" and i + 1 < len(cmdline) and cmdline[i + 1] in _ROLES:
             return True
     return False
 

@@ -101,7 +101,7 @@ class LocalEngineSetLauncher(EngineSetLauncher):
 
     def start(self) -> None:
         """Start the engines (they register with the controller on their own)."""
-        if not self.options["force"]:
+        if not self.options.get("force"):  # a subclass with OPTIONS of its own may lack it
             capacity.check(self.n)
         logs = self.context.cluster_dir / "logs"
         stamp = int(time.time() * 1000)
