@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from . import paths
-from .process import ProcessRef, stop_all
+from .process import MARK_VARIABLE, ProcessRef, stop_all
 
 _ROLES = ("engine", "controller")
 
@@ -94,11 +94,13 @@ def processes(connection_file: Path) -> list[psutil.Process]:
 
 
 def stop(procs: list[psutil.Process], timeout: float = 10.0) -> None:
-    """Stop processes found here (SIGTERM, then SIGKILL after ``timeout``)."""
+    """Stop processes found here (SIGTERM, then SIGKILL after ``timeout``), and what
+    they started (they carry their launch mark)."""
     refs = []
     for proc in procs:
         try:
-            refs.append(ProcessRef(proc.pid, proc.create_time()))
+            mark = proc.environ().get(MARK_VARIABLE, "")
+            refs.append(ProcessRef(proc.pid, proc.create_time(), mark=mark))
         except psutil.Error:
             continue
     stop_all(refs, timeout)

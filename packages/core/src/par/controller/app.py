@@ -498,9 +498,7 @@ class Controller:
         if status == "ok":
             engine.completed += 1
             self.counts["completed"] += 1
-        elif status == "aborted":
-            self.counts["aborted"] += 1
-        else:
+        else:  # an engine answers an abort on its control connection (_on_aborted)
             engine.failed += 1
             self.counts["failed"] += 1
         self.records.finish(mid, h, [*payload, *buffers])
@@ -699,8 +697,22 @@ class Controller:
             for monitor in self.monitors:
                 if monitor != client:
                     self._to_client(monitor, body)
+        elif kind == "aborted" and engine is not None:
+            self._on_aborted(engine, [str(mid) for mid in h.get("ids", [])])
         elif kind == "unreg" and engine is not None:
-            self._lose(engine, "stopped", f"engine {engine.id} stopped")
+            self._lose(engine, "stopped", "stopped")
+
+    def _on_aborted(self, engine: Engine, ids: list[str]) -> None:
+        """Answer tasks an engine says it will never run, aborted while they waited there."""
+        for mid in ids:
+            p = engine.outstanding.pop(mid, None)
+            if p is None:
+                continue
+            self.pending.pop(mid, None)
+            self._error_reply(p, "TaskAborted", "aborted before start", engine.id, "aborted")
+            if mid in self._dependents:
+                self._wake(mid)
+        self._want_dispatch = True
 
     def _lose(self, engine: Engine, how: str, reason: str) -> None:
         """Unregister an engine and fail what it held."""
