@@ -311,7 +311,7 @@ class Outbox:
             self.replies[to] = [reply]
         else:
             held.append(reply)
-        self.nbytes += sum(len(buffer_of(b)) for b in reply[2])
+        self.nbytes += sum(memoryview(b).nbytes for b in reply[2])  # PickleBuffers have no len
 
     def due(self) -> bool:
         """Whether the held replies have waited long enough (or are big enough) to go."""
