@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import operator
 import os
 import threading
 import time
@@ -435,7 +436,13 @@ class Client:
             if not chosen:
                 raise NoEnginesRegistered(f"the slice {targets} selects none of the engines {ids}")
             return chosen
-        out = [int(t) for t in targets]
+        try:
+            out = [operator.index(t) for t in targets]
+        except TypeError:
+            hint = f"; for a variable on the engines use rc[:][{targets!r}]" * isinstance(targets, str)
+            raise TypeError(
+                f"engines are named by integer ids (one, a slice or a list), not {targets!r}{hint}"
+            ) from None
         if not out:
             raise NoEnginesRegistered("an empty list of targets: name at least one engine")
         missing = [t for t in out if t not in ids]
