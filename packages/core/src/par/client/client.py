@@ -439,7 +439,8 @@ class Client:
         try:
             out = [operator.index(t) for t in targets]
         except TypeError:
-            hint = f"; for a variable on the engines use rc[:][{targets!r}]" * isinstance(targets, str)
+            hint = f"; for a variable on the engines use rc[:][{targets!r}]"
+            hint = hint if isinstance(targets, str) else ""
             raise TypeError(
                 f"engines are named by integer ids (one, a slice or a list), not {targets!r}{hint}"
             ) from None
