@@ -25,6 +25,7 @@ import zmq
 from .. import protocol
 from ..protocol import recv_frames
 from .asyncresult import Metadata, Reply, _dt
+from .liveness import ControllerWatch
 from .outputs import record_reply, record_stream
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ log = logging.getLogger("par.client")
 
 STREAM_WAIT = 2.0
 ACTIVE_FOR = 0.01  # seconds after replies came in that this thread wakes every millisecond
-PING_INTERVAL = 1.0
 HANDOVER = 0.01  # the I/O thread leaves the socket to user's threads this long after a wait
 DRAIN_LIMIT = 1000  # messages handled before what else is due (sending, pings)
 LEAD_POLL = 0.1  # a leading thread's longest poll, between checks of what else is due
@@ -50,7 +50,7 @@ class IOThread(threading.Thread):
         self.closing = threading.Event()
         self.streamed: dict[str, int] = {}
         self.parked: dict[str, tuple[Reply, float]] = {}
-        self.last_heard = time.monotonic()
+        self.watch = ControllerWatch(client.controller_timeout, time.monotonic())
         self.lost = False
         self.lease = threading.Lock()  # held by the thread using the reply socket
         self.sock: zmq.Socket | None = None
@@ -58,7 +58,6 @@ class IOThread(threading.Thread):
         self.leader: int | None = None  # the thread receiving, while it holds the lease
         self.wanted = 0  # user's threads waiting for the lease (changed under _arrivals)
         self.handled = 0.0  # when replies last came in
-        self.next_ping = 0.0
         self.joiner = protocol.Assembler(client.session)  # large replies come in chunks
 
     def run(self) -> None:
@@ -77,7 +76,7 @@ class IOThread(threading.Thread):
             # the request socket, answered here all the same.
             sock.connect(client._info.direct_url)
             self.sock = sock
-        self.next_ping = time.monotonic() + PING_INTERVAL
+        self.watch.sent = time.monotonic()
         try:
             while not self.closing.is_set():
                 if self.wanted or time.monotonic() - self.waited < HANDOVER:
@@ -201,10 +200,11 @@ class IOThread(threading.Thread):
         """What is due whoever receives: parked replies, pings, the controller's silence."""
         if self.parked:
             self._release_parked(force_before=now)
-        if now >= self.next_ping:
+        if self.watch.due(now):
+            lost = self.watch.ping(now)  # judged after this pass drained what had arrived
             self.client._send_frames(self.client._query_frames("ping", {})[1])
-            self.next_ping = now + PING_INTERVAL
-            self._check_controller(now)
+            if lost and not self.lost:
+                self._lose_controller()
 
     def _drain(
         self, sock: zmq.Socket, first: list[Any], done: Callable[[], bool] | None = None
@@ -220,7 +220,7 @@ class IOThread(threading.Thread):
         if msg is None:
             log.warning("dropped an unauthenticated or malformed message")
             return
-        self.last_heard = time.monotonic()
+        self.watch.heard = True
         if self.lost:
             self.lost = False
             log.warning("the controller answers again")
@@ -325,11 +325,9 @@ class IOThread(threading.Thread):
                 del self.parked[mid]
                 self._deliver(mid, reply)
 
-    def _check_controller(self, now: float) -> None:
-        """Fail what is outstanding once the controller has been silent too long."""
-        silent = now - self.last_heard
-        if self.lost or silent < self.client.controller_timeout:
-            return
+    def _lose_controller(self) -> None:
+        """Fail what is outstanding: the controller has been silent too long."""
+        silent = self.watch.silent_for
         self.lost = True
         with self.client._engines_changed:  # unknown until a controller tells us again
             self.client._engines.clear()
