@@ -50,6 +50,9 @@ log = logging.getLogger("par.protocol")
 
 DELIM = b"<PAR|MSG>"
 CHUNK = b"<PAR|CHUNK>"  # the first frame of a chunk of a large message's buffers
+# The answer to a message signed with another key: unsigned (its sender could not check a
+# signature made with a key it does not have), so a client heeds it only while connecting.
+REFUSED = b"<PAR|REFUSED>"
 CHUNK_BYTES = 2 << 20  # the bytes in each chunk
 CHUNK_ABOVE = 8 << 20  # buffers larger than this in all may travel in chunks
 STALE_AFTER = 60.0  # seconds after which a message's missing chunks are given up
@@ -115,16 +118,21 @@ class Message:
         return self.frames[len(self.routing) :]
 
 
+class _OtherKey(ValueError):
+    """A well-formed message whose signature does not match: signed with another key."""
+
+
 class Session:
     """Signs outgoing and verifies incoming messages with one cluster key."""
 
-    __slots__ = ("_mac", "dropped", "key")
+    __slots__ = ("_mac", "dropped", "key", "refused")
 
     def __init__(self, key: bytes) -> None:
         if not key:
             raise ValueError("a cluster key is required to sign messages")
         self.key = key
-        self.dropped = 0
+        self.dropped = 0  # messages dropped as unauthenticated or malformed
+        self.refused = 0  # of which well-formed but signed with another key
         self._mac = hashlib.blake2b(key=key, digest_size=SIG_SIZE)  # copied: cheaper than keying
 
     def sign(self, signed: Frame, payload: Sequence[Frame]) -> bytes:
@@ -183,6 +191,10 @@ class Session:
         """
         try:
             return self._parse(frames)
+        except _OtherKey:
+            self.refused += 1
+            self.dropped += 1
+            return None
         except (ValueError, TypeError, IndexError, msgpack.UnpackException):
             self.dropped += 1
             return None
@@ -215,7 +227,7 @@ class Session:
         if not hmac.compare_digest(
             head[len(DELIM) : HEAD_START], self.sign(head[HEAD_START:], payload)
         ):
-            raise ValueError("bad signature")
+            raise _OtherKey("bad signature")
         if "pk" in header:
             payload = _unpack_payload(head, end, header["pk"]) + payload
         elif end != len(head):
@@ -236,6 +248,14 @@ def _unpack_payload(head: Any, start: int, sizes: Any) -> list[Frame]:
     if start != len(head):
         raise ValueError("packed sizes do not match the head frame")
     return out
+
+
+def is_refusal(frames: list[Frame]) -> bool:
+    """Whether a received message is a controller's ``REFUSED``."""
+    if len(frames) != 1:
+        return False
+    view = buffer_of(frames[0])
+    return len(view) == len(REFUSED) and bytes(view) == REFUSED
 
 
 def _is_chunk(frame: Frame) -> bool:

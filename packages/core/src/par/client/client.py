@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from .. import connection, protocol, serialize
-from ..errors import NoEnginesRegistered, ParError
+from ..errors import ClusterError, NoEnginesRegistered, ParError
 from ..protocol import Session
 from . import taskrecords
 from .asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult, Metadata, new_metadata
@@ -71,6 +71,7 @@ class Client:
     ) -> None:
         path = connection.resolve(connection_info, cluster_id)
         self._info = connection.load(path, timeout=timeout)
+        self._connection_file = path
         self.cluster = cluster
         self.controller_timeout = controller_timeout
         self.spin_wait = spin_wait
@@ -164,6 +165,14 @@ class Client:
     def _check_open(self) -> None:
         if self._closed:
             raise ParError("this client is closed")
+
+    def _on_refused(self, why: str) -> None:
+        """Fail the queries waiting (the connect's) with why the controller refused this
+        client (from the I/O thread, which answers them)."""
+        error = ClusterError(f"the controller at {self._info.client_url} {why}; {connection.FIX}")
+        for fut in list(self._queries.values()):
+            if not fut.done():
+                fut.set_exception(error)
 
     def _on_query_reply(self, h: dict[str, Any], payload: list[Any]) -> None:
         fut = self._queries.pop(h.get("qid", ""), None)
@@ -776,11 +785,12 @@ class Client:
             return
         self._closed = True
         _open_clients.discard(self)
-        try:
-            _, frames = self._query_frames("close", {})
-            self._send_frames(frames)
-        except zmq.ZMQError:
-            pass
+        if self._io.accepted:  # else the connection may be dead: a send could wait forever
+            try:
+                _, frames = self._query_frames("close", {})
+                self._send_frames(frames)
+            except zmq.ZMQError:
+                pass
         self._io.closing.set()
         self._io.join(timeout=2)
         for sock in (self._req, self._sender.direct):

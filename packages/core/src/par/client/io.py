@@ -10,25 +10,36 @@ its reply reaches it without a hand-off between threads.
 A reply whose task streamed output during its run says how many chunks it
 streamed; if some are still in flight the reply waits (briefly) for them,
 so ``ar.stdout`` is complete once ``ar.get()`` returns.
+
+Before anything else the thread watches its connection's first handshake:
+one the controller refuses (Curve on one side only, another Curve key) would
+leave the connection dead for good, so the client fails at once, saying why.
+A controller that gets a message signed with another key answers ``REFUSED``
+(see ``protocol.py``), which fails the client's connect the same way.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from .. import protocol
-from ..protocol import recv_frames
+from ..protocol import is_refusal, recv_frames
 from .asyncresult import Metadata, Reply, _dt
 from .liveness import ControllerWatch
 from .outputs import record_reply, record_stream
 
 if TYPE_CHECKING:
+    from ..connection import ConnectionInfo
     from .client import Client
 
 log = logging.getLogger("par.client")
@@ -38,6 +49,11 @@ ACTIVE_FOR = 0.01  # seconds after replies came in that this thread wakes every 
 HANDOVER = 0.01  # the I/O thread leaves the socket to user's threads this long after a wait
 DRAIN_LIMIT = 1000  # messages handled before what else is due (sending, pings)
 LEAD_POLL = 0.1  # a leading thread's longest poll, between checks of what else is due
+HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+)
 
 
 class IOThread(threading.Thread):
@@ -52,6 +68,7 @@ class IOThread(threading.Thread):
         self.parked: dict[str, tuple[Reply, float]] = {}
         self.watch = ControllerWatch(client.controller_timeout, time.monotonic())
         self.lost = False
+        self.accepted = False  # the controller answered: a REFUSED now is no one's
         self.lease = threading.Lock()  # held by the thread using the reply socket
         self.sock: zmq.Socket | None = None
         self.waited = 0.0  # when a user's thread last waited on a result (see lead)
@@ -68,7 +85,9 @@ class IOThread(threading.Thread):
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.RCVTIMEO, round(LEAD_POLL * 1000))  # see _receive
         client._info.secure(sock)
-        sock.connect(client._info.client_url)
+        if not self._handshake(sock):
+            sock.close()
+            return
         with self.lease:
             sock.send_multipart(self.first)
             # Engines answer direct requests on this socket too, through the device. It
@@ -99,6 +118,28 @@ class IOThread(threading.Thread):
             with self.lease:
                 self.sock = None
                 sock.close()
+
+    def _handshake(self, sock: zmq.Socket) -> bool:
+        """Connect to the controller and wait for the handshake; False if it failed (the
+        client's connect then fails, saying why) or the client closed meanwhile."""
+        monitor = sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | functools.reduce(operator.or_, HANDSHAKE_FAILED)
+        )
+        try:
+            sock.connect(self.client._info.client_url)
+            while not self.closing.is_set():
+                if monitor.poll(round(LEAD_POLL * 1000)):
+                    event = recv_monitor_message(monitor)["event"]
+                    if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                        return True
+                    client = self.client
+                    why = handshake_refusal(client._info, client._connection_file, event)
+                    client._on_refused(f"refused the connection: it {why}")
+                    return False
+            return False
+        finally:
+            sock.disable_monitor()
+            monitor.close(linger=0)
 
     def lead(self, done: Callable[[], bool], timeout: float | None) -> None:
         """Receive on the calling (user's) thread until ``done()``, ``timeout`` or close.
@@ -218,9 +259,17 @@ class IOThread(threading.Thread):
         if msg is False:  # a chunk of a large reply: more to come
             return
         if msg is None:
-            log.warning("dropped an unauthenticated or malformed message")
+            if is_refusal(frames) and not self.accepted:
+                path = self.client._connection_file
+                self.client._on_refused(
+                    f"refused this client's messages: the key in connection file {path} is not "
+                    "the cluster's"
+                )
+            else:
+                log.warning("dropped an unauthenticated or malformed message")
             return
         self.watch.heard = True
+        self.accepted = True
         if self.lost:
             self.lost = False
             log.warning("the controller answers again")
@@ -346,3 +395,13 @@ class IOThread(threading.Thread):
         for mid in list(self.client._pending):
             header = {"t": "reply", "id": mid, "st": "error", "en": ename}
             self._on_reply(Reply(header, [content], []))
+
+
+def handshake_refusal(info: ConnectionInfo, path: Path, event: int) -> str:
+    """Why the controller refused a connection's handshake (``event``: how it failed), for
+    the client of connection file ``path``."""
+    if not info.curve_serverkey:
+        return f"encrypts (CurveZMQ), and connection file {path} has no curve_serverkey"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        return f"does not encrypt, and connection file {path} has a curve_serverkey"
+    return f"has another CurveZMQ key than the curve_serverkey in connection file {path}"

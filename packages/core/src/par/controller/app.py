@@ -1093,8 +1093,11 @@ class Controller:
         return msg
 
     def _handle_client(self, frames: list[Any]) -> None:
+        refused = self.session.refused
         msg = self._parse(frames)
-        if msg is not None and isinstance(msg.header.get("c"), bytes):
+        if msg is None and self.session.refused != refused:  # tell a client with a stale key
+            send_frames(self.client_sock, [frames[0], protocol.REFUSED])
+        elif msg is not None and isinstance(msg.header.get("c"), bytes):
             self._read_copies()  # what a client asks about includes its direct requests
             self._guard(self._on_client, msg)
 
