@@ -391,6 +391,13 @@ def cmd_controller(argv: Sequence[str]) -> int:
         help="bytes of requests, results and output kept in task records",
     )
     parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=d.max_message_bytes,
+        help="the largest frame a client or engine may send (a larger one is refused unread; "
+        "data sent in chunks is not limited; default: 1 GiB)",
+    )
+    parser.add_argument(
         "--curve",
         default=d.curve,
         choices=("auto", "on", "off"),
@@ -427,6 +434,7 @@ def cmd_controller(argv: Sequence[str]) -> int:
         heartbeat_timeout=args.heartbeat_timeout,
         max_records=args.max_records,
         max_record_bytes=args.max_record_bytes,
+        max_message_bytes=args.max_message_bytes,
         location=args.location,
         curve=args.curve,
         db=args.db,

@@ -20,6 +20,7 @@ SIGNATURE_SCHEME = "blake2b-128"  # the only one par signs with (see protocol.Se
 URL_FIELDS = ("client_url", "engine_url", "control_url", "direct_url", "engine_direct_url")
 _URL = re.compile(r"tcp://(\[[0-9A-Za-z:.%]+\]|[^\s:/\[\]]+):(\d{1,5})")
 _Z85 = frozenset(string.digits + string.ascii_letters + ".-:+=^!/*?&<>()[]{}@%$#")
+OPTIONAL = {"signature_scheme", "curve_serverkey", "max_message_bytes"}  # older files lack them
 FIX = "use the connection file the controller wrote (`par list` shows the running clusters)"
 
 
@@ -38,6 +39,7 @@ class ConnectionInfo:
     location: str
     signature_scheme: str = SIGNATURE_SCHEME
     curve_serverkey: str = ""  # the controller's public Curve key; empty: no encryption
+    max_message_bytes: int = 0  # the largest frame the controller takes; 0: not said
 
     def __post_init__(self) -> None:
         problems = self._problems()
@@ -66,6 +68,8 @@ class ConnectionInfo:
         public = self.curve_serverkey
         if public and not (isinstance(public, str) and len(public) == 40 and set(public) <= _Z85):
             out.append("its curve_serverkey is not a CurveZMQ public key (40 Z85 characters)")
+        if type(self.max_message_bytes) is not int or self.max_message_bytes < 0:
+            out.append(f"its max_message_bytes {self.max_message_bytes!r} is not a byte count")
         return out
 
     def secure(self, sock: Any) -> None:
@@ -92,11 +96,9 @@ class ConnectionInfo:
     def from_dict(cls, data: dict[str, Any]) -> ConnectionInfo:
         """Build from a dict, ignoring keys this version does not know."""
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        missing = (
-            set(cls.__dataclass_fields__) - set(known) - {"signature_scheme", "curve_serverkey"}
-        )
+        missing = set(cls.__dataclass_fields__) - set(known) - OPTIONAL
         if missing:
-            raise ClusterError(f"connection file lacks {', '.join(sorted(missing))}")
+            raise ValueError(f"it lacks {', '.join(sorted(missing))}; {FIX}")
         return cls(**known)
 
 

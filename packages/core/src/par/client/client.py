@@ -34,7 +34,7 @@ from .asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult, Metadata, 
 from .history import HISTORY_LIMIT, BoundedDict, Results
 from .io import IOThread
 from .outbox import RequestSender
-from .paths import FANOUT_BYTES, Paths, nbytes
+from .paths import FANOUT_BYTES, Paths, largest, nbytes
 
 if TYPE_CHECKING:
     from .view import View
@@ -286,6 +286,14 @@ class Client:
     ) -> None:
         """Send a request to the controller, or (``via``: those engines' identities)
         through the direct device."""
+        limit = self._info.max_message_bytes  # the device takes buffers in chunks
+        if limit and max(largest(payload), 0 if via else largest(buffers)) > limit:
+            self._unregister(header["ids"])
+            raise ValueError(
+                f"a frame of {max(largest(payload), largest(buffers))} bytes is more than the "
+                f"controller takes ({limit}, `par controller --max-message-bytes`): push large "
+                "data to the engines with a DirectView (it travels in chunks), or raise the limit"
+            )
         header["c"] = self._ident
         header["ts"] = time.time()
         if tracked is None:
@@ -312,8 +320,11 @@ class Client:
         or through the hub, which fans it out (see :mod:`par.client.paths`)."""
         ar = self._register(len(targets), make_ar)
         header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
+        limit = self._info.max_message_bytes
         hub = "co" in header or (  # coalesced: by the hub, as a large fan-out had better be
-            len(targets) > 1 and nbytes(payload) + nbytes(buffers) >= FANOUT_BYTES
+            len(targets) > 1
+            and nbytes(payload) + nbytes(buffers) >= FANOUT_BYTES
+            and not (limit and largest(buffers) > limit)  # the device takes it in chunks
         )
         parts = self._paths.book(ar.msg_ids, targets, hub)
         for via, ids, tg in parts:

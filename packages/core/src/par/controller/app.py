@@ -52,6 +52,7 @@ Part = tuple[dict[str, Any], list[Any], list[Any], list[Any] | None]
 # Header keys an engine reads from a request besides its ids and targets.
 ENGINE_KEYS = ("f", "mp")
 COPIES_DELAY = 0.005  # seconds the direct device's copies gather before the hub reads them
+MIN_MESSAGE_BYTES = protocol.MAX_HEADER_BYTES  # the least --max-message-bytes can be
 
 
 @dataclass(slots=True)
@@ -75,6 +76,7 @@ class ControllerConfig:
     registration_timeout: float = 30.0
     max_records: int = 10_000
     max_record_bytes: int = 256 << 20
+    max_message_bytes: int = 1 << 30  # the largest frame a peer may send (see _router)
     location: str = ""
     curve: str = "auto"  # auto: encrypt whenever listening beyond loopback
     db: str = "memory"  # or "sqlite": records (and results) survive a controller restart
@@ -114,6 +116,11 @@ class Controller:
         self.started = time.time()
         self.running = False
         self._stop_at: float | None = None
+        if config.max_message_bytes < MIN_MESSAGE_BYTES:
+            raise ValueError(
+                f"--max-message-bytes {config.max_message_bytes} is too small: a message's "
+                f"header alone may take {MIN_MESSAGE_BYTES} bytes; give at least that"
+            )
         self.curve_keys = server_keypair() if wanted(config.curve, config.ip) else None
         if restore is not None and restore.curve_serverkey:
             raise ValueError(
@@ -149,6 +156,9 @@ class Controller:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
+        # Anyone who can connect may send: ZeroMQ drops a peer that announces a larger frame
+        # before reading it (large data comes in chunks on the direct path).
+        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)
         if self.curve_keys is not None:
             make_server(sock, self.curve_keys[1])
         return sock
@@ -180,6 +190,7 @@ class Controller:
             controller_pid=os.getpid(),
             location=self.config.location or socket.gethostname(),
             curve_serverkey=self.curve_keys[0] if self.curve_keys else "",
+            max_message_bytes=self.config.max_message_bytes,
         )
 
     # ---- sending -------------------------------------------------------------------------
