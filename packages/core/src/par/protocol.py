@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import mmap
 import os
 import time
 import uuid
@@ -56,6 +57,7 @@ REFUSED = b"<PAR|REFUSED>"
 CHUNK_BYTES = 2 << 20  # the bytes in each chunk
 CHUNK_ABOVE = 8 << 20  # buffers larger than this in all may travel in chunks
 STALE_AFTER = 60.0  # seconds after which a message's missing chunks are given up
+MAPPED_FROM = 1 << 20  # a buffer joined from chunks this large is a fresh mapping (_blank)
 SIG_SIZE = 16
 HEAD_START = len(DELIM) + SIG_SIZE  # where the signed part of the head frame starts
 BODY_START = HEAD_START + 4  # where the header starts, after its length
@@ -337,9 +339,7 @@ class Assembler:
                 del self.joining[other]
                 log.warning("a message's chunks stopped coming; dropped it")
                 self.session.dropped += 1
-        buffers: list[Any] = (
-            [[] for _ in sizes] if self.keep_chunks else [bytearray(n) for n in sizes]
-        )
+        buffers: list[Any] = [[] for _ in sizes] if self.keep_chunks else [_blank(n) for n in sizes]
         joining = _Joining(msg, sizes, buffers, heard=now)
         joining.skip_full()
         self.joining[key] = joining
@@ -381,6 +381,14 @@ class Assembler:
         del msg.header["ck"]
         msg.header["b"] = len(msg.buffers)
         return msg
+
+
+def _blank(n: int) -> Any:
+    """A writable buffer of ``n`` bytes to join chunks into, in memory taken only as the
+    chunks fill it: ``bytearray(n)`` writes zeros over all of it at once, so a large
+    message would briefly cost its size twice (the zeroed buffer, and its chunks queued
+    in ZeroMQ). A fresh anonymous mapping's pages cost nothing until written."""
+    return mmap.mmap(-1, n) if n >= MAPPED_FROM else bytearray(n)
 
 
 def _sender(routing: list[Frame]) -> tuple[bytes, ...]:
