@@ -84,3 +84,67 @@ def test_a_result_larger_than_the_controller_takes_is_an_error_that_says_so(
     assert len(rc[0].apply_sync(lambda n: b"r" * n, LIMIT + 1)) == LIMIT + 1  # in chunks
     assert lv.map_sync(abs, [-1, -2]) == [1, 2]
     assert rc.ids == [0, 1]
+
+
+STOPPED_CLIENT = """
+import sys, par
+rc = par.Client(sys.argv[1], controller_timeout=60)
+rc.wait_for_engines(2, timeout=30)
+n = int(sys.argv[2])
+ar = rc.load_balanced_view().map_async(lambda i: bytes([i % 256]) * 100_000, range(n))
+print("submitted", flush=True)
+results = ar.get(timeout=600)
+assert [r[:1] for r in results] == [bytes([i % 256]) for i in range(n)]
+assert {len(r) for r in results} == {100_000}
+print("all", len(results), flush=True)
+"""
+
+
+def test_results_for_a_stopped_client_wait_in_bounded_memory_and_none_is_lost() -> None:
+    """A client stopped (SIGSTOP, Ctrl-Z) while its map runs: the controller holds a bounded
+    part of the map's results for it, not all of them, and it gets every one on resuming;
+    meanwhile other clients are served."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from par import paths
+
+    n = 2000  # 200 MB of results
+    c = par.Cluster(n=2, controller_args=["--max-record-bytes", str(8 << 20)])
+    rc = c.start_and_connect_sync()
+    proc = None
+    try:
+        pid = rc._info.controller_pid
+        resident = memory(pid, "VmRSS")
+        conn = str(paths.connection_file(c.cluster_id))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", STOPPED_CLIENT, conn, str(n)], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "submitted"
+        os.kill(proc.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the map stops moving
+            before = rc.status()["counts"]["completed"]
+            time.sleep(2)
+            done = rc.status()["counts"]["completed"]
+            if done == before or done >= n:
+                break
+        held = memory(pid, "VmHWM") - resident
+        assert held < 60 << 20, f"the controller took {held >> 20} MB for a stopped client"
+        assert rc.status()["slow_clients"] == 1
+        assert rc.queue_status()["unassigned"] > 0  # its tasks wait, undispatched
+        assert rc.load_balanced_view().map_sync(abs, [-1, -2, -3]) == [1, 2, 3]
+        os.kill(proc.pid, signal.SIGCONT)
+        assert proc.stdout.readline().split() == ["all", str(n)]
+        assert proc.wait(timeout=60) == 0
+        assert rc.status()["slow_clients"] == 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait()
+        c.stop_cluster_sync()

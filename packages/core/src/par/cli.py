@@ -398,6 +398,13 @@ def cmd_controller(argv: Sequence[str]) -> int:
         "data sent in chunks is not limited; default: 1 GiB)",
     )
     parser.add_argument(
+        "--client-hwm",
+        type=int,
+        default=d.client_hwm,
+        help="messages queued for a client that is not reading, before its results wait in "
+        "the controller and its tasks are no longer dispatched (default: %(default)s)",
+    )
+    parser.add_argument(
         "--curve",
         default=d.curve,
         choices=("auto", "on", "off"),
@@ -435,6 +442,7 @@ def cmd_controller(argv: Sequence[str]) -> int:
         max_records=args.max_records,
         max_record_bytes=args.max_record_bytes,
         max_message_bytes=args.max_message_bytes,
+        client_hwm=args.client_hwm,
         location=args.location,
         curve=args.curve,
         db=args.db,

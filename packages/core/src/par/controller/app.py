@@ -39,6 +39,7 @@ from ..connection import ConnectionInfo
 from ..curve import make_server, server_keypair, wanted
 from ..protocol import Message, Session, recv_frames, recv_ready, send_frames
 from . import query
+from .delivery import REPLIES_BYTES, Delivery, batches
 from .engines import Engine, EngineRegistry, Pending
 from .mux import IN, NUDGE, DirectDevice
 from .records import Record, RecordStore, Shared, SQLiteRecordStore
@@ -53,6 +54,7 @@ Part = tuple[dict[str, Any], list[Any], list[Any], list[Any] | None]
 ENGINE_KEYS = ("f", "mp")
 COPIES_DELAY = 0.005  # seconds the direct device's copies gather before the hub reads them
 MIN_MESSAGE_BYTES = protocol.MAX_HEADER_BYTES  # the least --max-message-bytes can be
+SLOW_RETRY = 0.05  # seconds between tries to send what waits for slow clients
 
 
 @dataclass(slots=True)
@@ -77,6 +79,7 @@ class ControllerConfig:
     max_records: int = 10_000
     max_record_bytes: int = 256 << 20
     max_message_bytes: int = 1 << 30  # the largest frame a peer may send (see _router)
+    client_hwm: int = 64  # messages queued for a client that is not reading (delivery.py)
     location: str = ""
     curve: str = "auto"  # auto: encrypt whenever listening beyond loopback
     db: str = "memory"  # or "sqlite": records (and results) survive a controller restart
@@ -128,6 +131,9 @@ class Controller:
             )
 
         self.client_sock = self._router()
+        self.client_sock.setsockopt(zmq.SNDHWM, config.client_hwm)
+        self.client_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.delivery = Delivery(self.client_sock)
         self.engine_sock = self._router()
         self.control_sock = self._router()
         self.monitor = self.engine_sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
@@ -199,7 +205,7 @@ class Controller:
         send_frames(sock, [ident, *self.session.serialize(header, payload)])
 
     def _to_client(self, client: bytes, body: list[Any]) -> None:
-        send_frames(self.client_sock, [client, *body])
+        self.delivery.send(client, body)
 
     def _reply_to(self, client: bytes, part: Part) -> None:
         """Queue a reply for a client; :meth:`_flush_replies` sends the pass's replies together."""
@@ -210,22 +216,24 @@ class Controller:
             queued.append(part)
 
     def _flush_replies(self) -> None:
-        """Send each client its queued replies: one as it came, several as one ``replies``."""
-        for client, parts in self._outbox.items():
-            if len(parts) == 1 and parts[0][3] is not None:
-                self._to_client(client, parts[0][3])
-                continue
-            headers = []
-            for h, _, bufs, _ in parts:
-                if bufs:
-                    h["b"] = len(bufs)
-                else:
-                    h.pop("b", None)
-                headers.append(h)
-            header = {"t": "replies", "hs": headers, "np": [len(p[1]) for p in parts]}
-            payload = [f for p in parts for f in p[1]]
-            buffers = [b for p in parts for b in p[2]]
-            self._to_client(client, self.session.serialize(header, payload, buffers))
+        """Send each client its queued replies: one as it came, several as ``replies``
+        messages of about ``REPLIES_BYTES`` at most (see delivery.py)."""
+        for client, queued in self._outbox.items():
+            for parts in batches(queued, REPLIES_BYTES):
+                if len(parts) == 1 and parts[0][3] is not None:
+                    self._to_client(client, parts[0][3])
+                    continue
+                headers = []
+                for h, _, bufs, _ in parts:
+                    if bufs:
+                        h["b"] = len(bufs)
+                    else:
+                        h.pop("b", None)
+                    headers.append(h)
+                header = {"t": "replies", "hs": headers, "np": [len(p[1]) for p in parts]}
+                payload = [f for p in parts for f in p[1]]
+                buffers = [b for p in parts for b in p[2]]
+                self._to_client(client, self.session.serialize(header, payload, buffers))
         self._outbox.clear()
 
     def _event(self, kind: str, data: dict[str, Any]) -> None:
@@ -233,7 +241,7 @@ class Controller:
         header = {"t": "event", "k": kind, "d": data, "time": time.time()}
         frames = self.session.serialize(header)
         for client in self.clients:
-            send_frames(self.client_sock, [client, *frames])
+            self.delivery.send(client, frames)
 
     def _error_reply(
         self, p: Pending, ename: str, evalue: str, engine: int | None, status: str = "error"
@@ -422,7 +430,7 @@ class Controller:
         """Send queued tasks to engines with room: each engine's share as few messages."""
         self._want_dispatch = False
         batches: dict[tuple[bytes, int], list[Pending]] = {}
-        for task, engine in self.tasks.assign(self.engines.up()):
+        for task, engine in self.tasks.assign(self.engines.up(), self.delivery.held):
             rec = self.records.get(task.msg_id)
             if rec is not None:
                 rec.engine_id, rec.engine_uuid = engine.id, engine.uuid
@@ -685,7 +693,7 @@ class Controller:
             }
             frames = self.session.serialize(header)
             for client in self.monitors:
-                send_frames(self.client_sock, [client, *frames])
+                self.delivery.send(client, frames, watching=True)
             self._notices = []
 
     # ---- engine control channel ------------------------------------------------------------
@@ -724,7 +732,7 @@ class Controller:
                 self.records.add_output(str(mid), h["n"], str(h.get("d", "")))
             for monitor in self.monitors:
                 if monitor != client:
-                    self._to_client(monitor, body)
+                    self.delivery.send(monitor, body, watching=True)
         elif kind == "unreg" and engine is not None:
             self._lose(engine, "stopped", f"engine {engine.id} stopped")
 
@@ -793,7 +801,7 @@ class Controller:
             reply["ok"] = False
             reply["err"] = f"{type(exc).__name__}: {exc}"
         self._flush_replies()  # replies a query caused arrive before its answer
-        self._send(self.client_sock, client, reply, payload)
+        self.delivery.send(client, self.session.serialize(reply, payload))
 
     def _q_connect(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
         self.clients[client] = {"since": time.time()}
@@ -810,6 +818,9 @@ class Controller:
     def _q_close(self, client: bytes, h: dict[str, Any]) -> None:
         self.clients.pop(client, None)
         self.monitors.discard(client)
+        self.delivery.forget(client)
+        self.tasks.release(client)  # its tasks run; their results go to the records
+        self._want_dispatch = True
 
     def _q_monitor(self, client: bytes, h: dict[str, Any]) -> bool:
         """Also send this client task notices and every engine's streamed output."""
@@ -832,7 +843,7 @@ class Controller:
             }
             for e in self.engines.up()
         }
-        out["unassigned"] = len(self.tasks.queue)
+        out["unassigned"] = self.tasks.unassigned
         return out
 
     def _q_status(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
@@ -841,7 +852,8 @@ class Controller:
             "uptime": time.time() - self.started,
             "engines": [e.describe() for e in self.engines.by_id.values()],
             "counts": dict(self.counts),
-            "queued": len(self.tasks.queue),
+            "queued": self.tasks.unassigned,
+            "slow_clients": len(self.delivery.held),
             "pending": len(self.pending),
             "records": len(self.records),
             "record_bytes": self.records.nbytes,
@@ -1048,6 +1060,8 @@ class Controller:
             while self._stop_at is None or time.monotonic() < self._stop_at:
                 now = time.monotonic()
                 wait = tick if copies_due is None else max(0.0, copies_due - now)
+                if self.delivery.held:  # try the slow clients again soon
+                    wait = min(wait, SLOW_RETRY)
                 for sock, _ in poller.poll(round(wait * 1000)):
                     if sock is self.copies:
                         # Read later, together: one wake-up for many round trips, and none
@@ -1060,6 +1074,10 @@ class Controller:
                     self._read_copies()
                     poller.register(self.copies, zmq.POLLIN)
                     copies_due = None
+                if self.delivery.held:
+                    for client in self.delivery.flush():
+                        self.tasks.release(client)
+                        self._want_dispatch = True
                 if self._want_dispatch:
                     self._dispatch()
                 if self._outbox:
@@ -1107,7 +1125,7 @@ class Controller:
         refused = self.session.refused
         msg = self._parse(frames)
         if msg is None and self.session.refused != refused:  # tell a client with a stale key
-            send_frames(self.client_sock, [frames[0], protocol.REFUSED])
+            self.delivery.send(bytes(frames[0]), [protocol.REFUSED], watching=True)
         elif msg is not None and isinstance(msg.header.get("c"), bytes):
             self._read_copies()  # what a client asks about includes its direct requests
             self._guard(self._on_client, msg)
