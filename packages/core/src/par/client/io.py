@@ -85,15 +85,10 @@ class IOThread(threading.Thread):
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.RCVTIMEO, round(LEAD_POLL * 1000))  # see _receive
         client._info.secure(sock)
-        if not self._handshake(sock):
+        if not self._connect(sock):
             sock.close()
             return
         with self.lease:
-            sock.send_multipart(self.first)
-            # Engines answer direct requests on this socket too, through the device. It
-            # sends nothing more (a send would go to either connection): pings go out on
-            # the request socket, answered here all the same.
-            sock.connect(client._info.direct_url)
             self.sock = sock
         self.watch.sent = time.monotonic()
         try:
@@ -119,27 +114,44 @@ class IOThread(threading.Thread):
                 self.sock = None
                 sock.close()
 
-    def _handshake(self, sock: zmq.Socket) -> bool:
-        """Connect to the controller and wait for the handshake; False if it failed (the
-        client's connect then fails, saying why) or the client closed meanwhile."""
+    def _connect(self, sock: zmq.Socket) -> bool:
+        """Connect to the controller, send the first request, and connect to the direct
+        device, each connection once its handshake is done; False if one failed (the
+        client's connect then fails, saying why) or the client closed meanwhile.
+
+        Engines answer direct requests on this socket too, through the device, which can
+        route them only once that connection is up: the answer to the first request
+        (the client's connect) is read only then. This socket sends nothing more (a send
+        would go to either connection): pings go out on the request socket, answered here
+        all the same."""
+        info = self.client._info
         monitor = sock.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_SUCCEEDED | functools.reduce(operator.or_, HANDSHAKE_FAILED)
         )
         try:
-            sock.connect(self.client._info.client_url)
-            while not self.closing.is_set():
-                if monitor.poll(round(LEAD_POLL * 1000)):
-                    event = recv_monitor_message(monitor)["event"]
-                    if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                        return True
-                    client = self.client
-                    why = handshake_refusal(client._info, client._connection_file, event)
-                    client._on_refused(f"refused the connection: it {why}")
-                    return False
-            return False
+            if not self._handshake(sock, monitor, info.client_url):
+                return False
+            sock.send_multipart(self.first)
+            return self._handshake(sock, monitor, info.direct_url)
         finally:
             sock.disable_monitor()
             monitor.close(linger=0)
+
+    def _handshake(self, sock: zmq.Socket, monitor: zmq.Socket, url: str) -> bool:
+        """Connect to ``url`` and wait for the handshake (see :meth:`_connect`; the
+        events are this connection's: the one before is up)."""
+        sock.connect(url)
+        while not self.closing.is_set():
+            if not monitor.poll(round(LEAD_POLL * 1000)):
+                continue
+            event = recv_monitor_message(monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                return True
+            client = self.client
+            why = handshake_refusal(client._info, client._connection_file, event)
+            client._on_refused(f"refused the connection: it {why}")
+            return False
+        return False
 
     def lead(self, done: Callable[[], bool], timeout: float | None) -> None:
         """Receive on the calling (user's) thread until ``done()``, ``timeout`` or close.
