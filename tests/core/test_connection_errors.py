@@ -87,8 +87,8 @@ except par.ClusterError as exc:
     ("encrypted", "serverkey", "said"),
     [
         (True, "", "it encrypts (CurveZMQ), and connection file {} has no curve_serverkey"),
-        (True, "other", "it has another CurveZMQ key than the curve_serverkey in connection"),
-        (False, "other", "it does not encrypt, and connection file {} has a curve_serverkey"),
+        (True, "other", "it does not encrypt, or not with the CurveZMQ key that is the"),
+        (False, "other", "it does not encrypt, or not with the CurveZMQ key that is the"),
     ],
 )
 def test_a_client_whose_connection_the_controller_refuses_fails_at_once(

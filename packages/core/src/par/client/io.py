@@ -148,7 +148,7 @@ class IOThread(threading.Thread):
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 return True
             client = self.client
-            why = handshake_refusal(client._info, client._connection_file, event)
+            why = handshake_refusal(client._info, client._connection_file)
             client._on_refused(f"refused the connection: it {why}")
             return False
         return False
@@ -409,11 +409,13 @@ class IOThread(threading.Thread):
             self._on_reply(Reply(header, [content], []))
 
 
-def handshake_refusal(info: ConnectionInfo, path: Path, event: int) -> str:
-    """Why the controller refused a connection's handshake (``event``: how it failed), for
-    the client of connection file ``path``."""
+def handshake_refusal(info: ConnectionInfo, path: Path) -> str:
+    """Why the controller refused a connection's handshake, for the client of connection
+    file ``path`` (how the handshake failed does not tell a controller that does not
+    encrypt from one with another key)."""
     if not info.curve_serverkey:
         return f"encrypts (CurveZMQ), and connection file {path} has no curve_serverkey"
-    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-        return f"does not encrypt, and connection file {path} has a curve_serverkey"
-    return f"has another CurveZMQ key than the curve_serverkey in connection file {path}"
+    return (
+        "does not encrypt, or not with the CurveZMQ key that is the curve_serverkey in "
+        f"connection file {path}"
+    )
