@@ -42,6 +42,7 @@ from ..errors import ClusterError
 from ..messages import ENGINE_KEYS, join_replies, join_tasks, split_replies, split_tasks
 from ..protocol import Message, Session, recv_frames, recv_ready, send_frames
 from . import query
+from .delivery import REPLIES_BYTES, Delivery, batches
 from .engines import Engine, EngineRegistry, Pending
 from .mux import IN, NUDGE, DirectDevice
 from .records import Record, RecordStore, Shared, SQLiteRecordStore
@@ -53,6 +54,8 @@ log = logging.getLogger("par.controller")
 # (None if it came in a batch), which are forwarded as they are when it travels alone.
 Part = tuple[dict[str, Any], list[Any], list[Any], list[Any] | None]
 COPIES_DELAY = 0.005  # seconds the direct device's copies gather before the hub reads them
+MIN_MESSAGE_BYTES = protocol.MAX_HEADER_BYTES  # the least --max-message-bytes can be
+SLOW_RETRY = 0.05  # seconds between tries to send what waits for slow clients
 
 
 @dataclass(slots=True)
@@ -76,6 +79,8 @@ class ControllerConfig:
     registration_timeout: float = 30.0
     max_records: int = 10_000
     max_record_bytes: int = 256 << 20
+    max_message_bytes: int = 1 << 30  # the largest frame a peer may send (see _router)
+    client_hwm: int = 64  # messages queued for a client that is not reading (delivery.py)
     location: str = ""
     curve: str = "auto"  # auto: encrypt whenever listening beyond loopback
     db: str = "memory"  # or "sqlite": records (and results) survive a controller restart
@@ -115,6 +120,11 @@ class Controller:
         self.started = time.time()
         self.running = False
         self._stop_at: float | None = None
+        if config.max_message_bytes < MIN_MESSAGE_BYTES:
+            raise ValueError(
+                f"--max-message-bytes {config.max_message_bytes} is too small: a message's "
+                f"header alone may take {MIN_MESSAGE_BYTES} bytes; give at least that"
+            )
         self.curve_keys = server_keypair() if wanted(config.curve, config.ip) else None
         if restore is not None and restore.curve_serverkey:
             raise ValueError(
@@ -122,6 +132,9 @@ class Controller:
             )
 
         self.client_sock = self._router()
+        self.client_sock.setsockopt(zmq.SNDHWM, config.client_hwm)
+        self.client_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.delivery = Delivery(self.client_sock)
         self.engine_sock = self._router()
         self.control_sock = self._router()
         self.monitor = self.engine_sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
@@ -150,6 +163,9 @@ class Controller:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
+        # Anyone who can connect may send: ZeroMQ drops a peer that announces a larger frame
+        # before reading it (large data comes in chunks on the direct path).
+        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)
         if self.curve_keys is not None:
             make_server(sock, self.curve_keys[1])
         return sock
@@ -188,6 +204,7 @@ class Controller:
             controller_pid=os.getpid(),
             location=self.config.location or socket.gethostname(),
             curve_serverkey=self.curve_keys[0] if self.curve_keys else "",
+            max_message_bytes=self.config.max_message_bytes,
         )
 
     # ---- sending -------------------------------------------------------------------------
@@ -196,7 +213,7 @@ class Controller:
         send_frames(sock, [ident, *self.session.serialize(header, payload)])
 
     def _to_client(self, client: bytes, body: list[Any]) -> None:
-        send_frames(self.client_sock, [client, *body])
+        self.delivery.send(client, body)
 
     def _reply_to(self, client: bytes, part: Part) -> None:
         """Queue a reply for a client; :meth:`_flush_replies` sends the pass's replies together."""
@@ -207,15 +224,17 @@ class Controller:
             queued.append(part)
 
     def _flush_replies(self) -> None:
-        """Send each client its queued replies: one as it came, several as one ``replies``."""
+        """Send each client its queued replies: one as it came, several as ``replies``
+        messages of about ``REPLIES_BYTES`` at most (see delivery.py)."""
         if self.records.durable and self._outbox:
             self.records.flush()  # a result a client receives is in the database
-        for client, parts in self._outbox.items():
-            if len(parts) == 1 and parts[0][3] is not None:
-                self._to_client(client, parts[0][3])
-                continue
-            header, payload, buffers = join_replies([(h, p, b) for h, p, b, _ in parts])
-            self._to_client(client, self.session.serialize(header, payload, buffers))
+        for client, queued in self._outbox.items():
+            for parts in batches(queued, REPLIES_BYTES):
+                if len(parts) == 1 and parts[0][3] is not None:
+                    self._to_client(client, parts[0][3])
+                    continue
+                header, payload, buffers = join_replies([(h, p, b) for h, p, b, _ in parts])
+                self._to_client(client, self.session.serialize(header, payload, buffers))
         self._outbox.clear()
 
     def _event(self, kind: str, data: dict[str, Any]) -> None:
@@ -223,7 +242,7 @@ class Controller:
         header = {"t": "event", "k": kind, "d": data, "time": time.time()}
         frames = self.session.serialize(header)
         for client in self.clients:
-            send_frames(self.client_sock, [client, *frames])
+            self.delivery.send(client, frames)
 
     def _error_reply(
         self, p: Pending, ename: str, evalue: str, engine: int | None, status: str = "error"
@@ -406,7 +425,7 @@ class Controller:
         """Send queued tasks to engines with room: each engine's share as few messages."""
         self._want_dispatch = False
         batches: dict[tuple[bytes, int], list[Pending]] = {}
-        for task, engine in self.tasks.assign(self.engines.up()):
+        for task, engine in self.tasks.assign(self.engines.up(), self.delivery.held):
             self.records.assign(task.msg_id, engine.id, engine.uuid)
             batches.setdefault((engine.uuid, id(task.template)), []).append(task)
         for (uuid, _), tasks in batches.items():
@@ -653,7 +672,7 @@ class Controller:
             }
             frames = self.session.serialize(header)
             for client in self.monitors:
-                send_frames(self.client_sock, [client, *frames])
+                self.delivery.send(client, frames, watching=True)
             self._notices = []
 
     # ---- engine control channel ------------------------------------------------------------
@@ -696,7 +715,7 @@ class Controller:
                 self.records.add_output(str(mid), h["n"], str(h.get("d", "")))
             for monitor in self.monitors:
                 if monitor != client:
-                    self._to_client(monitor, body)
+                    self.delivery.send(monitor, body, watching=True)
         elif kind == "aborted" and engine is not None:
             self._on_aborted(engine, [str(mid) for mid in h.get("ids", [])])
         elif kind == "unreg" and engine is not None:
@@ -779,7 +798,7 @@ class Controller:
             reply["ok"] = False
             reply["err"] = f"{type(exc).__name__}: {exc}"
         self._flush_replies()  # replies a query caused arrive before its answer
-        self._send(self.client_sock, client, reply, payload)
+        self.delivery.send(client, self.session.serialize(reply, payload))
 
     def _q_connect(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
         self.clients[client] = {"since": time.time()}
@@ -796,6 +815,9 @@ class Controller:
     def _q_close(self, client: bytes, h: dict[str, Any]) -> None:
         self.clients.pop(client, None)
         self.monitors.discard(client)
+        self.delivery.forget(client)
+        self.tasks.release(client)  # its tasks run; their results go to the records
+        self._want_dispatch = True
 
     def _q_monitor(self, client: bytes, h: dict[str, Any]) -> bool:
         """Also send this client task notices and every engine's streamed output."""
@@ -818,7 +840,7 @@ class Controller:
             }
             for e in self.engines.up()
         }
-        out["unassigned"] = len(self.tasks.queue)
+        out["unassigned"] = self.tasks.unassigned
         return out
 
     def _q_status(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
@@ -827,7 +849,8 @@ class Controller:
             "uptime": time.time() - self.started,
             "engines": [e.describe() for e in self.engines.by_id.values()],
             "counts": dict(self.counts),
-            "queued": len(self.tasks.queue),
+            "queued": self.tasks.unassigned,
+            "slow_clients": len(self.delivery.held),
             "pending": len(self.pending),
             "records": len(self.records),
             "record_bytes": self.records.nbytes,
@@ -1034,6 +1057,8 @@ class Controller:
             while self._stop_at is None or time.monotonic() < self._stop_at:
                 now = time.monotonic()
                 wait = tick if copies_due is None else max(0.0, copies_due - now)
+                if self.delivery.held:  # try the slow clients again soon
+                    wait = min(wait, SLOW_RETRY)
                 for sock, _ in poller.poll(round(wait * 1000)):
                     if sock is self.copies:
                         # Read later, together: one wake-up for many round trips, and none
@@ -1046,6 +1071,10 @@ class Controller:
                     self._read_copies()
                     poller.register(self.copies, zmq.POLLIN)
                     copies_due = None
+                if self.delivery.held:
+                    for client in self.delivery.flush():
+                        self.tasks.release(client)
+                        self._want_dispatch = True
                 if self._want_dispatch:
                     self._dispatch()
                 if self._outbox:
@@ -1090,8 +1119,11 @@ class Controller:
         return msg
 
     def _handle_client(self, frames: list[Any]) -> None:
+        refused = self.session.refused
         msg = self._parse(frames)
-        if msg is not None and isinstance(msg.header.get("c"), bytes):
+        if msg is None and self.session.refused != refused:  # tell a client with a stale key
+            self.delivery.send(bytes(frames[0]), [protocol.REFUSED], watching=True)
+        elif msg is not None and isinstance(msg.header.get("c"), bytes):
             self._read_copies()  # what a client asks about includes its direct requests
             self._guard(self._on_client, msg)
 

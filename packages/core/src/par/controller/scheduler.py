@@ -7,6 +7,10 @@ at least 2 tasks (so an engine never idles for a round trip between tasks)
 and at most ``PREFETCH_MAX``. Tiny tasks then travel many to a message,
 while long ones stay in the queue for whichever engine finishes first.
 
+A task of a client that is not reading its results (see ``delivery.py``) is
+set aside rather than assigned, so its results do not pile up in the
+controller; it goes back to the head of the queue once the client reads again.
+
 Schemes, as ipyparallel's: ``leastload`` (fewest outstanding, least recently
 used first), ``lru``, ``plainrandom``, ``weighted`` (random, weighted by
 inverse load), ``twobin`` (the less loaded of two picked at random), ``pure``
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 from .engines import Engine, Pending
@@ -75,6 +79,7 @@ class TaskScheduler:
         self.pick = _PICK[scheme]
         self.hwm = hwm
         self.queue: deque[Pending] = deque()
+        self.held: dict[bytes, deque[Pending]] = {}  # set aside for slow clients, in order
         self._assigned = 0  # assignments so far: engines' last_assigned, for LRU order
 
     def refusal(self, task: Pending) -> tuple[str, str] | None:
@@ -105,8 +110,16 @@ class TaskScheduler:
             return 2
         return max(2, min(PREFETCH_MAX, int(PREFETCH_SECONDS / max(engine.task_time, 1e-6))))
 
-    def assign(self, engines: Iterable[Engine]) -> list[tuple[Pending, Engine]]:
-        """Pair queued tasks with engines that have room and may run them."""
+    @property
+    def unassigned(self) -> int:
+        """How many tasks wait for an engine, set aside or not."""
+        return len(self.queue) + sum(len(tasks) for tasks in self.held.values())
+
+    def assign(
+        self, engines: Iterable[Engine], slow: Container[bytes] = ()
+    ) -> list[tuple[Pending, Engine]]:
+        """Pair queued tasks with engines that have room and may run them; set aside the
+        tasks of ``slow`` clients."""
         pick = self.pick
         if not self.queue or pick is None:
             return []
@@ -118,6 +131,9 @@ class TaskScheduler:
         scanned = 0
         while self.queue and free and scanned < SCAN_LIMIT:
             task = self.queue.popleft()
+            if slow and task.client in slow:
+                self.held.setdefault(task.client, deque()).append(task)
+                continue
             scanned += 1
             candidates = free
             if task.allowed is not None or task.rejected:
@@ -141,14 +157,30 @@ class TaskScheduler:
             self.queue.extendleft(reversed(kept))
         return out
 
+    def release(self, client: bytes) -> None:
+        """Queue again, first, the tasks set aside for a client that reads again."""
+        self.queue.extendleft(reversed(self.held.pop(client, ())))
+
     def remove(self, msg_ids: set[str]) -> list[Pending]:
-        """Take queued tasks out (for abort); return those found."""
-        kept: deque[Pending] = deque()
-        taken: list[Pending] = []
-        for task in self.queue:
-            (taken if task.msg_id in msg_ids else kept).append(task)
-        self.queue = kept
+        """Take queued tasks out (for abort), set aside or not; return those found."""
+        self.queue, taken = _split(self.queue, msg_ids)
+        for client, tasks in list(self.held.items()):
+            kept, gone = _split(tasks, msg_ids)
+            taken += gone
+            if kept:
+                self.held[client] = kept
+            else:
+                del self.held[client]
         return taken
+
+
+def _split(tasks: Iterable[Pending], msg_ids: set[str]) -> tuple[deque[Pending], list[Pending]]:
+    """The tasks not named in ``msg_ids`` (in order), and those named."""
+    kept: deque[Pending] = deque()
+    taken: list[Pending] = []
+    for task in tasks:
+        (taken if task.msg_id in msg_ids else kept).append(task)
+    return kept, taken
 
 
 def resolve(
