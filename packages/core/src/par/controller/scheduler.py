@@ -6,6 +6,8 @@ the engine's tasks take: enough queued work for about ``PREFETCH_SECONDS``,
 at least 2 tasks (so an engine never idles for a round trip between tasks)
 and at most ``PREFETCH_MAX``. Tiny tasks then travel many to a message,
 while long ones stay in the queue for whichever engine finishes first.
+The controller's loop assigns at most once a pass, and only when it is
+``due``: tasks were queued or an engine got room since the last time.
 
 Schemes, as ipyparallel's: ``leastload`` (fewest outstanding, least recently
 used first), ``lru``, ``plainrandom``, ``weighted`` (random, weighted by
@@ -19,7 +21,6 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from .engines import Engine, Pending
 
@@ -75,6 +76,7 @@ class TaskScheduler:
         self.pick = _PICK[scheme]
         self.hwm = hwm
         self.queue: deque[Pending] = deque()
+        self.due = False  # tasks were queued, or engines got room, since the last assign
         self._assigned = 0  # assignments so far: engines' last_assigned, for LRU order
 
     def refusal(self, task: Pending) -> tuple[str, str] | None:
@@ -96,6 +98,12 @@ class TaskScheduler:
     def submit(self, task: Pending) -> None:
         """Queue a task for the next free engine."""
         self.queue.append(task)
+        self.due = True
+
+    def freed(self) -> None:
+        """Note that an engine has room again (it answered, or came up)."""
+        if self.queue:
+            self.due = True
 
     def room(self, engine: Engine) -> int:
         """How many requests an engine may hold (0: no limit)."""
@@ -107,6 +115,7 @@ class TaskScheduler:
 
     def assign(self, engines: Iterable[Engine]) -> list[tuple[Pending, Engine]]:
         """Pair queued tasks with engines that have room and may run them."""
+        self.due = False
         pick = self.pick
         if not self.queue or pick is None:
             return []
@@ -149,35 +158,3 @@ class TaskScheduler:
             (taken if task.msg_id in msg_ids else kept).append(task)
         self.queue = kept
         return taken
-
-
-def resolve(
-    dep: dict[str, Any], outcome: Callable[[str], tuple[str, int | None]]
-) -> tuple[str, list[int]]:
-    """Whether a dependency is 'met', must 'wait' or is 'impossible'/'invalid', and the
-    engines the counted dependencies ran on.
-
-    ``outcome(msg_id)`` answers ('ok' | 'error' | 'pending' | 'unknown', engine id).
-    """
-    want_ok, want_err, need_all = dep.get("ok", True), dep.get("err", False), dep.get("all", True)
-    counted: list[int] = []
-    met = failed = waiting = 0
-    for mid in dep.get("ids", []):
-        state, engine = outcome(mid)
-        if state == "unknown":
-            return "invalid", []
-        if state == "pending":
-            waiting += 1
-        elif (state == "ok" and want_ok) or (state == "error" and want_err):
-            met += 1
-            if engine is not None:
-                counted.append(engine)
-        else:
-            failed += 1
-    if need_all:
-        if failed:
-            return "impossible", counted
-        return ("wait" if waiting else "met"), counted
-    if met:
-        return "met", counted
-    return ("wait" if waiting else "impossible"), counted
