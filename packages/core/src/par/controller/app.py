@@ -4,21 +4,21 @@ Requests and replies are forwarded frame for frame: the controller reads
 only their compact header and never unpickles a payload. The direct path
 routes a request to its target engines in the device's thread (mux.py); the
 hub keeps its books from the copies the device passes it. Everything else
-runs in this loop, one piece per role, wired together here:
+runs in this loop, one piece per role, wired together here::
 
-====================  ==========================================================
-sockets.py            the five bound ROUTERs, the direct device, the disconnect
-                      monitor
-requests.py           booking clients' requests; sending them to engines
-replies.py            accounting for engines' replies; passing them on
-ledger.py             requests pending, their records, the counts
-dependencies.py       load-balanced tasks waiting for others
-scheduler.py          which engine runs the next load-balanced task
-control.py            engines' registration, heartbeats, streamed output, loss
-operations.py         what clients ask with queries (a table of operations)
-outbox.py             what clients are sent: a loop pass's replies together
-notices.py            finished tasks, told to monitors
-====================  ==========================================================
+    sockets.py       the five bound ROUTERs, the direct device, the disconnect monitor
+    requests.py      booking clients' requests; sending them to engines
+    replies.py       accounting for engines' replies; passing them on
+    ledger.py        requests pending, their records, the counts
+    dependencies.py  load-balanced tasks waiting for others
+    scheduler.py     which engine runs the next load-balanced task
+    control.py       engines' registration, heartbeats, streamed output, loss
+    operations.py    what clients ask with queries (a table of operations)
+    outbox.py        what clients are sent: a loop pass's replies together
+    notices.py       finished tasks, told to monitors
+    engines.py       the engines registered, and the requests each holds
+    records.py       task records, bounded (query.py answers db_query from them)
+    config.py        the controller's settings
 
 Each pass of the loop handles what came on each readable socket (a bounded
 number per socket, so none starves the others), then the device's copies
