@@ -31,6 +31,7 @@ _EXPORTS = {
     "AsyncResult": "par.client.asyncresult",
     "AsyncMapResult": "par.client.asyncresult",
     "Cluster": "par.cluster",
+    "ClusterManager": "par.cluster_manager",
     "RemoteError": "par.errors",
     "CompositeError": "par.errors",
     "EngineError": "par.errors",
@@ -54,7 +55,7 @@ _EXPORTS = {
     "display": "par.engine.display",
     "TaskTimeout": "par.errors",
 }
-_SUBMODULES = {"datapub"}
+_SUBMODULES = {"datapub", "error"}
 
 __all__ = [
     "AsyncHubResult",
@@ -64,6 +65,7 @@ __all__ = [
     "Client",
     "Cluster",
     "ClusterError",
+    "ClusterManager",
     "CompositeError",
     "ControllerLost",
     "Dependency",
@@ -87,6 +89,7 @@ __all__ = [
     "depend",
     "dependent",
     "display",
+    "error",
     "hookimpl",
     "interactive",
     "parallel",
@@ -96,11 +99,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from . import datapub
+    from . import datapub, error
     from .client.asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult
     from .client.client import Client
     from .client.view import BroadcastView, DirectView, LoadBalancedView
     from .cluster import Cluster
+    from .cluster_manager import ClusterManager
     from .decorators import Reference, depend, dependent, interactive, parallel, remote, require
     from .dependency import Dependency
     from .engine.display import display

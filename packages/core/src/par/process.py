@@ -37,6 +37,17 @@ class ProcessRef:
         """Inverse of :meth:`to_dict`."""
         return cls(int(d["pid"]), float(d["started"]), str(d.get("log", "")))
 
+    @classmethod
+    def from_pid(cls, pid: int, log: str = "") -> ProcessRef:
+        """A reference to a running process, whoever started it (this process, a daemon such
+        as tmux, a container runtime): its start time is read now, so that a later process
+        given the same pid is never taken for it. A pid already gone is never alive."""
+        try:
+            started = psutil.Process(pid).create_time()
+        except psutil.Error:
+            started = 0.0
+        return cls(pid, started, log)
+
     def _proc(self) -> psutil.Process | None:
         try:
             proc = psutil.Process(self.pid)
@@ -98,11 +109,7 @@ def spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> P
             env={**os.environ, **(env or {})},
         )
     _popens[popen.pid] = popen
-    try:
-        started = psutil.Process(popen.pid).create_time()
-    except psutil.Error:
-        started = 0.0
-    return ProcessRef(popen.pid, started, str(log))
+    return ProcessRef.from_pid(popen.pid, str(log))
 
 
 def stop_all(refs: Iterable[ProcessRef], timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
