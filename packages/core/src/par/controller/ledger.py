@@ -31,7 +31,7 @@ class Ledger:
         self, p: Pending, ename: str, evalue: str, engine: int | None, status: str = "error"
     ) -> None:
         """Answer a request the controller itself fails (or, with status 'aborted',
-        aborts); the caller has taken it out of :attr:`pending`."""
+        aborts); it is no longer in :attr:`pending`."""
         content = protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
         header = {KIND: "reply", ID: p.msg_id, STATUS: status, ENAME: ename, ENGINE: engine}
         header[METHOD] = p.method
