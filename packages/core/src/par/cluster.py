@@ -12,12 +12,13 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from . import paths
+from . import paths, process
 from .client.client import Client
 from .errors import ClusterError
 from .launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Launcher
@@ -25,6 +26,8 @@ from .plugins import launcher_class
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger("par.cluster")
+
+ENGINE_EXIT_GRACE = 10.0  # seconds a stopped engine's process gets to exit before SIGKILL
 
 
 def _new_cluster_id() -> str:
@@ -385,14 +388,31 @@ class Cluster:
         return self._client
 
     def stop_engine_sync(self, engine_id: int, timeout: float = 30.0) -> None:
-        """Stop one engine and wait until it has left."""
+        """Stop one engine and wait until it has left.
+
+        The engine escalates to SIGKILL by itself if its task ignores signals; one
+        whose task holds the interpreter so that it cannot (a long C call) is killed
+        here if it runs on this machine.
+        """
         client = self._engine_client()
+        engine = client.engines().get(engine_id, {})
         client.shutdown(targets=[engine_id], block=True)
         deadline = time.monotonic() + timeout
         while engine_id in client.ids and time.monotonic() < deadline:
             time.sleep(0.05)
         if engine_id in client.ids:
             raise ClusterError(f"engine {engine_id} did not stop within {timeout:.0f} s")
+        pid = engine.get("pid")
+        if engine.get("host") == socket.gethostname() and isinstance(pid, int):
+            sign = str(paths.connection_file(self.cluster_id))  # in each local engine's command
+            if process.end_lingering(pid, sign, ENGINE_EXIT_GRACE):
+                log.warning(
+                    "engine %d left the cluster but its process %d went on for %.0f s: "
+                    "killed it with SIGKILL",
+                    engine_id,
+                    pid,
+                    ENGINE_EXIT_GRACE,
+                )
 
     def restart_engine_sync(self, engine_id: int) -> str:
         """Stop one engine and start a replacement (it gets a new id); return its engine set."""

@@ -125,6 +125,7 @@ class Controller:
             self.ledger,
             self.tasks,
             self.outbox,
+            self.replies,
             self.sockets.control,
             self.session,
             self.read_copies,

@@ -15,7 +15,8 @@ never becomes ready. What it held fails with an EngineError, except
 load-balanced tasks with retries left, which go back to the queue.
 
 The controller also sends engines commands on this channel, ahead of any
-queued work: abort, signal and stop.
+queued work: abort, signal and stop. An engine answers an abort here with
+the ids of the tasks it will never run (``aborted``; see replies.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..messages import (
     HEARTBEAT,
     HOST,
     ID,
+    IDS,
     INFO,
     KIND,
     LOAD_BALANCED,
@@ -45,6 +47,7 @@ from .config import ControllerConfig
 from .engines import Engine, EngineRegistry
 from .ledger import Ledger
 from .outbox import Outbox
+from .replies import Replies
 from .scheduler import TaskScheduler
 
 log = logging.getLogger("par.controller")
@@ -60,6 +63,7 @@ class EngineControl:
         ledger: Ledger,
         tasks: TaskScheduler,
         outbox: Outbox,
+        replies: Replies,
         sock: zmq.Socket,
         session: Session,
         read_copies: Callable[[], None],
@@ -69,6 +73,7 @@ class EngineControl:
         self.ledger = ledger
         self.tasks = tasks
         self.outbox = outbox
+        self.replies = replies
         self.sock = sock
         self.session = session
         self.read_copies = read_copies  # books what the direct device passed so far
@@ -102,8 +107,10 @@ class EngineControl:
             self._send(ident, {KIND: "reg_ok", ID: engine.id, HEARTBEAT: self.config.heartbeat})
         elif kind == "stream":
             self._stream(msg)
+        elif kind == "aborted" and engine is not None:
+            self.replies.aborted(engine, [str(mid) for mid in h.get(IDS, [])])
         elif kind == "unreg" and engine is not None:
-            self.lose(engine, "stopped", f"engine {engine.id} stopped")
+            self.lose(engine, "stopped", "stopped")
 
     def _stream(self, msg: Message) -> None:
         """Pass a task's streamed output on to its client and the monitors; keep its text."""

@@ -11,7 +11,8 @@ hub gathers, into that broadcast's one message once all its replies are in.
 
 A load-balanced task that failed goes back to the queue instead when it has
 retries left, or when an engine refused it (TaskRejectError) and another
-may run it.
+may run it. Tasks an engine aborted before they started come as a list of
+ids on its control connection, and are answered here as aborted.
 """
 
 from __future__ import annotations
@@ -104,9 +105,7 @@ class Replies:
         if status == "ok":
             engine.completed += 1
             ledger.counts["completed"] += 1
-        elif status == "aborted":
-            ledger.counts["aborted"] += 1
-        else:
+        else:  # an engine answers an abort on its control connection (see aborted)
             engine.failed += 1
             ledger.counts["failed"] += 1
         ledger.records.finish(mid, h, [*payload, *buffers])
@@ -122,6 +121,19 @@ class Replies:
             notices.add(h, payload, p)
         if mid in self.dependencies.dependents:
             self.dependencies.finished(mid)
+        self.tasks.freed()
+
+    def aborted(self, engine: Engine, ids: list[str]) -> None:
+        """Answer tasks an engine says it will never run, aborted while they waited there."""
+        ledger = self.ledger
+        for mid in ids:
+            p = engine.outstanding.pop(mid, None)
+            if p is None:
+                continue
+            ledger.pending.pop(mid, None)
+            ledger.fail(p, "TaskAborted", "aborted before start", engine.id, "aborted")
+            if mid in self.dependencies.dependents:
+                self.dependencies.finished(mid)
         self.tasks.freed()
 
     def _retry(self, p: Pending, engine: Engine, h: dict[str, Any]) -> bool:
