@@ -68,6 +68,27 @@ def error_content(exc: BaseException) -> dict[str, str]:
     return {"ename": ename, "evalue": evalue, "traceback": text}
 
 
+def tasks_of(msg: Message, engine_id: int | None, to: bytes | None) -> list[Task]:
+    """The tasks a request carries for engine ``engine_id``: its own of a request fanned
+    out to several engines, or each of a load-balanced batch (``to``: the client its
+    replies go to on the direct connection, None for the controller)."""
+    h, kind = msg.header, msg.kind
+    if "tg" in h:  # a direct request fanned out to several engines: pick ours
+        mid = str(h["ids"][h["tg"].index(engine_id)])
+        return [(kind, mid, h, msg.payload, msg.buffers, to)]
+    ids = h["ids"]
+    if len(ids) == 1:
+        return [(kind, str(ids[0]), h, msg.payload, msg.buffers, to)]
+    fdata, nbufs = msg.payload[0], h.get("nb") or [0] * len(ids)
+    tasks: list[Task] = []
+    pos = 0
+    for i, mid in enumerate(ids):
+        bufs = msg.buffers[pos : pos + nbufs[i]]
+        pos += nbufs[i]
+        tasks.append((kind, str(mid), h, [fdata, msg.payload[1 + i]], bufs, to))
+    return tasks
+
+
 class Engine:
     """One engine: a namespace, a work connection and a control thread."""
 
@@ -139,24 +160,6 @@ class Engine:
         if h.get("mp"):
             return list(map(f, *args))
         return f(*args, **kwargs)
-
-    def _tasks_of(self, msg: Message, to: bytes | None) -> list[Task]:
-        """The tasks a request carries: one per target engine, or a load-balanced batch."""
-        h, kind = msg.header, msg.kind
-        if "tg" in h:  # a direct request fanned out to several engines: pick ours
-            mid = str(h["ids"][h["tg"].index(self.control.engine_id)])
-            return [(kind, mid, h, msg.payload, msg.buffers, to)]
-        ids = h["ids"]
-        if len(ids) == 1:
-            return [(kind, str(ids[0]), h, msg.payload, msg.buffers, to)]
-        fdata, nbufs = msg.payload[0], h.get("nb") or [0] * len(ids)
-        tasks: list[Task] = []
-        pos = 0
-        for i, mid in enumerate(ids):
-            bufs = msg.buffers[pos : pos + nbufs[i]]
-            pos += nbufs[i]
-            tasks.append((kind, str(mid), h, [fdata, msg.payload[1 + i]], bufs, to))
-        return tasks
 
     def handle(self, task: Task) -> Reply:
         """Run one task; return its reply (header, payload frames, buffers)."""
@@ -249,7 +252,7 @@ class Engine:
             try:
                 if direct and not isinstance(to, bytes):
                     raise ValueError("a direct request names no client")
-                queue.extend(self._tasks_of(msg, to))
+                queue.extend(tasks_of(msg, self.control.engine_id, to))
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 log.warning("dropped a malformed request: %s", exc)
 
