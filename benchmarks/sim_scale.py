@@ -1,0 +1,161 @@
+"""W8: one real controller under thousands of simulated engines (``par.sim``).
+
+For each count a fresh controller (``par controller``, unchanged) gets that many
+simulated engines, spread over several processes (see :mod:`par.sim.driver`),
+and a client measures: seconds from the first registration until it sees all
+of them up, seconds until ``rc[:].execute("a = 1")`` is answered by all, the
+rate of a load-balanced map of no-op tasks and the controller's CPU per task,
+the controller's RSS after the map, and how often it declared an engine lost
+(none is killed, so every one is false; a simulated engine told so registers
+again, as a real one does, and may be lost again), beside the most a simulated
+heartbeat went out late (the harness kept time if that is well under the
+controller's 6 s timeout). Counts run largest first; the largest
+that registers in full also sits through ``w8_survive_s`` seconds of idle
+heartbeats. A count that stops registering (no progress for ``STALL_S``) is
+reported n/a with the controller's open files, which grow by three a engine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import psutil
+from tasks import noop
+
+if TYPE_CHECKING:
+    from workloads import Config
+
+Emit = Callable[[str, Any], None]
+REGISTER_S = 120.0  # the longest a count may take to register
+STALL_S = 15.0  # a count whose registrations stop for this long has failed
+MAP_S = 150.0  # the longest a map may take
+PER_COUNT = ("register_s", "register_cpu_s", "execute_s", "map", "map_cpu_us")
+PER_COUNT += ("controller_MB", "lost", "late_s")
+
+
+class _Lost:
+    """Engines the controller declared lost, as the client heard."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reasons: list[str] = []
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "engine_lost":
+            with self.lock:
+                self.reasons.append(str(data.get("reason")))
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.reasons)
+
+
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+def _wait_up(rc: Any, n: int) -> int:
+    """Wait until the client sees ``n`` engines, or registrations stall; how many it sees."""
+    deadline = time.monotonic() + REGISTER_S
+    seen, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            rc.wait_for_engines(n, timeout=0.5)
+            return n
+        except TimeoutError:
+            pass
+        now = len(rc.ids)
+        if now != seen:
+            seen, since = now, time.monotonic()
+        elif time.monotonic() - since > STALL_S:
+            break
+    return len(rc.ids)
+
+
+def run_count(n: int, cfg: Config, emit: Emit, survive: bool) -> bool:
+    """Measure one count of simulated engines; whether all of them registered."""
+    import par
+    from par import paths
+    from par.sim import SimEngines
+
+    cluster = par.Cluster(n=0)
+    cluster.start_controller_sync()
+    rc = cluster.connect_client_sync()
+    lost = _Lost()
+    rc.subscribe_events(lost)
+    ctl = psutil.Process(int(rc.status()["pid"]))
+    try:
+        with SimEngines(paths.connection_file(cluster.cluster_id), n) as sim:
+            cpu0 = _cpu(ctl)
+            up = _wait_up(rc, n)
+            assert sim.started_at is not None
+            took = time.time() - sim.started_at
+            if up < n:
+                files = ctl.num_fds()
+                limit = ctl.rlimit(psutil.RLIMIT_NOFILE)[0]
+                reason = (
+                    f"{up:,} of {n:,} registered in {took:.0f} s; the controller holds "
+                    f"{files:,} open files, its limit {limit:,} (3 connections an engine)"
+                )
+                for what in PER_COUNT:
+                    emit(f"w8.{what}.{n}", {"na": reason})
+                return False
+            emit(f"w8.register_s.{n}", took)
+            emit(f"w8.register_cpu_s.{n}", _cpu(ctl) - cpu0)
+            if survive:
+                before = lost.count()
+                time.sleep(cfg.w8_survive_s)
+                emit("w8.survive_engines", n)
+                emit("w8.survive_lost", lost.count() - before)
+            _execute(rc, n, emit)
+            _map(rc, ctl, n, cfg.w8_tasks, emit)
+            emit(f"w8.controller_MB.{n}", ctl.memory_info().rss / 1e6)
+            emit(f"w8.lost.{n}", lost.count())
+            emit(f"w8.late_s.{n}", sim.heartbeats_late())
+            return True
+    finally:
+        rc.close()
+        cluster.stop_cluster_sync()
+
+
+def _execute(rc: Any, n: int, emit: Emit) -> None:
+    t = time.perf_counter()
+    ar = rc[:].execute("a = 1", block=False)
+    try:
+        ar.get(timeout=MAP_S)
+        emit(f"w8.execute_s.{n}", time.perf_counter() - t)
+    except Exception as exc:
+        emit(f"w8.execute_s.{n}", {"na": f"{type(exc).__name__}: {str(exc)[:120]}"})
+
+
+def _map(rc: Any, ctl: psutil.Process, n: int, tasks: int, emit: Emit) -> None:
+    """A load-balanced map of no-op tasks, one a message: its rate, or why none."""
+    cpu0 = _cpu(ctl)
+    t = time.perf_counter()
+    ar = rc.load_balanced_view().map_async(noop, range(tasks), chunksize=1)
+    ar.wait(MAP_S)
+    took = time.perf_counter() - t
+    done = ar.progress
+    emit(f"w8.map_cpu_us.{n}", (_cpu(ctl) - cpu0) / max(done, 1) * 1e6)
+    rate = f"{done / took:,.0f} tasks/s"
+    if not ar.ready():
+        emit(f"w8.map.{n}", {"na": f"not done in {MAP_S:.0f} s: {done:,} of {tasks:,} ({rate})"})
+    elif not ar.successful():
+        failed = sum(1 for md in ar.metadata if md["status"] != "ok")
+        emit(f"w8.map.{n}", {"na": f"{failed:,} of {tasks:,} tasks failed ({rate})"})
+    else:
+        emit(f"w8.map.{n}", tasks / took)
+
+
+def w8_scale_sim(name: str, cfg: Config, emit: Emit) -> None:
+    """Simulated engines at each count of ``w8_engines`` (par only: they speak its protocol)."""
+    if name != "par":
+        raise ValueError("W8 runs par only: simulated engines speak par's protocol")
+    survived = False
+    for n in sorted(cfg.w8_engines, reverse=True):
+        registered = run_count(n, cfg, emit, survive=not survived)
+        survived = survived or registered
