@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -53,12 +54,12 @@ class _Lost:
             return len(self.reasons)
 
 
-def _cpu(proc: psutil.Process) -> float:
+def cpu(proc: psutil.Process) -> float:
     times = proc.cpu_times()
     return times.user + times.system
 
 
-def _wait_up(rc: Any, n: int) -> int:
+def wait_up(rc: Any, n: int) -> int:
     """Wait until the client sees ``n`` engines, or registrations stall; how many it sees."""
     deadline = time.monotonic() + REGISTER_S
     seen, since = -1, time.monotonic()
@@ -76,22 +77,36 @@ def _wait_up(rc: Any, n: int) -> int:
     return len(rc.ids)
 
 
-def run_count(n: int, cfg: Config, emit: Emit, survive: bool) -> bool:
-    """Measure one count of simulated engines; whether all of them registered."""
+@contextmanager
+def controller() -> Iterator[tuple[Any, str, psutil.Process]]:
+    """A fresh controller without engines: a client of it, its connection file and its
+    process; all stopped after."""
     import par
     from par import paths
-    from par.sim import SimEngines
 
     cluster = par.Cluster(n=0)
     cluster.start_controller_sync()
-    rc = cluster.connect_client_sync()
-    lost = _Lost()
-    rc.subscribe_events(lost)
-    ctl = psutil.Process(int(rc.status()["pid"]))
     try:
-        with SimEngines(paths.connection_file(cluster.cluster_id), n) as sim:
-            cpu0 = _cpu(ctl)
-            up = _wait_up(rc, n)
+        rc = cluster.connect_client_sync()
+        try:
+            process = psutil.Process(int(rc.status()["pid"]))
+            yield rc, str(paths.connection_file(cluster.cluster_id)), process
+        finally:
+            rc.close()
+    finally:
+        cluster.stop_cluster_sync()
+
+
+def run_count(n: int, cfg: Config, emit: Emit, survive: bool) -> bool:
+    """Measure one count of simulated engines; whether all of them registered."""
+    from par.sim import SimEngines
+
+    with controller() as (rc, connection_file, ctl):
+        lost = _Lost()
+        rc.subscribe_events(lost)
+        with SimEngines(connection_file, n) as sim:
+            cpu0 = cpu(ctl)
+            up = wait_up(rc, n)
             assert sim.started_at is not None
             took = time.time() - sim.started_at
             if up < n:
@@ -105,7 +120,7 @@ def run_count(n: int, cfg: Config, emit: Emit, survive: bool) -> bool:
                     emit(f"w8.{what}.{n}", {"na": reason})
                 return False
             emit(f"w8.register_s.{n}", took)
-            emit(f"w8.register_cpu_s.{n}", _cpu(ctl) - cpu0)
+            emit(f"w8.register_cpu_s.{n}", cpu(ctl) - cpu0)
             if survive:
                 before = lost.count()
                 time.sleep(cfg.w8_survive_s)
@@ -117,9 +132,6 @@ def run_count(n: int, cfg: Config, emit: Emit, survive: bool) -> bool:
             emit(f"w8.lost.{n}", lost.count())
             emit(f"w8.late_s.{n}", sim.heartbeats_late())
             return True
-    finally:
-        rc.close()
-        cluster.stop_cluster_sync()
 
 
 def _execute(rc: Any, n: int, emit: Emit) -> None:
@@ -134,13 +146,13 @@ def _execute(rc: Any, n: int, emit: Emit) -> None:
 
 def _map(rc: Any, ctl: psutil.Process, n: int, tasks: int, emit: Emit) -> None:
     """A load-balanced map of no-op tasks, one a message: its rate, or why none."""
-    cpu0 = _cpu(ctl)
+    cpu0 = cpu(ctl)
     t = time.perf_counter()
     ar = rc.load_balanced_view().map_async(noop, range(tasks), chunksize=1)
     ar.wait(MAP_S)
     took = time.perf_counter() - t
     done = ar.progress
-    emit(f"w8.map_cpu_us.{n}", (_cpu(ctl) - cpu0) / max(done, 1) * 1e6)
+    emit(f"w8.map_cpu_us.{n}", (cpu(ctl) - cpu0) / max(done, 1) * 1e6)
     rate = f"{done / took:,.0f} tasks/s"
     if not ar.ready():
         emit(f"w8.map.{n}", {"na": f"not done in {MAP_S:.0f} s: {done:,} of {tasks:,} ({rate})"})
