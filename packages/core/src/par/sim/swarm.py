@@ -15,7 +15,8 @@ loop costs what arrived rather than a poll of every socket. A ``ZMQ_FD``
 signals only a change, so a socket is read until it is empty, and read again
 after a send on it (a send can take in the notice of a message that came).
 Every engine beats at the controller's one interval, so the heartbeats due
-form a queue in order; replies held back by ``delay`` wait in a heap by the
+form a queue in order, served between messages whenever a turn's reading runs
+long; replies held back by ``delay`` wait in a heap by the
 time their task would finish (an engine's tasks run one after another).
 
 Abort and signal requests are heard and ignored: a simulated task has nothing
@@ -55,6 +56,7 @@ log = logging.getLogger("par.sim")
 REGISTER_AGAIN = 2.0  # seconds before an unanswered registration is sent again, as engines do
 START_BATCH = 100  # engines started per turn of the loop, so that answers are read meanwhile
 MAX_WAIT = 0.5  # the loop's longest sleep, seconds
+TIMER_SLICE = 0.02  # seconds of reading after which the timers due are served first
 FILES_PER_ENGINE = 6  # three sockets (each with a descriptor of its own) and their connections
 COMMANDS = {
     "status": '{"registered": [ids], "late": s, "resent": n}: the engines registered and '
@@ -157,6 +159,7 @@ class Swarm:
         self.beats: deque[tuple[float, SimEngine]] = deque()  # heartbeats in the order due
         self.heartbeat = 1.0  # seconds; the controller says at registration
         self.late = 0.0  # the most a heartbeat went out after it was due, seconds
+        self.timed = 0.0  # when the timers were last served (monotonic)
         self.resent = 0  # registrations sent again, unanswered for REGISTER_AGAIN
         self.held: list[tuple[float, int, SimEngine, Reply, bytes | None]] = []  # heap by due
         self.order = itertools.count()  # ties in the heap
@@ -220,7 +223,7 @@ class Swarm:
 
     def _timers(self) -> None:
         """Send the heartbeats and registrations due, and the held replies whose time came."""
-        now = time.monotonic()
+        self.timed = now = time.monotonic()
         while self.beats and self.beats[0][0] <= now:
             due, engine = self.beats.popleft()
             if engine.state != "up" or engine.next_beat != due:
@@ -277,7 +280,9 @@ class Swarm:
         self.touched.add(engine)
 
     def _read(self, engine: SimEngine, sock: zmq.Socket, handle: Handler) -> None:
-        """Handle every message waiting on one of an engine's sockets."""
+        """Handle every message waiting on one of an engine's sockets; heartbeats due
+        meanwhile go out between messages, as a real engine's control thread sends them
+        while its main thread works."""
         while engine.live:
             frames = recv_frames(sock, block=False)
             if frames is None:
@@ -287,6 +292,8 @@ class Swarm:
                 log.warning("dropped an unauthenticated or malformed message")
             else:
                 handle(engine, msg)
+            if time.monotonic() - self.timed > TIMER_SLICE:
+                self._timers()
 
     # ---- what engines say and hear ---------------------------------------------------------
 
