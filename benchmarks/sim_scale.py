@@ -152,7 +152,8 @@ def _map(rc: Any, ctl: psutil.Process, n: int, tasks: int, emit: Emit) -> None:
     ar.wait(MAP_S)
     took = time.perf_counter() - t
     done = ar.progress
-    emit(f"w8.map_cpu_us.{n}", (cpu(ctl) - cpu0) / max(done, 1) * 1e6)
+    per_task = (cpu(ctl) - cpu0) / done * 1e6 if done else {"na": "no task done"}
+    emit(f"w8.map_cpu_us.{n}", per_task)
     rate = f"{done / took:,.0f} tasks/s"
     if not ar.ready():
         emit(f"w8.map.{n}", {"na": f"not done in {MAP_S:.0f} s: {done:,} of {tasks:,} ({rate})"})
@@ -169,5 +170,18 @@ def w8_scale_sim(name: str, cfg: Config, emit: Emit) -> None:
         raise ValueError("W8 runs par only: simulated engines speak par's protocol")
     survived = False
     for n in sorted(cfg.w8_engines, reverse=True):
-        registered = run_count(n, cfg, emit, survive=not survived)
-        survived = survived or registered
+        emitted: set[str] = set()
+
+        def tracked(key: str, value: Any, emitted: set[str] = emitted) -> None:
+            emitted.add(key)
+            emit(key, value)
+
+        try:
+            registered = run_count(n, cfg, tracked, survive=not survived)
+        except Exception as exc:  # the count's other figures say why; the next count runs
+            registered = False
+            reason = {"na": f"{type(exc).__name__}: {str(exc).splitlines()[0][:150]}"}
+            for what in PER_COUNT:
+                if f"w8.{what}.{n}" not in emitted:
+                    emit(f"w8.{what}.{n}", reason)
+        survived = survived or registered or "w8.survive_engines" in emitted
