@@ -149,6 +149,7 @@ def w8_figures(cfg: Config) -> list[Figure]:
             [("value", ">=", float(most))],
         ),
         Figure("w8.survive_lost", f"W8 engines lost in that {window}", "losses", none_lost),
+        Figure("w8.survive_late_s", "W8 worst simulated heartbeat lateness by its end", "s"),
     ]
     return out
 

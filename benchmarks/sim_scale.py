@@ -126,6 +126,7 @@ def run_count(n: int, cfg: Config, emit: Emit, survive: bool) -> bool:
                 time.sleep(cfg.w8_survive_s)
                 emit("w8.survive_engines", n)
                 emit("w8.survive_lost", lost.count() - before)
+                emit("w8.survive_late_s", sim.heartbeats_late())
             _execute(rc, n, emit)
             _map(rc, ctl, n, cfg.w8_tasks, emit)
             emit(f"w8.controller_MB.{n}", ctl.memory_info().rss / 1e6)
@@ -136,9 +137,8 @@ def run_count(n: int, cfg: Config, emit: Emit, survive: bool) -> bool:
 
 def _execute(rc: Any, n: int, emit: Emit) -> None:
     t = time.perf_counter()
-    ar = rc[:].execute("a = 1", block=False)
     try:
-        ar.get(timeout=MAP_S)
+        rc[:].execute("a = 1", block=False).get(timeout=MAP_S)
         emit(f"w8.execute_s.{n}", time.perf_counter() - t)
     except Exception as exc:
         emit(f"w8.execute_s.{n}", {"na": f"{type(exc).__name__}: {str(exc)[:120]}"})
