@@ -77,6 +77,14 @@ def test_pxresult_and_pxconfig(
         ip.run_line_magic("pxresult", "--group-outputs colour")
 
 
+def test_pxconfig_targets_all(ip: InteractiveShell, rc: par.Client) -> None:
+    ip.run_line_magic("pxconfig", "--targets 0")
+    ip.run_line_magic("pxconfig", "--targets all")
+    ip.run_line_magic("px", "on_all = True")
+    assert rc[:].apply_sync(lambda: "on_all" in globals()) == [True] * len(rc.ids)
+    ip.run_line_magic("pxconfig", "-t 0:")
+
+
 def test_remote_errors_raise(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(par.CompositeError) as info:
         ip.run_cell_magic("px", "--no-stream", "1 / 0")

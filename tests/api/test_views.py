@@ -93,6 +93,13 @@ def test_executor(rc: par.Client) -> None:
     assert rc[:].apply_sync(lambda: 1) == [1] * len(rc.ids)
 
 
+def test_executor_map_is_the_lazy_map_without_a_timeout(rc: par.Client) -> None:
+    ex = rc.load_balanced_view().executor
+    results = ex.map(slow_square, range(4))
+    assert isinstance(results, par.LazyMapIterator)  # as ipyparallel: cancel() stops it
+    assert list(results) == [0, 1, 4, 9]
+
+
 def test_sync_imports(rc: par.Client, capsys: pytest.CaptureFixture[str]) -> None:
     import builtins
 

@@ -67,10 +67,27 @@ def test_unknown_launcher_lists_the_installed_ones() -> None:
     assert "installed: " in line and "local" in line
 
 
-def test_stop_without_a_running_cluster_says_so() -> None:
-    result = run("stop", "--cluster-id", "not-running")
+def test_stop_without_a_running_cluster_says_so_and_how_to_start_one(tmp_path: Path) -> None:
+    result = subprocess.run(
+        par_cli("stop", "--cluster-id", "not-running"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PAR_HOME": str(tmp_path)},
+    )
     assert result.returncode == 1
-    assert result.stderr.strip() == "par stop: error: no cluster 'not-running' is running"
+    assert result.stderr.strip() == (
+        f"par stop: error: no cluster 'not-running' is running "
+        f"(nor any other in {tmp_path}; `par start` starts one)"
+    )
+
+
+def test_help_gives_every_default_and_describes_every_option() -> None:
+    start = " ".join(run("start", "--help").stdout.split())
+    assert "name of the cluster (default: default)" in start
+    assert "seconds to wait for engines to register (default: 60.0)" in start
+    listing = " ".join(run("list", "--help").stdout.split())
+    assert "--output {text,json} a table (text, the default) or JSON for scripts" in listing
 
 
 def test_client_without_a_cluster_or_file_says_what_to_do(tmp_path: Path) -> None:

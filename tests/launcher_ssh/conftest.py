@@ -70,13 +70,16 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     return Keys(d, host_pub, d / "user", d / "wrong", d / "known_hosts", d / "ssh_config")
 
 
-def _sshd(keys: Keys, address: str, port: int, name: str, netns: str | None = None) -> Sshd:
+def _sshd(
+    keys: Keys, address: str, port: int, name: str, netns: str | None = None, sftp: bool = True
+) -> Sshd:
     config = keys.dir / f"sshd_{name}.conf"
     config.write_text(
         f"Port {port}\nListenAddress {address}\nHostKey {keys.dir / 'host'}\n"
         f"AuthorizedKeysFile {keys.dir / 'authorized_keys'}\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\n"
-        f"StrictModes no\nPidFile {keys.dir / f'sshd_{name}.pid'}\nSubsystem sftp internal-sftp\n"
+        f"StrictModes no\nPidFile {keys.dir / f'sshd_{name}.pid'}\n"
+        + ("Subsystem sftp internal-sftp\n" if sftp else "")
     )
     Path("/run/sshd").mkdir(exist_ok=True)
     log = keys.dir / f"sshd_{name}.log"
@@ -120,6 +123,14 @@ def free_port() -> int:
 def loopback_sshd(keys: Keys) -> Iterator[Sshd]:
     """An sshd on 127.0.0.1 (a "remote" host that is this machine)."""
     sshd = _sshd(keys, "127.0.0.1", free_port(), "loopback")
+    yield sshd
+    _stop_sshd(sshd)
+
+
+@pytest.fixture(scope="session")
+def sshd_without_sftp(keys: Keys) -> Iterator[Sshd]:
+    """An sshd on 127.0.0.1 configured without the SFTP subsystem (many minimal images)."""
+    sshd = _sshd(keys, "127.0.0.1", free_port(), "nosftp", sftp=False)
     yield sshd
     _stop_sshd(sshd)
 

@@ -147,3 +147,32 @@ def test_engines_that_never_register_show_their_output_and_address(
         **ssh_options,
     )
     assert f"connecting to tcp://{UNROUTED_IP}:" in message and "par.engine" in message
+
+
+def test_host_without_sftp_is_one_line_naming_the_host_and_the_fix(
+    sshd_without_sftp: Sshd, ssh_options: dict[str, Any], tmp_path: Path
+) -> None:
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in ssh_options.items()]
+    done = subprocess.run(
+        par_cli(
+            "start",
+            "--launcher",
+            "ssh",
+            "--cluster-id",
+            "ssh-no-sftp",
+            "-n",
+            "1",
+            "--hosts=127.0.0.1",
+            f"--port={sshd_without_sftp.port}",
+            *flags,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"par start: error: root@127.0.0.1:{sshd_without_sftp.port} ")
+    assert "Subsystem sftp" in error
+    assert wait_gone(tmp_path) == [] and processes_under(Path("ssh-no-sftp")) == []

@@ -25,6 +25,36 @@ def par_register_launchers(register):
 """
 
 
+CHECKED = """
+import os
+
+from par.hookspecs import hookimpl
+from par.launcher import LauncherError, Option
+from par_launcher_local import LocalEngineSetLauncher
+
+
+class Checked(LocalEngineSetLauncher):
+    PLUGIN_NAME = "checked"
+    OPTIONS = (Option("level", int, 1, "from 0 to 9"),)
+
+    def __init__(self, context, n=1, **options):
+        super().__init__(context, n=n, **options)
+        if not 0 <= self.options["level"] <= 9:
+            raise LauncherError(f"--level must be 0 to 9, not {self.options['level']}")
+
+
+@hookimpl
+def par_register_launchers(register):
+    register(Checked)
+
+
+@hookimpl
+def par_launcher_event(event):
+    with open(os.environ["CHECKED_EVENTS"], "a") as f:
+        f.write(event["kind"] + ":" + event["event"] + "\\n")
+"""
+
+
 def make_dist(site: Path, dist: str, module: str, ep_name: str, source: str) -> None:
     """Install a tiny distribution with one `par` entry point into ``site``."""
     info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
@@ -69,7 +99,46 @@ def test_par_load_plugins_allow_lists_plugins(tmp_path: Path) -> None:
     assert "extra" not in only_local.stdout and "local" in only_local.stdout
     none = run_par(tmp_path, "start", "--launcher", "local", "-n", "1", PAR_LOAD_PLUGINS="")
     assert none.returncode == 1
-    assert "unknown controller launcher 'local'" in none.stderr
+    assert "unknown controller launcher 'local' (PAR_LOAD_PLUGINS='' leaves it out)" in none.stderr
+
+
+def test_a_wrong_option_value_fails_in_one_line_before_any_process_starts(tmp_path: Path) -> None:
+    make_dist(tmp_path, "par-checked", "par_checked", "checked", CHECKED)
+    events = tmp_path / "events.txt"
+    result = run_par(
+        tmp_path,
+        "start",
+        "--launcher",
+        "checked",
+        "-n",
+        "1",
+        "--level",
+        "12",
+        CHECKED_EVENTS=str(events),
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "par start: error: --level must be 0 to 9, not 12"
+    )
+    assert not events.exists(), f"launchers started first: {events.read_text()}"
+    started = run_par(
+        tmp_path,
+        "start",
+        "--launcher",
+        "checked",
+        "-n",
+        "1",
+        "--level",
+        "3",
+        "--daemonize",
+        "--cluster-id",
+        "checked",
+        CHECKED_EVENTS=str(events),
+    )
+    assert started.returncode == 0, started.stderr
+    stopped = run_par(tmp_path, "stop", "--cluster-id", "checked", CHECKED_EVENTS=str(events))
+    assert stopped.returncode == 0, stopped.stderr
+    assert events.read_text().split()[:2] == ["controller:starting", "controller:running"]
 
 
 def test_launcher_options_show_in_help_and_bad_options_are_refused() -> None:
@@ -145,3 +214,28 @@ def test_the_plugin_contract_is_one_module() -> None:
     hooks = [name for name in dir(spec) if name.startswith("par_")]
     assert hooks == ["par_launcher_event", "par_register_launchers"]
     assert all(getattr(spec, h).__doc__ for h in hooks)
+
+
+def test_register_launcher_makes_a_class_usable_in_this_process_only() -> None:
+    from par.plugins import plugins, register_launcher, reset
+    from par_launcher_local import LocalEngineSetLauncher
+
+    class HereEngines(LocalEngineSetLauncher):
+        PLUGIN_NAME = "here"
+
+    register_launcher(HereEngines)
+    try:
+        with par.Cluster(n=1, engines="here") as rc:
+            assert rc[:].apply_sync(lambda: "here") == ["here"]
+        rows = [(kind, i.cls.PLUGIN_NAME, i.package) for kind, i in plugins().launchers()]
+        assert ("engines", "here", "(this process)") in rows
+    finally:
+        reset()
+    listing = subprocess.run(par_cli("launchers"), capture_output=True, text=True, timeout=60)
+    assert "here" not in listing.stdout.split()
+
+
+def test_launcher_names_are_case_insensitive() -> None:
+    with par.Cluster(n=1, engines="Local", controller="LOCAL") as rc:
+        rc.wait_for_engines(1, timeout=30)
+        assert rc[:].apply_sync(lambda: 6 * 7) == [42]

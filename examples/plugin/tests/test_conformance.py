@@ -1,14 +1,14 @@
 """The example launcher passes par's conformance suite, and its two options do what they say.
 
-Run from this directory's parent: ``pytest tests``. The fixtures come from
-:mod:`par.testing` (importing them here makes them available to this module).
+Run from the plugin's directory: ``python -m pytest``. The fixtures come from
+:mod:`par.testing`, enabled by ``pytest_plugins`` in the top-level ``conftest.py``.
 """
 
 from __future__ import annotations
 
 import os
 
-from par.testing import ClusterFactory, LauncherConformance, par_cluster, par_home  # noqa: F401
+from par.testing import ClusterFactory, LauncherConformance
 
 
 class TestExampleLauncher(LauncherConformance):
@@ -18,7 +18,7 @@ class TestExampleLauncher(LauncherConformance):
     options = {"nice": 5, "env": "EXAMPLE_ENGINE={i}"}
 
 
-def test_engines_are_niced_and_get_their_own_environment(par_cluster: ClusterFactory) -> None:  # noqa: F811
+def test_engines_are_niced_and_get_their_own_environment(par_cluster: ClusterFactory) -> None:
     _, rc = par_cluster(3, engines="example", nice=7, env="OMP_NUM_THREADS=1,GPU={i}")
     expected = min(os.nice(0) + 7, 19)  # nice adds to the niceness this process already has
     assert rc[:].apply_sync(os.nice, 0) == [expected] * 3

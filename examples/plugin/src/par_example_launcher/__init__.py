@@ -12,9 +12,8 @@ launcher class. The class itself lives in :mod:`par_example_launcher.launcher`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from par.hookspecs import hookimpl
+from par.plugins import LauncherRegistry
 
 from .launcher import NicedEngineSetLauncher
 
@@ -22,6 +21,6 @@ __all__ = ["NicedEngineSetLauncher"]
 
 
 @hookimpl
-def par_register_launchers(register: Any) -> None:
+def par_register_launchers(register: LauncherRegistry) -> None:
     """Give par the ``example`` engine launcher (a plugin may register several classes)."""
     register(NicedEngineSetLauncher)

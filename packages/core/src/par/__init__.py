@@ -31,6 +31,7 @@ _EXPORTS = {
     "AsyncResult": "par.client.asyncresult",
     "AsyncMapResult": "par.client.asyncresult",
     "Cluster": "par.cluster",
+    "ClusterManager": "par.cluster_manager",
     "RemoteError": "par.errors",
     "CompositeError": "par.errors",
     "EngineError": "par.errors",
@@ -53,10 +54,17 @@ _EXPORTS = {
     "register_joblib_backend": "par.joblib",
     "display": "par.engine.display",
     "TaskTimeout": "par.errors",
+    # ipyparallel re-exports these, for AsyncResult.wait(return_when=...)
+    "ALL_COMPLETED": "concurrent.futures",
+    "FIRST_COMPLETED": "concurrent.futures",
+    "FIRST_EXCEPTION": "concurrent.futures",
 }
-_SUBMODULES = {"datapub"}
+_SUBMODULES = {"datapub", "error"}
 
 __all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
     "AsyncHubResult",
     "AsyncMapResult",
     "AsyncResult",
@@ -64,6 +72,7 @@ __all__ = [
     "Client",
     "Cluster",
     "ClusterError",
+    "ClusterManager",
     "CompositeError",
     "ControllerLost",
     "Dependency",
@@ -87,6 +96,7 @@ __all__ = [
     "depend",
     "dependent",
     "display",
+    "error",
     "hookimpl",
     "interactive",
     "parallel",
@@ -96,11 +106,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from . import datapub
+    from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
+
+    from . import datapub, error
     from .client.asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult
     from .client.client import Client
     from .client.view import BroadcastView, DirectView, LoadBalancedView
     from .cluster import Cluster
+    from .cluster_manager import ClusterManager
     from .decorators import Reference, depend, dependent, interactive, parallel, remote, require
     from .dependency import Dependency
     from .engine.display import display

@@ -85,13 +85,18 @@ def _start_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engines", default=None, help="engine launcher (overrides --launcher)")
     parser.add_argument("--controller", default=None, help="controller launcher (default: local)")
     parser.add_argument(
-        "--cluster-id", default=paths.DEFAULT_CLUSTER_ID, help="name of the cluster"
+        "--cluster-id",
+        default=paths.DEFAULT_CLUSTER_ID,
+        help="name of the cluster (default: %(default)s)",
     )
     parser.add_argument(
         "--daemonize", action="store_true", help="start in the background and return"
     )
     parser.add_argument(
-        "--engine-timeout", type=float, default=60.0, help="seconds to wait for engines to register"
+        "--engine-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for engines to register (default: %(default)s)",
     )
     parser.add_argument(
         "--scheme",
@@ -329,7 +334,13 @@ def _cluster_row(cid: str) -> dict[str, Any]:
 def cmd_list(argv: Sequence[str]) -> int:
     """``par list``."""
     parser = argparse.ArgumentParser(prog="par list", description="List clusters and their state.")
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="a table (text, the default) or JSON for scripts",
+    )
     args = parser.parse_args(argv)
     rows = [_cluster_row(cid) for cid in paths.list_cluster_ids()]
     if args.output == "json":

@@ -12,12 +12,13 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from . import paths
+from . import paths, process
 from .client.client import Client
 from .errors import ClusterError
 from .launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Launcher
@@ -25,6 +26,8 @@ from .plugins import launcher_class
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger("par.cluster")
+
+ENGINE_EXIT_GRACE = 10.0  # seconds a stopped engine's process gets to exit before SIGKILL
 
 
 def _new_cluster_id() -> str:
@@ -146,7 +149,11 @@ class Cluster:
         path = paths.cluster_file(cluster_id)
         if not path.exists():
             running = paths.list_cluster_ids()
-            hint = f"; running clusters: {', '.join(running)}" if running else ""
+            hint = (
+                f"; running clusters: {', '.join(running)}"
+                if running
+                else f" (nor any other in {paths.par_home()}; `par start` starts one)"
+            )
             raise ClusterError(f"no cluster {cluster_id!r} is running{hint}")
         return cls.from_dict(paths.read_json(path))
 
@@ -194,19 +201,28 @@ class Cluster:
         controller.emit("running")
         self.write_cluster_file()
 
+    def _engine_set(
+        self, n: int | None = None, launcher: str | None = None, **options: Any
+    ) -> EngineSetLauncher:
+        """A new, not yet started set of ``n`` engines (its launcher checks its options)."""
+        n = n if n is not None else (self.n or os.cpu_count() or 1)
+        cls = launcher_class("engines", launcher) if launcher else self._engine_cls
+        opts = _split_options(options, cls)[0] if launcher else {**self.engine_options, **options}
+        return cls(self.context, n=n, **opts)  # type: ignore[return-value]
+
     def start_engines_sync(
         self, n: int | None = None, launcher: str | None = None, **options: Any
     ) -> str:
         """Start a new set of ``n`` engines; return its engine-set id."""
-        n = n if n is not None else (self.n or os.cpu_count() or 1)
         if self.controller is None:
             raise ClusterError("start the controller before engines (start_cluster does both)")
-        cls = launcher_class("engines", launcher) if launcher else self._engine_cls
-        opts = _split_options(options, cls)[0] if launcher else {**self.engine_options, **options}
-        es = cls(self.context, n=n, **opts)
+        return self._start_engine_set(self._engine_set(n, launcher, **options))
+
+    def _start_engine_set(self, es: EngineSetLauncher) -> str:
+        """Start a set made by :meth:`_engine_set`, stopping it if its start fails."""
         set_id = f"{int(time.time() * 1000)}-{secrets.token_hex(2)}"
-        self.engines[set_id] = es  # type: ignore[assignment]
-        es.emit("starting", engine_set=set_id, n=n)
+        self.engines[set_id] = es
+        es.emit("starting", engine_set=set_id, n=es.n)
         try:
             es.start()
         except BaseException as exc:
@@ -214,7 +230,7 @@ class Cluster:
             es.emit("failed", engine_set=set_id, error=str(exc))
             del self.engines[set_id]
             raise
-        es.emit("running", engine_set=set_id, n=n)
+        es.emit("running", engine_set=set_id, n=es.n)
         self.write_cluster_file()
         return set_id
 
@@ -224,9 +240,12 @@ class Cluster:
 
     def start_cluster_sync(self, n: int | None = None) -> None:
         """Start the controller, then ``n`` engines."""
+        # Made first, as making a launcher checks its option values: a wrong one fails in one
+        # line before any process starts, instead of after the controller is up.
+        engines = self._engine_set(n)
         self.start_controller_sync()
         try:
-            self.start_engines_sync(n)
+            self._start_engine_set(engines)
         except BaseException:
             self.stop_cluster_sync()
             raise
@@ -369,14 +388,31 @@ class Cluster:
         return self._client
 
     def stop_engine_sync(self, engine_id: int, timeout: float = 30.0) -> None:
-        """Stop one engine and wait until it has left."""
+        """Stop one engine and wait until it has left.
+
+        The engine escalates to SIGKILL by itself if its task ignores signals; one
+        whose task holds the interpreter so that it cannot (a long C call) is killed
+        here if it runs on this machine.
+        """
         client = self._engine_client()
+        engine = client.engines().get(engine_id, {})
         client.shutdown(targets=[engine_id], block=True)
         deadline = time.monotonic() + timeout
         while engine_id in client.ids and time.monotonic() < deadline:
             time.sleep(0.05)
         if engine_id in client.ids:
             raise ClusterError(f"engine {engine_id} did not stop within {timeout:.0f} s")
+        pid = engine.get("pid")
+        if engine.get("host") == socket.gethostname() and isinstance(pid, int):
+            sign = str(paths.connection_file(self.cluster_id))  # in each local engine's command
+            if process.end_lingering(pid, sign, ENGINE_EXIT_GRACE):
+                log.warning(
+                    "engine %d left the cluster but its process %d went on for %.0f s: "
+                    "killed it with SIGKILL",
+                    engine_id,
+                    pid,
+                    ENGINE_EXIT_GRACE,
+                )
 
     def restart_engine_sync(self, engine_id: int) -> str:
         """Stop one engine and start a replacement (it gets a new id); return its engine set."""

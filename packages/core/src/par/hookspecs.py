@@ -11,8 +11,11 @@ provide, so a broken plugin cannot slow down or break the others (it is
 reported and skipped). ``PAR_LOAD_PLUGINS=name1,name2`` limits which
 entry points load (empty: none).
 
-A launcher calls ``self.emit("engine_lost", ...)`` to report lifecycle events
-of its own; par emits starting / running / stopped around every launcher.
+par reports the events ``starting``, ``running``, ``failed`` and ``stopped``
+around every launcher; a launcher may report its own with
+``self.emit(name, **details)`` (the Slurm launcher reports ``submitted`` with
+its job id). Engines registering or lost are not launcher events: the
+controller publishes those to clients (``Client.subscribe_events``).
 
 A launcher is a class deriving from :class:`par.launcher.ControllerLauncher`
 or :class:`par.launcher.EngineSetLauncher` with a unique ``PLUGIN_NAME``,
@@ -35,12 +38,16 @@ hookimpl = pluggy.HookimplMarker("par")
 
 @hookspec
 def par_register_launchers(register: LauncherRegistry) -> None:
-    """Called once when par first needs launchers: call ``register(cls)`` for each class."""
+    """Called once when par first needs launchers: call ``register(cls)`` for each class.
+
+    ``register`` is a :class:`par.plugins.LauncherRegistry`.
+    """
 
 
 @hookspec
 def par_launcher_event(event: dict[str, Any]) -> None:
-    """Called for each launcher lifecycle event (starting, running, engine_lost, stopped).
+    """Called for each launcher lifecycle event (starting, running, failed, stopped, and any
+    event a launcher reports with ``emit``).
 
     ``event`` has ``time``, ``cluster_id``, ``launcher`` (its PLUGIN_NAME), ``kind``
     ('controller' or 'engines'), ``event`` and any details the launcher added. The same

@@ -15,11 +15,15 @@ if TYPE_CHECKING:
     from .client.view import View
 
 
+DEFAULT_NAMES = ("par", "ipyparallel")  # the second so that ipyparallel programs find it
+
+
 def register_joblib_backend(
-    name: str = "par", make_default: bool = False, view: View | None = None
+    name: str | None = None, make_default: bool = False, view: View | None = None
 ) -> None:
     """Make ``name`` a joblib backend that runs on par engines (on ``view``, if given).
 
+    Without a name the backend is registered as both ``"par"`` and ``"ipyparallel"``.
     Options of ``parallel_config(backend=name, view=...)`` override ``view``.
     """
     try:
@@ -34,7 +38,8 @@ def register_joblib_backend(
         kwargs.setdefault("view", view)
         return backend_class(**kwargs)
 
-    joblib.register_parallel_backend(name, make_backend, make_default=make_default)
+    for each in (name,) if name else DEFAULT_NAMES:
+        joblib.register_parallel_backend(each, make_backend, make_default=make_default)
 
 
 def _backend_class() -> type:

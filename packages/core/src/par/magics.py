@@ -127,6 +127,8 @@ class ParallelMagics:
         if ":" in text:
             parts = [int(p) if p.strip() else None for p in text.split(":")]
             return slice(*parts)
+        if text == "all":  # a word, not the builtin the shell would evaluate it to
+            return "all"
         return self.shell.ev(text)
 
     def _resolved_targets(self, targets: Any = None) -> list[int]:

@@ -22,6 +22,13 @@ from .launcher import ControllerLauncher, EngineSetLauncher, Launcher
 
 log = logging.getLogger("par.plugins")
 GROUP = "par"
+# The launchers par ships and their distributions, to say what to install when one is missing.
+SHIPPED = {
+    "local": "par-launcher-local",
+    "ssh": "par-launcher-ssh",
+    "mpi": "par-launcher-mpi",
+    "slurm": "par-launcher-slurm",
+}
 
 
 class PluginError(Exception):
@@ -39,7 +46,16 @@ class LauncherInfo:
 
 
 class LauncherRegistry:
-    """The registrar handed to ``par_register_launchers``: call it with a class."""
+    """The registrar handed to ``par_register_launchers``: call it with a class.
+
+    A plugin's hook annotates its argument with it::
+
+        from par.plugins import LauncherRegistry
+
+        @hookimpl
+        def par_register_launchers(register: LauncherRegistry) -> None:
+            register(MineEngineSetLauncher)
+    """
 
     def __init__(self) -> None:
         self.controllers: dict[str, LauncherInfo] = {}
@@ -47,6 +63,7 @@ class LauncherRegistry:
         self._current: tuple[str, str, str] = ("?", "?", "?")
 
     def __call__(self, cls: type[Launcher]) -> None:
+        """Make the launcher class ``cls`` available under its ``PLUGIN_NAME``."""
         name = getattr(cls, "PLUGIN_NAME", "")
         if not name:
             raise PluginError(f"{cls.__qualname__} has no PLUGIN_NAME")
@@ -130,20 +147,33 @@ class Plugins:
         table = self.registry.controllers if kind == "controller" else self.registry.engines
         if name not in table:
             for ep in self._entry_points():
-                if ep.name == name:
+                if ep.name.casefold() == name.casefold():
                     self._load(ep)
         if name not in table:
             self.load_all()
+        # 'MPI' or 'Local', as ipyparallel accepts them
+        name = next((known for known in table if known.casefold() == name.casefold()), name)
         if name not in table:
             installed = ", ".join(sorted(table)) or "none"
-            hint = ""
-            if name in self.errors:
-                hint = f" (the plugin {name!r} failed to load: {self.errors[name]})"
             raise PluginError(
                 f"unknown {'controller' if kind == 'controller' else 'engine'} launcher {name!r}"
-                f"{hint}; installed: {installed}"
+                f"{self._missing_hint(name)}; installed: {installed}"
             )
         return table[name].cls
+
+    def _missing_hint(self, name: str) -> str:
+        """Why the launcher ``name`` is not there, when par can tell."""
+        if name in self.errors:
+            return f" (the plugin {name!r} failed to load: {self.errors[name]})"
+        if any(ep.name.casefold() == name.casefold() for ep in entry_points(group=GROUP)):
+            return f" (PAR_LOAD_PLUGINS={os.environ.get('PAR_LOAD_PLUGINS')!r} leaves it out)"
+        package = SHIPPED.get(name.casefold())
+        if package:
+            return (
+                f" (it comes in the {package} package: `pip install {package}`, "
+                "or `pip install par-cluster` for par with its local launcher)"
+            )
+        return ""
 
     def launchers(self) -> list[tuple[str, LauncherInfo]]:
         """Every (kind, info) of every allowed plugin, for ``par launchers``."""
@@ -168,6 +198,18 @@ def reset() -> None:
     """Forget loaded plugins (tests use this after changing PAR_LOAD_PLUGINS)."""
     global _plugins
     _plugins = None
+
+
+def register_launcher(cls: type[Launcher]) -> None:
+    """Make a launcher class usable in this process only, without a plugin package.
+
+    For trying a launcher in a notebook or a page of the docs: other processes
+    (``par stop``, ``par list``) cannot see it, so a launcher others use comes in
+    a package with an entry point.
+    """
+    registry = plugins().registry
+    registry._current = ("-", "(this process)", "-")
+    registry(cls)
 
 
 def launcher_class(kind: str, name: str) -> type[Launcher]:

@@ -28,7 +28,9 @@ device in between then forwards each chunk while the next comes in, instead
 of holding a whole 100 MB message before sending any of it. The receiver's
 :class:`Assembler` joins them (one sender's chunks arrive in order).
 
-This module is the only place a message is built or parsed.
+This module is the only place a message is framed, signed or parsed; what its
+header keys mean, and how one message carries a batch of tasks or of replies,
+is :mod:`par.messages`'s.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from typing import Any, Literal
 
 import msgpack
 import zmq
+
+from .messages import BUFFERS, CHUNKED, KIND, PACKED
 
 log = logging.getLogger("par.protocol")
 
@@ -107,8 +111,8 @@ class Message:
 
     @property
     def kind(self) -> str:
-        """The message type (header key ``t``)."""
-        return str(self.header.get("t", ""))
+        """The message type (header key ``KIND``)."""
+        return str(self.header.get(KIND, ""))
 
     def body(self) -> list[Frame]:
         """The frames after the routing prefix: forwardable unchanged."""
@@ -142,17 +146,17 @@ class Session:
         buffers: Sequence[Frame] = (),
     ) -> list[Frame]:
         """Build the frames of a message (without routing frames)."""
-        # "b" and "pk" describe this message's framing: never keep a received message's
+        # BUFFERS and PACKED describe this message's framing: never keep a received one's
         if buffers:
-            header["b"] = len(buffers)
+            header[BUFFERS] = len(buffers)
         else:
-            header.pop("b", None)
+            header.pop(BUFFERS, None)
         sizes = [len(buffer_of(p)) for p in payload]
         packed = 0 < sum(sizes) < PACK_BELOW
         if packed:
-            header["pk"] = sizes
+            header[PACKED] = sizes
         else:
-            header.pop("pk", None)
+            header.pop(PACKED, None)
         raw = _encode(header)
         signed = b"".join([len(raw).to_bytes(4, "little"), raw, *(payload if packed else ())])
         frames = [] if packed else list(payload)
@@ -169,7 +173,7 @@ class Session:
         views = [memoryview(buffer_of(b)).cast("B") for b in buffers]
         if sum(len(v) for v in views) <= CHUNK_ABOVE:
             return [self.serialize(header, payload, buffers)]
-        out = [self.serialize({**header, "ck": [len(v) for v in views]}, payload)]
+        out = [self.serialize({**header, CHUNKED: [len(v) for v in views]}, payload)]
         for view in views:
             for start in range(0, len(view), CHUNK_BYTES):
                 out.append([CHUNK, view[start : start + CHUNK_BYTES]])
@@ -204,7 +208,7 @@ class Session:
         if size > MAX_HEADER_BYTES or end > len(head):
             raise ValueError("bad header length")
         header = _decode(head[BODY_START:end])
-        nbuf = header.get("b", 0)
+        nbuf = header.get(BUFFERS, 0)
         if not isinstance(nbuf, int) or nbuf < 0:
             raise ValueError("bad buffer count")
         rest = frames[idx + 1 :]
@@ -216,8 +220,8 @@ class Session:
             head[len(DELIM) : HEAD_START], self.sign(head[HEAD_START:], payload)
         ):
             raise ValueError("bad signature")
-        if "pk" in header:
-            payload = _unpack_payload(head, end, header["pk"]) + payload
+        if PACKED in header:
+            payload = _unpack_payload(head, end, header[PACKED]) + payload
         elif end != len(head):
             raise ValueError("trailing bytes in the head frame")
         return Message(frames[:idx], header, payload, buffers, frames)
@@ -303,9 +307,9 @@ class Assembler:
         if len(frames) >= 2 and _is_chunk(frames[-2]):
             return self._add(frames)
         msg = self.session.parse(frames)
-        if msg is None or "ck" not in msg.header:
+        if msg is None or CHUNKED not in msg.header:
             return msg
-        sizes = msg.header["ck"]
+        sizes = msg.header[CHUNKED]
         if not isinstance(sizes, list) or not all(type(n) is int and n >= 0 for n in sizes):
             self.session.dropped += 1
             return None
@@ -358,8 +362,8 @@ class Assembler:
             ]
         else:
             msg.buffers = joining.buffers
-        del msg.header["ck"]
-        msg.header["b"] = len(msg.buffers)
+        del msg.header[CHUNKED]
+        msg.header[BUFFERS] = len(msg.buffers)
         return msg
 
 

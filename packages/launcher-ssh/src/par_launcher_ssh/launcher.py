@@ -135,6 +135,11 @@ class RemoteProcesses:
                 )
                 left = answer["left"]
                 reason = "they survived SIGKILL"
+                if answer.get("swept"):
+                    say(
+                        f"ended {len(answer['swept'])} process(es) left behind on "
+                        f"{p.host.label} (pids {', '.join(map(str, answer['swept']))})"
+                    )
             except LauncherError as exc:
                 left, reason = [q["pid"] for q in p.procs], str(exc)
             if left:

@@ -88,7 +88,17 @@ class Session:
     def sftp(self) -> paramiko.SFTPClient:
         """The session's SFTP channel (opened on first use)."""
         if self._sftp is None:
-            self._sftp = self.client.open_sftp()
+            try:
+                self._sftp = self.client.open_sftp()
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                transport = self.client.get_transport()
+                if transport is None or not transport.is_active():
+                    raise LauncherError(f"lost the SSH connection to {self.where}: {exc}")
+                # sshd closes the channel at once when its config names no sftp subsystem
+                raise LauncherError(
+                    f"{self.where} offers no SFTP, which par needs to copy files there: add "
+                    "`Subsystem sftp internal-sftp` to its sshd_config and reload sshd"
+                )
         return self._sftp
 
     def peer_address(self) -> str:

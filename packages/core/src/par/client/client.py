@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from .. import connection, protocol, serialize
+from .. import connection, messages, protocol, serialize
 from ..errors import NoEnginesRegistered, ParError
 from ..protocol import Session
 from . import taskrecords
@@ -369,18 +369,14 @@ class Client:
         fdata, digest = serialize.dumps_function(f)
         ar = self._register(len(calls), make_ar)
         for lo in range(0, len(calls), TASK_BATCH):
-            ids = ar.msg_ids[lo : lo + TASK_BATCH]
-            header = {"t": "apply", "q": "t", "ids": ids, "f": digest, **(extra or {})}
-            payload: list[Any] = [fdata]
-            buffers: list[Any] = []
-            counts: list[int] = []
-            for args, kwargs in calls[lo : lo + TASK_BATCH]:
+            header = {"t": "apply", "q": "t", "f": digest, **(extra or {})}
+            tasks: list[messages.Task] = []
+            for mid, (args, kwargs) in zip(
+                ar.msg_ids[lo : lo + TASK_BATCH], calls[lo : lo + TASK_BATCH], strict=True
+            ):
                 adata, bufs = serialize.dumps((args, kwargs))
-                payload.append(adata)
-                buffers.extend(b.raw() for b in bufs)
-                counts.append(len(bufs))
-            if buffers:
-                header["nb"] = counts
+                tasks.append((mid, [fdata, adata], [b.raw() for b in bufs]))
+            payload, buffers = messages.join_tasks(header, tasks)
             self._send(header, payload, buffers, ar if track else None)
         self._sent(ar, view)
         return ar

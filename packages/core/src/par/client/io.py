@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from .. import protocol
+from ..messages import split_replies
 from ..protocol import recv_frames
 from .asyncresult import Metadata, Reply, _dt
 from .outputs import record_reply, record_stream
@@ -264,14 +265,9 @@ class IOThread(threading.Thread):
         self._deliver(mid, reply, md)
 
     def _split_replies(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
-        """Unpack a coalesced broadcast: one message carrying every engine's reply."""
-        pos = bpos = 0
-        for header, npayload in zip(h["hs"], h["np"], strict=True):
-            nbuf = int(header.get("b", 0))
-            part = payload[pos : pos + npayload]
-            self._on_reply(Reply(header, part, buffers[bpos : bpos + nbuf]))
-            pos += npayload
-            bpos += nbuf
+        """Take apart a reply batch: several replies in one message."""
+        for header, part, bufs in split_replies(h, payload, buffers):
+            self._on_reply(Reply(header, part, bufs))
 
     def _explain_engine_error(self, reply: Reply) -> Reply:
         """Add what the cluster's launcher knows (exit status, last output) to an EngineError."""

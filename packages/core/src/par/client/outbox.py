@@ -24,40 +24,13 @@ from typing import Any
 
 import zmq
 
+from ..messages import joinable, merge_tasks
 from ..protocol import Session, send_frames
 
 BATCH = 128  # held requests sent as soon as this many wait
 # header, payload, buffers, and the engines a direct request goes to through the direct
 # device (None: to the controller)
 Request = tuple[dict[str, Any], list[Any], list[Any], list[bytes] | None]
-_PER_BATCH = ("ids", "ts", "nb")  # the header keys that differ between tasks of one batch
-
-
-def _joinable(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two load-balanced task requests can travel as one message."""
-    if a.get("q") != "t" or b.get("q") != "t" or a.keys() != b.keys():
-        return False
-    return all(a[k] == b[k] for k in a if k not in _PER_BATCH)
-
-
-def _counts(h: dict[str, Any], buffers: list[Any]) -> list[int]:
-    """Buffers per task of a request."""
-    return h.get("nb") or [len(buffers)] + [0] * (len(h["ids"]) - 1)
-
-
-def _join(requests: list[Request]) -> Request:
-    """Merge task requests of one function and flags: the function once, then each
-    task's arguments."""
-    if len(requests) == 1:
-        return requests[0]
-    header = dict(requests[0][0])
-    header["ids"] = [mid for h, _, _, _ in requests for mid in h["ids"]]
-    payload = [requests[0][1][0], *(f for _, p, _, _ in requests for f in p[1:])]
-    buffers = [b for _, _, bufs, _ in requests for b in bufs]
-    header.pop("nb", None)
-    if buffers:
-        header["nb"] = [n for h, _, bufs, _ in requests for n in _counts(h, bufs)]
-    return header, payload, buffers, None
 
 
 class RequestSender:
@@ -139,9 +112,17 @@ class RequestSender:
         waiting, self.waiting = self.waiting, []
         group: list[Request] = []
         for request in waiting:
-            if group and not _joinable(group[-1][0], request[0]):
-                self._send(_join(group))
+            if group and not joinable(group[-1][0], request[0]):
+                self._send_group(group)
                 group = []
             group.append(request)
         if group:
-            self._send(_join(group))
+            self._send_group(group)
+
+    def _send_group(self, group: list[Request]) -> None:
+        """Send requests, several load-balanced ones of one function and flags as one batch."""
+        if len(group) == 1:
+            self._send(group[0])
+            return
+        header, payload, buffers = merge_tasks([(h, p, b) for h, p, b, _ in group])
+        self._send((header, payload, buffers, None))

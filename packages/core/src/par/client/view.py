@@ -627,8 +627,11 @@ class LoadBalancedView(View):
 
         return LazyMapIterator(self, f, sequences, ordered, max_outstanding, return_exceptions)
 
-    def register_joblib_backend(self, name: str = "par", make_default: bool = False) -> None:
-        """Register this view as joblib's ``name`` backend (:func:`par.register_joblib_backend`)."""
+    def register_joblib_backend(self, name: str | None = None, make_default: bool = False) -> None:
+        """Register this view as joblib's ``name`` backend (:func:`par.register_joblib_backend`).
+
+        Without a name it is registered as both ``"par"`` and ``"ipyparallel"``.
+        """
         from ..joblib import register_joblib_backend
 
         register_joblib_backend(name, make_default, view=self)

@@ -37,6 +37,7 @@ from zmq.utils.monitor import parse_monitor_message
 from .. import protocol
 from ..connection import ConnectionInfo
 from ..curve import make_server, server_keypair, wanted
+from ..messages import ENGINE_KEYS, join_replies, join_tasks, split_replies, split_tasks
 from ..protocol import Message, Session, recv_frames, recv_ready, send_frames
 from . import query
 from .engines import Engine, EngineRegistry, Pending
@@ -49,8 +50,6 @@ log = logging.getLogger("par.controller")
 # A reply on its way to a client: header, payload, buffers, and its frames as received
 # (None if it came in a batch), which are forwarded as they are when it travels alone.
 Part = tuple[dict[str, Any], list[Any], list[Any], list[Any] | None]
-# Header keys an engine reads from a request besides its ids and targets.
-ENGINE_KEYS = ("f", "mp")
 COPIES_DELAY = 0.005  # seconds the direct device's copies gather before the hub reads them
 
 
@@ -204,16 +203,7 @@ class Controller:
             if len(parts) == 1 and parts[0][3] is not None:
                 self._to_client(client, parts[0][3])
                 continue
-            headers = []
-            for h, _, bufs, _ in parts:
-                if bufs:
-                    h["b"] = len(bufs)
-                else:
-                    h.pop("b", None)
-                headers.append(h)
-            header = {"t": "replies", "hs": headers, "np": [len(p[1]) for p in parts]}
-            payload = [f for p in parts for f in p[1]]
-            buffers = [b for p in parts for b in p[2]]
+            header, payload, buffers = join_replies([(h, p, b) for h, p, b, _ in parts])
             self._to_client(client, self.session.serialize(header, payload, buffers))
         self._outbox.clear()
 
@@ -342,21 +332,15 @@ class Controller:
         send_frames(self.engine_sock, [engine.uuid, *body])
 
     def _task_calls(self, msg: Message, cname: str, now: float) -> list[Pending]:
-        """The load-balanced tasks of a request: one, or a batch sharing one function.
-
-        A batch's payload is the function, then each task's arguments; ``nb`` counts
-        each task's buffers.
-        """
+        """The load-balanced tasks of a request: one, or a batch sharing one function (see
+        :mod:`par.messages`)."""
         h, method = msg.header, msg.kind
-        ids = h["ids"] if "ids" in h else [h["id"]]
-        nbufs = h.get("nb") or [len(msg.buffers)] + [0] * (len(ids) - 1)
         payload = protocol.detach(msg.payload)
-        shared = Shared.of(payload[:1]) if len(ids) > 1 else None  # the batch's function
-        calls, pos = [], 0
-        for i, mid in enumerate(ids):
-            own = payload if len(ids) == 1 else [payload[0], payload[1 + i]]
-            bufs = protocol.detach(msg.buffers[pos : pos + nbufs[i]])
-            pos += nbufs[i]
+        tasks = split_tasks(h, payload, msg.buffers)
+        shared = Shared.of(payload[:1]) if len(tasks) > 1 else None  # the batch's function
+        calls = []
+        for mid, own, buffers in tasks:
+            bufs = protocol.detach(buffers)
             p = self._task_pending(mid, h["c"], method, now, h, own, bufs)
             self.records.add(
                 Record(
@@ -418,17 +402,11 @@ class Controller:
             batches.setdefault((engine.uuid, id(task.template)), []).append(task)
         for (uuid, _), tasks in batches.items():
             tmpl = tasks[0].template or {}
-            header: dict[str, Any] = {"t": tasks[0].method, "ids": [t.msg_id for t in tasks]}
+            header: dict[str, Any] = {"t": tasks[0].method}
             for key in ENGINE_KEYS:
                 if key in tmpl:
                     header[key] = tmpl[key]
-            if len(tasks) == 1:
-                payload, buffers = tasks[0].payload, tasks[0].buffers
-            else:
-                payload = [tasks[0].payload[0], *(t.payload[1] for t in tasks)]
-                buffers = [b for t in tasks for b in t.buffers]
-                if buffers:
-                    header["nb"] = [len(t.buffers) for t in tasks]
+            payload, buffers = join_tasks(header, [(t.msg_id, t.payload, t.buffers) for t in tasks])
             send_frames(self.engine_sock, [uuid, *self.session.serialize(header, payload, buffers)])
 
     # ---- engine work replies ---------------------------------------------------------------
@@ -483,14 +461,8 @@ class Controller:
                 delivered,
             )
         elif msg.kind == "replies":
-            pos = bpos = 0
-            for h, npayload in zip(msg.header["hs"], msg.header["np"], strict=True):
-                nbuf = int(h.get("b", 0))
-                payload = msg.payload[pos : pos + npayload]
-                buffers = msg.buffers[bpos : bpos + nbuf]
+            for h, payload, buffers in split_replies(msg.header, msg.payload, msg.buffers):
                 self._on_reply(engine, h, payload, buffers, None, delivered)
-                pos += npayload
-                bpos += nbuf
 
     def _on_reply(
         self,
@@ -517,9 +489,7 @@ class Controller:
         if status == "ok":
             engine.completed += 1
             self.counts["completed"] += 1
-        elif status == "aborted":
-            self.counts["aborted"] += 1
-        else:
+        else:  # an engine answers an abort on its control connection (_on_aborted)
             engine.failed += 1
             self.counts["failed"] += 1
         self.records.finish(mid, h, [*payload, *buffers])
@@ -714,8 +684,22 @@ class Controller:
             for monitor in self.monitors:
                 if monitor != client:
                     self._to_client(monitor, body)
+        elif kind == "aborted" and engine is not None:
+            self._on_aborted(engine, [str(mid) for mid in h.get("ids", [])])
         elif kind == "unreg" and engine is not None:
-            self._lose(engine, "stopped", f"engine {engine.id} stopped")
+            self._lose(engine, "stopped", "stopped")
+
+    def _on_aborted(self, engine: Engine, ids: list[str]) -> None:
+        """Answer tasks an engine says it will never run, aborted while they waited there."""
+        for mid in ids:
+            p = engine.outstanding.pop(mid, None)
+            if p is None:
+                continue
+            self.pending.pop(mid, None)
+            self._error_reply(p, "TaskAborted", "aborted before start", engine.id, "aborted")
+            if mid in self._dependents:
+                self._wake(mid)
+        self._want_dispatch = True
 
     def _lose(self, engine: Engine, how: str, reason: str) -> None:
         """Unregister an engine and fail what it held."""

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
+from ..messages import MESSAGE_KEYS
 from ..protocol import Chunks, buffer_of, detach
 from ..protocol import decode as msgpack_decode
 from ..protocol import encode as msgpack_encode
 
-# Header keys that route a whole message (the ids and targets of all its tasks), not one request.
-_MESSAGE_KEYS = frozenset(("ids", "tg", "nb", "b", "pk", "ck", "c", "co"))
 _OUTPUT_KEYS = ("o", "r")
 
 
@@ -110,7 +109,7 @@ class Record:
         """The request's header as one task's (without its message's routing)."""
         if self.header is None:
             return None
-        h = {k: v for k, v in self.header.items() if k not in _MESSAGE_KEYS}
+        h = {k: v for k, v in self.header.items() if k not in MESSAGE_KEYS}
         h.update(msg_id=self.msg_id, msg_type=f"{self.method}_request")
         return h
 
@@ -504,7 +503,7 @@ def _pack(frames: list[Any] | None) -> bytes | None:
 def _pack_request(rec: Record) -> bytes | None:
     if rec.header is None:
         return None
-    header = {k: v for k, v in rec.header.items() if k not in _MESSAGE_KEYS}
+    header = {k: v for k, v in rec.header.items() if k not in MESSAGE_KEYS}
     return msgpack_encode({"h": header, "p": _raw(rec.payload), "b": _raw(rec.buffers)})
 
 

@@ -8,7 +8,10 @@ each reply to its client. The control thread (:mod:`par.engine.control`)
 answers the controller meanwhile.
 SIGINT interrupts a running task (it fails with KeyboardInterrupt) and is
 ignored between tasks, so an interrupt never kills the engine; SIGTERM
-stops it cleanly.
+stops it cleanly. A task that raises SystemExit (``sys.exit()``, an
+argparse error) fails with it like with any other exception: only SIGTERM
+or a stop request ends the engine. When the engine ends, so do the
+processes its tasks started (:mod:`par.engine.children`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import zmq
 from .. import protocol, serialize
 from ..connection import ConnectionInfo
 from ..errors import RemoteError
+from ..messages import join_replies, split_tasks
 from ..protocol import Message, Session, buffer_of, recv_ready, send_frames
-from . import display, namespace
+from . import children, display, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
 from .control import ControlThread
 
@@ -47,6 +51,10 @@ IDLE_WAKE_MS = 500  # an idle engine's longest wait for a request
 # direct connection (None: back to the controller on the work connection)
 Task = tuple[str, str, dict[str, Any], list[Any], list[Any], bytes | None]
 Reply = tuple[dict[str, Any], list[Any], list[Any]]  # header, payload, buffers
+
+
+class Stopping(BaseException):
+    """Raised in the main thread by SIGTERM: the engine stops, even in the middle of a task."""
 
 
 def error_content(exc: BaseException) -> dict[str, str]:
@@ -76,17 +84,10 @@ def tasks_of(msg: Message, engine_id: int | None, to: bytes | None) -> list[Task
     if "tg" in h:  # a direct request fanned out to several engines: pick ours
         mid = str(h["ids"][h["tg"].index(engine_id)])
         return [(kind, mid, h, msg.payload, msg.buffers, to)]
-    ids = h["ids"]
-    if len(ids) == 1:
-        return [(kind, str(ids[0]), h, msg.payload, msg.buffers, to)]
-    fdata, nbufs = msg.payload[0], h.get("nb") or [0] * len(ids)
-    tasks: list[Task] = []
-    pos = 0
-    for i, mid in enumerate(ids):
-        bufs = msg.buffers[pos : pos + nbufs[i]]
-        pos += nbufs[i]
-        tasks.append((kind, str(mid), h, [fdata, msg.payload[1 + i]], bufs, to))
-    return tasks
+    return [
+        (kind, mid, h, payload, buffers, to)
+        for mid, payload, buffers in split_tasks(h, msg.payload, msg.buffers)
+    ]
 
 
 class Engine:
@@ -115,6 +116,8 @@ class Engine:
             info.secure,
         )
         self.running: str | None = None
+        self.pid = os.getpid()
+        self.ending = False  # once set, SIGTERM no longer raises: the engine is on its way out
         self.execution_count = 0  # of execute requests that were not silent, as IPython counts
 
     # ---- signals ---------------------------------------------------------------------------
@@ -124,7 +127,14 @@ class Engine:
             raise KeyboardInterrupt
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        raise SystemExit(0)
+        if os.getpid() != self.pid:  # a process a task forked, with the engine's stack
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)  # ends it, as in any Python process
+            return
+        self.control.stopping.set()
+        if not self.ending:
+            self.ending = True
+            raise Stopping
 
     # ---- running requests -------------------------------------------------------------------
 
@@ -165,11 +175,6 @@ class Engine:
         """Run one task; return its reply (header, payload frames, buffers)."""
         kind, mid = task[0], task[1]
         reply: dict[str, Any] = {"t": "reply", "id": mid, "e": self.control.engine_id, "m": kind}
-        if mid in self.control.aborted:
-            self.control.aborted.discard(mid)
-            reply.update(st="aborted", en="TaskAborted")
-            content = {"ename": "TaskAborted", "evalue": "aborted before it started"}
-            return reply, [protocol.encode(content)], []
         client = task[2].get("c")
         self.capture.start(mid, client if isinstance(client, bytes) else None)
         reply["ts"] = time.time()
@@ -185,8 +190,11 @@ class Engine:
             data, buffers = serialize.dumps(result)
             payload = [data]
             reply["st"] = "ok"
-        except (Exception, KeyboardInterrupt) as exc:
+        except Stopping:
+            raise
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the task failed
             content = error_content(exc)
+            content["engine_uuid"] = self.ident.hex()  # for the error's engine_info
             reply.update(st="error", en=content["ename"])
             payload, buffers = [protocol.encode(content)], []
         reply["tc"] = time.time()
@@ -209,6 +217,7 @@ class Engine:
         """Register, then serve requests until stopped."""
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        children.adopt_orphans()
         self.capture.install()
         display.hook_ipython()
         self.control.start()
@@ -223,9 +232,13 @@ class Engine:
             direct.connect(self.info.engine_direct_url)
             log.info("registered as engine %s", self.control.engine_id)
             self._serve(work, direct)
+        except Stopping:
+            log.info("stopping: SIGTERM")
         finally:
+            self.ending = True
             self.control.closing.set()
             self.control.join(timeout=2)
+            children.end_descendants()
             work.close()
             direct.close()
             self.ctx.destroy(linger=1000)
@@ -271,27 +284,33 @@ class Engine:
             direct: lambda frames: self._queue(frames, queue, True),
             work: lambda frames: self._queue(frames, queue, False),
         }
-        while True:
-            if self.control.ready_needed.is_set():
-                self.control.ready_needed.clear()
-                work.send_multipart(self.session.serialize({"t": "ready"}))
-                # To no one: the controller sees the device pass it on, and knows the
-                # device reaches this engine.
-                direct.send_multipart([b"", *self.session.serialize({"t": "hello"})])
-            if not queue:
-                # Out of work: what is finished goes now, then wait for a request (the
-                # control thread's asks are answered at least every IDLE_WAKE_MS).
-                outbox.flush(work, direct)
-                for sock, _ in poller.poll(IDLE_WAKE_MS):
-                    protocol.drain(sock, recv_ready(sock), handlers[sock])
-                continue
-            task = queue.popleft()
-            try:
-                outbox.add(self.handle(task), task[5])
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                log.warning("dropped a malformed request: %s", exc)
-            if outbox.due():
-                outbox.flush(work, direct)
+        try:
+            while not self.control.stopping.is_set():
+                if self.control.ready_needed.is_set():
+                    self.control.ready_needed.clear()
+                    work.send_multipart(self.session.serialize({"t": "ready"}))
+                    # To no one: the controller sees the device pass it on, and knows the
+                    # device reaches this engine.
+                    direct.send_multipart([b"", *self.session.serialize({"t": "hello"})])
+                if not queue:
+                    # Out of work: what is finished goes now, then wait for a request (the
+                    # control thread's asks are answered at least every IDLE_WAKE_MS).
+                    outbox.flush(work, direct)
+                    for sock, _ in poller.poll(IDLE_WAKE_MS):
+                        protocol.drain(sock, recv_ready(sock), handlers[sock])
+                    continue
+                task = queue.popleft()
+                if not self.control.claims.run(task[1]):
+                    continue  # aborted before it started: the control thread said so
+                try:
+                    outbox.add(self.handle(task), task[5])
+                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                    log.warning("dropped a malformed request: %s", exc)
+                if outbox.due():
+                    outbox.flush(work, direct)
+        finally:  # replies finished go out, whatever stops the engine
+            self.ending = True
+            outbox.flush(work, direct)
 
 
 class Outbox:
@@ -343,17 +362,7 @@ class Outbox:
     @staticmethod
     def _message(replies: list[Reply]) -> Reply:
         """One message of held replies: a ``reply``, or ``replies`` with several."""
-        if len(replies) == 1:
-            return replies[0]
-        headers = []
-        for h, _, bufs in replies:
-            if bufs:
-                h["b"] = len(bufs)
-            headers.append(h)
-        header = {"t": "replies", "hs": headers, "np": [len(p) for _, p, _ in replies]}
-        payload = [f for _, p, _ in replies for f in p]
-        buffers = [b for _, _, bufs in replies for b in bufs]
-        return header, payload, buffers
+        return replies[0] if len(replies) == 1 else join_replies(replies)
 
 
 def main(
