@@ -15,9 +15,9 @@ loop costs what arrived rather than a poll of every socket. A ``ZMQ_FD``
 signals only a change, so a socket is read until it is empty, and read again
 after a send on it (a send can take in the notice of a message that came).
 Every engine beats at the controller's one interval, so the heartbeats due
-form a queue in order, served between messages whenever a turn's reading runs
-long; replies held back by ``delay`` wait in a heap by the
-time their task would finish (an engine's tasks run one after another).
+form a queue in order, served between messages whenever a turn's reading
+runs long; replies held back by ``delay`` wait in a heap by the time their
+task would finish (an engine's tasks run one after another).
 
 Abort and signal requests are heard and ignored: a simulated task has nothing
 to interrupt. Commands come on stdin, one a line, and each is answered by one
