@@ -76,6 +76,20 @@ def error_content(exc: BaseException) -> dict[str, str]:
     return {"ename": ename, "evalue": evalue, "traceback": text}
 
 
+def tasks_of(msg: Message, engine_id: int | None, to: bytes | None) -> list[Task]:
+    """The tasks a request carries for engine ``engine_id``: its own of a request fanned
+    out to several engines, or each of a load-balanced batch (``to``: the client its
+    replies go to on the direct connection, None for the controller)."""
+    h, kind = msg.header, msg.kind
+    if "tg" in h:  # a direct request fanned out to several engines: pick ours
+        mid = str(h["ids"][h["tg"].index(engine_id)])
+        return [(kind, mid, h, msg.payload, msg.buffers, to)]
+    return [
+        (kind, mid, h, payload, buffers, to)
+        for mid, payload, buffers in split_tasks(h, msg.payload, msg.buffers)
+    ]
+
+
 class Engine:
     """One engine: a namespace, a work connection and a control thread."""
 
@@ -156,17 +170,6 @@ class Engine:
         if h.get("mp"):
             return list(map(f, *args))
         return f(*args, **kwargs)
-
-    def _tasks_of(self, msg: Message, to: bytes | None) -> list[Task]:
-        """The tasks a request carries: one per target engine, or a load-balanced batch."""
-        h, kind = msg.header, msg.kind
-        if "tg" in h:  # a direct request fanned out to several engines: pick ours
-            mid = str(h["ids"][h["tg"].index(self.control.engine_id)])
-            return [(kind, mid, h, msg.payload, msg.buffers, to)]
-        return [
-            (kind, mid, h, payload, buffers, to)
-            for mid, payload, buffers in split_tasks(h, msg.payload, msg.buffers)
-        ]
 
     def handle(self, task: Task) -> Reply:
         """Run one task; return its reply (header, payload frames, buffers)."""
@@ -262,7 +265,7 @@ class Engine:
             try:
                 if direct and not isinstance(to, bytes):
                     raise ValueError("a direct request names no client")
-                queue.extend(self._tasks_of(msg, to))
+                queue.extend(tasks_of(msg, self.control.engine_id, to))
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 log.warning("dropped a malformed request: %s", exc)
 
