@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any, Self
 
 from par.hookspecs import hookimpl
-from par.launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Option
+from par.launcher import (
+    ControllerLauncher,
+    EngineSetLauncher,
+    LaunchContext,
+    LauncherError,
+    Option,
+)
 from par.process import ProcessRef, spawn, stop_all, tail
+
+from . import capacity
 
 if TYPE_CHECKING:
     from par.plugins import LauncherRegistry
@@ -37,9 +46,11 @@ class LocalControllerLauncher(ControllerLauncher):
         cmd = [*self.controller_command(), "--ip", str(self.options["ip"])]
         if self.options["location"]:
             cmd += ["--location", str(self.options["location"])]
-        self.context.connection_file.unlink(missing_ok=True)
+        before = self.connection_file_version()  # a restored controller reads it first
         self.process = process = spawn(cmd, log)
-        self.wait_for_connection_file(process.alive, float(self.options["start_timeout"]))
+        self.wait_for_connection_file(
+            process.alive, float(self.options["start_timeout"]), replacing=before
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the controller process."""
@@ -73,10 +84,19 @@ class LocalControllerLauncher(ControllerLauncher):
 
 
 class LocalEngineSetLauncher(EngineSetLauncher):
-    """Runs ``n`` engines as local processes."""
+    """Runs ``n`` engines as local processes.
+
+    A count this machine cannot hold is refused (see :mod:`.capacity`) unless
+    ``force``. Engines start in waves of :data:`WAVE` (four per core), a wave every
+    :data:`WAVE_PAUSE` seconds, so that a large count does not fork every process at
+    once; each engine is on record from the moment it is started, so a start that
+    fails or is interrupted half way leaves none behind.
+    """
 
     PLUGIN_NAME = "local"
-    OPTIONS = ()
+    OPTIONS = (Option("force", bool, False, "start more engines than this machine seems to hold"),)
+    WAVE = 4 * (os.cpu_count() or 1)
+    WAVE_PAUSE = 0.25
 
     def __init__(self, context: LaunchContext, n: int = 1, **kwargs: Any) -> None:
         super().__init__(context, n=n, **kwargs)
@@ -84,11 +104,23 @@ class LocalEngineSetLauncher(EngineSetLauncher):
 
     def start(self) -> None:
         """Start the engines (they register with the controller on their own)."""
+        if not self.options.get("force"):  # a subclass with OPTIONS of its own may lack it
+            capacity.check(self.n)
         logs = self.context.cluster_dir / "logs"
         stamp = int(time.time() * 1000)
-        self.processes = [
-            spawn(self.engine_command(), logs / f"engine-{stamp}-{i}.log") for i in range(self.n)
-        ]
+        self.processes = []
+        for i in range(self.n):
+            if i and i % self.WAVE == 0:
+                self.save_state()
+                time.sleep(self.WAVE_PAUSE)
+            try:
+                self.processes.append(
+                    spawn(self.engine_command(), logs / f"engine-{stamp}-{i}.log")
+                )
+            except OSError as exc:
+                raise LauncherError(
+                    f"could not start engine {i + 1} of {self.n}: {exc.strerror or exc}"
+                ) from exc
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every engine of this set."""
@@ -102,6 +134,10 @@ class LocalEngineSetLauncher(EngineSetLauncher):
     def running(self) -> bool:
         """True while any engine of this set lives."""
         return any(p.alive() for p in self.processes)
+
+    def running_count(self) -> int:
+        """How many engines of this set live."""
+        return sum(p.alive() for p in self.processes)
 
     def output(self, lines: int = 20) -> str:
         """The last log lines of engines that have exited."""

@@ -132,6 +132,8 @@ class MessageFuture(Future[Any]):
         self._metadata_by_id: dict[str, Metadata] | None = None  # made when first needed
         self._watchers: dict[str, list[MessageFuture]] = {}
         self._trackers: list[Any] = []  # of sends made with track=True (see AsyncResult.sent)
+        if not self.msg_ids:  # a map over nothing: no reply will ever come to finish it
+            self.set_result(None)
 
     # ---- filled in by the thread receiving -----------------------------------------------
 

@@ -40,7 +40,7 @@ from ..protocol import Session
 from .balancedview import LoadBalancedView
 from .directview import BroadcastView, DirectView
 from .history import Results
-from .io import IOThread, Listener, connect_replies
+from .io import IOThread, Listener
 from .ledger import Ledger
 from .outbox import RequestSender
 from .paths import Paths
@@ -94,6 +94,7 @@ class Client(HubRecords):
         path = connection.resolve(connection_info, cluster_id)
         self._info = info = connection.load(path, timeout=timeout)
         self.cluster = cluster
+        self.controller_timeout = controller_timeout
         self.session = Session(info.key_bytes)
         self.block = False
         self._closed = False
@@ -105,7 +106,9 @@ class Client(HubRecords):
         self.ledger = Ledger()
         self.metadata = self.ledger.metadata
         paths = Paths(self.ledger.engines)
-        self.submitter = Submitter(self._sender, self.ledger, paths, self._ident, self._check_open)
+        self.submitter = Submitter(
+            self._sender, self.ledger, paths, self._ident, info.max_message_bytes, self._check_open
+        )
         self.queries = Queries(
             self._sender, self.session, self._ident, info.client_url, self._check_open
         )
@@ -114,18 +117,21 @@ class Client(HubRecords):
         qid, first = self.queries.frames("connect", {})
         answer = self.queries.expect(qid)
         self.receiver = IOThread(
-            connect_replies(self._ctx, info, self._ident, first),
-            self.session,
-            self.ledger,
-            self._sender,
-            paths,
-            self.queries,
-            self._listeners,
-            self._describe_exit,
-            info.client_url,
+            self._ctx,
+            info,
+            path,
+            self._ident,
+            first,
+            session=self.session,
+            ledger=self.ledger,
+            sender=self._sender,
+            paths=paths,
+            queries=self.queries,
+            listeners=self._listeners,
+            explain_exit=self._describe_exit,
+            controller_timeout=controller_timeout,
         )
         self.spin_wait = spin_wait
-        self.controller_timeout = controller_timeout
         self.receiver.start()
         self._pid = os.getpid()
         _open_clients.add(self)
@@ -149,15 +155,6 @@ class Client(HubRecords):
     @spin_wait.setter
     def spin_wait(self, seconds: float) -> None:
         self.receiver.spin_wait = seconds
-
-    @property
-    def controller_timeout(self) -> float:
-        """Seconds of the controller's silence after which outstanding results fail."""
-        return self.receiver.controller_timeout
-
-    @controller_timeout.setter
-    def controller_timeout(self, seconds: float) -> None:
-        self.receiver.controller_timeout = seconds
 
     # ---- plumbing ----------------------------------------------------------------------------
 
@@ -354,10 +351,11 @@ class Client(HubRecords):
             return
         self._closed = True
         _open_clients.discard(self)
-        try:
-            self.queries.send("close", {})
-        except zmq.ZMQError:
-            pass
+        if self.receiver.accepted:  # else the connection may be dead: a send could wait forever
+            try:
+                self.queries.send("close", {})
+            except zmq.ZMQError:
+                pass
         self.receiver.closing.set()
         self.receiver.join(timeout=2)
         for sock in (self._req, self._sender.direct):

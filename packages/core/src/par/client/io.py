@@ -14,23 +14,35 @@ client itself: what it changes is theirs to say.
 A reply whose task streamed output during its run says how many chunks it
 streamed; if some are still in flight the reply waits (briefly) for them,
 so ``ar.stdout`` is complete once ``ar.get()`` returns.
+
+Before anything else the thread watches its connection's first handshake:
+one the controller refuses (Curve on one side only, another Curve key) would
+leave the connection dead for good, so the client fails at once, saying why.
+A controller that gets a message signed with another key answers ``REFUSED``
+(see ``protocol.py``), which fails the client's connect the same way.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
-from .. import protocol
+from .. import connection, protocol
 from ..connection import ConnectionInfo
+from ..errors import ClusterError
 from ..messages import split_replies
-from ..protocol import Session, recv_frames
+from ..protocol import Session, is_refusal, recv_frames
 from .ledger import Ledger
+from .liveness import ControllerWatch
 from .outbox import RequestSender
 from .outputs import record_reply, record_stream
 from .paths import Paths
@@ -46,44 +58,36 @@ log = logging.getLogger("par.client")
 
 STREAM_WAIT = 2.0
 ACTIVE_FOR = 0.01  # seconds after replies came in that this thread wakes every millisecond
-PING_INTERVAL = 1.0
 HANDOVER = 0.01  # the I/O thread leaves the socket to user's threads this long after a wait
 DRAIN_LIMIT = 1000  # messages handled before what else is due (sending, pings)
 LEAD_POLL = 0.1  # a leading thread's longest poll, between checks of what else is due
-
-
-def connect_replies(
-    ctx: zmq.Context, info: ConnectionInfo, ident: bytes, first: list[Any]
-) -> zmq.Socket:
-    """The client's reply connection, on which it sends ``first`` (the query that
-    introduces it: the controller answers this identity), then nothing more."""
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.ROUTING_ID, ident)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVHWM, 0)
-    sock.setsockopt(zmq.RCVTIMEO, round(LEAD_POLL * 1000))  # see IOThread._receive
-    info.secure(sock)
-    sock.connect(info.client_url)
-    sock.send_multipart(first)
-    # Engines answer direct requests on this socket too, through the device. It sends
-    # nothing more (a send would go to either connection): pings go out on the request
-    # socket, answered here all the same.
-    sock.connect(info.direct_url)
-    return sock
+HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+)
 
 
 class IOThread(threading.Thread):
     """Owns the client's reply connection: takes in replies, output, events and answers.
 
-    It is handed the client's parts it serves: the ledger (whose results it resolves and
-    whose engines it keeps current), the outbox (which it flushes), the direct paths (which
-    learn what was answered), the queries (which it answers) and the event listeners.
-    ``explain_exit(pid)`` says how a lost engine ended, if the client's cluster knows.
+    It connects as ``ident`` to the controller and its direct device (``info``, read
+    from connection file ``path``) and sends ``first`` (the query that introduces the
+    client). It is handed the parts of the client it serves: the ``ledger`` (whose
+    results it resolves and whose engines it keeps current), the outbox (``sender``,
+    which it flushes), the direct ``paths`` (which learn what was answered), the
+    ``queries`` (which it answers) and the event ``listeners``. ``explain_exit(pid)``
+    says how a lost engine ended, if the client's cluster knows.
     """
 
     def __init__(
         self,
-        sock: zmq.Socket,
+        ctx: zmq.Context,
+        info: ConnectionInfo,
+        path: Path,
+        ident: bytes,
+        first: list[Any],
+        *,
         session: Session,
         ledger: Ledger,
         sender: RequestSender,
@@ -91,9 +95,11 @@ class IOThread(threading.Thread):
         queries: Queries,
         listeners: list[Listener],
         explain_exit: Callable[[int], str | None],
-        url: str,
+        controller_timeout: float,
     ) -> None:
         super().__init__(name="par-client-io", daemon=True)
+        self.ctx, self.info, self.path, self.first = ctx, info, path, first
+        self.identity = ident  # the reply socket's: the controller answers it
         self.ledger = ledger
         self.pending = ledger.pending
         self.arrivals = ledger.arrivals
@@ -102,28 +108,34 @@ class IOThread(threading.Thread):
         self.queries = queries
         self.listeners = listeners
         self.explain_exit = explain_exit
-        self.url = url  # the controller's, for messages
         self.spin_wait = 0.0  # see Client.spin_wait
-        self.controller_timeout = 10.0  # see Client.controller_timeout
         self.closing = threading.Event()
         self.streamed: dict[str, int] = {}
         self.parked: dict[str, tuple[Reply, float]] = {}
-        self.last_heard = time.monotonic()
+        self.watch = ControllerWatch(controller_timeout, time.monotonic())
         self.lost = False
+        self.accepted = False  # the controller answered: a REFUSED now is no one's
         self.lease = threading.Lock()  # held by the thread using the reply socket
-        self.sock: zmq.Socket | None = sock  # None once closed
+        self.sock: zmq.Socket | None = None
         self.waited = 0.0  # when a user's thread last waited on a result (see lead)
         self.leader: int | None = None  # the thread receiving, while it holds the lease
         self.wanted = 0  # user's threads waiting for the lease (changed under arrivals)
         self.handled = 0.0  # when replies last came in
-        self.next_ping = 0.0
         self.joiner = protocol.Assembler(session)  # large replies come in chunks
 
     def run(self) -> None:
-        sock = self.sock
-        if sock is None:  # closed before it ran
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, self.identity)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.RCVTIMEO, round(LEAD_POLL * 1000))  # see _receive
+        self.info.secure(sock)
+        if not self._connect(sock):
+            sock.close()
             return
-        self.next_ping = time.monotonic() + PING_INTERVAL
+        with self.lease:
+            self.sock = sock
+        self.watch.sent = time.monotonic()
         try:
             while not self.closing.is_set():
                 if self.wanted or time.monotonic() - self.waited < HANDOVER:
@@ -146,6 +158,43 @@ class IOThread(threading.Thread):
             with self.lease:
                 self.sock = None
                 sock.close()
+
+    def _connect(self, sock: zmq.Socket) -> bool:
+        """Connect to the controller, send the first request, and connect to the direct
+        device, each connection once its handshake is done; False if one failed (the
+        client's connect then fails, saying why) or the client closed meanwhile.
+
+        Engines answer direct requests on this socket too, through the device, which can
+        route them only once that connection is up: the answer to the first request
+        (the client's connect) is read only then. This socket sends nothing more (a send
+        would go to either connection): pings go out on the request socket, answered here
+        all the same."""
+        info = self.info
+        monitor = sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | functools.reduce(operator.or_, HANDSHAKE_FAILED)
+        )
+        try:
+            if not self._handshake(sock, monitor, info.client_url):
+                return False
+            sock.send_multipart(self.first)
+            return self._handshake(sock, monitor, info.direct_url)
+        finally:
+            sock.disable_monitor()
+            monitor.close(linger=0)
+
+    def _handshake(self, sock: zmq.Socket, monitor: zmq.Socket, url: str) -> bool:
+        """Connect to ``url`` and wait for the handshake (see :meth:`_connect`; the
+        events are this connection's: the one before is up)."""
+        sock.connect(url)
+        while not self.closing.is_set():
+            if not monitor.poll(round(LEAD_POLL * 1000)):
+                continue
+            event = recv_monitor_message(monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                return True
+            self._refused(f"refused the connection: it {handshake_refusal(self.info, self.path)}")
+            return False
+        return False
 
     def lead(self, done: Callable[[], bool], timeout: float | None) -> None:
         """Receive on the calling (user's) thread until ``done()``, ``timeout`` or close.
@@ -247,10 +296,11 @@ class IOThread(threading.Thread):
         """What is due whoever receives: parked replies, pings, the controller's silence."""
         if self.parked:
             self._release_parked(force_before=now)
-        if now >= self.next_ping:
+        if self.watch.due(now):
+            lost = self.watch.ping(now)  # judged after this pass drained what had arrived
             self.queries.send("ping", {})
-            self.next_ping = now + PING_INTERVAL
-            self._check_controller(now)
+            if lost and not self.lost:
+                self._lose_controller()
 
     def _drain(
         self, sock: zmq.Socket, first: list[Any], done: Callable[[], bool] | None = None
@@ -264,9 +314,16 @@ class IOThread(threading.Thread):
         if msg is False:  # a chunk of a large reply: more to come
             return
         if msg is None:
-            log.warning("dropped an unauthenticated or malformed message")
+            if is_refusal(frames) and not self.accepted:
+                self._refused(
+                    f"refused this client's messages: the key in connection file {self.path} "
+                    "is not the cluster's"
+                )
+            else:
+                log.warning("dropped an unauthenticated or malformed message")
             return
-        self.last_heard = time.monotonic()
+        self.watch.heard = True
+        self.accepted = True
         if self.lost:
             self.lost = False
             log.warning("the controller answers again")
@@ -288,6 +345,12 @@ class IOThread(threading.Thread):
             self._on_event(h.get("k", ""), h.get("d", {}))
         elif kind == "qr":
             self.queries.answered(h, payload)
+
+    def _refused(self, why: str) -> None:
+        """Fail the queries waiting (the client's connect) with why the controller refused
+        this client."""
+        url = self.info.client_url
+        self.queries.refused(ClusterError(f"the controller at {url} {why}; {connection.FIX}"))
 
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
         """A cluster event: for the listeners, and the engines' bookkeeping."""
@@ -382,14 +445,12 @@ class IOThread(threading.Thread):
                 del self.parked[mid]
                 self._deliver(mid, reply)
 
-    def _check_controller(self, now: float) -> None:
-        """Fail what is outstanding once the controller has been silent too long."""
-        silent = now - self.last_heard
-        if self.lost or silent < self.controller_timeout:
-            return
+    def _lose_controller(self) -> None:
+        """Fail what is outstanding: the controller has been silent too long."""
+        silent = self.watch.silent_for
         self.lost = True
         self.ledger.engines_unknown()  # until a controller tells again
-        url = self.url
+        url = self.info.client_url
         log.warning("no answer from the controller at %s for %.0f s", url, silent)
         self.fail_all(
             "ControllerLost",
@@ -401,3 +462,15 @@ class IOThread(threading.Thread):
         """Resolve every outstanding request with an error (the controller is gone)."""
         for mid in list(self.pending):
             self._on_reply(error_reply(mid, ename, evalue))
+
+
+def handshake_refusal(info: ConnectionInfo, path: Path) -> str:
+    """Why the controller refused a connection's handshake, for the client of connection
+    file ``path`` (how the handshake failed does not tell a controller that does not
+    encrypt from one with another key)."""
+    if not info.curve_serverkey:
+        return f"encrypts (CurveZMQ), and connection file {path} has no curve_serverkey"
+    return (
+        "does not encrypt, or not with the CurveZMQ key that is the curve_serverkey in "
+        f"connection file {path}"
+    )

@@ -16,6 +16,7 @@ own lock keeps a dict whole).
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 import weakref
@@ -185,7 +186,14 @@ class Ledger:
             if not chosen:
                 raise NoEnginesRegistered(f"the slice {targets} selects none of the engines {ids}")
             return chosen
-        out = [int(t) for t in targets]
+        try:
+            out = [operator.index(t) for t in targets]
+        except TypeError:
+            hint = f"; for a variable on the engines use rc[:][{targets!r}]"
+            hint = hint if isinstance(targets, str) else ""
+            raise TypeError(
+                f"engines are named by integer ids (one, a slice or a list), not {targets!r}{hint}"
+            ) from None
         if not out:
             raise NoEnginesRegistered("an empty list of targets: name at least one engine")
         missing = [t for t in out if t not in ids]

@@ -84,6 +84,13 @@ class Queries:
             raise ParError(f"{op} failed on the controller: {reply.get('err')}")
         return reply.get("d"), payload
 
+    def refused(self, error: Exception) -> None:
+        """The controller refused this client (from the thread receiving): fail the
+        queries waiting (the client's connect) with ``error``."""
+        for fut in list(self.waiting.values()):
+            if not fut.done():
+                fut.set_exception(error)
+
     def answered(self, header: dict[str, Any], payload: list[Any]) -> None:
         """An answer came (from the thread receiving): resolve its query's future."""
         fut = self.waiting.pop(header.get("qid", ""), None)

@@ -64,7 +64,15 @@ class HubRecords:
             )
         ar = AsyncHubResult(self._client(), ids)
         self.ledger.expect(ar)
-        self.queries.ask("resend", ids=ids)
+        resent = self.queries.ask("resend", ids=ids)
+        if resent["unknown"]:  # finished, but its result is not kept: nothing will come
+            for mid in ids:
+                self.ledger.pending.pop(mid, None)
+            raise KeyError(
+                f"no result of message(s) {', '.join(resent['unknown'])} on the controller: "
+                "not kept (larger than its --max-record-bytes, or lost with a controller "
+                "that crashed before writing it)"
+            )
         return ar.get() if block else ar
 
     def resubmit(

@@ -22,7 +22,7 @@ from .. import messages, serialize
 from .asyncresult import AsyncResult
 from .ledger import Ledger
 from .outbox import RequestSender
-from .paths import FANOUT_BYTES, Paths, nbytes
+from .paths import FANOUT_BYTES, Paths, largest, nbytes
 
 TASK_BATCH = 128  # load-balanced tasks per message from a map
 
@@ -50,6 +50,7 @@ class Submitter:
         ledger: Ledger,
         paths: Paths,
         ident: bytes,
+        max_message_bytes: int,
         check_open: Callable[[], None],
     ) -> None:
         self.sender = sender
@@ -57,6 +58,7 @@ class Submitter:
         self.pending = ledger.pending  # read for every request sent
         self.paths = paths
         self.ident = ident
+        self.max_message_bytes = max_message_bytes  # the controller's bound on a frame; 0: none
         self.check_open = check_open  # raises once the client is closed
         self.id_prefix = ident[:8].hex()
         self.id_count = itertools.count()
@@ -89,7 +91,18 @@ class Submitter:
         via: list[bytes] | None = None,
     ) -> None:
         """Send a request to the controller, or (``via``: those engines' identities)
-        through the direct device; ``tracked`` learns when ZeroMQ let go of the buffers."""
+        through the direct device; ``tracked`` learns when ZeroMQ let go of the buffers.
+
+        Raises ValueError, forgetting the request, for a frame larger than the controller
+        takes (the device takes buffers in chunks)."""
+        limit = self.max_message_bytes
+        if limit and max(largest(payload), 0 if via else largest(buffers)) > limit:
+            self.unregister(header["ids"])
+            raise ValueError(
+                f"a frame of {max(largest(payload), largest(buffers))} bytes is more than the "
+                f"controller takes ({limit}, `par controller --max-message-bytes`): push large "
+                "data to the engines with a DirectView (it travels in chunks), or raise the limit"
+            )
         header["c"] = self.ident
         header["ts"] = time.time()
         if tracked is None:
@@ -114,8 +127,11 @@ class Submitter:
         or through the hub, which fans it out (see :mod:`par.client.paths`)."""
         ar = self.register(len(targets), make_ar)
         header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
+        limit = self.max_message_bytes
         hub = "co" in header or (  # coalesced: by the hub, as a large fan-out had better be
-            len(targets) > 1 and nbytes(payload) + nbytes(buffers) >= FANOUT_BYTES
+            len(targets) > 1
+            and nbytes(payload) + nbytes(buffers) >= FANOUT_BYTES
+            and not (limit and largest(buffers) > limit)  # the device takes it in chunks
         )
         ways = self.paths.book(ar.msg_ids, targets, hub)
         for way in ways:

@@ -1,9 +1,10 @@
 """``par controller`` and ``python -m par.controller``: run a controller in the foreground.
 
-Its options are the fields of :class:`~par.controller.app.ControllerConfig`,
+Its options are the fields of :class:`~par.controller.config.ControllerConfig`,
 one argument each (``FIELDS``: the flag names the field, the field gives the
 default), and a few about this process: where the connection file goes,
-``--restore``, the SQLite file, the log level.
+``--restore``, the SQLite file, the log level. A controller already running
+on the connection file is refused, naming it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .. import paths
-from .app import ControllerConfig, serve
+from ..errors import ClusterError
+from ..leftovers import named_controller
+from .app import serve
+from .config import ControllerConfig
 from .scheduler import SCHEMES
 
 # (flag of a ControllerConfig field, help, how argparse takes it)
@@ -35,6 +40,18 @@ FIELDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     (
         "--max-record-bytes",
         "bytes of requests, results and output kept in task records",
+        {"type": int},
+    ),
+    (
+        "--max-message-bytes",
+        "the largest frame a client or engine may send (a larger one is refused unread; "
+        "data sent in chunks is not limited; default: 1 GiB)",
+        {"type": int},
+    ),
+    (
+        "--client-hwm",
+        "messages queued for a client that is not reading, before its results wait in "
+        "the controller and its tasks are no longer dispatched (default: %(default)s)",
         {"type": int},
     ),
     (
@@ -85,18 +102,30 @@ def config_of(args: argparse.Namespace) -> ControllerConfig:
     return ControllerConfig(**fields, db_path=db_path)
 
 
+def _refuse_a_second(connection_file: Path, cluster_id: str) -> None:
+    """Raise ClusterError, naming it, if a controller runs on ``connection_file``."""
+    running = named_controller(connection_file)
+    if running is not None:
+        cid = paths.read_json(connection_file).get("cluster_id", cluster_id)
+        raise ClusterError(
+            f"cluster {cid!r} is running on {connection_file} (controller pid {running.pid}): "
+            f"stop it with `par stop --cluster-id {cid}`, or give this controller another "
+            "--cluster-id or --file"
+        )
+
+
 def run(argv: Sequence[str]) -> int:
     """Parse ``par controller`` arguments and run a controller until it is told to stop."""
     args = parser().parse_args(argv)
     try:
         paths.check_cluster_id(args.cluster_id)
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+        conn = Path(args.file) if args.file else paths.connection_file(args.cluster_id)
+        _refuse_a_second(conn, args.cluster_id)
         if args.db == "sqlite" and not args.db_file:
             paths.make_private_dir(paths.cluster_dir(args.cluster_id))
-        serve(
-            config_of(args), args.file or str(paths.connection_file(args.cluster_id)), args.restore
-        )
-    except (ValueError, OSError) as exc:
+        serve(config_of(args), str(conn), args.restore)
+    except (ValueError, OSError, ClusterError) as exc:
         print(f"par controller: error: {exc}", file=sys.stderr)
         return 1
     return 0
