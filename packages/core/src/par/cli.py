@@ -504,6 +504,20 @@ def cmd_controller(argv: Sequence[str]) -> int:
         help="bytes of requests, results and output kept in task records",
     )
     parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=d.max_message_bytes,
+        help="the largest frame a client or engine may send (a larger one is refused unread; "
+        "data sent in chunks is not limited; default: 1 GiB)",
+    )
+    parser.add_argument(
+        "--client-hwm",
+        type=int,
+        default=d.client_hwm,
+        help="messages queued for a client that is not reading, before its results wait in "
+        "the controller and its tasks are no longer dispatched (default: %(default)s)",
+    )
+    parser.add_argument(
         "--curve",
         default=d.curve,
         choices=("auto", "on", "off"),
@@ -540,6 +554,8 @@ def cmd_controller(argv: Sequence[str]) -> int:
         heartbeat_timeout=args.heartbeat_timeout,
         max_records=args.max_records,
         max_record_bytes=args.max_record_bytes,
+        max_message_bytes=args.max_message_bytes,
+        client_hwm=args.client_hwm,
         location=args.location,
         curve=args.curve,
         db=args.db,

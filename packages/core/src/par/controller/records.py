@@ -58,7 +58,7 @@ class Record:
 
     msg_id: str
     client: str
-    queue: str  # "mux" (direct) or "task" (load-balanced), as ipyparallel names them
+    queue: str  # par.messages.RECORD_QUEUE's: "mux" (direct) or "task" (load-balanced)
     method: str
     submitted: float
     engine_id: int | None = None
