@@ -82,7 +82,9 @@ def test_open_mpi_gets_oversubscribe_and_root_variables(tmp_path: Path) -> None:
     with pytest.raises(par.ClusterError, match="mpiexec exited with status 5"):
         cluster.start_and_connect_sync()
     called = record.read_text()
-    assert called.startswith("-x PAR_MPI_TEST --oversubscribe -n 2 sh -c")
+    assert called.startswith(
+        f"-x PAR_MPI_TEST --oversubscribe -n 2 {sys.executable} -m par_launcher_mpi"
+    )
     assert ("root=1/1" in called) == (os.geteuid() == 0)
     assert_no_leftovers()
 

@@ -1,10 +1,12 @@
 """``python -m par_launcher_mpi.engine``: one par engine as one MPI rank (what mpiexec runs).
 
-The rank initialises MPI, checks that it really is part of the job (an
-mpi4py built for another MPI starts every rank alone), records itself for
-its launcher, moves its output to its own log, then runs an ordinary engine
-that registers with its group, rank and size so that engine ids follow rank
-order. Imports stay few: hundreds of ranks may start at once on few cores.
+The rank's first process forks the engine and stays to watch it
+(:func:`.ranks.watch`). The engine initialises MPI, checks that it really is
+part of the job (an mpi4py built for another MPI starts every rank alone),
+records itself for its launcher, moves its output to its own log, then runs
+an ordinary engine that registers with its group, rank and size so that
+engine ids follow rank order. Imports stay few: hundreds of ranks may start
+at once on few cores.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .mpiexec import compatible, family
-from .ranks import RANK_SAYS, SAID_FILE, RankRecord
+from .ranks import RANK_SAYS, SAID_FILE, RankRecord, watch
 
 EXIT_STARTUP = 3
 
@@ -99,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one engine as this MPI rank; return its exit status."""
     args = _parse(argv)
     directory = Path(args.dir)
+    status = watch(directory)
+    if status is not None:
+        return status
     MPI = _import_mpi(directory)
     if MPI is None:
         return EXIT_STARTUP

@@ -11,7 +11,6 @@ from par.launcher import EngineSetLauncher, LaunchContext, Option
 
 from .job import MPIJob
 from .mpiexec import MPIExec, find_mpiexec, split_args
-from .ranks import watched
 
 MPIEXEC_OPTION = Option(
     "mpiexec",
@@ -92,7 +91,7 @@ class MPIEngineSetLauncher(EngineSetLauncher):
         directory = self._directory()
         command = mpi.job_command(
             self.n,
-            watched(directory, self.engine_command()),
+            self.engine_command(),
             split_args(self.options["mpi_args"]),
             bool(self.options["oversubscribe"]),
         )

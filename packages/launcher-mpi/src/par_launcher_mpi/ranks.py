@@ -5,17 +5,21 @@ output to ``rank-<r>.log``. ``mpiexec`` puts every rank in its own session, so
 these records (not a process group) are how ``stop`` reaches a rank that has
 lost its ``mpiexec``.
 
-Each rank runs under :data:`WATCH_SCRIPT`, a few lines of ``sh`` that wait for
-the engine and write its exit status to ``exit-<pid>``. mpiexec cannot say
-which rank died first: when one dies it kills all the others with the same
-signal, and its own report names whichever it noticed first.
+Each rank's first process forks the engine and stays as its watcher
+(:func:`watch`): it passes stop and interrupt signals on, waits, and writes
+the engine's exit status to ``exit-<pid>`` (a shell can wait, but cannot
+close the PMI socket :func:`watch` explains). mpiexec cannot say which rank
+died first: when one dies it kills all the others with the same signal, and
+its own report names whichever it noticed first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,27 +27,43 @@ from pathlib import Path
 RANK_SAYS = "par mpi engine: "
 SAID_FILE = "said.log"  # what ranks that failed at startup said, written by the ranks
 
-# sh -c WATCH_SCRIPT par-rank DIRECTORY PROGRAM...: run PROGRAM, pass stop and interrupt
-# signals on to it, and record its exit status (128 + N when signal N killed it).
-WATCH_SCRIPT = """
-dir=$1; shift
-"$@" &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null' TERM HUP
-trap 'kill -INT $pid 2>/dev/null' INT
-while :; do
-  wait $pid
-  status=$?
-  kill -0 $pid 2>/dev/null || break
-done
-echo $status > "$dir/exit-$pid"
-exit $status
-"""
+# Seconds a watcher whose engine failed waits for the process manager to end the job.
+JOB_END_WAIT = 10.0
+
+# Signals the watcher passes on to the engine: how mpiexec and `par stop` end a rank.
+PASSED_ON = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
-def watched(directory: Path, program: list[str]) -> list[str]:
-    """The command that runs ``program`` as a rank under :data:`WATCH_SCRIPT`."""
-    return ["sh", "-c", WATCH_SCRIPT, "par-rank", str(directory), *program]
+def watch(directory: Path) -> int | None:
+    """Fork: return None in the child, which goes on as the engine; in the parent, wait for
+    the engine, record its exit status (128 + N when signal N killed it) and return it.
+
+    MPICH's process manager learns that a rank died when the rank's PMI socket closes, and
+    the watcher holds a copy. Closed only as the watcher exited, the manager sometimes
+    noticed the exit first, took the rank for one that had ended normally and left the
+    other ranks running. So after a failure the watcher closes the socket first, once the
+    status is on disk, and waits for the manager to end the job.
+    """
+    pid = os.fork()
+    if pid == 0:
+        return None
+
+    def pass_on(number: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the engine has just ended
+            os.kill(pid, number)
+
+    for sig in PASSED_ON:
+        signal.signal(sig, pass_on)
+    _, wait_status = os.waitpid(pid, 0)
+    status = os.waitstatus_to_exitcode(wait_status)
+    status = 128 - status if status < 0 else status
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"exit-{pid}").write_text(str(status))
+    pmi = os.environ.get("PMI_FD", "")
+    if status and pmi.isdigit():
+        os.close(int(pmi))
+        time.sleep(JOB_END_WAIT)
+    return status
 
 
 def describe_status(status: int) -> str:
