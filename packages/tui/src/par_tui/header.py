@@ -53,6 +53,7 @@ class ClusterHeader(Widget):
         engines = Text.assemble(
             ("engines ", "dim"),
             (f"{s.up} up", "bold green"),
+            (f" ({s.busy} busy)", "yellow" if s.busy else "dim"),
             ("  ", ""),
             (f"{s.registering} registering", "yellow" if s.registering else "dim"),
             ("  ", ""),
@@ -60,7 +61,6 @@ class ClusterHeader(Widget):
             ("    launchers ", "dim"),
             s.launchers or "-",
         )
-        rate = sum(s.throughput[-5:]) / 5 if s.throughput else 0.0
         tasks = Text.assemble(
             ("tasks ", "dim"),
             (f"{s.queued} queued", "bold"),
@@ -73,7 +73,7 @@ class ClusterHeader(Widget):
             ("  ", ""),
             (f"{s.aborted} aborted", "dim"),
             ("    ", ""),
-            (f"{rate:.1f} tasks/s", "bold cyan"),
+            (format.rate(s.rate, " tasks/s"), "bold cyan"),
         )
         # Cut a long line short: wrapped, it would push the lines below out of the header.
         lines = Text("\n", no_wrap=True, overflow="ellipsis")

@@ -694,8 +694,9 @@ class Client:
         return True
 
     def queue_status(self, targets: Any = "all", verbose: bool = False) -> dict[Any, Any]:
-        """Per-engine queue counts and the number of unassigned tasks."""
-        raw = self._query("queue_status")
+        """Per-engine queue counts and the number of unassigned tasks (``verbose``: lists of
+        their message ids instead of counts, for ``queue``, ``tasks`` and ``unassigned``)."""
+        raw = self._query("queue_status", verbose=verbose)
         out: dict[Any, Any] = {}
         wanted = None if targets in (None, "all") else set(self._build_targets(targets))
         for key, value in raw.items():

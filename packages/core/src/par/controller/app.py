@@ -28,6 +28,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ from ..messages import ENGINE_KEYS, join_replies, join_tasks, split_replies, spl
 from ..protocol import Message, Session, recv_frames, recv_ready, send_frames
 from . import query
 from .engines import Engine, EngineRegistry, Pending
+from .feed import Feed
 from .mux import IN, NUDGE, DirectDevice
 from .records import Record, RecordStore, Shared, SQLiteRecordStore
 from .scheduler import TaskScheduler, resolve
@@ -102,11 +104,10 @@ class Controller:
         )
         self.pending: dict[str, Pending] = {}
         self.clients: dict[bytes, dict[str, Any]] = {}
-        self.monitors: set[bytes] = set()
+        self.feed = Feed(self._send_activity)
         self._waiting: dict[str, Pending] = {}  # tasks whose dependencies are not met yet
         self._dependents: dict[str, set[str]] = {}  # msg id -> waiting tasks that depend on it
         self._groups: dict[str, dict[str, Any]] = {}  # coalesced broadcasts being collected
-        self._notices: list[dict[str, Any]] = []
         self._outbox: dict[bytes, list[Part]] = {}  # replies per client, sent once per loop pass
         self._want_dispatch = False
         self.counts = {"submitted": 0, "completed": 0, "failed": 0, "aborted": 0}
@@ -224,8 +225,9 @@ class Controller:
         self.records.finish(p.msg_id, header, [content])
         self.counts["failed" if status == "error" else "aborted"] += 1
         self._reply_to(p.client, (header, [content], [], None))
-        if self.monitors and status == "error":
-            self._notice({**header, "ev": evalue}, [content], p)
+        if status == "error":
+            self.feed.ran(None, None, time.time(), failed=True)  # no engine counts it
+            self.feed.error(header, content, p.label)
 
     # ---- client requests -----------------------------------------------------------------
 
@@ -279,6 +281,7 @@ class Controller:
         shared = Shared.of([*payload, *buffers])  # every target's record holds the same frames
         for mid, target, running in zip(h["ids"], h["tg"], live, strict=True):
             p = Pending(mid, client, "d", method, now, engine=target, group=group)
+            p.label = h.get("lb")
             if running is not None:
                 self.pending[mid] = p
                 running.outstanding[mid] = p
@@ -371,6 +374,7 @@ class Controller:
     ) -> Pending:
         """A load-balanced task with the flags of its request header ``h``."""
         p = Pending(mid, client, "t", method, now, template=h, payload=payload, buffers=buffers)
+        p.label = h.get("lb")
         p.retries = int(h.get("rt", 0))
         p.allowed = set(h["al"]) if h.get("al") is not None else None
         p.after, p.follow = h.get("af"), h.get("fo")
@@ -481,6 +485,7 @@ class Controller:
         status = h.get("st", "ok")
         if p is not None and p.queue == "t" and status == "error" and self._retry(p, engine, h):
             engine.failed += 1
+            self._feed_reply(engine, h, failed=True)
             return
         self.pending.pop(mid, None)
         if isinstance(h.get("ts"), float) and isinstance(h.get("tc"), float):
@@ -494,6 +499,9 @@ class Controller:
         else:
             engine.failed += 1
             self.counts["failed"] += 1
+            self.feed.error(h, payload[0] if payload else None, p.label if p else None)
+        if status != "aborted":
+            self._feed_reply(engine, h, failed=status != "ok")
         self.records.finish(mid, h, [*payload, *buffers])
         if p is not None:
             if p.group is not None:
@@ -502,12 +510,17 @@ class Controller:
                 self._reply_to(p.client, (h, payload, buffers, body))
             for watcher in p.watchers:
                 self._reply_to(watcher, (h, payload, buffers, body))
-        if self.monitors:
-            self._notice(h, payload, p)
         if mid in self._dependents:
             self._wake(mid)
         if self.tasks.queue:
             self._want_dispatch = True
+
+    def _feed_reply(self, engine: Engine, h: dict[str, Any], failed: bool) -> None:
+        """Tell the monitors' feed of an engine's finished task: its work and its output."""
+        self.feed.ran(engine.id, h.get("ts"), h.get("tc") or time.time(), failed)
+        for key, stream in (("o", "stdout"), ("r", "stderr")):
+            if key in h:
+                self.feed.output(engine.id, stream, str(h[key]))
 
     def _retry(self, p: Pending, engine: Engine, h: dict[str, Any]) -> bool:
         """Queue a failed load-balanced task again if it was rejected or has retries left."""
@@ -612,42 +625,12 @@ class Controller:
                     p, "TaskTimeout", "dependencies were not met within the timeout", None
                 )
 
-    def _notice(self, h: dict[str, Any], payload: list[Any], p: Pending | None) -> None:
-        """Note a finished task for monitors (sent in one batch per loop pass)."""
-        notice = {
-            "id": h.get("id"),
-            "e": h.get("e"),
-            "st": h.get("st"),
-            "m": h.get("m"),
-            "ts": h.get("ts"),
-            "tc": h.get("tc"),
-            "q": p.queue if p is not None else None,
-            "sub": p.submitted if p is not None else None,
-        }
-        if h.get("st") not in ("ok", None) and payload:
-            try:
-                content = protocol.decode(payload[0])
-                notice.update(en=content.get("ename"), ev=content.get("evalue"))
-                notice["tb"] = content.get("traceback", "")
-            except Exception:
-                notice["en"] = h.get("en")
-        for key in ("o", "r"):
-            if key in h:
-                notice[key] = str(h[key])[-4096:]
-        self._notices.append(notice)
-
-    def _flush_notices(self) -> None:
-        if self._notices:
-            header = {
-                "t": "event",
-                "k": "tasks",
-                "d": {"tasks": self._notices},
-                "time": time.time(),
-            }
-            frames = self.session.serialize(header)
-            for client in self.monitors:
-                send_frames(self.client_sock, [client, *frames])
-            self._notices = []
+    def _send_activity(self, data: dict[str, Any], to: Iterable[bytes]) -> None:
+        """Send monitors an ``activity`` event (see :mod:`par.controller.feed`)."""
+        header = {"t": "event", "k": "activity", "d": data, "time": time.time()}
+        frames = self.session.serialize(header)
+        for client in to:
+            send_frames(self.client_sock, [client, *frames])
 
     # ---- engine control channel ------------------------------------------------------------
 
@@ -683,9 +666,8 @@ class Controller:
                 self._to_client(client, body)
             if h.get("n") in ("stdout", "stderr"):
                 self.records.add_output(str(mid), h["n"], str(h.get("d", "")))
-            for monitor in self.monitors:
-                if monitor != client:
-                    self._to_client(monitor, body)
+                if engine is not None:
+                    self.feed.output(engine.id, h["n"], str(h.get("d", "")))
         elif kind == "unreg" and engine is not None:
             self._lose(engine, "stopped", f"engine {engine.id} stopped")
 
@@ -770,37 +752,46 @@ class Controller:
 
     def _q_close(self, client: bytes, h: dict[str, Any]) -> None:
         self.clients.pop(client, None)
-        self.monitors.discard(client)
+        self.feed.unsubscribe(client)
 
     def _q_monitor(self, client: bytes, h: dict[str, Any]) -> bool:
-        """Also send this client task notices and every engine's streamed output."""
+        """Also send this client the ``activity`` feed (see :mod:`par.controller.feed`), after
+        what it kept."""
         if h.get("on", True):
-            self.monitors.add(client)
+            self.feed.subscribe(client)
         else:
-            self.monitors.discard(client)
+            self.feed.unsubscribe(client)
         return True
 
     def _q_engines(self, client: bytes, h: dict[str, Any]) -> list[dict[str, Any]]:
         return [e.describe() for e in self.engines.by_id.values()]
 
     def _q_queue_status(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
+        """Per engine: its requests not finished (``queue``; ``tasks`` the load-balanced
+        ones), completed and failed counts; ``unassigned`` the tasks no engine has yet. With
+        ``verbose``, ``queue``, ``tasks`` and ``unassigned`` list message ids."""
+
+        def counted(ids: list[str]) -> int | list[str]:
+            return ids if h.get("verbose") else len(ids)
+
         out: dict[str, Any] = {
             str(e.id): {
-                "queue": len(e.outstanding),
+                "queue": counted(list(e.outstanding)),
                 "completed": e.completed,
                 "failed": e.failed,
-                "tasks": len([p for p in e.outstanding.values() if p.queue == "t"]),
+                "tasks": counted([m for m, p in e.outstanding.items() if p.queue == "t"]),
             }
             for e in self.engines.up()
         }
-        out["unassigned"] = len(self.tasks.queue)
+        waiting = [p.msg_id for p in self.tasks.queue] + list(self._waiting)
+        out["unassigned"] = counted(waiting)
         return out
 
     def _q_status(self, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
         return {
             "cluster_id": self.config.cluster_id,
             "uptime": time.time() - self.started,
-            "engines": [e.describe() for e in self.engines.by_id.values()],
+            "engines": [self._describe_running(e) for e in self.engines.by_id.values()],
             "counts": dict(self.counts),
             "queued": len(self.tasks.queue),
             "pending": len(self.pending),
@@ -810,6 +801,15 @@ class Controller:
             "clients": len(self.clients),
             "pid": os.getpid(),
         }
+
+    @staticmethod
+    def _describe_running(engine: Engine) -> dict[str, Any]:
+        """An engine as status describes it, with its running task's label if it has one."""
+        out = engine.describe()
+        running = engine.outstanding.get(engine.stats.get("task") or "")
+        if running is not None and running.label is not None:
+            out["task_label"] = running.label
+        return out
 
     def _q_abort(self, client: bytes, h: dict[str, Any]) -> list[str]:
         if h.get("all"):
@@ -949,7 +949,7 @@ class Controller:
             self.counts["submitted"] += 1
             routing = {"t": rec.method, "ids": [new], "tg": [engine.id]}
             routing.update({k: header[k] for k in ENGINE_KEYS if k in header})
-            p = Pending(new, client, "d", rec.method, now, engine=engine.id)
+            p = Pending(new, client, "d", rec.method, now, engine=engine.id, label=rec.label)
             self._send_direct(p, engine, self.session.serialize(routing, payload, buffers))
         return dict(zip(olds, news, strict=True))
 
@@ -1025,8 +1025,7 @@ class Controller:
                     self._dispatch()
                 if self._outbox:
                     self._flush_replies()
-                if self._notices:
-                    self._flush_notices()
+                self.feed.tick(time.monotonic())
                 self.records.flush()
                 now = time.monotonic()
                 if now >= next_check:
