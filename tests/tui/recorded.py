@@ -24,7 +24,7 @@ Traceback (most recent call last):
   File "/home/ana/analysis/io.py", line 12, in read_frame
     with open(path, "rb") as f:
          ^^^^^^^^^^^^^^^^
-FileNotFoundError: [Errno 2] No such file or directory: '/scratch/run7/chunk-0042.parquet'"""
+FileNotFoundError: [Errno 2] No such file or directory: '/scratch/run7/{label}.parquet'"""
 
 
 def _engine(i: int) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def feed_events(tasks: list[tuple[str, int, float, float, str | None]]) -> list[
                     "ename": "FileNotFoundError",
                     "evalue": "[Errno 2] No such file or directory: "
                     f"'/scratch/run7/{label}.parquet'",
-                    "traceback": TRACEBACK,
+                    "traceback": TRACEBACK.format(label=label),
                 }
             )
             feed.error(header, content, label)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from par.launcher import EVENTS_FILE, LaunchContext, Launcher
 from par.plugins import launcher_class
-from par_tui.source import LauncherEventLog
 from par_tui import format
+from par_tui.source import LauncherEventLog
 from par_tui.state import LAUNCHER_EVENTS_KEPT, ClusterState
 from par_tui.task_stream import Lane, view
 
@@ -47,6 +47,18 @@ def test_short_ids_tell_tasks_and_clients_apart() -> None:
     assert shown == ["3fa9-1b", "3fa9-1c", "77c0-1b"]
     assert format.task(ids[0], "load:42") == "3fa9-1b load:42"
     assert format.short_id("0f8e7d6c5b4a39281706f5e4d3c2b1a0") == "0f8e7d6c"  # a uuid hex
+
+
+def test_rates_and_counts_fit_their_columns() -> None:
+    # The throughput label is 14 characters wide: "12.3k/s now", "peak 1000.0k/s".
+    for rate in (0.04, 8.5, 99.96, 120, 9999.4, 12345, 999_999):
+        assert len(f"{format.rate(rate)} now") <= 14 and len(f"peak {format.rate(rate)}") <= 14
+    assert [format.count(n) for n in (7, 99_999, 123_456, 20_000_000)] == [
+        "7",
+        "99999",
+        "123k",
+        "20.0M",
+    ]
 
 
 def test_errors_are_newest_first_with_their_labels() -> None:

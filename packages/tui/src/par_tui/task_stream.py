@@ -100,7 +100,8 @@ class Throughput(Horizontal):
 
 @dataclass(frozen=True)
 class Lane:
-    """What one lane adds up: a key of the activity store and the engines it covers."""
+    """What one lane adds up: a key of the activity store, and the engines it covers (the
+    busy share is of their time)."""
 
     key: object
     label: str
@@ -124,7 +125,7 @@ def view(snap: Snapshot, lane: Lane, scale: int, n: int) -> LaneView:
     first = last - n + 1
     cells = snap.activity.cells(lane.key, scale, first, n)
     since = snap.activity.since
-    width = max(len([e for e in lane.engines if e.alive]), 1) * scale
+    width = max(len(lane.engines), 1) * scale
     running = [e.task_started for e in lane.engines if e.task_started is not None]
     looks = []
     busy = known = 0.0
@@ -164,17 +165,15 @@ def _look(cell: Cell, fraction: float, running: bool) -> tuple[str, str]:
 
 def lanes_of(snap: Snapshot, order: Sequence[int], by_host: bool) -> list[Lane]:
     """The lanes to show: the cluster, then each engine in ``order`` (or each of their hosts)."""
-    rows = {r.id: r for r in snap.engines if r.alive}
+    rows = {r.id: r for r in snap.engines}
     shown = [rows[i] for i in order if i in rows]
-    lanes = [Lane(ALL, "all", tuple(rows.values()))]
+    live = tuple(r for r in rows.values() if r.alive)
+    lanes = [Lane(ALL, "all", live or tuple(rows.values()))]
     if not by_host:
         return lanes + [Lane(r.id, f"e{r.id}", (r,)) for r in shown]
     hosts: dict[str, list[EngineRow]] = {}
     for r in shown:
-        hosts.setdefault(r.host, [])
-    for r in rows.values():
-        if r.host in hosts:
-            hosts[r.host].append(r)
+        hosts.setdefault(r.host, []).append(r)
     return lanes + [Lane(("host", h), f"{h} ({len(es)})", tuple(es)) for h, es in hosts.items()]
 
 
@@ -206,6 +205,13 @@ class Lanes(ScrollView):
     def lanes(self) -> list[Lane]:
         """The lanes in display order (the first is the whole cluster)."""
         return self._lanes
+
+    def views(self) -> list[tuple[Lane, LaneView]]:
+        """Every lane as it is drawn now, with its sums over the window shown."""
+        snap = self.snapshot
+        if snap is None:
+            return []
+        return [(lane, view(snap, lane, self.scale, self._cells())) for lane in self._lanes]
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         """One line per lane, plus the time axis."""
