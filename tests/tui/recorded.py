@@ -6,6 +6,7 @@ the monitor is fed exactly what a controller would send it.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from par import protocol
@@ -159,4 +160,47 @@ def recorded_state() -> ClusterState:
     status["engines"][1]["task_label"] = "merge-all"
     state.on_status(status, T0)
     state.on_launcher_events(LAUNCHER_EVENTS)
+    return state
+
+
+def many_engines_state(n: int = 1000, hosts: int = 16) -> ClusterState:
+    """``n`` engines on ``hosts`` hosts after a minute of work: every host's engines busy
+    in turn, those of node07 failing now and then, one straggler on node03."""
+    state = ClusterState("big")
+    state.on_connected({"controller_url": "tcp://10.0.0.5:50123", "launchers": "slurm"}, T0 - 60)
+    engines = []
+    for i in range(n):
+        e = _engine(i % 4)
+        e.update(id=i, uuid=f"{i:032x}", pid=30_000 + i, host=f"node{i % hosts:02d}")
+        e["launcher"] = "slurm"
+        engines.append(e)
+    state.on_status({"engines": engines, "uptime": 3600.0}, T0 - 60)
+    tasks = []
+    for i in range(0, n, 3):
+        host = i % hosts
+        start = T0 - 60 + host * 2.5  # hosts start in turn
+        for k in range(int((T0 - 1 - start) / 4)):
+            label = "chunk-bad" if host == 7 and k % 5 == 2 else None
+            tasks.append((task_id(i * 100 + k), i, start + 4 * k, start + 4 * k + 3.6, label))
+    for data in feed_events(tasks):
+        state.apply("activity", data, T0)
+    finished = Counter(t[1] for t in tasks)
+    failures = Counter(t[1] for t in tasks if t[4])
+    for e in engines:
+        e["failed"] = failures[e["id"]]
+        e["completed"] = finished[e["id"]] - e["failed"]
+    straggler = engines[3]
+    straggler["stats"].update(task=task_id(999_999), task_started=T0 - 52, cpu=100.0)
+    failed = sum(e["failed"] for e in engines)
+    done = sum(e["completed"] for e in engines)
+    state.on_status(
+        {
+            "engines": engines,
+            "uptime": 3660.0,
+            "counts": {"completed": done, "failed": failed},
+            "queued": 5000,
+            "pending": 5000 + n // 3,
+        },
+        T0,
+    )
     return state

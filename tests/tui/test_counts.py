@@ -11,6 +11,7 @@ from par_tui import format
 from par_tui.engine_table import EngineTable
 from par_tui.error_detail import ErrorDetail
 from par_tui.errors import ErrorList
+from par_tui.fixed_text import FixedText
 from par_tui.task_stream import Lanes
 
 from .conftest import SIZE, live_app, until
@@ -104,5 +105,5 @@ async def test_a_monitor_started_later_lists_every_error(fresh) -> None:
         await until(pilot, lambda: len(app.snapshot.errors) == before + 2)
         await pilot.press("2")
         assert app.query_one(ErrorList).records == list(app.snapshot.errors)
-        tab = app.query_one("TabbedContent").get_tab("errors")
-        assert str(tab.label) == f"Errors ({before + 2})"
+        count = app.query_one("#error-count", FixedText).text.plain
+        assert count == f"{before + 2} failed tasks, newest first"

@@ -6,13 +6,12 @@ import time
 
 import par
 import pytest
-from par_tui.engine_table import EngineTable
+from par_tui.engine_table import EngineRows, EngineTable
 from par_tui.error_detail import ErrorDetail
 from par_tui.errors import ErrorList
 from par_tui.header import ClusterHeader
 from par_tui.output import EngineOutput
 from par_tui.task_stream import Lanes
-from textual.widgets import DataTable
 
 from .conftest import SIZE, live_app, until
 
@@ -62,11 +61,10 @@ async def test_a_load_of_tasks_moves_the_counters(cluster: par.Cluster, rc: par.
         await until(pilot, lambda: sum(app.snapshot.throughput) >= 100)
 
         # The output tab shows what the selected engine's tasks printed.
-        table = app.query_one("#engine-rows", DataTable)
         await pilot.press("3")
         await until(pilot, lambda: app.snapshot.output_engine is not None)
         await until(pilot, lambda: len(app.query_one(EngineOutput).lines) > 0)
-        assert table.row_count == 4
+        assert len(app.query_one(EngineTable).rows) == 4
         assert all(line.text.startswith("item ") for line in app.snapshot.output)
 
 
@@ -120,8 +118,8 @@ async def test_filter_and_sort_and_the_lanes_follow(cluster: par.Cluster, rc: pa
         await pilot.click("#engine-rows", offset=(2, 0))  # the id column's header
         await until(pilot, lambda: table.rows == [3, 2, 1, 0])
         assert _lanes(app) == ["all", 3, 2, 1, 0]
-        header = app.query_one("#engine-rows", DataTable).columns
-        assert [str(c.label) for c in header.values()][:2] == ["id▼", "host "]
+        titles = app.query_one(EngineRows).titles
+        assert [title for title, _ in titles][:2] == ["id▼", "host"]
         await pilot.press("g")  # one lane per host
         await until(pilot, lambda: len(_lanes(app)) == 2)
         assert app.query_one(Lanes).lanes[1].label.endswith("(4)")

@@ -12,7 +12,7 @@ from par_tui.source import LauncherEventLog
 from par_tui.state import LAUNCHER_EVENTS_KEPT, ClusterState
 from par_tui.task_stream import Lane, view
 
-from .recorded import T0, feed_events, recorded_state, task_id
+from .recorded import T0, feed_events, many_engines_state, recorded_state, task_id
 
 
 def test_recorded_cluster_counts() -> None:
@@ -39,6 +39,15 @@ def test_each_lane_sums_to_its_engines_counts() -> None:
         assert (drawn.done, drawn.failed) == (row.completed, row.failed)
     whole = view(snap, Lane("all", "all", tuple(rows.values())), 1, 100)
     assert (whole.done, whole.failed) == (snap.done, snap.failed)
+
+
+def test_ten_second_cells_count_what_one_second_cells_count() -> None:
+    snap = many_engines_state().snapshot(T0)
+    for key in ("all", ("host", "node07"), 3):
+        lane = Lane(key, str(key), snap.engines)
+        fine, coarse = view(snap, lane, 1, 100), view(snap, lane, 10, 10)
+        assert (fine.done, fine.failed) == (coarse.done, coarse.failed)
+    assert view(snap, Lane("all", "all", snap.engines), 10, 10).failed == snap.failed
 
 
 def test_short_ids_tell_tasks_and_clients_apart() -> None:

@@ -61,6 +61,17 @@ class Ring:
         self.done[i] += done
         self.failed[i] += failed
 
+    def total(self, first: int, n: int) -> Cell:
+        """The sums of buckets ``first`` to ``first + n - 1``."""
+        busy, done, failed = 0.0, 0, 0
+        for b in range(first, first + n):
+            i = b % SLOTS
+            if self.bucket[i] == b:
+                busy += self.busy[i]
+                done += self.done[i]
+                failed += self.failed[i]
+        return Cell(busy, done, failed)
+
     def cells(self, first: int, n: int) -> list[Cell]:
         """Buckets ``first`` (a bucket number) to ``first + n - 1``, idle where nothing is kept."""
         out = []
@@ -113,7 +124,7 @@ class Activity:
 
     def total(self, key: object, scale: int, first: int, n: int) -> Cell:
         """The sums of :meth:`cells` ``(key, scale, first, n)``."""
-        cells = self.cells(key, scale, first, n)
-        return Cell(
-            sum(c.busy for c in cells), sum(c.done for c in cells), sum(c.failed for c in cells)
-        )
+        rings = self.rings.get(key)
+        if rings is None:
+            return IDLE
+        return rings[SCALES.index(scale)].total(first, n)

@@ -16,7 +16,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from .confirm import Confirm
@@ -106,12 +106,12 @@ class MonitorApp(App[None]):
         Binding("q", "quit", "Quit", tooltip="leave the monitor (the cluster keeps running)"),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
-    read_only: reactive[bool] = reactive(False)
-    selected_engine: reactive[int | None] = reactive(None)
-    engine_order: reactive[tuple[int, ...]] = reactive(())
-    lane_scale: reactive[int] = reactive(1)
-    lanes_by_host: reactive[bool] = reactive(False)
+    snapshot: var[Snapshot | None] = var(None)
+    read_only: var[bool] = var(False)
+    selected_engine: var[int | None] = var(None)
+    engine_order: var[tuple[int, ...]] = var(())
+    lane_scale: var[int] = var(1)
+    lanes_by_host: var[bool] = var(False)
 
     def __init__(
         self,
@@ -130,7 +130,6 @@ class MonitorApp(App[None]):
         self.refresh_interval = refresh
         self.clock = clock
         self._stop = threading.Event()
-        self._errors_label = ""
         self.set_reactive(MonitorApp.read_only, read_only)
 
     def compose(self) -> ComposeResult:
@@ -183,12 +182,6 @@ class MonitorApp(App[None]):
     def _show(self) -> None:
         """Freeze the state for the widgets (once per refresh interval)."""
         self.snapshot = self.state.snapshot(self.clock(), self.selected_engine)
-        failed = self.snapshot.failed or len(self.snapshot.errors)
-        label = f"Errors ({failed})" if failed else "Errors"
-        if label != self._errors_label:  # a new label lays the tabs out again
-            self._errors_label = label
-            # the main screen, not whichever modal (a confirmation, the help) is on top
-            self.screen_stack[0].query_one(TabbedContent).get_tab("errors").label = label
 
     # ---- what the source reports ---------------------------------------------------------
 
@@ -223,7 +216,9 @@ class MonitorApp(App[None]):
     @on(TabbedContent.TabActivated)
     def _on_tab(self, event: TabbedContent.TabActivated) -> None:
         # Keys go to what the tab shows: the engine rows, the error rows, the output.
-        event.pane.query("DataTable, EngineOutput").first().focus()
+        for widget in event.pane.query("DataTable, EngineOutput, EngineRows").results():
+            widget.focus()
+            break
 
     @on(ErrorList.Open)
     def _on_error_open(self, event: ErrorList.Open) -> None:

@@ -16,10 +16,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.reactive import reactive
-from textual.widgets import DataTable, Input, Static
+from textual.reactive import var
+from textual.widgets import DataTable, Input
 
 from . import format
+from .fixed_text import FixedText
 from .state import ErrorRecord, Snapshot
 
 
@@ -65,8 +66,8 @@ class ErrorList(Vertical):
         Binding("escape", "clear_filter", "Clear search", show=False, tooltip="clear the search"),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
-    filter_text: reactive[str] = reactive("")
+    snapshot: var[Snapshot | None] = var(None)
+    filter_text: var[str] = var("")
 
     class Open(Message):
         """The user chose an error to read in full."""
@@ -82,7 +83,7 @@ class ErrorList(Vertical):
 
     def compose(self) -> ComposeResult:
         """A count line, a hidden search box, the table."""
-        yield Static("", id="error-count")
+        yield FixedText(id="error-count")
         yield Input(placeholder="search: task id, label, engine, exception or message", id="search")
         table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True, id="error-rows")
         for key, title in (
@@ -155,9 +156,7 @@ class ErrorList(Vertical):
         line = f"{snap.failed} failed tasks, newest first"
         if snap.failed > n:
             line += f" (the newest {n} are kept)"
-        label = self.query_one("#error-count", Static)
-        if str(label.content) != line:
-            label.update(line)
+        self.query_one("#error-count", FixedText).show(line)
 
     @property
     def records(self) -> list[ErrorRecord]:

@@ -17,6 +17,18 @@ def duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def age(seconds: float | None) -> str:
+    """How long ago or for how long, coarsely: ``12s``, ``5m``, ``2h03m``, ``1d04h`` (a line
+    showing it then changes once a minute, not every second)."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    if seconds < 3600:
+        return f"{int(seconds) // 60}m"
+    return duration(seconds)
+
+
 def size(n: int | None) -> str:
     """Bytes as ``512K``, ``48.2M``, ``1.5G`` (``-`` when unknown)."""
     if n is None:

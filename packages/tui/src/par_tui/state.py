@@ -35,6 +35,7 @@ FAILURE_EVENTS = ("failed", "engine_lost")
 # Fields every launcher event has; the rest are that event's details.
 EVENT_FIELDS = ("time", "cluster_id", "launcher", "kind", "event")
 NO_ENGINE = -1  # the feed's engine for tasks the controller failed before any engine ran them
+CPU_STEP = 5  # percent: an idle engine's 0.4% or 1.3% both show as 0, and do not flicker
 
 
 @dataclass(frozen=True)
@@ -372,7 +373,7 @@ class ClusterState:
             failed=int(e.get("failed", 0)),
             busy=min((recent.busy + running) / RECENT, 1.0) if recent else None,
             mean=recent.busy / finished if recent and finished else None,
-            cpu=round(cpu) if alive and cpu is not None else None,
+            cpu=CPU_STEP * round(cpu / CPU_STEP) if alive and cpu is not None else None,
             rss=stats.get("rss") if alive else None,
             heartbeat=int(hb) if alive and hb is not None else None,
         )

@@ -28,13 +28,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Sparkline, Static
+from textual.widgets import Sparkline
 
 from . import format
 from .activity import ALL, Cell
+from .fixed_text import FixedText
 from .state import EngineRow, Snapshot
 
 SHADES = "░▒▓█"  # busy fraction of a cell: <25%, <50%, <75%, more
@@ -59,8 +60,9 @@ class Throughput(Horizontal):
         min-height: 3;
         max-height: 16;
     }
-    Throughput > Static {
+    Throughput > FixedText {
         width: 16;
+        height: 4;
         padding: 0 1;
     }
     Throughput > Sparkline {
@@ -69,11 +71,11 @@ class Throughput(Horizontal):
     }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
+    snapshot: var[Snapshot | None] = var(None)
 
     def compose(self) -> ComposeResult:
         """A label and a sparkline."""
-        yield Static("", id="rate")
+        yield FixedText(id="rate")
         yield Sparkline([], id="throughput")
 
     def watch_snapshot(self, snapshot: Snapshot | None) -> None:
@@ -90,9 +92,7 @@ class Throughput(Horizontal):
             no_wrap=True,
             overflow="ellipsis",
         )
-        rate = self.query_one("#rate", Static)
-        if rate.visual is None or str(rate.content) != label.plain:
-            rate.update(label)
+        self.query_one(FixedText).show(label)
         chart = self.query_one(Sparkline)
         if chart.data != data:
             chart.data = data
@@ -189,11 +189,11 @@ class Lanes(ScrollView):
     }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
-    order: reactive[tuple[int, ...]] = reactive(())
-    scale: reactive[int] = reactive(1)
-    by_host: reactive[bool] = reactive(False)
-    selected: reactive[int | None] = reactive(None)
+    snapshot: var[Snapshot | None] = var(None)
+    order: var[tuple[int, ...]] = var(())
+    scale: var[int] = var(1)
+    by_host: var[bool] = var(False)
+    selected: var[int | None] = var(None)
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -328,11 +328,11 @@ class TaskStream(Vertical):
     }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
-    order: reactive[tuple[int, ...]] = reactive(())
-    scale: reactive[int] = reactive(1)
-    by_host: reactive[bool] = reactive(False)
-    selected: reactive[int | None] = reactive(None)
+    snapshot: var[Snapshot | None] = var(None)
+    order: var[tuple[int, ...]] = var(())
+    scale: var[int] = var(1)
+    by_host: var[bool] = var(False)
+    selected: var[int | None] = var(None)
 
     def compose(self) -> ComposeResult:
         """The chart and the lanes, both following this widget's snapshot."""
