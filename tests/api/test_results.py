@@ -9,7 +9,8 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 import par
 import pytest
 import zmq
-from par.client.asyncresult import AsyncHubResult, Reply
+from par.client.hubresult import AsyncHubResult
+from par.client.replies import Reply
 
 
 def slow(x: float) -> float:
@@ -51,6 +52,18 @@ def test_get_return_exceptions_and_return_when(rc: par.Client) -> None:
     assert isinstance(values[0], par.RemoteError) and values[1:] == [1, 2]
     with pytest.raises(ValueError, match="return_when"):
         ar.get(return_when=FIRST_COMPLETED)
+
+
+def test_return_when_names_are_par_names_too(rc: par.Client) -> None:
+    assert (par.ALL_COMPLETED, par.FIRST_COMPLETED, par.FIRST_EXCEPTION) == (
+        ALL_COMPLETED,
+        FIRST_COMPLETED,
+        FIRST_EXCEPTION,
+    )
+    ar = rc.load_balanced_view().map_async(fail_first, range(2))
+    done, pending = ar.wait(5, return_when=par.FIRST_EXCEPTION)
+    assert len(done) == 1 and len(pending) == 1
+    ar.wait(5)
 
 
 def test_wait_return_when_splits(rc: par.Client) -> None:

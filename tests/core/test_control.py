@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +43,50 @@ def test_abort_reaches_tasks_already_queued_on_an_engine() -> None:
         with pytest.raises(par.TaskAborted):
             second.get(timeout=30)
         assert dv.apply_sync(lambda: "next") == "next"
+
+
+def ignore_signals_and_sleep() -> None:
+    """A task that blocks and ignores SIGINT, ignores SIGTERM, and runs on."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("ignoring signals", flush=True)
+    time.sleep(600)
+
+
+def test_abort_and_restart_reach_an_engine_whose_task_ignores_signals() -> None:
+    c = par.Cluster(n=1)
+    rc = c.start_and_connect_sync()
+    try:
+        pid = rc[0].apply_sync(os.getpid)
+        stubborn = rc[0].apply_async(ignore_signals_and_sleep)
+        queued = rc[0].apply_async(lambda: "ran")
+        while "ignoring signals" not in stubborn.stdout:
+            time.sleep(0.05)
+        queued.abort()
+        with pytest.raises(par.TaskAborted):
+            queued.get(timeout=30)
+        assert not stubborn.ready()
+        c.restart_engine_sync(0)
+        with pytest.raises(par.EngineError, match="SIGKILL"):
+            stubborn.get(timeout=30)
+        assert_all_gone([pid])
+        rc.wait_for_engines(1, timeout=30)
+        assert rc[:].apply_sync(lambda: "new") == ["new"]
+    finally:
+        c.stop_cluster_sync()
+
+
+def test_stopping_an_engine_stuck_in_a_c_call_kills_its_process(small_cluster) -> None:
+    c, rc = small_cluster
+    pid = rc[1].apply_sync(os.getpid)
+    stuck = rc[1].apply_async(sum, range(10**15))  # holds the interpreter: no handler runs
+    time.sleep(0.5)
+    c.stop_engine_sync(1)
+    assert_all_gone([pid], within=1)
+    with pytest.raises(par.EngineError):
+        stuck.get(timeout=30)
+    assert rc.ids == [0]
 
 
 def test_shutdown_stops_engines_and_the_hub() -> None:

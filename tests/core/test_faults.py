@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -74,6 +75,28 @@ def test_sigint_interrupts_a_running_task_and_the_engine_survives(small_cluster)
     rc.send_signal(signal.SIGINT, targets=[0])  # idle: ignored, engine stays
     time.sleep(0.3)
     assert rc.ids == [0, 1]
+
+
+def test_a_task_that_exits_fails_with_system_exit_and_the_engine_lives(small_cluster) -> None:
+    _, rc = small_cluster
+    pid = rc[0].apply_sync(os.getpid)
+
+    def parse_arguments() -> None:
+        import argparse
+
+        argparse.ArgumentParser(prog="tool").parse_args(["--no-such-flag"])
+
+    for call, code in ((lambda: sys.exit(3), "3"), (parse_arguments, "2")):
+        with pytest.raises(par.RemoteError) as info:
+            rc[0].apply_sync(call)
+        assert (info.value.ename, info.value.evalue) == ("SystemExit", code)
+    with pytest.raises(par.RemoteError) as info:
+        rc[0].execute("import sys; sys.exit('bye')", block=True)
+    assert (info.value.ename, info.value.evalue) == ("SystemExit", "bye")
+    with pytest.raises(par.RemoteError, match="SystemExit"):
+        rc.load_balanced_view().apply_sync(sys.exit, 4)
+    assert rc.ids == [0, 1]
+    assert rc[0].apply_sync(os.getpid) == pid
 
 
 def test_engine_answers_heartbeats_while_user_code_holds_the_cpu(small_cluster) -> None:

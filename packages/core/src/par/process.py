@@ -2,20 +2,35 @@
 
 Processes are identified by PID *and* start time, so a launcher restored
 in another process never signals an unrelated process that reused a PID.
+
+Each process started here carries a *mark*: a random token in its
+environment (``PAR_LAUNCH_MARK``), which every process it starts inherits,
+in whatever session or process group. Stopping a process then also sweeps
+the processes that carry its mark: what an engine's tasks started and the
+engine could not end itself, because it was killed with SIGKILL (a process
+that empties its environment escapes the sweep).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+log = logging.getLogger("par.launcher")
+
+MARK_VARIABLE = "PAR_LAUNCH_MARK"
+SWEEP_GRACE = 3.0  # seconds swept processes get between SIGTERM and SIGKILL
+KILL_ROUNDS = 5  # of SIGKILL, for processes forked while others were being ended
 
 _popens: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -27,26 +42,30 @@ class ProcessRef:
     pid: int
     started: float
     log: str = ""
+    mark: str = ""  # the token in its environment and its descendants'
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"pid": self.pid, "started": self.started, "log": self.log}
+        return {"pid": self.pid, "started": self.started, "log": self.log, "mark": self.mark}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProcessRef:
         """Inverse of :meth:`to_dict`."""
-        return cls(int(d["pid"]), float(d["started"]), str(d.get("log", "")))
+        return cls(
+            int(d["pid"]), float(d["started"]), str(d.get("log", "")), str(d.get("mark", ""))
+        )
 
     @classmethod
-    def from_pid(cls, pid: int, log: str = "") -> ProcessRef:
+    def from_pid(cls, pid: int, log: str = "", mark: str = "") -> ProcessRef:
         """A reference to a running process, whoever started it (this process, a daemon such
         as tmux, a container runtime): its start time is read now, so that a later process
-        given the same pid is never taken for it. A pid already gone is never alive."""
+        given the same pid is never taken for it. A pid already gone is never alive.
+        ``mark``: the one in its environment, if :func:`spawn` gave it one."""
         try:
             started = psutil.Process(pid).create_time()
         except psutil.Error:
             started = 0.0
-        return cls(pid, started, log)
+        return cls(pid, started, log, mark)
 
     def _proc(self) -> psutil.Process | None:
         try:
@@ -97,8 +116,10 @@ class ProcessRef:
 
 
 def spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> ProcessRef:
-    """Start a detached process (own session, output to ``log``) and return its reference."""
+    """Start a detached process (own session, output to ``log``, a mark of its own) and
+    return its reference."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    mark = secrets.token_hex(8)
     with open(log, "ab") as out:
         popen = subprocess.Popen(
             list(cmd),
@@ -106,14 +127,16 @@ def spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> P
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {}), MARK_VARIABLE: mark},
         )
     _popens[popen.pid] = popen
-    return ProcessRef.from_pid(popen.pid, str(log))
+    return ProcessRef.from_pid(popen.pid, str(log), mark)
 
 
 def stop_all(refs: Iterable[ProcessRef], timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
-    """Signal processes, wait up to ``timeout`` for them to exit, then kill what is left."""
+    """Signal processes, wait up to ``timeout`` for them to exit, then kill what is left;
+    then sweep what they started (:func:`sweep`)."""
+    refs = list(refs)
     procs = [p for p in (r._proc() for r in refs) if p is not None]
     for proc in procs:
         try:
@@ -134,6 +157,93 @@ def stop_all(refs: Iterable[ProcessRef], timeout: float = 10.0, sig: int = signa
                 popen.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 pass
+    sweep({r.mark for r in refs if r.mark})
+
+
+def _marked(marks: set[str]) -> list[psutil.Process]:
+    """This user's processes whose environment carries one of ``marks``, but for this
+    process and its ancestors (a ``par stop`` run by a task carries its engine's mark)."""
+    spared = {os.getpid()}
+    try:
+        spared.update(p.pid for p in psutil.Process().parents())
+    except psutil.Error:
+        pass
+    uid = os.getuid()
+    found = []
+    for proc in psutil.process_iter(["uids", "status"]):
+        info = proc.info
+        if proc.pid in spared or info["uids"] is None or info["uids"].real != uid:
+            continue
+        if info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            if proc.environ().get(MARK_VARIABLE) in marks:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def end_processes(
+    find: Callable[[], list[psutil.Process]], grace: float
+) -> tuple[list[psutil.Process], int]:
+    """End the processes ``find`` returns: SIGTERM, then SIGKILL after ``grace`` seconds
+    for what it still returns (in rounds: one may fork meanwhile). Return the processes
+    first found and how many of them needed SIGKILL."""
+    found = find()
+    _send(found, signal.SIGTERM)
+    _, left = psutil.wait_procs(found, timeout=grace)
+    for _ in range(KILL_ROUNDS):
+        stubborn = find()
+        if not stubborn:
+            break
+        _send(stubborn, signal.SIGKILL)
+        psutil.wait_procs(stubborn, timeout=grace)
+    return found, len(left)
+
+
+def _send(procs: list[psutil.Process], sig: int) -> None:
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def sweep(marks: set[str], grace: float = SWEEP_GRACE) -> None:
+    """End every process that carries one of ``marks`` (SIGTERM, then SIGKILL after
+    ``grace`` seconds), saying which."""
+    if not marks:
+        return
+    found, killed = end_processes(lambda: _marked(marks), grace)
+    if found:
+        log.warning(
+            "ended %d process(es) left behind by stopped processes (pids %s)%s",
+            len(found),
+            ", ".join(str(p.pid) for p in found),
+            f"; {killed} only with SIGKILL" if killed else "",
+        )
+
+
+def end_lingering(pid: int, sign: str, grace: float) -> bool:
+    """Kill (SIGKILL) a process of this machine that should be exiting, and the processes
+    below it, if it still runs after ``grace`` seconds; ``sign`` must be part of its command
+    line, so that a process that reused the pid is spared. True if it had to be killed."""
+    try:
+        proc = psutil.Process(pid)
+        if sign not in proc.cmdline():
+            return False
+    except psutil.Error:
+        return False
+    if not _wait_gone([proc], grace):
+        return False
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return False
+    _send(tree, signal.SIGKILL)
+    _wait_gone(tree, 5)
+    return True
 
 
 def _gone(proc: psutil.Process) -> bool:

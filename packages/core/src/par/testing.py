@@ -9,9 +9,10 @@ In a launcher package's tests::
         options = {"queue": "debug"}      # options to start it with
 
 pytest then runs every conformance check against real processes: the
-launcher starts and registers n engines, stops cleanly, survives a killed
-engine, restores from its cluster file in another process, and delivers
-signals. Override the ``launcher_options`` fixture when options come from other
+launcher starts and registers n engines, stops cleanly (with every process
+their tasks started, even from an engine killed with SIGKILL), survives a
+killed engine, restores from its cluster file in another process, and
+delivers signals. Override the ``launcher_options`` fixture when options come from other
 fixtures (a server's port, keys). The ``par_cluster`` fixture starts a cluster with any launcher and
 always stops it. Enable the fixtures with ``pytest_plugins = ["par.testing"]``
 in a ``conftest.py``.
@@ -54,6 +55,27 @@ def wait_gone(pids: list[int], timeout: float = 20.0) -> list[int]:
     return alive
 
 
+def start_lingering_processes() -> list[int]:
+    """Run as a task: start three processes that outlive it (a child, a child in a session
+    of its own, and a daemon whose parent has exited) and return their pids."""
+    import subprocess
+
+    sleep = ["sleep", "600"]
+    child = subprocess.Popen(sleep)
+    session = subprocess.Popen(sleep, start_new_session=True)
+    read, write = os.pipe()
+    parent = os.fork()
+    if parent == 0:  # the daemon's parent starts it, says its pid, and leaves
+        daemon = subprocess.Popen(sleep, start_new_session=True)
+        os.write(write, str(daemon.pid).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(parent, 0)
+    with os.fdopen(read) as f:
+        daemon_pid = int(f.read())
+    return [child.pid, session.pid, daemon_pid]
+
+
 def engine_pids(client: Client) -> dict[int, int]:
     """Engine id -> process id, as the engines reported at registration."""
     return {eid: int(info["pid"]) for eid, info in client.engines().items()}
@@ -93,6 +115,9 @@ class LauncherConformance:
     #: True when the engines of a set live or die together (the ranks of one MPI job):
     #: a killed engine must then fail every engine's task cleanly instead of sparing the rest.
     engines_share_fate: ClassVar[bool] = False
+    #: False when the launcher leaves it to its scheduler to end what the tasks of an engine
+    #: killed with SIGKILL started (Slurm does, with its proctrack/cgroup plugin).
+    sweeps_after_killed_engines: ClassVar[bool] = True
 
     @pytest.fixture
     def launcher_options(self) -> dict[str, Any]:
@@ -122,12 +147,15 @@ class LauncherConformance:
         assert len(set(pids)) == self.n
 
     def test_stops_cleanly(self, started: tuple[Cluster, Client]) -> None:
-        """Stopping leaves no engine process and the launcher reports not running."""
+        """Stopping leaves no engine process, nor any their tasks started, and the launcher
+        reports not running."""
         cluster, rc = started
         pids = list(engine_pids(rc).values())
+        started_by_tasks = [p for ps in rc[:].apply_sync(start_lingering_processes) for p in ps]
         sets = list(cluster.engines.values())
         cluster.stop_engines_sync()
         assert wait_gone(pids) == [], "engine processes survived stop()"
+        assert wait_gone(started_by_tasks) == [], "processes tasks started survived stop()"
         assert not any(es.running() for es in sets)
 
     def test_survives_a_killed_engine(self, started: tuple[Cluster, Client]) -> None:
@@ -158,6 +186,29 @@ class LauncherConformance:
         """`par stop` in another process restores the launcher and stops everything."""
         cluster, rc = started
         pids = list(engine_pids(rc).values())
+        started_by_tasks = [p for ps in rc[:].apply_sync(start_lingering_processes) for p in ps]
+        self._par_stop(cluster)
+        assert wait_gone(pids) == [], "engines survived `par stop` from another process"
+        assert wait_gone(started_by_tasks) == [], "processes tasks started survived `par stop`"
+
+    def test_par_stop_ends_what_the_task_of_a_killed_engine_started(
+        self, started: tuple[Cluster, Client]
+    ) -> None:
+        """An engine killed with SIGKILL cannot end what its task started: `par stop` does."""
+        if not self.sweeps_after_killed_engines:
+            pytest.skip(f"the {self.launcher} launcher leaves this to its scheduler")
+        cluster, rc = started
+        pids = engine_pids(rc)
+        victim = max(pids)
+        started_by_task = rc[victim].apply_sync(start_lingering_processes)
+        os.kill(pids[victim], signal.SIGKILL)
+        assert wait_gone([pids[victim]]) == []
+        self._par_stop(cluster)
+        assert wait_gone(started_by_task) == [], "processes a killed engine's task started survived"
+        assert wait_gone(list(pids.values())) == []
+
+    @staticmethod
+    def _par_stop(cluster: Cluster) -> None:
         result = subprocess.run(
             [sys.executable, "-m", "par", "stop", "--cluster-id", cluster.cluster_id],
             capture_output=True,
@@ -165,7 +216,6 @@ class LauncherConformance:
             timeout=120,
         )
         assert result.returncode == 0, result.stderr
-        assert wait_gone(pids) == [], "engines survived `par stop` from another process"
 
     def test_delivers_signals(self, started: tuple[Cluster, Client]) -> None:
         """signal_engines(SIGINT) interrupts running tasks without killing engines."""

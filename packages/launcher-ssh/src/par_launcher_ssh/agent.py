@@ -12,7 +12,14 @@ Operations (``op`` in the request):
 - ``status``: which of ``procs`` are alive (a zombie is dead).
 - ``signal``: send ``signal`` to the live ``procs``.
 - ``stop``: SIGTERM the ``procs``, wait up to ``timeout``, SIGKILL the rest,
-  and remove the files in ``remove`` (the connection file holds the key).
+  sweep what they started, and remove the files in ``remove`` (the connection
+  file holds the key).
+
+Each started process carries a random mark in its environment, as
+``par.process`` gives the processes it starts, and every process it starts
+inherits it; ``stop`` ends the processes that carry it (found in ``/proc``,
+so on Linux hosts), left behind by an engine killed before it could end its
+tasks' processes itself.
 """
 
 import json
@@ -23,6 +30,8 @@ import sys
 import time
 
 MIN_PYTHON = (3, 11)
+MARK_VARIABLE = "PAR_LAUNCH_MARK"  # as in par.process
+SWEEP_GRACE = 3.0
 
 
 def start_time(pid):
@@ -80,6 +89,8 @@ def start(request):
         os.makedirs(os.path.dirname(log), mode=0o700, exist_ok=True)
         env = dict(os.environ)
         env.update(cmd.get("env") or {})
+        mark = os.urandom(8).hex()
+        env[MARK_VARIABLE] = mark
         with open(log, "ab") as out:
             popen = subprocess.Popen(
                 cmd["argv"],
@@ -90,7 +101,9 @@ def start(request):
                 cwd=cmd.get("cwd") or None,
                 env=env,
             )
-        started.append({"pid": popen.pid, "started": start_time(popen.pid), "log": log})
+        started.append(
+            {"pid": popen.pid, "started": start_time(popen.pid), "log": log, "mark": mark}
+        )
     return {"procs": started}
 
 
@@ -105,10 +118,11 @@ def send(procs, sig):
     return live
 
 
-def stop(request):
-    """Terminate, wait, kill; remove the listed files."""
-    procs = send(request["procs"], signal.SIGTERM)
-    deadline = time.monotonic() + float(request.get("timeout", 10))
+def end(procs, timeout):
+    """SIGTERM the live ``procs``, wait up to ``timeout``, SIGKILL the rest; return the
+    survivors."""
+    procs = send(procs, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
     while procs and time.monotonic() < deadline:
         time.sleep(0.05)
         procs = [p for p in procs if alive(p)]
@@ -117,12 +131,39 @@ def stop(request):
     while procs and time.monotonic() < deadline:
         time.sleep(0.05)
         procs = [p for p in procs if alive(p)]
+    return procs
+
+
+def marked(marks):
+    """This user's processes (as ``procs`` entries) whose environment carries a mark."""
+    wanted = {f"{MARK_VARIABLE}={m}".encode() for m in marks}
+    found = []
+    for name in os.listdir("/proc") if marks and os.path.isdir("/proc") else []:
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if wanted.isdisjoint(f.read().split(b"\0")):
+                    continue
+        except OSError:  # gone, or another user's
+            continue
+        proc = {"pid": int(name), "started": start_time(name)}
+        if alive(proc):
+            found.append(proc)
+    return found
+
+
+def stop(request):
+    """End the processes, then those that carry their marks; remove the listed files."""
+    left = end(request["procs"], float(request.get("timeout", 10)))
+    swept = marked([p["mark"] for p in request["procs"] if p.get("mark")])
+    left += end(swept, SWEEP_GRACE)
     for path in request.get("remove", []):
         try:
             os.unlink(path)
         except OSError:
             pass
-    return {"left": [p["pid"] for p in procs]}
+    return {"left": [p["pid"] for p in left], "swept": [p["pid"] for p in swept]}
 
 
 def main():

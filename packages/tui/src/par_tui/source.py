@@ -97,6 +97,8 @@ class MonitorSource:
         self._client: par.Client | None = None
         self._announced = False
         self._gone: str | None = None  # why the controller went away, set from the I/O thread
+        self._seq = 0  # the last activity event's number
+        self._behind = False  # an activity event was missed: ask for what was kept again
         self._was_connected = False
         self._by_pid: dict[int, str] = {}
         self._single_launcher: str | None = None
@@ -149,10 +151,15 @@ class MonitorSource:
                 self._was_connected = True
                 self._send(
                     "connected",
-                    {"controller_url": client._info.client_url, "launchers": self._launchers_text},
+                    {
+                        "controller_url": client.connection_info.client_url,
+                        "launchers": self._launchers_text,
+                    },
                 )
                 # After "connected": what the controller sends on subscribing (its recent
                 # activity and errors) belongs to this connection.
+                client.subscribe_events(self._on_client_event, tasks=True)
+            if self._behind:
                 client.subscribe_events(self._on_client_event, tasks=True)
             status = client.status()
         except (ParError, TimeoutError) as exc:
@@ -184,6 +191,14 @@ class MonitorSource:
         if kind == "controller_stopped":
             self._gone = "the controller stopped"
             return
+        if kind == "activity":
+            seq = int(data.get("seq", 0))
+            if data.get("backlog"):
+                self._behind = False
+            elif self._behind or seq != self._seq + 1:
+                self._behind = True  # the sums would come up short: wait for a new backlog
+                return
+            self._seq = seq
         if kind.startswith("engine_"):
             data = self._annotate(dict(data))
         self._send(kind, data)

@@ -245,8 +245,11 @@ class ClusterState:
             self._leave(eid, "gone")  # left while an event was missed
 
     def on_activity(self, data: dict[str, Any], now: float) -> None:
-        """Add the controller's per-second sums of finished tasks, its errors and output."""
+        """Add the controller's per-second sums of finished tasks, its errors and output (a
+        backlog, all it kept, takes the place of what came before)."""
         if data.get("backlog"):
+            self.activity.clear()
+            self.errors.clear()
             self.activity.known_from(float(data.get("since") or now))
         for eid, second, busy, done, failed in data.get("b", ()):
             self.activity.add(self._groups(int(eid)), int(second), float(busy), done, failed)

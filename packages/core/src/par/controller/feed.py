@@ -19,7 +19,11 @@ only.
 An event's data: ``b`` a list of ``[engine, second, busy, done, failed]``
 (engine :data:`NO_ENGINE` for tasks the controller failed before any engine
 ran them), ``err`` error notices (``id e m en ev tb tc lb``), ``out`` a list
-of ``[engine, stream, text]``; a backlog adds ``backlog: True`` and
+of ``[engine, stream, text]``, and ``seq``: events are numbered, and a
+backlog carries the number of the last event before it. A monitor too slow
+to take an event misses it (the controller holds nothing for it, see
+:mod:`par.controller.delivery`): the gap in ``seq`` says so, and it
+subscribes again for a new backlog. A backlog adds ``backlog: True`` and
 ``since``, the time from which its sums are complete.
 """
 
@@ -56,6 +60,7 @@ class Feed:
         self._new_errors = 0  # how many of the errors kept are not sent yet
         self._output: dict[int, list[list[Any]]] = {}
         self._last = 0.0  # when the last event went out
+        self._seq = 0  # events sent
 
     def ran(self, engine: int | None, started: float | None, ended: float, failed: bool) -> None:
         """Add a finished task: on ``engine``, from ``started`` to ``ended`` (wall clock)."""
@@ -126,6 +131,8 @@ class Feed:
         if self._output:
             data["out"] = [chunk for chunks in self._output.values() for chunk in chunks]
             self._output = {}
+        self._seq += 1
+        data["seq"] = self._seq
         self.send(data, self.monitors)
 
     def subscribe(self, client: bytes) -> None:
@@ -141,7 +148,8 @@ class Feed:
             for eid, sums in engines.items()
         ]
         errors = [self._notice(*e) for e in self._errors]
-        self.send({"backlog": True, "since": self._since, "b": backlog, "err": errors}, [client])
+        data = {"backlog": True, "since": self._since, "b": backlog, "err": errors}
+        self.send({**data, "seq": self._seq}, [client])
 
     def unsubscribe(self, client: bytes) -> None:
         """Remove a monitor; with the last one gone, the sums are no longer kept."""

@@ -8,7 +8,10 @@ each reply to its client. The control thread (:mod:`par.engine.control`)
 answers the controller meanwhile.
 SIGINT interrupts a running task (it fails with KeyboardInterrupt) and is
 ignored between tasks, so an interrupt never kills the engine; SIGTERM
-stops it cleanly.
+stops it cleanly. A task that raises SystemExit (``sys.exit()``, an
+argparse error) fails with it like with any other exception: only SIGTERM
+or a stop request ends the engine. When the engine ends, so do the
+processes its tasks started (:mod:`par.engine.children`).
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ import zmq
 from .. import protocol, serialize
 from ..connection import ConnectionInfo
 from ..errors import RemoteError
-from ..messages import join_replies, split_tasks
+from ..messages import ENAME, PUBLISHED, STATUS, join_replies, split_tasks
 from ..protocol import Message, Session, buffer_of, recv_ready, send_frames
-from . import display, namespace
+from . import children, display, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
 from .control import ControlThread
 
@@ -50,6 +53,10 @@ Task = tuple[str, str, dict[str, Any], list[Any], list[Any], bytes | None]
 Reply = tuple[dict[str, Any], list[Any], list[Any]]  # header, payload, buffers
 
 
+class Stopping(BaseException):
+    """Raised in the main thread by SIGTERM: the engine stops, even in the middle of a task."""
+
+
 def error_content(exc: BaseException) -> dict[str, str]:
     """Describe an exception as plain strings, even if its ``str`` raises."""
     ename = type(exc).__name__
@@ -67,6 +74,20 @@ def error_content(exc: BaseException) -> dict[str, str]:
     except Exception:
         text = f"{ename}: {evalue}\n"
     return {"ename": ename, "evalue": evalue, "traceback": text}
+
+
+def tasks_of(msg: Message, engine_id: int | None, to: bytes | None) -> list[Task]:
+    """The tasks a request carries for engine ``engine_id``: its own of a request fanned
+    out to several engines, or each of a load-balanced batch (``to``: the client its
+    replies go to on the direct connection, None for the controller)."""
+    h, kind = msg.header, msg.kind
+    if "tg" in h:  # a direct request fanned out to several engines: pick ours
+        mid = str(h["ids"][h["tg"].index(engine_id)])
+        return [(kind, mid, h, msg.payload, msg.buffers, to)]
+    return [
+        (kind, mid, h, payload, buffers, to)
+        for mid, payload, buffers in split_tasks(h, msg.payload, msg.buffers)
+    ]
 
 
 class Engine:
@@ -95,6 +116,8 @@ class Engine:
             info.secure,
         )
         self.running: str | None = None
+        self.pid = os.getpid()
+        self.ending = False  # once set, SIGTERM no longer raises: the engine is on its way out
         self.execution_count = 0  # of execute requests that were not silent, as IPython counts
 
     # ---- signals ---------------------------------------------------------------------------
@@ -104,7 +127,14 @@ class Engine:
             raise KeyboardInterrupt
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        raise SystemExit(0)
+        if os.getpid() != self.pid:  # a process a task forked, with the engine's stack
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)  # ends it, as in any Python process
+            return
+        self.control.stopping.set()
+        if not self.ending:
+            self.ending = True
+            raise Stopping
 
     # ---- running requests -------------------------------------------------------------------
 
@@ -141,26 +171,10 @@ class Engine:
             return list(map(f, *args))
         return f(*args, **kwargs)
 
-    def _tasks_of(self, msg: Message, to: bytes | None) -> list[Task]:
-        """The tasks a request carries: one per target engine, or a load-balanced batch."""
-        h, kind = msg.header, msg.kind
-        if "tg" in h:  # a direct request fanned out to several engines: pick ours
-            mid = str(h["ids"][h["tg"].index(self.control.engine_id)])
-            return [(kind, mid, h, msg.payload, msg.buffers, to)]
-        return [
-            (kind, mid, h, payload, buffers, to)
-            for mid, payload, buffers in split_tasks(h, msg.payload, msg.buffers)
-        ]
-
     def handle(self, task: Task) -> Reply:
         """Run one task; return its reply (header, payload frames, buffers)."""
         kind, mid = task[0], task[1]
         reply: dict[str, Any] = {"t": "reply", "id": mid, "e": self.control.engine_id, "m": kind}
-        if mid in self.control.aborted:
-            self.control.aborted.discard(mid)
-            reply.update(st="aborted", en="TaskAborted")
-            content = {"ename": "TaskAborted", "evalue": "aborted before it started"}
-            return reply, [protocol.encode(content)], []
         client = task[2].get("c")
         self.capture.start(mid, client if isinstance(client, bytes) else None)
         reply["ts"] = time.time()
@@ -176,8 +190,11 @@ class Engine:
             data, buffers = serialize.dumps(result)
             payload = [data]
             reply["st"] = "ok"
-        except (Exception, KeyboardInterrupt) as exc:
+        except Stopping:
+            raise
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the task failed
             content = error_content(exc)
+            content["engine_uuid"] = self.ident.hex()  # for the error's engine_info
             reply.update(st="error", en=content["ename"])
             payload, buffers = [protocol.encode(content)], []
         reply["tc"] = time.time()
@@ -200,6 +217,7 @@ class Engine:
         """Register, then serve requests until stopped."""
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        children.adopt_orphans()
         self.capture.install()
         display.hook_ipython()
         self.control.start()
@@ -214,9 +232,13 @@ class Engine:
             direct.connect(self.info.engine_direct_url)
             log.info("registered as engine %s", self.control.engine_id)
             self._serve(work, direct)
+        except Stopping:
+            log.info("stopping: SIGTERM")
         finally:
+            self.ending = True
             self.control.closing.set()
             self.control.join(timeout=2)
+            children.end_descendants()
             work.close()
             direct.close()
             self.ctx.destroy(linger=1000)
@@ -243,7 +265,7 @@ class Engine:
             try:
                 if direct and not isinstance(to, bytes):
                     raise ValueError("a direct request names no client")
-                queue.extend(self._tasks_of(msg, to))
+                queue.extend(tasks_of(msg, self.control.engine_id, to))
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 log.warning("dropped a malformed request: %s", exc)
 
@@ -254,7 +276,7 @@ class Engine:
         would otherwise sit idle, so one task alone is answered at once.
         """
         queue: deque[Task] = deque()
-        outbox = Outbox(self.session)
+        outbox = Outbox(self.session, self.info.max_message_bytes)
         poller = zmq.Poller()
         poller.register(direct, zmq.POLLIN)
         poller.register(work, zmq.POLLIN)
@@ -262,34 +284,46 @@ class Engine:
             direct: lambda frames: self._queue(frames, queue, True),
             work: lambda frames: self._queue(frames, queue, False),
         }
-        while True:
-            if self.control.ready_needed.is_set():
-                self.control.ready_needed.clear()
-                work.send_multipart(self.session.serialize({"t": "ready"}))
-                # To no one: the controller sees the device pass it on, and knows the
-                # device reaches this engine.
-                direct.send_multipart([b"", *self.session.serialize({"t": "hello"})])
-            if not queue:
-                # Out of work: what is finished goes now, then wait for a request (the
-                # control thread's asks are answered at least every IDLE_WAKE_MS).
-                outbox.flush(work, direct)
-                for sock, _ in poller.poll(IDLE_WAKE_MS):
-                    protocol.drain(sock, recv_ready(sock), handlers[sock])
-                continue
-            task = queue.popleft()
-            try:
-                outbox.add(self.handle(task), task[5])
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                log.warning("dropped a malformed request: %s", exc)
-            if outbox.due():
-                outbox.flush(work, direct)
+        try:
+            while not self.control.stopping.is_set():
+                if self.control.ready_needed.is_set():
+                    self.control.ready_needed.clear()
+                    work.send_multipart(self.session.serialize({"t": "ready"}))
+                    # To no one: the controller sees the device pass it on, and knows the
+                    # device reaches this engine.
+                    direct.send_multipart([b"", *self.session.serialize({"t": "hello"})])
+                if not queue:
+                    # Out of work: what is finished goes now, then wait for a request (the
+                    # control thread's asks are answered at least every IDLE_WAKE_MS).
+                    outbox.flush(work, direct)
+                    for sock, _ in poller.poll(IDLE_WAKE_MS):
+                        protocol.drain(sock, recv_ready(sock), handlers[sock])
+                    continue
+                task = queue.popleft()
+                if not self.control.claims.run(task[1]):
+                    continue  # aborted before it started: the control thread said so
+                try:
+                    outbox.add(self.handle(task), task[5])
+                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                    log.warning("dropped a malformed request: %s", exc)
+                if outbox.due():
+                    outbox.flush(work, direct)
+        finally:  # replies finished go out, whatever stops the engine
+            self.ending = True
+            outbox.flush(work, direct)
 
 
 class Outbox:
-    """Replies finished but not yet sent, flushed as one message for each destination."""
+    """Replies finished but not yet sent, flushed as one message for each destination.
 
-    def __init__(self, session: Session) -> None:
+    A reply with a frame larger than the controller takes (``max_frame``; 0: no limit)
+    is held as an error that says so instead: sent, it would cost the engine its
+    connection and the task its result without a word.
+    """
+
+    def __init__(self, session: Session, max_frame: int = 0) -> None:
         self.session = session
+        self.max_frame = max_frame
         self.replies: dict[bytes | None, list[Reply]] = {}  # by client (None: controller)
         self.held = 0
         self.first = 0.0
@@ -297,6 +331,8 @@ class Outbox:
 
     def add(self, reply: Reply, to: bytes | None) -> None:
         """Hold a reply for the controller (``to`` None) or a client until :meth:`flush`."""
+        if self.max_frame:
+            reply = self._fitting(reply, to)
         if not self.held:
             self.first = time.perf_counter()
         self.held += 1
@@ -305,7 +341,7 @@ class Outbox:
             self.replies[to] = [reply]
         else:
             held.append(reply)
-        self.nbytes += sum(len(buffer_of(b)) for b in reply[2])
+        self.nbytes += sum(memoryview(b).nbytes for b in reply[2])  # PickleBuffers have no len
 
     def due(self) -> bool:
         """Whether the held replies have waited long enough (or are big enough) to go."""
@@ -330,6 +366,24 @@ class Outbox:
         self.replies = {}
         self.held = 0
         self.nbytes = 0
+
+    def _fitting(self, reply: Reply, to: bytes | None) -> Reply:
+        """The reply, or an error in its place if one of its frames is too large (a
+        client's reply goes through the direct device, which takes buffers in chunks)."""
+        header, payload, buffers = reply
+        frames = payload if to is not None else [*payload, *buffers]
+        size = max((memoryview(f).nbytes for f in frames), default=0)
+        if size <= self.max_frame:
+            return reply
+        evalue = (
+            f"the result has a frame of {size} bytes, more than the controller takes "
+            f"({self.max_frame}, `par controller --max-message-bytes`): return it from a "
+            "DirectView (it travels in chunks), or raise the limit"
+        )
+        content = {"ename": "ValueError", "evalue": evalue, "traceback": ""}
+        header = {k: v for k, v in header.items() if k != PUBLISHED}  # gone with the payload
+        header[STATUS], header[ENAME] = "error", "ValueError"
+        return header, [protocol.encode(content)], []
 
     @staticmethod
     def _message(replies: list[Reply]) -> Reply:

@@ -4,6 +4,12 @@ It owns the engine's control connection, so it keeps answering while user
 code holds the main thread: heartbeats go out, abort and signal requests
 take effect at once, and the output of a long task (text, displays, published
 data) streams to its client.
+
+A stop request escalates until the engine is gone: SIGINT interrupts the
+running task (the main thread then stops instead of starting the next one),
+SIGTERM follows after ``STOP_GRACE`` seconds, and if the process still lives
+after as long again (a task that blocks or ignores both), this thread ends the
+task's processes and kills the engine with SIGKILL, saying so in its log.
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ from typing import Any
 import zmq
 
 from ..protocol import Session, send_frames
+from . import children
 from .capture import Capture
+from .claims import Claims
 from .display import plain_text
 
 log = logging.getLogger("par.engine")
 
 STREAM_INTERVAL = 0.1
+STOP_GRACE = 2.0  # seconds each step of a stop gets before the next, harder one
 
 
 def _rss_bytes() -> int:
@@ -66,7 +75,11 @@ class ControlThread(threading.Thread):
         self.heartbeat = 1.0
         self.registered = threading.Event()
         self.ready_needed = threading.Event()
-        self.aborted: set[str] = set()
+        self.claims = Claims()
+        self.stopping = threading.Event()  # the main thread stops instead of running more
+        self._escalation: list[tuple[float, signal.Signals]] = []  # signals still to send
+        self._sent: list[str] = []  # names of the signals a stop sent so far
+        self._stop_began = 0.0
         self.running_task: str | None = None
         self.task_started: float | None = None  # wall-clock start of the running task
         self.closing = threading.Event()
@@ -149,12 +162,13 @@ class ControlThread(threading.Thread):
             if now >= next_hb and self.engine_id is not None:
                 self._send(sock, {"t": "hb", "stats": self._stats()})
                 next_hb = now + self.heartbeat
-            if now - last_ok > self.controller_timeout:
+            if self._escalation and now >= self._escalation[0][0]:
+                self._escalate()
+            if now - last_ok > self.controller_timeout and not self.stopping.is_set():
                 self.lost_reason = (
                     f"controller at {self.url} silent for {self.controller_timeout:.0f} s"
                 )
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
+                self._begin_stop()
         if self.engine_id is not None:
             self._send(sock, {"t": "unreg"})
 
@@ -170,13 +184,45 @@ class ControlThread(threading.Thread):
             self.engine_id = None
             self._register(sock)
         elif kind == "abort":
-            self.aborted.update(h.get("ids", []))
+            aborted = self.claims.abort(h.get("ids", []))
+            if aborted:
+                self._send(sock, {"t": "aborted", "ids": aborted})
         elif kind == "signal":
             sig = h["sig"]
             signum = getattr(signal, sig) if isinstance(sig, str) else int(sig)
             os.kill(os.getpid(), signum)
-        elif kind == "stop":
-            os.kill(os.getpid(), signal.SIGTERM)
+        elif kind == "stop" and not self.stopping.is_set():
+            self._begin_stop()
+
+    def _begin_stop(self) -> None:
+        """Stop the engine: the first step now, the harder ones every ``STOP_GRACE`` s."""
+        self.stopping.set()
+        # SIGINT only interrupts a running task; an idle engine stops on SIGTERM.
+        steps = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
+        if self.running_task is None:
+            steps = steps[1:]
+        self._stop_began = now = time.monotonic()
+        self._escalation = [(now + i * STOP_GRACE, sig) for i, sig in enumerate(steps)]
+        self._escalate()
+
+    def _escalate(self) -> None:
+        """Take the next step of a stop: a signal to this process, at last SIGKILL."""
+        _, sig = self._escalation.pop(0)
+        if sig != signal.SIGKILL:
+            log.info("stopping: sending %s to the engine", sig.name)
+            os.kill(os.getpid(), sig)
+            self._sent.append(sig.name)
+            return
+        # The controller sees the connection close; the engine's log, which its launcher
+        # shows with the error, says why.
+        waited = time.monotonic() - self._stop_began
+        log.error(
+            "stopping: still running %.0f s after %s: killing the engine with SIGKILL",
+            waited,
+            " and ".join(self._sent),
+        )
+        children.end_descendants()
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def _stream(self, sock: zmq.Socket) -> None:
         """Send what the running task output since the last call: text, displays, data."""
