@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
+from par import protocol
+from par.controller.feed import Feed
 from par.launcher import EVENTS_FILE, LaunchContext, Launcher
 from par.plugins import launcher_class
 from par_tui import format
@@ -104,6 +107,26 @@ def test_a_new_connection_forgets_the_engines_of_the_earlier_run() -> None:
     state.apply("connected", {"controller_url": "tcp://10.0.0.5:50200"}, T0 + 5)
     snap = state.snapshot(T0 + 5)
     assert snap.engines == () and snap.errors == () and snap.done == 0
+
+
+def test_a_second_backlog_takes_the_place_of_the_sums() -> None:
+    """A monitor that missed an event asks again: the backlog is then the whole truth."""
+    sent: list[dict] = []
+    feed = Feed(lambda data, to: sent.append(data))
+    feed.subscribe(b"m")
+    now = time.time()
+    for k in range(5):
+        feed.ran(0, now - 3 + k * 0.5, now - 2.9 + k * 0.5, failed=k == 4)
+    feed.error({"id": "t4", "e": 0, "tc": now - 0.9}, protocol.encode({"ename": "E"}), None)
+    feed.flush()
+    feed.subscribe(b"m")  # the monitor missed the event above, and asks again
+    assert [d["seq"] for d in sent] == [0, 1, 1]
+    state = ClusterState("x")
+    state.apply("connected", {}, now - 10)
+    for data in sent:
+        state.apply("activity", data, now)
+    snap = state.snapshot(now + 1)
+    assert (snap.activity.total(0, 1, int(now) - 10, 12).done, len(snap.errors)) == (4, 1)
 
 
 def test_lane_shows_idle_busy_and_failed() -> None:

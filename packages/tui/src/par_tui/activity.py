@@ -15,7 +15,7 @@ happened in these buckets", and the task stream decides how it looks.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 SCALES = (1, 10)  # seconds per bucket: a lane cell is one bucket
@@ -104,14 +104,14 @@ class Activity:
             self.since = t
             self.version += 1
 
-    def add(self, keys: Iterable[object], second: int, busy: float, done: int, failed: int) -> None:
-        """Add one second of an engine's work to its rings and its groups' (``keys``)."""
-        for key in keys:
+    def add(self, sums: dict[tuple[object, int], list[float]]) -> None:
+        """Add ``(key, second): [busy, done, failed]`` sums to the rings of those keys."""
+        for (key, second), (busy, done, failed) in sums.items():
             rings = self.rings.get(key)
             if rings is None:
                 rings = self.rings[key] = tuple(Ring(w) for w in SCALES)
             for ring in rings:
-                ring.add(second, busy, done, failed)
+                ring.add(second, busy, int(done), int(failed))
         self.version += 1
 
     def cells(self, key: object, scale: int, first: int, n: int) -> Sequence[Cell]:

@@ -19,7 +19,6 @@ share ids with the new ones); the launchers' events are kept.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,22 +250,31 @@ class ClusterState:
             self.activity.clear()
             self.errors.clear()
             self.activity.known_from(float(data.get("since") or now))
+        sums: dict[tuple[object, int], list[float]] = {}  # summed per ring before adding
+        groups = self._groups
         for eid, second, busy, done, failed in data.get("b", ()):
-            self.activity.add(self._groups(int(eid)), int(second), float(busy), done, failed)
+            for key in groups(eid):
+                total = sums.get((key, second))
+                if total is None:
+                    sums[(key, second)] = [busy, done, failed]
+                else:
+                    total[0] += busy
+                    total[1] += done
+                    total[2] += failed
+        self.activity.add(sums)
         for n in data.get("err", ()):
             self.errors.append(_error(n, now))
         for eid, stream, text in data.get("out", ()):
             self._add_output(int(eid), str(stream), str(text))
 
-    def _groups(self, eid: int) -> Iterator[object]:
+    def _groups(self, eid: int) -> tuple[object, ...]:
         """The rings an engine's work adds to: its own, its host's, the cluster's."""
-        yield ALL
-        if eid == NO_ENGINE:
-            return
-        yield eid
         engine = self.engines.get(eid)
-        if engine is not None:
-            yield ("host", str(engine.get("host", "")))
+        if eid == NO_ENGINE:
+            return (ALL,)
+        if engine is None:
+            return (ALL, eid)
+        return (ALL, eid, ("host", str(engine.get("host", ""))))
 
     def on_launcher_events(self, records: list[dict[str, Any]]) -> None:
         """Add events newly read from the cluster's ``events.jsonl`` (oldest first)."""

@@ -107,8 +107,11 @@ class Feed:
     def tick(self, now: float) -> None:
         """Send the monitors what was added, if :data:`FLUSH_EVERY` (monotonic ``now``) has
         passed since the last event."""
-        if now - self._last >= FLUSH_EVERY and (self._added or self._new_errors or self._output):
+        if now - self._last >= FLUSH_EVERY and self._pending():
             self.flush(now)
+
+    def _pending(self) -> bool:
+        return bool(self._added or self._new_errors or self._output)
 
     def flush(self, now: float | None = None) -> None:
         """Send the monitors what was added since the last event, whenever it is."""
@@ -138,7 +141,8 @@ class Feed:
     def subscribe(self, client: bytes) -> None:
         """Add a monitor, and send it the sums and errors kept (after the others get theirs)."""
         if self.monitors:
-            self.flush()
+            if self._pending():
+                self.flush()
         else:
             self._since = time.time()
         self.monitors.add(client)
