@@ -127,8 +127,14 @@ def cells(r: EngineRow, now: float) -> tuple[tuple[str, Style | None], ...]:
 
 def matches(r: EngineRow, text: str) -> bool:
     """True if any of the row's words (id, host, pid, launcher, state, task) contains ``text``."""
-    words = (str(r.id), r.host, str(r.pid), r.launcher, r.state)
-    words += format.task_words(r.task, r.label)
+    words = (
+        str(r.id),
+        r.host,
+        str(r.pid),
+        r.launcher,
+        r.state,
+        *format.task_words(r.task, r.label),
+    )
     return any(text in w.lower() for w in words)
 
 

@@ -338,6 +338,21 @@ class Client(HubRecords):
         if block or (block is None and self.block) or hub:
             self.ledger.wait_until_gone(stopped, timeout=10)
 
+    def monitor(self, interval: float = 1.0) -> Any:
+        """Watch the cluster: in Jupyter a live panel (engines, throughput, errors, and the
+        actions of ``par monitor`` as buttons), elsewhere the cluster's state now, as text.
+
+        Needs par-tui (``pip install 'par-cluster[tui]'``) and, in Jupyter, ipywidgets.
+        """
+        try:
+            from par_tui.notebook import monitor
+        except ImportError as exc:
+            raise ImportError(
+                f"rc.monitor() needs the par-tui package ({exc}): "
+                "pip install 'par-cluster[tui]' (and ipywidgets for Jupyter)"
+            ) from exc
+        return monitor(self, interval)
+
     def status(self, timeout: float = 10.0) -> dict[str, Any]:
         """The controller's view of the cluster: engines, task counts, uptime.
 
