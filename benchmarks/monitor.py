@@ -188,11 +188,13 @@ def tab_switch(engines: int, rounds: int) -> dict[str, Any]:
                 time.sleep(5)
                 walls: list[float] = []
                 cpus: list[float] = []
+                slowest: dict[str, float] = {}
                 for _ in range(rounds):
                     for key, text in tabs:
                         wall, cpu = term.key_until(key, text)
                         walls.append(wall)
                         cpus.append(cpu)
+                        slowest[key.decode()] = max(slowest.get(key.decode(), 0.0), wall)
                         time.sleep(0.5)
                 busy = not work.ready()
             finally:
@@ -210,6 +212,7 @@ def tab_switch(engines: int, rounds: int) -> dict[str, Any]:
         "wall_max_ms": round(1000 * max(walls)),
         "ui_cpu_median_ms": round(1000 * statistics.median(cpus)),
         "ui_cpu_max_ms": round(1000 * max(cpus)),
+        "wall_max_ms_by_key": {k: round(1000 * v) for k, v in slowest.items()},
         "load_average": os.getloadavg()[0],
     }
 

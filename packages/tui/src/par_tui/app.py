@@ -7,6 +7,7 @@ once when the user changes what is shown), each redrawing only what changed.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -155,6 +156,9 @@ class MonitorApp(App[None]):
 
     def on_mount(self) -> None:
         """Start listening to the controller (live), or show the recorded state once."""
+        # What is there now (modules, widgets) lives as long as the app: keep it out of the
+        # collector's full passes, which would otherwise stall a redraw now and then.
+        gc.freeze()
         self.query_one("#engine-rows").focus()
         self._show()
         if self.source is not None:

@@ -19,8 +19,10 @@ table) instead; the first lane, ``all``, is the whole cluster.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from rich.segment import Segment
 from rich.style import Style
@@ -126,7 +128,10 @@ def view(snap: Snapshot, lane: Lane, scale: int, n: int) -> LaneView:
     cells = snap.activity.cells(lane.key, scale, first, n)
     since = snap.activity.since
     width = max(len(lane.engines), 1) * scale
-    running = [e.task_started for e in lane.engines if e.task_started is not None]
+    # When the running tasks began, sorted, with their prefix sums: the running work in a
+    # cell is then two bisections, however many engines the lane covers.
+    began = sorted(e.task_started for e in lane.engines if e.task_started is not None)
+    sums = list(accumulate(began, initial=0.0))
     looks = []
     busy = known = 0.0
     for i, cell in enumerate(cells):
@@ -135,14 +140,13 @@ def view(snap: Snapshot, lane: Lane, scale: int, n: int) -> LaneView:
         if since is not None and end <= since:
             looks.append((" ", "idle"))
             continue
-        work = cell.busy
-        ran = False
-        for began in running:
-            overlap = min(end, snap.now) - max(start, began)
-            if overlap > 0:
-                work += overlap
-                ran = True
-        looks.append(_look(cell, work / width, ran))
+        stop = min(end, snap.now)
+        before = bisect_left(began, start)  # running since before the cell: all of it
+        within = bisect_left(began, stop)  # and those that began inside it
+        running = stop - start if stop > start else 0.0
+        work = cell.busy + before * running
+        work += (within - before) * stop - (sums[within] - sums[before]) if running else 0.0
+        looks.append(_look(cell, work / width, running > 0 and within > 0))
         busy += work
         known += width
     return LaneView(
