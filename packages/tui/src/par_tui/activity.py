@@ -90,19 +90,16 @@ class Activity:
     def __init__(self) -> None:
         self.rings: dict[object, tuple[Ring, ...]] = {}
         self.since: float | None = None  # the earliest time the sums are known from
-        self.version = 0  # counts additions: a view drawn at the same version is unchanged
 
     def clear(self) -> None:
-        """Forget everything (a new controller run)."""
+        """Forget everything (a new connection, or a backlog that takes the place of it all)."""
         self.rings.clear()
         self.since = None
-        self.version += 1
 
     def known_from(self, t: float) -> None:
         """Say that sums are complete from time ``t`` on (the earliest wins)."""
         if self.since is None or t < self.since:
             self.since = t
-            self.version += 1
 
     def add(self, sums: dict[tuple[object, int], list[float]]) -> None:
         """Add ``(key, second): [busy, done, failed]`` sums to the rings of those keys."""
@@ -112,7 +109,6 @@ class Activity:
                 rings = self.rings[key] = tuple(Ring(w) for w in SCALES)
             for ring in rings:
                 ring.add(second, busy, int(done), int(failed))
-        self.version += 1
 
     def cells(self, key: object, scale: int, first: int, n: int) -> Sequence[Cell]:
         """``n`` buckets of ``key``'s ring at ``scale`` (seconds per bucket) from bucket

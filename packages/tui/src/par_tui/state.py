@@ -136,7 +136,6 @@ class Snapshot:
     aborted: int
     throughput: tuple[int, ...]  # tasks finished per second, oldest first, ending before ``now``
     activity: Activity
-    activity_version: int
     errors: tuple[ErrorRecord, ...]  # newest first, the last ERRORS_KEPT
     output_engine: int | None
     output_total: int  # lines ever received from output_engine (to append only what is new)
@@ -351,7 +350,6 @@ class ClusterState:
             aborted=int(self.counts.get("aborted", 0)),
             throughput=tuple(c.done + c.failed for c in per_second),
             activity=self.activity,
-            activity_version=self.activity.version,
             errors=tuple(reversed(self.errors)),
             output_engine=output_engine,
             output_total=out.total if out else 0,
