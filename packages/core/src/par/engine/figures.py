@@ -8,9 +8,9 @@ Neither part imports matplotlib: they act once a task has.
   figures once its matplotlib support is on.
 - :func:`default_to_inline` makes matplotlib-inline's backend the engine's
   default, as IPython kernels do (ipyparallel's engines are kernels), when it
-  is installed (it comes with IPython) and ``MPLBACKEND`` is not set:
-  ``plt.show()`` in a task then displays its figures, and after
-  ``%matplotlib inline`` a cell's figures show at its end. Set
+  and IPython are installed and ``MPLBACKEND`` is not set: ``plt.show()``
+  in a task then displays its figures. (``%matplotlib inline`` chooses that
+  backend as well, and makes a cell's figures show at its end.) Set
   ``MPLBACKEND`` for the engines to choose another backend.
 """
 
@@ -27,7 +27,9 @@ INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 def default_to_inline() -> None:
     """Default matplotlib to the inline backend where it is installed (not imported here)."""
-    if "MPLBACKEND" not in os.environ and PathFinder.find_spec("matplotlib_inline") is not None:
+    if "MPLBACKEND" not in os.environ and all(
+        PathFinder.find_spec(name) is not None for name in ("matplotlib_inline", "IPython")
+    ):  # the backend imports IPython
         os.environ["MPLBACKEND"] = INLINE_BACKEND
 
 
