@@ -83,8 +83,7 @@ def test_an_engine_that_never_saw_ipython_syntax_stays_small(rc: par.Client) -> 
     engine.execute("import math\nc = math.sqrt(16)", block=True)
     assert engine.execute("c", silent=False, block=True).get().execute_result is not None
     pid = engine.apply_sync(lambda: __import__("os").getpid())
+    if sys.platform.startswith("linux"):  # what RSS counts differs elsewhere
+        rss = psutil.Process(pid).memory_info().rss
+        assert rss < IDLE_ENGINE_RSS, f"an idle engine holds {rss / 1e6:.1f} MB"
     assert engine.apply_sync(lambda: "IPython" in __import__("sys").modules) is False
-    if not sys.platform.startswith("linux"):
-        return  # what RSS counts differs elsewhere
-    rss = psutil.Process(pid).memory_info().rss
-    assert rss < IDLE_ENGINE_RSS, f"an idle engine holds {rss / 1e6:.1f} MB"
