@@ -27,17 +27,37 @@ from typing import Any
 import psutil
 import report
 from child import MARK
-from workloads import FLOORS, WORKLOADS, Config
+from workloads import FLOORS, PAR_ONLY, WORKLOADS, Config
 
 HERE = Path(__file__).resolve().parent
 PEERS = ("par", "ipyparallel", "dask")
 DISTRIBUTIONS = {"par": "par-core", "ipyparallel": "ipyparallel", "dask": "distributed"}
-TIMEOUTS = {"w1": 180, "w2": 420, "w3": 240, "w4": 240, "w5": 600, "w6": 180, "w7": 180}
+TIMEOUTS = {
+    "w1": 180,
+    "w2": 420,
+    "w3": 240,
+    "w4": 240,
+    "w5": 600,
+    "w6": 180,
+    "w7": 180,
+    "w8": 1200,
+}
+W7_SKIPPED = "not run by default: too slow for the time budget (--w7-peers to include)"
 QUICK_TIMEOUT = 90
 
 
 def _csv(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(x.replace("_", "")) for x in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of engine counts: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"engine counts must be 1 or more: {text!r}")
+    return counts
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,6 +82,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--w7-peers", type=_csv, default=["par"], help="peers that run W7 (default: par only)"
     )
+    p.add_argument(
+        "--w8-engines", type=_counts, help="W8 simulated engine counts (default 1000,5000,10000)"
+    )
+    p.add_argument("--w8-tasks", type=int, help="W8 map tasks (default 100,000)")
+    p.add_argument(
+        "--w8-survive", type=float, help="W8 seconds of idle heartbeats watched (default 120)"
+    )
     p.add_argument("--out", type=Path, help="also write the JSON results here")
     p.add_argument(
         "--results-dir", type=Path, default=HERE / "results", help="where each run's JSON is kept"
@@ -85,6 +112,12 @@ def config(args: argparse.Namespace) -> Config:
         cfg.w2_tasks = args.w2_tasks
     if args.w7_engines:
         cfg.w7_engines = args.w7_engines
+    if args.w8_engines:
+        cfg.w8_engines = args.w8_engines
+    if args.w8_tasks:
+        cfg.w8_tasks = args.w8_tasks
+    if args.w8_survive is not None:
+        cfg.w8_survive_s = args.w8_survive
     return cfg
 
 
@@ -160,6 +193,13 @@ def versions(peers: list[str]) -> dict[str, str]:
     return out
 
 
+def runs_workload(peer: str, workload: str, args: argparse.Namespace) -> bool:
+    """Whether a peer runs a workload: W7 only the ``--w7-peers``, W8 par only."""
+    if workload in PAR_ONLY:
+        return peer == "par"
+    return workload != "w7" or peer in args.w7_peers
+
+
 def plan(args: argparse.Namespace) -> list[tuple[str, str]]:
     """The (peer, workload) pairs to run, in order. A workload with a floor runs par and
     the floor ``--rounds`` times, alternating, so that a drift in the machine's speed
@@ -169,7 +209,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str]]:
         floor = not args.no_floor and workload in FLOORS
         for round_ in range(args.rounds if floor else 1):
             for peer in args.peers:
-                if (workload != "w7" or peer in args.w7_peers) and (round_ == 0 or peer == "par"):
+                if runs_workload(peer, workload, args) and (round_ == 0 or peer == "par"):
                     pairs.append((peer, workload))
             if floor:
                 pairs.append(("floor", workload))
@@ -214,10 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             failed = {"na": f"{peer} {workload} {status}"}
             samples[peer].setdefault(f"{workload}.failed", []).append(failed)
     values = {peer: medians(per) for peer, per in samples.items()}
-    skipped = {"na": "not run by default: too slow for the time budget (--w7-peers to include)"}
     for peer in args.peers:
-        if "w7" in args.workloads and peer not in args.w7_peers:
-            values[peer]["w7.failed"] = skipped
+        for workload in args.workloads:
+            if not runs_workload(peer, workload, args):
+                values[peer][f"{workload}.failed"] = {"na": PAR_ONLY.get(workload, W7_SKIPPED)}
     for per in values.values():
         for key in [k for k in per if k.endswith(".failed")]:
             prefix = key.split(".")[0] + "."

@@ -164,3 +164,16 @@ def test_flags_and_temp_flags(rc: par.Client) -> None:
     assert lv.block is False
     with pytest.raises(KeyError, match="invalid flag"):
         lv.set_flags(colour="red")
+
+
+@pytest.mark.parametrize("kind", ["direct", "load_balanced"])
+def test_map_over_an_empty_sequence_returns_an_empty_list_at_once(
+    rc: par.Client, kind: str
+) -> None:
+    view = rc[:] if kind == "direct" else rc.load_balanced_view()
+    assert view.map_sync(abs, []) == []
+    assert view.map(abs, [], block=True) == []
+    ar = view.map_async(abs, range(0))
+    assert ar.get(timeout=5) == []
+    assert ar.ready() and list(ar) == [] and len(ar) == 0
+    assert view.map(abs, (), (), block=False).get(timeout=5) == []

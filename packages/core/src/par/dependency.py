@@ -4,7 +4,8 @@
 ``follow`` a location dependency (run on an engine where they ran). Both
 take message ids, AsyncResults or a :class:`Dependency`, which says whether
 all or any of them must be met, and whether success, failure or both count.
-The controller's task scheduler resolves them; payloads are never read.
+The controller resolves them (``controller/dependencies.py``); payloads are
+never read.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Dependency(set[str]):
     def _state(self, completed: Iterable[str], failed: Iterable[str] | None) -> str:
         if not self:
             return "met"
-        from .controller.scheduler import resolve  # the scheduler's own rule
+        from .controller.dependencies import resolve  # the controller's own rule
 
         ok, err = set(completed), set(failed or ())
 

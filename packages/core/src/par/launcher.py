@@ -4,6 +4,11 @@ A launcher starts and stops one resource of a cluster: its controller, or
 one *set* of engines (a cluster may have several sets, from different
 launchers). It must be restorable from the dict :meth:`to_dict` returns,
 in another process, so that ``par stop`` works from any terminal.
+
+Everything a launcher is told about its cluster comes in its
+:class:`LaunchContext`, including where its lifecycle events go
+(``on_event``: the cluster hands them to plugins), so this module knows
+nothing of the plugin machinery that finds launchers.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 EVENTS_FILE = "events.jsonl"
 
@@ -47,14 +52,20 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
 
+def _ignore(event: dict[str, Any]) -> None:
+    """Where a context's events go when nobody listens (beside ``events.jsonl``)."""
+
+
 @dataclass
 class LaunchContext:
-    """What every launcher is told about the cluster it serves."""
+    """What every launcher is told about the cluster it serves; ``on_event`` is called with
+    each lifecycle event the launcher emits."""
 
     cluster_id: str
     cluster_dir: Path
     connection_file: Path
     python: str = sys.executable
+    on_event: Callable[[dict[str, Any]], None] = _ignore
 
 
 class Launcher:
@@ -97,9 +108,8 @@ class Launcher:
         return ""
 
     def emit(self, event: str, **details: Any) -> None:
-        """Report a lifecycle event to ``events.jsonl`` and to plugins' ``par_launcher_event``."""
-        from .plugins import plugins
-
+        """Report a lifecycle event: to the cluster's ``events.jsonl``, and to the context's
+        ``on_event`` (for a cluster, every plugin's ``par_launcher_event``)."""
         record = {
             "time": time.time(),
             "cluster_id": self.context.cluster_id,
@@ -112,14 +122,14 @@ class Launcher:
         if path.parent.exists():
             with open(path, "a") as f:
                 f.write(json.dumps(record, default=str) + "\n")
-        plugins().pm.hook.par_launcher_event(event=record)
+        self.context.on_event(record)
 
     def to_dict(self) -> dict[str, Any]:
         """State to restore this launcher in another process (JSON-ready)."""
         return {"options": self.options}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Launcher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Rebuild a launcher from :meth:`to_dict` output."""
         return cls(context, **data.get("options", {}))
 
@@ -135,12 +145,28 @@ class ControllerLauncher(Launcher):
         super().__init__(context, **options)
         self.controller_args = list(controller_args or [])
 
-    def wait_for_connection_file(self, alive: Callable[[], bool], timeout: float) -> None:
-        """Wait until the controller wrote its connection file; raise with its output if it
-        exits first or takes longer than ``timeout`` seconds."""
+    def connection_file_version(self) -> tuple[int, int] | None:
+        """What identifies the connection file now (None: there is none); a controller
+        writes a new one, so a launcher that calls this before starting one can tell
+        its file from an older one (a restored controller reads the older one first)."""
+        try:
+            st = self.context.connection_file.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def wait_for_connection_file(
+        self,
+        alive: Callable[[], bool],
+        timeout: float,
+        replacing: tuple[int, int] | None = None,
+    ) -> None:
+        """Wait until the controller wrote its connection file (one other than the
+        ``replacing`` version of :meth:`connection_file_version`); raise with its output
+        if it exits first or takes longer than ``timeout`` seconds."""
         path = self.context.connection_file
         deadline = time.monotonic() + timeout
-        while not path.exists():
+        while (version := self.connection_file_version()) is None or version == replacing:
             if not alive():
                 raise LauncherError(f"the controller exited at start; its output:\n{self.output()}")
             if time.monotonic() > deadline:
@@ -164,6 +190,10 @@ class ControllerLauncher(Launcher):
         ]
 
 
+def _no_cluster() -> None:
+    """:attr:`EngineSetLauncher.save_state` of a launcher used outside a cluster."""
+
+
 class EngineSetLauncher(Launcher):
     """Starts and stops a set of ``n`` engines."""
 
@@ -175,6 +205,15 @@ class EngineSetLauncher(Launcher):
         if n < 1:
             raise ValueError(f"the number of engines must be at least 1, not {n}")
         self.n = n
+        # The cluster sets this to write its cluster file. A launcher whose start takes a
+        # while calls it as processes start, so that each is on record before the start
+        # is over (and a `par stop` meanwhile finds it).
+        self.save_state: Callable[[], None] = _no_cluster
+
+    def running_count(self) -> int:
+        """How many engines of this set run (a launcher that cannot count them says
+        all of them while any runs)."""
+        return self.n if self.running() else 0
 
     def describe_exit(self, pid: int, lines: int = 5) -> str | None:
         """How an engine of this set ended and its last output, if this launcher knows."""
@@ -195,6 +234,6 @@ class EngineSetLauncher(Launcher):
         return {"n": self.n, "options": self.options}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Launcher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Rebuild an engine set from :meth:`to_dict` output."""
         return cls(context, n=int(data.get("n", 1)), **data.get("options", {}))

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from par.hookspecs import hookimpl
-from par.launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Option
+from par.launcher import (
+    ControllerLauncher,
+    EngineSetLauncher,
+    LaunchContext,
+    LauncherError,
+    Option,
+)
 from par.process import ProcessRef, spawn, stop_all, tail
+
+from . import capacity
+
+if TYPE_CHECKING:
+    from par.plugins import LauncherRegistry
 
 __all__ = ["LocalControllerLauncher", "LocalEngineSetLauncher"]
 
@@ -34,9 +46,11 @@ class LocalControllerLauncher(ControllerLauncher):
         cmd = [*self.controller_command(), "--ip", str(self.options["ip"])]
         if self.options["location"]:
             cmd += ["--location", str(self.options["location"])]
-        self.context.connection_file.unlink(missing_ok=True)
+        before = self.connection_file_version()  # a restored controller reads it first
         self.process = process = spawn(cmd, log)
-        self.wait_for_connection_file(process.alive, float(self.options["start_timeout"]))
+        self.wait_for_connection_file(
+            process.alive, float(self.options["start_timeout"]), replacing=before
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the controller process."""
@@ -61,7 +75,7 @@ class LocalControllerLauncher(ControllerLauncher):
         return {**super().to_dict(), "process": self.process.to_dict() if self.process else None}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> LocalControllerLauncher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output."""
         self = cls(context, **data.get("options", {}))
         if data.get("process"):
@@ -70,10 +84,19 @@ class LocalControllerLauncher(ControllerLauncher):
 
 
 class LocalEngineSetLauncher(EngineSetLauncher):
-    """Runs ``n`` engines as local processes."""
+    """Runs ``n`` engines as local processes.
+
+    A count this machine cannot hold is refused (see :mod:`.capacity`) unless
+    ``force``. Engines start in waves of :data:`WAVE` (four per core), a wave every
+    :data:`WAVE_PAUSE` seconds, so that a large count does not fork every process at
+    once; each engine is on record from the moment it is started, so a start that
+    fails or is interrupted half way leaves none behind.
+    """
 
     PLUGIN_NAME = "local"
-    OPTIONS = ()
+    OPTIONS = (Option("force", bool, False, "start more engines than this machine seems to hold"),)
+    WAVE = 4 * (os.cpu_count() or 1)
+    WAVE_PAUSE = 0.25
 
     def __init__(self, context: LaunchContext, n: int = 1, **kwargs: Any) -> None:
         super().__init__(context, n=n, **kwargs)
@@ -81,11 +104,23 @@ class LocalEngineSetLauncher(EngineSetLauncher):
 
     def start(self) -> None:
         """Start the engines (they register with the controller on their own)."""
+        if not self.options.get("force"):  # a subclass with OPTIONS of its own may lack it
+            capacity.check(self.n)
         logs = self.context.cluster_dir / "logs"
         stamp = int(time.time() * 1000)
-        self.processes = [
-            spawn(self.engine_command(), logs / f"engine-{stamp}-{i}.log") for i in range(self.n)
-        ]
+        self.processes = []
+        for i in range(self.n):
+            if i and i % self.WAVE == 0:
+                self.save_state()
+                time.sleep(self.WAVE_PAUSE)
+            try:
+                self.processes.append(
+                    spawn(self.engine_command(), logs / f"engine-{stamp}-{i}.log")
+                )
+            except OSError as exc:
+                raise LauncherError(
+                    f"could not start engine {i + 1} of {self.n}: {exc.strerror or exc}"
+                ) from exc
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every engine of this set."""
@@ -99,6 +134,10 @@ class LocalEngineSetLauncher(EngineSetLauncher):
     def running(self) -> bool:
         """True while any engine of this set lives."""
         return any(p.alive() for p in self.processes)
+
+    def running_count(self) -> int:
+        """How many engines of this set live."""
+        return sum(p.alive() for p in self.processes)
 
     def output(self, lines: int = 20) -> str:
         """The last log lines of engines that have exited."""
@@ -118,7 +157,7 @@ class LocalEngineSetLauncher(EngineSetLauncher):
         return {**super().to_dict(), "processes": [p.to_dict() for p in self.processes]}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> LocalEngineSetLauncher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output."""
         self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
         self.processes = [ProcessRef.from_dict(p) for p in data.get("processes", [])]
@@ -126,7 +165,7 @@ class LocalEngineSetLauncher(EngineSetLauncher):
 
 
 @hookimpl
-def par_register_launchers(register: Any) -> None:
+def par_register_launchers(register: LauncherRegistry) -> None:
     """Provide the ``local`` controller and engine launchers."""
     register(LocalControllerLauncher)
     register(LocalEngineSetLauncher)

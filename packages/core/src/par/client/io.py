@@ -7,85 +7,142 @@ The I/O thread receives, except while a user's thread waits on a result:
 that thread then takes the socket over and receives itself (``lead``), so
 its reply reaches it without a hand-off between threads.
 
+The thread is handed the parts of the client it serves (the ledger, the
+outbox, the direct paths, the queries, the event listeners), never the
+client itself: what it changes is theirs to say.
+
 A reply whose task streamed output during its run says how many chunks it
 streamed; if some are still in flight the reply waits (briefly) for them,
 so ``ar.stdout`` is complete once ``ar.get()`` returns.
+
+Before anything else the thread watches its connection's first handshake:
+one the controller refuses (Curve on one side only, another Curve key) would
+leave the connection dead for good, so the client fails at once, saying why.
+A controller that gets a message signed with another key answers ``REFUSED``
+(see ``protocol.py``), which fails the client's connect the same way.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
-from .. import protocol
+from .. import connection, protocol
+from ..connection import ConnectionInfo
+from ..errors import ClusterError
 from ..messages import split_replies
-from ..protocol import recv_frames
-from .asyncresult import Metadata, Reply, _dt
+from ..protocol import Session, is_refusal, recv_frames
+from .ledger import Ledger
+from .liveness import ControllerWatch
+from .outbox import RequestSender
 from .outputs import record_reply, record_stream
+from .paths import Paths
+from .queries import Queries
+from .replies import Metadata, Reply, error_reply, utc
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .asyncresult import AsyncResult
+
+Listener = Callable[[str, dict[str, Any]], None]  # called with each cluster event
 
 log = logging.getLogger("par.client")
 
 STREAM_WAIT = 2.0
 ACTIVE_FOR = 0.01  # seconds after replies came in that this thread wakes every millisecond
-PING_INTERVAL = 1.0
 HANDOVER = 0.01  # the I/O thread leaves the socket to user's threads this long after a wait
 DRAIN_LIMIT = 1000  # messages handled before what else is due (sending, pings)
 LEAD_POLL = 0.1  # a leading thread's longest poll, between checks of what else is due
+HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+)
 
 
 class IOThread(threading.Thread):
-    """Owns the client's reply connection."""
+    """Owns the client's reply connection: takes in replies, output, events and answers.
 
-    def __init__(self, client: Client, first: list[Any]) -> None:
+    It connects as ``ident`` to the controller and its direct device (``info``, read
+    from connection file ``path``) and sends ``first`` (the query that introduces the
+    client). It is handed the parts of the client it serves: the ``ledger`` (whose
+    results it resolves and whose engines it keeps current), the outbox (``sender``,
+    which it flushes), the direct ``paths`` (which learn what was answered), the
+    ``queries`` (which it answers) and the event ``listeners``. ``explain_exit(pid)``
+    says how a lost engine ended, if the client's cluster knows.
+    """
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        info: ConnectionInfo,
+        path: Path,
+        ident: bytes,
+        first: list[Any],
+        *,
+        session: Session,
+        ledger: Ledger,
+        sender: RequestSender,
+        paths: Paths,
+        queries: Queries,
+        listeners: list[Listener],
+        explain_exit: Callable[[int], str | None],
+        controller_timeout: float,
+    ) -> None:
         super().__init__(name="par-client-io", daemon=True)
-        self.client = client
-        self.first = first
+        self.ctx, self.info, self.path, self.first = ctx, info, path, first
+        self.identity = ident  # the reply socket's: the controller answers it
+        self.ledger = ledger
+        self.pending = ledger.pending
+        self.arrivals = ledger.arrivals
+        self.sender = sender
+        self.paths = paths
+        self.queries = queries
+        self.listeners = listeners
+        self.explain_exit = explain_exit
+        self.spin_wait = 0.0  # see Client.spin_wait
         self.closing = threading.Event()
         self.streamed: dict[str, int] = {}
         self.parked: dict[str, tuple[Reply, float]] = {}
-        self.last_heard = time.monotonic()
+        self.watch = ControllerWatch(controller_timeout, time.monotonic())
         self.lost = False
+        self.accepted = False  # the controller answered: a REFUSED now is no one's
         self.lease = threading.Lock()  # held by the thread using the reply socket
         self.sock: zmq.Socket | None = None
         self.waited = 0.0  # when a user's thread last waited on a result (see lead)
         self.leader: int | None = None  # the thread receiving, while it holds the lease
-        self.wanted = 0  # user's threads waiting for the lease (changed under _arrivals)
+        self.wanted = 0  # user's threads waiting for the lease (changed under arrivals)
         self.handled = 0.0  # when replies last came in
-        self.next_ping = 0.0
-        self.joiner = protocol.Assembler(client.session)  # large replies come in chunks
+        self.joiner = protocol.Assembler(session)  # large replies come in chunks
 
     def run(self) -> None:
-        client = self.client
-        sock = client._ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.ROUTING_ID, client._ident)
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, self.identity)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.RCVTIMEO, round(LEAD_POLL * 1000))  # see _receive
-        client._info.secure(sock)
-        sock.connect(client._info.client_url)
+        self.info.secure(sock)
+        if not self._connect(sock):
+            sock.close()
+            return
         with self.lease:
-            sock.send_multipart(self.first)
-            # Engines answer direct requests on this socket too, through the device. It
-            # sends nothing more (a send would go to either connection): pings go out on
-            # the request socket, answered here all the same.
-            sock.connect(client._info.direct_url)
             self.sock = sock
-        self.next_ping = time.monotonic() + PING_INTERVAL
+        self.watch.sent = time.monotonic()
         try:
             while not self.closing.is_set():
                 if self.wanted or time.monotonic() - self.waited < HANDOVER:
                     # A user's thread waits on a result and receives (see lead); this
                     # thread only keeps time while that goes on.
-                    with self.client._arrivals:  # one waiting for the socket takes it now
-                        self.client._arrivals.notify_all()
+                    with self.arrivals:  # one waiting for the socket takes it now
+                        self.arrivals.notify_all()
                     self.closing.wait(HANDOVER)
                     if self.lease.acquire(blocking=False):
                         try:
@@ -102,6 +159,43 @@ class IOThread(threading.Thread):
                 self.sock = None
                 sock.close()
 
+    def _connect(self, sock: zmq.Socket) -> bool:
+        """Connect to the controller, send the first request, and connect to the direct
+        device, each connection once its handshake is done; False if one failed (the
+        client's connect then fails, saying why) or the client closed meanwhile.
+
+        Engines answer direct requests on this socket too, through the device, which can
+        route them only once that connection is up: the answer to the first request
+        (the client's connect) is read only then. This socket sends nothing more (a send
+        would go to either connection): pings go out on the request socket, answered here
+        all the same."""
+        info = self.info
+        monitor = sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | functools.reduce(operator.or_, HANDSHAKE_FAILED)
+        )
+        try:
+            if not self._handshake(sock, monitor, info.client_url):
+                return False
+            sock.send_multipart(self.first)
+            return self._handshake(sock, monitor, info.direct_url)
+        finally:
+            sock.disable_monitor()
+            monitor.close(linger=0)
+
+    def _handshake(self, sock: zmq.Socket, monitor: zmq.Socket, url: str) -> bool:
+        """Connect to ``url`` and wait for the handshake (see :meth:`_connect`; the
+        events are this connection's: the one before is up)."""
+        sock.connect(url)
+        while not self.closing.is_set():
+            if not monitor.poll(round(LEAD_POLL * 1000)):
+                continue
+            event = recv_monitor_message(monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                return True
+            self._refused(f"refused the connection: it {handshake_refusal(self.info, self.path)}")
+            return False
+        return False
+
     def lead(self, done: Callable[[], bool], timeout: float | None) -> None:
         """Receive on the calling (user's) thread until ``done()``, ``timeout`` or close.
 
@@ -117,8 +211,8 @@ class IOThread(threading.Thread):
             if self.sock is not None:
                 self._receive(self.sock, done, deadline)
             return
-        spin_until = time.monotonic() + self.client.spin_wait
-        arrivals = self.client._arrivals
+        spin_until = time.monotonic() + self.spin_wait
+        arrivals = self.arrivals
         while not done() and not self.closing.is_set():
             self.waited = time.monotonic()
             wait = HANDOVER if deadline is None else min(HANDOVER, deadline - self.waited)
@@ -161,7 +255,7 @@ class IOThread(threading.Thread):
         Until ``spin_until`` a user's thread polls without sleeping: a thread that sleeps
         wakes late, by tens of microseconds on a virtual machine, and a reply often comes
         within a millisecond (see ``Client.spin_wait``)."""
-        sender = self.client._sender
+        sender = self.sender
         while not self.closing.is_set():
             now = time.monotonic()
             if done is None:
@@ -202,10 +296,11 @@ class IOThread(threading.Thread):
         """What is due whoever receives: parked replies, pings, the controller's silence."""
         if self.parked:
             self._release_parked(force_before=now)
-        if now >= self.next_ping:
-            self.client._send_frames(self.client._query_frames("ping", {})[1])
-            self.next_ping = now + PING_INTERVAL
-            self._check_controller(now)
+        if self.watch.due(now):
+            lost = self.watch.ping(now)  # judged after this pass drained what had arrived
+            self.queries.send("ping", {})
+            if lost and not self.lost:
+                self._lose_controller()
 
     def _drain(
         self, sock: zmq.Socket, first: list[Any], done: Callable[[], bool] | None = None
@@ -219,9 +314,16 @@ class IOThread(threading.Thread):
         if msg is False:  # a chunk of a large reply: more to come
             return
         if msg is None:
-            log.warning("dropped an unauthenticated or malformed message")
+            if is_refusal(frames) and not self.accepted:
+                self._refused(
+                    f"refused this client's messages: the key in connection file {self.path} "
+                    "is not the cluster's"
+                )
+            else:
+                log.warning("dropped an unauthenticated or malformed message")
             return
-        self.last_heard = time.monotonic()
+        self.watch.heard = True
+        self.accepted = True
         if self.lost:
             self.lost = False
             log.warning("the controller answers again")
@@ -240,21 +342,43 @@ class IOThread(threading.Thread):
         elif kind == "stream":
             self._on_stream(h, payload, buffers)
         elif kind == "event":
-            self.client._on_event(h.get("k", ""), h.get("d", {}))
+            self._on_event(h.get("k", ""), h.get("d", {}))
         elif kind == "qr":
-            self.client._on_query_reply(h, payload)
+            self.queries.answered(h, payload)
+
+    def _refused(self, why: str) -> None:
+        """Fail the queries waiting (the client's connect) with why the controller refused
+        this client."""
+        url = self.info.client_url
+        self.queries.refused(ClusterError(f"the controller at {url} {why}; {connection.FIX}"))
+
+    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        """A cluster event: for the listeners, and the engines' bookkeeping."""
+        for listener in self.listeners:
+            try:
+                listener(kind, data)
+            except Exception:
+                log.exception("event listener failed")
+        if kind == "engine_up":
+            self.ledger.engine_up(data)
+        elif kind in ("engine_lost", "engine_stopped"):
+            if isinstance(data.get("uuid"), str):  # a reply it was sending never ends
+                self.joiner.drop((bytes.fromhex(data["uuid"]),))
+            self.ledger.engine_gone(data)
+        elif kind == "controller_stopped":
+            self.fail_all("EngineError", "the controller stopped")
 
     def _on_reply(self, reply: Reply) -> None:
         h = reply.header
         mid = h["id"]
-        self.client._paths.answered(mid)
-        if h.get("en") == "EngineError" and self.client.cluster is not None:
+        self.paths.answered(mid)
+        if h.get("en") == "EngineError":
             reply = self._explain_engine_error(reply)
         md = self._metadata(mid)
         if md is not None:
-            md["received"] = _dt(time.time())
-            md["started"] = _dt(h.get("ts"))
-            md["completed"] = _dt(h.get("tc"))
+            md["received"] = utc(time.time())
+            md["started"] = utc(h.get("ts"))
+            md["completed"] = utc(h.get("tc"))
             md["engine_id"] = h.get("e")
             md["status"] = h.get("st")
             if h.get("st") != "ok" and reply.payload:
@@ -271,9 +395,9 @@ class IOThread(threading.Thread):
 
     def _explain_engine_error(self, reply: Reply) -> Reply:
         """Add what the cluster's launcher knows (exit status, last output) to an EngineError."""
-        pid = self.client._gone.get(reply.header.get("e", -1))
+        pid = self.ledger.gone.get(reply.header.get("e", -1))
         try:
-            report = self.client.cluster.describe_engine_exit(pid) if pid else None
+            report = self.explain_exit(pid) if pid else None
         except Exception:  # the report is a courtesy: never lose the error over it
             log.exception("could not describe how engine pid %s ended", pid)
             report = None
@@ -285,8 +409,8 @@ class IOThread(threading.Thread):
 
     def _metadata(self, mid: str) -> Metadata | None:
         """The metadata of an outstanding message, from the result that owns it."""
-        ar = self.client._pending.get(mid)
-        return ar._metadata_of(mid) if ar is not None else None
+        ar: AsyncResult | None = self.pending.get(mid)
+        return ar.metadata_of(mid) if ar is not None else None
 
     def _deliver(self, mid: str, reply: Reply, md: Metadata | None = None) -> None:
         """Record the output the reply carries (after what its task streamed), then
@@ -296,15 +420,15 @@ class IOThread(threading.Thread):
             md = self._metadata(mid)
         if md is not None:
             reply = record_reply(md, reply)
-        ar = self.client._pending.pop(mid, None)
+        ar = self.pending.pop(mid, None)
         if ar is not None:
-            ar._deliver(mid, reply)
+            ar.deliver(mid, reply)
 
     def _on_stream(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
-        if self.client._listeners:
-            self.client._on_stream_event(h)
+        for listener in self.listeners:
+            listener("stream", h)
         mid = h.get("id", "")
-        if mid not in self.client._pending:
+        if mid not in self.pending:
             return  # another client's task, seen because this client monitors
         md = self._metadata(mid)
         if md is not None:
@@ -321,16 +445,12 @@ class IOThread(threading.Thread):
                 del self.parked[mid]
                 self._deliver(mid, reply)
 
-    def _check_controller(self, now: float) -> None:
-        """Fail what is outstanding once the controller has been silent too long."""
-        silent = now - self.last_heard
-        if self.lost or silent < self.client.controller_timeout:
-            return
+    def _lose_controller(self) -> None:
+        """Fail what is outstanding: the controller has been silent too long."""
+        silent = self.watch.silent_for
         self.lost = True
-        with self.client._engines_changed:  # unknown until a controller tells us again
-            self.client._engines.clear()
-            self.client._engines_changed.notify_all()
-        url = self.client._info.client_url
+        self.ledger.engines_unknown()  # until a controller tells again
+        url = self.info.client_url
         log.warning("no answer from the controller at %s for %.0f s", url, silent)
         self.fail_all(
             "ControllerLost",
@@ -340,7 +460,17 @@ class IOThread(threading.Thread):
 
     def fail_all(self, ename: str, evalue: str) -> None:
         """Resolve every outstanding request with an error (the controller is gone)."""
-        content = protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
-        for mid in list(self.client._pending):
-            header = {"t": "reply", "id": mid, "st": "error", "en": ename}
-            self._on_reply(Reply(header, [content], []))
+        for mid in list(self.pending):
+            self._on_reply(error_reply(mid, ename, evalue))
+
+
+def handshake_refusal(info: ConnectionInfo, path: Path) -> str:
+    """Why the controller refused a connection's handshake, for the client of connection
+    file ``path`` (how the handshake failed does not tell a controller that does not
+    encrypt from one with another key)."""
+    if not info.curve_serverkey:
+        return f"encrypts (CurveZMQ), and connection file {path} has no curve_serverkey"
+    return (
+        "does not encrypt, or not with the CurveZMQ key that is the curve_serverkey in "
+        f"connection file {path}"
+    )
