@@ -57,6 +57,18 @@ class LaunchContext:
     python: str = sys.executable
 
 
+def check_module_names(value: str, option: str = "preload") -> str:
+    """``value`` if it is a comma-separated list of module names; else a ValueError that
+    names the wrong one."""
+    for name in filter(None, (m.strip() for m in value.split(","))):
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise ValueError(
+                f"{option}: {name!r} is not a module name; give module names separated by "
+                "commas, e.g. numpy,pandas"
+            )
+    return value
+
+
 class Launcher:
     """Shared base of controller and engine-set launchers."""
 
@@ -180,14 +192,30 @@ class EngineSetLauncher(Launcher):
         """How an engine of this set ended and its last output, if this launcher knows."""
         return None
 
-    def engine_command(self) -> list[str]:
-        """The command that runs one engine of this cluster."""
+    def engine_command(self, preload: str = "") -> list[str]:
+        """The command that runs one engine of this cluster (``preload``: modules it imports
+        before it registers, comma-separated)."""
+        return [self.context.python, "-m", "par.engine", *self._engine_args(preload)]
+
+    def fork_server_command(self, n: int, logs: str, preload: str = "") -> list[str]:
+        """The command of a fork server that starts ``n`` engines of this cluster from one
+        process (:mod:`par.engine.forkserver`); engine ``i`` logs to ``{logs}-{i}.log``."""
         return [
             self.context.python,
             "-m",
-            "par.engine",
+            "par.engine.forkserver",
+            *self._engine_args(preload),
+            "-n",
+            str(n),
+            "--logs",
+            logs,
+        ]
+
+    def _engine_args(self, preload: str) -> list[str]:
+        return [
             "--file",
             str(self.context.connection_file),
+            *(["--preload", preload] if preload else []),
         ]
 
     def to_dict(self) -> dict[str, Any]:

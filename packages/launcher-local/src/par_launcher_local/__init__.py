@@ -1,15 +1,40 @@
-"""par launcher plugin ``local``: the controller and engines as processes on this machine."""
+"""par launcher plugin ``local``: the controller and engines as processes on this machine.
+
+Engines are forked from a fork server (:mod:`par.engine.forkserver`) where the
+platform can fork (Linux, macOS): one process imports par and the ``preload``
+modules, then forks each engine, so that starting many engines costs a fork
+each rather than an interpreter and its imports. With ``fork=False`` each
+engine is an interpreter of its own.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import Any
 
 from par.hookspecs import hookimpl
-from par.launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Option
-from par.process import ProcessRef, spawn, stop_all, tail
+from par.launcher import (
+    ControllerLauncher,
+    EngineSetLauncher,
+    LaunchContext,
+    Option,
+    check_module_names,
+)
+from par.process import (
+    ProcessRef,
+    forked_engines,
+    spawn,
+    start_fork_server,
+    stop_all,
+    tail,
+)
 
 __all__ = ["LocalControllerLauncher", "LocalEngineSetLauncher"]
+
+CAN_FORK = hasattr(os, "fork") and sys.platform.startswith(("linux", "darwin"))
+FORK_TIMEOUT = 120.0  # seconds a fork server gets to import and fork all its engines
 
 
 class LocalControllerLauncher(ControllerLauncher):
@@ -70,26 +95,58 @@ class LocalControllerLauncher(ControllerLauncher):
 
 
 class LocalEngineSetLauncher(EngineSetLauncher):
-    """Runs ``n`` engines as local processes."""
+    """Runs ``n`` engines as local processes, forked from one warm process by default."""
 
     PLUGIN_NAME = "local"
-    OPTIONS = ()
+    OPTIONS = (
+        Option(
+            "fork",
+            bool,
+            CAN_FORK,
+            "fork the engines from one process that imports par once (--no-fork: start "
+            "each as a new interpreter)",
+        ),
+        Option(
+            "preload",
+            str,
+            "",
+            "modules each engine imports before it registers, e.g. numpy,pandas "
+            "(with fork: imported once, shared by all)",
+        ),
+    )
 
     def __init__(self, context: LaunchContext, n: int = 1, **kwargs: Any) -> None:
         super().__init__(context, n=n, **kwargs)
+        if self.options["fork"] and not CAN_FORK:
+            raise ValueError(
+                f"fork: engines cannot be forked on {sys.platform} (Linux and macOS only); "
+                "start them with fork=False (--no-fork)"
+            )
+        check_module_names(self.options["preload"])
         self.processes: list[ProcessRef] = []
+        self.server: ProcessRef | None = None  # the fork server, while its engines live
 
     def start(self) -> None:
         """Start the engines (they register with the controller on their own)."""
         logs = self.context.cluster_dir / "logs"
         stamp = int(time.time() * 1000)
-        self.processes = [
-            spawn(self.engine_command(), logs / f"engine-{stamp}-{i}.log") for i in range(self.n)
-        ]
+        preload = str(self.options["preload"])
+        self.processes = []
+        if not self.options["fork"]:
+            self.processes = [
+                spawn(self.engine_command(preload), logs / f"engine-{stamp}-{i}.log")
+                for i in range(self.n)
+            ]
+            return
+        command = self.fork_server_command(self.n, str(logs / f"engine-{stamp}"), preload)
+        self.server, reports = start_fork_server(command, logs / f"forkserver-{stamp}.log")
+        # Recorded one by one: if the server fails midway, stop() ends those it forked.
+        for engine in forked_engines(self.server, reports, self.n, FORK_TIMEOUT):
+            self.processes.append(engine)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop every engine of this set."""
-        stop_all(self.processes, timeout)
+        """Stop every engine of this set (and its fork server)."""
+        stop_all([*self.processes, *([self.server] if self.server else [])], timeout)
 
     def signal(self, sig: int) -> None:
         """Signal every engine of this set."""
@@ -109,19 +166,27 @@ class LocalEngineSetLauncher(EngineSetLauncher):
         """How one of these engines ended, and the last lines of its log."""
         for p in self.processes:
             if p.pid == pid:
-                how = p.exit_description() or "is still running but does not answer"
+                how = p.exit_description() or (
+                    "is still running but does not answer" if p.alive() else "has ended"
+                )
                 return f"the process {how}; its last output:\n{tail(p.log, lines)}"
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """Engine count and the processes started."""
-        return {**super().to_dict(), "processes": [p.to_dict() for p in self.processes]}
+        """Engine count, the engine processes and their fork server."""
+        return {
+            **super().to_dict(),
+            "processes": [p.to_dict() for p in self.processes],
+            "fork_server": self.server.to_dict() if self.server else None,
+        }
 
     @classmethod
     def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> LocalEngineSetLauncher:
         """Restore from :meth:`to_dict` output."""
         self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
         self.processes = [ProcessRef.from_dict(p) for p in data.get("processes", [])]
+        if data.get("fork_server"):
+            self.server = ProcessRef.from_dict(data["fork_server"])
         return self
 
 
