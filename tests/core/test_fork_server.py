@@ -87,6 +87,16 @@ def test_each_engine_writes_its_own_log(forked) -> None:
         assert text.count("registered as engine") == 1
 
 
+def test_signals_for_the_engines_do_not_reach_the_server(forked) -> None:
+    cluster, rc = forked
+    server = _engine_set(cluster).server
+    assert server is not None
+    pids = rc[:].apply_sync(os.getpid)
+    cluster.signal_engines_sync(signal.SIGINT)
+    time.sleep(0.5)
+    assert server.alive() and rc[:].apply_sync(os.getpid) == pids
+
+
 def test_a_killed_engine_is_described_by_a_launcher_restored_elsewhere(forked) -> None:
     cluster, rc = forked
     pid = engine_pids(rc)[2]

@@ -192,29 +192,40 @@ class EngineSetLauncher(Launcher):
         """How an engine of this set ended and its last output, if this launcher knows."""
         return None
 
-    def engine_command(self, preload: str = "") -> list[str]:
+    def engine_command(
+        self, preload: str = "", *, python: str = "", connection_file: str = ""
+    ) -> list[str]:
         """The command that runs one engine of this cluster (``preload``: modules it imports
-        before it registers, comma-separated)."""
-        return [self.context.python, "-m", "par.engine", *self._engine_args(preload)]
-
-    def fork_server_command(self, n: int, logs: str, preload: str = "") -> list[str]:
-        """The command of a fork server that starts ``n`` engines of this cluster from one
-        process (:mod:`par.engine.forkserver`); engine ``i`` logs to ``{logs}-{i}.log``."""
+        before it registers, comma-separated; ``python`` and ``connection_file``: theirs on
+        another host, if not this machine's)."""
         return [
-            self.context.python,
+            python or self.context.python,
+            "-m",
+            "par.engine",
+            *self._engine_args(preload, connection_file),
+        ]
+
+    def fork_server_command(
+        self, n: int, logs: str, preload: str = "", *, python: str = "", connection_file: str = ""
+    ) -> list[str]:
+        """The command of a fork server that starts ``n`` engines of this cluster from one
+        process (:mod:`par.engine.forkserver`); engine ``i`` logs to ``{logs}-{i}.log``.
+        The other arguments are :meth:`engine_command`'s."""
+        return [
+            python or self.context.python,
             "-m",
             "par.engine.forkserver",
-            *self._engine_args(preload),
+            *self._engine_args(preload, connection_file),
             "-n",
             str(n),
             "--logs",
             logs,
         ]
 
-    def _engine_args(self, preload: str) -> list[str]:
+    def _engine_args(self, preload: str, connection_file: str) -> list[str]:
         return [
             "--file",
-            str(self.context.connection_file),
+            connection_file or str(self.context.connection_file),
             *(["--preload", preload] if preload else []),
         ]
 
