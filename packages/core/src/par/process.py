@@ -110,17 +110,26 @@ class ProcessRef:
         except psutil.Error:
             return False
 
-    def returncode(self) -> int | None:
+    def returncode(self, wait: float = 0.0) -> int | None:
         """The exit status if it has ended and this process started it, or its fork server
-        recorded it (negative: killed by that signal)."""
+        recorded it (negative: killed by that signal). ``wait``: seconds to give a fork
+        server to record the status of a process that has just ended."""
         popen = _popens.get(self.pid)
         if popen is not None:
             return popen.poll()
-        return _recorded_exit(self.exits, self.pid) if self.exits else None
+        if not self.exits:
+            return None
+        deadline = time.monotonic() + wait
+        code = _recorded_exit(self.exits, self.pid)
+        while code is None and time.monotonic() < deadline and not self.alive():
+            time.sleep(0.05)
+            code = _recorded_exit(self.exits, self.pid)
+        return code
 
-    def exit_description(self) -> str | None:
-        """How the process ended ('was killed by signal 9 (SIGKILL)'), if started here and ended."""
-        code = self.returncode()
+    def exit_description(self, wait: float = 0.0) -> str | None:
+        """How the process ended ('was killed by signal 9 (SIGKILL)'), if known (see
+        :meth:`returncode`)."""
+        code = self.returncode(wait)
         if code is None:
             return None
         if code < 0:

@@ -35,6 +35,7 @@ __all__ = ["LocalControllerLauncher", "LocalEngineSetLauncher"]
 
 CAN_FORK = hasattr(os, "fork") and sys.platform.startswith(("linux", "darwin"))
 FORK_TIMEOUT = 120.0  # seconds a fork server gets to import and fork all its engines
+EXIT_RECORD_WAIT = 2.0  # seconds a fork server gets to record how an engine just ended
 
 
 class LocalControllerLauncher(ControllerLauncher):
@@ -166,7 +167,7 @@ class LocalEngineSetLauncher(EngineSetLauncher):
         """How one of these engines ended, and the last lines of its log."""
         for p in self.processes:
             if p.pid == pid:
-                how = p.exit_description() or (
+                how = p.exit_description(wait=EXIT_RECORD_WAIT) or (
                     "is still running but does not answer" if p.alive() else "has ended"
                 )
                 return f"the process {how}; its last output:\n{tail(p.log, lines)}"
