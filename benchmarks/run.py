@@ -32,8 +32,12 @@ from workloads import FLOORS, WORKLOADS, Config
 HERE = Path(__file__).resolve().parent
 PEERS = ("par", "ipyparallel", "dask")
 DISTRIBUTIONS = {"par": "par-core", "ipyparallel": "ipyparallel", "dask": "distributed"}
-TIMEOUTS = {"w1": 180, "w2": 420, "w3": 240, "w4": 240, "w5": 600, "w6": 180, "w7": 180}
+TIMEOUTS = {"w1": 180, "w2": 420, "w3": 240, "w4": 240, "w5": 600, "w6": 180, "w7": 180, "w9": 900}
 QUICK_TIMEOUT = 90
+SKIPPED = {
+    "w7": "not run by default: too slow for the time budget (--w7-peers to include)",
+    "w9": "not run by default: W9's peer figure is ipyparallel's (--w9-peers to include)",
+}
 
 
 def _csv(text: str) -> list[str]:
@@ -62,12 +66,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--w7-peers", type=_csv, default=["par"], help="peers that run W7 (default: par only)"
     )
+    p.add_argument("--w9-engines", type=_csv, help="W9 engine counts for par (default 256,1000)")
+    p.add_argument(
+        "--w9-peers",
+        type=_csv,
+        default=["par", "ipyparallel"],
+        help="peers that run W9 (default: par and ipyparallel)",
+    )
     p.add_argument("--out", type=Path, help="also write the JSON results here")
     p.add_argument(
         "--results-dir", type=Path, default=HERE / "results", help="where each run's JSON is kept"
     )
     args = p.parse_args(argv)
-    unknown = [x for x in args.peers + args.w7_peers if x not in PEERS]
+    unknown = [x for x in args.peers + args.w7_peers + args.w9_peers if x not in PEERS]
     unknown += [w for w in args.workloads if w not in WORKLOADS]
     if unknown:
         p.error(f"unknown peer or workload: {', '.join(unknown)}")
@@ -85,6 +96,8 @@ def config(args: argparse.Namespace) -> Config:
         cfg.w2_tasks = args.w2_tasks
     if args.w7_engines:
         cfg.w7_engines = args.w7_engines
+    if args.w9_engines:
+        cfg.w9_engines = [int(x) for x in args.w9_engines]
     return cfg
 
 
@@ -160,6 +173,12 @@ def versions(peers: list[str]) -> dict[str, str]:
     return out
 
 
+def runs_workload(peer: str, workload: str, args: argparse.Namespace) -> bool:
+    """Whether a peer runs a workload: W7 and W9 only their ``--wN-peers``."""
+    chosen = {"w7": args.w7_peers, "w9": args.w9_peers}
+    return peer in chosen.get(workload, [peer])
+
+
 def plan(args: argparse.Namespace) -> list[tuple[str, str]]:
     """The (peer, workload) pairs to run, in order. A workload with a floor runs par and
     the floor ``--rounds`` times, alternating, so that a drift in the machine's speed
@@ -169,7 +188,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str]]:
         floor = not args.no_floor and workload in FLOORS
         for round_ in range(args.rounds if floor else 1):
             for peer in args.peers:
-                if (workload != "w7" or peer in args.w7_peers) and (round_ == 0 or peer == "par"):
+                if runs_workload(peer, workload, args) and (round_ == 0 or peer == "par"):
                     pairs.append((peer, workload))
             if floor:
                 pairs.append(("floor", workload))
@@ -214,10 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             failed = {"na": f"{peer} {workload} {status}"}
             samples[peer].setdefault(f"{workload}.failed", []).append(failed)
     values = {peer: medians(per) for peer, per in samples.items()}
-    skipped = {"na": "not run by default: too slow for the time budget (--w7-peers to include)"}
     for peer in args.peers:
-        if "w7" in args.workloads and peer not in args.w7_peers:
-            values[peer]["w7.failed"] = skipped
+        for workload in ("w7", "w9"):
+            if workload in args.workloads and not runs_workload(peer, workload, args):
+                values[peer][f"{workload}.failed"] = {"na": SKIPPED[workload]}
     for per in values.values():
         for key in [k for k in per if k.endswith(".failed")]:
             prefix = key.split(".")[0] + "."
