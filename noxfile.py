@@ -1,7 +1,8 @@
 """Every check of par.
 
 `uv run nox` runs lint, types, tests, the install from built wheels and the docs
-build; `nox -s bench` and `nox -s soak` run on demand.
+build; `nox -s bench`, `nox -s soak` and `nox -s compat` (ipyparallel's own client
+tests against par) run on demand.
 """
 
 from __future__ import annotations
@@ -117,6 +118,22 @@ def install(session: nox.Session) -> None:
     session.install("-e", str(plugin), "pytest")
     session.chdir(plugin)
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *session.posargs, env=env)
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """ipyparallel 9.2.0's own client tests, run against par through tests/compat's shim."""
+    sync(session, "compat")
+    session.run(
+        "python",
+        "tests/compat/run.py",
+        "--cache",
+        str(session.cache_dir / "ipyparallel"),
+        "--work",
+        session.create_tmp(),
+        *session.posargs,
+        env={"PYTHONFAULTHANDLER": "1"},
+    )
 
 
 @nox.session

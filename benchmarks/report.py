@@ -104,6 +104,53 @@ def figures(cfg: Config) -> list[Figure]:
         ),
         Figure("w7.total_s", "W7 start to all answering", "s", [("value", "<", 30.0)]),
     ]
+    return out + w8_figures(cfg)
+
+
+def w8_figures(cfg: Config) -> list[Figure]:
+    """W8's figures for each count of simulated engines; the targets are the largest's."""
+    most = max(cfg.w8_engines)
+    none_lost = [("value", "<=", 0.0)]
+    out = []
+    for n in sorted(cfg.w8_engines):
+        largest = n == most
+
+        def target(op: str, bound: float, largest: bool = largest) -> list[tuple[str, str, float]]:
+            return [("value", op, bound)] if largest else []
+
+        out += [
+            Figure(
+                f"w8.register_s.{n}", f"W8 {n:,} simulated engines registered", "s", target("<", 30)
+            ),
+            Figure(f"w8.register_cpu_s.{n}", f"W8 controller CPU registering {n:,}", "s"),
+            Figure(f"w8.execute_s.{n}", f"W8 execute answered by all {n:,}", "s", target("<", 3)),
+            Figure(
+                f"w8.map.{n}",
+                f"W8 map of {cfg.w8_tasks:,} no-op tasks on {n:,}",
+                "tasks/s",
+                target(">=", 20_000),
+            ),
+            Figure(f"w8.map_cpu_us.{n}", f"W8 controller CPU per map task on {n:,}", "µs"),
+            Figure(
+                f"w8.controller_MB.{n}",
+                f"W8 controller RSS with {n:,}, after the map",
+                "MB",
+                target("<", 1000),
+            ),
+            Figure(f"w8.lost.{n}", f"W8 engines declared lost, {n:,}", "losses", none_lost),
+            Figure(f"w8.late_s.{n}", f"W8 worst simulated heartbeat lateness, {n:,}", "s"),
+        ]
+    window = f"{cfg.w8_survive_s:g} s"
+    out += [
+        Figure(
+            "w8.survive_engines",
+            f"W8 engines through {window} of idle heartbeats",
+            "engines",
+            [("value", ">=", float(most))],
+        ),
+        Figure("w8.survive_lost", f"W8 engines lost in that {window}", "losses", none_lost),
+        Figure("w8.survive_late_s", "W8 worst simulated heartbeat lateness by its end", "s"),
+    ]
     return out
 
 
@@ -142,7 +189,7 @@ def evaluate(fig: Figure, values: dict[str, dict[str, Value]]) -> bool | None:
 
 
 def _fmt(value: float, unit: str) -> str:
-    if unit in ("µs", "tasks/s", "MB/s", "engines"):
+    if unit in ("µs", "tasks/s", "MB/s", "engines", "losses"):
         return f"{value:,.0f}"
     if unit == "s":
         return f"{value:.2f}"

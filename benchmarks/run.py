@@ -27,21 +27,41 @@ from typing import Any
 import psutil
 import report
 from child import MARK
-from workloads import FLOORS, WORKLOADS, Config
+from workloads import FLOORS, PAR_ONLY, WORKLOADS, Config
 
 HERE = Path(__file__).resolve().parent
 PEERS = ("par", "ipyparallel", "dask")
 DISTRIBUTIONS = {"par": "par-core", "ipyparallel": "ipyparallel", "dask": "distributed"}
-TIMEOUTS = {"w1": 180, "w2": 420, "w3": 240, "w4": 240, "w5": 600, "w6": 180, "w7": 180, "w9": 900}
-QUICK_TIMEOUT = 90
+TIMEOUTS = {
+    "w1": 180,
+    "w2": 420,
+    "w3": 240,
+    "w4": 240,
+    "w5": 600,
+    "w6": 180,
+    "w7": 180,
+    "w8": 1200,
+    "w9": 900,
+}
 SKIPPED = {
     "w7": "not run by default: too slow for the time budget (--w7-peers to include)",
     "w9": "not run by default: W9's peer figure is ipyparallel's (--w9-peers to include)",
 }
+QUICK_TIMEOUT = 90
 
 
 def _csv(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(x.replace("_", "")) for x in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of engine counts: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"engine counts must be 1 or more: {text!r}")
+    return counts
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,12 +86,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--w7-peers", type=_csv, default=["par"], help="peers that run W7 (default: par only)"
     )
-    p.add_argument("--w9-engines", type=_csv, help="W9 engine counts for par (default 256,1000)")
+    p.add_argument(
+        "--w8-engines", type=_counts, help="W8 simulated engine counts (default 1000,5000,10000)"
+    )
+    p.add_argument("--w9-engines", type=_counts, help="W9 real engine counts (default 256,1000)")
     p.add_argument(
         "--w9-peers",
         type=_csv,
         default=["par", "ipyparallel"],
-        help="peers that run W9 (default: par and ipyparallel)",
+        help="peers that run W9 (default: par and ipyparallel, which starts 256 engines only)",
+    )
+    p.add_argument("--w8-tasks", type=int, help="W8 map tasks (default 100,000)")
+    p.add_argument(
+        "--w8-survive", type=float, help="W8 seconds of idle heartbeats watched (default 120)"
     )
     p.add_argument("--out", type=Path, help="also write the JSON results here")
     p.add_argument(
@@ -96,8 +123,14 @@ def config(args: argparse.Namespace) -> Config:
         cfg.w2_tasks = args.w2_tasks
     if args.w7_engines:
         cfg.w7_engines = args.w7_engines
+    if args.w8_engines:
+        cfg.w8_engines = args.w8_engines
+    if args.w8_tasks:
+        cfg.w8_tasks = args.w8_tasks
+    if args.w8_survive is not None:
+        cfg.w8_survive_s = args.w8_survive
     if args.w9_engines:
-        cfg.w9_engines = [int(x) for x in args.w9_engines]
+        cfg.w9_engines = args.w9_engines
     return cfg
 
 
@@ -174,7 +207,9 @@ def versions(peers: list[str]) -> dict[str, str]:
 
 
 def runs_workload(peer: str, workload: str, args: argparse.Namespace) -> bool:
-    """Whether a peer runs a workload: W7 and W9 only their ``--wN-peers``."""
+    """Whether a peer runs a workload: W7 and W9 only their ``--wN-peers``, W8 par only."""
+    if workload in PAR_ONLY:
+        return peer == "par"
     chosen = {"w7": args.w7_peers, "w9": args.w9_peers}
     return peer in chosen.get(workload, [peer])
 
@@ -234,9 +269,10 @@ def main(argv: list[str] | None = None) -> int:
             samples[peer].setdefault(f"{workload}.failed", []).append(failed)
     values = {peer: medians(per) for peer, per in samples.items()}
     for peer in args.peers:
-        for workload in ("w7", "w9"):
-            if workload in args.workloads and not runs_workload(peer, workload, args):
-                values[peer][f"{workload}.failed"] = {"na": SKIPPED[workload]}
+        for workload in args.workloads:
+            if not runs_workload(peer, workload, args):
+                reason = PAR_ONLY.get(workload) or SKIPPED[workload]
+                values[peer][f"{workload}.failed"] = {"na": reason}
     for per in values.values():
         for key in [k for k in per if k.endswith(".failed")]:
             prefix = key.split(".")[0] + "."

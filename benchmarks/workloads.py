@@ -1,4 +1,4 @@
-"""The workloads W1-W7 and W9, each run against one peer (or the ZeroMQ floor).
+"""The workloads W1-W9, each run against one peer (or the ZeroMQ floor).
 
 A workload reports each figure through ``emit`` as soon as it is measured,
 so a workload that later hangs or crashes still leaves what it measured.
@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 import tasks
 from peers import Peer, make_peer, wait_gone
+from sim_scale import w8_scale_sim
 
 Emit = Callable[[str, Any], None]
 W5_MAX_MINUTES = 6.0
@@ -45,6 +46,9 @@ class Config:
     w6_tasks: int = 32
     w6_task_s: float = 0.05
     w7_engines: int = 256
+    w8_engines: list[int] = field(default_factory=lambda: [1_000, 5_000, 10_000])
+    w8_tasks: int = 100_000
+    w8_survive_s: float = 120.0
     w9_engines: list[int] = field(default_factory=lambda: [256, 1_000])
     w9_peer_engines: int = 256  # the peers start this many only
 
@@ -66,6 +70,9 @@ class Config:
             w6_tasks=4,
             w6_task_s=0.01,
             w7_engines=4,
+            w8_engines=[20],
+            w8_tasks=200,
+            w8_survive_s=2.0,
             w9_engines=[4, 8],
             w9_peer_engines=4,
         )
@@ -381,6 +388,8 @@ WORKLOADS: dict[str, Callable[[str, Config, Emit], None]] = {
     "w5": w5_memory,
     "w6": w6_efficiency,
     "w7": w7_scale,
+    "w8": w8_scale_sim,
     "w9": w9_real_start,
 }
+PAR_ONLY = {"w8": "not run: simulated engines speak par's protocol only"}
 FLOORS: dict[str, Callable[[str, Config, Emit], None]] = {"w1": floor_w1, "w3": floor_w3}

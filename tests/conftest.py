@@ -11,6 +11,9 @@ import cloudpickle
 import par
 import pytest
 
+# tests/compat holds the shim and runner of ipyparallel's tests (`nox -s compat`), not tests
+collect_ignore = ["compat"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def par_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

@@ -120,6 +120,51 @@ def test_interactive_and_globals(rc: par.Client) -> None:
     assert dv.apply_sync(with_global, 1) == [6] * len(rc.ids)
 
 
+ONLY_ON_THE_CLIENT = 3  # a global of this module, which @interactive functions leave behind
+
+
+def test_interactive_functions_resolve_names_in_main(rc: par.Client) -> None:
+    @par.interactive
+    def scaled(x: int) -> int:
+        return x * ONLY_ON_THE_CLIENT
+
+    assert scaled.__module__ == "__main__"
+    with pytest.raises(par.RemoteError, match="NameError"):
+        rc[0].apply_sync(scaled, 2)
+    rc[0].push({"ONLY_ON_THE_CLIENT": 5}, block=True)
+    assert rc[0].apply_sync(scaled, 2) == 10
+    with pytest.raises(NameError):  # called here, it looks in this process's __main__
+        scaled(2)
+
+
+def test_pushed_interactive_functions_see_the_engine_namespace(rc: par.Client) -> None:
+    @par.interactive
+    def get_level() -> int:
+        return level  # type: ignore[name-defined]  # noqa: F821
+
+    dv = rc[1]
+    dv["get_level"] = get_level
+    with pytest.raises(par.RemoteError, match="NameError"):
+        dv.execute("seen = get_level()", block=True)
+    dv.execute("level = 7\nseen = get_level()", block=True)
+    assert dv["seen"] == 7
+
+
+def test_references_and_keys_may_be_expressions(rc: par.Client) -> None:
+    dv = rc[0]
+    dv.execute("class Box: pass\nbox = Box()\nbox.size = 3\nitems = [10, 20]", block=True)
+    assert dv.apply_sync(lambda v: v, par.Reference("items[1]")) == 20
+    assert dv.apply_sync(lambda v: v, par.Reference("box.size")) == 3
+    assert dv["box.size"] == 3
+    dv["box.size"] = 4
+    dv.push({"items[0]": 11}, block=True)
+    assert dv.pull(["box.size", "items"], block=True) == [4, [11, 20]]
+    with pytest.raises(par.RemoteError, match="cannot push to 'not a name'"):
+        dv.push({"not a name": 1}, block=True)
+    with pytest.raises(par.RemoteError, match="NameError"):
+        dv["no_such_box.size"]
+
+
 def test_reference(rc: par.Client) -> None:
     dv = rc[:]
     dv.scatter("part", list(range(len(rc.ids))), block=True)

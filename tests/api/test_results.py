@@ -53,6 +53,18 @@ def test_get_return_exceptions_and_return_when(rc: par.Client) -> None:
         ar.get(return_when=FIRST_COMPLETED)
 
 
+def test_return_when_names_are_par_names_too(rc: par.Client) -> None:
+    assert (par.ALL_COMPLETED, par.FIRST_COMPLETED, par.FIRST_EXCEPTION) == (
+        ALL_COMPLETED,
+        FIRST_COMPLETED,
+        FIRST_EXCEPTION,
+    )
+    ar = rc.load_balanced_view().map_async(fail_first, range(2))
+    done, pending = ar.wait(5, return_when=par.FIRST_EXCEPTION)
+    assert len(done) == 1 and len(pending) == 1
+    ar.wait(5)
+
+
 def test_wait_return_when_splits(rc: par.Client) -> None:
     lv = rc.load_balanced_view()
     ar = lv.map_async(slow, [0.0, 1.0])

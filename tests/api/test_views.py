@@ -93,6 +93,13 @@ def test_executor(rc: par.Client) -> None:
     assert rc[:].apply_sync(lambda: 1) == [1] * len(rc.ids)
 
 
+def test_executor_map_is_the_lazy_map_without_a_timeout(rc: par.Client) -> None:
+    ex = rc.load_balanced_view().executor
+    results = ex.map(slow_square, range(4))
+    assert isinstance(results, par.LazyMapIterator)  # as ipyparallel: cancel() stops it
+    assert list(results) == [0, 1, 4, 9]
+
+
 def test_sync_imports(rc: par.Client, capsys: pytest.CaptureFixture[str]) -> None:
     import builtins
 
@@ -157,3 +164,16 @@ def test_flags_and_temp_flags(rc: par.Client) -> None:
     assert lv.block is False
     with pytest.raises(KeyError, match="invalid flag"):
         lv.set_flags(colour="red")
+
+
+@pytest.mark.parametrize("kind", ["direct", "load_balanced"])
+def test_map_over_an_empty_sequence_returns_an_empty_list_at_once(
+    rc: par.Client, kind: str
+) -> None:
+    view = rc[:] if kind == "direct" else rc.load_balanced_view()
+    assert view.map_sync(abs, []) == []
+    assert view.map(abs, [], block=True) == []
+    ar = view.map_async(abs, range(0))
+    assert ar.get(timeout=5) == []
+    assert ar.ready() and list(ar) == [] and len(ar) == 0
+    assert view.map(abs, (), (), block=False).get(timeout=5) == []

@@ -204,6 +204,16 @@ def test_controller_refuses_a_bad_cluster_id() -> None:
     assert "invalid cluster id" in result.stderr
 
 
+def test_controller_refuses_a_max_message_size_too_small_for_a_header(tmp_path) -> None:
+    result = run("controller", "--max-message-bytes", "5", "--file", str(tmp_path / "c.json"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "par controller: error: --max-message-bytes 5 is too small: a message's header alone "
+        "may take 16777216 bytes; give at least that"
+    )
+    assert not (tmp_path / "c.json").exists()
+
+
 def test_no_par_process_outlives_the_tests_of_this_module() -> None:
     home = os.environ["PAR_HOME"]
     leftovers = []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import par
 import pytest
+from par import paths
 
 
 def start_controller(conn: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -167,3 +168,56 @@ def test_par_start_accepts_db_sqlite() -> None:
         assert (paths.cluster_dir("withdb") / "records.sqlite").exists()
     finally:
         subprocess.run([sys.executable, "-m", "par", "stop", "--cluster-id", "withdb"], timeout=60)
+
+
+SUSPENDED_CLIENT = """
+import json, sys, time, par
+rc = par.Client(sys.argv[1], controller_timeout=2.0)
+rc.wait_for_engines(2, timeout=30)
+late = rc[:].apply_async(time.sleep, 6)  # still running at the first resume
+print("stop me", flush=True)
+sys.stdin.readline()  # resumed: nothing had arrived meanwhile
+early = rc.load_balanced_view().map_async(time.sleep, [0.1] * 4)  # done while it is stopped
+print("stop me", flush=True)
+sys.stdin.readline()  # resumed: replies wait unread
+out = {}
+for name, ar in (("late", late), ("early", early)):
+    try:
+        ar.get(timeout=30)
+        out[name] = "ok"
+    except Exception as exc:
+        out[name] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(out), flush=True)
+"""
+
+
+def test_a_client_suspended_longer_than_its_controller_timeout_gets_its_results(
+    small_cluster,
+) -> None:
+    """Ctrl-Z and fg, a laptop lid, a debugger: the controller stayed healthy all along."""
+    import json
+
+    cluster, _ = small_cluster
+    conn = str(paths.connection_file(cluster.cluster_id))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SUSPENDED_CLIENT, conn],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        for _ in range(2):
+            assert proc.stdout.readline().strip() == "stop me"
+            os.kill(proc.pid, signal.SIGSTOP)
+            time.sleep(3)  # one and a half controller timeouts
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        assert json.loads(proc.stdout.readline()) == {"late": "ok", "early": "ok"}
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait()

@@ -219,3 +219,15 @@ def test_a_large_reply_cut_short_by_its_engines_death_is_given_up(small_cluster)
         time.sleep(0.05)
     assert 1 not in rc.ids
     assert (engine,) not in joiner.joining
+
+
+def test_a_direct_request_made_the_moment_a_client_connects_is_answered(small_cluster) -> None:
+    """The device can route a reply to a client only once the client's connection to it is
+    up: a client is connected only when it is."""
+    import par
+
+    cluster, _ = small_cluster
+    conn = par.paths.connection_file(cluster.cluster_id)
+    for _ in range(20):
+        with par.Client(conn) as rc:
+            assert rc[:].apply_async(abs, -1).get(timeout=10) == [1, 1]

@@ -135,3 +135,91 @@ def test_sqlite_adds_columns_to_a_file_an_older_par_wrote(tmp_path: Path) -> Non
     store.add(task("new", [b"x"]))
     assert sorted(r.msg_id for r in store.all()) == ["new", "old"]
     store.close()
+
+
+def reopened(path: str, mid: str) -> Record:
+    """A record as a restored controller reads it from the file."""
+    store = SQLiteRecordStore(path)
+    rec = store.get(mid)
+    store.close()
+    assert rec is not None
+    return rec
+
+
+def test_sqlite_writes_a_task_that_finished_after_memory_let_it_go(tmp_path: Path) -> None:
+    path = str(tmp_path / "records.sqlite")
+    store = SQLiteRecordStore(path, max_records=2)
+    for mid in ("t0", "t1", "t2", "t3"):
+        store.add(task(mid, [b"x"]))
+    store.flush()
+    assert "t0" not in store.records  # culled while its task runs
+    store.assign("t0", 5, b"engine-5")
+    store.add_output("t0", "stdout", "streamed\n")
+    store.finish("t0", reply("t0", e=5, o="rest\n"), [b"result"])
+    store.flush()
+    store.close()
+    rec = reopened(path, "t0")
+    assert (rec.status, rec.engine_id, rec.engine_uuid) == ("ok", 5, b"engine-5")
+    assert rec.stdout == "streamed\nrest\n" and rec.payload == [b"x"]
+    header, payload, _ = rec.reply() or ({}, [], [])
+    assert payload == [b"result"] and header["o"] == "streamed\nrest\n"
+
+
+def test_sqlite_writes_a_record_culled_before_its_first_write(tmp_path: Path) -> None:
+    """Culled in the pass it was added, finished in the same pass: one row, whole."""
+    path = str(tmp_path / "records.sqlite")
+    store = SQLiteRecordStore(path, max_records=1)
+    store.add(task("t", [b"x"]))
+    store.add(task("u", [b"y"]))
+    store.finish("t", reply("t"), [b"result"])
+    store.close()
+    rec = reopened(path, "t")
+    assert rec.status == "ok" and rec.payload == [b"x"] and rec.result is not None
+
+
+def test_sqlite_writes_a_result_larger_than_the_memory_bound(tmp_path: Path) -> None:
+    path = str(tmp_path / "records.sqlite")
+    store = SQLiteRecordStore(path, max_bytes=1000)
+    store.add(task("big", [b"x"]))
+    store.finish("big", reply("big"), [bytes(5000)])
+    rec = store.get("big")  # from disk: memory could not keep the result
+    assert rec is not None and rec.reply() is not None
+    assert store.nbytes == 0
+    store.close()
+    assert (reopened(path, "big").reply() or ({}, [], []))[1] == [bytes(5000)]
+
+
+def test_sqlite_forgets_changes_of_a_removed_record(tmp_path: Path) -> None:
+    path = str(tmp_path / "records.sqlite")
+    store = SQLiteRecordStore(path, max_records=1)
+    store.add(task("t", [b"x"]))
+    store.add(task("u", [b"y"]))
+    store.flush()
+    store.remove("t")
+    store.finish("t", reply("t"), [b"late"])
+    store.close()
+    again = SQLiteRecordStore(path)
+    assert again.get("t") is None
+    again.close()
+
+
+def test_sqlite_writes_what_happens_to_a_record_after_its_row(tmp_path: Path) -> None:
+    path = str(tmp_path / "records.sqlite")
+    store = SQLiteRecordStore(path)
+    store.add(task("t", [b"x"]))
+    store.flush()  # the row is written; the record stays in memory
+    store.assign("t", 1, b"engine-1")
+    store.add_output("t", "stderr", "warn\n")
+    store.flush()
+    store.finish("t", reply("t", e=1, st="error", en="ValueError"), [b"content"])
+    store.flush()
+    rec = store.get("t")
+    assert rec is not None
+    store.mark_resubmitted(rec, "t2")
+    store.close()
+    rec = reopened(path, "t")
+    assert (rec.status, rec.ename, rec.engine_id, rec.engine_uuid) == (
+        "error", "ValueError", 1, b"engine-1"
+    )  # fmt: skip
+    assert (rec.stderr, rec.resubmitted, rec.payload) == ("warn\n", "t2", [b"x"])
+    assert rec.result is not None and rec.result[1:] == [b"content"]

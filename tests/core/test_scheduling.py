@@ -146,6 +146,20 @@ def test_a_task_waiting_on_dependencies_can_be_aborted(rc: par.Client) -> None:
     slow.get(timeout=30)
 
 
+def test_a_dependency_says_whether_given_outcomes_meet_it() -> None:
+    ok, failed = {"a", "b"}, {"c"}
+    assert par.Dependency(["a", "b"]).check(ok, failed)
+    assert not par.Dependency(["a", "c"]).check(ok, failed)
+    assert par.Dependency(["a", "c"]).unreachable(ok, failed)
+    assert par.Dependency(["a", "c"], all=False).check(ok, failed)
+    assert par.Dependency(["c"], success=False, failure=True).check(ok, failed)
+    assert par.Dependency(["a"], success=False, failure=True).unreachable(ok, failed)
+    waiting = par.Dependency(["a", "later"])
+    assert not waiting.check(ok, failed) and not waiting.unreachable(ok, failed)
+    assert par.Dependency(["c", "later"], all=False).check(ok) is False
+    assert par.Dependency([]).check(set()) and not par.Dependency([]).unreachable(set())
+
+
 def test_dependency_misuse_is_refused() -> None:
     with pytest.raises(ValueError, match="success, failure, or both"):
         par.Dependency(["a"], success=False, failure=False)

@@ -54,10 +54,17 @@ _EXPORTS = {
     "register_joblib_backend": "par.joblib",
     "display": "par.engine.display",
     "TaskTimeout": "par.errors",
+    # ipyparallel re-exports these, for AsyncResult.wait(return_when=...)
+    "ALL_COMPLETED": "concurrent.futures",
+    "FIRST_COMPLETED": "concurrent.futures",
+    "FIRST_EXCEPTION": "concurrent.futures",
 }
 _SUBMODULES = {"datapub", "error"}
 
 __all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
     "AsyncHubResult",
     "AsyncMapResult",
     "AsyncResult",
@@ -99,6 +106,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
+
     from . import datapub, error
     from .client.asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult
     from .client.client import Client

@@ -9,12 +9,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import paths
 
 if TYPE_CHECKING:
+    from .client.client import Client
     from .cluster import Cluster
 
 EXIT_ERROR = 1
@@ -122,7 +123,17 @@ def _start_parser() -> argparse.ArgumentParser:
         metavar="ARG",
         help="extra argument for `par controller` (repeatable), e.g. --controller-arg=--hwm=1",
     )
+    parser.add_argument(
+        "--restore",
+        action="store_true",
+        help="bring back a cluster whose controller died: a controller with the cluster's own "
+        "settings, on its key and ports; its engines and clients come back by themselves",
+    )
     return parser
+
+
+# Options a restore takes from the cluster instead (it refuses them), by their dest.
+_NOT_WITH_RESTORE = ("n", "db", "scheme", "controller_arg", "launcher", "engines", "controller")
 
 
 def _engine_launcher_names(launcher: str | None, engines: str | None) -> str:
@@ -159,10 +170,14 @@ def cmd_start(argv: Sequence[str]) -> int:
     options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
     if args.n is not None and args.n < 1:
         _fail(f"-n must be at least 1, not {args.n}")
+    if args.restore:
+        given = [k for k in _NOT_WITH_RESTORE if getattr(args, k)] + list(options)
+        if given:
+            flag = "-n" if given[0] == "n" else "--" + given[0].replace("_", "-")
+            _fail(f"--restore brings the cluster back with its own settings: drop {flag}")
+        return _run(args, lambda: _restore(args))
 
     from .cluster import Cluster
-    from .errors import ClusterError
-    from .launcher import LauncherError
 
     try:
         cluster = Cluster(
@@ -187,6 +202,80 @@ def cmd_start(argv: Sequence[str]) -> int:
         file=sys.stderr,
         flush=True,
     )
+    return _run(args, lambda: _start(cluster, args))
+
+
+def _start(cluster: Cluster, args: argparse.Namespace) -> tuple[Cluster, Client]:
+    """Start a new cluster; where one of its id crashed, ask whether to restore it."""
+    from .cluster import ClusterCrashed, stop_by_id
+
+    try:
+        client = cluster.start_and_connect_sync(args.n, progress=_progress)
+    except ClusterCrashed as exc:
+        choice = _ask(f"par: {exc}.\nRestore it (r), start anew in its place (n), or quit (q)?")
+        if choice == "r":
+            return _restore(args)
+        if choice != "n":
+            raise
+        kept = stop_by_id(cluster.cluster_id).kept
+        if kept is not None:
+            print(f"par: what it left is kept in {kept}", file=sys.stderr)
+        client = cluster.start_and_connect_sync(args.n, progress=_progress)
+    if cluster.previous is not None:
+        print(
+            f"par: a cluster {cluster.cluster_id!r} ran here before: what it left is kept in "
+            f"{cluster.previous}",
+            file=sys.stderr,
+        )
+    return cluster, client
+
+
+def _ask(question: str) -> str:
+    """The first letter of the user's answer ('r' if they just press Enter); 'q' where
+    no one can answer (stdin is not a terminal)."""
+    if not sys.stdin.isatty():
+        return "q"
+    print(f"{question} [R/n/q] ", end="", file=sys.stderr, flush=True)
+    try:
+        answer = sys.stdin.readline().strip().lower()
+    except KeyboardInterrupt:
+        return "q"
+    return (answer or "r")[0]
+
+
+def _restore(args: argparse.Namespace) -> tuple[Cluster, Client]:
+    """Bring back the controller of a crashed cluster and wait for its engines to return."""
+    from .cluster import Cluster
+    from .errors import ClusterError
+
+    cid = args.cluster_id
+    if not paths.cluster_file(cid).exists():
+        raise ClusterError(f"there is no cluster {cid!r} to restore (stopped, or never started)")
+    try:
+        cluster = Cluster.from_file(cid)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        flag = "" if cid == paths.DEFAULT_CLUSTER_ID else f" --cluster-id {cid}"
+        raise ClusterError(
+            f"cannot restore cluster {cid!r}: {paths.cluster_file(cid)} is unreadable ({exc}); "
+            f"end it with `par stop{flag}`"
+        ) from exc
+    cluster.engine_timeout = args.engine_timeout
+    cluster.restart_lost_engines = args.restart_engines
+    print(
+        f"par: restoring cluster {cluster.cluster_id!r}: its controller, on its key and ports",
+        file=sys.stderr,
+        flush=True,
+    )
+    return cluster, cluster.restore_and_connect_sync(progress=_progress)
+
+
+def _run(args: argparse.Namespace, start: Callable[[], tuple[Cluster, Client]]) -> int:
+    """Start (or restore) a cluster, then stay in the foreground until it stops or
+    Ctrl-C, unless ``--daemonize``."""
+    from .errors import ClusterError
+    from .launcher import LauncherError
+
+    cluster: Cluster | None = None
     stopping = False
 
     def _on_term(signum: int, frame: Any) -> None:
@@ -195,7 +284,7 @@ def cmd_start(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, _on_term)
     try:
         t0 = time.monotonic()
-        client = cluster.start_and_connect_sync(args.n, progress=_progress)
+        cluster, client = start()
         took = time.monotonic() - t0
         _print_ready(cluster.cluster_id, len(client.ids), took, args.daemonize)
         if args.daemonize and args.restart_engines:
@@ -215,11 +304,11 @@ def cmd_start(argv: Sequence[str]) -> int:
         _stop_undisturbed(cluster, "par: the controller has stopped; cleaning up")
         return 0
     except KeyboardInterrupt:
-        if not stopping:
+        if not stopping and cluster is not None:
             _stop_undisturbed(cluster, "\npar: stopping the cluster...")
             print("par: stopped", file=sys.stderr)
         return 0
-    except (ClusterError, LauncherError, TimeoutError, ValueError) as exc:
+    except (ClusterError, LauncherError, TimeoutError, ValueError, OSError) as exc:
         _fail(str(exc))
     return 0
 
@@ -275,8 +364,8 @@ def cmd_engines(argv: Sequence[str]) -> int:
         before = len(client.ids)
         set_id = cluster.add_engines(args.n, args.launcher, **options)
         try:
-            added = sum(es.n for sid, es in cluster.engines.items() if sid == set_id)
-            cluster.wait_for_engines_sync(client, before + added, progress=_progress)
+            added = cluster.engines[set_id].n
+            cluster.wait_for_engines_sync(client, before + added, progress=_progress, sets=[set_id])
         except BaseException:
             cluster.stop_engines_sync(set_id)  # do not leave half-started engines behind
             raise
@@ -298,7 +387,7 @@ def cmd_stop(argv: Sequence[str]) -> int:
     group.add_argument("--cluster-id", default=paths.DEFAULT_CLUSTER_ID, help="name of the cluster")
     group.add_argument("--all", action="store_true", help="stop every cluster")
     args = parser.parse_args(argv)
-    from .cluster import Cluster
+    from .cluster import stop_by_id
     from .errors import ClusterError
 
     ids = paths.list_cluster_ids() if args.all else [args.cluster_id]
@@ -307,11 +396,25 @@ def cmd_stop(argv: Sequence[str]) -> int:
         return 0
     for cid in ids:
         try:
-            cluster = Cluster.from_file(cid)
+            stopped = stop_by_id(cid)
         except ClusterError as exc:
             _fail(str(exc))
-        cluster.stop_cluster_sync()
+        if stopped.unreadable:
+            print(
+                f"par: {stopped.unreadable}: stopped the processes its connection file and "
+                "the process table name",
+                file=sys.stderr,
+            )
+        if stopped.strays:
+            print(
+                f"par: stopped {stopped.strays} process(es) of cluster {cid!r} its launchers "
+                "had not recorded",
+                file=sys.stderr,
+            )
         print(f"par: stopped cluster {cid!r}")
+        if stopped.kept is not None:
+            kept = ", ".join(sorted(p.name for p in stopped.kept.iterdir()))
+            print(f"par: what it left ({kept}) is kept in {stopped.kept}")
     return 0
 
 
@@ -324,9 +427,8 @@ def _cluster_row(cid: str) -> dict[str, Any]:
     except Exception as exc:
         row["status"] = f"unreadable ({exc})"
         return row
-    running = cluster.controller is not None and cluster.controller.running()
-    row["status"] = "running" if running else "stopped"
-    row["engines"] = sum(es.n for es in cluster.engines.values())
+    row["status"] = "running" if cluster.controller_running() else "crashed"
+    row["engines"] = cluster.engines_running()
     row["launcher"] = ",".join(sorted({es.PLUGIN_NAME for es in cluster.engines.values()})) or "-"
     return row
 
@@ -402,6 +504,20 @@ def cmd_controller(argv: Sequence[str]) -> int:
         help="bytes of requests, results and output kept in task records",
     )
     parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=d.max_message_bytes,
+        help="the largest frame a client or engine may send (a larger one is refused unread; "
+        "data sent in chunks is not limited; default: 1 GiB)",
+    )
+    parser.add_argument(
+        "--client-hwm",
+        type=int,
+        default=d.client_hwm,
+        help="messages queued for a client that is not reading, before its results wait in "
+        "the controller and its tasks are no longer dispatched (default: %(default)s)",
+    )
+    parser.add_argument(
         "--curve",
         default=d.curve,
         choices=("auto", "on", "off"),
@@ -438,16 +554,32 @@ def cmd_controller(argv: Sequence[str]) -> int:
         heartbeat_timeout=args.heartbeat_timeout,
         max_records=args.max_records,
         max_record_bytes=args.max_record_bytes,
+        max_message_bytes=args.max_message_bytes,
+        client_hwm=args.client_hwm,
         location=args.location,
         curve=args.curve,
         db=args.db,
         db_path=args.db_file or str(paths.cluster_dir(args.cluster_id) / "records.sqlite"),
     )
-    if args.db == "sqlite" and not args.db_file:
-        paths.make_private_dir(paths.cluster_dir(args.cluster_id))
+    from pathlib import Path
+
+    from .errors import ClusterError
+    from .leftovers import named_controller
+
+    conn = Path(args.file) if args.file else paths.connection_file(args.cluster_id)
+    running = named_controller(conn)
+    if running is not None:
+        cid = paths.read_json(conn).get("cluster_id", args.cluster_id)
+        _fail(
+            f"cluster {cid!r} is running on {conn} (controller pid {running.pid}): stop it "
+            f"with `par stop --cluster-id {cid}`, or give this controller another "
+            "--cluster-id or --file"
+        )
     try:
-        serve(config, args.file or str(paths.connection_file(args.cluster_id)), args.restore)
-    except (ValueError, OSError) as exc:
+        if args.db == "sqlite" and not args.db_file:
+            paths.make_private_dir(paths.cluster_dir(args.cluster_id))
+        serve(config, str(conn), args.restore)
+    except (ValueError, OSError, ClusterError) as exc:
         _fail(str(exc))
     return 0
 

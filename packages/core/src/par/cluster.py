@@ -1,8 +1,14 @@
-"""Cluster: start, grow, signal and stop a controller and its engine sets.
+"""Cluster: start, grow, signal, stop and restore a controller and its engine sets.
 
 Every method has an ``async`` form and a ``*_sync`` form, as in
 ipyparallel. The cluster file records each launcher's state, so a cluster
 started here can be listed, extended and stopped from any other process.
+
+A cluster id is one cluster at a time: a start finds what runs or crashed
+under its id before it begins (a crashed one is restored with
+:meth:`Cluster.restore_controller_sync` or stopped first), and a stop ends,
+besides what the launchers recorded, every process that still serves the
+cluster (see :mod:`par.leftovers`). Neither ever deletes a task database.
 """
 
 from __future__ import annotations
@@ -15,19 +21,44 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
 
-from . import paths, process
+from . import leftovers, paths, process
 from .client.client import Client
 from .errors import ClusterError
 from .launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Launcher
-from .plugins import launcher_class
+from .plugins import PluginError, launcher_class
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger("par.cluster")
 
 ENGINE_EXIT_GRACE = 10.0  # seconds a stopped engine's process gets to exit before SIGKILL
+
+
+class ClusterCrashed(ClusterError):
+    """A cluster of this id lost its controller without being stopped."""
+
+    def __init__(self, cluster_id: str, engines: int, restorable: bool) -> None:
+        self.cluster_id, self.engines, self.restorable = cluster_id, engines, restorable
+        flag = "" if cluster_id == paths.DEFAULT_CLUSTER_ID else f" --cluster-id {cluster_id}"
+        running = f" and {engines} of its engines still run" if engines else ""
+        restore = f"bring it back with `par start --restore{flag}`, or " if restorable else ""
+        super().__init__(
+            f"cluster {cluster_id!r} lost its controller{running}: {restore}end it with "
+            f"`par stop{flag}` and start again (its records and logs are kept)"
+        )
+
+
+@dataclass
+class Stopped:
+    """What stopping a cluster found and kept."""
+
+    kept: Path | None = None  # where its task database (and, after a crash, logs) went
+    strays: int = 0  # processes serving it that no launcher recorded, stopped too
+    unreadable: str | None = None  # what of its files could not be read, and why
 
 
 def _new_cluster_id() -> str:
@@ -72,6 +103,10 @@ class Cluster:
         restart_lost_engines: bool = False,
         **options: Any,
     ) -> None:
+        if not engine_timeout > 0:
+            raise ValueError(
+                f"the engine timeout must be a positive number of seconds, not {engine_timeout}"
+            )
         self.n = n
         self.cluster_id = paths.check_cluster_id(cluster_id or _new_cluster_id())
         self.engine_launcher = engines
@@ -89,6 +124,7 @@ class Cluster:
         self.controller: ControllerLauncher | None = None
         self.engines: dict[str, EngineSetLauncher] = {}
         self._client: Client | None = None
+        self.previous: Path | None = None  # where a start kept what an earlier cluster left
 
     # ---- files --------------------------------------------------------------------------------
 
@@ -107,6 +143,7 @@ class Cluster:
             "cluster_id": self.cluster_id,
             "created": time.time(),
             "engine_timeout": self.engine_timeout,
+            "controller_args": self.controller_args,
             "controller": None
             if self.controller is None
             else {"launcher": self.controller.PLUGIN_NAME, "state": self.controller.to_dict()},
@@ -131,6 +168,7 @@ class Cluster:
             controller=ctl.get("launcher", "local"),
             engines=first,
             engine_timeout=data.get("engine_timeout", 60.0),
+            controller_args=data.get("controller_args") or [],
         )
         if ctl:
             self.controller = self._controller_cls.from_dict(self.context, ctl["state"])  # type: ignore[assignment]
@@ -141,7 +179,13 @@ class Cluster:
         for set_id, entry in sets.items():
             if set_id not in self.engines:
                 es_cls = launcher_class("engines", entry["launcher"])
-                self.engines[set_id] = es_cls.from_dict(self.context, entry["state"])  # type: ignore[assignment]
+                es = es_cls.from_dict(self.context, entry["state"])
+                self._adopt(set_id, cast(EngineSetLauncher, es))
+
+    def _adopt(self, set_id: str, es: EngineSetLauncher) -> None:
+        """Make an engine set one of this cluster's, its state saved in the cluster file."""
+        self.engines[set_id] = es
+        es.save_state = self.write_cluster_file
 
     @classmethod
     def from_file(cls, cluster_id: str = paths.DEFAULT_CLUSTER_ID) -> Cluster:
@@ -172,19 +216,7 @@ class Cluster:
         """Start the controller; return once its connection file exists."""
         if self.controller is not None and self.controller.running():
             raise ClusterError(f"cluster {self.cluster_id!r} already has a running controller")
-        existing = paths.cluster_file(self.cluster_id)
-        if existing.exists():
-            try:
-                other = Cluster.from_dict(paths.read_json(existing))
-                alive = other.controller is not None and other.controller.running()
-            except Exception:
-                alive = False
-            if alive:
-                raise ClusterError(
-                    f"cluster {self.cluster_id!r} is already running: stop it with "
-                    f"`par stop --cluster-id {self.cluster_id}` or choose another --cluster-id"
-                )
-            paths.remove_cluster_dir(self.cluster_id)
+        self._make_way()
         paths.make_private_dir(self.context.cluster_dir)
         controller = self._controller_cls(
             self.context, controller_args=self.controller_args, **self.controller_options
@@ -200,6 +232,86 @@ class Cluster:
             raise
         controller.emit("running")
         self.write_cluster_file()
+
+    def controller_running(self) -> bool:
+        """Whether a controller serves this cluster: the one its launcher started, or
+        any other its connection file names (one restored by hand, say)."""
+        if self.controller is not None and self.controller.running():
+            return True
+        return leftovers.named_controller(self.context.connection_file) is not None
+
+    def _make_way(self) -> None:
+        """Clear this cluster's folder for a new start: refuse if a cluster of this id
+        runs or crashed; end and keep aside what one that stopped left (its controller
+        stopped by a client, say; see :attr:`previous`)."""
+        folder = self.context.cluster_dir
+        if not folder.exists():
+            return
+        conn, record = self.context.connection_file, paths.cluster_file(self.cluster_id)
+        try:  # the earlier cluster's own launcher knows its controller; else the file names it
+            earlier = Cluster.from_file(self.cluster_id) if record.exists() else self
+        except Exception:  # a damaged cluster file
+            earlier = self
+        if earlier.controller_running():
+            raise ClusterError(
+                f"cluster {self.cluster_id!r} is already running: stop it with "
+                f"`par stop --cluster-id {self.cluster_id}` or choose another --cluster-id"
+            )
+        strays = leftovers.processes(conn)
+        if conn.exists():  # a controller that stops removes it: this one crashed
+            running = len(leftovers.engines(strays))
+            raise ClusterCrashed(self.cluster_id, running, restorable=record.exists())
+        leftovers.stop(strays)
+        self.previous = leftovers.clear(self.cluster_id)
+
+    def restore_controller_sync(self) -> None:
+        """Start the controller of a cluster whose controller died, with the settings it
+        had, on the key and ports of its connection file: the engines still running and
+        the clients come back by themselves, and a ``--db sqlite`` database is read again.
+
+        Raise ClusterError if a controller runs, or nothing is left to restore.
+        """
+        if self.controller_running():
+            raise ClusterError(f"cluster {self.cluster_id!r} is running: nothing to restore")
+        if not self.context.connection_file.exists():
+            raise ClusterError(
+                f"cluster {self.cluster_id!r} left no connection file to restore from: "
+                "start it anew"
+            )
+        options = self.controller.options if self.controller is not None else {}
+        controller = self._controller_cls(
+            self.context, controller_args=[*self.controller_args, "--restore"], **options
+        )
+        self.controller = controller  # type: ignore[assignment]
+        controller.emit("restoring")
+        try:
+            controller.start()
+        except BaseException as exc:
+            controller.stop()
+            controller.emit("failed", error=str(exc))
+            raise
+        controller.emit("running")
+        self.write_cluster_file()
+
+    def restore_and_connect_sync(self, progress: Progress | None = None) -> Client:
+        """Restore the controller (:meth:`restore_controller_sync`), connect a client, and
+        wait until the engines still running have come back to it."""
+        self.restore_controller_sync()
+        try:
+            client = self.connect_client_sync()
+            self._client = client
+            if self.restart_lost_engines:
+                client.subscribe_events(self._on_cluster_event)
+            self.wait_for_engines_sync(client, self.engines_running(), progress)
+        except BaseException:
+            self.stop_cluster_sync()  # as a start that fails: nothing left half up
+            raise
+        return client
+
+    def engines_running(self) -> int:
+        """How many engines this cluster's launchers have running."""
+        self._reload_sets()
+        return sum(es.running_count() for es in self.engines.values())
 
     def _engine_set(
         self, n: int | None = None, launcher: str | None = None, **options: Any
@@ -220,8 +332,10 @@ class Cluster:
 
     def _start_engine_set(self, es: EngineSetLauncher) -> str:
         """Start a set made by :meth:`_engine_set`, stopping it if its start fails."""
+        self._forget_ended_sets()
         set_id = f"{int(time.time() * 1000)}-{secrets.token_hex(2)}"
-        self.engines[set_id] = es
+        self._adopt(set_id, es)
+        self.write_cluster_file()  # the set is on record before its first engine starts
         es.emit("starting", engine_set=set_id, n=es.n)
         try:
             es.start()
@@ -229,10 +343,20 @@ class Cluster:
             es.stop()
             es.emit("failed", engine_set=set_id, error=str(exc))
             del self.engines[set_id]
+            self.write_cluster_file()
             raise
         es.emit("running", engine_set=set_id, n=es.n)
         self.write_cluster_file()
         return set_id
+
+    def _forget_ended_sets(self) -> None:
+        """Drop the engine sets none of whose engines runs any more (reaping them)."""
+        self._reload_sets()
+        for set_id, es in list(self.engines.items()):
+            if not es.running():
+                es.stop()
+                es.emit("stopped", engine_set=set_id)
+                del self.engines[set_id]
 
     def add_engines(self, n: int = 1, launcher: str | None = None, **options: Any) -> str:
         """Add ``n`` engines to the running cluster; return the new engine-set id."""
@@ -255,9 +379,15 @@ class Cluster:
         return Client(paths.connection_file(self.cluster_id), cluster=self)
 
     def wait_for_engines_sync(
-        self, client: Client, n: int, progress: Progress | None = None
+        self,
+        client: Client,
+        n: int,
+        progress: Progress | None = None,
+        sets: list[str] | None = None,
     ) -> None:
-        """Wait until ``n`` engines are registered; fail early, with their output, if they die."""
+        """Wait until ``n`` engines are registered; fail early, with their output, if the
+        engines of ``sets`` (the sets being waited for; default: all) die."""
+        watched = [self.engines[s] for s in sets] if sets is not None else self.engines.values()
         deadline = time.monotonic() + self.engine_timeout
         last = -1
         while True:
@@ -270,12 +400,13 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise ClusterError(
                     f"only {count} of {n} engines registered within {self.engine_timeout:.0f} s"
-                    + self._engine_output()
+                    + self._engine_output(watched)
                 )
-            dead = [es for es in self.engines.values() if not es.running()]
+            dead = [es for es in watched if not es.running()]
             if dead and len(client.ids) < n:
                 raise ClusterError(
-                    f"engines exited before registering ({count} of {n} up)" + self._engine_output()
+                    f"engines exited before registering ({count} of {n} up)"
+                    + self._engine_output(dead)
                 )
             try:
                 client.wait_for_engines(count + 1, timeout=0.2)
@@ -318,8 +449,9 @@ class Cluster:
                 return report
         return None
 
-    def _engine_output(self) -> str:
-        outputs = [es.output(10) for es in self.engines.values()]
+    @staticmethod
+    def _engine_output(sets: Iterable[EngineSetLauncher]) -> str:
+        outputs = [es.output(10) for es in sets]
         text = "\n".join(o for o in outputs if o)
         return f"; their last output:\n{text}" if text else ""
 
@@ -429,14 +561,18 @@ class Cluster:
             self.controller.stop()
             self.controller.emit("stopped")
 
-    def stop_cluster_sync(self) -> None:
-        """Stop every engine set and the controller, and forget the cluster's files."""
+    def stop_cluster_sync(self) -> Stopped:
+        """Stop every engine set, the controller and any other process that still serves
+        the cluster, and remove the cluster's files but its task database (kept aside,
+        with the logs if the controller had died); say what was found and kept."""
         self._stopping = True
         if self._client is not None:
             self._client.close()
             self._client = None
-        self._reload_sets()
+        crashed = self.context.connection_file.exists() and not self.controller_running()
+        stopped = Stopped()
         try:
+            self._reload_sets()
             for set_id, es in list(self.engines.items()):
                 try:
                     es.stop()
@@ -444,11 +580,13 @@ class Cluster:
                 except Exception as exc:  # one failing launcher must not strand the others
                     log.error("stopping engine set %s failed: %s", set_id, exc)
             self.engines.clear()
+            self.stop_controller_sync()
+            strays = leftovers.processes(self.context.connection_file)
+            leftovers.stop(strays)
+            stopped.strays = len(strays)
         finally:
-            try:
-                self.stop_controller_sync()
-            finally:
-                paths.remove_cluster_dir(self.cluster_id)
+            stopped.kept = leftovers.clear(self.cluster_id, crashed)
+        return stopped
 
     # ---- async forms, as in ipyparallel ----------------------------------------------------
 
@@ -471,6 +609,14 @@ class Cluster:
     async def start_and_connect(self, n: int | None = None, activate: bool = False) -> Client:
         """Async form of :meth:`start_and_connect_sync`."""
         return await asyncio.to_thread(self.start_and_connect_sync, n, None, activate)
+
+    async def restore_controller(self) -> None:
+        """Async form of :meth:`restore_controller_sync`."""
+        await asyncio.to_thread(self.restore_controller_sync)
+
+    async def restore_and_connect(self) -> Client:
+        """Async form of :meth:`restore_and_connect_sync`."""
+        return await asyncio.to_thread(self.restore_and_connect_sync)
 
     async def stop_engines(self, engine_set_id: str | None = None) -> None:
         """Async form of :meth:`stop_engines_sync`."""
@@ -500,9 +646,9 @@ class Cluster:
         """Async form of :meth:`stop_controller_sync`."""
         await asyncio.to_thread(self.stop_controller_sync)
 
-    async def stop_cluster(self) -> None:
+    async def stop_cluster(self) -> Stopped:
         """Async form of :meth:`stop_cluster_sync`."""
-        await asyncio.to_thread(self.stop_cluster_sync)
+        return await asyncio.to_thread(self.stop_cluster_sync)
 
     # ---- context manager -----------------------------------------------------------------
 
@@ -522,3 +668,22 @@ class Cluster:
         return (
             f"<par.Cluster {self.cluster_id!r} engines={sum(e.n for e in self.engines.values())}>"
         )
+
+
+def stop_by_id(cluster_id: str) -> Stopped:
+    """Stop the cluster of this id from any process, as ``par stop`` does: through its
+    launchers if its cluster file reads, and in any case every process that still
+    serves it. Raise ClusterError if nothing of it is found."""
+    unreadable = None
+    try:
+        cluster = Cluster.from_file(cluster_id)
+    except ClusterError:  # no cluster file: a controller run by hand, or nothing at all
+        if not paths.connection_file(cluster_id).exists():
+            raise
+        cluster = Cluster(cluster_id=cluster_id)
+    except (OSError, ValueError, KeyError, TypeError, PluginError) as exc:
+        unreadable = f"{paths.cluster_file(cluster_id)} is unreadable ({exc})"
+        cluster = Cluster(cluster_id=cluster_id)
+    stopped = cluster.stop_cluster_sync()
+    stopped.unreadable = unreadable
+    return stopped

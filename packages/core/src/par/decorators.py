@@ -10,9 +10,10 @@ the engine's namespace.
 
 from __future__ import annotations
 
+import sys
 import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .engine import namespace
 from .errors import UnmetDependency
@@ -27,20 +28,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 def interactive(f: F) -> F:
     """Run ``f`` in the engine's namespace, as if it were defined interactively there.
 
-    Its global names then resolve to what was pushed to or defined on the
-    engine, and its ``global`` assignments persist there.
+    As in ipyparallel, ``f`` is rebound to ``__main__``: its global names resolve to
+    what was pushed to or defined on the engine (nothing of the module that defined
+    it is sent along), or, called here, in this process's ``__main__``; its
+    ``global`` assignments persist on the engine.
     """
+    if isinstance(f, types.FunctionType):
+        f = cast(F, namespace.with_globals(f, sys.modules["__main__"].__dict__))
     f.__module__ = "__main__"
     return f
 
 
 class Reference:
-    """An argument that stands for a variable of the engine's namespace, looked up
-    on the engine when the task arrives: ``dv.apply(f, Reference("a"))``."""
+    """An argument that stands for a variable of the engine's namespace, or an
+    expression evaluated there, looked up on the engine when the task arrives:
+    ``dv.apply(f, Reference("a"))``, ``Reference("g[0]")``."""
 
     def __init__(self, name: str) -> None:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise TypeError(f"Reference needs a variable name, not {name!r}")
+        if not isinstance(name, str) or not _is_expression(name):
+            raise TypeError(f"Reference needs a variable name or an expression, not {name!r}")
         self.name = name
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -49,6 +55,14 @@ class Reference:
 
     def __repr__(self) -> str:
         return f"Reference({self.name!r})"
+
+
+def _is_expression(text: str) -> bool:
+    try:
+        compile(text, "<Reference>", "eval")
+    except (SyntaxError, ValueError):  # ValueError: a null byte
+        return False
+    return True
 
 
 class _EngineCall:

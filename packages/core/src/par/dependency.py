@@ -4,7 +4,8 @@
 ``follow`` a location dependency (run on an engine where they ran). Both
 take message ids, AsyncResults or a :class:`Dependency`, which says whether
 all or any of them must be met, and whether success, failure or both count.
-The controller's task scheduler resolves them; payloads are never read.
+The controller resolves them (``controller/dependencies.py``); payloads are
+never read.
 """
 
 from __future__ import annotations
@@ -29,6 +30,27 @@ class Dependency(set[str]):
         self.all = all
         self.success = success
         self.failure = failure
+
+    def check(self, completed: Iterable[str], failed: Iterable[str] | None = None) -> bool:
+        """Whether this dependency is met, given the ids of tasks that succeeded and failed."""
+        return self._state(completed, failed) == "met"
+
+    def unreachable(self, completed: Iterable[str], failed: Iterable[str] | None = None) -> bool:
+        """Whether this dependency can no longer be met, given the ids of tasks that
+        succeeded and failed."""
+        return self._state(completed, failed) == "impossible"
+
+    def _state(self, completed: Iterable[str], failed: Iterable[str] | None) -> str:
+        if not self:
+            return "met"
+        from .controller.dependencies import resolve  # the controller's own rule
+
+        ok, err = set(completed), set(failed or ())
+
+        def outcome(msg_id: str) -> tuple[str, None]:
+            return ("ok" if msg_id in ok else "error" if msg_id in err else "pending"), None
+
+        return resolve(self.as_header(), outcome)[0]
 
     def as_header(self) -> dict[str, Any]:
         """The compact form the scheduler reads."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 TimeoutError = builtins.TimeoutError
 
@@ -42,8 +43,7 @@ class RemoteError(ParError):
         return self.engine_info.get("engine_id")
 
     def __str__(self) -> str:
-        where = f"[{self.engine_id}:{self.engine_info.get('method', 'apply')}]"
-        return f"{where} {self.ename}: {self.evalue}"
+        return f"{_where(self.engine_info)} {self.ename}: {self.evalue}"
 
     def render_traceback(self) -> list[str]:
         """The remote traceback as a list of lines."""
@@ -97,41 +97,69 @@ class InvalidDependency(ImpossibleDependency):
     """A task depends on a message id the controller does not know."""
 
 
+class ErrorInfo(NamedTuple):
+    """One error of a :class:`CompositeError`, the 4-tuple ipyparallel's ``elist`` holds."""
+
+    ename: str
+    evalue: str
+    traceback: str
+    engine_info: dict[str, Any]
+
+
 class CompositeError(RemoteError):
-    """Errors from several engines (or tasks), one ``RemoteError`` each."""
+    """Errors from several engines (or tasks): ``elist`` holds one :class:`ErrorInfo` each.
+
+    Its text and its rendered traceback show the first ``tb_limit`` errors, then
+    how many more there are.
+    """
 
     tb_limit = 4
 
-    def __init__(self, message: str, elist: list[RemoteError]) -> None:
+    def __init__(self, message: str, elist: Sequence[RemoteError | tuple[Any, ...]]) -> None:
         super().__init__("CompositeError", message)
-        self.elist = elist
         self.msg = message
+        self.elist = [  # tuples come from another CompositeError's elist, when nested
+            ErrorInfo(*e)
+            if isinstance(e, tuple)
+            else ErrorInfo(e.ename, e.evalue, e.traceback, e.engine_info)
+            for e in elist
+        ]
+
+    def _more(self) -> list[str]:
+        hidden = len(self.elist) - self.tb_limit
+        return [f"... {hidden} more exceptions ..."] if hidden > 0 else []
 
     def __str__(self) -> str:
-        lines = [f"{self.msg}"]
-        for err in self.elist[: self.tb_limit]:
-            lines.append(str(err))
-        if len(self.elist) > self.tb_limit:
-            lines.append(f"... {len(self.elist) - self.tb_limit} more exceptions ...")
-        return "\n".join(lines)
+        lines = [self.msg]
+        for info in self.elist[: self.tb_limit]:
+            lines.append(f"{_where(info.engine_info)} {info.ename}: {info.evalue}")
+        return "\n".join(lines + self._more())
 
     def render_traceback(self, excid: int | None = None) -> list[str]:
-        """Tracebacks of all (or one) of the errors."""
-        chosen = self.elist if excid is None else [self.elist[excid]]
+        """Tracebacks of one of the errors, or of the first ``tb_limit`` of them."""
+        if excid is not None:
+            return _error_from(self.elist[excid]).render_traceback()
         lines: list[str] = []
-        for err in chosen:
-            lines.append(str(err))
-            lines.extend(err.render_traceback())
-            lines.append("")
-        return lines
+        for info in self.elist[: self.tb_limit]:
+            err = _error_from(info)
+            lines += [str(err), *err.render_traceback(), ""]
+        return lines + self._more()
 
     def print_traceback(self, excid: int | None = None) -> None:
-        """Print the tracebacks of all (or one) of the errors."""
+        """Print the tracebacks of one of the errors, or of the first ``tb_limit``."""
         print("\n".join(self.render_traceback(excid)))
 
     def raise_exception(self, excid: int = 0) -> None:
-        """Raise one of the collected errors."""
-        raise self.elist[excid]
+        """Raise one of the collected errors, as the ``RemoteError`` it was."""
+        raise _error_from(self.elist[excid])
+
+
+def _where(engine_info: dict[str, Any]) -> str:
+    return f"[{engine_info.get('engine_id')}:{engine_info.get('method', 'apply')}]"
+
+
+def _error_from(info: ErrorInfo) -> RemoteError:
+    return _BY_NAME.get(info.ename, RemoteError)(*info)
 
 
 _BY_NAME: dict[str, type[RemoteError]] = {
@@ -147,8 +175,12 @@ _BY_NAME: dict[str, type[RemoteError]] = {
 
 
 def remote_error_from(content: dict[str, Any], engine_id: int | None, method: str) -> RemoteError:
-    """Build the right ``RemoteError`` subclass from an error reply's content."""
+    """Build the right ``RemoteError`` subclass from an error reply's content.
+
+    ``engine_info`` has ipyparallel's keys; ``engine_uuid`` is None for an error the
+    controller reports (an engine lost or a task aborted before it got one).
+    """
     ename = str(content.get("ename", "Error"))
-    info = {"engine_id": engine_id, "method": method}
-    cls = _BY_NAME.get(ename, RemoteError)
-    return cls(ename, str(content.get("evalue", "")), str(content.get("traceback", "")), info)
+    info = {"engine_id": engine_id, "engine_uuid": content.get("engine_uuid"), "method": method}
+    evalue, tb = str(content.get("evalue", "")), str(content.get("traceback", ""))
+    return _error_from(ErrorInfo(ename, evalue, tb, info))

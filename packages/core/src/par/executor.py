@@ -47,10 +47,13 @@ class ViewExecutor(Executor):
         timeout: float | None = None,
         chunksize: int = 1,
     ) -> Iterator[Any]:
-        """Results of ``fn`` over the iterables, in order; input is read lazily on a
-        load-balanced view (``imap``), and ``timeout`` counts from this call."""
+        """Results of ``fn`` over the iterables, in order; ``timeout`` counts from this call.
+
+        On a load-balanced view input is read lazily and, without a ``timeout``, the
+        iterator is the view's ``imap`` (a :class:`~par.LazyMapIterator`), as in ipyparallel.
+        """
         self._check()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        start = time.monotonic()
         imap = getattr(self.view, "imap", None)
         results: Iterator[Any]
         if imap is not None and chunksize == 1:
@@ -58,7 +61,9 @@ class ViewExecutor(Executor):
         else:
             kw = {"chunksize": chunksize} if chunksize != 1 else {}
             results = iter(self.view.map_async(fn, *iterables, **kw))
-        return _with_deadline(results, deadline, timeout)
+        if timeout is None:
+            return results
+        return _with_deadline(results, start + timeout, timeout)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse new work; optionally abort unstarted tasks and wait for the rest."""
@@ -73,13 +78,8 @@ class ViewExecutor(Executor):
             wait_futures(futures)
 
 
-def _with_deadline(
-    results: Iterator[Any], deadline: float | None, timeout: float | None
-) -> Iterator[Any]:
+def _with_deadline(results: Iterator[Any], deadline: float, timeout: float) -> Iterator[Any]:
     """Yield from ``results``, raising TimeoutError for any result not ready by ``deadline``."""
-    if deadline is None:
-        yield from results
-        return
     ready: queue.Queue[tuple[bool, Any]] = queue.Queue()
 
     def pull() -> None:

@@ -147,12 +147,28 @@ class ControllerLauncher(Launcher):
         super().__init__(context, **options)
         self.controller_args = list(controller_args or [])
 
-    def wait_for_connection_file(self, alive: Callable[[], bool], timeout: float) -> None:
-        """Wait until the controller wrote its connection file; raise with its output if it
-        exits first or takes longer than ``timeout`` seconds."""
+    def connection_file_version(self) -> tuple[int, int] | None:
+        """What identifies the connection file now (None: there is none); a controller
+        writes a new one, so a launcher that calls this before starting one can tell
+        its file from an older one (a restored controller reads the older one first)."""
+        try:
+            st = self.context.connection_file.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def wait_for_connection_file(
+        self,
+        alive: Callable[[], bool],
+        timeout: float,
+        replacing: tuple[int, int] | None = None,
+    ) -> None:
+        """Wait until the controller wrote its connection file (one other than the
+        ``replacing`` version of :meth:`connection_file_version`); raise with its output
+        if it exits first or takes longer than ``timeout`` seconds."""
         path = self.context.connection_file
         deadline = time.monotonic() + timeout
-        while not path.exists():
+        while (version := self.connection_file_version()) is None or version == replacing:
             if not alive():
                 raise LauncherError(f"the controller exited at start; its output:\n{self.output()}")
             if time.monotonic() > deadline:
@@ -176,6 +192,10 @@ class ControllerLauncher(Launcher):
         ]
 
 
+def _no_cluster() -> None:
+    """:attr:`EngineSetLauncher.save_state` of a launcher used outside a cluster."""
+
+
 class EngineSetLauncher(Launcher):
     """Starts and stops a set of ``n`` engines."""
 
@@ -187,26 +207,33 @@ class EngineSetLauncher(Launcher):
         if n < 1:
             raise ValueError(f"the number of engines must be at least 1, not {n}")
         self.n = n
+        # The cluster sets this to write its cluster file. A launcher whose start takes a
+        # while calls it as processes start, so that each is on record before the start
+        # is over (and a `par stop` meanwhile finds it).
+        self.save_state: Callable[[], None] = _no_cluster
+
+    def running_count(self) -> int:
+        """How many engines of this set run (a launcher that cannot count them says
+        all of them while any runs)."""
+        return self.n if self.running() else 0
 
     def describe_exit(self, pid: int, lines: int = 5) -> str | None:
         """How an engine of this set ended and its last output, if this launcher knows."""
         return None
 
-    def engine_command(
-        self, preload: str = "", *, python: str = "", connection_file: str = ""
-    ) -> list[str]:
-        """The command that runs one engine of this cluster (``preload``: modules it imports
-        before it registers, comma-separated; ``python`` and ``connection_file``: theirs on
-        another host, if not this machine's)."""
+    def engine_command(self, *, python: str = "", connection_file: str = "") -> list[str]:
+        """The command that runs one engine of this cluster, importing the modules of the
+        launcher's ``preload`` option first if it has one (``python`` and
+        ``connection_file``: theirs on another host, if not this machine's)."""
         return [
             python or self.context.python,
             "-m",
             "par.engine",
-            *self._engine_args(preload, connection_file),
+            *self._engine_args(connection_file),
         ]
 
     def fork_server_command(
-        self, n: int, logs: str, preload: str = "", *, python: str = "", connection_file: str = ""
+        self, n: int, logs: str, *, python: str = "", connection_file: str = ""
     ) -> list[str]:
         """The command of a fork server that starts ``n`` engines of this cluster from one
         process (:mod:`par.engine.forkserver`); engine ``i`` logs to ``{logs}-{i}.log``.
@@ -215,18 +242,19 @@ class EngineSetLauncher(Launcher):
             python or self.context.python,
             "-m",
             "par.engine.forkserver",
-            *self._engine_args(preload, connection_file),
+            *self._engine_args(connection_file),
             "-n",
             str(n),
             "--logs",
             logs,
         ]
 
-    def _engine_args(self, preload: str, connection_file: str) -> list[str]:
+    def _engine_args(self, connection_file: str) -> list[str]:
+        preload = self.options.get("preload")
         return [
             "--file",
             connection_file or str(self.context.connection_file),
-            *(["--preload", preload] if preload else []),
+            *(["--preload", str(preload)] if preload else []),
         ]
 
     def to_dict(self) -> dict[str, Any]:

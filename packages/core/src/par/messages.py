@@ -2,8 +2,7 @@
 
 :mod:`par.protocol` frames, signs and parses a message; this module names
 what is inside. Header keys are short, since a header travels with every
-task, so each has a named constant here, and every module spells a key
-through it.
+task: each has a named constant here that says what it holds.
 
 Two messages carry many at once, and are built and parsed only here:
 
@@ -73,10 +72,17 @@ PAYLOAD_COUNTS = "np"  # a reply batch's payload items per reply
 NAME = "n"  # a stream's kind: stdout, stderr, display or data
 DATA = "d"  # a stream's text, an event's data, a query's answer
 EVENT = "k"  # an event's kind
+TIME = "time"  # when the event happened
 OP = "op"  # a query's operation
 QUERY_ID = "qid"
 OK = "ok"  # a query answered
 ERROR = "err"  # why not
+# An engine's registration and heartbeats
+PID = "pid"
+HOST = "host"
+INFO = "info"  # what the engine says of itself (an MPI rank, a previous id)
+HEARTBEAT = "hb"  # seconds between heartbeats, as the controller asks
+STATS = "stats"  # a heartbeat's load figures
 
 # ---- the two queues ----------------------------------------------------------------------
 DIRECT = "d"  # a request to the engines it names (header QUEUE)
@@ -108,7 +114,8 @@ def join_tasks(header: dict[str, Any], tasks: Sequence[Task]) -> tuple[Frames, F
         header[IDS] = [mid]
         header.pop(BUFFER_COUNTS, None)
         return payload, buffers
-    ids, payload, buffers, counts = [], [tasks[0][1][0]], [], []
+    _, first, _ = tasks[0]
+    ids, payload, buffers, counts = [], [first[0]], [], []  # the function, once
     for mid, own, bufs in tasks:
         ids.append(mid)
         payload.append(own[1])
@@ -159,8 +166,9 @@ def merge_tasks(requests: Sequence[Parts]) -> Parts:
     order: the first's header with every task's id."""
     if len(requests) == 1:
         return requests[0]
-    header = dict(requests[0][0])
-    ids, payload, buffers, counts = [], [requests[0][1][0]], [], []
+    head, first, _ = requests[0]
+    header = dict(head)
+    ids, payload, buffers, counts = [], [first[0]], [], []  # the function, once
     for h, own, bufs in requests:
         ids.extend(h[IDS])
         payload.extend(own[1:])

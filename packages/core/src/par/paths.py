@@ -5,6 +5,9 @@ Layout::
     $PAR_HOME/clusters/<cluster_id>/connection.json   what clients and engines need (0600)
     $PAR_HOME/clusters/<cluster_id>/cluster.json      launchers' state, for par stop/list (0600)
     $PAR_HOME/clusters/<cluster_id>/logs/              controller and engine output
+    $PAR_HOME/clusters/<cluster_id>/records.sqlite     task records (``--db sqlite``)
+    $PAR_HOME/previous/<cluster_id>-<time>/            what an ended cluster left: its
+                                                       database, and after a crash its logs
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import re
 import shutil
 from pathlib import Path
 from typing import Any
+
+from .errors import ClusterError
 
 DEFAULT_CLUSTER_ID = "default"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -65,9 +70,19 @@ def make_private_dir(path: Path) -> None:
     /tmp/conn.json``), and par must never change the permissions of a directory
     it did not create.
     """
-    if not path.exists():
+    if path.exists():
+        return
+    try:
         path.mkdir(parents=True, mode=0o700)
         os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    except OSError as exc:
+        home = par_home()
+        if home != path and home not in path.parents:
+            raise
+        raise ClusterError(
+            f"cannot create {path}: {exc.strerror}; set PAR_HOME to a folder you can write "
+            f"(it is {home})"
+        ) from exc
 
 
 def write_private_json(path: Path, data: Any) -> None:
@@ -78,6 +93,12 @@ def write_private_json(path: Path, data: Any) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=1)
     os.replace(tmp, path)
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty file only its owner can read, unless it exists (then it is the
+    user's, and left as it is)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def read_json(path: Path) -> Any:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import mmap
 import os
 import time
 import uuid
@@ -54,9 +55,13 @@ log = logging.getLogger("par.protocol")
 
 DELIM = b"<PAR|MSG>"
 CHUNK = b"<PAR|CHUNK>"  # the first frame of a chunk of a large message's buffers
+# The answer to a message signed with another key: unsigned (its sender could not check a
+# signature made with a key it does not have), so a client heeds it only while connecting.
+REFUSED = b"<PAR|REFUSED>"
 CHUNK_BYTES = 2 << 20  # the bytes in each chunk
 CHUNK_ABOVE = 8 << 20  # buffers larger than this in all may travel in chunks
 STALE_AFTER = 60.0  # seconds after which a message's missing chunks are given up
+MAPPED_FROM = 1 << 20  # a buffer joined from chunks this large is a fresh mapping (_blank)
 SIG_SIZE = 16
 HEAD_START = len(DELIM) + SIG_SIZE  # where the signed part of the head frame starts
 BODY_START = HEAD_START + 4  # where the header starts, after its length
@@ -119,16 +124,21 @@ class Message:
         return self.frames[len(self.routing) :]
 
 
+class _OtherKey(ValueError):
+    """A well-formed message whose signature does not match: signed with another key."""
+
+
 class Session:
     """Signs outgoing and verifies incoming messages with one cluster key."""
 
-    __slots__ = ("_mac", "dropped", "key")
+    __slots__ = ("_mac", "dropped", "key", "refused")
 
     def __init__(self, key: bytes) -> None:
         if not key:
             raise ValueError("a cluster key is required to sign messages")
         self.key = key
-        self.dropped = 0
+        self.dropped = 0  # messages dropped as unauthenticated or malformed
+        self.refused = 0  # of which well-formed but signed with another key
         self._mac = hashlib.blake2b(key=key, digest_size=SIG_SIZE)  # copied: cheaper than keying
 
     def sign(self, signed: Frame, payload: Sequence[Frame]) -> bytes:
@@ -187,6 +197,10 @@ class Session:
         """
         try:
             return self._parse(frames)
+        except _OtherKey:
+            self.refused += 1
+            self.dropped += 1
+            return None
         except (ValueError, TypeError, IndexError, msgpack.UnpackException):
             self.dropped += 1
             return None
@@ -219,7 +233,7 @@ class Session:
         if not hmac.compare_digest(
             head[len(DELIM) : HEAD_START], self.sign(head[HEAD_START:], payload)
         ):
-            raise ValueError("bad signature")
+            raise _OtherKey("bad signature")
         if PACKED in header:
             payload = _unpack_payload(head, end, header[PACKED]) + payload
         elif end != len(head):
@@ -240,6 +254,14 @@ def _unpack_payload(head: Any, start: int, sizes: Any) -> list[Frame]:
     if start != len(head):
         raise ValueError("packed sizes do not match the head frame")
     return out
+
+
+def is_refusal(frames: list[Frame]) -> bool:
+    """Whether a received message is a controller's ``REFUSED``."""
+    if len(frames) != 1:
+        return False
+    view = buffer_of(frames[0])
+    return len(view) == len(REFUSED) and bytes(view) == REFUSED
 
 
 def _is_chunk(frame: Frame) -> bool:
@@ -321,9 +343,7 @@ class Assembler:
                 del self.joining[other]
                 log.warning("a message's chunks stopped coming; dropped it")
                 self.session.dropped += 1
-        buffers: list[Any] = (
-            [[] for _ in sizes] if self.keep_chunks else [bytearray(n) for n in sizes]
-        )
+        buffers: list[Any] = [[] for _ in sizes] if self.keep_chunks else [_blank(n) for n in sizes]
         joining = _Joining(msg, sizes, buffers, heard=now)
         joining.skip_full()
         self.joining[key] = joining
@@ -365,6 +385,14 @@ class Assembler:
         del msg.header[CHUNKED]
         msg.header[BUFFERS] = len(msg.buffers)
         return msg
+
+
+def _blank(n: int) -> Any:
+    """A writable buffer of ``n`` bytes to join chunks into, in memory taken only as the
+    chunks fill it: ``bytearray(n)`` writes zeros over all of it at once, so a large
+    message would briefly cost its size twice (the zeroed buffer, and its chunks queued
+    in ZeroMQ). A fresh anonymous mapping's pages cost nothing until written."""
+    return mmap.mmap(-1, n) if n >= MAPPED_FROM else bytearray(n)
 
 
 def _sender(routing: list[Frame]) -> tuple[bytes, ...]:

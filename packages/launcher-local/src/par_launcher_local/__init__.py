@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from par.hookspecs import hookimpl
@@ -19,6 +20,7 @@ from par.launcher import (
     ControllerLauncher,
     EngineSetLauncher,
     LaunchContext,
+    LauncherError,
     Option,
     check_module_names,
 )
@@ -30,6 +32,8 @@ from par.process import (
     stop_all,
     tail,
 )
+
+from . import capacity
 
 __all__ = ["LocalControllerLauncher", "LocalEngineSetLauncher"]
 
@@ -60,9 +64,11 @@ class LocalControllerLauncher(ControllerLauncher):
         cmd = [*self.controller_command(), "--ip", str(self.options["ip"])]
         if self.options["location"]:
             cmd += ["--location", str(self.options["location"])]
-        self.context.connection_file.unlink(missing_ok=True)
+        before = self.connection_file_version()  # a restored controller reads it first
         self.process = process = spawn(cmd, log)
-        self.wait_for_connection_file(process.alive, float(self.options["start_timeout"]))
+        self.wait_for_connection_file(
+            process.alive, float(self.options["start_timeout"]), replacing=before
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the controller process."""
@@ -96,10 +102,21 @@ class LocalControllerLauncher(ControllerLauncher):
 
 
 class LocalEngineSetLauncher(EngineSetLauncher):
-    """Runs ``n`` engines as local processes, forked from one warm process by default."""
+    """Runs ``n`` engines as local processes, forked from one warm process by default.
+
+    A count this machine cannot hold is refused (see :mod:`.capacity`) unless
+    ``force``. With ``fork``, a fork server (:mod:`par.engine.forkserver`) forks
+    every engine; without, engines start as interpreters of their own in waves of
+    :data:`WAVE` (four per core), a wave every :data:`WAVE_PAUSE` seconds, so that a
+    large count does not start every interpreter at once. Each engine is on record
+    from the moment it is started, so a start that fails or is interrupted half way
+    leaves none behind. A subclass whose ``OPTIONS`` lack ``fork`` spawns its
+    engines (with its own :meth:`engine_command`).
+    """
 
     PLUGIN_NAME = "local"
     OPTIONS = (
+        Option("force", bool, False, "start more engines than this machine seems to hold"),
         Option(
             "fork",
             bool,
@@ -115,35 +132,56 @@ class LocalEngineSetLauncher(EngineSetLauncher):
             "(with fork: imported once, shared by all)",
         ),
     )
+    WAVE = 4 * (os.cpu_count() or 1)
+    WAVE_PAUSE = 0.25
 
     def __init__(self, context: LaunchContext, n: int = 1, **kwargs: Any) -> None:
         super().__init__(context, n=n, **kwargs)
-        if self.options["fork"] and not CAN_FORK:
+        if self.options.get("fork") and not CAN_FORK:
             raise ValueError(
                 f"fork: engines cannot be forked on {sys.platform} (Linux and macOS only); "
                 "start them with fork=False (--no-fork)"
             )
-        check_module_names(self.options["preload"])
+        check_module_names(self.options.get("preload", ""))
         self.processes: list[ProcessRef] = []
         self.server: ProcessRef | None = None  # the fork server, while its engines live
 
     def start(self) -> None:
         """Start the engines (they register with the controller on their own)."""
+        if not self.options.get("force"):  # a subclass with OPTIONS of its own may lack it
+            capacity.check(self.n, forked=bool(self.options.get("fork")))
         logs = self.context.cluster_dir / "logs"
         stamp = int(time.time() * 1000)
-        preload = str(self.options["preload"])
         self.processes = []
-        if not self.options["fork"]:
-            self.processes = [
-                spawn(self.engine_command(preload), logs / f"engine-{stamp}-{i}.log")
-                for i in range(self.n)
-            ]
-            return
-        command = self.fork_server_command(self.n, str(logs / f"engine-{stamp}"), preload)
+        if self.options.get("fork"):
+            self._fork(logs, stamp)
+        else:
+            self._spawn(logs, stamp)
+
+    def _spawn(self, logs: Path, stamp: int) -> None:
+        """Start each engine as an interpreter of its own, in waves."""
+        for i in range(self.n):
+            if i and i % self.WAVE == 0:
+                self.save_state()
+                time.sleep(self.WAVE_PAUSE)
+            try:
+                self.processes.append(
+                    spawn(self.engine_command(), logs / f"engine-{stamp}-{i}.log")
+                )
+            except OSError as exc:
+                raise LauncherError(
+                    f"could not start engine {i + 1} of {self.n}: {exc.strerror or exc}"
+                ) from exc
+
+    def _fork(self, logs: Path, stamp: int) -> None:
+        """Start a fork server and record the engines it forks as it reports them."""
+        command = self.fork_server_command(self.n, str(logs / f"engine-{stamp}"))
         self.server, reports = start_fork_server(command, logs / f"forkserver-{stamp}.log")
-        # Recorded one by one: if the server fails midway, stop() ends those it forked.
+        self.save_state()  # a `par stop` meanwhile ends its engines by the server's mark
         for engine in forked_engines(self.server, reports, self.n, FORK_TIMEOUT):
             self.processes.append(engine)
+            if len(self.processes) % self.WAVE == 0:
+                self.save_state()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every engine of this set (and its fork server)."""
@@ -157,6 +195,10 @@ class LocalEngineSetLauncher(EngineSetLauncher):
     def running(self) -> bool:
         """True while any engine of this set lives."""
         return any(p.alive() for p in self.processes)
+
+    def running_count(self) -> int:
+        """How many engines of this set live."""
+        return sum(p.alive() for p in self.processes)
 
     def output(self, lines: int = 20) -> str:
         """The last log lines of engines that have exited."""

@@ -290,7 +290,7 @@ class SSHEngineSetLauncher(EngineSetLauncher):
         self, session: Session, placement: Placement, stamp: int, i: int
     ) -> dict[str, Any]:
         log = posixpath.join(placement.dir, "logs", f"engine-{stamp}-{i}.log")
-        argv = self.engine_command(self.options["preload"], **self._where(session, placement))
+        argv = self.engine_command(**self._where(session, placement))
         return {"argv": argv, "log": log, "env": self._env(placement, log=log)}
 
     def _fork_command(
@@ -299,10 +299,7 @@ class SSHEngineSetLauncher(EngineSetLauncher):
         """The fork server that starts this host's ``n`` engines (the agent reads its pipe)."""
         logs = posixpath.join(placement.dir, "logs")
         argv = self.fork_server_command(
-            n,
-            posixpath.join(logs, f"engine-{stamp}"),
-            self.options["preload"],
-            **self._where(session, placement),
+            n, posixpath.join(logs, f"engine-{stamp}"), **self._where(session, placement)
         )
         return {
             "argv": argv,

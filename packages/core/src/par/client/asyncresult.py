@@ -202,6 +202,8 @@ class AsyncResult(Future[Any]):
         self._metadata_by_id: dict[str, Metadata] | None = None  # made when first needed
         self._watchers: dict[str, list[AsyncResult]] = {}
         self._trackers: list[Any] = []
+        if not self.msg_ids:  # a map over nothing: no reply will ever come to finish it
+            self.set_result(None)
 
     # ---- filled in by the client's I/O thread --------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import operator
 import os
 import threading
 import time
@@ -26,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from .. import connection, messages, protocol, serialize
-from ..errors import NoEnginesRegistered, ParError
+from ..errors import ClusterError, NoEnginesRegistered, ParError
 from ..protocol import Session
 from . import taskrecords
 from .asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult, Metadata, new_metadata
 from .history import HISTORY_LIMIT, BoundedDict, Results
 from .io import IOThread
 from .outbox import RequestSender
-from .paths import FANOUT_BYTES, Paths, nbytes
+from .paths import FANOUT_BYTES, Paths, largest, nbytes
 
 if TYPE_CHECKING:
     from .view import View
@@ -70,6 +71,7 @@ class Client:
     ) -> None:
         path = connection.resolve(connection_info, cluster_id)
         self._info = connection.load(path, timeout=timeout)
+        self._connection_file = path
         self.cluster = cluster
         self.controller_timeout = controller_timeout
         self.spin_wait = spin_wait
@@ -163,6 +165,14 @@ class Client:
     def _check_open(self) -> None:
         if self._closed:
             raise ParError("this client is closed")
+
+    def _on_refused(self, why: str) -> None:
+        """Fail the queries waiting (the connect's) with why the controller refused this
+        client (from the I/O thread, which answers them)."""
+        error = ClusterError(f"the controller at {self._info.client_url} {why}; {connection.FIX}")
+        for fut in list(self._queries.values()):
+            if not fut.done():
+                fut.set_exception(error)
 
     def _on_query_reply(self, h: dict[str, Any], payload: list[Any]) -> None:
         fut = self._queries.pop(h.get("qid", ""), None)
@@ -276,6 +286,14 @@ class Client:
     ) -> None:
         """Send a request to the controller, or (``via``: those engines' identities)
         through the direct device."""
+        limit = self._info.max_message_bytes  # the device takes buffers in chunks
+        if limit and max(largest(payload), 0 if via else largest(buffers)) > limit:
+            self._unregister(header["ids"])
+            raise ValueError(
+                f"a frame of {max(largest(payload), largest(buffers))} bytes is more than the "
+                f"controller takes ({limit}, `par controller --max-message-bytes`): push large "
+                "data to the engines with a DirectView (it travels in chunks), or raise the limit"
+            )
         header["c"] = self._ident
         header["ts"] = time.time()
         if tracked is None:
@@ -302,8 +320,11 @@ class Client:
         or through the hub, which fans it out (see :mod:`par.client.paths`)."""
         ar = self._register(len(targets), make_ar)
         header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
+        limit = self._info.max_message_bytes
         hub = "co" in header or (  # coalesced: by the hub, as a large fan-out had better be
-            len(targets) > 1 and nbytes(payload) + nbytes(buffers) >= FANOUT_BYTES
+            len(targets) > 1
+            and nbytes(payload) + nbytes(buffers) >= FANOUT_BYTES
+            and not (limit and largest(buffers) > limit)  # the device takes it in chunks
         )
         parts = self._paths.book(ar.msg_ids, targets, hub)
         for via, ids, tg in parts:
@@ -431,7 +452,14 @@ class Client:
             if not chosen:
                 raise NoEnginesRegistered(f"the slice {targets} selects none of the engines {ids}")
             return chosen
-        out = [int(t) for t in targets]
+        try:
+            out = [operator.index(t) for t in targets]
+        except TypeError:
+            hint = f"; for a variable on the engines use rc[:][{targets!r}]"
+            hint = hint if isinstance(targets, str) else ""
+            raise TypeError(
+                f"engines are named by integer ids (one, a slice or a list), not {targets!r}{hint}"
+            ) from None
         if not out:
             raise NoEnginesRegistered("an empty list of targets: name at least one engine")
         missing = [t for t in out if t not in ids]
@@ -507,7 +535,15 @@ class Client:
                 f"no record of message(s) {', '.join(status['unknown'])} on the controller"
             )
         ar = self._register_existing(ids, lambda m: AsyncHubResult(self, m))
-        self._query("resend", ids=ids)
+        resent = self._query("resend", ids=ids)
+        if resent["unknown"]:  # finished, but its result is not kept: nothing will come
+            for mid in ids:
+                self._pending.pop(mid, None)
+            raise KeyError(
+                f"no result of message(s) {', '.join(resent['unknown'])} on the controller: "
+                "not kept (larger than its --max-record-bytes, or lost with a controller "
+                "that crashed before writing it)"
+            )
         return ar.get() if block else ar
 
     def resubmit(
@@ -764,11 +800,12 @@ class Client:
             return
         self._closed = True
         _open_clients.discard(self)
-        try:
-            _, frames = self._query_frames("close", {})
-            self._send_frames(frames)
-        except zmq.ZMQError:
-            pass
+        if self._io.accepted:  # else the connection may be dead: a send could wait forever
+            try:
+                _, frames = self._query_frames("close", {})
+                self._send_frames(frames)
+            except zmq.ZMQError:
+                pass
         self._io.closing.set()
         self._io.join(timeout=2)
         for sock in (self._req, self._sender.direct):

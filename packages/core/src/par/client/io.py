@@ -10,35 +10,51 @@ its reply reaches it without a hand-off between threads.
 A reply whose task streamed output during its run says how many chunks it
 streamed; if some are still in flight the reply waits (briefly) for them,
 so ``ar.stdout`` is complete once ``ar.get()`` returns.
+
+Before anything else the thread watches its connection's first handshake:
+one the controller refuses (Curve on one side only, another Curve key) would
+leave the connection dead for good, so the client fails at once, saying why.
+A controller that gets a message signed with another key answers ``REFUSED``
+(see ``protocol.py``), which fails the client's connect the same way.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from .. import protocol
 from ..messages import split_replies
-from ..protocol import recv_frames
+from ..protocol import is_refusal, recv_frames
 from .asyncresult import Metadata, Reply, _dt
+from .liveness import ControllerWatch
 from .outputs import record_reply, record_stream
 
 if TYPE_CHECKING:
+    from ..connection import ConnectionInfo
     from .client import Client
 
 log = logging.getLogger("par.client")
 
 STREAM_WAIT = 2.0
 ACTIVE_FOR = 0.01  # seconds after replies came in that this thread wakes every millisecond
-PING_INTERVAL = 1.0
 HANDOVER = 0.01  # the I/O thread leaves the socket to user's threads this long after a wait
 DRAIN_LIMIT = 1000  # messages handled before what else is due (sending, pings)
 LEAD_POLL = 0.1  # a leading thread's longest poll, between checks of what else is due
+HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+)
 
 
 class IOThread(threading.Thread):
@@ -51,15 +67,15 @@ class IOThread(threading.Thread):
         self.closing = threading.Event()
         self.streamed: dict[str, int] = {}
         self.parked: dict[str, tuple[Reply, float]] = {}
-        self.last_heard = time.monotonic()
+        self.watch = ControllerWatch(client.controller_timeout, time.monotonic())
         self.lost = False
+        self.accepted = False  # the controller answered: a REFUSED now is no one's
         self.lease = threading.Lock()  # held by the thread using the reply socket
         self.sock: zmq.Socket | None = None
         self.waited = 0.0  # when a user's thread last waited on a result (see lead)
         self.leader: int | None = None  # the thread receiving, while it holds the lease
         self.wanted = 0  # user's threads waiting for the lease (changed under _arrivals)
         self.handled = 0.0  # when replies last came in
-        self.next_ping = 0.0
         self.joiner = protocol.Assembler(client.session)  # large replies come in chunks
 
     def run(self) -> None:
@@ -70,15 +86,12 @@ class IOThread(threading.Thread):
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.RCVTIMEO, round(LEAD_POLL * 1000))  # see _receive
         client._info.secure(sock)
-        sock.connect(client._info.client_url)
+        if not self._connect(sock):
+            sock.close()
+            return
         with self.lease:
-            sock.send_multipart(self.first)
-            # Engines answer direct requests on this socket too, through the device. It
-            # sends nothing more (a send would go to either connection): pings go out on
-            # the request socket, answered here all the same.
-            sock.connect(client._info.direct_url)
             self.sock = sock
-        self.next_ping = time.monotonic() + PING_INTERVAL
+        self.watch.sent = time.monotonic()
         try:
             while not self.closing.is_set():
                 if self.wanted or time.monotonic() - self.waited < HANDOVER:
@@ -101,6 +114,45 @@ class IOThread(threading.Thread):
             with self.lease:
                 self.sock = None
                 sock.close()
+
+    def _connect(self, sock: zmq.Socket) -> bool:
+        """Connect to the controller, send the first request, and connect to the direct
+        device, each connection once its handshake is done; False if one failed (the
+        client's connect then fails, saying why) or the client closed meanwhile.
+
+        Engines answer direct requests on this socket too, through the device, which can
+        route them only once that connection is up: the answer to the first request
+        (the client's connect) is read only then. This socket sends nothing more (a send
+        would go to either connection): pings go out on the request socket, answered here
+        all the same."""
+        info = self.client._info
+        monitor = sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | functools.reduce(operator.or_, HANDSHAKE_FAILED)
+        )
+        try:
+            if not self._handshake(sock, monitor, info.client_url):
+                return False
+            sock.send_multipart(self.first)
+            return self._handshake(sock, monitor, info.direct_url)
+        finally:
+            sock.disable_monitor()
+            monitor.close(linger=0)
+
+    def _handshake(self, sock: zmq.Socket, monitor: zmq.Socket, url: str) -> bool:
+        """Connect to ``url`` and wait for the handshake (see :meth:`_connect`; the
+        events are this connection's: the one before is up)."""
+        sock.connect(url)
+        while not self.closing.is_set():
+            if not monitor.poll(round(LEAD_POLL * 1000)):
+                continue
+            event = recv_monitor_message(monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                return True
+            client = self.client
+            why = handshake_refusal(client._info, client._connection_file)
+            client._on_refused(f"refused the connection: it {why}")
+            return False
+        return False
 
     def lead(self, done: Callable[[], bool], timeout: float | None) -> None:
         """Receive on the calling (user's) thread until ``done()``, ``timeout`` or close.
@@ -202,10 +254,11 @@ class IOThread(threading.Thread):
         """What is due whoever receives: parked replies, pings, the controller's silence."""
         if self.parked:
             self._release_parked(force_before=now)
-        if now >= self.next_ping:
+        if self.watch.due(now):
+            lost = self.watch.ping(now)  # judged after this pass drained what had arrived
             self.client._send_frames(self.client._query_frames("ping", {})[1])
-            self.next_ping = now + PING_INTERVAL
-            self._check_controller(now)
+            if lost and not self.lost:
+                self._lose_controller()
 
     def _drain(
         self, sock: zmq.Socket, first: list[Any], done: Callable[[], bool] | None = None
@@ -219,9 +272,17 @@ class IOThread(threading.Thread):
         if msg is False:  # a chunk of a large reply: more to come
             return
         if msg is None:
-            log.warning("dropped an unauthenticated or malformed message")
+            if is_refusal(frames) and not self.accepted:
+                path = self.client._connection_file
+                self.client._on_refused(
+                    f"refused this client's messages: the key in connection file {path} is not "
+                    "the cluster's"
+                )
+            else:
+                log.warning("dropped an unauthenticated or malformed message")
             return
-        self.last_heard = time.monotonic()
+        self.watch.heard = True
+        self.accepted = True
         if self.lost:
             self.lost = False
             log.warning("the controller answers again")
@@ -321,11 +382,9 @@ class IOThread(threading.Thread):
                 del self.parked[mid]
                 self._deliver(mid, reply)
 
-    def _check_controller(self, now: float) -> None:
-        """Fail what is outstanding once the controller has been silent too long."""
-        silent = now - self.last_heard
-        if self.lost or silent < self.client.controller_timeout:
-            return
+    def _lose_controller(self) -> None:
+        """Fail what is outstanding: the controller has been silent too long."""
+        silent = self.watch.silent_for
         self.lost = True
         with self.client._engines_changed:  # unknown until a controller tells us again
             self.client._engines.clear()
@@ -344,3 +403,15 @@ class IOThread(threading.Thread):
         for mid in list(self.client._pending):
             header = {"t": "reply", "id": mid, "st": "error", "en": ename}
             self._on_reply(Reply(header, [content], []))
+
+
+def handshake_refusal(info: ConnectionInfo, path: Path) -> str:
+    """Why the controller refused a connection's handshake, for the client of connection
+    file ``path`` (how the handshake failed does not tell a controller that does not
+    encrypt from one with another key)."""
+    if not info.curve_serverkey:
+        return f"encrypts (CurveZMQ), and connection file {path} has no curve_serverkey"
+    return (
+        "does not encrypt, or not with the CurveZMQ key that is the curve_serverkey in "
+        f"connection file {path}"
+    )

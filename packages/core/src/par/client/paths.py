@@ -5,9 +5,10 @@ direct device (see ``controller/mux.py``), which takes one message for each
 engine. Through the hub it is one message, whatever the number of engines:
 the hub fans it out without copying. So a large request to several engines
 (a push of an array to all of them) crosses the link from the client once
-through the hub, and once for each engine through the device; the hub also
-coalesces a broadcast's replies, and answers for an engine this client does
-not know.
+through the hub, and once for each engine through the device; but a buffer
+larger than the controller takes in one frame (``max_message_bytes``) goes
+through the device, which takes it in chunks. The hub also coalesces a
+broadcast's replies, and answers for an engine this client does not know.
 
 The two ways do not keep order between them, and an engine must run one
 client's direct requests in the order they were made. So while requests to
@@ -28,6 +29,11 @@ FANOUT_BYTES = 1 << 20  # a request this large to several engines goes through t
 def nbytes(frames: Sequence[Any]) -> int:
     """Bytes in a request's payload or buffers."""
     return sum(memoryview(f).nbytes for f in frames)
+
+
+def largest(frames: Sequence[Any]) -> int:
+    """Bytes in the largest of a request's frames (0 for none)."""
+    return max((memoryview(f).nbytes for f in frames), default=0)
 
 
 class Paths:

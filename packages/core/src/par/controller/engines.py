@@ -14,7 +14,7 @@ class Pending:
 
     msg_id: str
     client: bytes
-    queue: str  # "d" direct, "t" load-balanced
+    queue: str  # DIRECT or LOAD_BALANCED (par.messages)
     method: str
     submitted: float
     engine: int | None = None

@@ -20,9 +20,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 from ..messages import MESSAGE_KEYS
+from ..paths import create_private_file
 from ..protocol import Chunks, buffer_of, detach
 from ..protocol import decode as msgpack_decode
 from ..protocol import encode as msgpack_encode
@@ -56,7 +58,7 @@ class Record:
 
     msg_id: str
     client: str
-    queue: str  # "mux" (direct) or "task" (load-balanced), as ipyparallel names them
+    queue: str  # par.messages.RECORD_QUEUE's: "mux" (direct) or "task" (load-balanced)
     method: str
     submitted: float
     engine_id: int | None = None
@@ -112,6 +114,15 @@ class Record:
         h = {k: v for k, v in self.header.items() if k not in MESSAGE_KEYS}
         h.update(msg_id=self.msg_id, msg_type=f"{self.method}_request")
         return h
+
+
+def split_output(header: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """A reply header without its output, and the stdout and stderr it carried."""
+    out, err = header.get("o"), header.get("r")
+    if not (out or err):
+        return header, "", ""
+    rest = {k: v for k, v in header.items() if k not in _OUTPUT_KEYS}
+    return rest, str(out or ""), str(err or "")
 
 
 def _code(rec: Record) -> str | None:
@@ -213,6 +224,8 @@ DEFAULT_KEYS = tuple(k for k in KEYS if k not in FRAME_KEYS)
 class RecordStore:
     """An insertion-ordered, bounded store of task records."""
 
+    durable = False  # whether records outlive the controller (then written before replies go)
+
     def __init__(self, max_records: int = 10_000, max_bytes: int = 256 << 20) -> None:
         self.max_records = max_records
         self.max_bytes = max_bytes
@@ -251,6 +264,12 @@ class RecordStore:
         if shared is not None:
             shared.holders += 1
 
+    def assign(self, msg_id: str, engine_id: int, engine_uuid: bytes) -> None:
+        """Note the engine a load-balanced task was sent to."""
+        rec = self.records.get(msg_id)
+        if rec is not None:
+            rec.engine_id, rec.engine_uuid = engine_id, engine_uuid
+
     def finish(self, msg_id: str, header: dict[str, Any], frames: list[Any] | None) -> None:
         """Fill in a record from its reply: header, output, and payload and buffer frames
         (kept within bounds; the header's ``b`` says how many are buffers). The status is
@@ -263,10 +282,9 @@ class RecordStore:
         rec.completed = header.get("tc")
         rec.status = header.get("st", "ok")
         rec.ename = header.get("en")
-        out, err = header.get("o"), header.get("r")
+        header, out, err = split_output(header)
         if out or err:  # kept once, in the record (streamed output was added there already)
-            self._add_output(rec, str(out or ""), str(err or ""))
-            header = {k: v for k, v in header.items() if k not in _OUTPUT_KEYS}
+            self._add_output(rec, out, err)
             self._enforce()
         if frames is not None:
             self._unsettled.append((rec, header, frames))
@@ -278,18 +296,25 @@ class RecordStore:
         unsettled, self._unsettled = self._unsettled, []
         for rec, header, frames in unsettled:
             if self.records.get(rec.msg_id) is not rec:  # culled or removed meanwhile
+                self._not_kept(rec, header, frames)
                 continue
             raw = msgpack_encode(header)
             size = len(raw) + _nbytes(frames)
-            if size <= self.max_bytes:
-                if rec.result is not None:
-                    old = _nbytes(rec.result)
-                    rec.nbytes -= old
-                    self.nbytes -= old
-                rec.result = [raw, *detach(frames)]
-                rec.nbytes += size
-                self.nbytes += size
+            if size > self.max_bytes:
+                self._not_kept(rec, header, frames)
+                continue
+            if rec.result is not None:
+                old = _nbytes(rec.result)
+                rec.nbytes -= old
+                self.nbytes -= old
+            rec.result = [raw, *detach(frames)]
+            rec.nbytes += size
+            self.nbytes += size
         self._enforce()
+
+    def _not_kept(self, rec: Record, header: dict[str, Any], frames: list[Any]) -> None:
+        """A reply memory does not keep (its record was culled, or it is too large): in
+        memory alone it is gone; a durable store writes it (see SQLiteRecordStore)."""
 
     def add_output(self, msg_id: str, name: str, text: str) -> None:
         """Add output a running task streamed (``name``: stdout or stderr)."""
@@ -377,14 +402,65 @@ _COLUMNS = (
 _BLOBS = ("request", "result")
 
 
+@dataclass(slots=True)
+class _Change:
+    """What happened to a task since its row was written: written over the row."""
+
+    engine_id: int | None = None
+    engine_uuid: bytes | None = None
+    reply: dict[str, Any] | None = None  # the reply's header, without its output
+    frames: list[Any] | None = None  # the reply's payload and buffers
+    stdout: str = ""
+    stderr: str = ""
+    resubmitted: str | None = None
+
+    def params(self, msg_id: str) -> tuple[Any, ...]:
+        """The values of :data:`_UPDATE` for this change."""
+        h = self.reply or {}
+        status = None if self.reply is None else h.get("st", "ok")
+        result = None if self.frames is None else _pack([msgpack_encode(h), *self.frames])
+        return (
+            h.get("e", self.engine_id),
+            self.engine_uuid,
+            h.get("ts"),
+            h.get("tc"),
+            status,
+            h.get("en"),
+            self.stdout,
+            self.stderr,
+            result,
+            self.resubmitted,
+            msg_id,
+        )
+
+
+# A change moves only the columns it names (NULL: unchanged); output is appended.
+_UPDATE = """UPDATE records SET
+    engine_id = COALESCE(?, engine_id), engine_uuid = COALESCE(?, engine_uuid),
+    started = COALESCE(?, started), completed = COALESCE(?, completed),
+    status = COALESCE(?, status), ename = COALESCE(?, ename),
+    stdout = COALESCE(stdout, '') || ?, stderr = COALESCE(stderr, '') || ?,
+    result = COALESCE(?, result), resubmitted = COALESCE(?, resubmitted)
+    WHERE msg_id = ?"""
+
+
 class SQLiteRecordStore(RecordStore):
     """Records in memory (the bounded working set) and in a SQLite file (durable).
 
-    Rows are written in one transaction per controller loop pass (:meth:`flush`),
-    so the hot path pays no disk round trip per task; a controller killed outright
-    loses at most the last pass. A restored controller finds every finished
-    result and every request (to resubmit), up to ``max_rows`` (oldest deleted first).
+    A record's row is written whole once, after the record is added; everything
+    that happens to the task later (its engine, output, reply, a resubmission) is
+    written over that row, whether memory still holds the record or not. So every
+    finished task's status and result reach the file whatever the memory bounds:
+    a task that finishes after more than ``max_records`` others were submitted, or
+    a result larger than ``max_bytes`` (that one is then read back from the file).
+    Writes go in one transaction per controller loop pass (:meth:`flush`), so the
+    hot path pays no disk round trip per task, and before the pass's replies are
+    sent (:attr:`durable`): a result a client received from the controller is in
+    the file. A restored controller finds every finished result and every request
+    (to resubmit), up to ``max_rows`` (oldest deleted first).
     """
+
+    durable = True
 
     def __init__(
         self,
@@ -396,7 +472,21 @@ class SQLiteRecordStore(RecordStore):
         super().__init__(max_records, max_bytes)
         self.path = path
         self.max_rows = max_rows
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            # Results are the user's data: owner-only, as are SQLite's -wal and -shm
+            # files, which take the database file's permissions.
+            create_private_file(Path(path))
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._create_table()
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or exc  # an OSError's names the path again
+            raise OSError(f"cannot open the record database {path}: {reason}") from exc
+        self._new: dict[str, Record] = {}  # records added since the last flush: rows to write
+        self._changes: dict[str, _Change] = {}  # what to write over rows
+        self._deleted: set[str] = set()
+
+    def _create_table(self) -> None:
+        """Create the records table, or bring one an older par made up to date."""
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         cols = ", ".join((*_COLUMNS[1:], *(f"{b} BLOB" for b in _BLOBS)))
@@ -405,39 +495,76 @@ class SQLiteRecordStore(RecordStore):
         for col in (*_COLUMNS, *_BLOBS):  # a file an older par wrote lacks the newer columns
             if col not in have:
                 self.db.execute(f"ALTER TABLE records ADD COLUMN {col}")
-        self._dirty: dict[str, Record] = {}
-        self._deleted: set[str] = set()
 
     def add(self, record: Record) -> None:
         """Add a record (written at the next flush)."""
         super().add(record)
         self._deleted.discard(record.msg_id)  # a re-used id replaces its old row
-        self._dirty[record.msg_id] = record
+        self._changes.pop(record.msg_id, None)
+        self._new[record.msg_id] = record
+
+    def _change(self, msg_id: str) -> _Change | None:
+        """Where to note what happened to a task, None if its whole row, not written yet,
+        carries it (the record is new and memory holds it) or the record was removed."""
+        if msg_id in self._deleted or (msg_id in self._new and msg_id in self.records):
+            return None
+        change = self._changes.get(msg_id)
+        if change is None:
+            change = self._changes[msg_id] = _Change()
+        return change
+
+    def assign(self, msg_id: str, engine_id: int, engine_uuid: bytes) -> None:
+        """Note the engine a task was sent to (written with its reply if memory holds
+        the record, else at the next flush)."""
+        if msg_id in self.records:
+            super().assign(msg_id, engine_id, engine_uuid)
+        elif change := self._change(msg_id):
+            change.engine_id, change.engine_uuid = engine_id, engine_uuid
 
     def finish(self, msg_id: str, header: dict[str, Any], frames: list[Any] | None) -> None:
         """Fill in a record from its reply (written at the next flush)."""
         super().finish(msg_id, header, frames)
-        self._touch(msg_id)
+        if change := self._change(msg_id):
+            held = self.records.get(msg_id)
+            if held is not None:
+                change.engine_uuid = held.engine_uuid
+            change.reply, out, err = split_output(header)
+            change.frames = frames
+            change.stdout += out
+            change.stderr += err
+
+    def _not_kept(self, rec: Record, header: dict[str, Any], frames: list[Any]) -> None:
+        """Write a reply memory does not keep; a record kept without its reply leaves
+        memory, so that reads find the reply on disk."""
+        held = self.records.get(rec.msg_id)
+        if held is not None and held is not rec:  # the id was re-used since: a stale reply
+            return
+        if held is not None:
+            del self.records[rec.msg_id]
+            self._release(held)
+        if change := self._change(rec.msg_id):
+            change.reply, change.frames = header, frames
 
     def add_output(self, msg_id: str, name: str, text: str) -> None:
         """Add streamed output (written at the next flush)."""
         super().add_output(msg_id, name, text)
-        self._touch(msg_id)
+        if change := self._change(msg_id):
+            if name == "stdout":
+                change.stdout += text
+            else:
+                change.stderr += text
 
     def mark_resubmitted(self, rec: Record, new_id: str) -> None:
         """Note a resubmission, here and on disk (at the next flush)."""
         super().mark_resubmitted(rec, new_id)
-        self._dirty[rec.msg_id] = rec
-
-    def _touch(self, msg_id: str) -> None:
-        rec = self.records.get(msg_id)
-        if rec is not None:
-            self._dirty[msg_id] = rec
+        if change := self._change(rec.msg_id):
+            change.resubmitted = new_id
 
     def remove(self, msg_id: str) -> None:
         """Forget a record here and on disk."""
         super().remove(msg_id)
-        self._dirty.pop(msg_id, None)
+        self._new.pop(msg_id, None)
+        self._changes.pop(msg_id, None)
         self._deleted.add(msg_id)
 
     def get(self, msg_id: str) -> Record | None:
@@ -445,6 +572,7 @@ class SQLiteRecordStore(RecordStore):
         rec = super().get(msg_id)
         if rec is not None or msg_id in self._deleted:
             return rec
+        self.flush()  # what happened to it is on disk before it is read
         row = self.db.execute(
             f"SELECT {', '.join((*_COLUMNS, *_BLOBS))} FROM records WHERE msg_id = ?", (msg_id,)
         ).fetchone()
@@ -459,19 +587,21 @@ class SQLiteRecordStore(RecordStore):
         return (_from_row(r) for r in rows)
 
     def flush(self) -> None:
-        """Write new and changed records in one transaction; keep at most ``max_rows``."""
+        """Write new rows and changes in one transaction; keep at most ``max_rows``."""
         self._settle()
-        if not self._dirty and not self._deleted:
+        if not self._new and not self._changes and not self._deleted:
             return
         rows = [
             (*(getattr(r, c) for c in _COLUMNS), _pack_request(r), _pack(r.result))
-            for r in self._dirty.values()
+            for r in self._new.values()
         ]
+        changes = [change.params(mid) for mid, change in self._changes.items()]
         names = ", ".join((*_COLUMNS, *_BLOBS))
         marks = ", ".join("?" * (len(_COLUMNS) + len(_BLOBS)))
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany(f"INSERT OR REPLACE INTO records ({names}) VALUES ({marks})", rows)
+            self.db.executemany(_UPDATE, changes)  # after the rows they change, if new
             self.db.executemany(
                 "DELETE FROM records WHERE msg_id = ?", [(m,) for m in self._deleted]
             )
@@ -479,7 +609,8 @@ class SQLiteRecordStore(RecordStore):
                 "DELETE FROM records WHERE rowid <= (SELECT MAX(rowid) FROM records) - ?",
                 (self.max_rows,),
             )
-        self._dirty.clear()
+        self._new.clear()
+        self._changes.clear()
         self._deleted.clear()
 
     def close(self) -> None:

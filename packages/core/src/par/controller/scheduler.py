@@ -6,6 +6,12 @@ the engine's tasks take: enough queued work for about ``PREFETCH_SECONDS``,
 at least 2 tasks (so an engine never idles for a round trip between tasks)
 and at most ``PREFETCH_MAX``. Tiny tasks then travel many to a message,
 while long ones stay in the queue for whichever engine finishes first.
+The controller's loop assigns at most once a pass, and only when it is
+``due``: tasks were queued or an engine got room since the last time.
+
+A task of a client that is not reading its results (see ``delivery.py``) is
+set aside rather than assigned, so its results do not pile up in the
+controller; it goes back to the head of the queue once the client reads again.
 
 Schemes, as ipyparallel's: ``leastload`` (fewest outstanding, least recently
 used first), ``lru``, ``plainrandom``, ``weighted`` (random, weighted by
@@ -18,8 +24,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Container, Iterable
 
 from .engines import Engine, Pending
 
@@ -75,6 +80,8 @@ class TaskScheduler:
         self.pick = _PICK[scheme]
         self.hwm = hwm
         self.queue: deque[Pending] = deque()
+        self.held: dict[bytes, deque[Pending]] = {}  # set aside for slow clients, in order
+        self.due = False  # tasks were queued, or engines got room, since the last assign
         self._assigned = 0  # assignments so far: engines' last_assigned, for LRU order
 
     def refusal(self, task: Pending) -> tuple[str, str] | None:
@@ -96,6 +103,12 @@ class TaskScheduler:
     def submit(self, task: Pending) -> None:
         """Queue a task for the next free engine."""
         self.queue.append(task)
+        self.due = True
+
+    def freed(self) -> None:
+        """Note that an engine has room again (it answered, or came up)."""
+        if self.queue:
+            self.due = True
 
     def room(self, engine: Engine) -> int:
         """How many requests an engine may hold (0: no limit)."""
@@ -105,8 +118,17 @@ class TaskScheduler:
             return 2
         return max(2, min(PREFETCH_MAX, int(PREFETCH_SECONDS / max(engine.task_time, 1e-6))))
 
-    def assign(self, engines: Iterable[Engine]) -> list[tuple[Pending, Engine]]:
-        """Pair queued tasks with engines that have room and may run them."""
+    @property
+    def unassigned(self) -> int:
+        """How many tasks wait for an engine, set aside or not."""
+        return len(self.queue) + sum(len(tasks) for tasks in self.held.values())
+
+    def assign(
+        self, engines: Iterable[Engine], slow: Container[bytes] = ()
+    ) -> list[tuple[Pending, Engine]]:
+        """Pair queued tasks with engines that have room and may run them; set aside the
+        tasks of ``slow`` clients."""
+        self.due = False
         pick = self.pick
         if not self.queue or pick is None:
             return []
@@ -118,6 +140,9 @@ class TaskScheduler:
         scanned = 0
         while self.queue and free and scanned < SCAN_LIMIT:
             task = self.queue.popleft()
+            if slow and task.client in slow:
+                self.held.setdefault(task.client, deque()).append(task)
+                continue
             scanned += 1
             candidates = free
             if task.allowed is not None or task.rejected:
@@ -141,43 +166,30 @@ class TaskScheduler:
             self.queue.extendleft(reversed(kept))
         return out
 
+    def release(self, client: bytes) -> None:
+        """Queue again, first, the tasks set aside for a client that reads again."""
+        tasks = self.held.pop(client, ())
+        if tasks:
+            self.queue.extendleft(reversed(tasks))
+            self.due = True
+
     def remove(self, msg_ids: set[str]) -> list[Pending]:
-        """Take queued tasks out (for abort); return those found."""
-        kept: deque[Pending] = deque()
-        taken: list[Pending] = []
-        for task in self.queue:
-            (taken if task.msg_id in msg_ids else kept).append(task)
-        self.queue = kept
+        """Take queued tasks out (for abort), set aside or not; return those found."""
+        self.queue, taken = _split(self.queue, msg_ids)
+        for client, tasks in list(self.held.items()):
+            kept, gone = _split(tasks, msg_ids)
+            taken += gone
+            if kept:
+                self.held[client] = kept
+            else:
+                del self.held[client]
         return taken
 
 
-def resolve(
-    dep: dict[str, Any], outcome: Callable[[str], tuple[str, int | None]]
-) -> tuple[str, list[int]]:
-    """Whether a dependency is 'met', must 'wait' or is 'impossible'/'invalid', and the
-    engines the counted dependencies ran on.
-
-    ``outcome(msg_id)`` answers ('ok' | 'error' | 'pending' | 'unknown', engine id).
-    """
-    want_ok, want_err, need_all = dep.get("ok", True), dep.get("err", False), dep.get("all", True)
-    counted: list[int] = []
-    met = failed = waiting = 0
-    for mid in dep.get("ids", []):
-        state, engine = outcome(mid)
-        if state == "unknown":
-            return "invalid", []
-        if state == "pending":
-            waiting += 1
-        elif (state == "ok" and want_ok) or (state == "error" and want_err):
-            met += 1
-            if engine is not None:
-                counted.append(engine)
-        else:
-            failed += 1
-    if need_all:
-        if failed:
-            return "impossible", counted
-        return ("wait" if waiting else "met"), counted
-    if met:
-        return "met", counted
-    return ("wait" if waiting else "impossible"), counted
+def _split(tasks: Iterable[Pending], msg_ids: set[str]) -> tuple[deque[Pending], list[Pending]]:
+    """The tasks not named in ``msg_ids`` (in order), and those named."""
+    kept: deque[Pending] = deque()
+    taken: list[Pending] = []
+    for task in tasks:
+        (taken if task.msg_id in msg_ids else kept).append(task)
+    return kept, taken

@@ -31,7 +31,7 @@ import zmq
 from .. import protocol, serialize
 from ..connection import ConnectionInfo
 from ..errors import RemoteError
-from ..messages import join_replies, split_tasks
+from ..messages import ENAME, PUBLISHED, STATUS, join_replies, split_tasks
 from ..protocol import Message, Session, buffer_of, recv_ready, send_frames
 from . import children, display, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
@@ -74,6 +74,20 @@ def error_content(exc: BaseException) -> dict[str, str]:
     except Exception:
         text = f"{ename}: {evalue}\n"
     return {"ename": ename, "evalue": evalue, "traceback": text}
+
+
+def tasks_of(msg: Message, engine_id: int | None, to: bytes | None) -> list[Task]:
+    """The tasks a request carries for engine ``engine_id``: its own of a request fanned
+    out to several engines, or each of a load-balanced batch (``to``: the client its
+    replies go to on the direct connection, None for the controller)."""
+    h, kind = msg.header, msg.kind
+    if "tg" in h:  # a direct request fanned out to several engines: pick ours
+        mid = str(h["ids"][h["tg"].index(engine_id)])
+        return [(kind, mid, h, msg.payload, msg.buffers, to)]
+    return [
+        (kind, mid, h, payload, buffers, to)
+        for mid, payload, buffers in split_tasks(h, msg.payload, msg.buffers)
+    ]
 
 
 class Engine:
@@ -157,17 +171,6 @@ class Engine:
             return list(map(f, *args))
         return f(*args, **kwargs)
 
-    def _tasks_of(self, msg: Message, to: bytes | None) -> list[Task]:
-        """The tasks a request carries: one per target engine, or a load-balanced batch."""
-        h, kind = msg.header, msg.kind
-        if "tg" in h:  # a direct request fanned out to several engines: pick ours
-            mid = str(h["ids"][h["tg"].index(self.control.engine_id)])
-            return [(kind, mid, h, msg.payload, msg.buffers, to)]
-        return [
-            (kind, mid, h, payload, buffers, to)
-            for mid, payload, buffers in split_tasks(h, msg.payload, msg.buffers)
-        ]
-
     def handle(self, task: Task) -> Reply:
         """Run one task; return its reply (header, payload frames, buffers)."""
         kind, mid = task[0], task[1]
@@ -191,6 +194,7 @@ class Engine:
             raise
         except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the task failed
             content = error_content(exc)
+            content["engine_uuid"] = self.ident.hex()  # for the error's engine_info
             reply.update(st="error", en=content["ename"])
             payload, buffers = [protocol.encode(content)], []
         reply["tc"] = time.time()
@@ -261,7 +265,7 @@ class Engine:
             try:
                 if direct and not isinstance(to, bytes):
                     raise ValueError("a direct request names no client")
-                queue.extend(self._tasks_of(msg, to))
+                queue.extend(tasks_of(msg, self.control.engine_id, to))
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 log.warning("dropped a malformed request: %s", exc)
 
@@ -272,7 +276,7 @@ class Engine:
         would otherwise sit idle, so one task alone is answered at once.
         """
         queue: deque[Task] = deque()
-        outbox = Outbox(self.session)
+        outbox = Outbox(self.session, self.info.max_message_bytes)
         poller = zmq.Poller()
         poller.register(direct, zmq.POLLIN)
         poller.register(work, zmq.POLLIN)
@@ -310,10 +314,16 @@ class Engine:
 
 
 class Outbox:
-    """Replies finished but not yet sent, flushed as one message for each destination."""
+    """Replies finished but not yet sent, flushed as one message for each destination.
 
-    def __init__(self, session: Session) -> None:
+    A reply with a frame larger than the controller takes (``max_frame``; 0: no limit)
+    is held as an error that says so instead: sent, it would cost the engine its
+    connection and the task its result without a word.
+    """
+
+    def __init__(self, session: Session, max_frame: int = 0) -> None:
         self.session = session
+        self.max_frame = max_frame
         self.replies: dict[bytes | None, list[Reply]] = {}  # by client (None: controller)
         self.held = 0
         self.first = 0.0
@@ -321,6 +331,8 @@ class Outbox:
 
     def add(self, reply: Reply, to: bytes | None) -> None:
         """Hold a reply for the controller (``to`` None) or a client until :meth:`flush`."""
+        if self.max_frame:
+            reply = self._fitting(reply, to)
         if not self.held:
             self.first = time.perf_counter()
         self.held += 1
@@ -329,7 +341,7 @@ class Outbox:
             self.replies[to] = [reply]
         else:
             held.append(reply)
-        self.nbytes += sum(len(buffer_of(b)) for b in reply[2])
+        self.nbytes += sum(memoryview(b).nbytes for b in reply[2])  # PickleBuffers have no len
 
     def due(self) -> bool:
         """Whether the held replies have waited long enough (or are big enough) to go."""
@@ -354,6 +366,24 @@ class Outbox:
         self.replies = {}
         self.held = 0
         self.nbytes = 0
+
+    def _fitting(self, reply: Reply, to: bytes | None) -> Reply:
+        """The reply, or an error in its place if one of its frames is too large (a
+        client's reply goes through the direct device, which takes buffers in chunks)."""
+        header, payload, buffers = reply
+        frames = payload if to is not None else [*payload, *buffers]
+        size = max((memoryview(f).nbytes for f in frames), default=0)
+        if size <= self.max_frame:
+            return reply
+        evalue = (
+            f"the result has a frame of {size} bytes, more than the controller takes "
+            f"({self.max_frame}, `par controller --max-message-bytes`): return it from a "
+            "DirectView (it travels in chunks), or raise the limit"
+        )
+        content = {"ename": "ValueError", "evalue": evalue, "traceback": ""}
+        header = {k: v for k, v in header.items() if k != PUBLISHED}  # gone with the payload
+        header[STATUS], header[ENAME] = "error", "ValueError"
+        return header, [protocol.encode(content)], []
 
     @staticmethod
     def _message(replies: list[Reply]) -> Reply:

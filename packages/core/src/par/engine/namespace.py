@@ -1,8 +1,8 @@
 """The engine's user namespace, and the helpers clients call in it.
 
 Functions defined interactively on the client (in ``__main__``, or any
-function cloudpickle sends by value) run with this namespace as their
-globals, as in ipyparallel: names pushed to or defined on the engine
+function cloudpickle sends by value), applied or pushed, run with this
+namespace as their globals, as in ipyparallel: names pushed to or defined on the engine
 resolve, and ``global`` assignments persist. Globals that cloudpickle
 captured on the client fill in names the engine lacks, for the duration of
 the call only, so a later call sees the client's new value.
@@ -53,12 +53,19 @@ def bind(f: Any) -> Callable[..., Any]:
     module = sys.modules.get(f.__module__)
     if module is not None and f.__globals__ is module.__dict__:
         return f
-    g = types.FunctionType(f.__code__, user_ns, f.__name__, f.__defaults__, f.__closure__)
-    g.__kwdefaults__ = f.__kwdefaults__
-    g.__qualname__ = f.__qualname__
-    g.__dict__.update(f.__dict__)
+    g = with_globals(f, user_ns)
     captured = {k: v for k, v in f.__globals__.items() if not k.startswith("__")}
     return Interactive(g, captured) if captured else g
+
+
+def with_globals(f: types.FunctionType, globals_: dict[str, Any]) -> types.FunctionType:
+    """A copy of ``f`` whose global names resolve in ``globals_``."""
+    g = types.FunctionType(f.__code__, globals_, f.__name__, f.__defaults__, f.__closure__)
+    g.__kwdefaults__ = f.__kwdefaults__
+    g.__qualname__ = f.__qualname__
+    g.__doc__ = f.__doc__
+    g.__dict__.update(f.__dict__)
+    return g
 
 
 def execute(code: str, interactive: bool = False) -> Any:
@@ -85,12 +92,39 @@ def execute(code: str, interactive: bool = False) -> Any:
 
 
 def push(ns: dict[str, Any]) -> None:
-    """Update the user namespace with ``ns``."""
-    user_ns.update(ns)
+    """Set names in the user namespace; a key may also be an attribute or item of a
+    value there (``"a.b"``, ``"a[0]"``). Functions defined on the client run in the
+    namespace, as if defined there."""
+    for key, value in ns.items():
+        if key.isidentifier():
+            user_ns[key] = bind(value)
+        else:
+            exec(_assignment(key), user_ns, {_PUSHED: bind(value)})
+
+
+_PUSHED = "__par_pushed_value"
+
+
+def _assignment(target: str) -> types.CodeType:
+    """Code that assigns the pushed value to ``target``, an attribute or item of a value."""
+    import ast
+
+    try:
+        (node,) = ast.parse(f"{target} = {_PUSHED}", "<par-push>").body
+    except (SyntaxError, ValueError):  # not Python, or more than one statement
+        node = None
+    if not (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Attribute | ast.Subscript)
+    ):
+        raise ValueError(f"cannot push to {target!r}: use a name, or an attribute or item of one")
+    return compile(ast.Module([node], []), "<par-push>", "exec")
 
 
 def pull(names: str | Iterable[str]) -> Any:
-    """Values of one name (or a list of names) from the user namespace."""
+    """Values of one name (or a list of names) from the user namespace; a name may also
+    be an expression evaluated there (``"a.b"``, ``"g[0]"``)."""
     if isinstance(names, str):
         return _lookup(names)
     return [_lookup(n) for n in names]
@@ -100,7 +134,9 @@ def _lookup(name: str) -> Any:
     try:
         return user_ns[name]
     except KeyError:
-        raise NameError(f"name {name!r} is not defined on this engine") from None
+        if name.isidentifier():
+            raise NameError(f"name {name!r} is not defined on this engine") from None
+    return eval(compile(name, "<par-pull>", "eval"), user_ns)
 
 
 def clear() -> None:

@@ -1,0 +1,202 @@
+"""The engines' control channel: registration, heartbeats, streamed output, and loss.
+
+An engine registers on its control connection (``reg``: it gets its id and
+the heartbeat interval), then says ``ready`` on its work connection and
+``hello`` through the direct device: it is *up*, and gets work, once both
+have come, so that either path reaches it. It then heartbeats (``hb``,
+answered ``hbok``; an engine the controller does not know is told to
+register again, as after a controller restart) and streams its tasks'
+output, which goes on to the task's client and to every monitor.
+
+An engine is lost when it says it stops (``unreg``), when its connection
+drops for longer than ``disconnect_grace`` (the socket monitor tells), when
+it misses heartbeats for ``heartbeat_timeout``, or when it registers but
+never becomes ready. What it held fails with an EngineError, except
+load-balanced tasks with retries left, which go back to the queue.
+
+The controller also sends engines commands on this channel, ahead of any
+queued work: abort, signal and stop. An engine answers an abort here with
+the ids of the tasks it will never run (``aborted``; see replies.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from ..messages import (
+    CLIENT,
+    DATA,
+    HEARTBEAT,
+    HOST,
+    ID,
+    IDS,
+    INFO,
+    KIND,
+    LOAD_BALANCED,
+    NAME,
+    PID,
+    STATS,
+)
+from ..protocol import Message, Session, send_frames
+from .config import ControllerConfig
+from .engines import Engine, EngineRegistry
+from .ledger import Ledger
+from .outbox import Outbox
+from .replies import Replies
+from .scheduler import TaskScheduler
+
+log = logging.getLogger("par.controller")
+
+
+class EngineControl:
+    """Engines' membership and liveness, over their control connections."""
+
+    def __init__(
+        self,
+        config: ControllerConfig,
+        engines: EngineRegistry,
+        ledger: Ledger,
+        tasks: TaskScheduler,
+        outbox: Outbox,
+        replies: Replies,
+        sock: zmq.Socket,
+        session: Session,
+        read_copies: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.engines = engines
+        self.ledger = ledger
+        self.tasks = tasks
+        self.outbox = outbox
+        self.replies = replies
+        self.sock = sock
+        self.session = session
+        self.read_copies = read_copies  # books what the direct device passed so far
+
+    def command(self, engine: Engine, header: dict[str, Any]) -> None:
+        """Send an engine a control message (abort, signal, stop)."""
+        self._send(engine.uuid, header)
+
+    def _send(self, ident: bytes, header: dict[str, Any]) -> None:
+        send_frames(self.sock, [ident, *self.session.serialize(header)])
+
+    def on_message(self, msg: Message) -> None:
+        """Handle what an engine sent on its control connection."""
+        h = msg.header
+        kind = msg.kind
+        ident = bytes(msg.routing[0])
+        engine = self.engines.by_uuid.get(ident)
+        if kind == "hb":
+            if engine is None:
+                self._send(ident, {KIND: "rereg"})
+                return
+            engine.last_seen = time.monotonic()
+            if STATS in h:
+                engine.stats = h[STATS]
+            self._send(ident, {KIND: "hbok"})
+        elif kind == "reg":
+            # An engine asks again for each heartbeat of its that a restored controller
+            # answered before it knew the engine: it registers once.
+            again = ident in self.engines.by_uuid
+            engine = self.engines.register(ident, int(h[PID]), str(h[HOST]), h.get(INFO, {}))
+            engine.last_seen = time.monotonic()
+            if not again:
+                log.info("engine %d registering (pid %d on %s)", engine.id, engine.pid, engine.host)
+                self.outbox.event("engine_registering", engine.describe())
+            self._send(ident, {KIND: "reg_ok", ID: engine.id, HEARTBEAT: self.config.heartbeat})
+        elif kind == "stream":
+            self._stream(msg)
+        elif kind == "aborted" and engine is not None:
+            self.replies.aborted(engine, [str(mid) for mid in h.get(IDS, [])])
+        elif kind == "unreg" and engine is not None:
+            self.lose(engine, "stopped", "stopped")
+
+    def _stream(self, msg: Message) -> None:
+        """Pass a task's streamed output on to its client and the monitors; keep its text."""
+        self.read_copies()  # the task's request and record, if it came on the direct path
+        h = msg.header
+        mid = h.get(ID, "")
+        p = self.ledger.pending.get(mid)
+        body = msg.body()
+        # The engine names the task's client: a copy of a direct request may reach
+        # this loop after the output the task streams.
+        client = p.client if p is not None else h.get(CLIENT)
+        if isinstance(client, bytes):
+            self.outbox.forward(client, body)
+        if h.get(NAME) in ("stdout", "stderr"):
+            self.ledger.records.add_output(str(mid), h[NAME], str(h.get(DATA, "")))
+        for monitor in self.ledger.notices.monitors:
+            if monitor != client:
+                self.outbox.forward(monitor, body, watching=True)
+
+    def ready(self, engine: Engine, last: Any) -> None:
+        """An engine said ``ready`` on its work connection (``last``: the message's last
+        frame, which tells the connection's file descriptor)."""
+        fd = last.get(zmq.SRCFD) if hasattr(last, "get") else None
+        if isinstance(fd, int) and fd >= 0:
+            self.engines.set_fd(engine, fd)
+        engine.disconnected_at = None
+        engine.ready = True
+        self._up(engine)
+
+    def hello(self, engine: Engine) -> None:
+        """An engine's hello came through the direct device, which reaches it from now on."""
+        engine.hello = True
+        self._up(engine)
+
+    def _up(self, engine: Engine) -> None:
+        """An engine is up once both the controller and the direct device reach it."""
+        if engine.state != "up" and engine.ready and engine.hello:
+            engine.state = "up"
+            log.info("engine %d up (pid %d on %s)", engine.id, engine.pid, engine.host)
+            self.outbox.event("engine_up", engine.describe())
+        self.tasks.freed()
+
+    def lose(self, engine: Engine, how: str, reason: str) -> None:
+        """Unregister an engine and fail what it held."""
+        self.read_copies()  # what it answered on the direct path is not failed
+        self.engines.remove(engine)
+        log.warning("engine %d %s: %s", engine.id, how, reason)
+        held = list(engine.outstanding.items())
+        engine.outstanding.clear()
+        engine.state = how
+        # The event goes first: a client that sees the error already sees the engine gone.
+        self.outbox.event("engine_" + how, {**engine.describe(), "reason": reason})
+        text = f"engine {engine.id} (pid {engine.pid} on {engine.host}) {reason}"
+        for mid, p in held:
+            if p.queue == LOAD_BALANCED and p.retries > 0:
+                p.retries -= 1
+                p.engine = None
+                self.tasks.submit(p)
+                continue
+            self.ledger.pending.pop(mid, None)
+            self.ledger.fail(p, "EngineError", f"{text} while holding task {mid}", engine.id)
+
+    def disconnected(self, fd: int) -> None:
+        """The connection on file descriptor ``fd`` dropped: its engine has a grace period
+        to come back."""
+        engine = self.engines.by_fd.get(fd)
+        if engine is not None and engine.disconnected_at is None:
+            engine.disconnected_at = time.monotonic()
+
+    def check(self) -> None:
+        """Lose the engines that went quiet, dropped their connection, or never got ready."""
+        now = time.monotonic()
+        cfg = self.config
+        for engine in list(self.engines.by_id.values()):
+            silent = now - engine.last_seen
+            if (
+                engine.disconnected_at is not None
+                and now - engine.disconnected_at > cfg.disconnect_grace
+            ):
+                why = "closed its connection (the process exited or was killed)"
+                self.lose(engine, "lost", why)
+            elif silent > cfg.heartbeat_timeout:
+                self.lose(engine, "lost", f"missed heartbeats for {silent:.1f} s")
+            elif engine.state == "registering" and silent > cfg.registration_timeout:
+                self.lose(engine, "lost", "registered but never became ready")

@@ -1,0 +1,56 @@
+"""The hub's books of requests: those pending, the record of each, the counts.
+
+A request is pending from the moment the controller books it (see
+requests.py) until its reply comes (replies.py) or the controller answers
+it itself: with an error (its engine is gone, its dependencies cannot be
+met) or as aborted. Its record outlives it, within the record store's
+bounds, for queries, resubmission and other clients' ``get_result``.
+"""
+
+from __future__ import annotations
+
+from .. import protocol
+from ..messages import ENAME, ENGINE, ID, KIND, METHOD, STATUS
+from .engines import Pending
+from .notices import Notices
+from .outbox import Outbox
+from .records import RecordStore
+
+
+class Ledger:
+    """Requests pending and the records of all, with counts by outcome."""
+
+    def __init__(self, records: RecordStore, outbox: Outbox, notices: Notices) -> None:
+        self.pending: dict[str, Pending] = {}  # by message id
+        self.records = records
+        self.counts = {"submitted": 0, "completed": 0, "failed": 0, "aborted": 0}
+        self.outbox = outbox
+        self.notices = notices
+
+    def fail(
+        self, p: Pending, ename: str, evalue: str, engine: int | None, status: str = "error"
+    ) -> None:
+        """Answer a request the controller itself fails (or, with status 'aborted',
+        aborts); it is no longer in :attr:`pending`."""
+        content = protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
+        header = {KIND: "reply", ID: p.msg_id, STATUS: status, ENAME: ename, ENGINE: engine}
+        header[METHOD] = p.method
+        self.records.finish(p.msg_id, header, [content])
+        self.counts["failed" if status == "error" else "aborted"] += 1
+        self.outbox.reply(p.client, header, [content], [])
+        if self.notices.monitors and status == "error":
+            self.notices.add(header, [content], p)
+
+    def outcome(self, msg_id: str) -> tuple[str, int | None]:
+        """How a task ended ('ok' or 'error', and where it ran), or that it is 'pending' or
+        'unknown'."""
+        if msg_id in self.pending:
+            return "pending", None
+        rec = self.records.get(msg_id)
+        if rec is None:
+            return "unknown", None
+        if rec.status == "ok":
+            return "ok", rec.engine_id
+        if rec.status == "pending":
+            return "pending", None
+        return "error", rec.engine_id

@@ -1,0 +1,94 @@
+"""What the controller sends clients: replies, events and query answers.
+
+Replies of one loop pass wait here, per client, and go out together at the
+end of the pass: one reply as it came (its frames forwarded unchanged), or
+else as one reply batch (see :mod:`par.messages`). Each message costs a
+call into ZeroMQ at every hop, and a client busy with many small tasks gets
+their replies in a few messages rather than one each.
+
+Everything else (events, query answers) first sends what waits, so that a
+client sees a task's reply before an event or answer that follows from it.
+With a durable record store the pass's records are written before its
+replies leave: a result a client received is in the database. Everything
+leaves through :class:`~par.controller.delivery.Delivery`, which holds what a
+slow client cannot take yet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import zmq
+
+from ..messages import DATA, EVENT, KIND, TIME, join_replies
+from ..protocol import Session
+from .delivery import REPLIES_BYTES, Delivery, batches
+from .records import RecordStore
+
+# A reply on its way to a client: header, payload, buffers, and its frames as received
+# (None if it came in a batch), which are forwarded as they are when it travels alone.
+Outgoing = tuple[dict[str, Any], list[Any], list[Any], list[Any] | None]
+
+
+class Outbox:
+    """Sends clients what the controller has for them, a pass's replies together."""
+
+    def __init__(self, sock: zmq.Socket, session: Session, records: RecordStore) -> None:
+        self.delivery = Delivery(sock)
+        self.session = session
+        self.records = records
+        self.clients: dict[bytes, dict[str, Any]] = {}  # clients connected, by identity
+        self._queued: dict[bytes, list[Outgoing]] = {}
+
+    def reply(
+        self,
+        client: bytes,
+        header: dict[str, Any],
+        payload: list[Any],
+        buffers: list[Any],
+        frames: list[Any] | None = None,
+    ) -> None:
+        """Queue a reply for a client (``frames``: as received, to forward unchanged)."""
+        queued = self._queued.get(client)
+        if queued is None:
+            self._queued[client] = [(header, payload, buffers, frames)]
+        else:
+            queued.append((header, payload, buffers, frames))
+
+    def flush(self) -> None:
+        """Send each client its queued replies: one as it came, else as batches of about
+        ``REPLIES_BYTES`` at most."""
+        if not self._queued:
+            return
+        if self.records.durable:
+            self.records.flush()  # a result a client receives is in the database
+        for client, queued in self._queued.items():
+            for replies in batches(queued, REPLIES_BYTES):
+                if len(replies) == 1:
+                    ((_, _, _, frames),) = replies
+                    if frames is not None:
+                        self.forward(client, frames)
+                        continue
+                batch = join_replies([(h, p, b) for h, p, b, _ in replies])
+                self.forward(client, self.session.serialize(*batch))
+        self._queued.clear()
+
+    def forward(self, client: bytes, body: Sequence[Any], watching: bool = False) -> None:
+        """Send a client a message's frames, as they are (``watching``: a monitor's, which
+        a slow client misses rather than holds)."""
+        self.delivery.send(client, list(body), watching)
+
+    def send(self, client: bytes, header: dict[str, Any], payload: Sequence[Any] = ()) -> None:
+        """Send a client a new message, after the replies it waits for."""
+        self.flush()
+        self.forward(client, self.session.serialize(header, payload))
+
+    def event(self, kind: str, data: dict[str, Any], to: Iterable[bytes] | None = None) -> None:
+        """Tell every client (or those ``to``) of an event, after the replies they wait for."""
+        self.flush()
+        frames = self.session.serialize({KIND: "event", EVENT: kind, DATA: data, TIME: time.time()})
+        watching = to is not None  # events to chosen clients are the monitors' notices
+        for client in self.clients if to is None else to:
+            self.forward(client, frames, watching)

@@ -1,0 +1,166 @@
+"""Accounting for engines' replies, and passing them on to clients.
+
+A reply comes on the engine's work connection (the answer to a request this
+loop sent: load-balanced, or direct through the hub) or as a copy of one the
+direct device already passed to its client. Either way, alone or in a reply
+batch, each finishes its task in the ledger: the counts, the engine's load
+and task time, the record, the tasks that depend on it and the monitors'
+notices. Then it goes to its client (unless the device took it there), to
+every other client that asked for it (``resend``), or, for a broadcast the
+hub gathers, into that broadcast's one message once all its replies are in.
+
+A load-balanced task that failed goes back to the queue instead when it has
+retries left, or when an engine refused it (TaskRejectError) and another
+may run it. Tasks an engine aborted before they started come as a list of
+ids on its control connection, and are answered here as aborted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..messages import COMPLETED, ENAME, ID, LOAD_BALANCED, STARTED, STATUS, split_replies
+from ..protocol import Message
+from .dependencies import Dependencies
+from .engines import Engine, EngineRegistry, Pending
+from .ledger import Ledger
+from .outbox import Outbox, Outgoing
+from .scheduler import TaskScheduler
+
+# Errors that say this engine cannot run the task: another engine may.
+RETRY_ELSEWHERE = ("TaskRejectError", "UnmetDependency")
+
+
+@dataclass(slots=True)
+class _Gathering:
+    """A broadcast whose replies go to its client as one message."""
+
+    client: bytes
+    n: int
+    replies: list[Outgoing] = field(default_factory=list)
+
+
+class Replies:
+    """Finishes tasks from their replies and passes the replies on."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        engines: EngineRegistry,
+        tasks: TaskScheduler,
+        dependencies: Dependencies,
+        outbox: Outbox,
+    ) -> None:
+        self.ledger = ledger
+        self.engines = engines
+        self.tasks = tasks
+        self.dependencies = dependencies
+        self.outbox = outbox
+        self._gathering: dict[str, _Gathering] = {}  # by the broadcast's first message id
+
+    def gather(self, group: str, client: bytes, n: int) -> None:
+        """Send a broadcast's ``n`` replies to its client as one message, once all came."""
+        self._gathering[group] = _Gathering(client, n)
+
+    def account(self, engine: Engine, msg: Message, delivered: bool) -> None:
+        """Account for an engine's reply, or its batch of replies (``delivered``: the
+        direct device passed them to their client already)."""
+        if msg.kind == "reply":
+            body = None if delivered else msg.body()
+            self._finish(engine, msg.header, msg.payload, msg.buffers, body, delivered)
+        elif msg.kind == "replies":
+            for h, payload, buffers in split_replies(msg.header, msg.payload, msg.buffers):
+                self._finish(engine, h, payload, buffers, None, delivered)
+
+    def _finish(
+        self,
+        engine: Engine,
+        h: dict[str, Any],
+        payload: list[Any],
+        buffers: list[Any],
+        body: list[Any] | None,
+        delivered: bool,
+    ) -> None:
+        """Account for one finished request and pass its reply on (``body``: as received;
+        ``delivered``: its client has it already, from the direct device)."""
+        ledger = self.ledger
+        mid = str(h.get(ID))
+        p = ledger.pending.get(mid)
+        engine.outstanding.pop(mid, None)
+        status = h.get(STATUS, "ok")
+        if (
+            p is not None
+            and p.queue == LOAD_BALANCED
+            and status == "error"
+            and self._retry(p, engine, h)
+        ):
+            engine.failed += 1
+            return
+        ledger.pending.pop(mid, None)
+        started, completed = h.get(STARTED), h.get(COMPLETED)
+        if isinstance(started, float) and isinstance(completed, float):
+            took, avg = completed - started, engine.task_time
+            engine.task_time = took if avg is None else 0.8 * avg + 0.2 * took
+        if status == "ok":
+            engine.completed += 1
+            ledger.counts["completed"] += 1
+        else:  # an engine answers an abort on its control connection (see aborted)
+            engine.failed += 1
+            ledger.counts["failed"] += 1
+        ledger.records.finish(mid, h, [*payload, *buffers])
+        if p is not None:
+            if p.group is not None:
+                self._gather(p.group, (h, payload, buffers, None))
+            elif not delivered:
+                self.outbox.reply(p.client, h, payload, buffers, body)
+            for watcher in p.watchers:
+                self.outbox.reply(watcher, h, payload, buffers, body)
+        notices = ledger.notices
+        if notices.monitors:
+            notices.add(h, payload, p)
+        if mid in self.dependencies.dependents:
+            self.dependencies.finished(mid)
+        self.tasks.freed()
+
+    def aborted(self, engine: Engine, ids: list[str]) -> None:
+        """Answer tasks an engine says it will never run, aborted while they waited there."""
+        ledger = self.ledger
+        for mid in ids:
+            p = engine.outstanding.pop(mid, None)
+            if p is None:
+                continue
+            ledger.pending.pop(mid, None)
+            ledger.fail(p, "TaskAborted", "aborted before start", engine.id, "aborted")
+            if mid in self.dependencies.dependents:
+                self.dependencies.finished(mid)
+        self.tasks.freed()
+
+    def _retry(self, p: Pending, engine: Engine, h: dict[str, Any]) -> bool:
+        """Queue a failed load-balanced task again if it was rejected or has retries left."""
+        if h.get(ENAME) in RETRY_ELSEWHERE:  # try it on another engine
+            p.rejected.add(engine.id)
+            able = {e.id for e in self.engines.up()} - p.rejected
+            if p.allowed is not None:
+                able &= p.allowed
+            if not able:
+                return False
+        elif p.retries > 0:
+            p.retries -= 1
+        else:
+            return False
+        p.engine = None
+        self.tasks.submit(p)
+        return True
+
+    def _gather(self, group: str, reply: Outgoing) -> None:
+        """Hold a broadcast's reply; send them all to the client once all came."""
+        gathering = self._gathering.get(group)
+        if gathering is None:
+            return
+        gathering.replies.append(reply)
+        if len(gathering.replies) < gathering.n:
+            return
+        del self._gathering[group]
+        for h, payload, buffers, frames in gathering.replies:
+            self.outbox.reply(gathering.client, h, payload, buffers, frames)

@@ -1,0 +1,1 @@
+"""``ipyparallel.client``: its ``client`` and ``view`` modules, on par."""
