@@ -73,7 +73,7 @@ class Config:
             w8_engines=[20],
             w8_tasks=200,
             w8_survive_s=2.0,
-            w9_engines=[4, 8],
+            w9_engines=[4],
             w9_peer_engines=4,
         )
 
