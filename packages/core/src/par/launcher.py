@@ -221,35 +221,31 @@ class EngineSetLauncher(Launcher):
         """How an engine of this set ended and its last output, if this launcher knows."""
         return None
 
-    def engine_command(self, *, python: str = "", connection_file: str = "") -> list[str]:
-        """The command that runs one engine of this cluster, importing the modules of the
-        launcher's ``preload`` option first if it has one (``python`` and
-        ``connection_file``: theirs on another host, if not this machine's)."""
-        return [
-            python or self.context.python,
-            "-m",
-            "par.engine",
-            *self._engine_args(connection_file),
-        ]
+    def engine_command(self) -> list[str]:
+        """The command that runs one engine of this cluster."""
+        return [self.context.python, "-m", "par.engine", *self.engine_arguments()]
 
     def fork_server_command(
         self, n: int, logs: str, *, python: str = "", connection_file: str = ""
     ) -> list[str]:
         """The command of a fork server that starts ``n`` engines of this cluster from one
-        process (:mod:`par.engine.forkserver`); engine ``i`` logs to ``{logs}-{i}.log``.
-        The other arguments are :meth:`engine_command`'s."""
+        process (:mod:`par.engine.forkserver`); engine ``i`` logs to ``{logs}-{i}.log``
+        (``python`` and ``connection_file``: theirs on another host)."""
         return [
             python or self.context.python,
             "-m",
             "par.engine.forkserver",
-            *self._engine_args(connection_file),
+            *self.engine_arguments(connection_file),
             "-n",
             str(n),
             "--logs",
             logs,
         ]
 
-    def _engine_args(self, connection_file: str) -> list[str]:
+    def engine_arguments(self, connection_file: str = "") -> list[str]:
+        """What every engine of this cluster is given: the connection file
+        (``connection_file``: its path on another host) and, if the launcher has a
+        ``preload`` option, the modules to import before registering."""
         preload = self.options.get("preload")
         return [
             "--file",

@@ -290,7 +290,8 @@ class SSHEngineSetLauncher(EngineSetLauncher):
         self, session: Session, placement: Placement, stamp: int, i: int
     ) -> dict[str, Any]:
         log = posixpath.join(placement.dir, "logs", f"engine-{stamp}-{i}.log")
-        argv = self.engine_command(**self._where(session, placement))
+        python, connection_file = session.endpoint.python, placement.connection_file
+        argv = [python, "-m", "par.engine", *self.engine_arguments(connection_file)]
         return {"argv": argv, "log": log, "env": self._env(placement, log=log)}
 
     def _fork_command(
@@ -299,7 +300,10 @@ class SSHEngineSetLauncher(EngineSetLauncher):
         """The fork server that starts this host's ``n`` engines (the agent reads its pipe)."""
         logs = posixpath.join(placement.dir, "logs")
         argv = self.fork_server_command(
-            n, posixpath.join(logs, f"engine-{stamp}"), **self._where(session, placement)
+            n,
+            posixpath.join(logs, f"engine-{stamp}"),
+            python=session.endpoint.python,
+            connection_file=placement.connection_file,
         )
         return {
             "argv": argv,
@@ -308,11 +312,6 @@ class SSHEngineSetLauncher(EngineSetLauncher):
             "fork": True,
             "n": n,
         }
-
-    @staticmethod
-    def _where(session: Session, placement: Placement) -> dict[str, str]:
-        """The host's Python and connection file, for the engine commands."""
-        return {"python": session.endpoint.python, "connection_file": placement.connection_file}
 
     @staticmethod
     def _env(placement: Placement, **info: str) -> dict[str, str]:
