@@ -172,15 +172,15 @@ class ParPeer(_ViewsPeer):
 
     name = "par"
 
-    def __init__(self, engine_timeout: float = 120.0) -> None:
+    def __init__(self, **cluster_options: Any) -> None:
         import par
 
         self.module = par
         self.version = par.__version__
-        self.engine_timeout = engine_timeout
+        self.cluster_options = {"engine_timeout": 120.0, **cluster_options}
 
     def _cluster(self, n: int) -> Any:
-        return self.module.Cluster(n=n, engine_timeout=self.engine_timeout)
+        return self.module.Cluster(n=n, **self.cluster_options)
 
     def controller_pids(self) -> list[int]:
         return process_tree(int(self.rc.status()["pid"]))
