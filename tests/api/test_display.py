@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-import threading
 
 import par
 import pytest
-from par.client.asyncresult import AsyncHubResult, Metadata, Reply, new_metadata
+from par.client.hubresult import AsyncHubResult
+from par.client.ledger import Ledger
 from par.client.outputs import ExecuteReply
+from par.client.replies import Reply
 
 
 class Rich:
@@ -201,9 +202,6 @@ def test_hub_results_carry_outputs() -> None:
 
 
 class _OfflineClient:
-    """Just enough of a client for results built from records."""
+    """Just enough of a client for results built from records: its ledger."""
 
-    _arrivals = threading.Condition()
-
-    def _metadata_of(self, msg_ids: list[str]) -> list[Metadata]:
-        return [new_metadata(msg_id, 0.0) for msg_id in msg_ids]
+    ledger = Ledger()

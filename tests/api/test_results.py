@@ -9,7 +9,8 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 import par
 import pytest
 import zmq
-from par.client.asyncresult import AsyncHubResult, Reply
+from par.client.hubresult import AsyncHubResult
+from par.client.replies import Reply
 
 
 def slow(x: float) -> float:

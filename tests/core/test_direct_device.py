@@ -11,6 +11,7 @@ import pytest
 import zmq
 from par import protocol, serialize
 from par.client import paths
+from par.client.submit import apply_payload
 from par.errors import EngineError
 
 
@@ -35,7 +36,7 @@ def test_a_direct_request_reaches_its_engine_through_the_device_alone(small_clus
     and its reply comes back on the reply socket the header names."""
     _, rc = small_cluster
     session = protocol.Session(rc._info.key_bytes)
-    engine = bytes.fromhex(rc._engines[0]["uuid"])
+    engine = bytes.fromhex(rc.engines()[0]["uuid"])
     me = os.urandom(16)
     ctx = zmq.Context()
     try:
@@ -60,7 +61,7 @@ def test_a_direct_tasks_output_reaches_its_client_and_the_hub_record(small_clust
         assert ar.stdout == "hello\n"
         (record,) = rc.db_query({"msg_id": ar.msg_ids[0]}, keys=["stdout", "engine_uuid"])
         assert record["stdout"] == "hello\n"
-        assert record["engine_uuid"] == rc._engines[0]["uuid"]
+        assert record["engine_uuid"] == rc.engines()[0]["uuid"]
 
 
 def test_direct_requests_and_their_order_are_kept_per_engine(small_cluster) -> None:
@@ -144,10 +145,10 @@ def test_large_requests_and_replies_cross_the_device_in_chunks_intact(small_clus
     its large reply comes back in chunks, and the hub keeps both for its records."""
     _, rc = small_cluster
     session = protocol.Session(rc._info.key_bytes)
-    engine = bytes.fromhex(rc._engines[0]["uuid"])
+    engine = bytes.fromhex(rc.engines()[0]["uuid"])
     me = os.urandom(16)
     big = os.urandom(protocol.CHUNK_ABOVE + 12345)
-    payload, buffers, digest = rc._apply_frames(_echo, (big,), {})
+    payload, buffers, digest = apply_payload(_echo, (big,), {})
     header = {"t": "apply", "q": "d", "ids": ["probe-big"], "tg": [0], "c": me, "f": digest}
     parts = session.serialize_parts(header, payload, buffers)
     assert len(parts) > 2
@@ -205,12 +206,12 @@ def test_a_coalesced_broadcast_and_direct_requests_around_it_run_in_order(small_
 def test_a_large_reply_cut_short_by_its_engines_death_is_given_up(small_cluster) -> None:
     """Chunks of a reply still coming from an engine that is lost are not kept waiting."""
     _, rc = small_cluster
-    engine = bytes.fromhex(rc._engines[1]["uuid"])
+    engine = bytes.fromhex(rc.engines()[1]["uuid"])
     head = rc.session.serialize_parts(
         {"t": "reply", "id": "never"}, [b"p"], [bytes(protocol.CHUNK_ABOVE + 1)]
     )[0]
-    joiner = rc._io.joiner
-    with rc._io.lease:  # as the receiving thread would take the head
+    joiner = rc.receiver.joiner
+    with rc.receiver.lease:  # as the receiving thread would take the head
         assert joiner.parse([engine, *head]) is False
     assert (engine,) in joiner.joining
     os.kill(rc[1].apply_sync(os.getpid), signal.SIGKILL)

@@ -194,13 +194,14 @@ def test_stop_ends_a_controller_restored_by_hand(tmp_path: Path) -> None:
 def test_a_restore_on_a_busy_port_is_a_one_line_error() -> None:
     cid = "life-busy"
     assert run("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
-    url = json.loads(paths.connection_file(cid).read_text())["client_url"]
     crash_controller(cid)
-    squatter = socket.socket()
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the old TIME_WAITs
+    squatter = socket.socket()  # another program took the client port meanwhile
     try:
-        squatter.bind(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+        squatter.bind(("127.0.0.1", 0))
         squatter.listen()
+        url = f"tcp://127.0.0.1:{squatter.getsockname()[1]}"
+        conn = paths.connection_file(cid)
+        conn.write_text(json.dumps({**json.loads(conn.read_text()), "client_url": url}))
         result = run("controller", "--restore", "--cluster-id", cid)
         assert result.returncode == 1
         assert one_line(result) == (

@@ -20,7 +20,7 @@ def test_requests_go_the_way_preferred_while_nothing_is_outstanding() -> None:
     assert paths.book(["c", "d"], [0, 1], hub=True) == [(None, ["c", "d"], [0, 1])]
     paths.answered("c")
     paths.answered("d")
-    assert not paths.ways and not paths.engine_of
+    assert not paths.kept and not paths.engine_of
 
 
 def test_an_engine_keeps_its_way_until_it_answered_everything_sent_that_way() -> None:
@@ -38,7 +38,8 @@ def test_an_engine_keeps_its_way_until_it_answered_everything_sent_that_way() ->
     assert paths.book(["f"], [1], hub=False) == [(None, ["f"], [1])]  # still "b", "d" out
     paths.answered("f")
     paths.answered("f")  # a second answer (an error after a reply) changes nothing
-    assert paths.ways[1] == [None, 2]
+    kept = paths.kept[1]
+    assert (kept.identity, kept.outstanding) == (None, 2)
 
 
 def test_an_engine_this_client_does_not_know_is_asked_through_the_hub() -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import par
-from par.launcher import read_events
+from par.launcher import EngineSetLauncher, LaunchContext, read_events
 
 from ..conftest import par_cli
 
@@ -205,6 +205,16 @@ def test_plugin_hooks_see_lifecycle_events() -> None:
         "engines:running",
     ]
     assert seen[-2:] == ["engines:stopped", "controller:stopped"]
+
+
+def test_a_launcher_hands_its_events_to_its_context(tmp_path: Path) -> None:
+    """emit writes events.jsonl and calls the context's on_event: a launcher reaches no
+    plugin manager itself (a cluster's context hands the events to the plugins)."""
+    seen: list[dict] = []
+    context = LaunchContext("ev", tmp_path, tmp_path / "connection.json", on_event=seen.append)
+    EngineSetLauncher(context, n=2).emit("spawned", pids=[1, 2])
+    assert [(e["kind"], e["event"], e["pids"]) for e in seen] == [("engines", "spawned", [1, 2])]
+    assert read_events(tmp_path) == seen
 
 
 def test_the_plugin_contract_is_one_module() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Self
 
 from par.launcher import EngineSetLauncher, LaunchContext, LauncherError, Option
 from par.process import ProcessRef, spawn, stop_all, tail
@@ -99,7 +99,7 @@ class NicedEngineSetLauncher(EngineSetLauncher):
         return {**super().to_dict(), "processes": [p.to_dict() for p in self.processes]}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> NicedEngineSetLauncher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Rebuild the launcher :meth:`to_dict` described, in any process."""
         self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
         self.processes = [ProcessRef.from_dict(p) for p in data.get("processes", [])]

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Client": "par.client.client",
-    "DirectView": "par.client.view",
-    "LoadBalancedView": "par.client.view",
-    "BroadcastView": "par.client.view",
+    "DirectView": "par.client.directview",
+    "LoadBalancedView": "par.client.balancedview",
+    "BroadcastView": "par.client.directview",
     "Dependency": "par.dependency",
     "TaskRejectError": "par.errors",
     "UnmetDependency": "par.errors",
@@ -42,13 +42,13 @@ _EXPORTS = {
     "TimeoutError": "par.errors",
     "hookimpl": "par.hookspecs",
     "interactive": "par.decorators",
-    "remote": "par.decorators",
-    "parallel": "par.decorators",
+    "remote": "par.client.remotefunction",
+    "parallel": "par.client.remotefunction",
     "require": "par.decorators",
     "depend": "par.decorators",
     "dependent": "par.decorators",
     "Reference": "par.decorators",
-    "AsyncHubResult": "par.client.asyncresult",
+    "AsyncHubResult": "par.client.hubresult",
     "ViewExecutor": "par.executor",
     "LazyMapIterator": "par.imap",
     "register_joblib_backend": "par.joblib",
@@ -109,12 +109,15 @@ if TYPE_CHECKING:
     from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 
     from . import datapub, error
-    from .client.asyncresult import AsyncHubResult, AsyncMapResult, AsyncResult
+    from .client.asyncresult import AsyncMapResult, AsyncResult
+    from .client.balancedview import LoadBalancedView
     from .client.client import Client
-    from .client.view import BroadcastView, DirectView, LoadBalancedView
+    from .client.directview import BroadcastView, DirectView
+    from .client.hubresult import AsyncHubResult
+    from .client.remotefunction import parallel, remote
     from .cluster import Cluster
     from .cluster_manager import ClusterManager
-    from .decorators import Reference, depend, dependent, interactive, parallel, remote, require
+    from .decorators import Reference, depend, dependent, interactive, require
     from .dependency import Dependency
     from .engine.display import display
     from .errors import (

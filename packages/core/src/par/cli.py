@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -294,8 +293,7 @@ def _run(args: argparse.Namespace, start: Callable[[], tuple[Cluster, Client]]) 
                 file=sys.stderr,
             )
         if not args.restart_engines or args.daemonize:  # the watcher needs the client's events
-            client.close()
-            cluster._client = None
+            cluster.disconnect_client()
         if args.daemonize:
             return 0
         while cluster.controller is not None and cluster.controller.running():
@@ -462,126 +460,9 @@ def cmd_list(argv: Sequence[str]) -> int:
 
 def cmd_controller(argv: Sequence[str]) -> int:
     """``par controller``: run a controller in the foreground."""
-    from .controller.app import ControllerConfig, serve
-    from .controller.scheduler import SCHEMES
+    from .controller.__main__ import run
 
-    d = ControllerConfig()
-    parser = argparse.ArgumentParser(prog="par controller", description="Run a controller.")
-    parser.add_argument("--cluster-id", default=d.cluster_id, help="name of the cluster")
-    parser.add_argument(
-        "--file",
-        default=None,
-        help="where to write the connection file (default: the cluster's file under $PAR_HOME)",
-    )
-    parser.add_argument("--ip", default=d.ip, help="address to listen on (default: loopback)")
-    parser.add_argument("--location", default=d.location, help="host name engines and clients use")
-    parser.add_argument(
-        "--scheme",
-        default=d.scheme,
-        choices=SCHEMES,
-        help="load-balancing scheme (none: no load-balanced tasks)",
-    )
-    parser.add_argument(
-        "--hwm",
-        type=int,
-        default=d.hwm,
-        help="requests an engine may hold (0: no limit; default: ~5 ms of its tasks, 2 to 64)",
-    )
-    parser.add_argument(
-        "--heartbeat", type=float, default=d.heartbeat, help="seconds between heartbeats"
-    )
-    parser.add_argument(
-        "--heartbeat-timeout",
-        type=float,
-        default=d.heartbeat_timeout,
-        help="silence after which an engine is declared lost",
-    )
-    parser.add_argument("--max-records", type=int, default=d.max_records, help="task records kept")
-    parser.add_argument(
-        "--max-record-bytes",
-        type=int,
-        default=d.max_record_bytes,
-        help="bytes of requests, results and output kept in task records",
-    )
-    parser.add_argument(
-        "--max-message-bytes",
-        type=int,
-        default=d.max_message_bytes,
-        help="the largest frame a client or engine may send (a larger one is refused unread; "
-        "data sent in chunks is not limited; default: 1 GiB)",
-    )
-    parser.add_argument(
-        "--client-hwm",
-        type=int,
-        default=d.client_hwm,
-        help="messages queued for a client that is not reading, before its results wait in "
-        "the controller and its tasks are no longer dispatched (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--curve",
-        default=d.curve,
-        choices=("auto", "on", "off"),
-        help="CurveZMQ encryption (auto: on whenever listening beyond loopback)",
-    )
-    parser.add_argument(
-        "--db",
-        default=d.db,
-        choices=("memory", "sqlite"),
-        help="where task records live: memory (bounded), or sqlite (results survive a restart)",
-    )
-    parser.add_argument(
-        "--db-file", default=None, help="the SQLite file (default: the cluster's records.sqlite)"
-    )
-    parser.add_argument(
-        "--restore",
-        action="store_true",
-        help="come back on the key and ports of the existing connection file "
-        "(engines and clients of a crashed controller reconnect)",
-    )
-    parser.add_argument("--log-level", default="INFO", help="logging level")
-    args = parser.parse_args(argv)
-    try:
-        paths.check_cluster_id(args.cluster_id)
-    except ValueError as exc:
-        _fail(str(exc))
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    config = ControllerConfig(
-        cluster_id=args.cluster_id,
-        ip=args.ip,
-        scheme=args.scheme,
-        hwm=args.hwm,
-        heartbeat=args.heartbeat,
-        heartbeat_timeout=args.heartbeat_timeout,
-        max_records=args.max_records,
-        max_record_bytes=args.max_record_bytes,
-        max_message_bytes=args.max_message_bytes,
-        client_hwm=args.client_hwm,
-        location=args.location,
-        curve=args.curve,
-        db=args.db,
-        db_path=args.db_file or str(paths.cluster_dir(args.cluster_id) / "records.sqlite"),
-    )
-    from pathlib import Path
-
-    from .errors import ClusterError
-    from .leftovers import named_controller
-
-    conn = Path(args.file) if args.file else paths.connection_file(args.cluster_id)
-    running = named_controller(conn)
-    if running is not None:
-        cid = paths.read_json(conn).get("cluster_id", args.cluster_id)
-        _fail(
-            f"cluster {cid!r} is running on {conn} (controller pid {running.pid}): stop it "
-            f"with `par stop --cluster-id {cid}`, or give this controller another "
-            "--cluster-id or --file"
-        )
-    try:
-        if args.db == "sqlite" and not args.db_file:
-            paths.make_private_dir(paths.cluster_dir(args.cluster_id))
-        serve(config, str(conn), args.restore)
-    except (ValueError, OSError, ClusterError) as exc:
-        _fail(str(exc))
-    return 0
+    return run(argv)
 
 
 def cmd_engine(argv: Sequence[str]) -> int:

@@ -25,13 +25,13 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from . import leftovers, paths, process
 from .client.client import Client
 from .errors import ClusterError
 from .launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, Launcher
-from .plugins import PluginError, launcher_class
+from .plugins import PluginError, announce, launcher_class
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger("par.cluster")
@@ -140,6 +140,7 @@ class Cluster:
             self.cluster_id,
             paths.cluster_dir(self.cluster_id),
             paths.connection_file(self.cluster_id),
+            on_event=announce,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,7 +177,7 @@ class Cluster:
             controller_args=data.get("controller_args") or [],
         )
         if ctl:
-            self.controller = self._controller_cls.from_dict(self.context, ctl["state"])  # type: ignore[assignment]
+            self.controller = self._controller_cls.from_dict(self.context, ctl["state"])
         self._merge_sets(sets)
         return self
 
@@ -184,8 +185,7 @@ class Cluster:
         for set_id, entry in sets.items():
             if set_id not in self.engines:
                 es_cls = launcher_class("engines", entry["launcher"])
-                es = es_cls.from_dict(self.context, entry["state"])
-                self._adopt(set_id, cast(EngineSetLauncher, es))
+                self._adopt(set_id, es_cls.from_dict(self.context, entry["state"]))
 
     def _adopt(self, set_id: str, es: EngineSetLauncher) -> None:
         """Make an engine set one of this cluster's, its state saved in the cluster file."""
@@ -226,7 +226,7 @@ class Cluster:
         controller = self._controller_cls(
             self.context, controller_args=self.controller_args, **self.controller_options
         )
-        self.controller = controller  # type: ignore[assignment]
+        self.controller = controller
         controller.emit("starting")
         try:
             controller.start()
@@ -287,7 +287,7 @@ class Cluster:
         controller = self._controller_cls(
             self.context, controller_args=[*self.controller_args, "--restore"], **options
         )
-        self.controller = controller  # type: ignore[assignment]
+        self.controller = controller
         controller.emit("restoring")
         try:
             controller.start()
@@ -325,7 +325,7 @@ class Cluster:
         n = n if n is not None else (self.n or os.cpu_count() or 1)
         cls = launcher_class("engines", launcher) if launcher else self._engine_cls
         opts = _split_options(options, cls)[0] if launcher else {**self.engine_options, **options}
-        return cls(self.context, n=n, **opts)  # type: ignore[return-value]
+        return cls(self.context, n=n, **opts)
 
     def start_engines_sync(
         self, n: int | None = None, launcher: str | None = None, **options: Any
@@ -566,14 +566,18 @@ class Cluster:
             self.controller.stop()
             self.controller.emit("stopped")
 
+    def disconnect_client(self) -> None:
+        """Close the client this cluster connected, if any (the cluster keeps running)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def stop_cluster_sync(self) -> Stopped:
         """Stop every engine set, the controller and any other process that still serves
         the cluster, and remove the cluster's files but its task database (kept aside,
         with the logs if the controller had died); say what was found and kept."""
         self._stopping = True
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self.disconnect_client()
         crashed = self.context.connection_file.exists() and not self.controller_running()
         stopped = Stopped()
         try:

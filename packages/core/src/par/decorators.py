@@ -1,11 +1,12 @@
 """Decorators and helpers that change how a function runs on engines.
 
-``remote`` and ``parallel`` turn a function into one that runs on a view;
 ``require`` and ``depend`` attach prerequisites checked on the engine before
 the function runs (a load-balanced task whose prerequisites fail there is
 rejected with :class:`~par.UnmetDependency`, so the scheduler can try another
 engine); ``interactive`` and ``Reference`` tie a function or an argument to
-the engine's namespace.
+the engine's namespace. Engines unpickle these, so this module imports
+nothing of the client. (``remote`` and ``parallel``, which bind a function to
+a view, are in :mod:`par.client.remotefunction`.)
 """
 
 from __future__ import annotations
@@ -13,14 +14,10 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from .engine import namespace
 from .errors import UnmetDependency
-
-if TYPE_CHECKING:
-    from .client.asyncresult import AsyncResult
-    from .client.view import View
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -165,135 +162,5 @@ def require(*requirements: Any, **mapping: Any) -> Callable[[Callable[..., Any]]
 
     def decorate(func: Callable[..., Any]) -> Requiring:
         return Requiring(func, modules, names)
-
-    return decorate
-
-
-class RemoteFunction:
-    """A function that runs on a view when called: ``view.apply(f, ...)``."""
-
-    def __init__(
-        self, view: View, f: Callable[..., Any], block: bool | None = None, **flags: Any
-    ) -> None:
-        if not callable(f):
-            raise TypeError(f"remote decorates a callable, not {type(f).__name__}")
-        unknown = sorted(set(flags) - set(view._flag_names))
-        if unknown:
-            raise KeyError(f"invalid flag(s) {', '.join(unknown)} for {view!r}")
-        self.view = view
-        self.func = f
-        self.block = block
-        self.flags = flags
-        self.__name__ = getattr(f, "__name__", type(f).__name__)
-        self.__doc__ = getattr(f, "__doc__", None)
-
-    def _blocking(self) -> bool:
-        return bool(self.view.block if self.block is None else self.block)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        with self.view.temp_flags(**self.flags):
-            ar = self.view.apply_async(self.func, *args, **kwargs)
-        return ar.get() if self._blocking() else ar
-
-
-class ParallelFunction(RemoteFunction):
-    """A function called with whole sequences: each engine (or task) gets a part of them
-    and the parts of the result are joined; ``.map`` calls it element by element."""
-
-    def __init__(
-        self,
-        view: View,
-        f: Callable[..., Any],
-        dist: str = "b",
-        block: bool | None = None,
-        ordered: bool = True,
-        chunksize: int | None = None,
-        **flags: Any,
-    ) -> None:
-        _check_parallel_args(dist, chunksize)
-        super().__init__(view, f, block, **flags)
-        self.dist = dist
-        self.ordered = ordered
-        self.chunksize = chunksize
-
-    def __call__(self, *sequences: Any) -> Any:
-        from .client import partition
-        from .client.view import DirectView, LoadBalancedView, _Joined
-
-        if not sequences:
-            raise TypeError("a parallel function needs at least one sequence")
-        seqs = [
-            s if hasattr(s, "__len__") and hasattr(s, "__getitem__") else list(s) for s in sequences
-        ]
-        n = min(len(s) for s in seqs)
-        view, client = self.view, self.view.client
-        make = lambda ids: _Joined(client, ids, self.dist)  # noqa: E731
-        with view.temp_flags(**self.flags):
-            if isinstance(view, DirectView):
-                tg, _ = view._resolve()
-                pieces = [partition.partition(s[:n], len(tg), self.dist) for s in seqs]
-                calls: list[tuple[int, tuple[Any, ...], dict[str, Any]]] = [
-                    (t, tuple(p[i] for p in pieces), {})
-                    for i, t in enumerate(tg)
-                    if len(pieces[0][i])
-                ]
-                ar: AsyncResult = client._direct_each(self.func, calls, make, view=view)
-            elif isinstance(view, LoadBalancedView):
-                parts = -(-n // self.chunksize) if self.chunksize else len(view)
-                pieces = [partition.partition(s[:n], max(parts, 1), self.dist) for s in seqs]
-                tasks: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
-                    (tuple(p[i] for p in pieces), {})
-                    for i in range(len(pieces[0]))
-                    if len(pieces[0][i])
-                ]
-                ar = client._tasks(self.func, tasks, make, view._header_flags(), view=view)
-            else:
-                raise TypeError(f"parallel needs a DirectView or LoadBalancedView, not {view!r}")
-        return ar.get() if self._blocking() else ar
-
-    def map(self, *sequences: Any) -> Any:
-        """``map(f, *sequences)`` on the view, one call per element."""
-        kw: dict[str, Any] = {}
-        from .client.view import LoadBalancedView
-
-        if isinstance(self.view, LoadBalancedView):
-            kw = {"ordered": self.ordered, "chunksize": self.chunksize or 1}
-        with self.view.temp_flags(**self.flags):
-            ar = self.view.map_async(self.func, *sequences, **kw)
-        return ar.get() if self._blocking() else ar
-
-
-def _check_parallel_args(dist: str, chunksize: int | None) -> None:
-    """Refuse a bad ``dist`` or ``chunksize`` when the decorator is made, not when called."""
-    if dist not in ("b", "r"):
-        raise ValueError(f"unknown dist {dist!r}: use 'b' (blocks) or 'r' (round-robin)")
-    if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
-        raise ValueError(f"chunksize must be a positive integer, not {chunksize!r}")
-
-
-def remote(
-    view: View, block: bool | None = None, **flags: Any
-) -> Callable[[Callable[..., Any]], RemoteFunction]:
-    """Decorator: calling the function runs it on ``view`` (``view.apply``)."""
-
-    def decorate(f: Callable[..., Any]) -> RemoteFunction:
-        return RemoteFunction(view, f, block, **flags)
-
-    return decorate
-
-
-def parallel(
-    view: View,
-    dist: str = "b",
-    block: bool | None = None,
-    ordered: bool = True,
-    chunksize: int | None = None,
-    **flags: Any,
-) -> Callable[[Callable[..., Any]], ParallelFunction]:
-    """Decorator: calling the function with sequences runs it on parts of them across ``view``."""
-    _check_parallel_args(dist, chunksize)
-
-    def decorate(f: Callable[..., Any]) -> ParallelFunction:
-        return ParallelFunction(view, f, dist, block, ordered, chunksize, **flags)
 
     return decorate

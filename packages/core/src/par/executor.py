@@ -26,7 +26,7 @@ class ViewExecutor(Executor):
 
     @property
     def _max_workers(self) -> int:
-        return len(self.view)  # type: ignore[arg-type]
+        return len(self.view)
 
     def _check(self) -> None:
         if self._shutdown:

@@ -61,7 +61,7 @@ class LazyMapIterator(Iterator[Any]):
         if not callable(f):
             raise TypeError(f"imap needs a callable, not {type(f).__name__}")
         if max_outstanding == "auto":
-            max_outstanding = max(len(view), 1)  # type: ignore[arg-type]
+            max_outstanding = max(len(view), 1)
         if not isinstance(max_outstanding, int) or max_outstanding < 1:
             raise ValueError(
                 f"max_outstanding must be a positive integer or 'auto', not {max_outstanding!r}"

@@ -4,6 +4,11 @@ A launcher starts and stops one resource of a cluster: its controller, or
 one *set* of engines (a cluster may have several sets, from different
 launchers). It must be restorable from the dict :meth:`to_dict` returns,
 in another process, so that ``par stop`` works from any terminal.
+
+Everything a launcher is told about its cluster comes in its
+:class:`LaunchContext`, including where its lifecycle events go
+(``on_event``: the cluster hands them to plugins), so this module knows
+nothing of the plugin machinery that finds launchers.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 EVENTS_FILE = "events.jsonl"
 
@@ -47,14 +52,20 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
 
+def _ignore(event: dict[str, Any]) -> None:
+    """Where a context's events go when nobody listens (beside ``events.jsonl``)."""
+
+
 @dataclass
 class LaunchContext:
-    """What every launcher is told about the cluster it serves."""
+    """What every launcher is told about the cluster it serves; ``on_event`` is called with
+    each lifecycle event the launcher emits."""
 
     cluster_id: str
     cluster_dir: Path
     connection_file: Path
     python: str = sys.executable
+    on_event: Callable[[dict[str, Any]], None] = _ignore
 
 
 def check_module_names(value: str, option: str = "preload") -> str:
@@ -109,9 +120,8 @@ class Launcher:
         return ""
 
     def emit(self, event: str, **details: Any) -> None:
-        """Report a lifecycle event to ``events.jsonl`` and to plugins' ``par_launcher_event``."""
-        from .plugins import plugins
-
+        """Report a lifecycle event: to the cluster's ``events.jsonl``, and to the context's
+        ``on_event`` (for a cluster, every plugin's ``par_launcher_event``)."""
         record = {
             "time": time.time(),
             "cluster_id": self.context.cluster_id,
@@ -124,14 +134,14 @@ class Launcher:
         if path.parent.exists():
             with open(path, "a") as f:
                 f.write(json.dumps(record, default=str) + "\n")
-        plugins().pm.hook.par_launcher_event(event=record)
+        self.context.on_event(record)
 
     def to_dict(self) -> dict[str, Any]:
         """State to restore this launcher in another process (JSON-ready)."""
         return {"options": self.options}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Launcher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Rebuild a launcher from :meth:`to_dict` output."""
         return cls(context, **data.get("options", {}))
 
@@ -258,6 +268,6 @@ class EngineSetLauncher(Launcher):
         return {"n": self.n, "options": self.options}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Launcher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Rebuild an engine set from :meth:`to_dict` output."""
         return cls(context, n=int(data.get("n", 1)), **data.get("options", {}))

@@ -18,7 +18,7 @@ from .progress import noninteractive, progress_bar
 
 if TYPE_CHECKING:
     from .client.asyncresult import AsyncResult
-    from .client.view import DirectView
+    from .client.directview import DirectView
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,7 +133,7 @@ class ParallelMagics:
 
     def _resolved_targets(self, targets: Any = None) -> list[int]:
         chosen = targets if targets is not None else self.targets
-        return self.view._resolve(chosen)[0]
+        return self.view.engine_ids(chosen)
 
     def _run(self, code: str, args: argparse.Namespace) -> Any:
         targets = self._targets(args.targets) if args.targets else self.targets

@@ -9,11 +9,13 @@ name are refused with an error naming both.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, Literal, overload
 
 import pluggy
 
@@ -60,7 +62,16 @@ class LauncherRegistry:
     def __init__(self) -> None:
         self.controllers: dict[str, LauncherInfo] = {}
         self.engines: dict[str, LauncherInfo] = {}
-        self._current: tuple[str, str, str] = ("?", "?", "?")
+        self._current: tuple[str, str, str] = ("?", "?", "?")  # plugin, package, version
+
+    @contextlib.contextmanager
+    def from_plugin(self, plugin: str, package: str, version: str) -> Iterator[LauncherRegistry]:
+        """Within the block, classes registered are said to come from this plugin."""
+        self._current = (plugin, package, version)
+        try:
+            yield self
+        finally:
+            self._current = ("?", "?", "?")
 
     def __call__(self, cls: type[Launcher]) -> None:
         """Make the launcher class ``cls`` available under its ``PLUGIN_NAME``."""
@@ -119,8 +130,8 @@ class Plugins:
             hook = getattr(module, "par_register_launchers", None)
             if hook is None:
                 raise PluginError("it implements no par hook (par_register_launchers)")
-            self.registry._current = (ep.name, package, version)
-            hook(register=self.registry)
+            with self.registry.from_plugin(ep.name, package, version) as register:
+                hook(register=register)
         except PluginError as exc:
             if "two plugins" in str(exc):
                 raise
@@ -207,13 +218,23 @@ def register_launcher(cls: type[Launcher]) -> None:
     (``par stop``, ``par list``) cannot see it, so a launcher others use comes in
     a package with an entry point.
     """
-    registry = plugins().registry
-    registry._current = ("-", "(this process)", "-")
-    registry(cls)
+    with plugins().registry.from_plugin("-", "(this process)", "-") as register:
+        register(cls)
 
 
+def announce(event: dict[str, Any]) -> None:
+    """Hand a launcher's lifecycle event to every plugin's ``par_launcher_event``."""
+    plugins().pm.hook.par_launcher_event(event=event)
+
+
+@overload
+def launcher_class(kind: Literal["controller"], name: str) -> type[ControllerLauncher]: ...
+@overload
+def launcher_class(kind: Literal["engines"], name: str) -> type[EngineSetLauncher]: ...
+@overload
+def launcher_class(kind: str, name: str) -> type[Launcher]: ...
 def launcher_class(kind: str, name: str) -> type[Launcher]:
-    """Resolve a launcher name to its class."""
+    """Resolve a launcher name to its class (of a kind: 'controller' or 'engines')."""
     return plugins().find(kind, name)
 
 

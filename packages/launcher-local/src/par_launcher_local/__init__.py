@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from par.hookspecs import hookimpl
 from par.launcher import (
@@ -34,6 +34,9 @@ from par.process import (
 )
 
 from . import capacity
+
+if TYPE_CHECKING:
+    from par.plugins import LauncherRegistry
 
 __all__ = ["LocalControllerLauncher", "LocalEngineSetLauncher"]
 
@@ -93,7 +96,7 @@ class LocalControllerLauncher(ControllerLauncher):
         return {**super().to_dict(), "process": self.process.to_dict() if self.process else None}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> LocalControllerLauncher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output."""
         self = cls(context, **data.get("options", {}))
         if data.get("process"):
@@ -224,7 +227,7 @@ class LocalEngineSetLauncher(EngineSetLauncher):
         }
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> LocalEngineSetLauncher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output."""
         self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
         self.processes = [ProcessRef.from_dict(p) for p in data.get("processes", [])]
@@ -234,7 +237,7 @@ class LocalEngineSetLauncher(EngineSetLauncher):
 
 
 @hookimpl
-def par_register_launchers(register: Any) -> None:
+def par_register_launchers(register: LauncherRegistry) -> None:
     """Provide the ``local`` controller and engine launchers."""
     register(LocalControllerLauncher)
     register(LocalEngineSetLauncher)

@@ -7,13 +7,16 @@ every rank imports this package before it runs its engine.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from par.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    from par.plugins import LauncherRegistry
+
 
 @hookimpl
-def par_register_launchers(register: Any) -> None:
+def par_register_launchers(register: LauncherRegistry) -> None:
     """Provide the ``mpi`` controller and engine launchers."""
     from .controller import MPIControllerLauncher
     from .engines import MPIEngineSetLauncher

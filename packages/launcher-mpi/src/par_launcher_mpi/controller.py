@@ -6,7 +6,7 @@ For sites where every process of a job must run under the MPI launcher
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from par.launcher import ControllerLauncher, LaunchContext, Option
 
@@ -66,7 +66,7 @@ class MPIControllerLauncher(ControllerLauncher):
         return {**super().to_dict(), "job": self.job.to_dict() if self.job is not None else None}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> MPIControllerLauncher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output."""
         self = cls(context, **data.get("options", {}))
         self.job = MPIJob.from_dict(data["job"]) if data.get("job") else None

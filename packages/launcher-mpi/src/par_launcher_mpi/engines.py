@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from par.launcher import EngineSetLauncher, LaunchContext, Option
 
@@ -122,7 +122,7 @@ class MPIEngineSetLauncher(EngineSetLauncher):
         return {**super().to_dict(), "group": self.group, "family": self.family, "job": job}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> MPIEngineSetLauncher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output (for ``par stop`` in another process)."""
         self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
         self.group = str(data.get("group", ""))

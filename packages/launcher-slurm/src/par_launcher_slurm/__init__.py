@@ -7,18 +7,21 @@ cancels both. ``SlurmEngineSetLauncher(...).job_script()`` previews a script.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from par.hookspecs import hookimpl
 
 from .controller import SlurmControllerLauncher
 from .engines import SlurmEngineSetLauncher
 
+if TYPE_CHECKING:
+    from par.plugins import LauncherRegistry
+
 __all__ = ["SlurmControllerLauncher", "SlurmEngineSetLauncher"]
 
 
 @hookimpl
-def par_register_launchers(register: Any) -> None:
+def par_register_launchers(register: LauncherRegistry) -> None:
     """Provide the ``slurm`` controller and engine launchers."""
     register(SlurmControllerLauncher)
     register(SlurmEngineSetLauncher)

@@ -12,7 +12,7 @@ import signal as signals
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from par.launcher import LaunchContext, Launcher
 from par.process import tail
@@ -152,10 +152,9 @@ class SlurmJobLauncher(Launcher):
         return {**super().to_dict(), "job": self.job.to_dict() if self.job else None}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Launcher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Rebuild the launcher and the job it submitted from :meth:`to_dict` output."""
         self = super().from_dict(context, data)
-        assert isinstance(self, SlurmJobLauncher)
         if data.get("job"):
             self.job = SlurmJob.from_dict(data["job"], slurm_commands(self.options))
         return self

@@ -7,7 +7,7 @@ import posixpath
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from par import paths
 from par.connection import load
@@ -344,7 +344,7 @@ class SSHEngineSetLauncher(EngineSetLauncher):
         }
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> SSHEngineSetLauncher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output (``par stop`` from another terminal)."""
         self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
         self.engine_url = data.get("engine_url", "")
@@ -507,7 +507,7 @@ class SSHControllerLauncher(ControllerLauncher):
         return {**super().to_dict(), "local": local, "placements": self.remote.to_list()}
 
     @classmethod
-    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> SSHControllerLauncher:
+    def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output."""
         self = cls(context, **data.get("options", {}))
         if data.get("local") is not None:

@@ -151,7 +151,10 @@ class MonitorSource:
             self._was_connected = True
             self._send(
                 "connected",
-                {"controller_url": client._info.client_url, "launchers": self._launchers_text},
+                {
+                    "controller_url": client.connection_info.client_url,
+                    "launchers": self._launchers_text,
+                },
             )
         try:
             status = client.status()

@@ -1,9 +1,22 @@
 """Results of requests: futures that fill in as engines reply.
 
 An :class:`AsyncResult` is a ``concurrent.futures.Future`` over one or more
-messages. Whichever thread receives (see :mod:`par.client.io`) hands it each
-reply as it arrives; the payload is unpickled only when the user asks for the
-value, so receiving never spends time on results nobody reads.
+messages. It has two sides. What the client's receiving thread (see
+:mod:`par.client.io`) deals with is :class:`MessageFuture`: it takes each
+message's reply (:meth:`MessageFuture.deliver`), completes the Future once
+every message has one, and unpickles the payload only when a value is asked
+for, so receiving never spends time on results nobody reads. What users call
+(values, waiting, metadata, outputs) is :class:`AsyncResult`, built on it;
+a thread waiting on one takes its replies in itself
+(:meth:`par.client.io.IOThread.lead`). Its subclasses differ in how their
+messages' values make one: :class:`AsyncMapResult` (a map's chunks,
+flattened, iterable as they arrive) and :class:`JoinedResult` (a gather's
+parts, joined).
+
+Results are many (one per task in a loop of ``apply_async``), so each is
+kept light: a lighter condition than ``Future``'s own, the client's shared
+``arrivals`` condition for partial deliveries, and its messages' metadata
+made once, in a batch, by the ledger (see :mod:`par.client.ledger`).
 """
 
 from __future__ import annotations
@@ -12,110 +25,23 @@ import asyncio
 import concurrent.futures
 import contextlib
 import operator
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future
 from concurrent.futures._base import PENDING
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .. import protocol, serialize
-from ..errors import CompositeError, RemoteError, remote_error_from
-from .outputs import ExecuteReply, record_reply, show_new, show_output, show_result
+from ..errors import CompositeError, RemoteError
+from . import outputs, partition, timing
+from .outputs import ExecuteReply
+from .replies import Metadata, Reply
 
 if TYPE_CHECKING:
     from .client import Client
-
-
-class Metadata(dict[str, Any]):
-    """Per-message metadata, readable as attributes (``md.engine_id``).
-
-    ``positions`` (an attribute, not a key) holds, for each of ``outputs``, how much
-    stdout and stderr the task had written before it, so outputs show in order.
-    """
-
-    __slots__ = ("positions",)  # no instance dict: one object fewer for the collector
-
-    positions: list[tuple[int, int]]
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-
-# Every key of a message's metadata, in ipyparallel's order; the mutable ones are made anew.
-_BLANK = dict.fromkeys(
-    [
-        "msg_id",
-        "submitted",
-        "started",
-        "completed",
-        "received",
-        "engine_id",
-        "engine_uuid",
-        "status",
-        "error",
-        "stdout",
-        "stderr",
-        "outputs",
-        "follow",
-        "after",
-        "label",
-        "execute_input",
-        "execute_result",
-        "data",
-    ]
-)
-_BLANK.update(stdout="", stderr="")
-
-
-def new_metadata(msg_id: str, submitted: float, **extra: Any) -> Metadata:
-    """Metadata of a freshly submitted message."""
-    md = Metadata(_BLANK)  # a copy of a template: this runs for every task sent
-    md["msg_id"] = msg_id
-    md["submitted"] = _dt(submitted)
-    md["outputs"], md["follow"], md["after"], md["data"] = [], [], [], {}
-    if extra:
-        md.update(extra)
-    md.positions = []
-    return md
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
-
-
-class Reply:
-    """An engine's (or the controller's) reply to one message."""
-
-    __slots__ = ("buffers", "header", "payload")
-
-    def __init__(
-        self, header: dict[str, Any], payload: Sequence[Any], buffers: Sequence[Any]
-    ) -> None:
-        self.header = header
-        self.payload = payload
-        self.buffers = buffers or ()  # one object fewer held for a result without buffers
-
-    @property
-    def ok(self) -> bool:
-        """True if the request succeeded."""
-        return self.header.get("st") == "ok"
-
-    def value(self) -> Any:
-        """The returned object (unpickled now)."""
-        return serialize.loads(self.payload[0], self.buffers)
-
-    def error(self) -> RemoteError:
-        """The error this reply carries."""
-        content = protocol.decode(self.payload[0]) if self.payload else {}
-        return remote_error_from(content, self.header.get("e"), self.header.get("m", "apply"))
 
 
 class _Condition(threading.Condition):
@@ -164,8 +90,12 @@ class _Condition(threading.Condition):
         return bool(self._lock._is_owned())  # type: ignore[attr-defined]
 
 
-class AsyncResult(Future[Any]):
-    """The pending result of one or more messages; a ``concurrent.futures.Future``."""
+class MessageFuture(Future[Any]):
+    """A Future over one or more messages, completed once each has its reply.
+
+    ``single``: its value is its one message's, not a list; ``targets`` is taken as
+    ipyparallel's AsyncResult takes it, and unused.
+    """
 
     def __init__(
         self,
@@ -186,28 +116,28 @@ class AsyncResult(Future[Any]):
         self.msg_ids = list(msg_ids)
         self._fname = fname
         self._single = single and len(msg_ids) == 1
-        self._targets = targets
         self._replies: dict[str, Reply] = {}
         self._order: list[str] = []
-        # Notified at every partial delivery, shared by the client's results (one per result
-        # would cost more than the task); not the Future's own condition, as Future.result
-        # waits once and takes any wake-up for completion.
-        self._cond = client._arrivals
+        ledger = client.ledger
+        # Notified at every partial delivery, shared by the client's results (see ledger.py);
+        # not the Future's own condition, as Future.result waits once and takes any wake-up
+        # for completion.
+        self._cond = ledger.arrivals
         self._value_lock = self._condition._lock  # guards the value unpickled once
         self._has_value = False
         self._cached: Any = None
         # The result owns its messages' metadata: the client's dict of it is bounded and may
         # already have forgotten the first messages of a large map.
-        self._metadata = client._metadata_of(self.msg_ids)
+        self._metadata = ledger.metadata_of(self.msg_ids)
         self._metadata_by_id: dict[str, Metadata] | None = None  # made when first needed
-        self._watchers: dict[str, list[AsyncResult]] = {}
-        self._trackers: list[Any] = []
+        self._watchers: dict[str, list[MessageFuture]] = {}
+        self._trackers: list[Any] = []  # of sends made with track=True (see AsyncResult.sent)
         if not self.msg_ids:  # a map over nothing: no reply will ever come to finish it
             self.set_result(None)
 
-    # ---- filled in by the client's I/O thread --------------------------------------------
+    # ---- filled in by the thread receiving -----------------------------------------------
 
-    def _metadata_of(self, msg_id: str) -> Metadata:
+    def metadata_of(self, msg_id: str) -> Metadata:
         """The metadata of one of this result's messages."""
         if len(self._metadata) == 1:
             return self._metadata[0]
@@ -215,7 +145,9 @@ class AsyncResult(Future[Any]):
             self._metadata_by_id = dict(zip(self.msg_ids, self._metadata, strict=True))
         return self._metadata_by_id[msg_id]
 
-    def _deliver(self, msg_id: str, reply: Reply) -> None:
+    def deliver(self, msg_id: str, reply: Reply) -> None:
+        """Take in the reply to one of this result's messages (the client's receiving
+        thread calls this, as an executor calls ``set_result``)."""
         with self._cond:
             self._replies[msg_id] = reply
             self._order.append(msg_id)
@@ -223,18 +155,18 @@ class AsyncResult(Future[Any]):
             watchers = self._watchers.pop(msg_id, [])
             self._cond.notify_all()
         for watcher in watchers:
-            watcher._deliver(msg_id, reply)
+            watcher.deliver(msg_id, reply)
         if done:
             self._finish()
 
-    def _watch(self, msg_id: str, other: AsyncResult) -> None:
+    def _watch(self, msg_id: str, other: MessageFuture) -> None:
         """Hand ``other`` this result's reply to ``msg_id`` (now if it is already here)."""
         with self._cond:
             reply = self._replies.get(msg_id)
             if reply is None:
                 self._watchers.setdefault(msg_id, []).append(other)
         if reply is not None:
-            other._deliver(msg_id, reply)
+            other.deliver(msg_id, reply)
 
     def _finish(self) -> None:
         errors = [self._replies[m].error() for m in self.msg_ids if not self._replies[m].ok]
@@ -255,7 +187,7 @@ class AsyncResult(Future[Any]):
         for m in self.msg_ids:
             reply = self._replies[m]
             if reply.ok and reply.header.get("m") == "execute":
-                out.append(ExecuteReply(m, reply.header.get("ec"), self._metadata_of(m)))
+                out.append(ExecuteReply(m, reply.header.get("ec"), self.metadata_of(m)))
             elif reply.ok:
                 out.append(reply.value())
             elif return_exceptions:
@@ -267,6 +199,12 @@ class AsyncResult(Future[Any]):
     def _reconstruct(self, values: list[Any]) -> Any:
         return values[0] if self._single else values
 
+    def value_of(self, msg_id: str) -> Any:
+        """The value of one of this result's messages, or the error it raised (KeyError
+        until its reply came)."""
+        reply = self._replies[msg_id]
+        return reply.value() if reply.ok else reply.error()
+
     def _value(self) -> Any:
         with self._value_lock:
             if not self._has_value:
@@ -277,6 +215,33 @@ class AsyncResult(Future[Any]):
     @staticmethod
     def _timeout(timeout: float | None) -> float | None:
         return None if timeout is None or timeout < 0 else timeout
+
+    def _wait_until(self, ready: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait until ``ready()`` or ``timeout``, receiving on this thread if it can (see
+        IOThread.lead)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not ready():
+            self._client.receiver.lead(ready, timeout)
+        left = None if deadline is None else max(deadline - time.monotonic(), 0)
+        with self._cond:  # what is left (the client is closing: nothing to receive)
+            self._cond.wait_for(ready, left)
+
+    def _reached(self, return_when: str) -> bool:
+        with self._cond:
+            if return_when == FIRST_COMPLETED:
+                return bool(self._replies)
+            if return_when == FIRST_EXCEPTION:
+                return any(not r.ok for r in self._replies.values())
+        return False
+
+    @property
+    def progress(self) -> int:
+        """How many messages have replies."""
+        return len(self._replies)
+
+
+class AsyncResult(MessageFuture):
+    """The pending result of one or more messages; a ``concurrent.futures.Future``."""
 
     def get(
         self,
@@ -347,7 +312,7 @@ class AsyncResult(Future[Any]):
         if not self.done() and timeout != 0:
             # Receive the replies on this thread if the client's socket is free (see lead).
             deadline = None if timeout is None else time.monotonic() + timeout
-            self._client._io.lead(self.done, timeout)
+            self._client.receiver.lead(self.done, timeout)
             if deadline is not None:
                 timeout = max(deadline - time.monotonic(), 0)
         try:
@@ -419,7 +384,7 @@ class AsyncResult(Future[Any]):
 
     # ---- sending and output ---------------------------------------------------------------
 
-    def _add_tracker(self, tracker: Any) -> None:
+    def add_tracker(self, tracker: Any) -> None:
         """Track a send (a ``zmq.MessageTracker``) made with ``track=True``."""
         self._trackers.append(tracker)
 
@@ -430,7 +395,8 @@ class AsyncResult(Future[Any]):
 
     def wait_for_send(self, timeout: float | None = -1) -> bool:
         """Wait until the sent buffers may be modified again; True if they may."""
-        deadline = None if self._timeout(timeout) is None else time.monotonic() + timeout  # type: ignore[operator]
+        limit = self._timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
         for t in self._trackers:
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
@@ -454,26 +420,8 @@ class AsyncResult(Future[Any]):
         Streams are prefixed with their engine; rich outputs (``display`` on an engine)
         show through IPython's display in IPython, as their text otherwise.
         """
-        stop = threading.Event()
-        printer = threading.Thread(
-            target=self._show_live, args=(stop, interval), name="par-stream", daemon=True
-        )
-        printer.start()
-        try:
+        with outputs.streaming(self._metadata, interval):
             yield self
-        finally:
-            stop.set()
-            printer.join()
-
-    def _show_live(self, stop: threading.Event, interval: float) -> None:
-        shown: dict[str, list[int]] = {}  # msg id -> [stdout, stderr, outputs] shown
-        while True:
-            finished = stop.is_set()
-            for md in self._metadata:
-                show_new(md, shown.setdefault(md["msg_id"], [0, 0, 0]), finished)
-            if finished:
-                return
-            stop.wait(interval)
 
     def display_outputs(self, groupby: str = "type", result_only: bool = False) -> None:
         """Show each message's stdout, stderr, rich outputs and execute result.
@@ -487,29 +435,7 @@ class AsyncResult(Future[Any]):
         if groupby not in ("type", "engine", "order"):
             raise ValueError(f"groupby must be 'type', 'engine' or 'order', not {groupby!r}")
         self.wait()
-        mds = self._metadata
-        if groupby == "engine":
-            mds = sorted(mds, key=lambda md: (md["engine_id"] is None, md["engine_id"] or 0))
-            for md in mds:
-                if not result_only:
-                    _print_block("stdout", md)
-                    _print_block("stderr", md)
-                    for entry in md["outputs"]:
-                        show_output(entry, md["engine_id"])
-                show_result(md)
-            return
-        if not result_only:
-            for name in ("stdout", "stderr"):
-                for md in mds:
-                    _print_block(name, md)
-            rounds = max((len(md["outputs"]) for md in mds), default=0) if groupby == "order" else 1
-            for i in range(rounds):
-                for md in mds:
-                    chosen = md["outputs"] if groupby == "type" else md["outputs"][i : i + 1]
-                    for entry in chosen:
-                        show_output(entry, md["engine_id"])
-        for md in mds:
-            show_result(md)
+        outputs.display_all(self._metadata, groupby, result_only)
 
     def wait_interactive(
         self,
@@ -527,7 +453,8 @@ class AsyncResult(Future[Any]):
 
         if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED):
             raise ValueError(f"invalid return_when {return_when!r}")
-        deadline = None if self._timeout(timeout) is None else time.monotonic() + timeout  # type: ignore[operator]
+        limit = self._timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
         total = len(self.msg_ids)
 
         def finished() -> bool:
@@ -543,24 +470,6 @@ class AsyncResult(Future[Any]):
                     raise TimeoutError(f"{done} of {total} tasks finished within {timeout} s")
                 self._wait_until(finished, interval)
 
-    def _wait_until(self, ready: Callable[[], bool], timeout: float | None = None) -> None:
-        """Wait until ``ready()`` or ``timeout``, receiving on this thread if it can (see
-        IOThread.lead)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if not ready():
-            self._client._io.lead(ready, timeout)
-        left = None if deadline is None else max(deadline - time.monotonic(), 0)
-        with self._cond:  # what is left (the client is closing: nothing to receive)
-            self._cond.wait_for(ready, left)
-
-    def _reached(self, return_when: str) -> bool:
-        with self._cond:
-            if return_when == FIRST_COMPLETED:
-                return bool(self._replies)
-            if return_when == FIRST_EXCEPTION:
-                return any(not r.ok for r in self._replies.values())
-        return False
-
     # ---- metadata -----------------------------------------------------------------------------
 
     @property
@@ -569,38 +478,21 @@ class AsyncResult(Future[Any]):
         return self._metadata[0] if self._single else self._metadata
 
     @property
-    def progress(self) -> int:
-        """How many messages have replies."""
-        return len(self._replies)
-
-    @property
     def elapsed(self) -> float:
         """Seconds since the first submission (until now, or until ready)."""
-        first = min(md["submitted"] for md in self._metadata)
-        if self.done():
-            received = [md["received"] for md in self._metadata if md["received"] is not None]
-            last = max(received) if received else datetime.now(UTC)
-        else:
-            last = datetime.now(UTC)
-        return (last - first).total_seconds()
+        return timing.elapsed(self._metadata, self.done())
 
     @property
     def wall_time(self) -> float:
         """Seconds from the first submission to the last reply received."""
         self.wait()
-        first = min(md["submitted"] for md in self._metadata)
-        last = max(md["received"] for md in self._metadata)
-        return float((last - first).total_seconds())
+        return timing.wall_time(self._metadata)
 
     @property
     def serial_time(self) -> float:
         """Sum of the engines' compute times."""
         self.wait()
-        return sum(
-            (md["completed"] - md["started"]).total_seconds()
-            for md in self._metadata
-            if md["started"] is not None and md["completed"] is not None
-        )
+        return timing.serial_time(self._metadata)
 
     def timedelta(
         self,
@@ -613,9 +505,7 @@ class AsyncResult(Future[Any]):
 
         ``ar.timedelta(ar.submitted, ar.received)`` is the wall time.
         """
-        first = _reduce_times(start, start_key)
-        last = _reduce_times(end, end_key)
-        return (last - first).total_seconds()
+        return timing.seconds_between(start, end, start_key, end_key)
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
@@ -694,89 +584,14 @@ class AsyncMapResult(AsyncResult):
         return list(reply.value())
 
 
-class AsyncHubResult(AsyncResult):
-    """Results looked up in the controller's task records, including other clients' tasks.
+class JoinedResult(AsyncResult):
+    """Parts of a sequence, one per message, joined back into one (a gather's, or a
+    parallel function's): by ``dist``, as :func:`~par.client.partition.partition` cut them."""
 
-    Built from the replies the controller holds, one :class:`Reply` per finished
-    message (headers as an engine's reply, optionally with ``sub``: the
-    submission time). While messages are still pending there, a helper thread
-    asks again every ``interval`` seconds through ``fetch(msg_ids)``, which
-    returns the replies that are ready by then. Without ``replies`` and
-    ``fetch`` it fills in like any AsyncResult, from replies the client's I/O
-    thread delivers.
-    """
+    def __init__(self, client: Client, msg_ids: list[str], fname: str, dist: str) -> None:
+        super().__init__(client, msg_ids, fname, single=False)
+        self._dist = dist
 
-    def __init__(
-        self,
-        client: Client,
-        msg_ids: list[str],
-        replies: Mapping[str, Reply] | None = None,
-        fetch: Callable[[list[str]], Mapping[str, Reply]] | None = None,
-        interval: float = 0.2,
-        fname: str = "get_result",
-    ) -> None:
-        super().__init__(client, msg_ids, fname, single=len(msg_ids) == 1)
-        for mid, reply in (replies or {}).items():
-            self._take(mid, reply)
-        if fetch is not None and not self.done():
-            threading.Thread(
-                target=self._poll, args=(fetch, interval), name="par-hub-result", daemon=True
-            ).start()
-
-    def _take(self, mid: str, reply: Reply) -> None:
-        h = reply.header
-        md = self._metadata_of(mid)
-        if h.get("sub") is not None:
-            md["submitted"] = _dt(h["sub"])
-        md.update(
-            received=_dt(time.time()),
-            started=_dt(h.get("ts")),
-            completed=_dt(h.get("tc")),
-            engine_id=h.get("e"),
-            status=h.get("st"),
-            stdout="",
-            stderr="",
-            outputs=[],
-            execute_result=None,
-            data={},
-        )
-        md.positions = []
-        reply = record_reply(md, reply)
-        if not reply.ok and reply.payload:
-            md["error"] = reply.error()
-        self._deliver(mid, reply)
-
-    def _poll(self, fetch: Callable[[list[str]], Mapping[str, Reply]], interval: float) -> None:
-        while not self.done():
-            pending = [m for m in self.msg_ids if m not in self._replies]
-            try:
-                found = fetch(pending)
-            except Exception as exc:  # the client closed or the controller went away
-                content = protocol.encode(
-                    {"ename": type(exc).__name__, "evalue": str(exc), "traceback": ""}
-                )
-                for mid in pending:
-                    header = {"t": "reply", "id": mid, "st": "error", "en": type(exc).__name__}
-                    self._take(mid, Reply(header, [content], []))
-                return
-            for mid, reply in found.items():
-                if mid not in self._replies:
-                    self._take(mid, reply)
-            time.sleep(interval)
-
-
-def _reduce_times(times: Any, key: Callable[[Any], datetime]) -> datetime:
-    """One time from a time or a list of them, refusing times not set yet."""
-    many = times if isinstance(times, list | tuple) else [times]
-    if not many or any(t is None for t in many):
-        raise ValueError("timedelta needs times that are set (is the result ready?)")
-    return many[0] if len(many) == 1 else key(many)
-
-
-def _print_block(name: str, md: Metadata) -> None:
-    """Print one message's stream, headed by its engine."""
-    text = md[name]
-    if text:
-        out = sys.stderr if name == "stderr" else sys.stdout
-        print(f"[{name}:{md['engine_id']}]", file=out)
-        print(text, end="" if text.endswith("\n") else "\n", file=out)
+    def _reconstruct(self, values: list[Any]) -> Any:
+        parts = [v if hasattr(v, "__len__") else [v] for v in values]
+        return partition.join(parts, self._dist)

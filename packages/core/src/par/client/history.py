@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .ledger import Ledger
 
 HISTORY_LIMIT = 10_000
 
@@ -40,25 +40,24 @@ class BoundedDict(OrderedDict[str, Any]):
 
 
 class Results(Mapping[str, Any]):
-    """A read-only view of finished results by message id: a client's, or (with ``scope``,
-    the message ids a view sent) one view's."""
+    """A read-only view of finished results by message id: a client's (from its ledger),
+    or (with ``scope``, the message ids a view sent) one view's."""
 
-    def __init__(self, client: Client, scope: Mapping[str, Any] | None = None) -> None:
-        self._client = client
+    def __init__(self, ledger: Ledger, scope: Mapping[str, Any] | None = None) -> None:
+        self._ledger = ledger
         self._scope = scope
 
     def _finished(self) -> list[str]:
-        known, pending = self._client._known, self._client._pending
-        ids = self._client.metadata if self._scope is None else self._scope
+        known, pending = self._ledger.known, self._ledger.pending
+        ids = self._ledger.metadata if self._scope is None else self._scope
         return [m for m in list(ids) if m in known and m not in pending]
 
     def __getitem__(self, msg_id: str) -> Any:
-        ar = self._client._known.get(msg_id)
+        ar = self._ledger.known.get(msg_id)
         in_scope = self._scope is None or msg_id in self._scope
-        if ar is None or not in_scope or msg_id in self._client._pending:
+        if ar is None or not in_scope or msg_id in self._ledger.pending:
             raise KeyError(msg_id)
-        reply = ar._replies[msg_id]
-        return reply.value() if reply.ok else reply.error()
+        return ar.value_of(msg_id)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._finished())

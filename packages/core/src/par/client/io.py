@@ -7,6 +7,10 @@ The I/O thread receives, except while a user's thread waits on a result:
 that thread then takes the socket over and receives itself (``lead``), so
 its reply reaches it without a hand-off between threads.
 
+The thread is handed the parts of the client it serves (the ledger, the
+outbox, the direct paths, the queries, the event listeners), never the
+client itself: what it changes is theirs to say.
+
 A reply whose task streamed output during its run says how many chunks it
 streamed; if some are still in flight the reply waits (briefly) for them,
 so ``ar.stdout`` is complete once ``ar.get()`` returns.
@@ -32,16 +36,23 @@ from typing import TYPE_CHECKING, Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from .. import protocol
+from .. import connection, protocol
+from ..connection import ConnectionInfo
+from ..errors import ClusterError
 from ..messages import split_replies
-from ..protocol import is_refusal, recv_frames
-from .asyncresult import Metadata, Reply, _dt
+from ..protocol import Session, is_refusal, recv_frames
+from .ledger import Ledger
 from .liveness import ControllerWatch
+from .outbox import RequestSender
 from .outputs import record_reply, record_stream
+from .paths import Paths
+from .queries import Queries
+from .replies import Metadata, Reply, error_reply, utc
 
 if TYPE_CHECKING:
-    from ..connection import ConnectionInfo
-    from .client import Client
+    from .asyncresult import AsyncResult
+
+Listener = Callable[[str, dict[str, Any]], None]  # called with each cluster event
 
 log = logging.getLogger("par.client")
 
@@ -58,34 +69,67 @@ HANDSHAKE_FAILED = (
 
 
 class IOThread(threading.Thread):
-    """Owns the client's reply connection."""
+    """Owns the client's reply connection: takes in replies, output, events and answers.
 
-    def __init__(self, client: Client, first: list[Any]) -> None:
+    It connects as ``ident`` to the controller and its direct device (``info``, read
+    from connection file ``path``) and sends ``first`` (the query that introduces the
+    client). It is handed the parts of the client it serves: the ``ledger`` (whose
+    results it resolves and whose engines it keeps current), the outbox (``sender``,
+    which it flushes), the direct ``paths`` (which learn what was answered), the
+    ``queries`` (which it answers) and the event ``listeners``. ``explain_exit(pid)``
+    says how a lost engine ended, if the client's cluster knows.
+    """
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        info: ConnectionInfo,
+        path: Path,
+        ident: bytes,
+        first: list[Any],
+        *,
+        session: Session,
+        ledger: Ledger,
+        sender: RequestSender,
+        paths: Paths,
+        queries: Queries,
+        listeners: list[Listener],
+        explain_exit: Callable[[int], str | None],
+        controller_timeout: float,
+    ) -> None:
         super().__init__(name="par-client-io", daemon=True)
-        self.client = client
-        self.first = first
+        self.ctx, self.info, self.path, self.first = ctx, info, path, first
+        self.identity = ident  # the reply socket's: the controller answers it
+        self.ledger = ledger
+        self.pending = ledger.pending
+        self.arrivals = ledger.arrivals
+        self.sender = sender
+        self.paths = paths
+        self.queries = queries
+        self.listeners = listeners
+        self.explain_exit = explain_exit
+        self.spin_wait = 0.0  # see Client.spin_wait
         self.closing = threading.Event()
         self.streamed: dict[str, int] = {}
         self.parked: dict[str, tuple[Reply, float]] = {}
-        self.watch = ControllerWatch(client.controller_timeout, time.monotonic())
+        self.watch = ControllerWatch(controller_timeout, time.monotonic())
         self.lost = False
         self.accepted = False  # the controller answered: a REFUSED now is no one's
         self.lease = threading.Lock()  # held by the thread using the reply socket
         self.sock: zmq.Socket | None = None
         self.waited = 0.0  # when a user's thread last waited on a result (see lead)
         self.leader: int | None = None  # the thread receiving, while it holds the lease
-        self.wanted = 0  # user's threads waiting for the lease (changed under _arrivals)
+        self.wanted = 0  # user's threads waiting for the lease (changed under arrivals)
         self.handled = 0.0  # when replies last came in
-        self.joiner = protocol.Assembler(client.session)  # large replies come in chunks
+        self.joiner = protocol.Assembler(session)  # large replies come in chunks
 
     def run(self) -> None:
-        client = self.client
-        sock = client._ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.ROUTING_ID, client._ident)
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, self.identity)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.RCVTIMEO, round(LEAD_POLL * 1000))  # see _receive
-        client._info.secure(sock)
+        self.info.secure(sock)
         if not self._connect(sock):
             sock.close()
             return
@@ -97,8 +141,8 @@ class IOThread(threading.Thread):
                 if self.wanted or time.monotonic() - self.waited < HANDOVER:
                     # A user's thread waits on a result and receives (see lead); this
                     # thread only keeps time while that goes on.
-                    with self.client._arrivals:  # one waiting for the socket takes it now
-                        self.client._arrivals.notify_all()
+                    with self.arrivals:  # one waiting for the socket takes it now
+                        self.arrivals.notify_all()
                     self.closing.wait(HANDOVER)
                     if self.lease.acquire(blocking=False):
                         try:
@@ -125,7 +169,7 @@ class IOThread(threading.Thread):
         (the client's connect) is read only then. This socket sends nothing more (a send
         would go to either connection): pings go out on the request socket, answered here
         all the same."""
-        info = self.client._info
+        info = self.info
         monitor = sock.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_SUCCEEDED | functools.reduce(operator.or_, HANDSHAKE_FAILED)
         )
@@ -148,9 +192,7 @@ class IOThread(threading.Thread):
             event = recv_monitor_message(monitor)["event"]
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 return True
-            client = self.client
-            why = handshake_refusal(client._info, client._connection_file)
-            client._on_refused(f"refused the connection: it {why}")
+            self._refused(f"refused the connection: it {handshake_refusal(self.info, self.path)}")
             return False
         return False
 
@@ -169,8 +211,8 @@ class IOThread(threading.Thread):
             if self.sock is not None:
                 self._receive(self.sock, done, deadline)
             return
-        spin_until = time.monotonic() + self.client.spin_wait
-        arrivals = self.client._arrivals
+        spin_until = time.monotonic() + self.spin_wait
+        arrivals = self.arrivals
         while not done() and not self.closing.is_set():
             self.waited = time.monotonic()
             wait = HANDOVER if deadline is None else min(HANDOVER, deadline - self.waited)
@@ -213,7 +255,7 @@ class IOThread(threading.Thread):
         Until ``spin_until`` a user's thread polls without sleeping: a thread that sleeps
         wakes late, by tens of microseconds on a virtual machine, and a reply often comes
         within a millisecond (see ``Client.spin_wait``)."""
-        sender = self.client._sender
+        sender = self.sender
         while not self.closing.is_set():
             now = time.monotonic()
             if done is None:
@@ -256,7 +298,7 @@ class IOThread(threading.Thread):
             self._release_parked(force_before=now)
         if self.watch.due(now):
             lost = self.watch.ping(now)  # judged after this pass drained what had arrived
-            self.client._send_frames(self.client._query_frames("ping", {})[1])
+            self.queries.send("ping", {})
             if lost and not self.lost:
                 self._lose_controller()
 
@@ -273,10 +315,9 @@ class IOThread(threading.Thread):
             return
         if msg is None:
             if is_refusal(frames) and not self.accepted:
-                path = self.client._connection_file
-                self.client._on_refused(
-                    f"refused this client's messages: the key in connection file {path} is not "
-                    "the cluster's"
+                self._refused(
+                    f"refused this client's messages: the key in connection file {self.path} "
+                    "is not the cluster's"
                 )
             else:
                 log.warning("dropped an unauthenticated or malformed message")
@@ -301,21 +342,43 @@ class IOThread(threading.Thread):
         elif kind == "stream":
             self._on_stream(h, payload, buffers)
         elif kind == "event":
-            self.client._on_event(h.get("k", ""), h.get("d", {}))
+            self._on_event(h.get("k", ""), h.get("d", {}))
         elif kind == "qr":
-            self.client._on_query_reply(h, payload)
+            self.queries.answered(h, payload)
+
+    def _refused(self, why: str) -> None:
+        """Fail the queries waiting (the client's connect) with why the controller refused
+        this client."""
+        url = self.info.client_url
+        self.queries.refused(ClusterError(f"the controller at {url} {why}; {connection.FIX}"))
+
+    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        """A cluster event: for the listeners, and the engines' bookkeeping."""
+        for listener in self.listeners:
+            try:
+                listener(kind, data)
+            except Exception:
+                log.exception("event listener failed")
+        if kind == "engine_up":
+            self.ledger.engine_up(data)
+        elif kind in ("engine_lost", "engine_stopped"):
+            if isinstance(data.get("uuid"), str):  # a reply it was sending never ends
+                self.joiner.drop((bytes.fromhex(data["uuid"]),))
+            self.ledger.engine_gone(data)
+        elif kind == "controller_stopped":
+            self.fail_all("EngineError", "the controller stopped")
 
     def _on_reply(self, reply: Reply) -> None:
         h = reply.header
         mid = h["id"]
-        self.client._paths.answered(mid)
-        if h.get("en") == "EngineError" and self.client.cluster is not None:
+        self.paths.answered(mid)
+        if h.get("en") == "EngineError":
             reply = self._explain_engine_error(reply)
         md = self._metadata(mid)
         if md is not None:
-            md["received"] = _dt(time.time())
-            md["started"] = _dt(h.get("ts"))
-            md["completed"] = _dt(h.get("tc"))
+            md["received"] = utc(time.time())
+            md["started"] = utc(h.get("ts"))
+            md["completed"] = utc(h.get("tc"))
             md["engine_id"] = h.get("e")
             md["status"] = h.get("st")
             if h.get("st") != "ok" and reply.payload:
@@ -332,9 +395,9 @@ class IOThread(threading.Thread):
 
     def _explain_engine_error(self, reply: Reply) -> Reply:
         """Add what the cluster's launcher knows (exit status, last output) to an EngineError."""
-        pid = self.client._gone.get(reply.header.get("e", -1))
+        pid = self.ledger.gone.get(reply.header.get("e", -1))
         try:
-            report = self.client.cluster.describe_engine_exit(pid) if pid else None
+            report = self.explain_exit(pid) if pid else None
         except Exception:  # the report is a courtesy: never lose the error over it
             log.exception("could not describe how engine pid %s ended", pid)
             report = None
@@ -346,8 +409,8 @@ class IOThread(threading.Thread):
 
     def _metadata(self, mid: str) -> Metadata | None:
         """The metadata of an outstanding message, from the result that owns it."""
-        ar = self.client._pending.get(mid)
-        return ar._metadata_of(mid) if ar is not None else None
+        ar: AsyncResult | None = self.pending.get(mid)
+        return ar.metadata_of(mid) if ar is not None else None
 
     def _deliver(self, mid: str, reply: Reply, md: Metadata | None = None) -> None:
         """Record the output the reply carries (after what its task streamed), then
@@ -357,15 +420,15 @@ class IOThread(threading.Thread):
             md = self._metadata(mid)
         if md is not None:
             reply = record_reply(md, reply)
-        ar = self.client._pending.pop(mid, None)
+        ar = self.pending.pop(mid, None)
         if ar is not None:
-            ar._deliver(mid, reply)
+            ar.deliver(mid, reply)
 
     def _on_stream(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
-        if self.client._listeners:
-            self.client._on_stream_event(h)
+        for listener in self.listeners:
+            listener("stream", h)
         mid = h.get("id", "")
-        if mid not in self.client._pending:
+        if mid not in self.pending:
             return  # another client's task, seen because this client monitors
         md = self._metadata(mid)
         if md is not None:
@@ -386,10 +449,8 @@ class IOThread(threading.Thread):
         """Fail what is outstanding: the controller has been silent too long."""
         silent = self.watch.silent_for
         self.lost = True
-        with self.client._engines_changed:  # unknown until a controller tells us again
-            self.client._engines.clear()
-            self.client._engines_changed.notify_all()
-        url = self.client._info.client_url
+        self.ledger.engines_unknown()  # until a controller tells again
+        url = self.info.client_url
         log.warning("no answer from the controller at %s for %.0f s", url, silent)
         self.fail_all(
             "ControllerLost",
@@ -399,10 +460,8 @@ class IOThread(threading.Thread):
 
     def fail_all(self, ename: str, evalue: str) -> None:
         """Resolve every outstanding request with an error (the controller is gone)."""
-        content = protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
-        for mid in list(self.client._pending):
-            header = {"t": "reply", "id": mid, "st": "error", "en": ename}
-            self._on_reply(Reply(header, [content], []))
+        for mid in list(self.pending):
+            self._on_reply(error_reply(mid, ename, evalue))
 
 
 def handshake_refusal(info: ConnectionInfo, path: Path) -> str:

@@ -52,7 +52,8 @@ class RequestSender:
             # A request made while nothing else is outstanding (a blocking call's) goes at
             # once, even while the I/O thread finishes handling the reply before it; so does
             # one made while replies are not coming in (a long task running, say).
-            single = len(request[0]["ids"]) == 1
+            header, _, _, _ = request
+            single = len(header["ids"]) == 1
             if self.waiting or (in_flight and (self.io_busy or (single and self.io_active))):
                 self.waiting.append(request)
                 if len(self.waiting) >= BATCH:
@@ -111,11 +112,14 @@ class RequestSender:
     def _flush(self) -> None:
         waiting, self.waiting = self.waiting, []
         group: list[Request] = []
+        last: dict[str, Any] = {}  # the header of the group's last request
         for request in waiting:
-            if group and not joinable(group[-1][0], request[0]):
+            header, _, _, _ = request
+            if group and not joinable(last, header):
                 self._send_group(group)
                 group = []
             group.append(request)
+            last = header
         if group:
             self._send_group(group)
 

@@ -3,17 +3,19 @@
 The thread receiving for the client records them in each message's metadata
 as they arrive (:func:`record_stream` for what a running task streams,
 :func:`record_reply` for the rest, which rides in the reply). Results show
-them here (:func:`show_new`, :func:`show_output`, :func:`show_result`):
-through IPython's display machinery when an IPython shell is running, as
+them here (:func:`streaming` while tasks run, :func:`display_all` once
+they are done): through IPython's display machinery when an IPython shell is running, as
 text otherwise. :class:`ExecuteReply` is what ``execute`` returns per engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from functools import partialmethod
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -21,7 +23,7 @@ from .. import serialize
 from ..engine.display import MIME_METHODS, plain_text
 
 if TYPE_CHECKING:
-    from .asyncresult import Metadata, Reply
+    from .replies import Metadata, Reply
 
 log = logging.getLogger("par.client")
 
@@ -162,6 +164,69 @@ def _show_text(texts: tuple[str, str], shown: list[int], stops: tuple[int, int],
         if stop > shown[i]:
             write_prefixed(out, f"[{name}:{eid}] ", texts[i][shown[i] : stop])
             shown[i] = stop
+
+
+@contextlib.contextmanager
+def streaming(mds: list[Metadata], interval: float) -> Iterator[None]:
+    """Within the block, show what the messages output as it arrives (every ``interval``
+    seconds, from a thread of its own); at its end, the rest."""
+    stop = threading.Event()
+    printer = threading.Thread(
+        target=_show_live, args=(mds, stop, interval), name="par-stream", daemon=True
+    )
+    printer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        printer.join()
+
+
+def _show_live(mds: list[Metadata], stop: threading.Event, interval: float) -> None:
+    shown: dict[str, list[int]] = {}  # msg id -> [stdout, stderr, outputs] shown
+    while True:
+        finished = stop.is_set()
+        for md in mds:
+            show_new(md, shown.setdefault(md["msg_id"], [0, 0, 0]), finished)
+        if finished:
+            return
+        stop.wait(interval)
+
+
+def display_all(mds: list[Metadata], groupby: str, result_only: bool) -> None:
+    """Show the messages' streams, rich outputs and execute results, grouped by ``'type'``,
+    ``'engine'`` or ``'order'`` (see ``AsyncResult.display_outputs``)."""
+    if groupby == "engine":
+        mds = sorted(mds, key=lambda md: (md["engine_id"] is None, md["engine_id"] or 0))
+        for md in mds:
+            if not result_only:
+                _print_block("stdout", md)
+                _print_block("stderr", md)
+                for entry in md["outputs"]:
+                    show_output(entry, md["engine_id"])
+            show_result(md)
+        return
+    if not result_only:
+        for name in ("stdout", "stderr"):
+            for md in mds:
+                _print_block(name, md)
+        rounds = max((len(md["outputs"]) for md in mds), default=0) if groupby == "order" else 1
+        for i in range(rounds):
+            for md in mds:
+                chosen = md["outputs"] if groupby == "type" else md["outputs"][i : i + 1]
+                for entry in chosen:
+                    show_output(entry, md["engine_id"])
+    for md in mds:
+        show_result(md)
+
+
+def _print_block(name: str, md: Metadata) -> None:
+    """Print one message's stream, headed by its engine."""
+    text = md[name]
+    if text:
+        out = sys.stderr if name == "stderr" else sys.stdout
+        print(f"[{name}:{md['engine_id']}]", file=out)
+        print(text, end="" if text.endswith("\n") else "\n", file=out)
 
 
 # ---- execute replies ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Splitting sequences across engines (scatter, map) and joining them back (gather)."""
+"""Splitting sequences across engines (scatter, map, parallel functions) and joining them back
+(gather)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,26 @@ def join(parts: Sequence[Any], dist: str = "b") -> Any:
     for p in parts:
         out.extend(p)
     return out
+
+
+def aligned(sequences: Sequence[Any]) -> list[Any]:
+    """Sequences for a map: each indexable (iterables made lists), cut to the shortest."""
+    if not sequences:
+        raise TypeError("map needs at least one sequence")
+    seqs = [
+        s if hasattr(s, "__getitem__") and hasattr(s, "__len__") else list(s) for s in sequences
+    ]
+    n = min(len(s) for s in seqs)
+    return [s[:n] if len(s) != n else s for s in seqs]
+
+
+def split(seqs: Sequence[Any], parts: int, dist: str = "b") -> list[tuple[Any, ...]]:
+    """The arguments of one call per non-empty part of aligned sequences, each cut into
+    ``parts`` by :func:`partition` (the empty parts are the last ones)."""
+    pieces = [partition(s, parts, dist) for s in seqs]
+    return [tuple(p[i] for p in pieces) for i in range(parts) if len(pieces[0][i])]
+
+
+def chunks(seqs: Sequence[Any], size: int) -> list[tuple[Any, ...]]:
+    """The arguments of one call per ``size`` consecutive elements of aligned sequences."""
+    return [tuple(s[lo : lo + size] for s in seqs) for lo in range(0, len(seqs[0]), size)]

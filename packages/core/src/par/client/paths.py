@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 FANOUT_BYTES = 1 << 20  # a request this large to several engines goes through the hub
 
@@ -36,36 +36,55 @@ def largest(frames: Sequence[Any]) -> int:
     return max((memoryview(f).nbytes for f in frames), default=0)
 
 
+class Way(NamedTuple):
+    """Messages of one request that go one way."""
+
+    engines: list[bytes] | None  # through the direct device to these engines; None: the hub
+    ids: list[str]
+    targets: list[int]
+
+
+class _Kept:
+    """The way an engine's direct requests go while some are outstanding."""
+
+    __slots__ = ("identity", "outstanding")
+
+    def __init__(self, identity: bytes | None) -> None:
+        self.identity = identity  # the engine's name at the direct device; None: the hub
+        self.outstanding = 0
+
+
 class Paths:
     """Each engine's way for direct requests, kept while requests go that way."""
 
     def __init__(self, engines: dict[int, dict[str, Any]]) -> None:
         self.engines = engines  # the client's engines by id (their "uuid" is the device's name)
         self.lock = threading.Lock()  # requests are booked by users' threads, answered by another
-        self.ways: dict[int, list[Any]] = {}  # engine -> [identity, or None: hub; outstanding]
+        self.kept: dict[int, _Kept] = {}  # engine -> its way, while requests are outstanding
         self.engine_of: dict[str, int] = {}  # outstanding direct message -> its engine
 
-    def book(
-        self, ids: Sequence[str], targets: Sequence[int], hub: bool
-    ) -> list[tuple[list[bytes] | None, list[str], list[int]]]:
+    def book(self, ids: Sequence[str], targets: Sequence[int], hub: bool) -> list[Way]:
         """Book messages ``ids`` to ``targets`` (one each) and split them by the way they
-        go: ``(the engines' identities, or None through the hub; ids; targets)``, at most
-        one part each way. ``hub``: the hub is the better way for this request."""
-        device: tuple[list[bytes], list[str], list[int]] = ([], [], [])
-        hubbed: tuple[None, list[str], list[int]] = (None, [], [])
+        go, at most one :class:`Way` each way. ``hub``: the hub is the better way for this
+        request."""
+        engines: list[bytes] = []
+        device = Way(engines, [], [])
+        hubbed = Way(None, [], [])
         with self.lock:
             for mid, target in zip(ids, targets, strict=True):
-                way = self.ways.get(target)
-                if way is None:
-                    way = self.ways[target] = [self._preferred(target, hub), 0]
-                way[1] += 1
+                kept = self.kept.get(target)
+                if kept is None:
+                    kept = self.kept[target] = _Kept(self._preferred(target, hub))
+                kept.outstanding += 1
                 self.engine_of[mid] = target
-                part: tuple[Any, list[str], list[int]] = hubbed if way[0] is None else device
-                if part is device:
-                    device[0].append(way[0])
-                part[1].append(mid)
-                part[2].append(target)
-        return [part for part in (device, hubbed) if part[1]]
+                if kept.identity is None:
+                    way = hubbed
+                else:
+                    way = device
+                    engines.append(kept.identity)
+                way.ids.append(mid)
+                way.targets.append(target)
+        return [way for way in (device, hubbed) if way.ids]
 
     def _preferred(self, target: int, hub: bool) -> bytes | None:
         engine = self.engines.get(target)
@@ -79,7 +98,7 @@ class Paths:
         if target is None:
             return  # not a direct request, or answered already
         with self.lock:
-            way = self.ways[target]
-            way[1] -= 1
-            if not way[1]:
-                del self.ways[target]
+            kept = self.kept[target]
+            kept.outstanding -= 1
+            if not kept.outstanding:
+                del self.kept[target]

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import protocol
 from ..protocol import buffer_of
-from .asyncresult import _dt
+from .replies import utc
 
 TIME_KEYS = ("submitted", "started", "completed")
 FRAME_KEYS = ("buffers", "result_buffers")
@@ -46,5 +46,5 @@ def records_of(payload: list[Any]) -> list[dict[str, Any]]:
                 pos += n
         for key in TIME_KEYS:
             if key in row:
-                row[key] = _dt(row[key])
+                row[key] = utc(row[key])
     return rows

@@ -15,6 +15,7 @@ runs in this loop, one piece per role, wired together here::
     control.py       engines' registration, heartbeats, streamed output, loss
     operations.py    what clients ask with queries (a table of operations)
     outbox.py        what clients are sent: a loop pass's replies together
+    delivery.py      sending on the client socket; what a slow client cannot take waits
     notices.py       finished tasks, told to monitors
     engines.py       the engines registered, and the requests each holds
     records.py       task records, bounded (query.py answers db_query from them)

@@ -1,7 +1,7 @@
 """A controller's settings: one plain dataclass, every field with a default that works.
 
-``par controller``'s options fill it in (``cli.py``); a setting a user
-should reach is an option there too.
+``par controller``'s options fill it in (``controller/__main__.py``, one
+option per field); a setting a user should reach is an option there too.
 """
 
 from __future__ import annotations

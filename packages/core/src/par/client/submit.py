@@ -1,0 +1,197 @@
+"""Turning calls into requests: message ids, headers, pickles, and the way each goes.
+
+Views hand the :class:`Submitter` a function and its calls. It pickles the
+function once, names each message (this client's random prefix and a count:
+unique across clients and far cheaper than a uuid per task), and registers
+the result in the ledger *before* anything is sent, so that no reply can come
+early. A direct request goes through the controller's direct device or its
+hub (see :mod:`par.client.paths`); load-balanced tasks of one function travel
+up to ``TASK_BATCH`` a message (a task batch, see :mod:`par.messages`), and
+the controller still schedules each on its own. The outbox
+(:mod:`par.client.outbox`) decides when each request leaves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from .. import messages, serialize
+from .asyncresult import AsyncResult
+from .ledger import Ledger
+from .outbox import RequestSender
+from .paths import FANOUT_BYTES, Paths, largest, nbytes
+
+TASK_BATCH = 128  # load-balanced tasks per message from a map
+
+R = TypeVar("R", bound=AsyncResult)
+Call = tuple[tuple[Any, ...], dict[str, Any]]  # one call's positional and keyword arguments
+
+
+def apply_payload(
+    f: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+) -> tuple[list[Any], list[Any], str]:
+    """Payload and buffers of one apply request, and the function's digest."""
+    if not callable(f):
+        raise TypeError(f"apply needs a callable, not {type(f).__name__}")
+    fdata, digest = serialize.dumps_function(f)
+    adata, bufs = serialize.dumps((tuple(args), kwargs))
+    return [fdata, adata], [b.raw() for b in bufs], digest
+
+
+class Submitter:
+    """Builds this client's requests and registers their results."""
+
+    def __init__(
+        self,
+        sender: RequestSender,
+        ledger: Ledger,
+        paths: Paths,
+        ident: bytes,
+        max_message_bytes: int,
+        check_open: Callable[[], None],
+    ) -> None:
+        self.sender = sender
+        self.ledger = ledger
+        self.pending = ledger.pending  # read for every request sent
+        self.paths = paths
+        self.ident = ident
+        self.max_message_bytes = max_message_bytes  # the controller's bound on a frame; 0: none
+        self.check_open = check_open  # raises once the client is closed
+        self.id_prefix = ident[:8].hex()
+        self.id_count = itertools.count()
+
+    # ---- results -----------------------------------------------------------------------------
+
+    def register(self, n: int, make_ar: Callable[[list[str]], R]) -> R:
+        """Make ``n`` message ids and their result, waiting for replies before anything is
+        sent."""
+        self.check_open()
+        prefix, count = self.id_prefix, self.id_count
+        ar = make_ar([f"{prefix}-{next(count):x}" for _ in range(n)])
+        self.ledger.expect(ar)
+        return ar
+
+    def unregister(self, msg_ids: list[str]) -> None:
+        """Forget messages registered for a request the controller refused."""
+        for mid in msg_ids:
+            self.paths.answered(mid)
+        self.ledger.forget(msg_ids)
+
+    # ---- sending -----------------------------------------------------------------------------
+
+    def send(
+        self,
+        header: dict[str, Any],
+        payload: list[Any],
+        buffers: list[Any],
+        tracked: AsyncResult | None = None,
+        via: list[bytes] | None = None,
+    ) -> None:
+        """Send a request to the controller, or (``via``: those engines' identities)
+        through the direct device; ``tracked`` learns when ZeroMQ let go of the buffers.
+
+        Raises ValueError, forgetting the request, for a frame larger than the controller
+        takes (the device takes buffers in chunks)."""
+        limit = self.max_message_bytes
+        if limit and max(largest(payload), 0 if via else largest(buffers)) > limit:
+            self.unregister(header["ids"])
+            raise ValueError(
+                f"a frame of {max(largest(payload), largest(buffers))} bytes is more than the "
+                f"controller takes ({limit}, `par controller --max-message-bytes`): push large "
+                "data to the engines with a DirectView (it travels in chunks), or raise the limit"
+            )
+        header["c"] = self.ident
+        header["ts"] = time.time()
+        if tracked is None:
+            in_flight = len(self.pending) > len(header["ids"])  # others than this request's
+            self.sender.send((header, payload, buffers, via), in_flight)
+            return
+        messages = self.sender.build(header, payload, buffers, via)
+        for tracker in self.sender.send_built(messages, via, track=True):
+            tracked.add_tracker(tracker)
+
+    def direct(
+        self,
+        kind: str,
+        targets: list[int],
+        payload: list[Any],
+        buffers: list[Any],
+        make_ar: Callable[[list[str]], R],
+        extra: dict[str, Any] | None = None,
+        track: bool = False,
+    ) -> R:
+        """Send one request to several engines: through the direct device, once for each,
+        or through the hub, which fans it out (see :mod:`par.client.paths`)."""
+        ar = self.register(len(targets), make_ar)
+        header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
+        limit = self.max_message_bytes
+        hub = "co" in header or (  # coalesced: by the hub, as a large fan-out had better be
+            len(targets) > 1
+            and nbytes(payload) + nbytes(buffers) >= FANOUT_BYTES
+            and not (limit and largest(buffers) > limit)  # the device takes it in chunks
+        )
+        ways = self.paths.book(ar.msg_ids, targets, hub)
+        for way in ways:
+            h = header if len(ways) == 1 else {**header, "ids": way.ids, "tg": way.targets}
+            if way.engines is not None:
+                h.pop("co", None)  # the hub alone coalesces
+            self.send(h, payload, buffers, ar if track else None, way.engines)
+        for mid, t in zip(ar.msg_ids, targets, strict=True):
+            md = ar.metadata_of(mid)
+            if md["engine_id"] is None:  # else the reply came already and set it
+                md["engine_id"] = t
+        self.ledger.sent(ar)
+        return ar
+
+    def direct_each(
+        self,
+        f: Callable[..., Any],
+        calls: Sequence[tuple[int, tuple[Any, ...]]],
+        make_ar: Callable[[list[str]], R],
+        extra: dict[str, Any] | None = None,
+        track: bool = False,
+    ) -> R:
+        """Send ``f`` to several engines, each with its own (target, positional arguments)."""
+        fdata, digest = serialize.dumps_function(f)
+        ar = self.register(len(calls), make_ar)
+        for mid, (target, args) in zip(ar.msg_ids, calls, strict=True):
+            ar.metadata_of(mid)["engine_id"] = target
+            header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
+            header.update(extra or {})
+            (way,) = self.paths.book([mid], [target], hub=False)
+            adata, bufs = serialize.dumps((args, {}))
+            raw = [b.raw() for b in bufs]
+            self.send(header, [fdata, adata], raw, ar if track else None, way.engines)
+        self.ledger.sent(ar)
+        return ar
+
+    def tasks(
+        self,
+        f: Callable[..., Any],
+        calls: Sequence[Call],
+        make_ar: Callable[[list[str]], R],
+        extra: dict[str, Any] | None = None,
+        track: bool = False,
+    ) -> R:
+        """Send load-balanced tasks of one function, one per (args, kwargs); one result for all.
+
+        Up to ``TASK_BATCH`` tasks travel in one message (the function once, then each
+        task's arguments): the controller still schedules each on its own.
+        """
+        fdata, digest = serialize.dumps_function(f)
+        ar = self.register(len(calls), make_ar)
+        for lo in range(0, len(calls), TASK_BATCH):
+            header = {"t": "apply", "q": "t", "f": digest, **(extra or {})}
+            tasks: list[messages.Task] = []
+            for mid, (args, kwargs) in zip(
+                ar.msg_ids[lo : lo + TASK_BATCH], calls[lo : lo + TASK_BATCH], strict=True
+            ):
+                adata, bufs = serialize.dumps((args, kwargs))
+                tasks.append((mid, [fdata, adata], [b.raw() for b in bufs]))
+            payload, buffers = messages.join_tasks(header, tasks)
+            self.send(header, payload, buffers, ar if track else None)
+        self.ledger.sent(ar)
+        return ar
