@@ -82,7 +82,10 @@ class Server:
                 pass
 
     def _report(self, entry: dict[str, Any]) -> None:
-        os.write(self.args.report_fd, (json.dumps(entry) + "\n").encode())
+        try:
+            os.write(self.args.report_fd, (json.dumps(entry) + "\n").encode())
+        except BrokenPipeError:  # the launcher gave up waiting: fork no more (it stops us)
+            self.stopping = True
 
     def fork_all(self) -> bool:
         """Fork the engines, reporting each; True in an engine (which then runs), False here."""
