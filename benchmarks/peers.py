@@ -50,6 +50,7 @@ class Peer:
 
     name = ""
     version = ""
+    registered_at = 0.0  # perf_counter() when start() saw every engine registered
 
     def start(self, n: int) -> None:
         """Start a controller and ``n`` engines; return once all answer a no-op."""
@@ -126,6 +127,7 @@ class _ViewsPeer(Peer):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {len(self.rc.ids)} of {n} engines came up")
             time.sleep(0.01)
+        self.registered_at = time.perf_counter()
         self.dv = self.rc[:]
         self.one = self.rc[self.rc.ids[0]]
         self.lv = self.rc.load_balanced_view()
@@ -170,14 +172,15 @@ class ParPeer(_ViewsPeer):
 
     name = "par"
 
-    def __init__(self) -> None:
+    def __init__(self, **cluster_options: Any) -> None:
         import par
 
         self.module = par
         self.version = par.__version__
+        self.cluster_options = {"engine_timeout": 120.0, **cluster_options}
 
     def _cluster(self, n: int) -> Any:
-        return self.module.Cluster(n=n, engine_timeout=120)
+        return self.module.Cluster(n=n, **self.cluster_options)
 
     def controller_pids(self) -> list[int]:
         return process_tree(int(self.rc.status()["pid"]))
@@ -289,7 +292,7 @@ class DaskPeer(Peer):
 def make_peer(name: str, **options: Any) -> Peer:
     """The adapter of a peer by name."""
     if name == "par":
-        return ParPeer()
+        return ParPeer(**options)
     if name == "ipyparallel":
         return IpyparallelPeer()
     if name == "dask":

@@ -104,7 +104,7 @@ def figures(cfg: Config) -> list[Figure]:
         ),
         Figure("w7.total_s", "W7 start to all answering", "s", [("value", "<", 30.0)]),
     ]
-    return out + w8_figures(cfg)
+    return out + w8_figures(cfg) + w9_figures(cfg)
 
 
 def w8_figures(cfg: Config) -> list[Figure]:
@@ -151,6 +151,37 @@ def w8_figures(cfg: Config) -> list[Figure]:
         Figure("w8.survive_lost", f"W8 engines lost in that {window}", "losses", none_lost),
         Figure("w8.survive_late_s", "W8 worst simulated heartbeat lateness by its end", "s"),
     ]
+    return out
+
+
+W9_START_TARGETS = {256: 5.0, 1_000: 20.0}  # seconds to all registered and answering
+W9_USS_TARGETS = {1_000: 24_000.0}  # MB: the machine's memory
+
+
+def w9_figures(cfg: Config) -> list[Figure]:
+    """W9's figures for each count of real engines."""
+    out = []
+    for n in cfg.w9_engines:
+        start = W9_START_TARGETS.get(n)
+        uss = W9_USS_TARGETS.get(n)
+        out += [
+            Figure(
+                f"w9.start_s.{n}",
+                f"W9 start to {n:,} real engines answering",
+                "s",
+                [("value", "<", start)] if start else [],
+            ),
+            Figure(f"w9.registered_s.{n}", f"W9 start to {n:,} real engines registered", "s"),
+            Figure(f"w9.cpu_s.{n}", f"W9 CPU of every process to start {n:,}", "s"),
+            Figure(
+                f"w9.uss_MB.{n}",
+                f"W9 {n:,} engines' memory, sum of USS",
+                "MB",
+                [("value", "<", uss)] if uss else [],
+            ),
+            Figure(f"w9.pss_MB.{n}", f"W9 {n:,} engines' memory, sum of PSS", "MB"),
+            Figure(f"w9.rss_MB.{n}", f"W9 {n:,} engines' memory, sum of RSS", "MB"),
+        ]
     return out
 
 

@@ -41,8 +41,12 @@ TIMEOUTS = {
     "w6": 180,
     "w7": 180,
     "w8": 1200,
+    "w9": 900,
 }
-W7_SKIPPED = "not run by default: too slow for the time budget (--w7-peers to include)"
+SKIPPED = {
+    "w7": "not run by default: too slow for the time budget (--w7-peers to include)",
+    "w9": "not run by default: W9's peer figure is ipyparallel's (--w9-peers to include)",
+}
 QUICK_TIMEOUT = 90
 
 
@@ -85,6 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--w8-engines", type=_counts, help="W8 simulated engine counts (default 1000,5000,10000)"
     )
+    p.add_argument("--w9-engines", type=_counts, help="W9 real engine counts (default 256,1000)")
+    p.add_argument(
+        "--w9-peers",
+        type=_csv,
+        default=["par", "ipyparallel"],
+        help="peers that run W9 (default: par and ipyparallel, which starts 256 engines only)",
+    )
     p.add_argument("--w8-tasks", type=int, help="W8 map tasks (default 100,000)")
     p.add_argument(
         "--w8-survive", type=float, help="W8 seconds of idle heartbeats watched (default 120)"
@@ -94,7 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--results-dir", type=Path, default=HERE / "results", help="where each run's JSON is kept"
     )
     args = p.parse_args(argv)
-    unknown = [x for x in args.peers + args.w7_peers if x not in PEERS]
+    unknown = [x for x in args.peers + args.w7_peers + args.w9_peers if x not in PEERS]
     unknown += [w for w in args.workloads if w not in WORKLOADS]
     if unknown:
         p.error(f"unknown peer or workload: {', '.join(unknown)}")
@@ -118,6 +129,8 @@ def config(args: argparse.Namespace) -> Config:
         cfg.w8_tasks = args.w8_tasks
     if args.w8_survive is not None:
         cfg.w8_survive_s = args.w8_survive
+    if args.w9_engines:
+        cfg.w9_engines = args.w9_engines
     return cfg
 
 
@@ -194,10 +207,11 @@ def versions(peers: list[str]) -> dict[str, str]:
 
 
 def runs_workload(peer: str, workload: str, args: argparse.Namespace) -> bool:
-    """Whether a peer runs a workload: W7 only the ``--w7-peers``, W8 par only."""
+    """Whether a peer runs a workload: W7 and W9 only their ``--wN-peers``, W8 par only."""
     if workload in PAR_ONLY:
         return peer == "par"
-    return workload != "w7" or peer in args.w7_peers
+    chosen = {"w7": args.w7_peers, "w9": args.w9_peers}
+    return peer in chosen.get(workload, [peer])
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -257,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     for peer in args.peers:
         for workload in args.workloads:
             if not runs_workload(peer, workload, args):
-                values[peer][f"{workload}.failed"] = {"na": PAR_ONLY.get(workload, W7_SKIPPED)}
+                reason = PAR_ONLY.get(workload) or SKIPPED[workload]
+                values[peer][f"{workload}.failed"] = {"na": reason}
     for per in values.values():
         for key in [k for k in per if k.endswith(".failed")]:
             prefix = key.split(".")[0] + "."

@@ -1,4 +1,4 @@
-"""The workloads W1-W8, each run against one peer (or the ZeroMQ floor).
+"""The workloads W1-W9, each run against one peer (or the ZeroMQ floor).
 
 A workload reports each figure through ``emit`` as soon as it is measured,
 so a workload that later hangs or crashes still leaves what it measured.
@@ -21,6 +21,10 @@ from sim_scale import w8_scale_sim
 Emit = Callable[[str, Any], None]
 W5_MAX_MINUTES = 6.0
 W6_PAIRS = 5
+W9_RESERVE_GB = 4.0  # of the machine's available memory, left to everyone else during W9
+W9_MARGIN = 1.25  # on the memory a probe predicts
+W9_ENGINE_TIMEOUT = 300.0
+W9_FIGURES = ("start_s", "registered_s", "cpu_s", "uss_MB", "pss_MB", "rss_MB")
 
 
 @dataclass
@@ -46,6 +50,8 @@ class Config:
     w8_engines: list[int] = field(default_factory=lambda: [1_000, 5_000, 10_000])
     w8_tasks: int = 100_000
     w8_survive_s: float = 120.0
+    w9_engines: list[int] = field(default_factory=lambda: [256, 1_000])
+    w9_peer_engines: int = 256  # the peers start this many only
 
     @classmethod
     def quick(cls) -> Config:
@@ -68,6 +74,8 @@ class Config:
             w8_engines=[20],
             w8_tasks=200,
             w8_survive_s=2.0,
+            w9_engines=[4],
+            w9_peer_engines=4,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -260,6 +268,95 @@ def w7_scale(name: str, cfg: Config, emit: Emit) -> None:
         peer.stop()
 
 
+def _memory_mb(pids: list[int]) -> dict[str, float]:
+    """Sums over processes of unique (USS), proportional (PSS) and resident (RSS) memory, MB."""
+    total = {"uss": 0, "pss": 0, "rss": 0}
+    for pid in pids:
+        try:
+            info = psutil.Process(pid).memory_full_info()
+        except psutil.NoSuchProcess:
+            continue
+        for key in total:
+            total[key] += getattr(info, key, 0)
+    return {key: value / 1e6 for key, value in total.items()}
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user and system) the processes have used."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _engine_side(peer: Peer) -> list[int]:
+    """The engines and what started them (par's fork server, nannies), not the controller."""
+    controller = set(peer.controller_pids())
+    return [pid for pid in peer.pids() if pid not in controller]
+
+
+def _uss_per_engine(name: str) -> float:
+    """MB of unique memory (USS) one engine of a peer takes, from a probe of two."""
+    peer = _started(name, 2)
+    try:
+        return _memory_mb(peer.engine_pids())["uss"] / 2
+    finally:
+        peer.stop()
+
+
+def _w9_room(name: str, n: int, each: float) -> str | None:
+    """Why ``n`` engines of ``each`` MB would not fit in the machine's memory now, or None."""
+    need_gb = n * each * W9_MARGIN / 1e3
+    room_gb = psutil.virtual_memory().available / 1e9 - W9_RESERVE_GB
+    if need_gb <= room_gb:
+        return None
+    return (
+        f"not run: {n:,} {name} engines need ~{need_gb:,.0f} GB ({each:,.0f} MB USS each), "
+        f"{room_gb:,.0f} GB is free beyond {W9_RESERVE_GB:g} GB left to others"
+    )
+
+
+def w9_real_start(name: str, cfg: Config, emit: Emit) -> None:
+    """Seconds from nothing to N real engines registered and all answering one
+    ``apply_sync(os.getpid)``, and what they cost: memory summed over the engine processes
+    (and par's fork server): USS (unique to each, what forked engines do not share), PSS and
+    RSS, and the CPU seconds of those and the controller. The peers start
+    ``w9_peer_engines`` only; a count that would not fit in memory is not run."""
+    counts = cfg.w9_engines if name == "par" else [cfg.w9_peer_engines]
+    for n in cfg.w9_engines:
+        if n not in counts:
+            for what in W9_FIGURES:
+                emit(f"w9.{what}.{n}", {"na": f"not run: the peers run W9 at {counts[0]} engines"})
+    each = _uss_per_engine(name)
+    for n in counts:
+        reason = _w9_room(name, n, each)
+        if reason is not None:
+            for what in W9_FIGURES:
+                emit(f"w9.{what}.{n}", {"na": reason})
+            continue
+        # par's own estimate of what fits is rougher than the probe's: the probe decides
+        options = {"engine_timeout": W9_ENGINE_TIMEOUT, "force": True} if name == "par" else {}
+        peer = make_peer(name, **options)
+        t0 = time.perf_counter()
+        peer.start(n)
+        answered = time.perf_counter()
+        try:
+            emit(f"w9.start_s.{n}", answered - t0)
+            emit(f"w9.registered_s.{n}", peer.registered_at - t0)
+            emit(f"w9.cpu_s.{n}", _cpu_s(peer.pids()))
+            for key, value in _memory_mb(_engine_side(peer)).items():
+                emit(f"w9.{key}_MB.{n}", value)
+            pids = peer.pids()
+        finally:
+            peer.stop()
+        if not wait_gone(pids, timeout=120):
+            raise RuntimeError(f"processes of {n} engines left running 120 s after stop")
+
+
 def floor_w1(name: str, cfg: Config, emit: Emit) -> None:
     """The bare ZeroMQ broker: latency and pipelined round trips per second."""
     import zmq_floor
@@ -291,6 +388,7 @@ WORKLOADS: dict[str, Callable[[str, Config, Emit], None]] = {
     "w6": w6_efficiency,
     "w7": w7_scale,
     "w8": w8_scale_sim,
+    "w9": w9_real_start,
 }
 PAR_ONLY = {"w8": "not run: simulated engines speak par's protocol only"}
 FLOORS: dict[str, Callable[[str, Config, Emit], None]] = {"w1": floor_w1, "w3": floor_w3}

@@ -85,6 +85,27 @@ def test_pxconfig_targets_all(ip: InteractiveShell, rc: par.Client) -> None:
     ip.run_line_magic("pxconfig", "-t 0:")
 
 
+def test_ipython_cell_magics_run_on_the_engines(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_cell_magic("px", "--no-stream -t 0:2", "%%timeit -n 3 -r 2\nsum(range(10))")
+    out = capsys.readouterr().out
+    assert "[stdout:0]" in out and "[stdout:1]" in out and "per loop" in out
+    ip.run_line_magic("px", "%who_ls")
+    assert "Out[0:" in capsys.readouterr().out
+
+
+def test_a_figure_shown_on_an_engine_is_an_image_in_ipython(ip: InteractiveShell) -> None:
+    pytest.importorskip("matplotlib")
+    from IPython.utils.capture import capture_output
+
+    cell = "%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])"
+    with capture_output() as shown:
+        ip.run_cell_magic("px", "--no-stream -t 1", cell)
+    images = [o.data for o in shown.outputs if "image/png" in o.data]
+    assert len(images) == 1 and images[0]["image/png"].startswith("iVBORw0KGgo")  # base64 PNG
+
+
 def test_remote_errors_raise(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(par.CompositeError) as info:
         ip.run_cell_magic("px", "--no-stream", "1 / 0")

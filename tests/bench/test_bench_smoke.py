@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 RUN = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
-WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8")
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9")
 
 
 @pytest.mark.timeout(600)

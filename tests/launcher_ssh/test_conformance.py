@@ -1,4 +1,5 @@
-"""The ssh launcher passes the conformance suite every launcher must pass."""
+"""The ssh launcher passes the conformance suite every launcher must pass, with each host's
+engines forked from a fork server there (the default) and without."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from par.testing import LauncherConformance, par_cluster, par_home  # noqa: F401
 from .conftest import Sshd
 
 
-class TestSSHLauncher(LauncherConformance):
+class TestSSHLauncherForking(LauncherConformance):
     launcher = "ssh"
+    fork = True
 
     @pytest.fixture
     def launcher_options(self, loopback_sshd: Sshd, ssh_options: dict[str, Any]) -> dict[str, Any]:
-        return {"hosts": "127.0.0.1", "port": loopback_sshd.port, **ssh_options}
+        return {"hosts": "127.0.0.1", "port": loopback_sshd.port, "fork": self.fork, **ssh_options}
+
+
+class TestSSHLauncherSpawning(TestSSHLauncherForking):
+    fork = False

@@ -51,7 +51,9 @@ def test_par_start_and_stop_engines_on_two_hosts(
         rc.close()
         state = json.loads(paths.cluster_file(cid).read_text())
         placed = next(iter(state["engines"].values()))["state"]["placements"]
-        assert [len(p["procs"]) for p in placed] == [2, 1]
+        # one fork server per host, the parent of that host's engines
+        servers = [[q for q in p["procs"] if q.get("server")] for p in placed]
+        assert [len(p["procs"]) - 1 for p in placed] == [2, 1] and all(len(s) == 1 for s in servers)
     finally:
         stop = subprocess.run(
             par_cli("stop", "--cluster-id", cid), capture_output=True, text=True, timeout=60
@@ -77,5 +79,6 @@ def test_controller_on_one_host_engines_on_another(
             f"tcp://{a.address}:"
         )
         assert rc[:].apply_sync(lambda: 6 * 7) == [42, 42]
-        assert len(wait_gone(tmp_path, timeout=0)) == 3
+        # the controller, the fork server and its two engines
+        assert len(wait_gone(tmp_path, timeout=0)) == 4
     assert wait_gone(tmp_path) == []

@@ -1,13 +1,21 @@
-"""A recorded cluster: the status replies and events a monitor saw, at fixed times."""
+"""A recorded cluster: the status replies and events a monitor saw, at fixed times.
+
+The finished tasks go through the controller's own :class:`par.controller.feed.Feed`, so
+the monitor is fed exactly what a controller would send it.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from par import protocol
+from par.controller.feed import Feed
 from par_tui.state import ClusterState
 
 T0 = 1_700_000_000.0  # the moment the snapshots show
 HOSTS = ["node01", "node01", "node02", "node02"]
+CLIENTS = ["3fa94e1c0b7d2a65", "77c01d9e5a4b3f21"]  # two clients' message id prefixes
 
 TRACEBACK = """\
 Traceback (most recent call last):
@@ -17,10 +25,11 @@ Traceback (most recent call last):
   File "/home/ana/analysis/io.py", line 12, in read_frame
     with open(path, "rb") as f:
          ^^^^^^^^^^^^^^^^
-FileNotFoundError: [Errno 2] No such file or directory: '/scratch/run7/chunk-0042.parquet'"""
+FileNotFoundError: [Errno 2] No such file or directory: '/scratch/run7/{label}.parquet'"""
 
 
-def _engine(i: int, completed: int, failed: int, task: str | None, cpu: float) -> dict[str, Any]:
+def _engine(i: int) -> dict[str, Any]:
+    """Engine ``i`` as the controller's status describes it, idle."""
     return {
         "id": i,
         "uuid": f"{i:032x}",
@@ -28,23 +37,43 @@ def _engine(i: int, completed: int, failed: int, task: str | None, cpu: float) -
         "host": HOSTS[i],
         "state": "up",
         "registered": T0 - 300,
-        "queue": 2 if task else 0,
-        "completed": completed,
-        "failed": failed,
+        "queue": 0,
+        "completed": 0,
+        "failed": 0,
         "info": {"python": "/usr/bin/python3", "cwd": "/home/ana"},
         "launcher": "ssh" if i >= 2 else "local",
-        "stats": {"cpu": cpu, "rss": (52 + 9 * i) * 1024 * 1024, "task": task},
+        "stats": {"cpu": 0.0, "rss": (52 + 9 * i) * 1024 * 1024, "task": None},
         "heartbeat_age": 0.4 + 0.1 * i,
     }
 
 
-def _notice(i: int, engine: int, start: float, end: float, st: str = "ok") -> dict[str, Any]:
-    n: dict[str, Any] = {"id": f"{i:08x}{'0' * 24}", "e": engine, "st": st, "m": "apply"}
-    n.update(ts=start, tc=end, q="t", sub=start - 0.01)
-    if st == "error":
-        n.update(en="FileNotFoundError", tb=TRACEBACK)
-        n["ev"] = "[Errno 2] No such file or directory: '/scratch/run7/chunk-0042.parquet'"
-    return n
+def task_id(i: int, client: int = 0) -> str:
+    """The message id of a client's i-th task, as par's clients make them."""
+    return f"{CLIENTS[client]}-{i:x}"
+
+
+def feed_events(tasks: list[tuple[str, int, float, float, str | None]]) -> list[dict[str, Any]]:
+    """What a controller's feed sends a monitor that watched these tasks finish: (message id,
+    engine, start, end, label) of each, those labelled ``chunk-…`` failing."""
+    sent: list[dict[str, Any]] = []
+    feed = Feed(lambda data, to: sent.append(data))
+    feed.subscribe(b"monitor")
+    for mid, engine, start, end, label in sorted(tasks, key=lambda t: t[3]):
+        failed = (label or "").startswith("chunk-")
+        feed.ran(engine, start, end, failed)
+        if failed:
+            header = {"id": mid, "e": engine, "m": "apply", "tc": end, "st": "error"}
+            content = protocol.encode(
+                {
+                    "ename": "FileNotFoundError",
+                    "evalue": "[Errno 2] No such file or directory: "
+                    f"'/scratch/run7/{label}.parquet'",
+                    "traceback": TRACEBACK.format(label=label),
+                }
+            )
+            feed.error(header, content, label)
+    feed.flush()
+    return sent[1:]  # the backlog (empty) is dated now, not in the recorded past
 
 
 def _launcher_event(
@@ -86,49 +115,92 @@ def recorded_state() -> ClusterState:
         },
         T0 - 60,
     )
-    notices = []
+    tasks = []
     k = 0
     # Engine 1 took a long task 40 s ago and is still on it: a straggler. Engine 3 is idle.
+    # Engine 2 runs the second client's tasks, and every ninth one fails.
     for engine, step, until in ((0, 0.5, T0 - 1), (1, 0.7, T0 - 41), (2, 1.3, T0 - 1)):
         t = T0 - 58.0
         while t < until:
-            failed = engine == 2 and k % 9 == 4
-            notices.append(_notice(k, engine, t, t + step * 0.9, "error" if failed else "ok"))
+            client = 1 if engine == 2 else 0
+            label = f"chunk-{k:04d}" if engine == 2 and k % 9 == 4 else None
+            tasks.append((task_id(k, client), engine, t, t + step * 0.9, label))
             t += step
             k += 1
-    notices.sort(key=lambda n: n["tc"])
-    state.on_event("tasks", {"tasks": notices}, T0 - 1)
-    failed = sum(1 for n in notices if n["st"] == "error")
-    state.on_event(
-        "stream", {"id": "s", "e": 0, "n": "stdout", "d": "loading chunk 0040\n"}, T0 - 3
-    )
-    state.on_event(
-        "stream", {"id": "s", "e": 0, "n": "stdout", "d": "loading chunk 0041\nmerged"}, T0 - 2
-    )
-    state.on_event("stream", {"id": "s", "e": 0, "n": "stdout", "d": " 12 frames\n"}, T0 - 2)
-    state.on_event(
-        "stream", {"id": "s", "e": 0, "n": "stderr", "d": "warning: column 'x7' is empty\n"}, T0 - 1
-    )
     status = {
         "cluster_id": "analysis",
         "uptime": 312.0,
         "queued": 37,
         "pending": 40,
-        "counts": {"submitted": 280, "completed": len(notices) - failed, "failed": failed},
-        "engines": [
-            _engine(0, 0, 0, None, 0.0),
-            _engine(1, 0, 0, "dd44ee55ff66", 99.7),
-            _engine(2, 0, 0, None, 0.0),
-            _engine(3, 0, 0, None, 0.0),
-        ],
+        "counts": {"submitted": 280, "completed": 0, "failed": 0},
+        "engines": [_engine(i) for i in range(4)],
     }
     state.on_status(status, T0 - 40)
+    for data in feed_events(tasks):
+        state.apply("activity", data, T0 - 1)
+    for eid, stream, text in [
+        (0, "stdout", "loading chunk 0040\n"),
+        (0, "stdout", "loading chunk 0041\nmerged"),
+        (0, "stdout", " 12 frames\n"),
+        (0, "stderr", "warning: column 'x7' is empty\n"),
+    ]:
+        state.apply("activity", {"b": [], "out": [[eid, stream, text]]}, T0 - 1)
+    failed = sum(1 for t in tasks if t[4])
+    status["counts"] = {"submitted": 280, "completed": len(tasks) - failed, "failed": failed}
     for e in status["engines"]:
-        done = [n for n in notices if n["e"] == e["id"]]
-        e["failed"] = sum(1 for n in done if n["st"] == "error")
+        done = [t for t in tasks if t[1] == e["id"]]
+        e["failed"] = sum(1 for t in done if t[4])
         e["completed"] = len(done) - e["failed"]
-    status["engines"][0]["stats"].update(task="bb11bb22cc33", cpu=98.5)
-    status["engines"][2]["stats"].update(task="0077889900aa", cpu=97.2)
+    running = {0: (task_id(k, 0), T0 - 0.3, 98.5), 1: (task_id(k + 1, 0), T0 - 40.3, 99.7)}
+    running[2] = (task_id(k + 2, 1), T0 - 0.8, 97.2)
+    for eid, (mid, started, cpu) in running.items():
+        stats = status["engines"][eid]["stats"]
+        stats.update(task=mid, task_started=started, cpu=cpu)
+        status["engines"][eid]["queue"] = 2
+    status["engines"][1]["task_label"] = "merge-all"
     state.on_status(status, T0)
     state.on_launcher_events(LAUNCHER_EVENTS)
+    return state
+
+
+def many_engines_state(n: int = 1000, hosts: int = 16) -> ClusterState:
+    """``n`` engines on ``hosts`` hosts after a minute of work: every host's engines busy
+    in turn, those of node07 failing now and then, one straggler on node03."""
+    state = ClusterState("big")
+    state.on_connected({"controller_url": "tcp://10.0.0.5:50123", "launchers": "slurm"}, T0 - 60)
+    engines = []
+    for i in range(n):
+        e = _engine(i % 4)
+        e.update(id=i, uuid=f"{i:032x}", pid=30_000 + i, host=f"node{i % hosts:02d}")
+        e["launcher"] = "slurm"
+        engines.append(e)
+    state.on_status({"engines": engines, "uptime": 3600.0}, T0 - 60)
+    tasks = []
+    for i in range(0, n, 3):
+        host = i % hosts
+        start = T0 - 60 + host * 2.5  # hosts start in turn
+        for k in range(int((T0 - 1 - start) / 4)):
+            label = "chunk-bad" if host == 7 and k % 5 == 2 else None
+            tasks.append((task_id(i * 100 + k), i, start + 4 * k, start + 4 * k + 3.6, label))
+    for data in feed_events(tasks):
+        state.apply("activity", data, T0)
+    finished = Counter(t[1] for t in tasks)
+    failures = Counter(t[1] for t in tasks if t[4])
+    for e in engines:
+        e["failed"] = failures[e["id"]]
+        e["completed"] = finished[e["id"]] - e["failed"]
+    straggler = engines[3]
+    straggler["stats"].update(task=task_id(999_999), task_started=T0 - 52, cpu=100.0)
+    failed = sum(e["failed"] for e in engines)
+    done = sum(e["completed"] for e in engines)
+    state.on_status(
+        {
+            "engines": engines,
+            "uptime": 3660.0,
+            "counts": {"completed": done, "failed": failed},
+            "queued": 5000,
+            "pending": 5000 + n // 3,
+        },
+        T0,
+    )
     return state

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from par_tui.app import MonitorApp
 
-from .recorded import T0, recorded_state
+from .recorded import T0, many_engines_state, recorded_state
 
 SIZE = (120, 35)
 
@@ -70,3 +70,9 @@ def test_disconnected(snap_compare) -> None:
 
 def test_events(snap_compare) -> None:
     assert snap_compare(recorded_app(), press=["4"], terminal_size=SIZE)
+
+
+def test_a_thousand_engines_per_host_failing_first(snap_compare) -> None:
+    app = MonitorApp(state=many_engines_state(), clock=lambda: T0)
+    # s eight times: sorted by failed tasks, most first; g: one lane per host
+    assert snap_compare(app, press=["s"] * 8 + ["g"], terminal_size=SIZE)

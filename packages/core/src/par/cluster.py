@@ -21,6 +21,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ Progress = Callable[[int, int], None]
 log = logging.getLogger("par.cluster")
 
 ENGINE_EXIT_GRACE = 10.0  # seconds a stopped engine's process gets to exit before SIGKILL
+ENDED_SETS_KEPT = 16  # sets forgotten once their engines ended, still asked how they ended
 
 
 class ClusterCrashed(ClusterError):
@@ -123,6 +125,9 @@ class Cluster:
         )
         self.controller: ControllerLauncher | None = None
         self.engines: dict[str, EngineSetLauncher] = {}
+        # A client may ask how an engine ended just after its set was forgotten (a restart
+        # forgets the set of the engine it replaces): the last few are kept for that.
+        self._ended_sets: deque[EngineSetLauncher] = deque(maxlen=ENDED_SETS_KEPT)
         self._client: Client | None = None
         self.previous: Path | None = None  # where a start kept what an earlier cluster left
 
@@ -259,7 +264,8 @@ class Cluster:
             )
         strays = leftovers.processes(conn)
         if conn.exists():  # a controller that stops removes it: this one crashed
-            raise ClusterCrashed(self.cluster_id, len(strays), restorable=record.exists())
+            running = len(leftovers.engines(strays))
+            raise ClusterCrashed(self.cluster_id, running, restorable=record.exists())
         leftovers.stop(strays)
         self.previous = leftovers.clear(self.cluster_id)
 
@@ -355,7 +361,7 @@ class Cluster:
             if not es.running():
                 es.stop()
                 es.emit("stopped", engine_set=set_id)
-                del self.engines[set_id]
+                self._ended_sets.append(self.engines.pop(set_id))
 
     def add_engines(self, n: int = 1, launcher: str | None = None, **options: Any) -> str:
         """Add ``n`` engines to the running cluster; return the new engine-set id."""
@@ -442,7 +448,7 @@ class Cluster:
 
     def describe_engine_exit(self, pid: int) -> str | None:
         """What the launchers know of how the engine with this pid ended."""
-        for es in list(self.engines.values()):
+        for es in [*self.engines.values(), *self._ended_sets]:
             report = es.describe_exit(pid)
             if report:
                 return report

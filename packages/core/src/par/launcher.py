@@ -68,6 +68,18 @@ class LaunchContext:
     on_event: Callable[[dict[str, Any]], None] = _ignore
 
 
+def check_module_names(value: str, option: str = "preload") -> str:
+    """``value`` if it is a comma-separated list of module names; else a ValueError that
+    names the wrong one."""
+    for name in filter(None, (m.strip() for m in value.split(","))):
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise ValueError(
+                f"{option}: {name!r} is not a module name; give module names separated by "
+                "commas, e.g. numpy,pandas"
+            )
+    return value
+
+
 class Launcher:
     """Shared base of controller and engine-set launchers."""
 
@@ -221,12 +233,34 @@ class EngineSetLauncher(Launcher):
 
     def engine_command(self) -> list[str]:
         """The command that runs one engine of this cluster."""
+        return [self.context.python, "-m", "par.engine", *self.engine_arguments()]
+
+    def fork_server_command(
+        self, n: int, logs: str, *, python: str = "", connection_file: str = ""
+    ) -> list[str]:
+        """The command of a fork server that starts ``n`` engines of this cluster from one
+        process (:mod:`par.engine.forkserver`); engine ``i`` logs to ``{logs}-{i}.log``
+        (``python`` and ``connection_file``: theirs on another host)."""
         return [
-            self.context.python,
+            python or self.context.python,
             "-m",
-            "par.engine",
+            "par.engine.forkserver",
+            *self.engine_arguments(connection_file),
+            "-n",
+            str(n),
+            "--logs",
+            logs,
+        ]
+
+    def engine_arguments(self, connection_file: str = "") -> list[str]:
+        """What every engine of this cluster is given: the connection file
+        (``connection_file``: its path on another host) and, if the launcher has a
+        ``preload`` option, the modules to import before registering."""
+        preload = self.options.get("preload")
+        return [
             "--file",
-            str(self.context.connection_file),
+            connection_file or str(self.context.connection_file),
+            *(["--preload", str(preload)] if preload else []),
         ]
 
     def to_dict(self) -> dict[str, Any]:

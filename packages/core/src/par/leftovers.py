@@ -31,9 +31,9 @@ _ROLES = ("engine", "controller")
 
 def _is_par(cmdline: list[str]) -> bool:
     """Whether a command line runs a par engine or controller (``python -m par.engine``,
-    ``par controller``...)."""
+    ``par controller``...; a forked engine has its fork server's, ``par.engine.forkserver``)."""
     for i, arg in enumerate(cmdline[:4]):
-        if arg in ("par.engine", "par.controller"):
+        if arg in ("par.engine", "par.engine.forkserver", "par.controller"):
             return True
         if os.path.basename(arg) == "par" and i + 1 < len(cmdline) and cmdline[i + 1] in _ROLES:
             return True
@@ -91,6 +91,20 @@ def processes(connection_file: Path) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return list(found.values())
+
+
+def engines(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """The engines among processes :func:`processes` found: not the fork servers (a forked
+    engine runs its server's command line; the server is its parent)."""
+    found = {p.pid for p in procs}
+    servers = set()
+    for proc in procs:
+        try:
+            if proc.ppid() in found:
+                servers.add(proc.ppid())
+        except psutil.Error:
+            continue
+    return [p for p in procs if p.pid not in servers]
 
 
 def stop(procs: list[psutil.Process], timeout: float = 10.0) -> None:

@@ -9,22 +9,33 @@ in whatever session or process group. Stopping a process then also sweeps
 the processes that carry its mark: what an engine's tasks started and the
 engine could not end itself, because it was killed with SIGKILL (a process
 that empties its environment escapes the sweep).
+
+Engines may also come from a fork server (:mod:`par.engine.forkserver`):
+:func:`start_fork_server` starts one and :func:`forked_engines` reads the
+engines it reports. Each is recorded like a spawned process, with the file in
+which the server, their parent, records how each one ends (``exits``), so that
+their exit status is known in any process, not only in the one that started
+them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
+import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from .launcher import LauncherError
 
 log = logging.getLogger("par.launcher")
 
@@ -43,29 +54,41 @@ class ProcessRef:
     started: float
     log: str = ""
     mark: str = ""  # the token in its environment and its descendants'
+    exits: str = ""  # the file its parent records its exit status in (a fork server's)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"pid": self.pid, "started": self.started, "log": self.log, "mark": self.mark}
+        return {
+            "pid": self.pid,
+            "started": self.started,
+            "log": self.log,
+            "mark": self.mark,
+            "exits": self.exits,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProcessRef:
         """Inverse of :meth:`to_dict`."""
         return cls(
-            int(d["pid"]), float(d["started"]), str(d.get("log", "")), str(d.get("mark", ""))
+            int(d["pid"]),
+            float(d["started"]),
+            str(d.get("log", "")),
+            str(d.get("mark", "")),
+            str(d.get("exits", "")),
         )
 
     @classmethod
-    def from_pid(cls, pid: int, log: str = "", mark: str = "") -> ProcessRef:
+    def from_pid(cls, pid: int, log: str = "", mark: str = "", exits: str = "") -> ProcessRef:
         """A reference to a running process, whoever started it (this process, a daemon such
         as tmux, a container runtime): its start time is read now, so that a later process
         given the same pid is never taken for it. A pid already gone is never alive.
-        ``mark``: the one in its environment, if :func:`spawn` gave it one."""
+        ``mark``: the one in its environment, if :func:`spawn` gave it one; ``exits``: the
+        file its parent records its exit status in, if a fork server started it."""
         try:
             started = psutil.Process(pid).create_time()
         except psutil.Error:
             started = 0.0
-        return cls(pid, started, log, mark)
+        return cls(pid, started, log, mark, exits)
 
     def _proc(self) -> psutil.Process | None:
         try:
@@ -87,14 +110,26 @@ class ProcessRef:
         except psutil.Error:
             return False
 
-    def returncode(self) -> int | None:
-        """The exit status if this process was started here and has ended."""
+    def returncode(self, wait: float = 0.0) -> int | None:
+        """The exit status if it has ended and this process started it, or its fork server
+        recorded it (negative: killed by that signal). ``wait``: seconds to give a fork
+        server to record the status of a process that has just ended."""
         popen = _popens.get(self.pid)
-        return popen.poll() if popen is not None else None
+        if popen is not None:
+            return popen.poll()
+        if not self.exits:
+            return None
+        deadline = time.monotonic() + wait
+        code = _recorded_exit(self.exits, self.pid)
+        while code is None and time.monotonic() < deadline and not self.alive():
+            time.sleep(0.05)
+            code = _recorded_exit(self.exits, self.pid)
+        return code
 
-    def exit_description(self) -> str | None:
-        """How the process ended ('was killed by signal 9 (SIGKILL)'), if started here and ended."""
-        code = self.returncode()
+    def exit_description(self, wait: float = 0.0) -> str | None:
+        """How the process ended ('was killed by signal 9 (SIGKILL)'), if known (see
+        :meth:`returncode`)."""
+        code = self.returncode(wait)
         if code is None:
             return None
         if code < 0:
@@ -115,9 +150,28 @@ class ProcessRef:
                 pass
 
 
-def spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> ProcessRef:
+def _recorded_exit(path: str, pid: int) -> int | None:
+    """The exit status a fork server recorded for ``pid`` (``pid returncode`` lines)."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == str(pid):
+            return int(fields[1])
+    return None
+
+
+def spawn(
+    cmd: Sequence[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
+) -> ProcessRef:
     """Start a detached process (own session, output to ``log``, a mark of its own) and
-    return its reference."""
+    return its reference; ``pass_fds``: file descriptors it inherits."""
     log.parent.mkdir(parents=True, exist_ok=True)
     mark = secrets.token_hex(8)
     with open(log, "ab") as out:
@@ -128,9 +182,62 @@ def spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> P
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={**os.environ, **(env or {}), MARK_VARIABLE: mark},
+            pass_fds=pass_fds,
         )
     _popens[popen.pid] = popen
     return ProcessRef.from_pid(popen.pid, str(log), mark)
+
+
+def start_fork_server(cmd: Sequence[str], log: Path) -> tuple[ProcessRef, int]:
+    """Start a fork server (``cmd``: :mod:`par.engine.forkserver` without ``--report-fd``);
+    return it and the read end of the pipe it reports its engines on."""
+    read, write = os.pipe()
+    try:
+        server = spawn([*cmd, "--report-fd", str(write)], log, pass_fds=(write,))
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    return server, read
+
+
+def forked_engines(
+    server: ProcessRef, reports: int, n: int, timeout: float
+) -> Iterator[ProcessRef]:
+    """The ``n`` engines a fork server reports on the pipe ``reports``, as it forks them.
+
+    Raises LauncherError, with the server's output, if it forks fewer (it failed to
+    import, to fork) or takes longer than ``timeout`` seconds. Closes the pipe.
+    """
+    deadline = time.monotonic() + timeout
+    pending = b""
+    count = 0
+    with open(reports, "rb", buffering=0) as pipe:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pipe], [], [], left)[0]:
+                raise LauncherError(
+                    f"the fork server forked {count} of {n} engines within {timeout:.0f} s; "
+                    f"its output:\n{tail(server.log)}"
+                )
+            chunk = pipe.read(1 << 16)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                entry = json.loads(line)
+                if "error" in entry:
+                    raise LauncherError(f"the fork server stopped: {entry['error']}")
+                count += 1
+                yield ProcessRef.from_pid(
+                    int(entry["pid"]), entry["log"], entry["mark"], entry["exits"]
+                )
+    if count < n:
+        raise LauncherError(
+            f"the fork server exited after forking {count} of {n} engines; "
+            f"its output:\n{tail(server.log)}"
+        )
 
 
 def stop_all(refs: Iterable[ProcessRef], timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:

@@ -1,9 +1,18 @@
-"""par launcher plugin ``local``: the controller and engines as processes on this machine."""
+"""par launcher plugin ``local``: the controller and engines as processes on this machine.
+
+Engines are forked from a fork server (:mod:`par.engine.forkserver`) where the
+platform can fork (Linux, macOS): one process imports par and the ``preload``
+modules, then forks each engine, so that starting many engines costs a fork
+each rather than an interpreter and its imports. With ``fork=False`` each
+engine is an interpreter of its own.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from par.hookspecs import hookimpl
@@ -13,8 +22,16 @@ from par.launcher import (
     LaunchContext,
     LauncherError,
     Option,
+    check_module_names,
 )
-from par.process import ProcessRef, spawn, stop_all, tail
+from par.process import (
+    ProcessRef,
+    forked_engines,
+    spawn,
+    start_fork_server,
+    stop_all,
+    tail,
+)
 
 from . import capacity
 
@@ -22,6 +39,10 @@ if TYPE_CHECKING:
     from par.plugins import LauncherRegistry
 
 __all__ = ["LocalControllerLauncher", "LocalEngineSetLauncher"]
+
+CAN_FORK = hasattr(os, "fork") and sys.platform.startswith(("linux", "darwin"))
+FORK_TIMEOUT = 120.0  # seconds a fork server gets to import and fork all its engines
+EXIT_RECORD_WAIT = 2.0  # seconds a fork server gets to record how an engine just ended
 
 
 class LocalControllerLauncher(ControllerLauncher):
@@ -84,31 +105,64 @@ class LocalControllerLauncher(ControllerLauncher):
 
 
 class LocalEngineSetLauncher(EngineSetLauncher):
-    """Runs ``n`` engines as local processes.
+    """Runs ``n`` engines as local processes, forked from one warm process by default.
 
     A count this machine cannot hold is refused (see :mod:`.capacity`) unless
-    ``force``. Engines start in waves of :data:`WAVE` (four per core), a wave every
-    :data:`WAVE_PAUSE` seconds, so that a large count does not fork every process at
-    once; each engine is on record from the moment it is started, so a start that
-    fails or is interrupted half way leaves none behind.
+    ``force``. With ``fork``, a fork server (:mod:`par.engine.forkserver`) forks
+    every engine; without, engines start as interpreters of their own in waves of
+    :data:`WAVE` (four per core), a wave every :data:`WAVE_PAUSE` seconds, so that a
+    large count does not start every interpreter at once. Each engine is on record
+    from the moment it is started, so a start that fails or is interrupted half way
+    leaves none behind. A subclass whose ``OPTIONS`` lack ``fork`` spawns its
+    engines (with its own :meth:`engine_command`).
     """
 
     PLUGIN_NAME = "local"
-    OPTIONS = (Option("force", bool, False, "start more engines than this machine seems to hold"),)
+    OPTIONS = (
+        Option("force", bool, False, "start more engines than this machine seems to hold"),
+        Option(
+            "fork",
+            bool,
+            CAN_FORK,
+            "fork the engines from one process that imports par once (--no-fork: start "
+            "each as a new interpreter)",
+        ),
+        Option(
+            "preload",
+            str,
+            "",
+            "modules each engine imports before it registers, e.g. numpy,pandas "
+            "(with fork: imported once, shared by all)",
+        ),
+    )
     WAVE = 4 * (os.cpu_count() or 1)
     WAVE_PAUSE = 0.25
 
     def __init__(self, context: LaunchContext, n: int = 1, **kwargs: Any) -> None:
         super().__init__(context, n=n, **kwargs)
+        if self.options.get("fork") and not CAN_FORK:
+            raise ValueError(
+                f"fork: engines cannot be forked on {sys.platform} (Linux and macOS only); "
+                "start them with fork=False (--no-fork)"
+            )
+        check_module_names(self.options.get("preload", ""))
         self.processes: list[ProcessRef] = []
+        self.server: ProcessRef | None = None  # the fork server, while its engines live
 
     def start(self) -> None:
         """Start the engines (they register with the controller on their own)."""
         if not self.options.get("force"):  # a subclass with OPTIONS of its own may lack it
-            capacity.check(self.n)
+            capacity.check(self.n, forked=bool(self.options.get("fork")))
         logs = self.context.cluster_dir / "logs"
         stamp = int(time.time() * 1000)
         self.processes = []
+        if self.options.get("fork"):
+            self._fork(logs, stamp)
+        else:
+            self._spawn(logs, stamp)
+
+    def _spawn(self, logs: Path, stamp: int) -> None:
+        """Start each engine as an interpreter of its own, in waves."""
         for i in range(self.n):
             if i and i % self.WAVE == 0:
                 self.save_state()
@@ -122,9 +176,19 @@ class LocalEngineSetLauncher(EngineSetLauncher):
                     f"could not start engine {i + 1} of {self.n}: {exc.strerror or exc}"
                 ) from exc
 
+    def _fork(self, logs: Path, stamp: int) -> None:
+        """Start a fork server and record the engines it forks as it reports them."""
+        command = self.fork_server_command(self.n, str(logs / f"engine-{stamp}"))
+        self.server, reports = start_fork_server(command, logs / f"forkserver-{stamp}.log")
+        self.save_state()  # a `par stop` meanwhile ends its engines by the server's mark
+        for engine in forked_engines(self.server, reports, self.n, FORK_TIMEOUT):
+            self.processes.append(engine)
+            if len(self.processes) % self.WAVE == 0:
+                self.save_state()
+
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop every engine of this set."""
-        stop_all(self.processes, timeout)
+        """Stop every engine of this set (and its fork server)."""
+        stop_all([*self.processes, *([self.server] if self.server else [])], timeout)
 
     def signal(self, sig: int) -> None:
         """Signal every engine of this set."""
@@ -148,19 +212,27 @@ class LocalEngineSetLauncher(EngineSetLauncher):
         """How one of these engines ended, and the last lines of its log."""
         for p in self.processes:
             if p.pid == pid:
-                how = p.exit_description() or "is still running but does not answer"
+                how = p.exit_description(wait=EXIT_RECORD_WAIT) or (
+                    "is still running but does not answer" if p.alive() else "has ended"
+                )
                 return f"the process {how}; its last output:\n{tail(p.log, lines)}"
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """Engine count and the processes started."""
-        return {**super().to_dict(), "processes": [p.to_dict() for p in self.processes]}
+        """Engine count, the engine processes and their fork server."""
+        return {
+            **super().to_dict(),
+            "processes": [p.to_dict() for p in self.processes],
+            "fork_server": self.server.to_dict() if self.server else None,
+        }
 
     @classmethod
     def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output."""
         self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
         self.processes = [ProcessRef.from_dict(p) for p in data.get("processes", [])]
+        if data.get("fork_server"):
+            self.server = ProcessRef.from_dict(data["fork_server"])
         return self
 
 

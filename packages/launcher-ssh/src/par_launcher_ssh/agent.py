@@ -9,6 +9,10 @@ Operations (``op`` in the request):
 
 - ``start``: check the Python and par, then start ``commands`` detached
   (own session, output to a log file) and return their PIDs and start times.
+  A command marked ``fork`` is a fork server (``par.engine.forkserver``): the
+  agent gives it a pipe, reads the engines it forks from it, and returns them
+  after the server (marked ``server``); if the server fails, the agent ends
+  what it started and answers the error with the server's last output.
 - ``status``: which of ``procs`` are alive (a zombie is dead).
 - ``signal``: send ``signal`` to the live ``procs``.
 - ``stop``: SIGTERM the ``procs``, wait up to ``timeout``, SIGKILL the rest,
@@ -24,6 +28,7 @@ tasks' processes itself.
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -32,6 +37,7 @@ import time
 MIN_PYTHON = (3, 11)
 MARK_VARIABLE = "PAR_LAUNCH_MARK"  # as in par.process
 SWEEP_GRACE = 3.0
+FORK_TIMEOUT = 120.0  # seconds a fork server gets to import and fork its engines
 
 
 def start_time(pid):
@@ -91,20 +97,76 @@ def start(request):
         env.update(cmd.get("env") or {})
         mark = os.urandom(8).hex()
         env[MARK_VARIABLE] = mark
+        argv, passed = cmd["argv"], []
+        if cmd.get("fork"):  # the server reports its engines on a pipe
+            reports, write = os.pipe()
+            argv, passed = [*argv, "--report-fd", str(write)], [write]
         with open(log, "ab") as out:
             popen = subprocess.Popen(
-                cmd["argv"],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=cmd.get("cwd") or None,
                 env=env,
+                pass_fds=passed,
             )
-        started.append(
-            {"pid": popen.pid, "started": start_time(popen.pid), "log": log, "mark": mark}
-        )
+        proc = {"pid": popen.pid, "started": start_time(popen.pid), "log": log, "mark": mark}
+        started.append(proc)
+        if passed:
+            os.close(passed[0])
+            proc["server"] = True
+            error = read_forked(reports, int(cmd["n"]), started)
+            if error:
+                stop({"procs": started, "timeout": 5})
+                return {"error": f"{error}; its output:\n{tail(log)}", "kind": "fork"}
     return {"procs": started}
+
+
+def read_forked(reports, n, started):
+    """Add the engines a fork server reports on the pipe ``reports`` to ``started``, until
+    it closes the pipe; return what went wrong, if it forked fewer than ``n``."""
+    deadline = time.monotonic() + FORK_TIMEOUT
+    pending, count = b"", 0
+    with os.fdopen(reports, "rb", buffering=0) as pipe:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pipe], [], [], left)[0]:
+                return f"the fork server forked {count} of {n} engines in {FORK_TIMEOUT:.0f} s"
+            chunk = pipe.read(1 << 16)
+            if not chunk:
+                break
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                entry = json.loads(line.decode())
+                if "error" in entry:
+                    return "the fork server stopped: " + entry["error"]
+                count += 1
+                pid = int(entry["pid"])
+                started.append(
+                    {
+                        "pid": pid,
+                        "started": start_time(pid),
+                        "log": entry["log"],
+                        "mark": entry["mark"],
+                    }
+                )
+    if count < n:
+        return f"the fork server exited after forking {count} of {n} engines"
+    return None
+
+
+def tail(path, lines=20):
+    """The last lines of a text file ('' if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(f.tell() - 64 * 1024, 0))
+            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def send(procs, sig):

@@ -18,6 +18,7 @@ from par.launcher import (
     Launcher,
     LauncherError,
     Option,
+    check_module_names,
 )
 from par.plugins import launcher_class
 
@@ -27,6 +28,7 @@ from .hosts import Host
 from .remote import Pool, Session
 
 STATUS_INTERVAL = 1.0  # seconds between liveness checks over SSH (each runs the remote agent)
+FORK_START_TIMEOUT = 180.0  # seconds the agent may take to start a fork server's engines
 
 SSH_OPTIONS = (
     Option("hosts", str, "", "hosts as [user@]host[:engines],... e.g. alice@node1:4,node2"),
@@ -95,11 +97,17 @@ class RemoteProcesses:
         self._checked = 0.0
 
     def start(
-        self, session: Session, placement: Placement, commands: list[dict[str, Any]], require: str
+        self,
+        session: Session,
+        placement: Placement,
+        commands: list[dict[str, Any]],
+        require: str,
+        timeout: float | None = None,
     ) -> None:
-        """Start ``commands`` on the placement's host, recording them before anything can fail."""
+        """Start ``commands`` on the placement's host, recording them before anything can fail
+        (the agent ends what it started if it fails)."""
         self.placements.append(placement)
-        answer = session.agent({"op": "start", "commands": commands, "require": require})
+        answer = session.agent({"op": "start", "commands": commands, "require": require}, timeout)
         placement.procs = answer["procs"]
         self._checked = 0.0
 
@@ -115,10 +123,11 @@ class RemoteProcesses:
         return self._alive
 
     def signal(self, sig: int) -> None:
-        """Signal every live process."""
+        """Signal every live process (engines, not the fork servers that forked them)."""
         for p in self.placements:
-            if p.procs:
-                self.pool.get(p.host).agent({"op": "signal", "procs": p.procs, "signal": sig})
+            procs = [q for q in p.procs if not q.get("server")]
+            if procs:
+                self.pool.get(p.host).agent({"op": "signal", "procs": procs, "signal": sig})
 
     def stop(self, timeout: float) -> None:
         """Stop every process on every host; say loudly what could not be stopped."""
@@ -196,14 +205,36 @@ def _remote_dir(session: Session, options: dict[str, Any], cluster_id: str) -> s
 
 
 class SSHEngineSetLauncher(EngineSetLauncher):
-    """Engines on other hosts, started detached over SSH; ``par stop`` stops them from anywhere."""
+    """Engines on other hosts, started detached over SSH; ``par stop`` stops them from anywhere.
+
+    By default each host's engines are forked from one fork server there
+    (:mod:`par.engine.forkserver`), which imports par and the ``preload``
+    modules once for all of them.
+    """
 
     PLUGIN_NAME = "ssh"
-    OPTIONS = SSH_OPTIONS
+    OPTIONS = (
+        *SSH_OPTIONS,
+        Option(
+            "fork",
+            bool,
+            True,
+            "fork each host's engines from one process there that imports par once "
+            "(--no-fork: start each as a new interpreter)",
+        ),
+        Option(
+            "preload",
+            str,
+            "",
+            "modules each engine imports before it registers, e.g. numpy,pandas "
+            "(with fork: imported once per host)",
+        ),
+    )
     n: int
 
     def __init__(self, context: LaunchContext, n: int = 1, **options: Any) -> None:
         super().__init__(context, n=n, **options)
+        check_module_names(self.options["preload"])
         self.remote = RemoteProcesses(Pool(self.options))
         self.engine_url = ""
 
@@ -224,8 +255,14 @@ class SSHEngineSetLauncher(EngineSetLauncher):
             self._check_reachable(session, host)
             placement = Placement(host, _remote_dir(session, self.options, self.context.cluster_id))
             session.put_private(placement.connection_file, data)
-            commands = [self._command(session, placement, stamp, i) for i in range(count)]
-            self.remote.start(session, placement, commands, require="par.engine")
+            if self.options["fork"]:
+                command = self._fork_command(session, placement, stamp, count)
+                self.remote.start(
+                    session, placement, [command], "par.engine", timeout=FORK_START_TIMEOUT
+                )
+            else:
+                commands = [self._command(session, placement, stamp, i) for i in range(count)]
+                self.remote.start(session, placement, commands, require="par.engine")
 
     def _check_reachable(self, session: Session, host: Host) -> None:
         """Refuse a loopback controller for engines elsewhere: they could never register."""
@@ -253,18 +290,34 @@ class SSHEngineSetLauncher(EngineSetLauncher):
         self, session: Session, placement: Placement, stamp: int, i: int
     ) -> dict[str, Any]:
         log = posixpath.join(placement.dir, "logs", f"engine-{stamp}-{i}.log")
-        info = {"host": placement.host.name, "launcher": "ssh", "log": log}
+        python, connection_file = session.endpoint.python, placement.connection_file
+        argv = [python, "-m", "par.engine", *self.engine_arguments(connection_file)]
+        return {"argv": argv, "log": log, "env": self._env(placement, log=log)}
+
+    def _fork_command(
+        self, session: Session, placement: Placement, stamp: int, n: int
+    ) -> dict[str, Any]:
+        """The fork server that starts this host's ``n`` engines (the agent reads its pipe)."""
+        logs = posixpath.join(placement.dir, "logs")
+        argv = self.fork_server_command(
+            n,
+            posixpath.join(logs, f"engine-{stamp}"),
+            python=session.endpoint.python,
+            connection_file=placement.connection_file,
+        )
         return {
-            "argv": [
-                session.endpoint.python,
-                "-m",
-                "par.engine",
-                "--file",
-                placement.connection_file,
-            ],
-            "log": log,
-            "env": {**placement.host.env, "PAR_ENGINE_INFO": json.dumps(info)},
+            "argv": argv,
+            "log": posixpath.join(logs, f"forkserver-{stamp}.log"),
+            "env": self._env(placement),
+            "fork": True,
+            "n": n,
         }
+
+    @staticmethod
+    def _env(placement: Placement, **info: str) -> dict[str, str]:
+        """The host's environment for engines, with what they register about themselves."""
+        info = {"host": placement.host.name, "launcher": "ssh", **info}
+        return {**placement.host.env, "PAR_ENGINE_INFO": json.dumps(info)}
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every engine on every host (SIGTERM, then SIGKILL); remove the connection files."""

@@ -1,7 +1,13 @@
-"""The monitor app: composes the panels, feeds them snapshots, and runs the actions."""
+"""The monitor app: composes the panels, feeds them snapshots, and runs the actions.
+
+What the source reports only updates :class:`~par_tui.state.ClusterState`;
+the panels are redrawn from a snapshot once per refresh interval (and at
+once when the user changes what is shown), each redrawing only what changed.
+"""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -11,7 +17,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from .confirm import Confirm
@@ -63,9 +69,13 @@ class MonitorApp(App[None]):
     BINDINGS = [
         Binding("question_mark", "help", "Help", tooltip="show this help"),
         Binding("1", "show('engines')", "Engines", show=False, tooltip="engines and task stream"),
-        Binding("2", "show('errors')", "Errors", show=False, tooltip="recent failed tasks"),
+        Binding("2", "show('errors')", "Errors", show=False, tooltip="failed tasks, newest first"),
         Binding("3", "show('output')", "Output", show=False, tooltip="selected engine's output"),
         Binding("4", "show('events')", "Events", tooltip="launcher lifecycle events"),
+        Binding("w", "scale", "1s/10s", show=False, tooltip="lanes: 1 s or 10 s per cell"),
+        Binding(
+            "g", "group", "Per host", show=False, tooltip="lanes: one per engine or one per host"
+        ),
         Binding(
             "a", "add_engine", "Add engine", tooltip="start one engine with the cluster's launcher"
         ),
@@ -82,7 +92,12 @@ class MonitorApp(App[None]):
             "SIGINT",
             tooltip="send SIGINT to the selected engine: its task raises KeyboardInterrupt",
         ),
-        Binding("x", "abort", "Abort queued", tooltip="abort every client's queued tasks"),
+        Binding(
+            "x",
+            "abort",
+            "Abort queued",
+            tooltip="abort every client's tasks not started yet (says how many first)",
+        ),
         Binding(
             "S",
             "stop_cluster",
@@ -92,9 +107,12 @@ class MonitorApp(App[None]):
         Binding("q", "quit", "Quit", tooltip="leave the monitor (the cluster keeps running)"),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
-    read_only: reactive[bool] = reactive(False)
-    selected_engine: reactive[int | None] = reactive(None)
+    snapshot: var[Snapshot | None] = var(None)
+    read_only: var[bool] = var(False)
+    selected_engine: var[int | None] = var(None)
+    engine_order: var[tuple[int, ...]] = var(())
+    lane_scale: var[int] = var(1)
+    lanes_by_host: var[bool] = var(False)
 
     def __init__(
         self,
@@ -121,7 +139,13 @@ class MonitorApp(App[None]):
         with TabbedContent(initial="engines"):
             with TabPane("Engines", id="engines"):
                 yield EngineTable().data_bind(MonitorApp.snapshot)
-                yield TaskStream().data_bind(MonitorApp.snapshot)
+                yield TaskStream().data_bind(
+                    snapshot=MonitorApp.snapshot,
+                    order=MonitorApp.engine_order,
+                    scale=MonitorApp.lane_scale,
+                    by_host=MonitorApp.lanes_by_host,
+                    selected=MonitorApp.selected_engine,
+                )
             with TabPane("Errors", id="errors"):
                 yield ErrorList().data_bind(MonitorApp.snapshot)
             with TabPane("Output", id="output"):
@@ -132,6 +156,9 @@ class MonitorApp(App[None]):
 
     def on_mount(self) -> None:
         """Start listening to the controller (live), or show the recorded state once."""
+        # What is there now (modules, widgets) lives as long as the app: keep it out of the
+        # collector's full passes, which would otherwise stall a redraw now and then.
+        gc.freeze()
         self.query_one("#engine-rows").focus()
         self._show()
         if self.source is not None:
@@ -159,37 +186,30 @@ class MonitorApp(App[None]):
     def _show(self) -> None:
         """Freeze the state for the widgets (once per refresh interval)."""
         self.snapshot = self.state.snapshot(self.clock(), self.selected_engine)
-        errors = len(self.snapshot.errors)
-        # the main screen, not whichever modal (a confirmation, the help) is on top
-        tabs = self.screen_stack[0].query_one(TabbedContent)
-        tabs.get_tab("errors").label = f"Errors ({errors})" if errors else "Errors"
 
     # ---- what the source reports ---------------------------------------------------------
 
     @on(SourceEvent)
     def _on_source_event(self, event: SourceEvent) -> None:
-        kind, data, at = event.kind, event.data, event.at
-        if kind == "status":
-            self.state.on_status(data, at)
-        elif kind == "connected":
-            self.state.on_connected(data, at)
+        kind, data = event.kind, event.data
+        self.state.apply(kind, data, event.at)
+        if kind == "connected":
             self.notify("connected to the controller", timeout=2)
             self.refresh_bindings()
         elif kind == "disconnected":
-            self.state.on_disconnected(data, at)
             self.notify(f"{data.get('reason')}: waiting for it to come back", severity="warning")
             self.refresh_bindings()
             self._show()
-        elif kind == "launcher_events":
-            self.state.on_launcher_events(data["events"])
-        else:
-            self.state.on_event(kind, data, at)
-            if kind == "engine_lost":
-                self.notify(f"engine {data.get('id')} lost: {data.get('reason')}", severity="error")
+        elif kind == "engine_lost":
+            self.notify(f"engine {data.get('id')} lost: {data.get('reason')}", severity="error")
 
     @on(EngineTable.Selected)
     def _on_engine_selected(self, event: EngineTable.Selected) -> None:
         self.selected_engine = event.engine_id
+
+    @on(EngineTable.Ordered)
+    def _on_engines_ordered(self, event: EngineTable.Ordered) -> None:
+        self.engine_order = event.order
 
     def watch_selected_engine(self) -> None:
         """Show the newly selected engine's output now, not at the next refresh."""
@@ -200,7 +220,9 @@ class MonitorApp(App[None]):
     @on(TabbedContent.TabActivated)
     def _on_tab(self, event: TabbedContent.TabActivated) -> None:
         # Keys go to what the tab shows: the engine rows, the error rows, the output.
-        event.pane.query("DataTable, EngineOutput").first().focus()
+        for widget in event.pane.query("DataTable, EngineOutput, EngineRows").results():
+            widget.focus()
+            break
 
     @on(ErrorList.Open)
     def _on_error_open(self, event: ErrorList.Open) -> None:
@@ -219,13 +241,14 @@ class MonitorApp(App[None]):
         if action in NEEDS_CONTROLLER and not self.source.connected:
             return None
         if action in ("stop_engine", "restart_engine", "interrupt"):
-            return True if self._selected_alive() is not None else None
+            return True if self._highlighted_alive() is not None else None
         return True
 
-    def _selected_alive(self) -> int | None:
-        """The selected engine's id if it is still in the cluster."""
+    def _highlighted_alive(self) -> int | None:
+        """The engine under the table's cursor now, if it is still in the cluster."""
+        table = self.screen_stack[0].query_one(EngineTable)
+        eid = table.highlighted
         snap = self.snapshot
-        eid = self.selected_engine
         if snap is None or eid is None:
             return None
         return eid if any(r.id == eid and r.alive for r in snap.engines) else None
@@ -233,11 +256,21 @@ class MonitorApp(App[None]):
     def action_help(self) -> None:
         """Show every key."""
         disabled = CHANGES_CLUSTER if self.read_only else set()
-        self.push_screen(HelpScreen([*self.BINDINGS, *EngineTable.BINDINGS], disabled))
+        self.push_screen(
+            HelpScreen([*self.BINDINGS, *EngineTable.BINDINGS, *ErrorList.BINDINGS[:1]], disabled)
+        )
 
     def action_show(self, tab: str) -> None:
         """Switch to a tab."""
         self.query_one(TabbedContent).active = tab
+
+    def action_scale(self) -> None:
+        """Lanes: 1 s or 10 s per cell."""
+        self.lane_scale = 10 if self.lane_scale == 1 else 1
+
+    def action_group(self) -> None:
+        """Lanes: one per engine or one per host."""
+        self.lanes_by_host = not self.lanes_by_host
 
     @property
     def live(self) -> MonitorSource:
@@ -250,25 +283,52 @@ class MonitorApp(App[None]):
         self._act("add engine", lambda: self.live.add_engines(1))
 
     def action_stop_engine(self) -> None:
-        """Stop the selected engine, after asking."""
+        """Stop the highlighted engine, after asking."""
         self._ask_then("stop engine {id}?", self.live.stop_engine)
 
     def action_restart_engine(self) -> None:
-        """Stop the selected engine and start a new one, after asking."""
+        """Stop the highlighted engine and start a new one, after asking."""
         self._ask_then(
             "restart engine {id}? It stops, and a new engine (with a new id) starts.",
             self.live.restart_engine,
         )
 
     def action_interrupt(self) -> None:
-        """Send SIGINT to the selected engine."""
-        eid = self._selected_alive()
+        """Send SIGINT to the highlighted engine."""
+        eid = self._highlighted_alive()
         if eid is not None:
             self._act(f"SIGINT to engine {eid}", lambda: self.live.interrupt_engine(eid))
 
+    @work(thread=True, exclusive=True, group="abort")
     def action_abort(self) -> None:
-        """Abort every client's tasks that have not started."""
-        self._act("abort queued tasks", self.live.abort_queued)
+        """Ask the controller which tasks have not started, say whose, then abort them."""
+        try:
+            by_client = self.live.unstarted()
+        except Exception as exc:
+            self.call_from_thread(self.notify, f"abort failed: {exc}", severity="error")
+            return
+        self.call_from_thread(self._confirm_abort, by_client)
+
+    def _confirm_abort(self, by_client: dict[str, list[str]]) -> None:
+        total = sum(len(ids) for ids in by_client.values())
+        if not total:
+            self.notify("no task is waiting to start: nothing to abort", timeout=3)
+            return
+        whose = ", ".join(
+            f"{len(ids)} of client {tag}"
+            for tag, ids in sorted(by_client.items(), key=lambda kv: -len(kv[1]))
+        )
+        ids = [mid for mids in by_client.values() for mid in mids]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._act(f"abort {total} tasks", lambda: self.live.abort(ids))
+
+        question = (
+            f"Abort {total} task{'s' * (total != 1)} not started yet: {whose}? "
+            "Tasks already running go on."
+        )
+        self.push_screen(Confirm(question), answered)
 
     def action_stop_cluster(self) -> None:
         """Stop the whole cluster, after asking."""
@@ -281,7 +341,9 @@ class MonitorApp(App[None]):
         self.push_screen(Confirm(question), answered)
 
     def _ask_then(self, question: str, act: Callable[[int], None]) -> None:
-        eid = self._selected_alive()
+        # The engine under the cursor when the key was pressed, named in the question and
+        # acted on, whatever the cursor does while the dialog is open.
+        eid = self._highlighted_alive()
         if eid is None:
             return
 

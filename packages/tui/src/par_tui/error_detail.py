@@ -48,7 +48,8 @@ class ErrorDetail(ModalScreen[None]):
             (f"{r.ename}: ", "bold red"),
             (r.evalue, "bold"),
             "\n",
-            (f"task {r.id}  engine {r.engine}  {r.method}  at {when}", "dim"),
+            (f"task {r.id}{f' ({r.label})' if r.label else ''}", "dim"),
+            (f"  engine {r.engine}  {r.method}  at {when}", "dim"),
         )
         with VerticalScroll():
             yield Static(title, id="title")

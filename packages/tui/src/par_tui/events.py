@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from rich.text import Text
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import DataTable
 
 from .state import LauncherEvent, Snapshot
@@ -28,7 +28,7 @@ class EventList(DataTable[Any]):
     }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
+    snapshot: var[Snapshot | None] = var(None)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)

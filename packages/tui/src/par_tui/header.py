@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widget import Widget
 
 from . import format
@@ -27,25 +27,43 @@ class ClusterHeader(Widget):
     }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
-    read_only: reactive[bool] = reactive(False)
+    snapshot: var[Snapshot | None] = var(None)
+    read_only: var[bool] = var(False)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._text = Text("par monitor: connecting…")
 
     def watch_snapshot(self, snapshot: Snapshot | None) -> None:
-        """Colour the header while the controller is away."""
+        """Redraw if a line changed; colour the header while the controller is away."""
         self.set_class(snapshot is not None and not snapshot.connected, "-disconnected")
+        self._update()
+
+    def watch_read_only(self) -> None:
+        """Say so in the first line."""
+        self._update()
+
+    def _update(self) -> None:
+        if self.snapshot is None:
+            return
+        text = self._lines(self.snapshot)
+        if text != self._text:
+            self._text = text
+            self.refresh()
 
     def render(self) -> Text:
         """The four header lines."""
-        s = self.snapshot
-        if s is None:
-            return Text("par monitor: connecting…")
+        return self._text
+
+    def _lines(self, s: Snapshot) -> Text:
+        """The four header lines of a snapshot."""
         first = Text.assemble(
             ("cluster ", "dim"),
             (s.cluster_id, "bold"),
             ("  controller ", "dim"),
             s.controller_url or "-",
             ("  uptime ", "dim"),
-            format.duration(s.uptime),
+            format.age(s.uptime),
             ("  ", ""),
             ("● connected", "green") if s.connected else (f"✖ {s.status_line}", "bold red"),
             ("  [read-only]" if self.read_only else "", "bold yellow"),
@@ -53,6 +71,7 @@ class ClusterHeader(Widget):
         engines = Text.assemble(
             ("engines ", "dim"),
             (f"{s.up} up", "bold green"),
+            (f" ({s.busy} busy)", "yellow" if s.busy else "dim"),
             ("  ", ""),
             (f"{s.registering} registering", "yellow" if s.registering else "dim"),
             ("  ", ""),
@@ -60,7 +79,6 @@ class ClusterHeader(Widget):
             ("    launchers ", "dim"),
             s.launchers or "-",
         )
-        rate = sum(s.throughput[-5:]) / 5 if s.throughput else 0.0
         tasks = Text.assemble(
             ("tasks ", "dim"),
             (f"{s.queued} queued", "bold"),
@@ -73,7 +91,7 @@ class ClusterHeader(Widget):
             ("  ", ""),
             (f"{s.aborted} aborted", "dim"),
             ("    ", ""),
-            (f"{rate:.1f} tasks/s", "bold cyan"),
+            (format.rate(s.rate, " tasks/s"), "bold cyan"),
         )
         # Cut a long line short: wrapped, it would push the lines below out of the header.
         lines = Text("\n", no_wrap=True, overflow="ellipsis")
@@ -88,7 +106,7 @@ def _last_event(s: Snapshot) -> Text:
         return line
     ev = s.launcher_events[0]
     line.append(time.strftime("%H:%M:%S", time.localtime(ev.time)))
-    line.append(f" ({format.duration(max(s.now - ev.time, 0.0))} ago)  ", style="dim")
+    line.append(f" ({format.age(max(s.now - ev.time, 0.0))} ago)  ", style="dim")
     line.append(f"{ev.launcher} {ev.kind} ")
     line.append(ev.event, style=event_style(ev))
     line.append(f"  {ev.details_text}", style="red" if ev.failure else "dim")

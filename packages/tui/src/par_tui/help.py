@@ -16,9 +16,13 @@ NOTES = """\
 Panels
   header     cluster id, controller address, launchers, engine and task counts, uptime,
              the last launcher event
-  engines    one row per engine; CPU and memory as each engine reports them in heartbeats
-  lanes      last minute per engine: shade = how busy; green done, yellow running, red failed
-  errors     failed tasks, newest first; Enter shows the full remote traceback
+  engines    one row per engine; state busy (and for how long) while a task runs; busy and
+             mean: share of the last minute spent on tasks, and their mean run time; CPU and
+             memory as each engine reports them in heartbeats
+  lanes      per engine (or per host, g) over time, 1 s or 10 s per cell (w), in the table's
+             order: shade = how busy; green tasks done, yellow running, red failed; blank =
+             before the monitor knew; on the right the window's busy share, done and failed
+  errors     failed tasks, newest first; / searches them; Enter shows the remote traceback
   output     what the selected engine's tasks printed (stderr in red)
   events     launcher lifecycle events (starting, running, failed, stopped…), newest first;
              failures in red
@@ -26,7 +30,7 @@ Panels
 Notes
   restart    stops the engine, then starts one new engine through the cluster's launcher
              (par has no in-place restart: the new engine gets a new id)
-  abort      aborts every client's tasks that have not started yet
+  abort      says how many tasks of which clients have not started, then aborts those
   read-only  `par monitor --read-only` hides every action that changes the cluster
   the monitor reconnects by itself when the controller goes away and comes back"""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import RichLog
 
 from .state import OutputLine, Snapshot
@@ -20,7 +20,7 @@ class EngineOutput(RichLog):
     }
     """
 
-    snapshot: reactive[Snapshot | None] = reactive(None)
+    snapshot: var[Snapshot | None] = var(None)
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(wrap=True, markup=False, highlight=False, max_lines=2000, **kwargs)  # type: ignore[arg-type]
@@ -33,11 +33,13 @@ class EngineOutput(RichLog):
         if snapshot is None:
             return
         engine = snapshot.output_engine
-        self.border_title = (
+        title = (
             "output (choose an engine in the Engines tab)"
             if engine is None
             else f"output of engine {engine} (choose another in the Engines tab)"
         )
+        if title != self.border_title:
+            self.border_title = title
         new = snapshot.output_total - self._total
         out = snapshot.output
         last = out[-1] if out else None

@@ -1,14 +1,16 @@
 """The monitor's data source: a client of the controller, plus the cluster's launchers.
 
-The source subscribes to the controller's event stream (engine events, task
-notices, streamed output) and polls its status once per refresh interval. It
-also follows the launchers' lifecycle events in the cluster's
-``events.jsonl``, which launchers write whether or not a controller is up.
-Everything it learns goes to one ``emit(kind, data)`` callback as plain
-dicts; the app turns those into :class:`~par_tui.state.ClusterState`
-updates. When the controller goes away the source says so and keeps
-trying, about once per interval, to connect to whatever controller the
-cluster's connection file names next.
+The source subscribes to the controller's event stream (engine events, and
+for monitors the ``activity`` feed: per-second sums of finished tasks per
+engine, errors and output, a few times a second however many tasks finish)
+and polls its status once per refresh interval. It also follows the
+launchers' lifecycle events in the cluster's ``events.jsonl``, which
+launchers write whether or not a controller is up. Everything it learns
+goes to one ``emit(kind, data)`` callback as plain dicts, ``connected``
+first for each controller; a face hands them to
+:meth:`par_tui.state.ClusterState.apply`. When the controller goes away the
+source says so and keeps trying, about once per interval, to connect to
+whatever controller the cluster's connection file names next.
 
 Actions (add, stop, restart, interrupt engines; abort queued tasks; stop the
 cluster) go through the same client, or through the cluster's launchers as
@@ -95,6 +97,8 @@ class MonitorSource:
         self._client: par.Client | None = None
         self._announced = False
         self._gone: str | None = None  # why the controller went away, set from the I/O thread
+        self._seq = 0  # the last activity event's number
+        self._behind = False  # an activity event was missed: ask for what was kept again
         self._was_connected = False
         self._by_pid: dict[int, str] = {}
         self._single_launcher: str | None = None
@@ -112,11 +116,6 @@ class MonitorSource:
         """Connect to the controller (ClusterError if no such cluster, TimeoutError if silent)."""
         client = par.Client(cluster_id=self.cluster_id, timeout=CONNECT_TIMEOUT)
         self._gone = None
-        try:
-            client.subscribe_events(self._on_client_event, tasks=True)
-        except BaseException:
-            client.close()
-            raise
         self._client = client
         self._announced = False
         self._read_launchers()
@@ -146,17 +145,22 @@ class MonitorSource:
                 return  # not back yet: try again next interval
         client = self._client
         assert client is not None
-        if not self._announced:
-            self._announced = True
-            self._was_connected = True
-            self._send(
-                "connected",
-                {
-                    "controller_url": client.connection_info.client_url,
-                    "launchers": self._launchers_text,
-                },
-            )
         try:
+            if not self._announced:
+                self._announced = True
+                self._was_connected = True
+                self._send(
+                    "connected",
+                    {
+                        "controller_url": client.connection_info.client_url,
+                        "launchers": self._launchers_text,
+                    },
+                )
+                # After "connected": what the controller sends on subscribing (its recent
+                # activity and errors) belongs to this connection.
+                client.subscribe_events(self._on_client_event, tasks=True)
+            if self._behind:
+                client.subscribe_events(self._on_client_event, tasks=True)
             status = client.status()
         except (ParError, TimeoutError) as exc:
             self._drop(f"the controller did not answer ({exc})")
@@ -187,6 +191,14 @@ class MonitorSource:
         if kind == "controller_stopped":
             self._gone = "the controller stopped"
             return
+        if kind == "activity":
+            seq = int(data.get("seq", 0))
+            if data.get("backlog"):
+                self._behind = False
+            elif self._behind or seq != self._seq + 1:
+                self._behind = True  # the sums would come up short: wait for a new backlog
+                return
+            self._seq = seq
         if kind.startswith("engine_"):
             data = self._annotate(dict(data))
         self._send(kind, data)
@@ -258,9 +270,22 @@ class MonitorSource:
         """Send SIGINT to one engine: its running task raises KeyboardInterrupt."""
         self._require().send_signal("SIGINT", targets=[engine_id])
 
-    def abort_queued(self) -> None:
-        """Abort every client's tasks that have not started."""
-        self._require().abort(everyone=True)
+    def unstarted(self) -> dict[str, list[str]]:
+        """The ids of every client's tasks that have not started, by client (the first four
+        hex digits of its tasks' ids, as the monitor shows them)."""
+        client = self._require()
+        running = {(e.get("stats") or {}).get("task") for e in client.status()["engines"]}
+        queues = client.queue_status(verbose=True)
+        ids = [*queues.pop("unassigned"), *(mid for q in queues.values() for mid in q["queue"])]
+        by_client: dict[str, list[str]] = {}
+        for mid in ids:
+            if mid not in running:
+                by_client.setdefault(mid[:4], []).append(mid)
+        return by_client
+
+    def abort(self, ids: list[str]) -> None:
+        """Abort these tasks (of any client) if they have not started."""
+        self._require().abort(ids)
 
     def stop_cluster(self) -> None:
         """Stop the engines and the controller, as ``par stop`` does."""

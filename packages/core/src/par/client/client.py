@@ -173,10 +173,13 @@ class Client(HubRecords):
         the I/O thread, or one waiting on a result).
 
         Kinds: ``engine_registering``, ``engine_up``, ``engine_lost``, ``engine_stopped``,
-        ``controller_stopped``; with ``tasks=True`` also ``tasks`` (batches of finished-task
-        notices) and ``stream`` (every engine's streamed output), as ``par monitor`` uses.
+        ``controller_stopped``; with ``tasks=True`` also ``activity``, as ``par monitor``
+        uses: per engine and second, the work finished, with the errors and output (see
+        :mod:`par.controller.feed`), what the controller kept first. Subscribing again with
+        the same callback asks for what was kept again.
         """
-        self._listeners.append(callback)
+        if callback not in self._listeners:
+            self._listeners.append(callback)
         if tasks:
             self.queries.ask("monitor", on=True)
 
@@ -284,8 +287,9 @@ class Client(HubRecords):
         return True
 
     def queue_status(self, targets: Any = "all", verbose: bool = False) -> dict[Any, Any]:
-        """Per-engine queue counts and the number of unassigned tasks."""
-        raw = self.queries.ask("queue_status")
+        """Per-engine queue counts and the number of unassigned tasks (``verbose``: lists of
+        their message ids instead of counts, for ``queue``, ``tasks`` and ``unassigned``)."""
+        raw = self.queries.ask("queue_status", verbose=verbose)
         out: dict[Any, Any] = {}
         wanted = None if targets in (None, "all") else set(self.ledger.targets(targets))
         for key, value in raw.items():
@@ -333,6 +337,21 @@ class Client(HubRecords):
         stopped = self.queries.ask("shutdown", targets=tg, hub=hub)
         if block or (block is None and self.block) or hub:
             self.ledger.wait_until_gone(stopped, timeout=10)
+
+    def monitor(self, interval: float = 1.0) -> Any:
+        """Watch the cluster: in Jupyter a live panel (engines, throughput, errors, and the
+        actions of ``par monitor`` as buttons), elsewhere the cluster's state now, as text.
+
+        Needs par-tui (``pip install 'par-cluster[tui]'``) and, in Jupyter, ipywidgets.
+        """
+        try:
+            from par_tui.notebook import monitor
+        except ImportError as exc:
+            raise ImportError(
+                f"rc.monitor() needs the par-tui package ({exc}): "
+                "pip install 'par-cluster[tui]' (and ipywidgets for Jupyter)"
+            ) from exc
+        return monitor(self, interval)
 
     def status(self, timeout: float = 10.0) -> dict[str, Any]:
         """The controller's view of the cluster: engines, task counts, uptime.

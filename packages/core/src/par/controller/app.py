@@ -16,7 +16,7 @@ runs in this loop, one piece per role, wired together here::
     operations.py    what clients ask with queries (a table of operations)
     outbox.py        what clients are sent: a loop pass's replies together
     delivery.py      sending on the client socket; what a slow client cannot take waits
-    notices.py       finished tasks, told to monitors
+    feed.py          what monitors hear: per-second sums of finished work, errors, output
     engines.py       the engines registered, and the requests each holds
     records.py       task records, bounded (query.py answers db_query from them)
     config.py        the controller's settings
@@ -24,7 +24,7 @@ runs in this loop, one piece per role, wired together here::
 Each pass of the loop handles what came on each readable socket (a bounded
 number per socket, so none starves the others), then the device's copies
 (gathered for ``COPIES_DELAY``: one wake-up for many round trips), then
-dispatches assigned tasks, sends the pass's replies and notices, and writes
+dispatches assigned tasks, sends the pass's replies and the monitors' feed, and writes
 the records; every half heartbeat it checks engines' liveness and the
 dependencies' deadlines.
 """
@@ -53,9 +53,9 @@ from .config import ControllerConfig
 from .control import EngineControl
 from .dependencies import Dependencies
 from .engines import EngineRegistry
+from .feed import Feed
 from .ledger import Ledger
 from .mux import IN, NUDGE
-from .notices import Notices
 from .outbox import Outbox
 from .records import RecordStore, SQLiteRecordStore
 from .replies import Replies
@@ -116,8 +116,8 @@ class Controller:
         self.copies_joiner = protocol.Assembler(self.session, keep_chunks=True)
 
         self.outbox = Outbox(self.sockets.client, self.session, records)
-        self.notices = Notices(self.outbox)
-        self.ledger = Ledger(records, self.outbox, self.notices)
+        self.feed = Feed(lambda data, to: self.outbox.event("activity", data, to=to))
+        self.ledger = Ledger(records, self.outbox, self.feed)
         self.dependencies = Dependencies(self.ledger, self.tasks)
         self.replies = Replies(
             self.ledger, self.engines, self.tasks, self.dependencies, self.outbox
@@ -213,7 +213,7 @@ class Controller:
                 if tasks.due:
                     self.requests.dispatch()
                 self.outbox.flush()
-                self.notices.flush()
+                self.feed.tick(time.monotonic())
                 self.ledger.records.flush()
                 now = time.monotonic()
                 if now >= next_check:

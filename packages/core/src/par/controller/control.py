@@ -110,13 +110,13 @@ class EngineControl:
                 self.outbox.event("engine_registering", engine.describe())
             self._send(ident, {KIND: "reg_ok", ID: engine.id, HEARTBEAT: self.config.heartbeat})
         elif kind == "stream":
-            self._stream(msg)
+            self._stream(msg, engine)
         elif kind == "aborted" and engine is not None:
             self.replies.aborted(engine, [str(mid) for mid in h.get(IDS, [])])
         elif kind == "unreg" and engine is not None:
             self.lose(engine, "stopped", "stopped")
 
-    def _stream(self, msg: Message) -> None:
+    def _stream(self, msg: Message, engine: Engine | None) -> None:
         """Pass a task's streamed output on to its client and the monitors; keep its text."""
         self.read_copies()  # the task's request and record, if it came on the direct path
         h = msg.header
@@ -129,10 +129,10 @@ class EngineControl:
         if isinstance(client, bytes):
             self.outbox.forward(client, body)
         if h.get(NAME) in ("stdout", "stderr"):
-            self.ledger.records.add_output(str(mid), h[NAME], str(h.get(DATA, "")))
-        for monitor in self.ledger.notices.monitors:
-            if monitor != client:
-                self.outbox.forward(monitor, body, watching=True)
+            text = str(h.get(DATA, ""))
+            self.ledger.records.add_output(str(mid), h[NAME], text)
+            if engine is not None:
+                self.ledger.feed.output(engine.id, h[NAME], text)
 
     def ready(self, engine: Engine, last: Any) -> None:
         """An engine said ``ready`` on its work connection (``last``: the message's last

@@ -9,9 +9,9 @@ dispatching that client's queued tasks (see ``TaskScheduler.assign``) until
 it has caught up. Replies travel together in messages of about
 ``REPLIES_BYTES`` at most (a larger reply alone), so what a slow client costs
 the controller is bounded: its queue of messages, plus the replies of the
-tasks that were already running for it. Nothing
-is dropped for it but what only watches (a monitor's task notices, other
-clients' output), which a monitor can miss.
+tasks that were already running for it. Nothing is dropped for it but what
+only watches: a monitor's activity events, which it asks for again when it
+misses one (see :mod:`par.controller.feed`).
 
 The socket has ``ROUTER_MANDATORY`` set, so a full queue is an error at once
 (``zmq.Again``) rather than a silent drop, and a client that is gone

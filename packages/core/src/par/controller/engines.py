@@ -30,6 +30,7 @@ class Pending:
     follow: dict[str, Any] | None = None
     deadline: float | None = None  # monotonic time its dependencies must be met by
     group: str | None = None  # coalesced broadcast this reply belongs to
+    label: str | None = None  # the label its client gave it (monitors show it)
     watchers: list[bytes] = field(default_factory=list)  # other clients asking for the result
 
 

@@ -9,10 +9,12 @@ bounds, for queries, resubmission and other clients' ``get_result``.
 
 from __future__ import annotations
 
+import time
+
 from .. import protocol
 from ..messages import ENAME, ENGINE, ID, KIND, METHOD, STATUS
 from .engines import Pending
-from .notices import Notices
+from .feed import Feed
 from .outbox import Outbox
 from .records import RecordStore
 
@@ -20,12 +22,12 @@ from .records import RecordStore
 class Ledger:
     """Requests pending and the records of all, with counts by outcome."""
 
-    def __init__(self, records: RecordStore, outbox: Outbox, notices: Notices) -> None:
+    def __init__(self, records: RecordStore, outbox: Outbox, feed: Feed) -> None:
         self.pending: dict[str, Pending] = {}  # by message id
         self.records = records
         self.counts = {"submitted": 0, "completed": 0, "failed": 0, "aborted": 0}
         self.outbox = outbox
-        self.notices = notices
+        self.feed = feed
 
     def fail(
         self, p: Pending, ename: str, evalue: str, engine: int | None, status: str = "error"
@@ -38,8 +40,9 @@ class Ledger:
         self.records.finish(p.msg_id, header, [content])
         self.counts["failed" if status == "error" else "aborted"] += 1
         self.outbox.reply(p.client, header, [content], [])
-        if self.notices.monitors and status == "error":
-            self.notices.add(header, [content], p)
+        if status == "error":
+            self.feed.ran(None, None, time.time(), failed=True)  # no engine counts it
+            self.feed.error(header, content, p.label)
 
     def outcome(self, msg_id: str) -> tuple[str, int | None]:
         """How a task ended ('ok' or 'error', and where it ran), or that it is 'pending' or

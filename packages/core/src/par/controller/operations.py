@@ -99,17 +99,18 @@ def ping(hub: Controller, client: bytes, h: dict[str, Any]) -> bool:
 def close(hub: Controller, client: bytes, h: dict[str, Any]) -> None:
     """Detach a client."""
     hub.outbox.clients.pop(client, None)
-    hub.notices.monitors.discard(client)
+    hub.feed.unsubscribe(client)
     hub.outbox.delivery.forget(client)
     hub.tasks.release(client)  # its tasks run; their results go to the records
 
 
 def monitor(hub: Controller, client: bytes, h: dict[str, Any]) -> bool:
-    """Also send this client task notices and every engine's streamed output (or stop)."""
+    """Also send this client the monitors' ``activity`` feed, what was kept first (or stop;
+    see :mod:`par.controller.feed`)."""
     if h.get("on", True):
-        hub.notices.monitors.add(client)
+        hub.feed.subscribe(client)
     else:
-        hub.notices.monitors.discard(client)
+        hub.feed.unsubscribe(client)
     return True
 
 
@@ -122,17 +123,25 @@ def engines(hub: Controller, client: bytes, h: dict[str, Any]) -> list[dict[str,
 
 
 def queue_status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
-    """Each engine's load and totals, and the tasks not yet assigned."""
+    """Each engine's requests not finished (``queue``; ``tasks`` the load-balanced ones) and
+    totals, and the tasks no engine has yet (``unassigned``: queued, set aside for a slow
+    client, or waiting for their dependencies). With ``verbose``, message ids, not counts."""
+
+    def counted(ids: list[str]) -> int | list[str]:
+        return ids if h.get("verbose") else len(ids)
+
     out: dict[str, Any] = {
         str(e.id): {
-            "queue": len(e.outstanding),
+            "queue": counted(list(e.outstanding)),
             "completed": e.completed,
             "failed": e.failed,
-            "tasks": len([p for p in e.outstanding.values() if p.queue == LOAD_BALANCED]),
+            "tasks": counted([m for m, p in e.outstanding.items() if p.queue == LOAD_BALANCED]),
         }
         for e in hub.engines.up()
     }
-    out["unassigned"] = hub.tasks.unassigned
+    held = [p.msg_id for tasks in hub.tasks.held.values() for p in tasks]
+    queued = [p.msg_id for p in hub.tasks.queue]
+    out["unassigned"] = counted([*queued, *held, *hub.dependencies.waiting])
     return out
 
 
@@ -142,7 +151,7 @@ def status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
     return {
         "cluster_id": hub.config.cluster_id,
         "uptime": time.time() - hub.started,
-        "engines": [e.describe() for e in hub.engines.by_id.values()],
+        "engines": [_described(e) for e in hub.engines.by_id.values()],
         "counts": dict(ledger.counts),
         "queued": hub.tasks.unassigned,
         "slow_clients": len(hub.outbox.delivery.held),
@@ -153,6 +162,15 @@ def status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
         "clients": len(hub.outbox.clients),
         "pid": os.getpid(),
     }
+
+
+def _described(engine: Engine) -> dict[str, Any]:
+    """An engine as status describes it, with its running task's label if it has one."""
+    out = engine.describe()
+    running = engine.outstanding.get(engine.stats.get("task") or "")
+    if running is not None and running.label is not None:
+        out["task_label"] = running.label
+    return out
 
 
 def _targets(hub: Controller, h: dict[str, Any]) -> list[Engine]:
@@ -316,7 +334,7 @@ def resubmit(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, str
         hub.ledger.counts["submitted"] += 1
         routing = {KIND: rec.method, IDS: [new], TARGETS: [engine.id]}
         routing.update({k: header[k] for k in ENGINE_KEYS if k in header})
-        p = Pending(new, client, DIRECT, rec.method, now, engine=engine.id)
+        p = Pending(new, client, DIRECT, rec.method, now, engine=engine.id, label=rec.label)
         hub.requests.send_direct(p, engine, hub.session.serialize(routing, payload, buffers))
     return dict(zip(olds, news, strict=True))
 

@@ -89,6 +89,6 @@ class Outbox:
         """Tell every client (or those ``to``) of an event, after the replies they wait for."""
         self.flush()
         frames = self.session.serialize({KIND: "event", EVENT: kind, DATA: data, TIME: time.time()})
-        watching = to is not None  # events to chosen clients are the monitors' notices
+        watching = to is not None  # events to chosen clients are the monitors' feed
         for client in self.clients if to is None else to:
             self.forward(client, frames, watching)

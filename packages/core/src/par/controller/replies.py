@@ -5,7 +5,7 @@ loop sent: load-balanced, or direct through the hub) or as a copy of one the
 direct device already passed to its client. Either way, alone or in a reply
 batch, each finishes its task in the ledger: the counts, the engine's load
 and task time, the record, the tasks that depend on it and the monitors'
-notices. Then it goes to its client (unless the device took it there), to
+feed. Then it goes to its client (unless the device took it there), to
 every other client that asked for it (``resend``), or, for a broadcast the
 hub gathers, into that broadcast's one message once all its replies are in.
 
@@ -17,10 +17,21 @@ ids on its control connection, and are answered here as aborted.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..messages import COMPLETED, ENAME, ID, LOAD_BALANCED, STARTED, STATUS, split_replies
+from ..messages import (
+    COMPLETED,
+    ENAME,
+    ID,
+    LOAD_BALANCED,
+    STARTED,
+    STATUS,
+    STDERR,
+    STDOUT,
+    split_replies,
+)
 from ..protocol import Message
 from .dependencies import Dependencies
 from .engines import Engine, EngineRegistry, Pending
@@ -96,6 +107,7 @@ class Replies:
             and self._retry(p, engine, h)
         ):
             engine.failed += 1
+            self._tell_monitors(engine, h, failed=True)
             return
         ledger.pending.pop(mid, None)
         started, completed = h.get(STARTED), h.get(COMPLETED)
@@ -108,6 +120,8 @@ class Replies:
         else:  # an engine answers an abort on its control connection (see aborted)
             engine.failed += 1
             ledger.counts["failed"] += 1
+            ledger.feed.error(h, payload[0] if payload else None, p.label if p else None)
+        self._tell_monitors(engine, h, failed=status != "ok")
         ledger.records.finish(mid, h, [*payload, *buffers])
         if p is not None:
             if p.group is not None:
@@ -116,12 +130,17 @@ class Replies:
                 self.outbox.reply(p.client, h, payload, buffers, body)
             for watcher in p.watchers:
                 self.outbox.reply(watcher, h, payload, buffers, body)
-        notices = ledger.notices
-        if notices.monitors:
-            notices.add(h, payload, p)
         if mid in self.dependencies.dependents:
             self.dependencies.finished(mid)
         self.tasks.freed()
+
+    def _tell_monitors(self, engine: Engine, h: dict[str, Any], failed: bool) -> None:
+        """Add a task an engine finished to the monitors' feed: its work and its output."""
+        feed = self.ledger.feed
+        feed.ran(engine.id, h.get(STARTED), h.get(COMPLETED) or time.time(), failed)
+        for key, stream in ((STDOUT, "stdout"), (STDERR, "stderr")):
+            if key in h:
+                feed.output(engine.id, stream, str(h[key]))
 
     def aborted(self, engine: Engine, ids: list[str]) -> None:
         """Answer tasks an engine says it will never run, aborted while they waited there."""

@@ -69,6 +69,7 @@ def load_balanced(
     p = Pending(
         mid, client, LOAD_BALANCED, method, now, template=h, payload=payload, buffers=buffers
     )
+    p.label = h.get(LABEL)
     p.retries = int(h.get(RETRIES, 0))
     p.allowed = set(h[ALLOWED]) if h.get(ALLOWED) is not None else None
     p.after, p.follow = h.get(AFTER), h.get(FOLLOW)
@@ -163,6 +164,7 @@ class Requests:
         ledger = self.ledger
         for mid, target, running in zip(h[IDS], h[TARGETS], live, strict=True):
             p = Pending(mid, client, DIRECT, method, now, engine=target, group=group)
+            p.label = h.get(LABEL)
             if running is not None:
                 ledger.pending[mid] = p
                 running.outstanding[mid] = p

@@ -33,7 +33,7 @@ from ..connection import ConnectionInfo
 from ..errors import RemoteError
 from ..messages import ENAME, PUBLISHED, STATUS, join_replies, split_tasks
 from ..protocol import Message, Session, buffer_of, recv_ready, send_frames
-from . import children, display, namespace
+from . import cells, children, display, figures, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
 from .control import ControlThread
 
@@ -156,7 +156,7 @@ class Engine:
         if not silent:
             self.execution_count += 1
         out.execution_count = self.execution_count
-        value = namespace.execute(code, interactive=not silent)
+        value = cells.run(code, interactive=not silent)
         if value is not None:
             out.set_result(display.result_display(value))
 
@@ -220,6 +220,7 @@ class Engine:
         children.adopt_orphans()
         self.capture.install()
         display.hook_ipython()
+        figures.default_to_inline()
         self.control.start()
         work, direct = self._dealer(), self._dealer()
         try:

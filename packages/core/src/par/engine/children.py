@@ -24,6 +24,9 @@ import os
 import sys
 from typing import Any
 
+if sys.platform.startswith("linux"):
+    import ctypes  # for prctl: at import, so that a fork server's engines share it
+
 log = logging.getLogger("par.engine")
 
 PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
@@ -34,8 +37,6 @@ def adopt_orphans() -> None:
     """Make this process the reaper of its orphaned descendants (on Linux)."""
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
-
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         log.warning(

@@ -4,14 +4,14 @@ A task that calls ``par.display(obj)`` adds ``obj``'s MIME bundle to its
 captured output, in order with what it prints: ``text/plain`` always, and
 ``text/html``, ``image/png`` and the rest as the object provides them (its
 ``_repr_mimebundle_`` and ``_repr_*_`` methods, as IPython's formatter finds
-them). Binary data (PNG, JPEG, PDF) travels base64-encoded, as in Jupyter.
-Outside a task, ``par.display`` shows the objects here, as IPython's
-``display`` does.
+them; a matplotlib figure as PNG, see :mod:`par.engine.figures`). Binary
+data (PNG, JPEG, PDF) travels base64-encoded, as in Jupyter. Outside a task,
+``par.display`` shows the objects here, as IPython's ``display`` does.
 
-Engines never import IPython themselves. If user code imports it,
-:func:`hook_ipython` routes IPython's ``display`` and
-``publish_display_data`` to the running task as the module loads; outside
-a task they behave as IPython's own.
+Engines import IPython only when a cell needs it (:mod:`par.engine.cells`)
+or user code imports it. :func:`hook_ipython` routes IPython's ``display``
+and ``publish_display_data`` to the running task as the module loads;
+outside a task they behave as IPython's own.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from importlib.machinery import ModuleSpec, PathFinder
 from types import ModuleType
 from typing import Any
 
+from . import figures
 from .capture import running_task
 
 # What IPython's formatter asks an object for, besides text/plain and _repr_mimebundle_.
@@ -59,12 +60,16 @@ def _method(obj: Any, name: str) -> Callable[..., Any] | None:
 def _represent(obj: Any, name: str, **kwargs: Any) -> Any:
     """Call a representation method; a failing one is reported on stderr and left out."""
     method = _method(obj, name)
-    if method is None:
-        return None
+    return None if method is None else _guarded(obj, f"{name}()", method, **kwargs)
+
+
+def _guarded(obj: Any, what: str, render: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``render(*args, **kwargs)``, or None if it raises (said on stderr): a
+    representation that fails is left out, and the rest is shown."""
     try:
-        return method(**kwargs)
+        return render(*args, **kwargs)
     except Exception as exc:
-        print(f"par: {type(obj).__name__}.{name}() raised {exc!r}; left out", file=sys.stderr)
+        print(f"par: {type(obj).__name__}.{what} raised {exc!r}; left out", file=sys.stderr)
         return None
 
 
@@ -106,6 +111,10 @@ def mime_bundle(
                 value, metadata[mime] = value
             if value is not None:
                 data[mime] = value
+        if "image/png" not in data:  # a matplotlib figure, as IPython's formatter renders it
+            value = _guarded(obj, "savefig(format='png')", figures.png, obj)
+            if value is not None:
+                data["image/png"] = value
     if "text/plain" not in data:
         data["text/plain"] = _plain(obj)
     wanted = {

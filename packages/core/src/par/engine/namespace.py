@@ -19,7 +19,10 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-user_ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+# What every namespace has, and what clear() keeps: Python's, and IPython's once the
+# engine's IPython shell is made (see par.engine.ipython_shell).
+_defaults: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+user_ns: dict[str, Any] = dict(_defaults)
 _MISSING = object()
 
 
@@ -68,27 +71,35 @@ def with_globals(f: types.FunctionType, globals_: dict[str, Any]) -> types.Funct
     return g
 
 
-def execute(code: str, interactive: bool = False) -> Any:
-    """Run source code in the user namespace.
+FILENAME = "<par-execute>"
+# An execute request's code compiled: its statements, and its final expression apart
+# (None when its value is not wanted).
+Cell = tuple[types.CodeType, types.CodeType | None]
 
-    ``interactive``: as IPython runs a cell, return the value of a final expression
-    (None if there is none, or if a semicolon ends the code).
+
+def compile_cell(code: str, interactive: bool = False) -> Cell:
+    """Compile source code to run in the user namespace; SyntaxError if it is not Python.
+
+    ``interactive``: as IPython runs a cell, a final expression compiles apart, so that
+    :func:`run_cell` returns its value (not when a semicolon ends the code).
     """
     if not interactive:
-        exec(compile(code, "<par-execute>", "exec"), user_ns)
-        return None
+        return compile(code, FILENAME, "exec"), None
     import ast
 
-    tree = ast.parse(code, "<par-execute>")
+    tree = ast.parse(code, FILENAME)
     last = tree.body[-1] if tree.body else None
     if not isinstance(last, ast.Expr) or code.rstrip().endswith(";"):
-        last = None
-    else:
-        tree.body.pop()
-    exec(compile(tree, "<par-execute>", "exec"), user_ns)
-    if last is None:
-        return None
-    return eval(compile(ast.Expression(last.value), "<par-execute>", "eval"), user_ns)
+        return compile(tree, FILENAME, "exec"), None
+    tree.body.pop()
+    return compile(tree, FILENAME, "exec"), compile(ast.Expression(last.value), FILENAME, "eval")
+
+
+def run_cell(cell: Cell) -> Any:
+    """Run compiled code in the user namespace; return its final expression's value, or None."""
+    body, last = cell
+    exec(body, user_ns)
+    return None if last is None else eval(last, user_ns)
 
 
 def push(ns: dict[str, Any]) -> None:
@@ -142,7 +153,12 @@ def _lookup(name: str) -> Any:
 def clear() -> None:
     """Empty the user namespace (keeping what every namespace has)."""
     user_ns.clear()
-    user_ns.update({"__name__": "__main__", "__builtins__": builtins})
+    user_ns.update(_defaults)
+
+
+def keep(names: dict[str, Any]) -> None:
+    """Make ``names`` part of what every namespace has: :func:`clear` keeps them."""
+    _defaults.update(names)
 
 
 def require(modules: Iterable[str], names: dict[str, Any]) -> str | None:
