@@ -193,8 +193,10 @@ class Cluster:
         es.save_state = self.write_cluster_file
 
     @classmethod
-    def from_file(cls, cluster_id: str = paths.DEFAULT_CLUSTER_ID) -> Cluster:
-        """Load a running cluster from its cluster file."""
+    def from_file(cls, cluster_id: str | None = None, *, profile: str | None = None) -> Cluster:
+        """Load a running cluster from its cluster file (the default cluster's unless
+        ``cluster_id``, or ipyparallel's ``profile``, names another)."""
+        cluster_id = paths.cluster_id_of(cluster_id, profile) or paths.DEFAULT_CLUSTER_ID
         path = paths.cluster_file(cluster_id)
         if not path.exists():
             running = paths.list_cluster_ids()

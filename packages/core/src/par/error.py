@@ -9,6 +9,7 @@ from __future__ import annotations
 from .errors import (
     ClusterError,
     CompositeError,
+    ControllerError,
     ControllerLost,
     DependencyTimeout,
     EngineError,
@@ -27,6 +28,7 @@ from .errors import (
 __all__ = [
     "ClusterError",
     "CompositeError",
+    "ControllerError",
     "ControllerLost",
     "DependencyTimeout",
     "EngineError",

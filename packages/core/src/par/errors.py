@@ -65,6 +65,22 @@ class ControllerLost(RemoteError):
     """The controller stopped answering while the request was outstanding."""
 
 
+class ControllerError(RemoteError):
+    """The controller refused a request (an unknown task, a bad query...): ``ename`` and
+    ``evalue`` are the exception it raised there, ``op`` the request, as ipyparallel raises
+    its hub's errors as RemoteErrors."""
+
+    def __init__(self, op: str, ename: str, evalue: str) -> None:
+        super().__init__(ename, evalue, engine_info={"method": op})
+        self.op = op
+
+    def __str__(self) -> str:
+        return f"{self.op} failed on the controller: {self.ename}: {self.evalue}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.op, self.ename, self.evalue)
+
+
 class TaskAborted(RemoteError):
     """The task was aborted before it started."""
 

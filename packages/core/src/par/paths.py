@@ -22,6 +22,21 @@ from typing import Any
 from .errors import ClusterError
 
 DEFAULT_CLUSTER_ID = "default"
+
+
+def cluster_id_of(cluster_id: str | None, profile: str | None) -> str | None:
+    """The cluster an ipyparallel ``profile=`` names: par has no profiles, so a profile is
+    a cluster id (ipyparallel's ``default`` profile is par's default cluster)."""
+    if profile is None:
+        return cluster_id or None
+    if cluster_id:
+        raise ValueError(
+            f"par has no profiles: name the cluster by cluster_id={cluster_id!r} alone, "
+            f"without profile={profile!r}"
+        )
+    return profile
+
+
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

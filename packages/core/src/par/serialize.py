@@ -103,6 +103,37 @@ def _plain(obj: Any, depth: int = 3) -> bool:
     return True
 
 
+_dill: Any = None  # the dill module while use_dill() is in force
+
+
+def use_dill() -> None:
+    """Pickle with dill from now on, in this process, as ipyparallel's ``use_dill`` does:
+    dill also sends what cloudpickle refuses, such as a function holding a file open for
+    writing. Raises ImportError if dill is not installed."""
+    global _dill
+    try:
+        import dill
+    except ImportError:
+        raise ImportError("use_dill needs dill here and on the engines: pip install dill") from None
+    _dill = dill
+    _function_cache.clear()
+
+
+def use_cloudpickle() -> None:
+    """Pickle with cloudpickle again, par's default (undoing :func:`use_dill`)."""
+    global _dill
+    _dill = None
+    _function_cache.clear()
+
+
+def _pickler(out: io.BytesIO, keep: Callable[[pickle.PickleBuffer], bool] | None = None) -> Any:
+    """The pickler in force: par's cloudpickle one, or dill's (globals a function uses
+    pickled with it, so that an engine needs none of the client's modules)."""
+    if _dill is not None:
+        return _dill.Pickler(out, protocol=5, buffer_callback=keep, recurse=True)
+    return _Pickler(out, protocol=5, buffer_callback=keep)
+
+
 def dumps(obj: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
     """Pickle ``obj``; return the pickle and its out-of-band buffers."""
     if _plain(obj):  # the common small case, without cloudpickle's per-object hooks
@@ -117,7 +148,8 @@ def dumps(obj: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
 
     out = io.BytesIO()
     try:
-        _Pickler(out, protocol=5, buffer_callback=keep).dump(_mark_large_bytes(obj))
+        # large bytes are marked for par's pickler only (dill would send the marks)
+        _pickler(out, keep).dump(obj if _dill is not None else _mark_large_bytes(obj))
     except Exception as exc:
         what = type(obj).__name__
         raise SerializationError(f"cannot pickle {what}: {type(exc).__name__}: {exc}") from exc
@@ -128,6 +160,16 @@ def loads(data: Any, buffers: Sequence[Any] = ()) -> Any:
     """Unpickle what :func:`dumps` produced, reusing the received buffers."""
     data = getattr(data, "buffer", data)
     return pickle.loads(data, buffers=[getattr(b, "buffer", b) for b in buffers])
+
+
+def deserialize_object(buffers: Sequence[Any], g: Any = None) -> tuple[Any, list[Any]]:
+    """ipyparallel's name for :func:`loads` of a list of frames (a pickle, then its
+    out-of-band buffers, as ``db_query``'s ``buffers`` and ``result_buffers`` hold): the
+    object and the frames it did not use. ``g`` is accepted for ipyparallel code, unused."""
+    frames = list(buffers)
+    rest = iter(getattr(b, "buffer", b) for b in frames[1:])
+    obj = pickle.loads(getattr(frames[0], "buffer", frames[0]), buffers=rest)
+    return obj, list(rest)
 
 
 FUNCTION_CACHE_SIZE = 256
@@ -221,7 +263,7 @@ def dumps_function(f: Callable[..., Any]) -> tuple[bytes, str]:
 def _dumps_function(f: Callable[..., Any]) -> tuple[bytes, str]:
     try:
         out = io.BytesIO()
-        _Pickler(out, protocol=5).dump(f)
+        _pickler(out).dump(f)
         data = out.getvalue()
     except Exception as exc:
         what = getattr(f, "__qualname__", type(f).__name__)

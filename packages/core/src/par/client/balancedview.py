@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..dependency import dependency_header
 from ..imap import LazyMapIterator
 from ..joblib_backend import register_backend
+from ..messages import LABEL
 from . import partition
 from .asyncresult import AsyncMapResult, AsyncResult
 from .view import Parts, R, Split, View, name_of
@@ -45,7 +46,7 @@ class LoadBalancedView(View):
     )
     load_balanced: ClassVar[bool] = True
 
-    def __init__(self, client: Client, block: bool = False, **flags: Any) -> None:
+    def __init__(self, client: Client, block: bool | None = None, **flags: Any) -> None:
         self.targets: Any = None
         self.retries = 0
         self.timeout: float | None = None
@@ -94,7 +95,7 @@ class LoadBalancedView(View):
         if follow:
             extra["fo"] = follow
         if self.label is not None:
-            extra["lb"] = str(self.label)
+            extra[LABEL] = str(self.label)
         return extra
 
     def _apply(self, f: Callable[..., Any], args: Any, kwargs: Any) -> AsyncResult:

@@ -23,12 +23,16 @@ the controller's task records.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import logging
 import os
+import sys
+import threading
 import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +40,11 @@ import zmq
 
 from .. import connection
 from ..errors import ParError
+from ..paths import cluster_id_of
 from ..protocol import Session
+from .asyncresult import AsyncResult
 from .balancedview import LoadBalancedView
+from .dask import DaskScheduler, import_distributed, start_worker, stop_worker
 from .directview import BroadcastView, DirectView
 from .history import Results
 from .io import IOThread, Listener
@@ -70,7 +77,9 @@ class Client(HubRecords):
     connection file describes. If the controller is silent for
     ``controller_timeout`` seconds, outstanding results fail with
     ``ControllerLost`` instead of waiting forever; the client reconnects by
-    itself when a restored controller comes back.
+    itself when a restored controller comes back. As in ipyparallel, ``profile=`` names
+    the cluster too (par has no profiles: a profile is a cluster id), and ``context=``
+    is a ZeroMQ context to make the client's sockets in (the client's own by default).
 
     A thread waiting on a result polls for ``spin_wait`` seconds before it
     sleeps: a sleeping thread wakes late (by tens of microseconds on a virtual
@@ -90,8 +99,10 @@ class Client(HubRecords):
         cluster: Any = None,
         controller_timeout: float = 10.0,
         spin_wait: float = SPIN_WAIT,
+        profile: str | None = None,
+        context: zmq.Context | None = None,
     ) -> None:
-        path = connection.resolve(connection_info, cluster_id)
+        path = connection.resolve(connection_info, cluster_id_of(cluster_id, profile))
         self._info = info = connection.load(path, timeout=timeout)
         self.cluster = cluster
         self.controller_timeout = controller_timeout
@@ -99,7 +110,8 @@ class Client(HubRecords):
         self.block = False
         self._closed = False
         self._ident = uuid.uuid4().bytes
-        self._ctx = zmq.Context()
+        self._own_ctx = context is None  # a context the caller gave stays theirs to end
+        self._ctx = zmq.Context() if context is None else context
         self._req = _request_socket(self._ctx, info, info.client_url)
         direct = _request_socket(self._ctx, info, info.direct_url)  # to the direct device
         self._sender = RequestSender(self._req, direct, self.session)
@@ -141,6 +153,8 @@ class Client(HubRecords):
             self.close()
             raise
         self.ledger.engines_are(state["engines"])
+        self._dask: DaskScheduler | None = None
+        self._activate_in_ipython()
 
     @property
     def connection_info(self) -> connection.ConnectionInfo:
@@ -161,6 +175,14 @@ class Client(HubRecords):
     def _check_open(self) -> None:
         if self._closed:
             raise ParError("this client is closed")
+
+    def _activate_in_ipython(self) -> None:
+        """Register ``%px`` for every engine when made inside IPython and no client has yet,
+        as ipyparallel does (never importing IPython: a running shell has imported it)."""
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+        if shell is not None and "px" not in shell.magics_manager.magics["line"]:
+            self.activate()
 
     def _describe_exit(self, pid: int) -> str | None:
         """How an engine process ended, if this client's cluster knows."""
@@ -201,15 +223,39 @@ class Client(HubRecords):
 
     def wait_for_engines(
         self, n: int | None = None, *, timeout: float = -1, block: bool = True
-    ) -> None:
-        """Wait until at least ``n`` engines are registered (all current ones if ``n`` is None)."""
-        self.ledger.wait_for_engines(n, timeout)
+    ) -> Future[None] | None:
+        """Wait until at least ``n`` engines are registered (all current ones if ``n`` is None).
+
+        Raises TimeoutError after ``timeout`` seconds (negative: never), ParError at once if
+        the client is or gets closed. ``block=False`` returns a Future of the wait instead.
+        """
+        self._check_open()
+        if block:
+            self.ledger.wait_for_engines(n, timeout, self._check_open)
+            return None
+        future: Future[None] = Future()
+
+        def wait() -> None:
+            try:
+                self.ledger.wait_for_engines(n, timeout, self._check_open)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+
+        if len(self) >= (n or 1):  # already there: no thread needed
+            future.set_result(None)
+        else:
+            threading.Thread(target=wait, name="par-wait-for-engines", daemon=True).start()
+        return future
 
     def __getitem__(self, key: int | slice | Sequence[int]) -> DirectView:
-        if isinstance(key, int):
-            self.ledger.targets(key)
-            return DirectView(self, key)
-        return DirectView(self, self.ledger.targets(key))
+        if not isinstance(key, int | slice | list | tuple | range):
+            raise TypeError(
+                f"engines are indexed by id, slice or list of ids, not {key!r}: "
+                "rc[:] is every engine"
+            )
+        return self.direct_view(key)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -217,25 +263,32 @@ class Client(HubRecords):
     def __iter__(self) -> Iterable[DirectView]:
         return iter([self[i] for i in self.ids])
 
+    def _engines_named(self, targets: Any) -> Any:
+        """The engines ``targets`` names now, as a view keeps them: one id for an int
+        (-1 is the last engine), the list of ids otherwise; 'all' stays 'all'."""
+        if isinstance(targets, str) and targets == "all":
+            return targets
+        ids = self.ledger.targets(targets)
+        return ids[0] if isinstance(targets, int) else ids
+
     def direct_view(self, targets: Any = "all", **flags: Any) -> DirectView:
-        """A DirectView on ``targets`` ('all' follows engines as they come and go)."""
-        if targets != "all":
-            self.ledger.targets(targets)
-        return DirectView(self, targets, **flags)
+        """A DirectView on ``targets`` ('all' follows engines as they come and go; other
+        targets are the engines they name now)."""
+        return DirectView(self, self._engines_named(targets), **flags)
 
     def load_balanced_view(self, targets: Any = None, **flags: Any) -> LoadBalancedView:
-        """A LoadBalancedView: each task goes to a free engine (of ``targets``, if given)."""
-        if targets is not None:
-            self.ledger.targets(targets)
-        return LoadBalancedView(self, targets=targets, **flags)
+        """A LoadBalancedView: each task goes to a free engine (of ``targets``, if given and
+        not 'all': the list of engines they name now)."""
+        named = None if targets is None else self._engines_named(targets)
+        allowed = None if named == "all" else [named] if isinstance(named, int) else named
+        return LoadBalancedView(self, targets=allowed, **flags)
 
     def broadcast_view(
         self, targets: Any = "all", is_coalescing: bool = False, **flags: Any
     ) -> BroadcastView:
         """A BroadcastView: one client message reaches every target (replies coalesced if asked)."""
-        if targets != "all":
-            self.ledger.targets(targets)
-        return BroadcastView(self, targets, is_coalescing=is_coalescing, **flags)
+        named = self._engines_named(targets)
+        return BroadcastView(self, named, is_coalescing=is_coalescing, **flags)
 
     def executor(self, targets: Any = None) -> Any:
         """A ``concurrent.futures.Executor`` over a load-balanced view of ``targets``."""
@@ -250,6 +303,45 @@ class Client(HubRecords):
     def clear(self, targets: Any = None, block: bool | None = None) -> Any:
         """Empty the namespaces of engines (all by default)."""
         return self.direct_view(targets if targets is not None else "all").clear(block=block)
+
+    def become_dask(
+        self,
+        targets: Any = "all",
+        port: int = 0,
+        nanny: bool = False,
+        scheduler_args: dict[str, Any] | None = None,
+        **worker_args: Any,
+    ) -> Any:
+        """Make engines the workers of a dask.distributed cluster; return a
+        ``distributed.Client`` of it.
+
+        The scheduler runs in this client's process (ipyparallel's runs in its hub), on
+        ``port`` (0: any), with ``scheduler_args``; each engine of ``targets`` runs a
+        worker (one thread unless ``nthreads=`` says otherwise; in a separate process with
+        ``nanny=True``) with ``worker_args``, named ``distributed_worker`` on the engine.
+        Both stop with :meth:`stop_dask`, or when this client closes. Needs
+        ``pip install 'par-core[dask]'`` here and on the engines.
+        """
+        distributed = import_distributed()
+        view = self.direct_view(targets)
+        if self._dask is None:
+            self._dask = DaskScheduler(port, scheduler_args)
+        worker_args.setdefault("nthreads", 1)  # an engine is one process running one task
+        view.apply_sync(start_worker, self._dask.address, nanny, worker_args)
+        return distributed.Client(self._dask.address)
+
+    def stop_dask(self, targets: Any = "all") -> None:
+        """Stop the dask workers :meth:`become_dask` started on ``targets``, and its scheduler."""
+        self.direct_view(targets).apply_sync(stop_worker)
+        self._stop_dask_scheduler()
+
+    become_distributed = become_dask
+    stop_distributed = stop_dask
+
+    def _stop_dask_scheduler(self) -> None:
+        scheduler, self._dask = self._dask, None
+        if scheduler is not None:
+            scheduler.close()
 
     # ---- waiting and control -----------------------------------------------------------------
 
@@ -280,16 +372,31 @@ class Client(HubRecords):
         """Wait for results (all outstanding by default; or AsyncResults, message ids and
         indices into ``history``); True if all are done in time."""
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
-        for ar in self.ledger.outstanding(jobs):
+        for job in self.ledger.outstanding(jobs):
             left = None if deadline is None else max(deadline - time.monotonic(), 0)
-            if not ar.wait(left):
+            if isinstance(job, AsyncResult):
+                if not job.wait(left):
+                    return False
+            elif concurrent.futures.wait([job], left).not_done:  # any other Future
                 return False
         return True
 
+    def wait_interactive(
+        self, jobs: Any = None, interval: float = 1.0, timeout: float = -1
+    ) -> None:
+        """Wait as :meth:`wait` does, showing a progress bar (see
+        ``AsyncResult.wait_interactive``); raises TimeoutError if ``timeout`` passes first."""
+        results = [job for job in self.ledger.outstanding(jobs) if isinstance(job, AsyncResult)]
+        if results:
+            AsyncResult.join(*results).wait_interactive(interval, timeout)
+
     def queue_status(self, targets: Any = "all", verbose: bool = False) -> dict[Any, Any]:
         """Per-engine queue counts and the number of unassigned tasks (``verbose``: lists of
-        their message ids instead of counts, for ``queue``, ``tasks`` and ``unassigned``)."""
+        their message ids instead of counts, for ``queue``, ``tasks`` and ``unassigned``);
+        for one engine id, that engine's counts alone."""
         raw = self.queries.ask("queue_status", verbose=verbose)
+        if isinstance(targets, int):
+            return dict(raw[str(self.ledger.targets(targets)[0])])
         out: dict[Any, Any] = {}
         wanted = None if targets in (None, "all") else set(self.ledger.targets(targets))
         for key, value in raw.items():
@@ -370,6 +477,9 @@ class Client(HubRecords):
             return
         self._closed = True
         _open_clients.discard(self)
+        self._stop_dask_scheduler()
+        with self.ledger.engines_changed:  # a wait for engines ends at once
+            self.ledger.engines_changed.notify_all()
         if self.receiver.accepted:  # else the connection may be dead: a send could wait forever
             try:
                 self.queries.send("close", {})
@@ -382,7 +492,8 @@ class Client(HubRecords):
         if self.receiver.is_alive():  # its socket is still open: term() would wait forever
             logging.getLogger("par.client").warning("the client's I/O thread did not stop")
             return
-        self._ctx.term()
+        if self._own_ctx:
+            self._ctx.term()
 
     def __enter__(self) -> Client:
         return self

@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .. import serialize
 from ..engine import namespace
+from ..messages import LABEL
 from . import partition
 from .asyncresult import AsyncMapResult, AsyncResult, JoinedResult
 from .submit import apply_payload
@@ -28,17 +30,13 @@ if TYPE_CHECKING:
     from .client import Client
 
 
-def _unchanged_serializer() -> None:
-    """What ``use_cloudpickle``/``use_dill``/``use_pickle`` run on the engines: nothing."""
-
-
 class DirectView(View):
     """Work sent to named engines, in order, each engine running every request."""
 
     flag_names: ClassVar[tuple[str, ...]] = ("block", "track", "label", "targets")
 
     def __init__(
-        self, client: Client, targets: Any = "all", block: bool = False, **flags: Any
+        self, client: Client, targets: Any = "all", block: bool | None = None, **flags: Any
     ) -> None:
         self.targets = targets
         super().__init__(client, block, **flags)
@@ -76,9 +74,13 @@ class DirectView(View):
         payload, bufs, digest = apply_payload(f, args, kwargs)
         if make_ar is None:
             make_ar = lambda ids: AsyncResult(self.client, ids, name_of(f), single=single)  # noqa: E731
-        extra = {"f": digest, **self._routing(tg)}
+        extra = self._labelled({"f": digest, **self._routing(tg)})
         submit = self.client.submitter
         return self._record(submit.direct("apply", tg, payload, bufs, make_ar, extra, self.track))
+
+    def _labelled(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """The header keys ``extra`` with the view's label, which the controller records."""
+        return extra if self.label is None else {**extra, LABEL: str(self.label)}
 
     def _routing(self, targets: list[int]) -> dict[str, Any]:
         """Extra header keys for the controller's direct path (none for a plain DirectView)."""
@@ -117,7 +119,7 @@ class DirectView(View):
         parts = split(len(tg))
         calls = list(zip(tg[: len(parts)], parts, strict=True))  # the empty parts are last
         ar = self.client.submitter.direct_each(
-            f, calls, lambda ids: make_result(ids, parts), extra, self.track
+            f, calls, lambda ids: make_result(ids, parts), self._labelled(extra or {}), self.track
         )
         return self._record(ar)
 
@@ -142,7 +144,7 @@ class DirectView(View):
             [code.encode()],
             [],
             lambda ids: AsyncResult(client, ids, "execute", single=single),
-            None if silent else {"x": 1},
+            self._labelled({} if silent else {"x": 1}),
         )
         self._record(ar)
         for mid in ar.msg_ids:
@@ -274,21 +276,25 @@ class DirectView(View):
             builtins.__import__ = real_import
 
     def use_cloudpickle(self) -> Any:
-        """Kept for ipyparallel code: par always pickles with cloudpickle, so nothing changes.
+        """Pickle with cloudpickle, par's default, here and on the engines (undoing
+        :meth:`use_dill`).
 
-        Returns the result of a no-op on the engines, as ipyparallel returns its apply's.
+        Returns the result of the switch on the engines, as ipyparallel returns its apply's.
         """
-        return self.apply(_unchanged_serializer)
+        serialize.use_cloudpickle()
+        return self.apply(serialize.use_cloudpickle)
 
     def use_dill(self) -> Any:
-        """Kept for ipyparallel code: par's cloudpickle already sends what dill is used for
-        (closures, lambdas, interactively defined classes); nothing changes."""
-        return self.apply(_unchanged_serializer)
+        """Pickle with dill here and on the engines, as in ipyparallel: it also sends what
+        cloudpickle refuses, such as a function holding a file open for writing. Needs
+        dill here and on the engines; :meth:`use_cloudpickle` switches back."""
+        serialize.use_dill()
+        return self.apply(serialize.use_dill)
 
     def use_pickle(self) -> Any:
         """Kept for ipyparallel code: par keeps cloudpickle (plain pickle cannot send
-        interactively defined functions); nothing changes."""
-        return self.apply(_unchanged_serializer)
+        interactively defined functions), undoing :meth:`use_dill`."""
+        return self.use_cloudpickle()
 
     def activate(self, suffix: str = "") -> None:
         """Register ``%px``, ``%%px``, ``%autopx``, ``%pxresult``, ``%pxconfig`` (plus ``suffix``)
@@ -321,6 +327,10 @@ class BroadcastView(DirectView):
 
     def __repr__(self) -> str:
         return f"<BroadcastView {self.targets!r} coalescing={self.is_coalescing}>"
+
+    def _labelled(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """The header keys ``extra`` with the view's label, which the controller records."""
+        return extra if self.label is None else {**extra, LABEL: str(self.label)}
 
     def _routing(self, targets: list[int]) -> dict[str, Any]:
         return {"co": 1} if self.is_coalescing and len(targets) > 1 else {}

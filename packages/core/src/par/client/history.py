@@ -8,7 +8,7 @@ them are alive, so a client that sends millions of tasks stays small.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,25 +39,43 @@ class BoundedDict(OrderedDict[str, Any]):
             self.popitem(last=False)
 
 
-class Results(Mapping[str, Any]):
-    """A read-only view of finished results by message id: a client's (from its ledger),
-    or (with ``scope``, the message ids a view sent) one view's."""
+class Results(MutableMapping[str, Any]):
+    """Finished results by message id: a client's (from its ledger), or (with ``scope``,
+    the message ids a view sent) one view's.
+
+    As ipyparallel's ``rc.results`` is a dict, a value can be set under a message id (it
+    gets a metadata record, as every result has) and deleted; ``purge_local_results``
+    forgets it like any other.
+    """
 
     def __init__(self, ledger: Ledger, scope: Mapping[str, Any] | None = None) -> None:
         self._ledger = ledger
         self._scope = scope
 
     def _finished(self) -> list[str]:
-        known, pending = self._ledger.known, self._ledger.pending
+        known, pending, given = self._ledger.known, self._ledger.pending, self._ledger.given
         ids = self._ledger.metadata if self._scope is None else self._scope
-        return [m for m in list(ids) if m in known and m not in pending]
+        return [m for m in list(ids) if (m in known and m not in pending) or m in given]
 
     def __getitem__(self, msg_id: str) -> Any:
-        ar = self._ledger.known.get(msg_id)
         in_scope = self._scope is None or msg_id in self._scope
+        if in_scope and msg_id in self._ledger.given:
+            return self._ledger.given[msg_id]
+        ar = self._ledger.known.get(msg_id)
         if ar is None or not in_scope or msg_id in self._ledger.pending:
             raise KeyError(msg_id)
         return ar.value_of(msg_id)
+
+    def __setitem__(self, msg_id: str, value: Any) -> None:
+        if msg_id in self._ledger.pending:
+            raise KeyError(f"{msg_id} is outstanding: its result is on its way")
+        self._ledger.metadata_of([msg_id])
+        self._ledger.given[msg_id] = value
+
+    def __delitem__(self, msg_id: str) -> None:
+        if msg_id not in self:
+            raise KeyError(msg_id)
+        self._ledger.forget_finished({msg_id})
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._finished())

@@ -21,6 +21,8 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from ..errors import NoEnginesRegistered
@@ -36,6 +38,7 @@ class Ledger:
         self.pending: dict[str, AsyncResult] = {}  # message id -> its result, until answered
         self.known: weakref.WeakValueDictionary[str, AsyncResult] = weakref.WeakValueDictionary()
         self.metadata = BoundedDict(HISTORY_LIMIT)  # message id -> Metadata, the latest
+        self.given = BoundedDict(HISTORY_LIMIT)  # message id -> a value set in ``results``
         self.history: deque[str] = deque(maxlen=HISTORY_LIMIT)  # message ids sent, oldest first
         self.arrivals = threading.Condition()  # notified as replies reach their results
         self.engines: dict[int, dict[str, Any]] = {}  # registered engine id -> what it reported
@@ -82,13 +85,13 @@ class Ledger:
         self.history.clear()
         self.history.extend(kept)
 
-    def outstanding(self, jobs: Any = None) -> list[AsyncResult]:
-        """The results still to wait for, of ``jobs`` (AsyncResults, message ids, indices
-        into ``history``; None: every outstanding one)."""
+    def outstanding(self, jobs: Any = None) -> list[Future[Any]]:
+        """The results still to wait for, of ``jobs`` (AsyncResults or other futures,
+        message ids, indices into ``history``; None: every outstanding one)."""
         if jobs is None:
             return list({id(ar): ar for ar in list(self.pending.values())}.values())
         out = []
-        for job in [jobs] if isinstance(jobs, AsyncResult | str | int) else jobs:
+        for job in [jobs] if isinstance(jobs, Future | str | int) else jobs:
             if isinstance(job, int):
                 job = self.history[job]
             ar = self.pending.get(job) if isinstance(job, str) else job
@@ -113,6 +116,7 @@ class Ledger:
         for mid in msg_ids:
             self.metadata.pop(mid, None)
             self.known.pop(mid, None)
+            self.given.pop(mid, None)
 
     def msg_ids(self, jobs: Any) -> list[str]:
         """The message ids of jobs: message ids, indices into ``history``, AsyncResults,
@@ -201,12 +205,16 @@ class Ledger:
             raise IndexError(f"no such engines: {missing} (registered: {ids})")
         return out
 
-    def wait_for_engines(self, n: int | None, timeout: float | None) -> None:
-        """Wait until at least ``n`` engines are registered (all current ones if None)."""
+    def wait_for_engines(
+        self, n: int | None, timeout: float | None, check: Callable[[], None]
+    ) -> None:
+        """Wait until at least ``n`` engines are registered (all current ones if None);
+        ``check()`` runs at each wake-up and raises to stop the wait (the client closed)."""
         with self.engines_changed:
             want = n if n is not None else max(len(self.engines), 1)
             deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
             while len(self.engines) < want:
+                check()
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(

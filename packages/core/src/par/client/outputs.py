@@ -273,6 +273,16 @@ class ExecuteReply:
     def __getitem__(self, key: str) -> Any:
         return self.metadata[key]
 
+    def __eq__(self, other: object) -> bool:
+        """Replies to the same message are equal, however each was fetched (from this
+        client's results or the controller's records)."""
+        if not isinstance(other, ExecuteReply):
+            return NotImplemented
+        return (self.msg_id, self.execution_count) == (other.msg_id, other.execution_count)
+
+    def __hash__(self) -> int:
+        return hash((self.msg_id, self.execution_count))
+
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_") or key not in self.__dict__.get("metadata", {}):
             raise AttributeError(key)

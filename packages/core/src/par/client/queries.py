@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from .. import protocol
-from ..errors import ParError
+from ..errors import ControllerError
 from ..protocol import Session
 from .outbox import RequestSender
 
@@ -71,7 +71,7 @@ class Queries:
         return self.wait(fut, timeout, op)
 
     def wait(self, fut: Future[Answer], timeout: float | None, op: str) -> tuple[Any, list[Any]]:
-        """The answer to a query: its data and its payload frames; raises ParError if the
+        """The answer to a query: its data and its payload frames; raises ControllerError if the
         controller refused it, TimeoutError if it did not answer in time."""
         try:
             reply, payload = fut.result(timeout)
@@ -81,7 +81,8 @@ class Queries:
                 f"{timeout} s; is the cluster running? (`par list`)"
             ) from None
         if not reply.get("ok"):
-            raise ParError(f"{op} failed on the controller: {reply.get('err')}")
+            ename, evalue = reply.get("err") or ("ParError", "no reason given")
+            raise ControllerError(op, ename, evalue)
         return reply.get("d"), payload
 
     def refused(self, error: Exception) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ParError
 from . import taskrecords
+from .asyncresult import AsyncResult
 from .hubresult import AsyncHubResult
 
 if TYPE_CHECKING:
@@ -51,12 +52,9 @@ class HubRecords:
         controller's records (which keep the latest results within their bounds).
         """
         ids = self.ledger.msg_ids(indices_or_msg_ids if indices_or_msg_ids is not None else -1)
-        known = self.ledger.known
-        local = {id(known[m]): known[m] for m in ids if m in known}
-        if len(local) == 1:
-            ar = next(iter(local.values()))
-            if set(ar.msg_ids) == set(ids):
-                return ar.get() if block else ar
+        local = self._held_here(ids)
+        if local is not None:
+            return local.get() if block else local
         status = self.queries.ask("result_status", ids=ids)
         if status["unknown"]:
             raise KeyError(
@@ -73,7 +71,25 @@ class HubRecords:
                 "not kept (larger than its --max-record-bytes, or lost with a controller "
                 "that crashed before writing it)"
             )
+        for mid in ids:  # held here from now on, as this client's own results are
+            self.ledger.known[mid] = ar
         return ar.get() if block else ar
+
+    def _held_here(self, ids: list[str]) -> AsyncResult | None:
+        """A result of ``ids`` from what this client holds (None unless it holds them all):
+        the AsyncResult that sent exactly them, or a new one filled from those holding them."""
+        known = self.ledger.known
+        holders = [known.get(m) for m in ids]
+        if any(h is None for h in holders):
+            return None
+        first = cast("AsyncResult", holders[0])
+        if first.msg_ids == ids and not isinstance(first, AsyncHubResult):
+            return first
+        parts: dict[str, AsyncResult] = {}
+        for holder in {id(h): cast("AsyncResult", h) for h in holders}.values():
+            parts.update(zip(holder.msg_ids, holder.split(), strict=True))
+        chosen = [parts[m] for m in ids]
+        return chosen[0] if len(chosen) == 1 else AsyncResult.join(*chosen)
 
     def resubmit(
         self,
@@ -125,7 +141,7 @@ class HubRecords:
             raise ValueError("purge_local_results needs jobs, targets, or 'all'")
         ledger = self.ledger
         if jobs == "all":
-            ids = set(ledger.metadata) | set(ledger.known)
+            ids = set(ledger.metadata) | set(ledger.known) | set(ledger.given)
         else:
             ids = set(() if nothing(jobs) else ledger.msg_ids(jobs))
             if not nothing(targets):

@@ -43,9 +43,9 @@ class View:
     flag_names: ClassVar[tuple[str, ...]] = ("block", "track", "label")
     load_balanced: ClassVar[bool] = False  # the controller picks an engine for each task
 
-    def __init__(self, client: Client, block: bool = False, **flags: Any) -> None:
+    def __init__(self, client: Client, block: bool | None = None, **flags: Any) -> None:
         self.client = client
-        self.block = block
+        self.block = client.block if block is None else block  # the client's, as it is now
         self.track = False
         self.label: str | None = None
         self._sent_ids = BoundedDict()  # message ids this view sent, latest last (bounded)

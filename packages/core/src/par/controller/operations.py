@@ -73,7 +73,9 @@ def answer(hub: Controller, msg: Message) -> None:
             reply[DATA] = result
     except Exception as exc:
         reply[OK] = False
-        reply[ERROR] = f"{type(exc).__name__}: {exc}"
+        # KeyError's str() quotes its message: the message itself, as for any other error
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        reply[ERROR] = [type(exc).__name__, str(text)]
     hub.outbox.send(client, reply, payload)  # after the replies the query caused
 
 
@@ -294,7 +296,7 @@ def db_query(hub: Controller, client: bytes, h: dict[str, Any]) -> Frames:
 
 
 def resubmit(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, str]:
-    """Run finished tasks again from their kept requests, under the ids the client chose.
+    """Run tasks again from their kept requests, under the ids the client chose.
 
     All are checked before any is sent: one that cannot be resubmitted fails the call.
     """
@@ -340,10 +342,9 @@ def resubmit(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, str
 
 
 def _resubmittable(hub: Controller, mid: str) -> tuple[Record, Engine | None]:
-    """The record of a task that can run again, and the engine a direct one goes back to;
-    raise ValueError saying why it cannot."""
-    if mid in hub.ledger.pending:
-        raise ValueError(f"task {mid} is still pending; only finished tasks can be resubmitted")
+    """The record of a task that can run again (finished or still pending, as ipyparallel's
+    hub allows: it runs again under its new id), and the engine a direct one goes back to;
+    raise KeyError for an unknown task, ValueError saying why another cannot run again."""
     records = hub.ledger.records
     rec = records.get(mid)
     if rec is None:
@@ -353,7 +354,7 @@ def _resubmittable(hub: Controller, mid: str) -> tuple[Record, Engine | None]:
             if records.culled
             else ""
         )
-        raise ValueError(f"no record of task {mid} on the controller{culled}")
+        raise KeyError(f"no record of task {mid} on the controller{culled}")
     if rec.payload is None or rec.header is None:
         raise ValueError(
             f"the request of task {mid} was not kept (larger than --max-record-bytes): "

@@ -178,16 +178,29 @@ def _whole(frames: list[Any]) -> list[Any]:
     return [bytes(f) if type(f) is Chunks else f for f in frames]
 
 
+def _time(name: str) -> Callable[[Record], float | None]:
+    """A time field at the microsecond resolution of the datetimes clients read, so that a
+    query compares exactly the times its answer shows (``$lt`` a record's own time is
+    false for that record)."""
+    get = attrgetter(name)
+
+    def read(rec: Record) -> float | None:
+        t = get(rec)
+        return None if t is None else round(t, 6)
+
+    return read
+
+
 _FIELDS: dict[str, Callable[[Record], Any]] = {  # ipyparallel's TaskRecord keys, then par's
     "msg_id": attrgetter("msg_id"),
     "header": Record.request_header,
     "content": _content,
     "buffers": request_frames,
-    "submitted": attrgetter("submitted"),
+    "submitted": _time("submitted"),
     "client_uuid": attrgetter("client"),
     "engine_uuid": lambda r: r.engine_uuid.hex() if r.engine_uuid is not None else None,
-    "started": attrgetter("started"),
-    "completed": attrgetter("completed"),
+    "started": _time("started"),
+    "completed": _time("completed"),
     "resubmitted": attrgetter("resubmitted"),
     "result_header": _result_header,
     "result_content": _result_content,
