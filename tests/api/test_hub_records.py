@@ -102,6 +102,20 @@ def test_db_query_returns_request_and_result_frames_when_asked(rc: par.Client) -
     assert only == {"msg_id": ar.msg_ids[0], "status": "ok"}
 
 
+def test_db_query_compares_times_exactly_as_it_returns_them(rc: par.Client) -> None:
+    for _ in range(3):
+        rc[:].apply_sync(lambda: 1)
+    records = rc.db_query({"queue": "mux"}, keys=["submitted"])
+    for tic in sorted({r["submitted"] for r in records})[:: max(len(records) // 10, 1)]:
+        before = rc.db_query({"submitted": {"$lt": tic}}, keys=["submitted"])
+        after = rc.db_query({"submitted": {"$gte": tic}}, keys=["submitted"])
+        same = rc.db_query({"submitted": tic}, keys=["submitted"])
+        assert all(r["submitted"] < tic for r in before)
+        assert all(r["submitted"] >= tic for r in after)
+        assert same and all(r["submitted"] == tic for r in same)
+        assert len(before) + len(after) == len(rc.hub_history())
+
+
 def test_db_query_compares_times_as_datetimes_and_refuses_unknown_keys(rc: par.Client) -> None:
     before = datetime.now(UTC)
     ar = rc[0].apply_async(lambda: 1)
@@ -154,20 +168,30 @@ def test_resubmit_sends_direct_tasks_to_their_engine_and_reruns_failures(rc: par
     assert rc.resubmit(chunks).get(timeout=30) == [[0, -1], [-2, -3]]  # one value per task
 
 
-def test_resubmit_refuses_unknown_and_pending_tasks_running_none(rc: par.Client) -> None:
-    with pytest.raises(ParError, match="no record of task nope"):
-        rc.resubmit("nope")
+def test_resubmit_of_an_unknown_task_is_a_remote_key_error_running_none(rc: par.Client) -> None:
     done = rc[0].apply_async(lambda: "done")
     done.get(timeout=30)
-    busy = rc[0].apply_async(time.sleep, 30)
     before = set(rc.hub_history())
-    with pytest.raises(ParError, match=f"task {busy.msg_ids[0]} is still pending"):
-        rc.resubmit([done.msg_ids[0], busy.msg_ids[0]])
+    with pytest.raises(par.RemoteError, match="no record of task nope") as raised:
+        rc.resubmit([done.msg_ids[0], "nope"])
+    assert raised.value.ename == "KeyError"  # as ipyparallel's hub raises it
+    assert isinstance(raised.value, ParError)
     assert set(rc.hub_history()) == before  # nothing was resubmitted
-    assert not rc.outstanding - set(busy.msg_ids)  # nor left waiting here
-    rc.send_signal(signal.SIGINT, targets=[0])
-    with pytest.raises(par.RemoteError):
-        busy.get(timeout=30)
+    assert not rc.outstanding  # nor left waiting here
+
+
+def test_resubmit_of_a_pending_task_runs_it_again(rc: par.Client, tmp_path: Path) -> None:
+    counter = str(tmp_path / "runs")
+    lv = rc.load_balanced_view()
+    slow = lv.apply_async(lambda path: (time.sleep(0.5), count_runs(path))[1], counter)
+    direct = rc[1].apply_async(time.sleep, 0.5)
+    ids = [*slow.msg_ids, *direct.msg_ids]
+    while set(rc.result_status(ids)["pending"]) != set(ids):  # the controller has both
+        time.sleep(0.01)
+    again = rc.resubmit(slow.msg_ids)  # still pending on the controller
+    twice = rc.resubmit(direct.msg_ids)
+    assert sorted([slow.get(timeout=30), again.get(timeout=30)]) == [1, 2]
+    assert twice.get(timeout=30) is None and direct.get(timeout=30) is None
 
 
 def test_resubmit_explains_a_dropped_request_and_a_gone_engine() -> None:
@@ -228,6 +252,38 @@ def test_purge_local_results_keeps_the_hubs_copy(rc: par.Client) -> None:
         rc.purge_local_results()
     with pytest.raises(ValueError, match="needs jobs"):
         rc.purge_hub_results([])
+
+
+def test_results_take_values_set_by_hand_and_purge_them(rc: par.Client) -> None:
+    rc.results["by-hand"] = 5
+    assert rc.results["by-hand"] == 5 and "by-hand" in rc.results
+    assert rc.metadata["by-hand"]["msg_id"] == "by-hand"
+    rc.purge_local_results("by-hand")
+    assert "by-hand" not in rc.results and "by-hand" not in rc.metadata
+    rc.results["again"] = 6
+    del rc.results["again"]
+    assert "again" not in rc.results
+    busy = rc[0].apply_async(time.sleep, 0.5)
+    with pytest.raises(KeyError, match="outstanding"):
+        rc.results[busy.msg_ids[0]] = 1
+    busy.get(timeout=30)
+
+
+def test_get_result_of_a_fetched_result_is_held_here(rc: par.Client) -> None:
+    with par.Client(cluster_id=rc.connection_info.cluster_id) as other:
+        sent = other[0].apply_async(lambda: "theirs")
+        sent.get(timeout=30)
+    fetched = rc.get_result(sent.msg_ids[0])
+    assert isinstance(fetched, par.AsyncHubResult) and fetched.get(timeout=30) == "theirs"
+    again = rc.get_result(sent.msg_ids[0])
+    assert not isinstance(again, par.AsyncHubResult)  # held here now, as the client's own
+    assert again.get(timeout=30) == "theirs"
+    assert rc.results[sent.msg_ids[0]] == "theirs"
+    mine = rc[:].apply_async(lambda: "mine")
+    mine.get(timeout=30)
+    assert rc.get_result(mine) is mine
+    some = rc.get_result(mine.msg_ids[1:3], block=True)
+    assert some == ["mine", "mine"]
 
 
 def test_purge_hub_results_and_purge_results(rc: par.Client) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import par
 import pytest
+from par import serialize
 
 
 def test_error_module_names_the_exceptions_engines_raise(rc: par.Client) -> None:
@@ -38,3 +42,46 @@ def test_cluster_manager_finds_running_clusters_and_makes_new_ones() -> None:
     manager.remove_cluster("later")
     with pytest.raises(KeyError):
         manager.get_cluster("later")
+
+
+def test_deserialize_object_reads_a_records_frames(rc: par.Client) -> None:
+    ar = rc[0].apply_async(lambda: {"sum": np.arange(100_000).sum(), "big": np.ones(20_000)})
+    value = ar.get(timeout=30)
+    (rec,) = rc.db_query({"msg_id": ar.msg_ids[0]}, keys=["result_buffers"])
+    got, rest = serialize.deserialize_object(rec["result_buffers"])
+    assert got["sum"] == value["sum"] and np.array_equal(got["big"], value["big"])
+    assert rest == []
+    data, bufs = serialize.dumps(np.zeros(10_000))
+    got, rest = serialize.deserialize_object([data, *[b.raw() for b in bufs], b"extra"])
+    assert np.array_equal(got, np.zeros(10_000)) and rest == [b"extra"]
+
+
+def test_use_dill_sends_a_closure_over_a_file_open_for_writing(
+    rc: par.Client, tmp_path: Path
+) -> None:
+    pytest.importorskip("dill")
+    path = tmp_path / "log.txt"
+    log = path.open("a")
+
+    def note(x: int) -> int:
+        log.write(f"{x}\n")
+        log.flush()
+        return x
+
+    def opened_there(name: str) -> object:
+        held = open(name, "a")  # noqa: SIM115 (the engine's result holds it open)
+        return lambda: held.name
+
+    dv = rc[0]
+    with pytest.raises(serialize.SerializationError, match="opened for reading"):
+        dv.apply_sync(note, 1)  # cloudpickle refuses an open file
+    dv.use_dill()
+    try:
+        assert dv.apply_sync(note, 2) == 2
+        assert dv.apply_sync(opened_there, str(path))() == str(path)  # the engine sends dill too
+    finally:
+        dv.use_pickle()
+    with pytest.raises(serialize.SerializationError, match="opened for reading"):
+        dv.apply_sync(note, 3)  # cloudpickle again, here and on the engine
+    log.close()
+    assert path.read_text() == "2\n"

@@ -130,3 +130,20 @@ def test_start_and_connect_can_activate_the_magics(ip: InteractiveShell) -> None
         assert rc[0].pull("activated", block=True) == "yes"
     finally:
         cluster.stop_cluster_sync()
+
+
+def test_a_client_made_in_ipython_registers_px(ip: InteractiveShell, rc: par.Client) -> None:
+    magics = ip.magics_manager.magics
+    for kind in ("line", "cell"):
+        del magics[kind]["px"]
+    try:
+        with par.Client(cluster_id=rc.connection_info.cluster_id) as other:
+            assert "px" in magics["line"] and "px" in magics["cell"]
+            ip.run_line_magic("px", "made_here = 1")
+            assert rc[:].pull("made_here", block=True) == [1] * len(rc.ids)
+            rc[:].activate("_mine")
+            with par.Client(cluster_id=rc.connection_info.cluster_id):
+                pass  # %px is there: a second client leaves it to the first
+            assert magics["line"]["px"].__self__.view.client is other
+    finally:
+        rc[:].activate()

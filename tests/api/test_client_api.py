@@ -1,0 +1,114 @@
+"""The Client as ipyparallel programs use it: targets, waiting, queue status, defaults its
+views take, and finding a cluster by ipyparallel's ``profile``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+
+import par
+import pytest
+from par.errors import ParError
+
+
+def test_targets_resolve_to_the_engines_they_name_when_the_view_is_made(rc: par.Client) -> None:
+    last = rc.ids[-1]
+    assert rc.direct_view(-1).targets == last
+    assert rc[-1].targets == last
+    assert rc.direct_view().targets == "all" and rc.direct_view("all").targets == "all"
+    assert rc.load_balanced_view(-1).targets == [last]
+    assert rc.load_balanced_view("all").targets is None
+    assert rc.load_balanced_view().targets is None
+    assert rc[-1].apply_sync(lambda: "last") == "last"  # a single engine: one value
+    with pytest.raises(TypeError, match="not None"):
+        rc[None]  # type: ignore[index]
+
+
+def test_views_made_after_rc_block_is_set_block(rc: par.Client) -> None:
+    rc.block = True
+    try:
+        assert rc[0].apply(lambda: 5) == 5  # blocks: the value, not an AsyncResult
+        assert rc.load_balanced_view().apply(lambda: 6) == 6
+        with pytest.raises(par.RemoteError, match="ZeroDivisionError"):
+            rc[:].apply(lambda: 1 / 0)  # an engine's error raises, not dropped
+    finally:
+        rc.block = False
+    assert isinstance(rc[0].apply(lambda: 5), par.AsyncResult)
+
+
+def test_wait_takes_any_future_and_wait_interactive_waits_for_all(rc: par.Client) -> None:
+    f: Future[str] = Future()
+    threading.Timer(0.1, f.set_result, ["done"]).start()
+    assert rc.wait([f], timeout=10)
+    assert f.result() == "done"
+    never: Future[str] = Future()
+    assert not rc.wait(never, timeout=0.1)
+    ars = [rc[i].apply_async(time.sleep, 0.2) for i in rc.ids]
+    rc.wait_interactive()
+    assert all(ar.done() for ar in ars) and rc.outstanding == set()
+    rc.wait_interactive()  # nothing outstanding: returns at once
+
+
+def test_wait_for_engines_without_blocking_gives_a_future(cluster: par.Cluster) -> None:
+    with cluster.connect_client_sync() as rc:
+        n = len(rc)
+        assert rc.wait_for_engines(n) is None
+        ready = rc.wait_for_engines(n, block=False)
+        assert isinstance(ready, Future) and ready.done() and ready.result() is None
+        more = rc.wait_for_engines(n + 1, timeout=30, block=False)
+        assert isinstance(more, Future) and not more.done()
+        added = cluster.start_engines_sync(1)
+        try:
+            assert more.result(timeout=30) is None
+        finally:
+            cluster.stop_engines_sync(added)
+        late = rc.wait_for_engines(len(rc) + 5, timeout=0.1, block=False)
+        with pytest.raises(TimeoutError):
+            late.result(timeout=10)
+
+
+def test_wait_for_engines_on_a_closed_client_raises_at_once(cluster: par.Cluster) -> None:
+    rc = cluster.connect_client_sync()
+    waiting = rc.wait_for_engines(len(rc) + 5, timeout=60, block=False)
+    rc.close()
+    with pytest.raises(ParError, match="closed"):
+        waiting.result(timeout=5)  # the wait ends with the client, not after 60 s
+    started = time.monotonic()
+    with pytest.raises(ParError, match="closed"):
+        rc.wait_for_engines(len(rc) + 5, timeout=60)
+    assert time.monotonic() - started < 5
+
+
+def test_queue_status_of_one_engine_is_its_counts(rc: par.Client) -> None:
+    rc[0].apply_sync(lambda: 1)
+    one = rc.queue_status(targets=0)
+    assert set(one) == {"queue", "completed", "failed", "tasks"} and one["completed"] >= 1
+    last = rc.queue_status(-1)
+    assert set(last) == set(one)
+    everyone = rc.queue_status()
+    assert set(everyone) == {*rc.ids, "unassigned"}
+
+
+def test_a_direct_views_label_is_recorded(rc: par.Client) -> None:
+    dv = rc[:]
+    with dv.temp_flags(label="direct_map"):
+        dv.map_sync(lambda x: x, range(len(rc)))
+    dv.set_flags(label="direct_apply").apply_sync(lambda: 1)
+    dv.set_flags(label="direct_execute").execute("z = 1", block=True)
+    dv.set_flags(label=None)
+    found = rc.db_query({"label": {"$glob": "direct_*"}}, keys=["label"])
+    labels = sorted(r["label"] for r in found)
+    n = len(rc)
+    assert labels == sorted(["direct_apply"] * n + ["direct_execute"] * n + ["direct_map"] * n)
+
+
+def test_profile_names_the_cluster(cluster: par.Cluster) -> None:
+    cid = cluster.cluster_id
+    with par.Client(profile=cid) as rc:
+        assert rc.connection_info.cluster_id == cid and rc.ids
+    assert par.Cluster.from_file(profile=cid).cluster_id == cid
+    with pytest.raises(ValueError, match="par has no profiles"):
+        par.Cluster.from_file("other", profile=cid)
+    with pytest.raises(par.ClusterError, match="no cluster 'nowhere'"):
+        par.Client(profile="nowhere")
