@@ -84,8 +84,8 @@ class Outbox:
         ``REPLIES_BYTES`` at most."""
         if not self._queued:
             return
-        if self.records.durable:
-            self.records.flush()  # a result a client receives is in the database
+        if self.records.durable and not self.records.flush():
+            return  # a result a client receives is in the database: the replies wait
         for client, queued in self._queued.items():
             for replies in batches(queued, REPLIES_BYTES):
                 if len(replies) == 1:
