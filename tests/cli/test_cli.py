@@ -89,6 +89,9 @@ def test_daemonized_cluster_can_be_listed_grown_and_stopped() -> None:
     conn = paths.connection_file("cli-d")
     assert conn.stat().st_mode & 0o777 == 0o600
     assert paths.cluster_file("cli-d").stat().st_mode & 0o777 == 0o600
+    logs = paths.cluster_dir("cli-d") / "logs"  # what tasks print is the user's data
+    assert logs.stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in logs.iterdir()} == {0o600}
     try:
         listing = run_par("list")
         assert any(
