@@ -35,3 +35,18 @@ def test_become_dask_on_some_engines_with_worker_options(rc: par.Client) -> None
     finally:
         dask.close()
         rc.stop_dask(targets=[0, 1])
+
+
+def test_closing_the_client_stops_its_dask_scheduler(cluster: par.Cluster) -> None:
+    import distributed
+
+    with cluster.connect_client_sync() as rc:
+        dask = rc.become_dask(targets=[0])
+        address = dask.scheduler.address
+        dask.close()
+    with pytest.raises(OSError):
+        distributed.Client(address, timeout=2)  # the scheduler went with its client
+    with cluster.connect_client_sync() as rc:
+        rc.stop_dask(targets=[0])  # the engine's worker, left waiting for it
+        with pytest.raises(par.RemoteError, match="NameError"):
+            rc[0].apply_sync(lambda w: w, Reference("distributed_worker"))

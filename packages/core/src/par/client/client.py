@@ -48,7 +48,7 @@ from .dask import DaskScheduler, import_distributed, start_worker, stop_worker
 from .directview import BroadcastView, DirectView
 from .history import Results
 from .io import IOThread, Listener
-from .ledger import Ledger
+from .ledger import Ledger, not_engine_ids
 from .outbox import RequestSender
 from .paths import Paths
 from .queries import Queries
@@ -109,6 +109,7 @@ class Client(HubRecords):
         self.session = Session(info.key_bytes)
         self.block = False
         self._closed = False
+        self._dask: DaskScheduler | None = None  # become_dask's scheduler, while it runs
         self._ident = uuid.uuid4().bytes
         self._own_ctx = context is None  # a context the caller gave stays theirs to end
         self._ctx = zmq.Context() if context is None else context
@@ -153,7 +154,6 @@ class Client(HubRecords):
             self.close()
             raise
         self.ledger.engines_are(state["engines"])
-        self._dask: DaskScheduler | None = None
         self._activate_in_ipython()
 
     @property
@@ -250,11 +250,8 @@ class Client(HubRecords):
         return future
 
     def __getitem__(self, key: int | slice | Sequence[int]) -> DirectView:
-        if not isinstance(key, int | slice | list | tuple | range):
-            raise TypeError(
-                f"engines are indexed by id, slice or list of ids, not {key!r}: "
-                "rc[:] is every engine"
-            )
+        if key is None or isinstance(key, str):  # views take these as "all": rc[...] not
+            raise not_engine_ids(key)
         return self.direct_view(key)
 
     def __len__(self) -> int:

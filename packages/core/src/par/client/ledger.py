@@ -31,6 +31,15 @@ from .history import HISTORY_LIMIT, BoundedDict
 from .replies import Metadata, new_metadata
 
 
+def not_engine_ids(targets: Any) -> TypeError:
+    """The error for ``targets`` that name no engines by id."""
+    hint = f"; for a variable on the engines use rc[:][{targets!r}]"
+    hint = hint if isinstance(targets, str) else ""
+    return TypeError(
+        f"engines are named by integer ids (one, a slice or a list), not {targets!r}{hint}"
+    )
+
+
 class Ledger:
     """What a client sent, what is outstanding, and the engines it knows."""
 
@@ -193,11 +202,7 @@ class Ledger:
         try:
             out = [operator.index(t) for t in targets]
         except TypeError:
-            hint = f"; for a variable on the engines use rc[:][{targets!r}]"
-            hint = hint if isinstance(targets, str) else ""
-            raise TypeError(
-                f"engines are named by integer ids (one, a slice or a list), not {targets!r}{hint}"
-            ) from None
+            raise not_engine_ids(targets) from None
         if not out:
             raise NoEnginesRegistered("an empty list of targets: name at least one engine")
         missing = [t for t in out if t not in ids]
