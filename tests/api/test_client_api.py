@@ -113,3 +113,17 @@ def test_profile_names_the_cluster(cluster: par.Cluster) -> None:
         par.Cluster.from_file("other", profile=cid)
     with pytest.raises(par.ClusterError, match="no cluster 'nowhere'"):
         par.Client(profile="nowhere")
+
+
+def test_a_client_makes_its_sockets_in_the_context_it_is_given(cluster: par.Cluster) -> None:
+    import zmq
+
+    ctx = zmq.Context()
+    try:
+        with par.Client(cluster_id=cluster.cluster_id, context=ctx) as rc:
+            assert rc[0].apply_sync(lambda: "via ctx") == "via ctx"
+        assert not ctx.closed  # the caller's context stays theirs to end
+        with par.Client(cluster_id=cluster.cluster_id, context=ctx) as again:
+            assert again.ids
+    finally:
+        ctx.term()
