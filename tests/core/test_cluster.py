@@ -63,6 +63,10 @@ def test_scatter_and_gather_round_trip(rc: par.Client) -> None:
     arr = np.arange(12.0)
     dv.scatter("chunk", arr, block=True)
     np.testing.assert_array_equal(dv.gather("chunk", block=True), arr)
+    later = dv.gather("chunk", block=False)  # a map-like result, as in ipyparallel
+    assert isinstance(later, par.AsyncMapResult) and len(later) == 4
+    np.testing.assert_array_equal(later.get(timeout=30), arr)
+    assert later.progress == 4 and list(later) == list(arr)
 
 
 def test_scatter_flatten_and_round_robin(rc: par.Client) -> None:

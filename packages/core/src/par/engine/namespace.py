@@ -150,6 +150,12 @@ def _lookup(name: str) -> Any:
     return eval(compile(name, "<par-pull>", "eval"), user_ns)
 
 
+def call(f: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``f(*args, **kwargs)``: how a task applies a function of this namespace (a
+    :class:`par.Reference` sent as an argument, so looked up afresh for each task)."""
+    return f(*args, **kwargs)
+
+
 def clear() -> None:
     """Empty the user namespace (keeping what every namespace has)."""
     user_ns.clear()
