@@ -240,6 +240,14 @@ def test_track_and_sent(rc: par.Client) -> None:
         assert ar._trackers and all(isinstance(t, zmq.MessageTracker) for t in ar._trackers)
         assert ar.wait_for_send(5) and ar.sent
         assert ar.get(timeout=30) in (data.size, [data.size, data.size])
+    dv = rc.direct_view([0, 1])
+    for ar in (
+        dv.push({"data": data}, block=False, track=True),
+        dv.scatter("data", data, block=False, track=True),
+    ):
+        assert ar._trackers and ar.wait_for_send(5) and ar.sent
+        ar.get(timeout=30)
+    assert dv.push({"data": data}, block=False, track=False)._trackers == []
 
 
 def test_map_result_iterates_as_results_arrive(rc: par.Client) -> None:

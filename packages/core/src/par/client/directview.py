@@ -71,14 +71,16 @@ class DirectView(View):
         kwargs: Any,
         targets: Any = None,
         make_ar: Callable[[list[str]], AsyncResult] | None = None,
+        track: bool | None = None,
     ) -> AsyncResult:
         tg, single = self._resolve(targets)
         payload, bufs, digest = apply_payload(f, args, kwargs)
         if make_ar is None:
             make_ar = lambda ids: AsyncResult(self.client, ids, name_of(f), single=single)  # noqa: E731
         extra = {"f": digest, **self._routing(tg)}
+        tracked = self.track if track is None else track
         submit = self.client.submitter
-        return self._record(submit.direct("apply", tg, payload, bufs, make_ar, extra, self.track))
+        return self._record(submit.direct("apply", tg, payload, bufs, make_ar, extra, tracked))
 
     def _routing(self, targets: list[int]) -> dict[str, Any]:
         """Extra header keys for the controller's direct path (none for a plain DirectView)."""
@@ -111,13 +113,16 @@ class DirectView(View):
         make_result: Callable[[list[str], Parts], R],
         extra: dict[str, Any] | None = None,
         targets: Any = None,
+        track: bool | None = None,
     ) -> R:
-        """:meth:`send_parts` to the engines ``targets`` names (default: the view's)."""
+        """:meth:`send_parts` to the engines ``targets`` names (default: the view's), tracked
+        as ``track`` says (default: the view's flag)."""
         tg, _ = self._resolve(targets)
         parts = split(len(tg))
         calls = list(zip(tg[: len(parts)], parts, strict=True))  # the empty parts are last
+        tracked = self.track if track is None else track
         ar = self.client.submitter.direct_each(
-            f, calls, lambda ids: make_result(ids, parts), extra, self.track
+            f, calls, lambda ids: make_result(ids, parts), extra, tracked
         )
         return self._record(ar)
 
@@ -157,11 +162,22 @@ class DirectView(View):
         """Run a local Python file's code on the engines (see :meth:`execute`)."""
         return self.execute(Path(filename).read_text(), targets=targets, block=block)
 
-    def push(self, ns: dict[str, Any], targets: Any = None, block: bool | None = None) -> Any:
-        """Set names in each engine's namespace."""
+    def push(
+        self,
+        ns: dict[str, Any],
+        targets: Any = None,
+        block: bool | None = None,
+        track: bool | None = None,
+    ) -> Any:
+        """Set names in each engine's namespace.
+
+        ``track=True``: the result's ``sent`` / ``wait_for_send`` tell when the values'
+        buffers may be changed again (default: the view's ``track`` flag).
+        """
         if not isinstance(ns, dict):
             raise TypeError(f"push needs a dict of names to values, not {type(ns).__name__}")
-        return self._finish(self._send_apply(namespace.push, (ns,), {}, targets), block)
+        ar = self._send_apply(namespace.push, (ns,), {}, targets, track=track)
+        return self._finish(ar, block)
 
     def update(self, ns: dict[str, Any]) -> Any:
         """Push ``ns`` (as dict.update does)."""
@@ -195,8 +211,10 @@ class DirectView(View):
         flatten: bool = False,
         targets: Any = None,
         block: bool | None = None,
+        track: bool | None = None,
     ) -> Any:
-        """Split ``seq`` across the engines, storing each part under ``key``."""
+        """Split ``seq`` across the engines, storing each part under ``key`` (``track`` as
+        for :meth:`push`)."""
 
         def split(width: int) -> Parts:  # a part for every engine, even an empty one
             parts = partition.partition(seq, width, dist)
@@ -208,6 +226,7 @@ class DirectView(View):
             split,
             lambda ids, _: AsyncResult(client, ids, "scatter", single=False),
             targets=targets,
+            track=track,
         )
         return self._finish(ar, block)
 
