@@ -261,6 +261,9 @@ def test_views_delegate_shutdown_purge_and_get_result() -> None:
         ar = lv.apply_async(lambda: "kept")
         ar.get(timeout=30)
         assert lv.get_result(ar.msg_ids[0], block=True) == "kept"
+        rc[0].apply_sync(lambda: "the client's last")
+        assert lv.get_result(block=True) == "kept"  # the view's last, not the client's
+        assert lv.get_result([0], block=True) == "kept"  # indices into the view's history
         assert lv.purge_results(jobs=ar) == 1
         rc[1].shutdown(block=True)
         assert rc.ids == [0]

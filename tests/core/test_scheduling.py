@@ -9,6 +9,7 @@ from pathlib import Path
 
 import par
 import pytest
+from par.client.hubresult import AsyncHubResult
 from par.controller.engines import Engine, Pending
 from par.controller.scheduler import TaskScheduler
 from par.errors import ParError
@@ -236,6 +237,14 @@ def test_another_client_fetches_results_by_message_id(cluster: par.Cluster, rc: 
         assert status["completed"] == ar.msg_ids and status["unknown"] == ["unknown-id"]
         with pytest.raises(KeyError, match="no record"):
             other.get_result("unknown-id")
+        fetched = other.get_result(ar.msg_ids[0], owner=False)
+        assert isinstance(fetched, AsyncHubResult) and fetched.get(30) == {"answer": 42}
+        again = other.get_result(ar.msg_ids[0])  # held here now, as in ipyparallel
+        assert not isinstance(again, AsyncHubResult) and again.get(30) == {"answer": 42}
+        later = other.get_result(slow.msg_ids)
+        both = other.get_result([*ar.msg_ids, *slow.msg_ids])  # from two results held here
+        assert not isinstance(both, AsyncHubResult) and both.get(30) == [{"answer": 42}, "slow"]
+        assert later.get(30) == "slow"
     assert rc.get_result(ar.msg_ids[0]) is ar
 
 

@@ -159,7 +159,7 @@ class MessageFuture(Future[Any]):
         if done:
             self._finish()
 
-    def _watch(self, msg_id: str, other: MessageFuture) -> None:
+    def forward(self, msg_id: str, other: MessageFuture) -> None:
         """Hand ``other`` this result's reply to ``msg_id`` (now if it is already here)."""
         with self._cond:
             reply = self._replies.get(msg_id)
@@ -365,7 +365,7 @@ class AsyncResult(MessageFuture):
         parts = []
         for m in self.msg_ids:
             part = AsyncResult(self._client, [m], self._fname, single=self._parts_single)
-            self._watch(m, part)
+            self.forward(m, part)
             parts.append(part)
         return tuple(parts)
 
@@ -388,7 +388,7 @@ class AsyncResult(MessageFuture):
             joined = AsyncResult(client, ids, results[0]._fname, single=False)
         for r in results:
             for m in r.msg_ids:
-                r._watch(m, joined)
+                r.forward(m, joined)
         return joined
 
     # ---- sending and output ---------------------------------------------------------------

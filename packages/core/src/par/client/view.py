@@ -231,10 +231,17 @@ class View:
         return self.client.purge_results(jobs, targets)
 
     def get_result(
-        self, indices_or_msg_ids: Any = None, block: bool | None = None, owner: bool = False
+        self, indices_or_msg_ids: Any = None, block: bool | None = None, owner: bool = True
     ) -> Any:
-        """Results of earlier tasks by message id (see ``Client.get_result``)."""
-        return self.client.get_result(indices_or_msg_ids, block, owner)
+        """Results of earlier tasks by message id, or by index into this view's ``history``
+        (default: its last), as in ipyparallel (see ``Client.get_result``)."""
+        jobs = -1 if indices_or_msg_ids is None else indices_or_msg_ids
+        history = self.history
+        if isinstance(jobs, int):
+            jobs = history[jobs]
+        elif isinstance(jobs, list | tuple):
+            jobs = [history[j] if isinstance(j, int) else j for j in jobs]
+        return self.client.get_result(jobs, block, owner)
 
     # ---- decorators and executor --------------------------------------------------------
 
