@@ -93,6 +93,22 @@ def test_executor(rc: par.Client) -> None:
     assert rc[:].apply_sync(lambda: 1) == [1] * len(rc.ids)
 
 
+def test_an_executors_with_block_waits_for_its_maps(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    n = 6 * len(rc.ids)  # more than a lazy map keeps unread
+    with lv.executor as ex:
+        first = ex.submit(time.sleep, 0.5)
+        mapped = ex.map(abs, range(-n, 0))
+        bigger = ex.map(abs, range(-n, 0), chunksize=4)
+    assert first.done() and len(lv.history) == 1 + n + n // 4
+    assert lv.outstanding == set()  # every task of the maps ran, their results wait here
+    assert list(mapped) == list(range(n, 0, -1)) and list(bigger) == list(range(n, 0, -1))
+    with lv.executor as ex:
+        endless = ex.map(time.sleep, itertools.repeat(0.2))
+        ex.shutdown(wait=False, cancel_futures=True)  # stops the map: the block ends
+    assert list(endless) == []
+
+
 def test_executor_map_is_the_lazy_map_without_a_timeout(rc: par.Client) -> None:
     ex = rc.load_balanced_view().executor
     results = ex.map(slow_square, range(4))
