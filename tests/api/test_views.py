@@ -158,12 +158,32 @@ def test_importer(
         import only_here  # noqa: F401
 
 
-def test_serializer_toggles_keep_working(rc: par.Client) -> None:
-    dv = rc[:]
-    for toggle in (dv.use_cloudpickle, dv.use_dill, dv.use_pickle):
-        toggle().get()
-    square = lambda x: x * x  # noqa: E731
-    assert dv.apply_sync(square, 3) == [9] * len(rc.ids)
+def read_shade() -> str:
+    return shade  # type: ignore[name-defined]  # noqa: F821  (a global of this module, or the engine's)
+
+
+def test_use_cloudpickle_and_use_pickle_choose_whose_globals_a_function_sees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with par.Cluster(n=2) as rc:  # its own engines: the choice holds engine-wide
+        dv = rc[:]
+        dv["shade"] = "engine"
+        monkeypatch.setitem(globals(), "shade", "client")
+        assert dv.apply_sync(read_shade) == ["engine"] * 2  # by default the engine's names win
+        dv.execute("del shade", block=True)
+        assert dv.apply_sync(read_shade) == ["client"] * 2  # and the client's fill in
+        dv["shade"] = "engine"
+        dv.use_cloudpickle().get(timeout=30)
+        assert dv.apply_sync(read_shade) == ["client"] * 2  # the client's win
+        assert dv["shade"] == ["engine"] * 2  # only for the call
+        dv.use_pickle().get(timeout=30)
+        assert dv.apply_sync(read_shade) == ["engine"] * 2
+        dv.execute("del shade", block=True)
+        with pytest.raises(par.CompositeError, match="NameError"):
+            dv.apply_sync(read_shade)  # the engine's namespace only
+        dv.use_dill().get(timeout=30)
+        assert dv.apply_sync(read_shade) == ["client"] * 2
+        assert dv.apply_sync(lambda x: x * x, 3) == [9] * 2
 
 
 def test_activate_needs_ipython(rc: par.Client) -> None:

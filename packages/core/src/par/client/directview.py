@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from .client import Client
 
 
-def _unchanged_serializer() -> None:
-    """What ``use_cloudpickle``/``use_dill``/``use_pickle`` run on the engines: nothing."""
-
-
 class DirectView(View):
     """Work sent to named engines, in order, each engine running every request."""
 
@@ -293,21 +289,22 @@ class DirectView(View):
             builtins.__import__ = real_import
 
     def use_cloudpickle(self) -> Any:
-        """Kept for ipyparallel code: par always pickles with cloudpickle, so nothing changes.
-
-        Returns the result of a no-op on the engines, as ipyparallel returns its apply's.
-        """
-        return self.apply(_unchanged_serializer)
+        """On the view's engines, functions defined here see this process's values of their
+        global names over the engines' own, as after ipyparallel's ``use_cloudpickle``
+        (par always pickles with cloudpickle; this chooses whose globals win). Holds for
+        every client of those engines; returns the result of the switch on them."""
+        return self.apply(namespace.use_captured, namespace.CLIENT)
 
     def use_dill(self) -> Any:
-        """Kept for ipyparallel code: par's cloudpickle already sends what dill is used for
-        (closures, lambdas, interactively defined classes); nothing changes."""
-        return self.apply(_unchanged_serializer)
+        """As :meth:`use_cloudpickle` (dill, too, sends a function's globals along; par's
+        cloudpickle already sends closures, lambdas and interactively defined classes)."""
+        return self.apply(namespace.use_captured, namespace.CLIENT)
 
     def use_pickle(self) -> Any:
-        """Kept for ipyparallel code: par keeps cloudpickle (plain pickle cannot send
-        interactively defined functions); nothing changes."""
-        return self.apply(_unchanged_serializer)
+        """On the view's engines, functions defined here see the engines' namespace only,
+        none of this process's globals, as after ipyparallel's ``use_pickle`` (its default).
+        Holds for every client of those engines; returns the result of the switch on them."""
+        return self.apply(namespace.use_captured, namespace.ENGINE)
 
     def activate(self, suffix: str = "") -> None:
         """Register ``%px``, ``%%px``, ``%autopx``, ``%pxresult``, ``%pxconfig`` (plus ``suffix``)
