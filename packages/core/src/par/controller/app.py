@@ -221,6 +221,8 @@ class Controller:
                     self.control.check()
                     if dependencies.waiting:
                         dependencies.check_deadlines()
+                    if tasks.stranded:
+                        self.replies.expire()
                     next_check = now + tick
         finally:
             self.outbox.event("controller_stopped", {})
