@@ -158,16 +158,20 @@ def test_importer(
         import only_here  # noqa: F401
 
 
-def read_shade() -> str:
-    return shade  # type: ignore[name-defined]  # noqa: F821  (a global of this module, or the engine's)
-
-
 def test_use_cloudpickle_and_use_pickle_choose_whose_globals_a_function_sees(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    @par.interactive  # of __main__, whose globals ipyparallel's default pickling leaves out
+    def read_shade() -> str:
+        return shade  # type: ignore[name-defined]  # noqa: F821
+
+    def read_shade_here() -> str:  # of this module: its globals go along in any case
+        return shade  # type: ignore[name-defined]  # noqa: F821
+
     with par.Cluster(n=2) as rc:  # its own engines: the choice holds engine-wide
         dv = rc[:]
         dv["shade"] = "engine"
+        monkeypatch.setattr(sys.modules["__main__"], "shade", "client", raising=False)
         monkeypatch.setitem(globals(), "shade", "client")
         assert dv.apply_sync(read_shade) == ["engine"] * 2  # by default the engine's names win
         dv.execute("del shade", block=True)
@@ -181,6 +185,7 @@ def test_use_cloudpickle_and_use_pickle_choose_whose_globals_a_function_sees(
         dv.execute("del shade", block=True)
         with pytest.raises(par.CompositeError, match="NameError"):
             dv.apply_sync(read_shade)  # the engine's namespace only
+        assert dv.apply_sync(read_shade_here) == ["client"] * 2
         dv.use_dill().get(timeout=30)
         assert dv.apply_sync(read_shade) == ["client"] * 2
         assert dv.apply_sync(lambda x: x * x, 3) == [9] * 2

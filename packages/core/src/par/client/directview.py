@@ -301,9 +301,10 @@ class DirectView(View):
         return self.apply(namespace.use_captured, namespace.CLIENT)
 
     def use_pickle(self) -> Any:
-        """On the view's engines, functions defined here see the engines' namespace only,
-        none of this process's globals, as after ipyparallel's ``use_pickle`` (its default).
-        Holds for every client of those engines; returns the result of the switch on them."""
+        """On the view's engines, functions defined in this process's ``__main__`` (or
+        ``@interactive``) see the engines' namespace only, none of this process's globals,
+        as after ipyparallel's ``use_pickle`` (its default). Holds for every client of
+        those engines; returns the result of the switch on them."""
         return self.apply(namespace.use_captured, namespace.ENGINE)
 
     def activate(self, suffix: str = "") -> None:

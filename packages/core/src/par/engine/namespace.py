@@ -36,7 +36,8 @@ _captured_policy = FILL
 def use_captured(policy: str) -> None:
     """Choose how client-defined functions use the globals they captured on the client:
     ``FILL`` the names the engine lacks (par's default), ``CLIENT`` over the engine's
-    (ipyparallel's ``use_cloudpickle``), ``ENGINE`` not at all (its ``use_pickle``)."""
+    (ipyparallel's ``use_cloudpickle``), ``ENGINE`` not at all for functions defined in
+    the client's ``__main__`` and ``FILL`` for the others (its ``use_pickle``)."""
     global _captured_policy
     if policy not in (FILL, CLIENT, ENGINE):
         raise ValueError(f"unknown policy {policy!r}: use {FILL!r}, {CLIENT!r} or {ENGINE!r}")
@@ -46,15 +47,20 @@ def use_captured(policy: str) -> None:
 class Interactive:
     """A client-defined function rebound to run in the user namespace."""
 
-    __slots__ = ("captured", "func")
+    __slots__ = ("captured", "func", "interactive")
 
-    def __init__(self, func: types.FunctionType, captured: dict[str, Any]) -> None:
+    def __init__(
+        self, func: types.FunctionType, captured: dict[str, Any], interactive: bool
+    ) -> None:
         self.func = func
         self.captured = captured
+        # Defined in the client's __main__ (or @interactive): the functions that
+        # ipyparallel's default pickling sends without their globals.
+        self.interactive = interactive
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         policy = _captured_policy
-        if policy == ENGINE:
+        if policy == ENGINE and self.interactive:
             return self.func(*args, **kwargs)
         ns, captured = user_ns, self.captured
         shadowed = {k: ns[k] for k in captured if k in ns} if policy == CLIENT else {}
@@ -82,7 +88,7 @@ def bind(f: Any) -> Callable[..., Any]:
         return f
     g = with_globals(f, user_ns)
     captured = {k: v for k, v in f.__globals__.items() if not k.startswith("__")}
-    return Interactive(g, captured) if captured else g
+    return Interactive(g, captured, f.__module__ == "__main__") if captured else g
 
 
 def with_globals(f: types.FunctionType, globals_: dict[str, Any]) -> types.FunctionType:
