@@ -280,6 +280,15 @@ class ExecuteReply:
             raise AttributeError(key)
         return self.metadata[key]
 
+    def __eq__(self, other: object) -> bool:
+        """The same message's reply (as read through any result over that message)."""
+        if not isinstance(other, ExecuteReply):
+            return NotImplemented
+        return (self.msg_id, self.execution_count) == (other.msg_id, other.execution_count)
+
+    def __hash__(self) -> int:
+        return hash(self.msg_id)
+
     def __repr__(self) -> str:
         text = str(self.data.get("text/plain", ""))
         if len(text) > 32:
