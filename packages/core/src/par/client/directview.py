@@ -30,6 +30,16 @@ if TYPE_CHECKING:
     from .client import Client
 
 
+def _switch_serializer(dill: bool, captured: str) -> None:
+    """What the serializer switches run on the engines: pickle with dill or cloudpickle,
+    and choose whose globals client-defined functions see (``namespace.use_captured``)."""
+    if dill:
+        serialize.use_dill()
+    else:
+        serialize.use_cloudpickle()
+    namespace.use_captured(captured)
+
+
 class DirectView(View):
     """Work sent to named engines, in order, each engine running every request."""
 
@@ -69,14 +79,16 @@ class DirectView(View):
         kwargs: Any,
         targets: Any = None,
         make_ar: Callable[[list[str]], AsyncResult] | None = None,
+        track: bool | None = None,
     ) -> AsyncResult:
         tg, single = self._resolve(targets)
         payload, bufs, digest = apply_payload(f, args, kwargs)
         if make_ar is None:
             make_ar = lambda ids: AsyncResult(self.client, ids, name_of(f), single=single)  # noqa: E731
         extra = self._labelled({"f": digest, **self._routing(tg)})
+        tracked = self.track if track is None else track
         submit = self.client.submitter
-        return self._record(submit.direct("apply", tg, payload, bufs, make_ar, extra, self.track))
+        return self._record(submit.direct("apply", tg, payload, bufs, make_ar, extra, tracked))
 
     def _labelled(self, extra: dict[str, Any]) -> dict[str, Any]:
         """The header keys ``extra`` with the view's label, which the controller records."""
@@ -113,13 +125,16 @@ class DirectView(View):
         make_result: Callable[[list[str], Parts], R],
         extra: dict[str, Any] | None = None,
         targets: Any = None,
+        track: bool | None = None,
     ) -> R:
-        """:meth:`send_parts` to the engines ``targets`` names (default: the view's)."""
+        """:meth:`send_parts` to the engines ``targets`` names (default: the view's), tracked
+        as ``track`` says (default: the view's flag)."""
         tg, _ = self._resolve(targets)
         parts = split(len(tg))
         calls = list(zip(tg[: len(parts)], parts, strict=True))  # the empty parts are last
+        tracked = self.track if track is None else track
         ar = self.client.submitter.direct_each(
-            f, calls, lambda ids: make_result(ids, parts), self._labelled(extra or {}), self.track
+            f, calls, lambda ids: make_result(ids, parts), self._labelled(extra or {}), tracked
         )
         return self._record(ar)
 
@@ -159,11 +174,22 @@ class DirectView(View):
         """Run a local Python file's code on the engines (see :meth:`execute`)."""
         return self.execute(Path(filename).read_text(), targets=targets, block=block)
 
-    def push(self, ns: dict[str, Any], targets: Any = None, block: bool | None = None) -> Any:
-        """Set names in each engine's namespace."""
+    def push(
+        self,
+        ns: dict[str, Any],
+        targets: Any = None,
+        block: bool | None = None,
+        track: bool | None = None,
+    ) -> Any:
+        """Set names in each engine's namespace.
+
+        ``track=True``: the result's ``sent`` / ``wait_for_send`` tell when the values'
+        buffers may be changed again (default: the view's ``track`` flag).
+        """
         if not isinstance(ns, dict):
             raise TypeError(f"push needs a dict of names to values, not {type(ns).__name__}")
-        return self._finish(self._send_apply(namespace.push, (ns,), {}, targets), block)
+        ar = self._send_apply(namespace.push, (ns,), {}, targets, track=track)
+        return self._finish(ar, block)
 
     def update(self, ns: dict[str, Any]) -> Any:
         """Push ``ns`` (as dict.update does)."""
@@ -197,8 +223,10 @@ class DirectView(View):
         flatten: bool = False,
         targets: Any = None,
         block: bool | None = None,
+        track: bool | None = None,
     ) -> Any:
-        """Split ``seq`` across the engines, storing each part under ``key``."""
+        """Split ``seq`` across the engines, storing each part under ``key`` (``track`` as
+        for :meth:`push`)."""
 
         def split(width: int) -> Parts:  # a part for every engine, even an empty one
             parts = partition.partition(seq, width, dist)
@@ -210,6 +238,7 @@ class DirectView(View):
             split,
             lambda ids, _: AsyncResult(client, ids, "scatter", single=False),
             targets=targets,
+            track=track,
         )
         return self._finish(ar, block)
 
@@ -276,25 +305,29 @@ class DirectView(View):
             builtins.__import__ = real_import
 
     def use_cloudpickle(self) -> Any:
-        """Pickle with cloudpickle, par's default, here and on the engines (undoing
-        :meth:`use_dill`).
-
-        Returns the result of the switch on the engines, as ipyparallel returns its apply's.
-        """
+        """Pickle with cloudpickle (par's default, undoing :meth:`use_dill`), here and on the
+        view's engines; there, functions defined here see this process's values of their
+        global names over the engines' own, as after ipyparallel's ``use_cloudpickle``.
+        Holds for every client of those engines; returns the result of the switch on them."""
         serialize.use_cloudpickle()
-        return self.apply(serialize.use_cloudpickle)
+        return self.apply(_switch_serializer, False, namespace.CLIENT)
 
     def use_dill(self) -> Any:
-        """Pickle with dill here and on the engines, as in ipyparallel: it also sends what
-        cloudpickle refuses, such as a function holding a file open for writing. Needs
-        dill here and on the engines; :meth:`use_cloudpickle` switches back."""
+        """Pickle with dill here and on the view's engines, as ipyparallel's ``use_dill``:
+        it also sends what cloudpickle refuses, such as a function holding a file open for
+        writing (needs dill here and there). Globals as after :meth:`use_cloudpickle`,
+        which switches back."""
         serialize.use_dill()
-        return self.apply(serialize.use_dill)
+        return self.apply(_switch_serializer, True, namespace.CLIENT)
 
     def use_pickle(self) -> Any:
-        """Kept for ipyparallel code: par keeps cloudpickle (plain pickle cannot send
-        interactively defined functions), undoing :meth:`use_dill`."""
-        return self.use_cloudpickle()
+        """Pickle with cloudpickle (undoing :meth:`use_dill`), here and on the view's
+        engines; there, functions defined in this process's ``__main__`` (or
+        ``@interactive``) see the engines' namespace only, none of this process's globals,
+        as after ipyparallel's ``use_pickle`` (its default). Holds for every client of
+        those engines; returns the result of the switch on them."""
+        serialize.use_cloudpickle()
+        return self.apply(_switch_serializer, False, namespace.ENGINE)
 
     def activate(self, suffix: str = "") -> None:
         """Register ``%px``, ``%%px``, ``%autopx``, ``%pxresult``, ``%pxconfig`` (plus ``suffix``)

@@ -52,9 +52,9 @@ class HubRecords:
         controller's records (which keep the latest results within their bounds).
         """
         ids = self.ledger.msg_ids(indices_or_msg_ids if indices_or_msg_ids is not None else -1)
-        local = self._held_here(ids)
-        if local is not None:
-            return local.get() if block else local
+        held = self._held(ids)
+        if held is not None:
+            return held.get() if block else held
         status = self.queries.ask("result_status", ids=ids)
         if status["unknown"]:
             raise KeyError(
@@ -62,6 +62,7 @@ class HubRecords:
             )
         ar = AsyncHubResult(self._client(), ids)
         self.ledger.expect(ar)
+        self.ledger.hold(ar)  # fetched once: asked again, it is answered from here
         resent = self.queries.ask("resend", ids=ids)
         if resent["unknown"]:  # finished, but its result is not kept: nothing will come
             for mid in ids:
@@ -71,25 +72,23 @@ class HubRecords:
                 "not kept (larger than its --max-record-bytes, or lost with a controller "
                 "that crashed before writing it)"
             )
-        for mid in ids:  # held here from now on, as this client's own results are
-            self.ledger.known[mid] = ar
         return ar.get() if block else ar
 
-    def _held_here(self, ids: list[str]) -> AsyncResult | None:
-        """A result of ``ids`` from what this client holds (None unless it holds them all):
-        the AsyncResult that sent exactly them, or a new one filled from those holding them."""
+    def _held(self, ids: list[str]) -> AsyncResult | None:
+        """A result over ``ids`` from those held here, or None if one of them is not: the
+        result that sent exactly them, else a plain AsyncResult that fills in from theirs
+        (also from results fetched earlier from the controller)."""
         known = self.ledger.known
-        holders = [known.get(m) for m in ids]
-        if any(h is None for h in holders):
+        held = [ar for ar in map(known.get, ids) if ar is not None]
+        if not ids or len(held) != len(ids):
             return None
-        first = cast("AsyncResult", holders[0])
-        if first.msg_ids == ids and not isinstance(first, AsyncHubResult):
+        first = held[0]
+        if not isinstance(first, AsyncHubResult) and set(first.msg_ids) == set(ids):
             return first
-        parts: dict[str, AsyncResult] = {}
-        for holder in {id(h): cast("AsyncResult", h) for h in holders}.values():
-            parts.update(zip(holder.msg_ids, holder.split(), strict=True))
-        chosen = [parts[m] for m in ids]
-        return chosen[0] if len(chosen) == 1 else AsyncResult.join(*chosen)
+        ar = AsyncResult(self._client(), ids, "get_result", single=len(ids) == 1)
+        for mid, source in zip(ids, held, strict=True):
+            source.forward(mid, ar)
+        return ar
 
     def resubmit(
         self,
