@@ -159,8 +159,10 @@ def test_importer(
 
 
 def test_use_cloudpickle_and_use_pickle_choose_whose_globals_a_function_sees(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
+    request.addfinalizer(par.serialize.use_cloudpickle)  # use_dill below holds process-wide
+
     @par.interactive  # of __main__, whose globals ipyparallel's default pickling leaves out
     def read_shade() -> str:
         return shade  # type: ignore[name-defined]  # noqa: F821
