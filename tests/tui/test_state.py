@@ -100,6 +100,20 @@ def test_lost_engine_is_counted_and_kept_dimmed() -> None:
     assert [(r.id, r.state) for r in gone] == [(3, "lost")]
 
 
+def test_a_changed_only_status_keeps_the_engines_it_does_not_name() -> None:
+    state = recorded_state()
+    before = {r.id: r for r in state.snapshot(T0).engines}
+    engine = {**state.engines[0], "completed": before[0].completed + 1}
+    status = {"engines": [engine], "engine_ids": [0, 1, 2], "late": [[2, 7.5]]}
+    state.apply("status", {**status, "counts": {"completed": 1}}, T0 + 1)
+    after = {r.id: r for r in state.snapshot(T0 + 1).engines}
+    assert after[0].completed == before[0].completed + 1
+    assert (after[1].task, after[1].completed) == (before[1].task, before[1].completed)
+    assert (after[1].heartbeat, after[2].heartbeat) == (0, 7)  # 1 fresh, 2 late
+    assert after[2].completed == before[2].completed
+    assert after[3].state == "gone"  # no longer among the controller's engines
+
+
 def test_a_new_connection_forgets_the_engines_of_the_earlier_run() -> None:
     state = recorded_state()
     state.apply("disconnected", {"reason": "the controller stopped"}, T0)

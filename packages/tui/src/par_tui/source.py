@@ -3,7 +3,8 @@
 The source subscribes to the controller's event stream (engine events, and
 for monitors the ``activity`` feed: per-second sums of finished tasks per
 engine, errors and output, a few times a second however many tasks finish)
-and polls its status once per refresh interval. It also follows the
+and polls its status once per refresh interval (only the engines that
+changed since the last poll: the rest the state keeps). It also follows the
 launchers' lifecycle events in the cluster's ``events.jsonl``, which
 launchers write whether or not a controller is up. Everything it learns
 goes to one ``emit(kind, data)`` callback as plain dicts, ``connected``
@@ -161,7 +162,7 @@ class MonitorSource:
                 client.subscribe_events(self._on_client_event, tasks=True)
             if self._behind:
                 client.subscribe_events(self._on_client_event, tasks=True)
-            status = client.status()
+            status = client.status(changed=True)
         except (ParError, TimeoutError) as exc:
             self._drop(f"the controller did not answer ({exc})")
             return
