@@ -166,6 +166,10 @@ class MonitorSource:
         except (ParError, TimeoutError) as exc:
             self._drop(f"the controller did not answer ({exc})")
             return
+        # The events sent before this reply have been heard by now: if the last of them is
+        # not the last heard, some were missed and nothing came after to show the gap.
+        if int(status.get("feed_seq", 0)) > self._seq:
+            self._behind = True
         for engine in status.get("engines", []):
             self._annotate(engine)
         status["launchers"] = self._launchers_text  # engine sets come and go (`par engines`)

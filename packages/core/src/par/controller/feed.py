@@ -23,7 +23,9 @@ of ``[engine, stream, text]``, and ``seq``: events are numbered, and a
 backlog carries the number of the last event before it. A monitor too slow
 to take an event misses it (the controller holds nothing for it, see
 :mod:`par.controller.delivery`): the gap in ``seq`` says so, and it
-subscribes again for a new backlog. A backlog adds ``backlog: True`` and
+subscribes again for a new backlog. When nothing follows the events it
+missed, the number of the last event sent (:attr:`Feed.seq`, in the
+controller's status) says so. A backlog adds ``backlog: True`` and
 ``since``, the time from which its sums are complete.
 
 A monitor also asks for the controller's status every second or so. With a
@@ -71,6 +73,11 @@ class Feed:
         self._last = 0.0  # when the last event went out
         self._seq = 0  # events sent
         self._described: dict[bytes, dict[int, dict[str, Any]]] = {}  # client: what it was sent
+
+    @property
+    def seq(self) -> int:
+        """The number of the last event sent."""
+        return self._seq
 
     def ran(self, engine: int | None, started: float | None, ended: float, failed: bool) -> None:
         """Add a finished task: on ``engine``, from ``started`` to ``ended`` (wall clock)."""

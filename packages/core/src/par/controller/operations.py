@@ -164,6 +164,7 @@ def status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
         "dropped": hub.session.dropped,
         "clients": len(hub.outbox.clients),
         "pid": os.getpid(),
+        "feed_seq": hub.feed.seq,
         **(hub.feed.changed_engines(client, engines) if h.get("changed") else {}),
     }
 
