@@ -17,8 +17,8 @@ from textual.widgets import Footer
 class KeysFooter(Footer):
     """Footer that rebuilds its keys only when the keys shown changed."""
 
-    def __init__(self, **kwargs: bool) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, compact: bool = False) -> None:
+        super().__init__(compact=compact)
         self._shown: tuple[tuple[str, str, bool], ...] | None = None
 
     def bindings_changed(self, screen: Screen[object]) -> None:
