@@ -11,6 +11,7 @@ from par.controller.feed import Feed
 from par.launcher import EVENTS_FILE, LaunchContext, Launcher
 from par.plugins import launcher_class
 from par_tui import format
+from par_tui.activity import IDLE, SLOTS, Cell, Ring
 from par_tui.source import LauncherEventLog
 from par_tui.state import LAUNCHER_EVENTS_KEPT, ClusterState
 from par_tui.task_stream import Lane, view
@@ -51,6 +52,19 @@ def test_ten_second_cells_count_what_one_second_cells_count() -> None:
         fine, coarse = view(snap, lane, 1, 100), view(snap, lane, 10, 10)
         assert (fine.done, fine.failed) == (coarse.done, coarse.failed)
     assert view(snap, Lane("all", "all", snap.engines), 10, 10).failed == snap.failed
+
+
+def test_a_ring_forgets_what_is_older_than_its_slots() -> None:
+    ring = Ring(1)
+    second = int(T0)
+    for k in range(3):
+        ring.add(second + k, 0.5, 1, k == 2)
+    assert ring.total(second, 3) == Cell(1.5, 3, 1)
+    ring.add(second + SLOTS + 1, 1.0, 1, 0)  # the slots of the first two seconds are reused
+    assert ring.total(second, SLOTS + 2) == Cell(1.5, 2, 1)
+    assert ring.cells(second + SLOTS, 3) == [IDLE, Cell(1.0, 1, 0), IDLE]
+    ring.add(second, 9.0, 9, 9)  # older than anything kept: dropped
+    assert ring.total(second - SLOTS, 3 * SLOTS) == Cell(1.5, 2, 1)
 
 
 def test_short_ids_tell_tasks_and_clients_apart() -> None:

@@ -56,9 +56,11 @@ class Ring:
         """Add one second's sums to the bucket holding that second."""
         b = second // self.width
         if b > self.newest:
-            for old in range(max(self.newest + 1, b - SLOTS + 1), b + 1):  # reused: emptied
-                i = old % SLOTS
-                self.busy[i], self.done[i], self.failed[i] = 0.0, 0, 0
+            if self.newest >= 0:  # the slots of the buckets skipped to are reused: emptied
+                for part in _slots(max(self.newest + 1, b - SLOTS + 1), b):
+                    n = part.stop - part.start
+                    self.busy[part] = array("f", [0.0]) * n
+                    self.done[part] = self.failed[part] = array("I", [0]) * n
             self.newest = b
         elif b <= self.newest - SLOTS:
             return  # older than anything kept
@@ -67,18 +69,9 @@ class Ring:
         self.done[i] += done
         self.failed[i] += failed
 
-    def _slices(self, first: int, n: int) -> list[slice]:
-        """The slots of the buckets kept among ``first`` to ``first + n - 1``."""
-        lo = max(first, self.newest - SLOTS + 1, 0)
-        hi = min(first + n - 1, self.newest)
-        if lo > hi:
-            return []
-        a, b = lo % SLOTS, hi % SLOTS
-        return [slice(a, b + 1)] if a <= b else [slice(a, SLOTS), slice(0, b + 1)]
-
     def total(self, first: int, n: int) -> Cell:
         """The sums of buckets ``first`` to ``first + n - 1``."""
-        parts = self._slices(first, n)
+        parts = _slots(max(first, self.newest - SLOTS + 1, 0), min(first + n - 1, self.newest))
         return Cell(
             sum(sum(self.busy[p]) for p in parts),
             sum(sum(self.done[p]) for p in parts),
@@ -97,6 +90,15 @@ class Ring:
             else:
                 out.append(IDLE)
         return out
+
+
+def _slots(lo: int, hi: int) -> list[slice]:
+    """The slots of buckets ``lo`` to ``hi`` (fewer than ``SLOTS``): one slice, or two where
+    they wrap around."""
+    if lo > hi:
+        return []
+    a, b = lo % SLOTS, hi % SLOTS
+    return [slice(a, b + 1)] if a <= b else [slice(a, SLOTS), slice(0, b + 1)]
 
 
 class Activity:
