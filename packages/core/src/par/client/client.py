@@ -206,9 +206,9 @@ class Client(HubRecords):
         self.ledger.wait_for_engines(n, timeout)
 
     def __getitem__(self, key: int | slice | Sequence[int]) -> DirectView:
-        if isinstance(key, int):
-            self.ledger.targets(key)
-            return DirectView(self, key)
+        if isinstance(key, int):  # one engine, by its real id (rc[-1]: the last one's)
+            (eid,) = self.ledger.targets(key)
+            return DirectView(self, eid)
         return DirectView(self, self.ledger.targets(key))
 
     def __len__(self) -> int:
