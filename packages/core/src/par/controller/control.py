@@ -155,12 +155,13 @@ class EngineControl:
             engine.state = "up"
             log.info("engine %d up (pid %d on %s)", engine.id, engine.pid, engine.host)
             self.outbox.event("engine_up", engine.describe())
-        self.tasks.freed()
+        self.tasks.freed(engine)
 
     def lose(self, engine: Engine, how: str, reason: str) -> None:
         """Unregister an engine and fail what it held."""
         self.read_copies()  # what it answered on the direct path is not failed
         self.engines.remove(engine)
+        self.tasks.forget(engine)
         log.warning("engine %d %s: %s", engine.id, how, reason)
         held = list(engine.outstanding.items())
         engine.outstanding.clear()

@@ -243,7 +243,7 @@ class Requests:
         of one request as one message."""
         batches: dict[tuple[bytes, int], list[Pending]] = {}
         records, slow = self.ledger.records, self.ledger.outbox.delivery.held
-        for task, engine in self.tasks.assign(self.engines.up(), slow):
+        for task, engine in self.tasks.assign(self.engines, slow):
             records.assign(task.msg_id, engine.id, engine.uuid)
             batches.setdefault((engine.uuid, id(task.template)), []).append(task)
         for (uuid, _), tasks in batches.items():
