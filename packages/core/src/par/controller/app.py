@@ -25,8 +25,8 @@ Each pass of the loop handles what came on each readable socket (a bounded
 number per socket, so none starves the others), then the device's copies
 (gathered for ``COPIES_DELAY``: one wake-up for many round trips), then
 dispatches assigned tasks, sends the pass's replies and the monitors' feed, and writes
-the records; every half heartbeat it checks engines' liveness and the
-dependencies' deadlines.
+the records; every half heartbeat it reads every heartbeat waiting, checks engines'
+liveness and the dependencies' deadlines.
 """
 
 from __future__ import annotations
@@ -218,6 +218,9 @@ class Controller:
                 now = time.monotonic()
                 if now >= next_check:
                     sockets.device.nudge()
+                    # Every heartbeat that came is read before silence is judged: one
+                    # waiting behind a long pass (or a pause) is no silent engine.
+                    self._drain(sockets.control, self._handle_control, limit=None)
                     self.control.check()
                     if dependencies.waiting:
                         dependencies.check_deadlines()
@@ -229,7 +232,7 @@ class Controller:
             sockets.close()
 
     @staticmethod
-    def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:
+    def _drain(sock: zmq.Socket, handle: Any, limit: int | None = 256) -> None:
         protocol.drain(sock, recv_ready(sock), handle, limit)  # the poll found it readable
 
     def _parse(self, frames: list[Any]) -> Message | None:

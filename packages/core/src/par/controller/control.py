@@ -77,6 +77,8 @@ class EngineControl:
         self.sock = sock
         self.session = session
         self.read_copies = read_copies  # books what the direct device passed so far
+        # Every heartbeat gets the same answer: made and signed once.
+        self._hbok = session.serialize({KIND: "hbok"})
 
     def command(self, engine: Engine, header: dict[str, Any]) -> None:
         """Send an engine a control message (abort, signal, stop)."""
@@ -98,7 +100,7 @@ class EngineControl:
             engine.last_seen = time.monotonic()
             if STATS in h:
                 engine.stats = h[STATS]
-            self._send(ident, {KIND: "hbok"})
+            send_frames(self.sock, [ident, *self._hbok])
         elif kind == "reg":
             # An engine asks again for each heartbeat of its that a restored controller
             # answered before it knew the engine: it registers once.
