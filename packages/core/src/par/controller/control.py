@@ -108,8 +108,7 @@ class EngineControl:
             engine = self.engines.register(ident, int(h[PID]), str(h[HOST]), h.get(INFO, {}))
             engine.last_seen = time.monotonic()
             if not again:
-                # One line an engine is enough (its "up"): each costs the loop tens of µs.
-                log.debug("engine %d registering (pid %d)", engine.id, engine.pid)
+                log.info("engine %d registering (pid %d on %s)", engine.id, engine.pid, engine.host)
                 self.outbox.event("engine_registering", engine.describe())
             self._send(ident, {KIND: "reg_ok", ID: engine.id, HEARTBEAT: self.config.heartbeat})
         elif kind == "stream":
@@ -156,7 +155,8 @@ class EngineControl:
         """An engine is up once both the controller and the direct device reach it."""
         if engine.state != "up" and engine.ready and engine.hello:
             engine.state = "up"
-            log.info("engine %d up (pid %d on %s)", engine.id, engine.pid, engine.host)
+            # One line an engine is enough (its registering): each costs the loop tens of µs.
+            log.debug("engine %d up", engine.id)
             self.outbox.event("engine_up", engine.describe())
         self.tasks.freed(engine)
 
