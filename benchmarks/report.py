@@ -148,6 +148,7 @@ def w8_figures(cfg: Config) -> list[Figure]:
             "engines",
             [("value", ">=", float(most))],
         ),
+        Figure("w8.survive_cpu", f"W8 controller CPU in that {window}", "cores"),
         Figure("w8.survive_lost", f"W8 engines lost in that {window}", "losses", none_lost),
         Figure("w8.survive_late_s", "W8 worst simulated heartbeat lateness by its end", "s"),
     ]

@@ -9,10 +9,11 @@ the controller's RSS after the map, and how often it declared an engine lost
 (none is killed, so every one is false; a simulated engine told so registers
 again, as a real one does, and may be lost again), beside the most a simulated
 heartbeat went out late (the harness kept time if that is well under the
-controller's 6 s timeout). Counts run largest first; the largest
-that registers in full also sits through ``w8_survive_s`` seconds of idle
-heartbeats. A count that stops registering (no progress for ``STALL_S``) is
-reported n/a with the controller's open files, which grow by three a engine.
+controller's 6 s timeout). Counts run largest first; the largest that
+registers in full also sits through ``w8_survive_s`` seconds of idle
+heartbeats, with the controller's CPU meanwhile (a share of one core). A
+count that stops registering (no progress for ``STALL_S``) is reported n/a
+with the controller's open files, which grow by three a engine.
 """
 
 from __future__ import annotations
@@ -122,9 +123,10 @@ def run_count(n: int, cfg: Config, emit: Emit, survive: bool) -> bool:
             emit(f"w8.register_s.{n}", took)
             emit(f"w8.register_cpu_s.{n}", cpu(ctl) - cpu0)
             if survive:
-                before = lost.count()
+                before, idle0 = lost.count(), cpu(ctl)
                 time.sleep(cfg.w8_survive_s)
                 emit("w8.survive_engines", n)
+                emit("w8.survive_cpu", (cpu(ctl) - idle0) / cfg.w8_survive_s)
                 emit("w8.survive_lost", lost.count() - before)
                 emit("w8.survive_late_s", sim.heartbeats_late())
             _execute(rc, n, emit)

@@ -11,6 +11,7 @@ import pytest
 import zmq
 from par import protocol, serialize
 from par.client import paths
+from par.client.outbox import RequestSender
 from par.client.submit import apply_payload
 from par.errors import EngineError
 
@@ -232,3 +233,26 @@ def test_a_direct_request_made_the_moment_a_client_connects_is_answered(small_cl
     for _ in range(20):
         with par.Client(conn) as rc:
             assert rc[:].apply_async(abs, -1).get(timeout=10) == [1, 1]
+
+
+def test_a_request_to_many_engines_names_each_engine_its_own_task_alone() -> None:
+    """Through the device a request goes to each engine as a message of its own, whose
+    header names that engine's task alone: its size does not grow with the engines."""
+    session = protocol.Session(protocol.new_key())
+    ctx = zmq.Context()
+    try:
+        sender = RequestSender(ctx.socket(zmq.DEALER), ctx.socket(zmq.DEALER), session)
+        n = 1000
+        engines = [os.urandom(16) for _ in range(n)]
+        ids = [f"m-{i}" for i in range(n)]
+        header = {"t": "execute", "q": "d", "ids": ids, "tg": list(range(n)), "c": b"me"}
+        messages = sender.build(header, [b"a = 1"], [], engines)
+    finally:
+        ctx.destroy(linger=0)
+    assert len(messages) == n
+    for engine, mid, target, frames in zip(engines, ids, range(n), messages, strict=True):
+        msg = session.parse(frames)
+        assert msg is not None and msg.routing == [engine]
+        assert msg.header["ids"] == [mid] and msg.header["tg"] == [target]
+        assert [bytes(f) for f in msg.payload] == [b"a = 1"]
+        assert len(frames[1]) < 200  # the head frame: a few ids' worth, not a thousand

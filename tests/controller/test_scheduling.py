@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import par
 import pytest
 from par.client.hubresult import AsyncHubResult
-from par.controller.engines import Engine, Pending
+from par.controller.engines import EngineRegistry, Pending
 from par.controller.scheduler import TaskScheduler
 from par.errors import ParError
 
@@ -204,8 +205,10 @@ def test_every_scheme_runs_a_map(scheme: str) -> None:
 
 
 def test_twobin_takes_the_less_loaded_of_two_random_engines() -> None:
-    engines = [Engine(i, bytes([i]), i, "h", {}) for i in range(3)]
-    for engine, load in zip(engines, (5, 2, 0), strict=True):
+    engines = EngineRegistry()
+    for load in (5, 2, 0):
+        engine = engines.register(bytes([load]), load, "h", {})
+        engine.state = "up"
         held = [Pending(f"{engine.id}-{j}", b"c", "t", "apply", 0.0) for j in range(load)]
         engine.outstanding = {p.msg_id: p for p in held}
     scheduler = TaskScheduler("twobin", hwm=0)
@@ -216,6 +219,42 @@ def test_twobin_takes_the_less_loaded_of_two_random_engines() -> None:
         del engine.outstanding[task.msg_id]  # keep the loads as they were
         chosen.add(engine.id)
     assert 0 not in chosen  # the busiest engine always loses its comparison
+
+
+@pytest.mark.parametrize("scheme", ["leastload", "lru"])
+def test_an_ordered_scheme_picks_as_a_look_at_every_engine_would(scheme: str) -> None:
+    """The heap of engines with room (see scheduler.py) picks what a scan would, while
+    engines finish tasks, take direct requests it is not told of, and leave."""
+    rng = random.Random(7)
+    engines = EngineRegistry()
+    for i in range(40):
+        engines.register(bytes([i]), i, "h", {}).state = "up"
+    scheduler = TaskScheduler(scheme)
+    for engine in engines.up():
+        scheduler.freed(engine)
+    key = {"leastload": lambda e: (len(e.outstanding), e.last_assigned)}.get(
+        scheme, lambda e: e.last_assigned
+    )
+    for i in range(2000):
+        op = rng.random()
+        busy = [e for e in engines.up() if e.outstanding]
+        if op < 0.1:  # a direct request, of which the scheduler hears nothing
+            engine = rng.choice(list(engines.up()))
+            engine.outstanding[f"d{i}"] = Pending(f"d{i}", b"c", "d", "apply", 0.0)
+        elif op < 0.4 and busy:  # a reply
+            engine = rng.choice(busy)
+            del engine.outstanding[rng.choice(list(engine.outstanding))]
+            scheduler.freed(engine)
+        elif op < 0.41:  # an engine leaves
+            engine = rng.choice(list(engines.up()))
+            engines.remove(engine)
+            scheduler.forget(engine)
+        else:
+            free = [e for e in engines.up() if scheduler.has_room(e)]
+            expected = [min(free, key=key)] if free else []
+            scheduler.submit(Pending(f"t{i}", b"c", "t", "apply", 0.0))
+            assert [engine for _, engine in scheduler.assign(engines)] == expected
+            scheduler.queue.clear()  # a task no engine had room for
 
 
 def test_scheme_none_refuses_load_balanced_tasks_but_runs_direct_ones() -> None:

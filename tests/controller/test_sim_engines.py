@@ -4,6 +4,8 @@ direct, broadcast and load-balanced work, survive heartbeats, and are lost when 
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -108,6 +110,24 @@ def test_heartbeats_keep_every_engine_registered(rc: par.Client, swarm: SimEngin
     assert events.of("engine_lost") == []
     assert len(rc.ids) == N
     assert swarm.heartbeats_late() < 1.0
+
+
+def test_a_controller_paused_past_the_heartbeat_timeout_loses_no_engine(
+    rc: par.Client, swarm: SimEngines
+) -> None:
+    """Heartbeats that waited in the controller's socket while it could not read them
+    count: an engine is lost for its silence, not for the controller's."""
+    events = Events(rc)
+    controller = int(rc.status()["pid"])
+    os.kill(controller, signal.SIGSTOP)
+    try:
+        time.sleep(8)  # longer than the heartbeat timeout (6 s)
+    finally:
+        os.kill(controller, signal.SIGCONT)
+    assert rc[:].apply_sync(max, 1, 2) == [None] * N  # the controller has caught up
+    time.sleep(2)  # a few liveness checks
+    assert events.of("engine_lost") == []
+    assert len(rc.ids) == N
 
 
 def test_killed_engines_are_noticed_as_lost(rc: par.Client, swarm: SimEngines) -> None:

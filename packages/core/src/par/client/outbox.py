@@ -14,7 +14,9 @@ round trip pays no wait. Everything is sent in the order it was made.
 
 A direct request that goes through the controller's direct device (see
 ``controller/mux.py`` and ``paths.py``) is sent once for each engine it names,
-on its own socket; everything else goes to the controller.
+on its own socket, each message naming only its own engine and task (so that
+a request to 10,000 engines is not 10,000 headers of 10,000 ids); everything
+else goes to the controller.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 import zmq
 
-from ..messages import joinable, merge_tasks
+from ..messages import IDS, TARGETS, joinable, merge_tasks
 from ..protocol import Session, send_frames
 
 BATCH = 128  # held requests sent as soon as this many wait
@@ -62,16 +64,16 @@ class RequestSender:
                 self._send(request)
 
     def send_built(
-        self, messages: list[list[Any]], via: list[bytes] | None = None, track: bool = False
+        self, messages: list[list[Any]], direct: bool = False, track: bool = False
     ) -> list[zmq.MessageTracker]:
-        """Send a built request now (after what is waiting; in chunks, several messages),
-        to the controller or through the direct device to the engines ``via``; its
-        trackers if ``track``."""
+        """Send a built request now (after what is waiting; several messages: in chunks, or
+        one for each engine), to the controller or (``direct``) through the direct device;
+        its trackers if ``track``."""
         if track:
             messages = [[zmq.Frame(f, track=True) for f in m] for m in messages]
         with self.lock:
             self._flush()
-            self._emit(messages, via)
+            self._emit(messages, direct)
         return [f.tracker for m in messages for f in m] if track else []
 
     def build(
@@ -82,23 +84,32 @@ class RequestSender:
         via: list[bytes] | None,
     ) -> list[list[Any]]:
         """The messages of a request: one to the controller; through the direct device
-        (``via``), large buffers in chunks (see ``protocol.serialize_parts``)."""
+        (``via``), for each engine its own, with that engine's identity first and a header
+        naming its task alone (``ids``, ``tg``), large buffers in chunks (see
+        ``protocol.serialize_parts``)."""
         if via is None:
             return [self.session.serialize(header, payload, buffers)]
-        return self.session.serialize_parts(header, payload, buffers)
+        if len(via) == 1:
+            parts = [self.session.serialize_parts(header, payload, buffers)]
+        else:  # a header naming every engine would grow with the engines, for each of them
+            parts = [
+                self.session.serialize_parts({**header, IDS: [mid], TARGETS: [t]}, payload, buffers)
+                for mid, t in zip(header[IDS], header[TARGETS], strict=True)
+            ]
+        return [
+            [engine, *frames]
+            for engine, messages in zip(via, parts, strict=True)
+            for frames in messages
+        ]
 
     def _send(self, request: Request) -> None:
         header, payload, buffers, via = request
-        self._emit(self.build(header, payload, buffers, via), via)
+        self._emit(self.build(header, payload, buffers, via), via is not None)
 
-    def _emit(self, messages: list[list[Any]], via: list[bytes] | None) -> None:
-        if via is None:
-            for frames in messages:
-                send_frames(self.sock, frames)
-            return
-        for engine in via:
-            for frames in messages:
-                send_frames(self.direct, [engine, *frames])
+    def _emit(self, messages: list[list[Any]], direct: bool) -> None:
+        sock = self.direct if direct else self.sock
+        for frames in messages:
+            send_frames(sock, frames)
 
     def idle(self, active: bool) -> None:
         """Called by the receiving thread (the I/O thread or a waiting user's thread) before

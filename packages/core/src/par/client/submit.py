@@ -128,7 +128,7 @@ class Submitter:
             self.sender.send((header, payload, buffers, via), in_flight)
             return
         messages = self.sender.build(header, payload, buffers, via)
-        for tracker in self.sender.send_built(messages, via, track=True):
+        for tracker in self.sender.send_built(messages, via is not None, track=True):
             tracked.add_tracker(tracker)
 
     def direct(

@@ -25,8 +25,8 @@ Each pass of the loop handles what came on each readable socket (a bounded
 number per socket, so none starves the others), then the device's copies
 (gathered for ``COPIES_DELAY``: one wake-up for many round trips), then
 dispatches assigned tasks, sends the pass's replies and the monitors' feed, and writes
-the records; every half heartbeat it checks engines' liveness and the
-dependencies' deadlines.
+the records; every half heartbeat it reads the heartbeats waiting, checks engines'
+liveness (once none waits) and the dependencies' deadlines.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ log = logging.getLogger("par.controller")
 COPIES_DELAY = 0.005  # seconds the direct device's copies gather before the hub reads them
 MIN_MESSAGE_BYTES = protocol.MAX_HEADER_BYTES  # the least --max-message-bytes can be
 SLOW_RETRY = 0.05  # seconds between tries to send what waits for slow clients
+CATCH_UP = 4096  # control messages read at most before engines' silence is judged
 
 
 class Controller:
@@ -218,7 +219,8 @@ class Controller:
                 now = time.monotonic()
                 if now >= next_check:
                     sockets.device.nudge()
-                    self.control.check()
+                    if self._read_heartbeats():
+                        self.control.check()
                     if dependencies.waiting:
                         dependencies.check_deadlines()
                     if tasks.stranded:
@@ -233,6 +235,15 @@ class Controller:
     @staticmethod
     def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:
         protocol.drain(sock, recv_ready(sock), handle, limit)  # the poll found it readable
+
+    def _read_heartbeats(self) -> bool:
+        """Read the engines' control messages waiting, up to ``CATCH_UP``; whether none is
+        left. Silence is judged only then: an engine whose heartbeats wait behind a long
+        pass (or a pause) is not silent, and a backlog larger than that is read a pass at
+        a time rather than keeping the loop from clients for as long as it lasts."""
+        sock = self.sockets.control
+        self._drain(sock, self._handle_control, CATCH_UP)
+        return not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN
 
     def _parse(self, frames: list[Any]) -> Message | None:
         msg = self.session.parse(frames)

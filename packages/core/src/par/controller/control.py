@@ -77,6 +77,8 @@ class EngineControl:
         self.sock = sock
         self.session = session
         self.read_copies = read_copies  # books what the direct device passed so far
+        # Every heartbeat gets the same answer: made and signed once.
+        self._hbok = session.serialize({KIND: "hbok"})
 
     def command(self, engine: Engine, header: dict[str, Any]) -> None:
         """Send an engine a control message (abort, signal, stop)."""
@@ -98,7 +100,7 @@ class EngineControl:
             engine.last_seen = time.monotonic()
             if STATS in h:
                 engine.stats = h[STATS]
-            self._send(ident, {KIND: "hbok"})
+            send_frames(self.sock, [ident, *self._hbok])
         elif kind == "reg":
             # An engine asks again for each heartbeat of its that a restored controller
             # answered before it knew the engine: it registers once.
@@ -153,14 +155,16 @@ class EngineControl:
         """An engine is up once both the controller and the direct device reach it."""
         if engine.state != "up" and engine.ready and engine.hello:
             engine.state = "up"
-            log.info("engine %d up (pid %d on %s)", engine.id, engine.pid, engine.host)
+            # One line an engine is enough (its registering): each costs the loop tens of µs.
+            log.debug("engine %d up", engine.id)
             self.outbox.event("engine_up", engine.describe())
-        self.tasks.freed()
+        self.tasks.freed(engine)
 
     def lose(self, engine: Engine, how: str, reason: str) -> None:
         """Unregister an engine and fail what it held."""
         self.read_copies()  # what it answered on the direct path is not failed
         self.engines.remove(engine)
+        self.tasks.forget(engine)
         log.warning("engine %d %s: %s", engine.id, how, reason)
         held = list(engine.outstanding.items())
         engine.outstanding.clear()

@@ -148,12 +148,15 @@ def queue_status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str,
 
 
 def status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
-    """The controller's figures: uptime, engines, counts, queues, records, clients."""
+    """The controller's figures: uptime, engines, counts, queues, records, clients (with
+    ``changed``, only the engines that changed since this client's last such call: see
+    :meth:`par.controller.feed.Feed.changed_engines`)."""
     ledger = hub.ledger
+    engines = [_described(e) for e in hub.engines.by_id.values()]
     return {
         "cluster_id": hub.config.cluster_id,
         "uptime": time.time() - hub.started,
-        "engines": [_described(e) for e in hub.engines.by_id.values()],
+        "engines": engines,
         "counts": dict(ledger.counts),
         "queued": hub.tasks.unassigned,
         "slow_clients": len(hub.outbox.delivery.held),
@@ -163,6 +166,8 @@ def status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
         "dropped": hub.session.dropped,
         "clients": len(hub.outbox.clients),
         "pid": os.getpid(),
+        "feed_seq": hub.feed.seq,
+        **(hub.feed.changed_engines(client, engines) if h.get("changed") else {}),
     }
 
 

@@ -93,6 +93,7 @@ class Replies:
         ):
             engine.failed += 1
             self._tell_monitors(engine, h, failed=True)
+            self.tasks.freed(engine)
             return
         ledger.pending.pop(mid, None)
         started, completed = h.get(STARTED), h.get(COMPLETED)
@@ -115,7 +116,7 @@ class Replies:
                 self.outbox.reply(watcher, h, payload, buffers, body)
         if mid in self.dependencies.dependents:
             self.dependencies.finished(mid)
-        self.tasks.freed()
+        self.tasks.freed(engine)
 
     def _tell_monitors(self, engine: Engine, h: dict[str, Any], failed: bool) -> None:
         """Add a task an engine finished to the monitors' feed: its work and its output."""
@@ -136,7 +137,7 @@ class Replies:
             ledger.fail(p, "TaskAborted", "aborted before start", engine.id, "aborted")
             if mid in self.dependencies.dependents:
                 self.dependencies.finished(mid)
-        self.tasks.freed()
+        self.tasks.freed(engine)
 
     def _retry(self, p: Pending, engine: Engine, h: dict[str, Any]) -> bool:
         """Queue a failed load-balanced task again, for an engine it has not failed on: if

@@ -5,7 +5,7 @@ record of each, before or while the engines start on it:
 
 * **Direct** requests name their engines. Most go through the direct device
   (mux.py), which passes the hub a copy: a request to several engines comes
-  once per engine, and the first copy books them all. Those that come through
+  as one message per engine, each naming its own task. Those that come through
   this loop (a broadcast whose replies the hub gathers, or one naming an
   engine the client does not know) go to their engines first, then are booked.
   A target that is not up gets an EngineError at once.
@@ -101,7 +101,6 @@ class Requests:
         self.replies = replies
         self.sock = sock  # to the engines' work connections
         self.session = session
-        self._copies_left: dict[str, int] = {}  # a request's copies still to come, by first id
 
     def on_request(self, msg: Message) -> None:
         """Book a request that came to this loop, and send or queue it."""
@@ -121,9 +120,9 @@ class Requests:
 
     def on_direct_copy(self, msg: Message, lost: bool = False) -> None:
         """Book a direct request the device passed on (or ``lost``: this loop sends it
-        on). A request to several engines comes once per engine: the first copy books
-        them all (an engine the device could not reach is one that is not up here, and
-        gets its error now)."""
+        on). It names the one engine it went to (a request to several engines goes to
+        each as a message of its own); an engine the device could not reach is one that
+        is not up here, and gets its error now."""
         h = msg.header
         if not isinstance(h.get(CLIENT), bytes):
             return
@@ -131,14 +130,6 @@ class Requests:
             engine = self.engines.by_uuid.get(bytes(msg.routing[0]))
             if engine is not None and engine.state == "up":  # it answers this loop
                 send_frames(self.sock, [engine.uuid, *msg.body()])
-        first = str(h[IDS][0])
-        left = self._copies_left.pop(first, None)
-        if left is not None:
-            if left > 1:
-                self._copies_left[first] = left - 1
-            return
-        if len(h[IDS]) > 1:
-            self._copies_left[first] = len(h[IDS]) - 1
         self._book_direct(msg, self._live_targets(h))
 
     def _live_targets(self, h: dict[str, Any]) -> list[Engine | None]:
@@ -243,7 +234,7 @@ class Requests:
         of one request as one message."""
         batches: dict[tuple[bytes, int], list[Pending]] = {}
         records, slow = self.ledger.records, self.ledger.outbox.delivery.held
-        for task, engine in self.tasks.assign(self.engines.up(), slow):
+        for task, engine in self.tasks.assign(self.engines, slow):
             records.assign(task.msg_id, engine.id, engine.uuid)
             batches.setdefault((engine.uuid, id(task.template)), []).append(task)
         for (uuid, _), tasks in batches.items():

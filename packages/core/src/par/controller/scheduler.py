@@ -23,27 +23,36 @@ used first), ``lru``, ``plainrandom``, ``weighted`` (random, weighted by
 inverse load), ``twobin`` (the less loaded of two picked at random), ``pure``
 (no retries, targets or dependencies) and ``none`` (no load balancing: every
 load-balanced task is refused).
+
+The ordered schemes (``leastload``, ``lru``, ``pure``) cost the same per task
+whatever the number of engines: engines with room wait in a heap by the
+scheme's order, entered when they come up or answer (:meth:`freed`), so a task
+takes the top engine rather than looking at every engine. An entry goes stale
+when its engine's load changes after it entered: each engine's newest entry
+is the one that counts, and one whose engine took direct requests since goes
+back in at its new place when it reaches the top. The random schemes draw
+from the engines with room, listed once a pass. A task restricted to some
+engines (targets, or engines it failed or was rejected on) picks among those it may run on.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections import deque
 from collections.abc import Callable, Container, Iterable
 
-from .engines import Engine, Pending
+from .engines import Engine, EngineRegistry, Pending
+
+Order = Callable[[Engine], tuple[int, ...]]
 
 
 def _load(engine: Engine) -> tuple[int, int]:
     return len(engine.outstanding), engine.last_assigned
 
 
-def _leastload(engines: list[Engine]) -> Engine:
-    return min(engines, key=_load)
-
-
-def _lru(engines: list[Engine]) -> Engine:
-    return min(engines, key=lambda e: e.last_assigned)
+def _recency(engine: Engine) -> tuple[int]:
+    return (engine.last_assigned,)
 
 
 def _plainrandom(engines: list[Engine]) -> Engine:
@@ -60,39 +69,44 @@ def _twobin(engines: list[Engine]) -> Engine:
     return min(random.sample(engines, 2), key=_load)
 
 
-_PICK: dict[str, Callable[[list[Engine]], Engine] | None] = {
-    "leastload": _leastload,
-    "lru": _lru,
+# The ordered schemes: engines by this key, the least first.
+_ORDER: dict[str, Order] = {"leastload": _load, "lru": _recency, "pure": _recency}
+# The random schemes: a pick among the engines with room.
+_DRAW: dict[str, Callable[[list[Engine]], Engine]] = {
     "plainrandom": _plainrandom,
     "weighted": _weighted,
     "twobin": _twobin,
-    "pure": _lru,  # no dependencies, retries or targets: refused at submission
-    "none": None,  # no load balancing: every task refused at submission
 }
-SCHEMES = tuple(_PICK)
+# "pure": no dependencies, retries or targets (refused at submission); "none": no load
+# balancing, every task refused at submission.
+SCHEMES = ("leastload", "lru", "plainrandom", "weighted", "twobin", "pure", "none")
 PREFETCH_SECONDS = 0.005
 PREFETCH_MAX = 64
 SCAN_LIMIT = 2000  # queued tasks examined per dispatch, so restricted tasks cannot stall it
+STALE_SLACK = 1024  # stale heap entries tolerated beyond one an engine before a rebuild
 
 
 class TaskScheduler:
     """A queue of unassigned tasks and a scheme for choosing engines."""
 
     def __init__(self, scheme: str = "leastload", hwm: int | None = None) -> None:
-        if scheme not in _PICK:
+        if scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
         self.scheme = scheme
-        self.pick = _PICK[scheme]
+        self.order = _ORDER.get(scheme)
+        self.draw = _DRAW.get(scheme)
         self.hwm = hwm
         self.queue: deque[Pending] = deque()
         self.held: dict[bytes, deque[Pending]] = {}  # set aside for slow clients, in order
         self.stranded: dict[str, Pending] = {}  # queued with a timeout, no engine may run them
         self.due = False  # tasks were queued, or engines got room, since the last assign
         self._assigned = 0  # assignments so far: engines' last_assigned, for LRU order
+        self._ready: list[tuple[tuple[int, ...], int]] = []  # (order, engine id), a heap
+        self._newest: dict[int, tuple[int, ...]] = {}  # each engine's newest entry's order
 
     def refusal(self, task: Pending) -> tuple[str, str] | None:
         """Why this scheme cannot take a task, as (error name, message); None if it can."""
-        if self.pick is None:
+        if self.order is None and self.draw is None:
             return (
                 "RuntimeError",
                 "load balancing is off: the controller runs with --scheme none; start it with "
@@ -111,10 +125,15 @@ class TaskScheduler:
         self.queue.append(task)
         self.due = True
 
-    def freed(self) -> None:
-        """Note that an engine has room again (it answered, or came up)."""
+    def freed(self, engine: Engine) -> None:
+        """Note that an engine may have room again (it answered, or came up)."""
+        self._offer(engine)
         if self.queue:
             self.due = True
+
+    def forget(self, engine: Engine) -> None:
+        """Drop an engine that left from the engines waiting for work."""
+        self._newest.pop(engine.id, None)
 
     def room(self, engine: Engine) -> int:
         """How many requests an engine may hold (0: no limit)."""
@@ -124,56 +143,115 @@ class TaskScheduler:
             return 2
         return max(2, min(PREFETCH_MAX, int(PREFETCH_SECONDS / max(engine.task_time, 1e-6))))
 
+    def has_room(self, engine: Engine) -> bool:
+        """Whether an engine may take another request."""
+        room = self.room(engine)
+        return room <= 0 or len(engine.outstanding) < room
+
     @property
     def unassigned(self) -> int:
         """How many tasks wait for an engine, set aside or not."""
         return len(self.queue) + sum(len(tasks) for tasks in self.held.values())
 
     def assign(
-        self, engines: Iterable[Engine], slow: Container[bytes] = ()
+        self, engines: EngineRegistry, slow: Container[bytes] = ()
     ) -> list[tuple[Pending, Engine]]:
-        """Pair queued tasks with engines that have room and may run them; set aside the
-        tasks of ``slow`` clients."""
+        """Pair queued tasks with engines that are up, have room and may run them; set aside
+        the tasks of ``slow`` clients."""
         self.due = False
-        pick = self.pick
-        if not self.queue or pick is None:
+        if not self.queue or (self.order is None and self.draw is None):
             return []
-        engines = list(engines)
-        room = {e.id: self.room(e) for e in engines}
-        free = [e for e in engines if room[e.id] <= 0 or len(e.outstanding) < room[e.id]]
+        # The random schemes draw from a list of the engines with room, made once a pass.
+        free = None if self.draw is None else [e for e in engines.up() if self.has_room(e)]
         out: list[tuple[Pending, Engine]] = []
         kept: list[Pending] = []
         scanned = 0
-        while self.queue and free and scanned < SCAN_LIMIT:
+        while self.queue and scanned < SCAN_LIMIT:
             task = self.queue.popleft()
             if slow and task.client in slow:
                 self.held.setdefault(task.client, deque()).append(task)
                 continue
             scanned += 1
-            candidates = free
             if task.allowed is not None or task.excluded:
-                candidates = [
-                    e
-                    for e in free
-                    if (task.allowed is None or e.id in task.allowed) and e.id not in task.excluded
-                ]
-                if not candidates:
+                engine = self._restricted(task, engines, free)
+                if engine is None:
                     kept.append(task)
                     if task.deadline is not None:
                         self.stranded[task.msg_id] = task
                     continue
                 self.stranded.pop(task.msg_id, None)
-            engine = pick(candidates)
+            else:
+                engine = self._top(engines) if free is None else self._drawn(free)
+                if engine is None:  # no engine has room
+                    self.queue.appendleft(task)
+                    break
             self._assigned += 1
             engine.last_assigned = self._assigned
             out.append((task, engine))
             engine.outstanding[task.msg_id] = task
             task.engine = engine.id
-            if 0 < room[engine.id] <= len(engine.outstanding):
+            if free is None:
+                self._offer(engine)  # back in the heap at its new place
+            elif not self.has_room(engine) and engine in free:
                 free.remove(engine)
         if kept:  # only the skipped tasks go back, in order: the rest of the queue stays put
             self.queue.extendleft(reversed(kept))
         return out
+
+    def _offer(self, engine: Engine) -> None:
+        """Put an engine with room in the heap of an ordered scheme, at its place now."""
+        if self.order is not None and self.has_room(engine):
+            self._enter(engine, self.order(engine))
+
+    def _enter(self, engine: Engine, order: tuple[int, ...]) -> None:
+        """Put an engine in the heap at ``order``, its newest entry."""
+        if self._newest.get(engine.id) == order:
+            return  # already there
+        self._newest[engine.id] = order
+        heapq.heappush(self._ready, (order, engine.id))
+        if len(self._ready) > 2 * len(self._newest) + STALE_SLACK:
+            self._ready = [(o, eid) for eid, o in self._newest.items()]
+            heapq.heapify(self._ready)
+
+    def _top(self, engines: EngineRegistry) -> Engine | None:
+        """Take the first engine of the ordered scheme that is up and has room, if any."""
+        assert self.order is not None
+        while self._ready:
+            order, eid = heapq.heappop(self._ready)
+            if self._newest.get(eid) != order:
+                continue  # stale: the engine entered again since, or left
+            del self._newest[eid]
+            engine = engines.by_id.get(eid)
+            if engine is None or engine.state != "up" or not self.has_room(engine):
+                continue  # it comes back when it answers
+            now = self.order(engine)
+            if now != order:  # it took direct requests since it entered
+                self._enter(engine, now)
+                continue
+            return engine
+        return None
+
+    def _drawn(self, free: list[Engine]) -> Engine | None:
+        """Draw an engine with room by the random scheme, if any has room."""
+        assert self.draw is not None
+        return self.draw(free) if free else None
+
+    def _restricted(
+        self, task: Pending, engines: EngineRegistry, free: list[Engine] | None
+    ) -> Engine | None:
+        """The engine with room a restricted task goes to, by the scheme, if any."""
+        if task.allowed is not None:
+            allowed = (engines.by_id.get(eid) for eid in task.allowed)
+            pool = [e for e in allowed if e is not None and e.state == "up"]
+        else:
+            pool = list(engines.up()) if free is None else free
+        candidates = [e for e in pool if e.id not in task.excluded and self.has_room(e)]
+        if not candidates:
+            return None
+        if self.order is not None:
+            return min(candidates, key=self.order)
+        assert self.draw is not None
+        return self.draw(candidates)
 
     def release(self, client: bytes) -> None:
         """Queue again, first, the tasks set aside for a client that reads again."""
