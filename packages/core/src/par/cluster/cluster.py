@@ -152,9 +152,12 @@ class Cluster(AsyncForms):
 
     @classmethod
     def from_file(cls, cluster_id: str = paths.DEFAULT_CLUSTER_ID) -> Cluster:
-        """Load a running cluster from its cluster file."""
+        """Load a running cluster from its cluster file, or, where there is none, from the
+        connection file of a controller started by hand (``par controller``)."""
         path = paths.cluster_file(cluster_id)
         if not path.exists():
+            if paths.connection_file(cluster_id).exists():
+                return cls(cluster_id=cluster_id)  # no launcher started its controller
             running = paths.list_cluster_ids()
             hint = (
                 f"; running clusters: {', '.join(running)}"
@@ -181,9 +184,8 @@ class Cluster(AsyncForms):
     def _earlier_running(self) -> bool:
         """Whether the controller of an earlier cluster of this id runs."""
         try:  # the earlier cluster's own launcher knows its controller; else the file names it
-            record = paths.cluster_file(self.cluster_id).exists()
-            earlier = Cluster.from_file(self.cluster_id) if record else self
-        except Exception:  # a damaged cluster file
+            earlier = Cluster.from_file(self.cluster_id)
+        except Exception:  # a damaged cluster file, or neither file
             earlier = self
         return earlier.controller_running()
 
@@ -247,7 +249,7 @@ class Cluster(AsyncForms):
         self, n: int | None = None, launcher: str | None = None, **options: Any
     ) -> str:
         """Start a new set of ``n`` engines; return its engine-set id."""
-        if self.controller is None:
+        if self.controller is None and not self.controller_running():  # not even by hand
             raise ClusterError("start the controller before engines (start_cluster does both)")
         return self._sets.start(self._engine_set(n, launcher, **options))
 
@@ -258,6 +260,15 @@ class Cluster(AsyncForms):
     def engines_running(self) -> int:
         """How many engines this cluster's launchers have running."""
         return self._sets.running_count()
+
+    def engines_registered(self, timeout: float = 5.0) -> int:
+        """How many engines are registered with the controller (it is asked): the live
+        ones, whoever started them."""
+        client = Client(paths.connection_file(self.cluster_id), timeout=timeout)
+        try:
+            return len(client.ids)
+        finally:
+            client.close()
 
     def wait_for_engines_sync(
         self,
@@ -410,10 +421,6 @@ def stop_by_id(cluster_id: str) -> Stopped:
     unreadable = None
     try:
         cluster = Cluster.from_file(cluster_id)
-    except ClusterError:  # no cluster file: a controller run by hand, or nothing at all
-        if not paths.connection_file(cluster_id).exists():
-            raise
-        cluster = Cluster(cluster_id=cluster_id)
     except (OSError, ValueError, KeyError, TypeError, PluginError) as exc:
         unreadable = f"{paths.cluster_file(cluster_id)} is unreadable ({exc})"
         cluster = Cluster(cluster_id=cluster_id)

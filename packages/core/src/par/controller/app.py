@@ -36,6 +36,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -326,11 +327,17 @@ class Controller:
             log.warning("dropped a malformed %s message: %s", args[0].kind, exc)
 
 
-def serve(config: ControllerConfig, connection_file: str | None, restore: bool = False) -> None:
+def serve(
+    config: ControllerConfig,
+    connection_file: str | None,
+    restore: bool = False,
+    ready: Callable[[ConnectionInfo], None] | None = None,
+) -> None:
     """Run a controller in this process until it is told to stop.
 
     With ``restore``, come back on the key and ports of the existing connection file,
-    so that running engines and clients reconnect by themselves.
+    so that running engines and clients reconnect by themselves. ``ready`` is called
+    once the connection file is written.
     """
     previous = None
     if restore:
@@ -347,6 +354,8 @@ def serve(config: ControllerConfig, connection_file: str | None, restore: bool =
         controller.urls["client"],
         "CurveZMQ encrypted" if controller.curve_keys else "not encrypted: loopback only",
     )
+    if ready is not None:
+        ready(info)
 
     def _stop(signum: int, frame: Any) -> None:
         controller.stop()
