@@ -354,14 +354,14 @@ def serve(
         controller.urls["client"],
         "CurveZMQ encrypted" if controller.curve_keys else "not encrypted: loopback only",
     )
-    if ready is not None:
-        ready(info)
 
     def _stop(signum: int, frame: Any) -> None:
         controller.stop()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if ready is not None:  # once Ctrl-C stops it cleanly: the user may press it at once
+        ready(info)
     controller.run()
     if connection_file:
         _forget(Path(connection_file), info)
