@@ -42,7 +42,18 @@ def assert_all_gone(pids: list[int], within: float = 10.0) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    ["", "start", "stop", "list", "engines", "controller", "engine", "launchers", "monitor"],
+    [
+        "",
+        "start",
+        "stop",
+        "list",
+        "clean",
+        "engines",
+        "controller",
+        "engine",
+        "launchers",
+        "monitor",
+    ],
 )
 def test_every_command_has_help(command: str) -> None:
     args = [command, "--help"] if command else ["--help"]

@@ -112,13 +112,19 @@ class _Refusing(argparse.ArgumentParser):
 def parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The arguments of ``par controller``."""
     defaults = ControllerConfig()
-    p = cls(prog="par controller", description="Run a controller.")
+    p = cls(
+        prog="par controller",
+        description="Run a controller in the foreground. Once up it prints its connection "
+        "file and the `par engine --file` line that starts engines; `par list`, `par engines` "
+        "and `par stop` manage its cluster (when its connection file is the cluster's own).",
+    )
     for flag, help, how in FIELDS:
         p.add_argument(flag, default=getattr(defaults, _field(flag)), help=help, **how)
     p.add_argument(
         "--file",
         default=None,
-        help="where to write the connection file (default: the cluster's file under $PAR_HOME)",
+        help="where to write the connection file (default: the cluster's file under $PAR_HOME, "
+        "where `par list` and `par stop` find it)",
     )
     p.add_argument(
         "--db-file", default=None, help="the SQLite file (default: the cluster's records.sqlite)"
