@@ -124,6 +124,12 @@ def test_clean_leaves_a_crashed_cluster_whose_engines_still_run() -> None:
         )
         assert paths.connection_file("hand-orphans").exists()
         assert cluster.engines[0].poll() is None
+        restore = run("start", "--restore", "--cluster-id", "hand-orphans")
+        assert restore.returncode == 1
+        assert restore.stderr.strip() == (
+            "par start: error: cluster 'hand-orphans' was started by hand: restore its "
+            "controller with `par controller --cluster-id hand-orphans --restore`"
+        )
 
 
 def test_a_controller_stopped_with_ctrl_c_leaves_no_entry() -> None:

@@ -267,6 +267,11 @@ def _restore(args: argparse.Namespace) -> tuple[Cluster, Client]:
 
     cid = args.cluster_id
     if not paths.cluster_file(cid).exists():
+        if paths.connection_file(cid).exists():
+            raise ClusterError(
+                f"cluster {cid!r} was started by hand: restore its controller with "
+                f"`par controller --cluster-id {cid} --restore`"
+            )
         raise ClusterError(f"there is no cluster {cid!r} to restore (stopped, or never started)")
     try:
         cluster = Cluster.from_file(cid)
