@@ -177,3 +177,20 @@ def test_map_over_an_empty_sequence_returns_an_empty_list_at_once(
     assert ar.get(timeout=5) == []
     assert ar.ready() and list(ar) == [] and len(ar) == 0
     assert view.map(abs, (), (), block=False).get(timeout=5) == []
+
+
+@pytest.mark.parametrize("view", ["direct", "load-balanced"])
+def test_a_map_with_an_argument_that_cannot_be_pickled_leaves_nothing_to_wait_for(
+    rc: par.Client, view: str
+) -> None:
+    """The tasks before the bad argument run; those from it on are forgotten, so waiting
+    for every outstanding result returns instead of waiting for tasks never sent."""
+    import threading
+
+    v = rc[:] if view == "direct" else rc.load_balanced_view()
+    items: list[object] = list(range(300))
+    items[200] = threading.Lock()
+    with pytest.raises(par.serialize.SerializationError, match="lock"):
+        v.map_async(str, items)
+    assert rc.wait(timeout=30)
+    assert rc.outstanding == set()

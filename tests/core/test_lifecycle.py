@@ -16,9 +16,9 @@ import par
 import psutil
 import pytest
 from par import paths
+from par.testing import wait_gone
 
-from ..conftest import par_cli
-from .test_cli import assert_all_gone, cluster_pids, run
+from ..conftest import cluster_pids, par_cli, run_par
 
 
 def serving(cluster_id: str) -> list[int]:
@@ -60,7 +60,7 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_a_start_after_a_crash_offers_a_restore_and_deletes_nothing() -> None:
     cid = "life-crash"
-    started = run("start", "-n", "2", "--daemonize", "--db", "sqlite", "--cluster-id", cid)
+    started = run_par("start", "-n", "2", "--daemonize", "--db", "sqlite", "--cluster-id", cid)
     assert started.returncode == 0, started.stderr
     folder = paths.cluster_dir(cid)
     with par.Client(cluster_id=cid) as rc:
@@ -71,7 +71,7 @@ def test_a_start_after_a_crash_offers_a_restore_and_deletes_nothing() -> None:
     engines = cluster_pids(cid)[1:]
     crash_controller(cid)
 
-    again = run("start", "-n", "1", "--daemonize", "--cluster-id", cid)
+    again = run_par("start", "-n", "1", "--daemonize", "--cluster-id", cid)
     assert again.returncode == 1
     assert one_line(again) == (
         f"par start: error: cluster '{cid}' lost its controller and 2 of its engines still "
@@ -80,7 +80,7 @@ def test_a_start_after_a_crash_offers_a_restore_and_deletes_nothing() -> None:
     )
     assert (folder / "records.sqlite").exists() and (folder / "logs").is_dir()
 
-    restored = run("start", "--restore", "--daemonize", "--cluster-id", cid)
+    restored = run_par("start", "--restore", "--daemonize", "--cluster-id", cid)
     assert restored.returncode == 0, restored.stderr
     assert "is up with 2 engines" in restored.stdout
     try:
@@ -90,53 +90,53 @@ def test_a_start_after_a_crash_offers_a_restore_and_deletes_nothing() -> None:
             assert sorted(rc[:].apply_sync(os.getpid)) == sorted(engines)  # the same engines
     finally:
         pids = serving(cid)
-        stopped = run("stop", "--cluster-id", cid)
+        stopped = run_par("stop", "--cluster-id", cid)
     assert stopped.returncode == 0, stopped.stderr
-    assert_all_gone(pids)
+    assert wait_gone(pids) == []
     kept = Path(stopped.stdout.rsplit(" is kept in ", 1)[1].strip())
     assert kept.parent == paths.par_home() / "previous" and (kept / "records.sqlite").exists()
 
 
 def test_a_crashed_cluster_ended_with_stop_leaves_its_records_and_logs_for_a_new_start() -> None:
     cid = "life-anew"
-    started = run("start", "-n", "1", "--daemonize", "--db", "sqlite", "--cluster-id", cid)
+    started = run_par("start", "-n", "1", "--daemonize", "--db", "sqlite", "--cluster-id", cid)
     assert started.returncode == 0, started.stderr
     engines = cluster_pids(cid)[1:]
     crash_controller(cid)
-    stopped = run("stop", "--cluster-id", cid)
+    stopped = run_par("stop", "--cluster-id", cid)
     assert stopped.returncode == 0, stopped.stderr
-    assert_all_gone(engines)  # the crashed controller's engines are not left orphaned
+    assert wait_gone(engines) == []  # the crashed controller's engines are not left orphaned
     kept = Path(stopped.stdout.rsplit(" is kept in ", 1)[1].strip())
     assert sorted(p.name for p in kept.iterdir()) == [
         "events.jsonl", "logs", "records.sqlite", "records.sqlite-shm", "records.sqlite-wal"
     ]  # fmt: skip
     assert any(p.name == "controller.log" for p in (kept / "logs").iterdir())
 
-    anew = run("start", "-n", "1", "--daemonize", "--cluster-id", cid)
+    anew = run_par("start", "-n", "1", "--daemonize", "--cluster-id", cid)
     assert anew.returncode == 0, anew.stderr
-    run("stop", "--cluster-id", cid)
+    run_par("stop", "--cluster-id", cid)
     assert (kept / "records.sqlite").exists()
 
 
 def test_a_cluster_whose_controller_a_client_stopped_is_no_crash() -> None:
     cid = "life-shut"
-    assert run("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
+    assert run_par("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
     pids = cluster_pids(cid)
     with par.Client(cluster_id=cid) as rc:
         rc.shutdown(hub=True, block=True)
-    assert_all_gone(pids)
-    again = run("start", "-n", "1", "--daemonize", "--cluster-id", cid)
+    assert wait_gone(pids) == []
+    again = run_par("start", "-n", "1", "--daemonize", "--cluster-id", cid)
     assert again.returncode == 0, again.stderr
-    assert run("stop", "--cluster-id", cid).returncode == 0
+    assert run_par("stop", "--cluster-id", cid).returncode == 0
 
 
 def test_restore_is_refused_where_there_is_nothing_to_restore() -> None:
-    result = run("start", "--restore", "--cluster-id", "life-none")
+    result = run_par("start", "--restore", "--cluster-id", "life-none")
     assert result.returncode == 1
     assert one_line(result) == (
         "par start: error: there is no cluster 'life-none' to restore (stopped, or never started)"
     )
-    mixed = run("start", "--restore", "-n", "2", "--cluster-id", "life-none")
+    mixed = run_par("start", "--restore", "-n", "2", "--cluster-id", "life-none")
     assert mixed.returncode == 1
     assert one_line(mixed) == (
         "par start: error: --restore brings the cluster back with its own settings: drop -n"
@@ -145,12 +145,12 @@ def test_restore_is_refused_where_there_is_nothing_to_restore() -> None:
 
 def test_controller_refuses_the_connection_file_of_a_running_cluster() -> None:
     cid = "life-live"
-    assert run("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
+    assert run_par("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
     try:
         conn = paths.connection_file(cid)
         before = conn.read_bytes()
         for args in ([], ["--restore"]):
-            result = run("controller", "--cluster-id", cid, *args)
+            result = run_par("controller", "--cluster-id", cid, *args)
             assert result.returncode == 1
             assert one_line(result) == (
                 f"par controller: error: cluster '{cid}' is running on {conn} (controller pid "
@@ -161,13 +161,13 @@ def test_controller_refuses_the_connection_file_of_a_running_cluster() -> None:
         with par.Client(cluster_id=cid) as rc:
             assert rc[:].apply_sync(lambda: "still here") == ["still here"]
     finally:
-        run("stop", "--cluster-id", cid)
+        run_par("stop", "--cluster-id", cid)
 
 
 def test_stop_ends_a_controller_restored_by_hand(tmp_path: Path) -> None:
     """It registers each engine once, though the engines' heartbeats piled up meanwhile."""
     cid = "life-hand"
-    assert run("start", "-n", "2", "--daemonize", "--cluster-id", cid).returncode == 0
+    assert run_par("start", "-n", "2", "--daemonize", "--cluster-id", cid).returncode == 0
     crash_controller(cid)
     time.sleep(3)  # the engines keep sending heartbeats into the void
     log = tmp_path / "restored.log"
@@ -182,10 +182,10 @@ def test_stop_ends_a_controller_restored_by_hand(tmp_path: Path) -> None:
         registering = [line for line in log.read_text().splitlines() if "registering" in line]
         assert len(registering) == 2, registering
         pids = serving(cid)
-        stopped = run("stop", "--cluster-id", cid)
+        stopped = run_par("stop", "--cluster-id", cid)
         assert stopped.returncode == 0, stopped.stderr
         assert by_hand.wait(timeout=30) == 0
-        assert_all_gone(pids)
+        assert wait_gone(pids) == []
     finally:
         if by_hand.poll() is None:
             by_hand.kill()
@@ -193,7 +193,7 @@ def test_stop_ends_a_controller_restored_by_hand(tmp_path: Path) -> None:
 
 def test_a_restore_on_a_busy_port_is_a_one_line_error() -> None:
     cid = "life-busy"
-    assert run("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
+    assert run_par("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
     crash_controller(cid)
     squatter = socket.socket()  # another program took the client port meanwhile
     try:
@@ -202,7 +202,7 @@ def test_a_restore_on_a_busy_port_is_a_one_line_error() -> None:
         url = f"tcp://127.0.0.1:{squatter.getsockname()[1]}"
         conn = paths.connection_file(cid)
         conn.write_text(json.dumps({**json.loads(conn.read_text()), "client_url": url}))
-        result = run("controller", "--restore", "--cluster-id", cid)
+        result = run_par("controller", "--restore", "--cluster-id", cid)
         assert result.returncode == 1
         assert one_line(result) == (
             f"par controller: error: cannot restore on {url}: Address already in use; is the "
@@ -210,25 +210,25 @@ def test_a_restore_on_a_busy_port_is_a_one_line_error() -> None:
         )
     finally:
         squatter.close()
-        run("stop", "--cluster-id", cid)
+        run_par("stop", "--cluster-id", cid)
 
 
 def test_stop_with_a_truncated_cluster_file_stops_what_it_finds() -> None:
     for cid in ("life-cut", "life-whole"):
-        assert run("start", "-n", "2", "--daemonize", "--cluster-id", cid).returncode == 0
+        assert run_par("start", "-n", "2", "--daemonize", "--cluster-id", cid).returncode == 0
     pids = serving("life-cut") + serving("life-whole")
     record = paths.cluster_file("life-cut")
     record.write_text(record.read_text()[:100])
-    result = run("stop", "--all")
+    result = run_par("stop", "--all")
     assert result.returncode == 0, result.stderr
     assert f"par: {record} is unreadable (" in result.stderr
     assert "stopped cluster 'life-cut'" in result.stdout
     assert "stopped cluster 'life-whole'" in result.stdout
-    assert_all_gone(pids)
+    assert wait_gone(pids) == []
 
 
 def test_a_count_of_engines_the_machine_cannot_hold_is_refused() -> None:
-    result = run("start", "-n", "10000000", "--daemonize", "--cluster-id", "life-huge")
+    result = run_par("start", "-n", "10000000", "--daemonize", "--cluster-id", "life-huge")
     assert result.returncode == 1
     line = one_line(result)
     assert line.startswith(
@@ -261,27 +261,27 @@ def test_a_start_killed_half_way_leaves_no_engine_par_stop_cannot_find(fork: boo
         assert 1 < len(pids) - 1 < 40  # the controller and some, not all, of the engines
     recorded = json.loads(paths.cluster_file(cid).read_text())["engines"]
     assert recorded  # the set was on record before its engines started
-    stopped = run("stop", "--cluster-id", cid)
+    stopped = run_par("stop", "--cluster-id", cid)
     assert stopped.returncode == 0, stopped.stderr
-    assert_all_gone(pids)
+    assert wait_gone(pids) == []
     assert serving(cid) == []
 
 
 def test_engines_added_after_an_earlier_set_died() -> None:
     cid = "life-grow"
-    assert run("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
+    assert run_par("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
     try:
         (first,) = cluster_pids(cid)[1:]
         kill_engine(cid, first)
-        grown = run("engines", "-n", "2", "--cluster-id", cid)
+        grown = run_par("engines", "-n", "2", "--cluster-id", cid)
         assert grown.returncode == 0, grown.stderr
         assert "now has 2 engines" in grown.stdout
-        listing = run("list").stdout.splitlines()
+        listing = run_par("list").stdout.splitlines()
         assert [line.split()[:3] for line in listing if line.startswith(cid)] == [
             [cid, "running", "2"]
         ]
     finally:
-        run("stop", "--cluster-id", cid)
+        run_par("stop", "--cluster-id", cid)
 
 
 def test_cluster_add_engines_after_an_earlier_set_died() -> None:
@@ -300,7 +300,7 @@ def test_cluster_add_engines_after_an_earlier_set_died() -> None:
 
 @pytest.mark.parametrize("value", ["-5", "0", "nan"])
 def test_a_bad_engine_timeout_is_a_one_line_error(value: str) -> None:
-    result = run("start", "-n", "1", "--engine-timeout", value, "--cluster-id", "life-timeout")
+    result = run_par("start", "-n", "1", "--engine-timeout", value, "--cluster-id", "life-timeout")
     assert result.returncode == 1
     assert one_line(result) == (
         "par start: error: the engine timeout must be a positive number of seconds, "
@@ -326,7 +326,7 @@ def test_a_par_home_par_cannot_write_is_a_one_line_error(tmp_path: Path) -> None
 @pytest.mark.parametrize("answer", ["r", "n"])
 def test_a_start_at_a_terminal_asks_whether_to_restore_a_crashed_cluster(answer: str) -> None:
     cid = f"life-ask-{answer}"
-    assert run("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
+    assert run_par("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
     engines = cluster_pids(cid)[1:]
     crash_controller(cid)
     terminal, user = os.openpty()
@@ -352,10 +352,10 @@ def test_a_start_at_a_terminal_asks_whether_to_restore_a_crashed_cluster(answer:
         if answer == "r":
             assert pids == engines
         else:
-            assert_all_gone(engines)
+            assert wait_gone(engines) == []
             assert "par: what it left is kept in " in err
     finally:
-        run("stop", "--cluster-id", cid)
+        run_par("stop", "--cluster-id", cid)
 
 
 def test_no_process_of_these_tests_is_left() -> None:

@@ -1,6 +1,6 @@
 """The mpi launcher passes the conformance suite every launcher must pass."""
 
-from par.testing import LauncherConformance, par_cluster, par_home  # noqa: F401 - fixtures
+from par.testing import LauncherConformance
 
 
 class TestMPILauncher(LauncherConformance):

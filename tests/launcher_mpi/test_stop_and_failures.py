@@ -5,22 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 
 import par
 import pytest
 
-from ..conftest import par_cli
+from ..conftest import run_par
 from .conftest import assert_no_leftovers
 
 
 def getpid() -> int:
     return os.getpid()
-
-
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(par_cli(*args), capture_output=True, text=True, timeout=timeout)
 
 
 def test_killing_one_rank_fails_tasks_reports_the_rank_and_stops_cleanly() -> None:
@@ -70,14 +65,14 @@ def test_context_manager_exit_ends_the_job() -> None:
 
 def test_cli_start_add_mpi_set_and_stop_leave_no_mpi_process() -> None:
     cid = "mpi-cli"
-    start = run("start", "--launcher", "mpi", "-n", "3", "--cluster-id", cid, "--daemonize")
+    start = run_par("start", "--launcher", "mpi", "-n", "3", "--cluster-id", cid, "--daemonize")
     try:
         assert start.returncode == 0, start.stderr
         assert "is up with 3 engines" in start.stdout
-        added = run("engines", "--launcher", "mpi", "-n", "2", "--cluster-id", cid)
+        added = run_par("engines", "--launcher", "mpi", "-n", "2", "--cluster-id", cid)
         assert added.returncode == 0, added.stderr
         assert "now has 5 engines" in added.stdout
-        listed = json.loads(run("list", "-o", "json").stdout)
+        listed = json.loads(run_par("list", "-o", "json").stdout)
         (row,) = [r for r in listed if r["cluster_id"] == cid]
         assert (row["status"], row["engines"], row["launcher"]) == ("running", 5, "mpi")
         with par.Client(cluster_id=cid) as rc:
@@ -93,7 +88,7 @@ def test_cli_start_add_mpi_set_and_stop_leave_no_mpi_process() -> None:
             ]
             assert rc[:].apply_sync(allreduce_size) == [3, 3, 3, 2, 2]
     finally:
-        stop = run("stop", "--cluster-id", cid)
+        stop = run_par("stop", "--cluster-id", cid)
     assert stop.returncode == 0, stop.stderr
     assert_no_leftovers()
 

@@ -3,7 +3,8 @@
 The daemons start once per session and stop at its end, whatever happened;
 every test here runs with ``SLURM_CONF`` pointing at them. If this machine
 cannot run them (not root, Slurm or munge not installed), the tests skip
-and say why. ``par_cluster`` and ``par_home`` come from :mod:`par.testing`.
+and say why. ``par_cluster`` and ``par_home`` come from :mod:`par.testing`,
+enabled in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from par.testing import par_cluster, par_home  # noqa: F401 - fixtures for every test here
 
 from .local_slurm import LocalSlurm, SlurmUnavailable, check_machine
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from par.testing import LauncherConformance, par_cluster, par_home  # noqa: F401 - fixtures
+from par.testing import LauncherConformance
 
 from .conftest import Sshd
 

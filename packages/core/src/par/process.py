@@ -36,6 +36,7 @@ from typing import Any
 import psutil
 
 from .launcher import LauncherError
+from .paths import make_private_dir
 
 log = logging.getLogger("par.launcher")
 
@@ -171,10 +172,13 @@ def spawn(
     pass_fds: Sequence[int] = (),
 ) -> ProcessRef:
     """Start a detached process (own session, output to ``log``, a mark of its own) and
-    return its reference; ``pass_fds``: file descriptors it inherits."""
-    log.parent.mkdir(parents=True, exist_ok=True)
+    return its reference; ``pass_fds``: file descriptors it inherits.
+
+    The log holds what the user's tasks print: it and a folder made for it are owner-only.
+    """
+    make_private_dir(log.parent)
     mark = secrets.token_hex(8)
-    with open(log, "ab") as out:
+    with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
         popen = subprocess.Popen(
             list(cmd),
             stdin=subprocess.DEVNULL,

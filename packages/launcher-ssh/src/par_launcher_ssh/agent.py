@@ -101,7 +101,7 @@ def start(request):
         if cmd.get("fork"):  # the server reports its engines on a pipe
             reports, write = os.pipe()
             argv, passed = [*argv, "--report-fd", str(write)], [write]
-        with open(log, "ab") as out:
+        with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
             popen = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from .. import messages, serialize
@@ -23,6 +24,7 @@ from .asyncresult import AsyncResult
 from .ledger import Ledger
 from .outbox import RequestSender
 from .paths import FANOUT_BYTES, Paths, largest, nbytes
+from .replies import error_reply
 
 TASK_BATCH = 128  # load-balanced tasks per message from a map
 
@@ -80,6 +82,22 @@ class Submitter:
             self.paths.answered(mid)
         self.ledger.forget(msg_ids)
 
+    @contextmanager
+    def sending(self, ar: AsyncResult) -> Iterator[list[str]]:
+        """Yield a list for the ids of ``ar`` sent so far; if building or sending a request
+        fails half way (an argument that cannot be pickled), fail and forget the rest, or
+        waiting for every outstanding result would wait for them forever."""
+        sent: list[str] = []
+        try:
+            yield sent
+        except BaseException as exc:
+            done = set(sent)
+            unsent = [mid for mid in ar.msg_ids if mid not in done]
+            self.unregister(unsent)
+            for mid in unsent:
+                ar.deliver(mid, error_reply(mid, type(exc).__name__, f"not sent: {exc}"))
+            raise
+
     # ---- sending -----------------------------------------------------------------------------
 
     def send(
@@ -134,11 +152,13 @@ class Submitter:
             and not (limit and largest(buffers) > limit)  # the device takes it in chunks
         )
         ways = self.paths.book(ar.msg_ids, targets, hub)
-        for way in ways:
-            h = header if len(ways) == 1 else {**header, "ids": way.ids, "tg": way.targets}
-            if way.engines is not None:
-                h.pop("co", None)  # the hub alone coalesces
-            self.send(h, payload, buffers, ar if track else None, way.engines)
+        with self.sending(ar) as sent:
+            for way in ways:
+                h = header if len(ways) == 1 else {**header, "ids": way.ids, "tg": way.targets}
+                if way.engines is not None:
+                    h.pop("co", None)  # the hub alone coalesces
+                self.send(h, payload, buffers, ar if track else None, way.engines)
+                sent += way.ids
         for mid, t in zip(ar.msg_ids, targets, strict=True):
             md = ar.metadata_of(mid)
             if md["engine_id"] is None:  # else the reply came already and set it
@@ -157,14 +177,16 @@ class Submitter:
         """Send ``f`` to several engines, each with its own (target, positional arguments)."""
         fdata, digest = serialize.dumps_function(f)
         ar = self.register(len(calls), make_ar)
-        for mid, (target, args) in zip(ar.msg_ids, calls, strict=True):
-            ar.metadata_of(mid)["engine_id"] = target
-            header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
-            header.update(extra or {})
-            (way,) = self.paths.book([mid], [target], hub=False)
-            adata, bufs = serialize.dumps((args, {}))
-            raw = [b.raw() for b in bufs]
-            self.send(header, [fdata, adata], raw, ar if track else None, way.engines)
+        with self.sending(ar) as sent:
+            for mid, (target, args) in zip(ar.msg_ids, calls, strict=True):
+                ar.metadata_of(mid)["engine_id"] = target
+                header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
+                header.update(extra or {})
+                adata, bufs = serialize.dumps((args, {}))
+                (way,) = self.paths.book([mid], [target], hub=False)
+                raw = [b.raw() for b in bufs]
+                self.send(header, [fdata, adata], raw, ar if track else None, way.engines)
+                sent.append(mid)
         self.ledger.sent(ar)
         return ar
 
@@ -183,15 +205,17 @@ class Submitter:
         """
         fdata, digest = serialize.dumps_function(f)
         ar = self.register(len(calls), make_ar)
-        for lo in range(0, len(calls), TASK_BATCH):
-            header = {"t": "apply", "q": "t", "f": digest, **(extra or {})}
-            tasks: list[messages.Task] = []
-            for mid, (args, kwargs) in zip(
-                ar.msg_ids[lo : lo + TASK_BATCH], calls[lo : lo + TASK_BATCH], strict=True
-            ):
-                adata, bufs = serialize.dumps((args, kwargs))
-                tasks.append((mid, [fdata, adata], [b.raw() for b in bufs]))
-            payload, buffers = messages.join_tasks(header, tasks)
-            self.send(header, payload, buffers, ar if track else None)
+        with self.sending(ar) as sent:
+            for lo in range(0, len(calls), TASK_BATCH):
+                header = {"t": "apply", "q": "t", "f": digest, **(extra or {})}
+                tasks: list[messages.Task] = []
+                for mid, (args, kwargs) in zip(
+                    ar.msg_ids[lo : lo + TASK_BATCH], calls[lo : lo + TASK_BATCH], strict=True
+                ):
+                    adata, bufs = serialize.dumps((args, kwargs))
+                    tasks.append((mid, [fdata, adata], [b.raw() for b in bufs]))
+                payload, buffers = messages.join_tasks(header, tasks)
+                self.send(header, payload, buffers, ar if track else None)
+                sent += ar.msg_ids[lo : lo + TASK_BATCH]
         self.ledger.sent(ar)
         return ar

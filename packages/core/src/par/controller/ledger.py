@@ -39,7 +39,7 @@ class Ledger:
         header[METHOD] = p.method
         self.records.finish(p.msg_id, header, [content])
         self.counts["failed" if status == "error" else "aborted"] += 1
-        self.outbox.reply(p.client, header, [content], [])
+        self.outbox.reply(p.client, header, [content], [], group=p.group)
         if status == "error":
             self.feed.ran(None, None, time.time(), failed=True)  # no engine counts it
             self.feed.error(header, content, p.label)

@@ -4,7 +4,10 @@ Replies of one loop pass wait here, per client, and go out together at the
 end of the pass: one reply as it came (its frames forwarded unchanged), or
 else as one reply batch (see :mod:`par.messages`). Each message costs a
 call into ZeroMQ at every hop, and a client busy with many small tasks gets
-their replies in a few messages rather than one each.
+their replies in a few messages rather than one each. A broadcast the hub
+gathers (``coalesce``) waits here until all its replies are in, whoever
+made them: an engine, or the controller failing a target that died or was
+never up; then they go out together.
 
 Everything else (events, query answers) first sends what waits, so that a
 client sees a task's reply before an event or answer that follows from it.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
@@ -32,6 +36,14 @@ from .records import RecordStore
 Outgoing = tuple[dict[str, Any], list[Any], list[Any], list[Any] | None]
 
 
+@dataclass(slots=True)
+class _Gathering:
+    """A broadcast whose replies go to its client as one message."""
+
+    n: int
+    replies: list[Outgoing] = field(default_factory=list)
+
+
 class Outbox:
     """Sends clients what the controller has for them, a pass's replies together."""
 
@@ -41,6 +53,11 @@ class Outbox:
         self.records = records
         self.clients: dict[bytes, dict[str, Any]] = {}  # clients connected, by identity
         self._queued: dict[bytes, list[Outgoing]] = {}
+        self._gathering: dict[str, _Gathering] = {}  # by the broadcast's first message id
+
+    def gather(self, group: str, n: int) -> None:
+        """Hold the ``n`` replies of broadcast ``group`` until all came, then send them."""
+        self._gathering[group] = _Gathering(n)
 
     def reply(
         self,
@@ -49,21 +66,26 @@ class Outbox:
         payload: list[Any],
         buffers: list[Any],
         frames: list[Any] | None = None,
+        group: str | None = None,
     ) -> None:
-        """Queue a reply for a client (``frames``: as received, to forward unchanged)."""
-        queued = self._queued.get(client)
-        if queued is None:
-            self._queued[client] = [(header, payload, buffers, frames)]
-        else:
-            queued.append((header, payload, buffers, frames))
+        """Queue a reply for a client (``frames``: as received, to forward unchanged;
+        ``group``: the gathered broadcast it belongs to)."""
+        replies = [(header, payload, buffers, frames)]
+        if group is not None and (gathering := self._gathering.get(group)) is not None:
+            gathering.replies += replies
+            if len(gathering.replies) < gathering.n:
+                return
+            del self._gathering[group]
+            replies = gathering.replies
+        self._queued.setdefault(client, []).extend(replies)
 
     def flush(self) -> None:
         """Send each client its queued replies: one as it came, else as batches of about
         ``REPLIES_BYTES`` at most."""
         if not self._queued:
             return
-        if self.records.durable:
-            self.records.flush()  # a result a client receives is in the database
+        if self.records.durable and not self.records.flush():
+            return  # a result a client receives is in the database: the replies wait
         for client, queued in self._queued.items():
             for replies in batches(queued, REPLIES_BYTES):
                 if len(replies) == 1:

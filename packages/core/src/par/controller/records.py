@@ -15,7 +15,9 @@ batch's function, a request sent to several engines) are counted once.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +32,16 @@ from ..protocol import decode as msgpack_decode
 from ..protocol import encode as msgpack_encode
 
 _OUTPUT_KEYS = ("o", "r")
+
+log = logging.getLogger("par.controller")
+
+# Seconds a write waits for another process's lock on the database before the loop goes
+# on (and tries again next pass): the loop must keep serving, heartbeats above all.
+WRITE_WAIT = 0.1
+# Seconds between tries while the lock lasts: each try holds the loop up to WRITE_WAIT.
+LOCKED_RETRY = 0.25
+# Seconds the last write, as the controller stops, waits for such a lock.
+LAST_WRITE_WAIT = 30.0
 
 
 def _nbytes(frames: Iterable[Any]) -> int:
@@ -370,10 +382,11 @@ class RecordStore:
         self._settle()
         return iter(list(self.records.values()))
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
         """Store the replies finished lately; write what changed to durable storage (in
-        memory, nothing more to do)."""
+        memory, nothing more to do). False if durable storage cannot be written now."""
         self._settle()
+        return True
 
     def close(self) -> None:
         """Release storage."""
@@ -456,7 +469,9 @@ class SQLiteRecordStore(RecordStore):
     Writes go in one transaction per controller loop pass (:meth:`flush`), so the
     hot path pays no disk round trip per task, and before the pass's replies are
     sent (:attr:`durable`): a result a client received from the controller is in
-    the file. A restored controller finds every finished result and every request
+    the file. While another process holds the file's write lock, writes wait
+    (and so do the replies) and the loop goes on serving; the controller says so
+    in its log. A restored controller finds every finished result and every request
     (to resubmit), up to ``max_rows`` (oldest deleted first).
     """
 
@@ -476,7 +491,9 @@ class SQLiteRecordStore(RecordStore):
             # Results are the user's data: owner-only, as are SQLite's -wal and -shm
             # files, which take the database file's permissions.
             create_private_file(Path(path))
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(
+                path, timeout=WRITE_WAIT, isolation_level=None, check_same_thread=False
+            )
             self._create_table()
         except (OSError, sqlite3.Error) as exc:
             reason = getattr(exc, "strerror", None) or exc  # an OSError's names the path again
@@ -484,6 +501,8 @@ class SQLiteRecordStore(RecordStore):
         self._new: dict[str, Record] = {}  # records added since the last flush: rows to write
         self._changes: dict[str, _Change] = {}  # what to write over rows
         self._deleted: set[str] = set()
+        self._locked_since: float | None = None  # when another process's lock stopped writes
+        self._next_try = 0.0  # while locked: when to try writing again
 
     def _create_table(self) -> None:
         """Create the records table, or bring one an older par made up to date."""
@@ -586,11 +605,42 @@ class SQLiteRecordStore(RecordStore):
         rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)}, {blobs} FROM records ORDER BY rowid")
         return (_from_row(r) for r in rows)
 
-    def flush(self) -> None:
-        """Write new rows and changes in one transaction; keep at most ``max_rows``."""
+    def flush(self) -> bool:
+        """Write new rows and changes in one transaction; keep at most ``max_rows``.
+
+        False, keeping everything to write, while another process holds the database's
+        write lock."""
         self._settle()
         if not self._new and not self._changes and not self._deleted:
-            return
+            return True
+        now = time.monotonic()
+        if self._locked_since is not None and now < self._next_try:
+            return False
+        try:
+            self._write()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            self._next_try = now + LOCKED_RETRY
+            if self._locked_since is None:
+                self._locked_since = now
+                log.warning(
+                    "the record database %s is locked by another process: results wait "
+                    "until it can be written",
+                    self.path,
+                )
+            return False
+        if self._locked_since is not None:
+            log.warning(
+                "the record database %s is written again, after %.1f s",
+                self.path,
+                time.monotonic() - self._locked_since,
+            )
+            self._locked_since = None
+        return True
+
+    def _write(self) -> None:
+        """Write what :meth:`flush` holds in one transaction, then forget it."""
         rows = [
             (*(getattr(r, c) for c in _COLUMNS), _pack_request(r), _pack(r.result))
             for r in self._new.values()
@@ -614,8 +664,15 @@ class SQLiteRecordStore(RecordStore):
         self._deleted.clear()
 
     def close(self) -> None:
-        """Flush and close the database."""
-        self.flush()
+        """Flush (waiting longer for another process's lock) and close the database."""
+        self.db.execute(f"PRAGMA busy_timeout = {int(LAST_WRITE_WAIT * 1000)}")
+        self._next_try = 0.0
+        if not self.flush():
+            log.error(
+                "the record database %s stayed locked: %d records were not written",
+                self.path,
+                len(self._new) + len(self._changes),
+            )
         self.db.close()
 
     def __len__(self) -> int:

@@ -6,8 +6,8 @@ direct device already passed to its client. Either way, alone or in a reply
 batch, each finishes its task in the ledger: the counts, the engine's load
 and task time, the record, the tasks that depend on it and the monitors'
 feed. Then it goes to its client (unless the device took it there), to
-every other client that asked for it (``resend``), or, for a broadcast the
-hub gathers, into that broadcast's one message once all its replies are in.
+every other client that asked for it (``resend``); the outbox holds a
+gathered broadcast's replies until all are in.
 
 A load-balanced task that failed goes back to the queue instead when it has
 retries left, or when an engine refused it (TaskRejectError) and another
@@ -18,7 +18,6 @@ ids on its control connection, and are answered here as aborted.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..messages import (
@@ -36,20 +35,11 @@ from ..protocol import Message
 from .dependencies import Dependencies
 from .engines import Engine, EngineRegistry, Pending
 from .ledger import Ledger
-from .outbox import Outbox, Outgoing
+from .outbox import Outbox
 from .scheduler import TaskScheduler
 
 # Errors that say this engine cannot run the task: another engine may.
 RETRY_ELSEWHERE = ("TaskRejectError", "UnmetDependency")
-
-
-@dataclass(slots=True)
-class _Gathering:
-    """A broadcast whose replies go to its client as one message."""
-
-    client: bytes
-    n: int
-    replies: list[Outgoing] = field(default_factory=list)
 
 
 class Replies:
@@ -68,11 +58,6 @@ class Replies:
         self.tasks = tasks
         self.dependencies = dependencies
         self.outbox = outbox
-        self._gathering: dict[str, _Gathering] = {}  # by the broadcast's first message id
-
-    def gather(self, group: str, client: bytes, n: int) -> None:
-        """Send a broadcast's ``n`` replies to its client as one message, once all came."""
-        self._gathering[group] = _Gathering(client, n)
 
     def account(self, engine: Engine, msg: Message, delivered: bool) -> None:
         """Account for an engine's reply, or its batch of replies (``delivered``: the
@@ -124,10 +109,8 @@ class Replies:
         self._tell_monitors(engine, h, failed=status != "ok")
         ledger.records.finish(mid, h, [*payload, *buffers])
         if p is not None:
-            if p.group is not None:
-                self._gather(p.group, (h, payload, buffers, None))
-            elif not delivered:
-                self.outbox.reply(p.client, h, payload, buffers, body)
+            if p.group is not None or not delivered:
+                self.outbox.reply(p.client, h, payload, buffers, body, p.group)
             for watcher in p.watchers:
                 self.outbox.reply(watcher, h, payload, buffers, body)
         if mid in self.dependencies.dependents:
@@ -171,15 +154,3 @@ class Replies:
         p.engine = None
         self.tasks.submit(p)
         return True
-
-    def _gather(self, group: str, reply: Outgoing) -> None:
-        """Hold a broadcast's reply; send them all to the client once all came."""
-        gathering = self._gathering.get(group)
-        if gathering is None:
-            return
-        gathering.replies.append(reply)
-        if len(gathering.replies) < gathering.n:
-            return
-        del self._gathering[group]
-        for h, payload, buffers, frames in gathering.replies:
-            self.outbox.reply(gathering.client, h, payload, buffers, frames)

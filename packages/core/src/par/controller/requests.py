@@ -158,7 +158,7 @@ class Requests:
         method = msg.kind
         group = h[IDS][0] if h.get(COALESCE) else None
         if group is not None:
-            self.replies.gather(group, client, len(h[IDS]))
+            self.ledger.outbox.gather(group, len(h[IDS]))
         payload, buffers = protocol.detach(msg.payload), protocol.detach(msg.buffers)
         shared = Shared.of([*payload, *buffers])  # every target's record holds the same frames
         ledger = self.ledger

@@ -131,7 +131,7 @@ class Server:
         try:
             os.close(self.args.report_fd)
             os.setsid()
-            fd = os.open(engine_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+            fd = os.open(engine_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             os.close(fd)
@@ -149,7 +149,7 @@ class Server:
 
     def reap(self) -> None:
         """Wait for every engine to end, recording how each did; then return."""
-        with open(self.exits, "a") as exits:
+        with open(os.open(self.exits, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as exits:
             while self.children:
                 try:
                     pid, status = os.wait()

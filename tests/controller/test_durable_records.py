@@ -184,3 +184,35 @@ def test_a_result_reaches_its_client_only_once_it_is_in_the_database(
         ).fetchone()
         assert status == "ok"
         writer.close()
+
+
+def test_a_database_locked_for_longer_than_sqlite_waits_holds_replies_not_the_controller(
+    controller: Callable[..., Controller], tmp_path: Path
+) -> None:
+    """SQLite gives up on a lock after 5 s: the controller once died of it, losing what it
+    held. Now the replies wait for the database while the controller keeps serving."""
+    db = tmp_path / "records.sqlite"
+    ctl = controller("--db", "sqlite", "--db-file", str(db))
+    with ctl.client() as rc:
+        rc.wait_for_engines(1, timeout=60)
+        lv = rc.load_balanced_view()
+        lv.apply_async(os.getpid).get(timeout=30)
+        writer = sqlite3.connect(db)
+        writer.execute("BEGIN IMMEDIATE")
+        ars = [lv.apply_async(pow, i, 2) for i in range(20)]
+        try:
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:  # the controller serves meanwhile
+                status = rc.queue_status()
+                time.sleep(0.5)
+            assert status[0]["completed"] == 21 and status["unassigned"] == 0
+            assert not any(ar.ready() for ar in ars)
+        finally:
+            writer.rollback()
+        assert [ar.get(timeout=30) for ar in ars] == [i * i for i in range(20)]
+        (written,) = writer.execute(
+            "SELECT COUNT(*) FROM records WHERE status = 'ok' AND result IS NOT NULL"
+        ).fetchone()
+        assert written == 21
+        writer.close()
+    assert ctl.proc.poll() is None

@@ -13,8 +13,7 @@ import par
 import pytest
 import zmq
 from par import paths
-
-from .test_cli import assert_all_gone
+from par.testing import wait_gone
 
 
 def test_abort_drops_queued_tasks_and_spares_running_ones() -> None:
@@ -70,7 +69,7 @@ def test_abort_and_restart_reach_an_engine_whose_task_ignores_signals() -> None:
         c.restart_engine_sync(0)
         with pytest.raises(par.EngineError, match="SIGKILL"):
             stubborn.get(timeout=30)
-        assert_all_gone([pid])
+        assert wait_gone([pid]) == []
         rc.wait_for_engines(1, timeout=30)
         assert rc[:].apply_sync(lambda: "new") == ["new"]
     finally:
@@ -83,7 +82,7 @@ def test_stopping_an_engine_stuck_in_a_c_call_kills_its_process(small_cluster) -
     stuck = rc[1].apply_async(sum, range(10**15))  # holds the interpreter: no handler runs
     time.sleep(0.5)
     c.stop_engine_sync(1)
-    assert_all_gone([pid], within=1)
+    assert wait_gone([pid], timeout=1) == []
     with pytest.raises(par.EngineError):
         stuck.get(timeout=30)
     assert rc.ids == [0]
@@ -98,7 +97,7 @@ def test_shutdown_stops_engines_and_the_hub() -> None:
         pids = [p.pid for es in c.engines.values() for p in es.processes]  # type: ignore[attr-defined]
         ctl_pid = c.controller.process.pid  # type: ignore[union-attr]
         rc.shutdown(hub=True)
-        assert_all_gone([*pids, ctl_pid], within=15)
+        assert wait_gone([*pids, ctl_pid], timeout=15) == []
     finally:
         c.stop_cluster_sync()
 

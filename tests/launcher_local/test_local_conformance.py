@@ -1,7 +1,7 @@
 """The local launcher passes the conformance suite every launcher must pass, with its
 engines forked from a fork server (the default on Linux and macOS) and without."""
 
-from par.testing import LauncherConformance, par_cluster, par_home  # noqa: F401 - fixtures
+from par.testing import LauncherConformance
 
 
 class TestLocalLauncherForking(LauncherConformance):

@@ -12,15 +12,15 @@ import subprocess
 import par
 import pytest
 from par import paths
+from par.testing import wait_gone
 
-from ..conftest import ByHand, by_hand, par_cli
-from .test_cli import assert_all_gone, run
+from ..conftest import ByHand, by_hand, par_cli, run_par
 
 FAST = ("--heartbeat", "0.2", "--heartbeat-timeout", "1.5")
 
 
 def listed(cluster_id: str) -> dict[str, object]:
-    rows = json.loads(run("list", "-o", "json").stdout)
+    rows = json.loads(run_par("list", "-o", "json").stdout)
     (row,) = [r for r in rows if r["cluster_id"] == cluster_id]
     return row
 
@@ -59,7 +59,7 @@ def test_list_counts_the_engines_registered_not_launched() -> None:
 
 def test_engines_adds_engines_to_a_cluster_started_by_hand() -> None:
     with by_hand("hand-grow", 1):
-        grown = run("engines", "-n", "1", "--cluster-id", "hand-grow")
+        grown = run_par("engines", "-n", "1", "--cluster-id", "hand-grow")
         assert grown.returncode == 0, grown.stderr
         assert "cluster 'hand-grow' now has 2 engines" in grown.stdout
         assert listed("hand-grow")["launcher"] == "by hand,local"
@@ -81,14 +81,14 @@ def _launched(cluster_id: str) -> list[int]:
 @pytest.mark.parametrize("how", [["--cluster-id", "hand-stop"], ["--all"]])
 def test_stop_ends_a_cluster_started_by_hand(how: list[str]) -> None:
     with by_hand("hand-stop", 1) as cluster:
-        assert run("engines", "-n", "1", "--cluster-id", "hand-stop").returncode == 0
+        assert run_par("engines", "-n", "1", "--cluster-id", "hand-stop").returncode == 0
         launched = _launched("hand-stop")
-        stopped = run("stop", *how)
+        stopped = run_par("stop", *how)
         assert stopped.returncode == 0, stopped.stderr
         assert "par: stopped cluster 'hand-stop'" in stopped.stdout
         assert cluster.controller.wait(timeout=30) == 0  # stopped, not killed
         assert [proc.wait(timeout=30) for proc in cluster.engines] == [0]
-        assert_all_gone(launched)
+        assert wait_gone(launched) == []
         assert not paths.cluster_dir("hand-stop").exists()
 
 
@@ -99,7 +99,7 @@ def test_clean_removes_what_nothing_serves_and_says_so() -> None:
         dead.controller.kill()  # its connection file stays: it looks crashed
         dead.controller.wait()
         assert listed("hand-dead")["status"] == "crashed"
-        cleaned = run("clean")
+        cleaned = run_par("clean")
         assert cleaned.returncode == 0, cleaned.stderr
         assert sorted(cleaned.stdout.splitlines()) == [
             "par: removed cluster 'hand-dead': its controller is gone (killed, or its machine "
@@ -110,21 +110,21 @@ def test_clean_removes_what_nothing_serves_and_says_so() -> None:
         assert not paths.cluster_dir("hand-dead").exists()
         assert not paths.cluster_dir("hand-leftover").exists()
         assert listed("hand-live")["status"] == "running"  # left alone
-        assert run("clean").stdout.strip() == "par: nothing to clean"
+        assert run_par("clean").stdout.strip() == "par: nothing to clean"
 
 
 def test_clean_leaves_a_crashed_cluster_whose_engines_still_run() -> None:
     with by_hand("hand-orphans", 1) as cluster:
         cluster.controller.send_signal(signal.SIGKILL)
         cluster.controller.wait()
-        cleaned = run("clean")
+        cleaned = run_par("clean")
         assert cleaned.stdout.strip() == (
             "par: left cluster 'hand-orphans': its controller is gone but 1 engine process(es) "
             "still run: `par stop --cluster-id hand-orphans` ends it"
         )
         assert paths.connection_file("hand-orphans").exists()
         assert cluster.engines[0].poll() is None
-        restore = run("start", "--restore", "--cluster-id", "hand-orphans")
+        restore = run_par("start", "--restore", "--cluster-id", "hand-orphans")
         assert restore.returncode == 1
         assert restore.stderr.strip() == (
             "par start: error: cluster 'hand-orphans' was started by hand: restore its "
@@ -137,7 +137,7 @@ def test_a_controller_stopped_with_ctrl_c_leaves_no_entry() -> None:
     try:
         cluster.controller.send_signal(signal.SIGINT)
         assert cluster.controller.wait(timeout=30) == 0
-        assert "hand-ctrl-c" not in run("list").stdout
+        assert "hand-ctrl-c" not in run_par("list").stdout
     finally:
         cluster.close()
 
@@ -148,7 +148,7 @@ def test_an_engine_given_a_missing_or_bad_file_fails_at_once(tmp_path, content) 
     if content is not None:
         path.write_text(content)
     # the engine's registration timeout is 30 s: failing within 20 is failing at once
-    result = subprocess.run(
+    result = subprocess.run_par(
         par_cli("engine", "--file", str(path)), capture_output=True, text=True, timeout=20
     )
     assert result.returncode == 1

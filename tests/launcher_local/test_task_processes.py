@@ -10,9 +10,7 @@ import os
 
 import par
 import psutil
-from par.testing import start_lingering_processes
-
-from .test_cli import assert_all_gone
+from par.testing import start_lingering_processes, wait_gone
 
 
 def test_an_engine_stopped_alone_ends_what_its_tasks_started(small_cluster) -> None:
@@ -22,7 +20,7 @@ def test_an_engine_stopped_alone_ends_what_its_tasks_started(small_cluster) -> N
     # The daemon's parent exited: the engine adopted it.
     assert [psutil.Process(p).ppid() for p in started] == [pid, pid, pid]
     c.stop_engine_sync(1)  # through the controller: the launcher sweeps nothing here
-    assert_all_gone([pid, *started])
+    assert wait_gone([pid, *started]) == []
     assert rc[0].apply_sync(lambda: "on") == "on"
 
 
@@ -33,7 +31,7 @@ def test_stop_cluster_ends_what_tasks_started() -> None:
         started = [p for ps in rc[:].apply_sync(start_lingering_processes) for p in ps]
     finally:
         c.stop_cluster_sync()
-    assert_all_gone(started)
+    assert wait_gone(started) == []
 
 
 def test_a_process_a_task_forks_stops_on_sigterm_as_python_does(small_cluster) -> None:

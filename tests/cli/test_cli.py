@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import par
 import psutil
 import pytest
 from par import paths
+from par.testing import wait_gone
 
-from ..conftest import par_cli
-
-
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(par_cli(*args), capture_output=True, text=True, timeout=timeout)
-
-
-def cluster_pids(cluster_id: str) -> list[int]:
-    data = json.loads(paths.cluster_file(cluster_id).read_text())
-    pids = [data["controller"]["state"]["process"]["pid"]]
-    for es in data["engines"].values():
-        pids += [p["pid"] for p in es["state"]["processes"]]
-    return pids
-
-
-def assert_all_gone(pids: list[int], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    alive = pids
-    while time.monotonic() < deadline:
-        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
-        if not alive:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"processes still running: {alive}")
+from ..conftest import cluster_pids, par_cli, run_par
 
 
 @pytest.mark.parametrize(
@@ -57,20 +33,20 @@ def assert_all_gone(pids: list[int], within: float = 10.0) -> None:
 )
 def test_every_command_has_help(command: str) -> None:
     args = [command, "--help"] if command else ["--help"]
-    result = run(*args)
+    result = run_par(*args)
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout.lower()
 
 
 def test_unknown_command_is_a_one_line_error() -> None:
-    result = run("strat")
+    result = run_par("strat")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "unknown command 'strat'" in result.stderr
 
 
 def test_unknown_launcher_lists_the_installed_ones() -> None:
-    result = run("start", "--launcher", "nope", "-n", "1")
+    result = run_par("start", "--launcher", "nope", "-n", "1")
     assert result.returncode == 1
     line = result.stderr.strip()
     assert "\n" not in line
@@ -94,10 +70,10 @@ def test_stop_without_a_running_cluster_says_so_and_how_to_start_one(tmp_path: P
 
 
 def test_help_gives_every_default_and_describes_every_option() -> None:
-    start = " ".join(run("start", "--help").stdout.split())
+    start = " ".join(run_par("start", "--help").stdout.split())
     assert "name of the cluster (default: default)" in start
     assert "seconds to wait for engines to register (default: 60.0)" in start
-    listing = " ".join(run("list", "--help").stdout.split())
+    listing = " ".join(run_par("list", "--help").stdout.split())
     assert "--output {text,json} a table (text, the default) or JSON for scripts" in listing
 
 
@@ -111,25 +87,28 @@ def test_client_without_a_cluster_or_file_says_what_to_do(tmp_path: Path) -> Non
 
 
 def test_engines_command_without_a_cluster_fails_cleanly() -> None:
-    result = run("engines", "-n", "1", "--cluster-id", "absent")
+    result = run_par("engines", "-n", "1", "--cluster-id", "absent")
     assert result.returncode == 1
     assert "no cluster 'absent' is running" in result.stderr
 
 
 def test_daemonized_cluster_can_be_listed_grown_and_stopped() -> None:
-    result = run("start", "-n", "2", "--daemonize", "--cluster-id", "cli-d")
+    result = run_par("start", "-n", "2", "--daemonize", "--cluster-id", "cli-d")
     assert result.returncode == 0, result.stderr
     assert "is up with 2 engines" in result.stdout
     assert "par.Client(cluster_id='cli-d')" in result.stdout
     conn = paths.connection_file("cli-d")
     assert conn.stat().st_mode & 0o777 == 0o600
     assert paths.cluster_file("cli-d").stat().st_mode & 0o777 == 0o600
+    logs = paths.cluster_dir("cli-d") / "logs"  # what tasks print is the user's data
+    assert logs.stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in logs.iterdir()} == {0o600}
     try:
-        listing = run("list")
+        listing = run_par("list")
         assert any(
             line.split()[:3] == ["cli-d", "running", "2"] for line in listing.stdout.splitlines()
         ), listing.stdout
-        grown = run("engines", "-n", "1", "--cluster-id", "cli-d")
+        grown = run_par("engines", "-n", "1", "--cluster-id", "cli-d")
         assert grown.returncode == 0, grown.stderr
         assert "now has 3 engines" in grown.stdout
         with par.Client(cluster_id="cli-d") as rc:
@@ -139,23 +118,23 @@ def test_daemonized_cluster_can_be_listed_grown_and_stopped() -> None:
         pids = cluster_pids("cli-d")
         assert len(pids) == 4
     finally:
-        stopped = run("stop", "--cluster-id", "cli-d")
+        stopped = run_par("stop", "--cluster-id", "cli-d")
     assert stopped.returncode == 0, stopped.stderr
-    assert_all_gone(pids)
+    assert wait_gone(pids) == []
     assert not paths.cluster_dir("cli-d").exists()
-    assert "cli-d" not in run("list").stdout
+    assert "cli-d" not in run_par("list").stdout
 
 
 def test_second_start_of_the_same_cluster_is_refused() -> None:
-    assert run("start", "-n", "1", "--daemonize", "--cluster-id", "cli-twice").returncode == 0
+    assert run_par("start", "-n", "1", "--daemonize", "--cluster-id", "cli-twice").returncode == 0
     try:
-        again = run("start", "-n", "1", "--daemonize", "--cluster-id", "cli-twice")
+        again = run_par("start", "-n", "1", "--daemonize", "--cluster-id", "cli-twice")
         assert again.returncode == 1
         assert "already running" in again.stderr
     finally:
         pids = cluster_pids("cli-twice")
-        run("stop", "--cluster-id", "cli-twice")
-    assert_all_gone(pids)
+        run_par("stop", "--cluster-id", "cli-twice")
+    assert wait_gone(pids) == []
 
 
 @pytest.mark.parametrize(
@@ -187,22 +166,22 @@ def test_ctrl_c_on_a_foreground_start_leaves_no_process(signals: list[signal.Sig
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert_all_gone([*pids, proc.pid])
+    assert wait_gone([*pids, proc.pid]) == []
     assert not paths.cluster_dir("cli-fg").exists()
 
 
 def test_stop_all_stops_every_cluster() -> None:
     for cid in ("cli-a1", "cli-a2"):
-        assert run("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
+        assert run_par("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0
     pids = cluster_pids("cli-a1") + cluster_pids("cli-a2")
-    result = run("stop", "--all")
+    result = run_par("stop", "--all")
     assert result.returncode == 0, result.stderr
     assert "stopped cluster 'cli-a1'" in result.stdout
-    assert_all_gone(pids)
+    assert wait_gone(pids) == []
 
 
 def test_launchers_lists_the_local_plugin() -> None:
-    result = run("launchers")
+    result = run_par("launchers")
     assert result.returncode == 0
     rows = [line.split()[:3] for line in result.stdout.splitlines()[1:]]
     assert ["local", "controller", "par-launcher-local"] in rows
@@ -210,13 +189,13 @@ def test_launchers_lists_the_local_plugin() -> None:
 
 
 def test_controller_refuses_a_bad_cluster_id() -> None:
-    result = run("controller", "--cluster-id", "../escape")
+    result = run_par("controller", "--cluster-id", "../escape")
     assert result.returncode == 1
     assert "invalid cluster id" in result.stderr
 
 
 def test_controller_refuses_a_max_message_size_too_small_for_a_header(tmp_path) -> None:
-    result = run("controller", "--max-message-bytes", "5", "--file", str(tmp_path / "c.json"))
+    result = run_par("controller", "--max-message-bytes", "5", "--file", str(tmp_path / "c.json"))
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "par controller: error: --max-message-bytes 5 is too small: a message's header alone "
@@ -241,7 +220,9 @@ def test_no_par_process_outlives_the_tests_of_this_module() -> None:
 
 
 def test_start_passes_the_scheme_to_the_controller() -> None:
-    result = run("start", "-n", "1", "--daemonize", "--scheme", "lru", "--cluster-id", "cli-scheme")
+    result = run_par(
+        "start", "-n", "1", "--daemonize", "--scheme", "lru", "--cluster-id", "cli-scheme"
+    )
     assert result.returncode == 0, result.stderr
     try:
         with par.Client(cluster_id="cli-scheme") as rc:
@@ -250,8 +231,8 @@ def test_start_passes_the_scheme_to_the_controller() -> None:
         cmd = psutil.Process(pids[0]).cmdline()
         assert cmd[cmd.index("--scheme") + 1] == "lru"
     finally:
-        run("stop", "--cluster-id", "cli-scheme")
-    bad = run("start", "-n", "1", "--daemonize", "--scheme", "nope", "--cluster-id", "cli-bad")
+        run_par("stop", "--cluster-id", "cli-scheme")
+    bad = run_par("start", "-n", "1", "--daemonize", "--scheme", "nope", "--cluster-id", "cli-bad")
     assert bad.returncode == 2  # refused before anything starts, naming every scheme
     assert "invalid choice: 'nope'" in bad.stderr and "'twobin'" in bad.stderr
     assert "'none'" in bad.stderr

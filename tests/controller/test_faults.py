@@ -29,6 +29,27 @@ def test_sigkilled_engine_turns_its_task_into_engine_error(small_cluster) -> Non
     assert rc[0].apply_sync(lambda: "alive") == "alive"
 
 
+def sleep_long_on(pid: int) -> int:
+    """Sleep a minute on the engine with process id ``pid``, briefly elsewhere."""
+    time.sleep(60 if os.getpid() == pid else 0.2)
+    return os.getpid()
+
+
+def test_a_coalesced_broadcast_to_an_engine_that_dies_fails_instead_of_hanging(
+    small_cluster,
+) -> None:
+    """The hub gathers a coalesced broadcast's replies; the controller's own error for a
+    dead engine once went straight to the client, so the gathering never completed."""
+    _, rc = small_cluster
+    victim = rc[1].apply_sync(os.getpid)
+    ar = rc.broadcast_view(is_coalescing=True).apply_async(sleep_long_on, victim)
+    time.sleep(0.5)
+    os.kill(victim, signal.SIGKILL)
+    outcomes = ar.get(timeout=15, return_exceptions=True)
+    assert outcomes[0] == rc[0].apply_sync(os.getpid)
+    assert isinstance(outcomes[1], par.EngineError)
+
+
 def test_frozen_engine_is_declared_lost_by_heartbeat(small_cluster) -> None:
     _, rc = small_cluster
     pid = rc[0].apply_sync(os.getpid)
