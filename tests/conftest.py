@@ -89,6 +89,15 @@ def par_cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "par", *args]
 
 
+def wait_for_file(path: Path, timeout: float = 60) -> None:
+    """Wait until a controller has written its connection file (``par engine`` given a
+    missing one fails at once)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} not written within {timeout} s"
+        time.sleep(0.05)
+
+
 def run_par(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``par ARGS`` as a user would, capturing its output."""
     return subprocess.run(par_cli(*args), capture_output=True, text=True, timeout=timeout)

@@ -148,7 +148,7 @@ def test_an_engine_given_a_missing_or_bad_file_fails_at_once(tmp_path, content) 
     if content is not None:
         path.write_text(content)
     # the engine's registration timeout is 30 s: failing within 20 is failing at once
-    result = subprocess.run_par(
+    result = subprocess.run(
         par_cli("engine", "--file", str(path)), capture_output=True, text=True, timeout=20
     )
     assert result.returncode == 1
