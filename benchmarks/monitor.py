@@ -12,7 +12,8 @@ window, after it has settled; a figure is percent of one core.
   0.5 s, the time from a key (``2``, ``3``, ``4``, ``1``) to the new tab
   drawn in the terminal, and the CPU the monitor's UI thread used meanwhile
   (on a machine shared with other work, the wall time is mostly waiting
-  for a core: the load average is reported beside it).
+  for a core: the load average is reported beside it); before the keys, the
+  monitor's CPU while it watches, all of it (10 s) then its UI thread's (10 s).
 
 Targets (docs/monitor.md): idle < 3 %, map < 10 %, a tab switch < 200 ms.
 ``--quick`` runs each for a few seconds (a check that the script works).
@@ -111,11 +112,12 @@ class Terminal:
         os.waitpid(self.pid, 0)
 
 
-def percent(term: Terminal, seconds: float) -> float:
-    """The monitor's CPU over the next ``seconds``, in percent of a core."""
-    cpu0, t0 = term.cpu(), time.monotonic()
+def percent(term: Terminal, seconds: float, thread: bool = False) -> float:
+    """The monitor's CPU (or its UI thread's) over the next ``seconds``, in percent of a
+    core."""
+    cpu0, t0 = term.cpu(thread), time.monotonic()
     time.sleep(seconds)
-    return 100 * (term.cpu() - cpu0) / (time.monotonic() - t0)
+    return 100 * (term.cpu(thread) - cpu0) / (time.monotonic() - t0)
 
 
 def par_monitor(cluster_id: str) -> Terminal:
@@ -186,6 +188,7 @@ def tab_switch(engines: int, rounds: int) -> dict[str, Any]:
             try:
                 term.wait_for(b"s/cell")
                 time.sleep(5)
+                watching, ui_watching = percent(term, 10), percent(term, 10, thread=True)
                 walls: list[float] = []
                 cpus: list[float] = []
                 slowest: dict[str, float] = {}
@@ -207,6 +210,8 @@ def tab_switch(engines: int, rounds: int) -> dict[str, Any]:
         "engines": engines,
         "source": "par.sim, tasks of 0.5 s",
         "busy_throughout": busy,
+        "watching_cpu_percent": round(watching, 1),
+        "watching_ui_thread_cpu_percent": round(ui_watching, 1),
         "switches": len(walls),
         "wall_median_ms": round(1000 * statistics.median(walls)),
         "wall_max_ms": round(1000 * max(walls)),

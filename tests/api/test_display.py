@@ -159,6 +159,8 @@ def test_execute_results_are_execute_replies(
     count = replies[0].execution_count
     assert repr(replies[0]) == f"<ExecuteReply[{count}]: 21>"
     assert replies[0].engine_id == 0 and replies[1]["engine_id"] == 1
+    assert [part.get() for part in ar.split()] == replies  # the same messages' replies
+    assert replies[0] != replies[1] and len({*replies, *ar.get()}) == 2
     ar.display_outputs()
     assert f"Out[0:{count}]: 21" in capsys.readouterr().out
 

@@ -176,6 +176,19 @@ def test_reference(rc: par.Client) -> None:
     assert repr(par.Reference("x")) == "Reference('x')"
 
 
+def test_a_reference_applied_calls_the_engines_function(rc: par.Client) -> None:
+    dv = rc[:]
+    dv.scatter("n", rc.ids, flatten=True, block=True)
+    dv.execute("f = lambda x: n * x", block=True)
+    assert dv.apply_sync(par.Reference("f"), 5) == [5 * i for i in rc.ids]
+    dv.execute("f = lambda x: -x", block=True)  # looked up at each call, never kept
+    assert dv.apply_sync(par.Reference("f"), 5) == [-5] * len(rc.ids)
+    lv = rc.load_balanced_view()
+    assert lv.apply_sync(par.Reference("f"), x=2) == -2
+    with pytest.raises(par.RemoteError, match="not defined"):
+        rc[0].apply_sync(par.Reference("never_defined"))
+
+
 def test_zero_copy_arrays_and_track(rc: par.Client) -> None:
     import numpy as np
 

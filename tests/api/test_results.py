@@ -71,7 +71,7 @@ def test_wait_return_when_splits(rc: par.Client) -> None:
     ar = lv.map_async(slow, [0.0, 1.0])
     done, pending = ar.wait(5, return_when=FIRST_COMPLETED)
     assert len(done) == 1 and len(pending) == 1
-    assert next(iter(done)).get() == [0.0]
+    assert next(iter(done)).get() == [[0.0]]  # a part of a map: its chunk, as a list
     done, pending = ar.wait(5, return_when=ALL_COMPLETED)
     assert len(done) == 2 and not pending
     assert ar.wait() is True and ar.wait(0) is True
@@ -130,9 +130,37 @@ def test_metadata_keys_timing_and_attribute_access(rc: par.Client) -> None:
     pending = rc.load_balanced_view().apply_async(slow, 0.5)
     with pytest.raises(ValueError, match="not ready"):
         pending.successful()
+    with pytest.raises(TimeoutError, match="wall_time is known once the result is ready"):
+        pending.wall_time  # noqa: B018
+    with pytest.raises(TimeoutError, match="serial_time"):
+        pending.serial_time  # noqa: B018
     with pytest.raises(ValueError, match="times that are set"):
         pending.timedelta(pending.submitted, pending.received)
     pending.get()
+
+
+def test_metadata_by_key_and_dir(rc: par.Client) -> None:
+    ar = rc[0].apply_async(slow, 0.3)
+    assert ar["completed"] is None
+    with pytest.raises(KeyError, match="no_such_key"):
+        ar["no_such_key"]
+    ar.get()
+    assert ar["engine_id"] == 0 and ar["completed"] == ar.completed
+    with pytest.raises(KeyError):
+        ar["no_such_key"]
+    names = dir(ar)
+    assert {"stdout", "engine_id", "completed", "get", "wait"} <= set(names)
+    assert names == sorted(names)
+
+
+def test_split_of_one_message_and_of_a_map(rc: par.Client) -> None:
+    one = rc[0].apply_async(abs, -1)
+    assert one.split() == (one,)
+    amr = rc.load_balanced_view().map_async(abs, [-1, -2, -3])
+    parts = amr.split()
+    assert [type(p) for p in parts] == [par.AsyncResult] * 3
+    # each a list of its one message's value, the chunk [i], as in ipyparallel
+    assert [p.get(timeout=30) for p in parts] == [[[1]], [[2]], [[3]]]
 
 
 def test_await_and_futures(rc: par.Client) -> None:
@@ -162,6 +190,22 @@ def test_outputs_stream_and_display(rc: par.Client, capsys: pytest.CaptureFixtur
         ar.display_outputs(groupby="colour")
 
 
+def test_display_outputs_of_one_engine_has_no_engine_header(
+    rc: par.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ar = rc[0].apply_async(talk, 1)
+    ar.get(timeout=30)
+    ar.display_outputs()
+    assert capsys.readouterr() == ("line 0\n", "oops\n")
+    quiet = rc[0].execute("a = 5", block=True)
+    quiet.display_outputs()
+    assert capsys.readouterr() == ("", "")
+    both = rc[0:2].apply_async(talk, 1)
+    both.get(timeout=30)
+    both.display_outputs()
+    assert capsys.readouterr().out == "[stdout:0]\nline 0\n[stdout:1]\nline 0\n"
+
+
 def test_wait_interactive_progress(
     rc: par.Client, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,6 +213,10 @@ def test_wait_interactive_progress(
     ar = lv.map_async(slow, [0.05] * 8)
     ar.wait_interactive(widget=False)
     assert "8/8" in capsys.readouterr().out
+    chunked = rc[0:2].map_async(slow, [0.05] * 6)  # two messages of three items
+    assert chunked.progress == 0
+    chunked.wait_interactive(widget=False)
+    assert chunked.progress == len(chunked) == 6 and "6/6" in capsys.readouterr().out
     ar = lv.map_async(slow, [0.5] * 2)
     with pytest.raises(TimeoutError, match="within"):
         ar.wait_interactive(timeout=0.1, widget=False)
@@ -192,6 +240,14 @@ def test_track_and_sent(rc: par.Client) -> None:
         assert ar._trackers and all(isinstance(t, zmq.MessageTracker) for t in ar._trackers)
         assert ar.wait_for_send(5) and ar.sent
         assert ar.get(timeout=30) in (data.size, [data.size, data.size])
+    dv = rc.direct_view([0, 1])
+    for ar in (
+        dv.push({"data": data}, block=False, track=True),
+        dv.scatter("data", data, block=False, track=True),
+    ):
+        assert ar._trackers and ar.wait_for_send(5) and ar.sent
+        ar.get(timeout=30)
+    assert dv.push({"data": data}, block=False, track=False)._trackers == []
 
 
 def test_map_result_iterates_as_results_arrive(rc: par.Client) -> None:

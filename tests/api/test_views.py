@@ -93,6 +93,22 @@ def test_executor(rc: par.Client) -> None:
     assert rc[:].apply_sync(lambda: 1) == [1] * len(rc.ids)
 
 
+def test_an_executors_with_block_waits_for_its_maps(rc: par.Client) -> None:
+    lv = rc.load_balanced_view()
+    n = 6 * len(rc.ids)  # more than a lazy map keeps unread
+    with lv.executor as ex:
+        first = ex.submit(time.sleep, 0.5)
+        mapped = ex.map(abs, range(-n, 0))
+        bigger = ex.map(abs, range(-n, 0), chunksize=4)
+    assert first.done() and len(lv.history) == 1 + n + n // 4
+    assert lv.outstanding == set()  # every task of the maps ran, their results wait here
+    assert list(mapped) == list(range(n, 0, -1)) and list(bigger) == list(range(n, 0, -1))
+    with lv.executor as ex:
+        endless = ex.map(time.sleep, itertools.repeat(0.2))
+        ex.shutdown(wait=False, cancel_futures=True)  # stops the map: the block ends
+    assert list(endless) == []
+
+
 def test_executor_map_is_the_lazy_map_without_a_timeout(rc: par.Client) -> None:
     ex = rc.load_balanced_view().executor
     results = ex.map(slow_square, range(4))
@@ -142,12 +158,37 @@ def test_importer(
         import only_here  # noqa: F401
 
 
-def test_serializer_toggles_keep_working(rc: par.Client) -> None:
-    dv = rc[:]
-    for toggle in (dv.use_cloudpickle, dv.use_dill, dv.use_pickle):
-        toggle().get()
-    square = lambda x: x * x  # noqa: E731
-    assert dv.apply_sync(square, 3) == [9] * len(rc.ids)
+def test_use_cloudpickle_and_use_pickle_choose_whose_globals_a_function_sees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    @par.interactive  # of __main__, whose globals ipyparallel's default pickling leaves out
+    def read_shade() -> str:
+        return shade  # type: ignore[name-defined]  # noqa: F821
+
+    def read_shade_here() -> str:  # of this module: its globals go along in any case
+        return shade  # type: ignore[name-defined]  # noqa: F821
+
+    with par.Cluster(n=2) as rc:  # its own engines: the choice holds engine-wide
+        dv = rc[:]
+        dv["shade"] = "engine"
+        monkeypatch.setattr(sys.modules["__main__"], "shade", "client", raising=False)
+        monkeypatch.setitem(globals(), "shade", "client")
+        assert dv.apply_sync(read_shade) == ["engine"] * 2  # by default the engine's names win
+        dv.execute("del shade", block=True)
+        assert dv.apply_sync(read_shade) == ["client"] * 2  # and the client's fill in
+        dv["shade"] = "engine"
+        dv.use_cloudpickle().get(timeout=30)
+        assert dv.apply_sync(read_shade) == ["client"] * 2  # the client's win
+        assert dv["shade"] == ["engine"] * 2  # only for the call
+        dv.use_pickle().get(timeout=30)
+        assert dv.apply_sync(read_shade) == ["engine"] * 2
+        dv.execute("del shade", block=True)
+        with pytest.raises(par.CompositeError, match="NameError"):
+            dv.apply_sync(read_shade)  # the engine's namespace only
+        assert dv.apply_sync(read_shade_here) == ["client"] * 2
+        dv.use_dill().get(timeout=30)
+        assert dv.apply_sync(read_shade) == ["client"] * 2
+        assert dv.apply_sync(lambda x: x * x, 3) == [9] * 2
 
 
 def test_activate_needs_ipython(rc: par.Client) -> None:

@@ -46,6 +46,25 @@ def test_abort_reaches_tasks_already_queued_on_an_engine() -> None:
         assert dv.apply_sync(lambda: "next") == "next"
 
 
+def test_an_abort_right_after_sending_reaches_the_direct_requests() -> None:
+    with par.Cluster(n=1) as rc:
+        dv = rc[0]
+        for _ in range(15):  # no pause: the abort overtakes the requests' way to the engine
+            dv.execute("import time; time.sleep(0.3)", block=False)
+            one, two = dv.apply_async(lambda: 1), dv.apply_async(lambda: 2)
+            dv.abort(one)
+            rc.abort(two.msg_ids)
+            for ar in (one, two):
+                with pytest.raises(par.TaskAborted):
+                    ar.get(timeout=30)
+        busy = [dv.apply_async(time.sleep, 0.2) for _ in range(6)]
+        dv.abort()  # all of the view's outstanding tasks
+        dv.wait(timeout=30)
+        for ar in busy[2:]:
+            with pytest.raises(par.TaskAborted):
+                ar.get()
+
+
 def ignore_signals_and_sleep() -> None:
     """A task that blocks and ignores SIGINT, ignores SIGTERM, and runs on."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -263,6 +282,9 @@ def test_views_delegate_shutdown_purge_and_get_result() -> None:
         ar = lv.apply_async(lambda: "kept")
         ar.get(timeout=30)
         assert lv.get_result(ar.msg_ids[0], block=True) == "kept"
+        rc[0].apply_sync(lambda: "the client's last")
+        assert lv.get_result(block=True) == "kept"  # the view's last, not the client's
+        assert lv.get_result([0], block=True) == "kept"  # indices into the view's history
         assert lv.purge_results(jobs=ar) == 1
         rc[1].shutdown(block=True)
         assert rc.ids == [0]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import par
 import pytest
+from par.client.hubresult import AsyncHubResult
 from par.controller.engines import Engine, Pending
 from par.controller.scheduler import TaskScheduler
 from par.errors import ParError
@@ -49,6 +50,28 @@ def test_retries_run_a_failed_task_again(rc: par.Client, tmp_path: Path) -> None
         lv.apply_sync(flaky, str(tmp_path / "b"), 3)
     with pytest.raises(ValueError, match="retries must be"):
         lv.set_flags(retries=-1)
+
+
+def fail_noting_where(log: str) -> None:
+    """Fail, noting this engine's pid in a file."""
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    raise ValueError("failed here")
+
+
+def test_retries_go_to_engines_the_task_has_not_failed_on(rc: par.Client, tmp_path: Path) -> None:
+    lv = rc.load_balanced_view()
+    n = len(rc.ids)
+    for retries, log in ((n - 1, tmp_path / "once_each"), (n + 2, tmp_path / "no_more")):
+        with lv.temp_flags(retries=retries), pytest.raises(par.RemoteError, match="failed here"):
+            lv.apply_sync(fail_noting_where, str(log))
+        pids = log.read_text().split()
+        assert len(pids) == n and len(set(pids)) == n  # once on each engine, then its error
+    timed = tmp_path / "timed"
+    with lv.temp_flags(retries=n, timeout=0.5), pytest.raises(par.RemoteError) as info:
+        lv.apply_sync(fail_noting_where, str(timed))  # waits for another engine, in vain
+    assert info.value.ename == "TaskTimeout" and len(set(timed.read_text().split())) == n
+    assert lv.apply_sync(pid) in rc[:].apply_sync(pid)  # the engines take new tasks as ever
 
 
 def test_a_rejected_task_runs_on_another_engine(rc: par.Client) -> None:
@@ -236,6 +259,14 @@ def test_another_client_fetches_results_by_message_id(cluster: par.Cluster, rc: 
         assert status["completed"] == ar.msg_ids and status["unknown"] == ["unknown-id"]
         with pytest.raises(KeyError, match="no record"):
             other.get_result("unknown-id")
+        fetched = other.get_result(ar.msg_ids[0], owner=False)
+        assert isinstance(fetched, AsyncHubResult) and fetched.get(30) == {"answer": 42}
+        again = other.get_result(ar.msg_ids[0])  # held here now, as in ipyparallel
+        assert not isinstance(again, AsyncHubResult) and again.get(30) == {"answer": 42}
+        later = other.get_result(slow.msg_ids)
+        both = other.get_result([*ar.msg_ids, *slow.msg_ids])  # from two results held here
+        assert not isinstance(both, AsyncHubResult) and both.get(30) == [{"answer": 42}, "slow"]
+        assert later.get(30) == "slow"
     assert rc.get_result(ar.msg_ids[0]) is ar
 
 

@@ -27,6 +27,9 @@ def test_four_engines_have_ids_0_to_3_and_distinct_pids(rc: par.Client) -> None:
 def test_single_engine_view_returns_a_scalar(rc: par.Client) -> None:
     assert rc[2].apply_sync(lambda x, y=0: x + y, 40, y=2) == 42
     assert rc[-1].apply_sync(lambda: 7) == 7
+    last = rc[-1]
+    assert last.targets == rc.ids[-1]  # the engine's real id, as in ipyparallel
+    assert last.apply_async(lambda: 8).get_dict(timeout=30) == {last.targets: 8}
 
 
 def test_push_pull_round_trips_python_objects(rc: par.Client) -> None:
@@ -63,6 +66,10 @@ def test_scatter_and_gather_round_trip(rc: par.Client) -> None:
     arr = np.arange(12.0)
     dv.scatter("chunk", arr, block=True)
     np.testing.assert_array_equal(dv.gather("chunk", block=True), arr)
+    later = dv.gather("chunk", block=False)  # a map-like result, as in ipyparallel
+    assert isinstance(later, par.AsyncMapResult) and len(later) == 4
+    np.testing.assert_array_equal(later.get(timeout=30), arr)
+    assert later.progress == 4 and list(later) == list(arr)
 
 
 def test_scatter_flatten_and_round_robin(rc: par.Client) -> None:

@@ -151,6 +151,10 @@ async def test_stop_cluster_then_it_comes_back() -> None:
             await pilot.press("y")
             await until(pilot, lambda: not app.snapshot.connected)
             assert "disconnected" in str(app.query_one("ClusterHeader").render())
+            # The controller is gone before the stop has removed the cluster's files: a
+            # cluster started with the same id before then would lose its own.
+            stopping = [w for w in app.workers if w.group == "actions"]
+            await until(pilot, lambda: all(w.is_finished for w in stopping))
 
             c = par.Cluster(n=2, cluster_id="tui-comeback")
             await asyncio.to_thread(lambda: c.start_and_connect_sync().close())

@@ -13,6 +13,7 @@ from par_tui.error_detail import ErrorDetail
 from par_tui.errors import ErrorList
 from par_tui.fixed_text import FixedText
 from par_tui.task_stream import Lanes
+from textual.widgets import DataTable
 
 from .conftest import SIZE, live_app, until
 
@@ -92,6 +93,13 @@ async def test_after_a_big_map_every_count_agrees_with_the_controller(fresh) -> 
         await until(pilot, lambda: isinstance(app.screen, ErrorDetail))
         assert app.screen.record == newest
         assert app.query_one(ErrorList).records[0] == newest
+
+        # As the Errors tab shows them: engine and task columns, a different task in each row.
+        await pilot.press("escape")
+        rows = app.query_one("#error-rows", DataTable)
+        shown = [[str(cell) for cell in rows.get_row_at(i)[1:3]] for i in range(rows.row_count)]
+        on_engine = [task for eid, task in shown if eid == str(engine)]
+        assert len(shown) == len(FAILING) and len(set(on_engine)) == len(on_engine) == n
 
 
 async def test_a_monitor_started_later_lists_every_error(fresh) -> None:

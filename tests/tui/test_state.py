@@ -11,6 +11,7 @@ from par.controller.feed import Feed
 from par.launcher import EVENTS_FILE, LaunchContext, Launcher
 from par.plugins import launcher_class
 from par_tui import format
+from par_tui.activity import IDLE, SLOTS, Cell, Ring
 from par_tui.source import LauncherEventLog
 from par_tui.state import LAUNCHER_EVENTS_KEPT, ClusterState
 from par_tui.task_stream import Lane, view
@@ -51,6 +52,19 @@ def test_ten_second_cells_count_what_one_second_cells_count() -> None:
         fine, coarse = view(snap, lane, 1, 100), view(snap, lane, 10, 10)
         assert (fine.done, fine.failed) == (coarse.done, coarse.failed)
     assert view(snap, Lane("all", "all", snap.engines), 10, 10).failed == snap.failed
+
+
+def test_a_ring_forgets_what_is_older_than_its_slots() -> None:
+    ring = Ring(1)
+    second = int(T0)
+    for k in range(3):
+        ring.add(second + k, 0.5, 1, k == 2)
+    assert ring.total(second, 3) == Cell(1.5, 3, 1)
+    ring.add(second + SLOTS + 1, 1.0, 1, 0)  # the slots of the first two seconds are reused
+    assert ring.total(second, SLOTS + 2) == Cell(1.5, 2, 1)
+    assert ring.cells(second + SLOTS, 3) == [IDLE, Cell(1.0, 1, 0), IDLE]
+    ring.add(second, 9.0, 9, 9)  # older than anything kept: dropped
+    assert ring.total(second - SLOTS, 3 * SLOTS) == Cell(1.5, 2, 1)
 
 
 def test_short_ids_tell_tasks_and_clients_apart() -> None:
@@ -98,6 +112,20 @@ def test_lost_engine_is_counted_and_kept_dimmed() -> None:
     assert snap.lost == 1 and snap.up == 3
     gone = [r for r in snap.engines if not r.alive]
     assert [(r.id, r.state) for r in gone] == [(3, "lost")]
+
+
+def test_a_changed_only_status_keeps_the_engines_it_does_not_name() -> None:
+    state = recorded_state()
+    before = {r.id: r for r in state.snapshot(T0).engines}
+    engine = {**state.engines[0], "completed": before[0].completed + 1}
+    status = {"engines": [engine], "engine_ids": [0, 1, 2], "late": [[2, 7.5]]}
+    state.apply("status", {**status, "counts": {"completed": 1}}, T0 + 1)
+    after = {r.id: r for r in state.snapshot(T0 + 1).engines}
+    assert after[0].completed == before[0].completed + 1
+    assert (after[1].task, after[1].completed) == (before[1].task, before[1].completed)
+    assert (after[1].heartbeat, after[2].heartbeat) == (0, 7)  # 1 fresh, 2 late
+    assert after[2].completed == before[2].completed
+    assert after[3].state == "gone"  # no longer among the controller's engines
 
 
 def test_a_new_connection_forgets_the_engines_of_the_earlier_run() -> None:

@@ -1,4 +1,9 @@
-"""``concurrent.futures.Executor`` over a view: ``view.executor``."""
+"""``concurrent.futures.Executor`` over a view: ``view.executor``.
+
+As with ``concurrent.futures``' executors, ``shutdown(wait=True)`` (the end
+of a ``with`` block) waits for all the work given to the executor: the tasks
+of ``submit`` and every task of its maps, whose results then wait to be read.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any
+
+from .imap import LazyMapIterator
 
 if TYPE_CHECKING:
     from .client.view import View
@@ -23,6 +30,7 @@ class ViewExecutor(Executor):
         self._shutdown = False
         self._lock = threading.Lock()
         self._futures: weakref.WeakSet[Future[Any]] = weakref.WeakSet()
+        self._lazy_maps: weakref.WeakSet[LazyMapIterator] = weakref.WeakSet()
 
     @property
     def _max_workers(self) -> int:
@@ -52,30 +60,41 @@ class ViewExecutor(Executor):
         On a load-balanced view input is read lazily and, without a ``timeout``, the
         iterator is the view's ``imap`` (a :class:`~par.LazyMapIterator`), as in ipyparallel.
         """
-        self._check()
         start = time.monotonic()
         imap = getattr(self.view, "imap", None)
         results: Iterator[Any]
-        if imap is not None and chunksize == 1:
-            results = imap(fn, *iterables)
-        else:
-            kw = {"chunksize": chunksize} if chunksize != 1 else {}
-            results = iter(self.view.map_async(fn, *iterables, **kw))
+        with self._lock:
+            self._check()
+            if imap is not None and chunksize == 1:
+                lazy: LazyMapIterator = imap(fn, *iterables)
+                self._lazy_maps.add(lazy)
+                results = lazy
+            else:
+                kw = {"chunksize": chunksize} if chunksize != 1 else {}
+                amr = self.view.map_async(fn, *iterables, **kw)
+                self._futures.add(amr)
+                results = iter(amr)
         if timeout is None:
             return results
         return _with_deadline(results, start + timeout, timeout)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Refuse new work; optionally abort unstarted tasks and wait for the rest."""
+        """Refuse new work; optionally abort unstarted tasks (and stop the maps), and wait
+        for the rest: every task submitted, and every task of the maps."""
         with self._lock:
             self._shutdown = True
             futures = list(self._futures)
+            lazy_maps = list(self._lazy_maps)
         if cancel_futures:
             for f in futures:
                 if not f.done():
                     self.view.client.abort([f])
+            for m in lazy_maps:
+                m.cancel()
         if wait:
             wait_futures(futures)
+            for m in lazy_maps:
+                m.wait()
 
 
 def _with_deadline(results: Iterator[Any], deadline: float, timeout: float) -> Iterator[Any]:

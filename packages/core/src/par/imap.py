@@ -4,7 +4,9 @@ A helper thread draws items from the input (which may be an endless
 generator) and submits one task per item, keeping at most
 ``max_outstanding`` tasks running and at most as many finished results
 waiting to be read, so neither the controller nor this process holds more
-than a window of the work.
+than a window of the work. Once someone waits for the whole map
+(:meth:`LazyMapIterator.wait`, as an executor's ``shutdown`` does), unread
+results no longer hold the submission back.
 """
 
 from __future__ import annotations
@@ -31,10 +33,16 @@ class _Window:
         self.finished: collections.deque[AsyncResult] = collections.deque()  # unordered: done
         self.exhausted = False
         self.cancelled = False
+        self.draining = False  # waited for as a whole: unread results no longer bound it
         self.error: BaseException | None = None
 
     def full(self) -> bool:
-        return self.running >= self.max_outstanding or len(self.waiting) >= 2 * self.max_outstanding
+        if self.running >= self.max_outstanding:
+            return True
+        return not self.draining and len(self.waiting) >= 2 * self.max_outstanding
+
+    def finished_all(self) -> bool:
+        return self.cancelled or (self.exhausted and self.running == 0)
 
     def task_done(self, ar: Any) -> None:
         with self.cond:
@@ -102,6 +110,16 @@ class LazyMapIterator(Iterator[Any]):
                 w.cond.wait()
             w.cond.notify_all()
         return ar.get(return_exceptions=self.return_exceptions)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every input item has been submitted and its task has finished (or the
+        map was cancelled); True if so within ``timeout`` seconds. The results stay to be
+        read, however many: waiting lifts the bound on unread ones."""
+        w = self._window
+        with w.cond:
+            w.draining = True
+            w.cond.notify_all()
+            return w.cond.wait_for(w.finished_all, timeout)
 
     def cancel(self) -> None:
         """Stop reading input and submitting, abort tasks not yet started, end the iteration."""

@@ -36,13 +36,18 @@ IDLE = Cell(0.0, 0, 0)
 
 
 class Ring:
-    """Fixed-width time buckets, the newest ``SLOTS`` of them kept (a bucket is reused)."""
+    """Fixed-width time buckets, the newest ``SLOTS`` of them kept (a slot is reused).
 
-    __slots__ = ("bucket", "busy", "done", "failed", "width")
+    Slot ``b % SLOTS`` holds bucket ``b`` for every bucket of the last ``SLOTS`` up to the
+    newest added (zero where nothing was added), so the sums over a window are sums over at
+    most two slices of the arrays, however wide the window.
+    """
+
+    __slots__ = ("busy", "done", "failed", "newest", "width")
 
     def __init__(self, width: int) -> None:
         self.width = width
-        self.bucket = array("q", [-1]) * SLOTS  # which bucket each slot holds now
+        self.newest = -1  # the newest bucket added to
         self.busy = array("f", [0.0]) * SLOTS
         self.done = array("I", [0]) * SLOTS
         self.failed = array("I", [0]) * SLOTS
@@ -50,38 +55,50 @@ class Ring:
     def add(self, second: int, busy: float, done: int, failed: int) -> None:
         """Add one second's sums to the bucket holding that second."""
         b = second // self.width
+        if b > self.newest:
+            if self.newest >= 0:  # the slots of the buckets skipped to are reused: emptied
+                for part in _slots(max(self.newest + 1, b - SLOTS + 1), b):
+                    n = part.stop - part.start
+                    self.busy[part] = array("f", [0.0]) * n
+                    self.done[part] = self.failed[part] = array("I", [0]) * n
+            self.newest = b
+        elif b <= self.newest - SLOTS:
+            return  # older than anything kept
         i = b % SLOTS
-        if self.bucket[i] != b:
-            if self.bucket[i] > b:
-                return  # older than anything kept
-            self.bucket[i] = b
-            self.busy[i], self.done[i], self.failed[i] = busy, done, failed
-            return
         self.busy[i] += busy
         self.done[i] += done
         self.failed[i] += failed
 
     def total(self, first: int, n: int) -> Cell:
         """The sums of buckets ``first`` to ``first + n - 1``."""
-        busy, done, failed = 0.0, 0, 0
-        for b in range(first, first + n):
-            i = b % SLOTS
-            if self.bucket[i] == b:
-                busy += self.busy[i]
-                done += self.done[i]
-                failed += self.failed[i]
-        return Cell(busy, done, failed)
+        parts = _slots(max(first, self.newest - SLOTS + 1, 0), min(first + n - 1, self.newest))
+        return Cell(
+            sum(sum(self.busy[p]) for p in parts),
+            sum(sum(self.done[p]) for p in parts),
+            sum(sum(self.failed[p]) for p in parts),
+        )
 
     def cells(self, first: int, n: int) -> list[Cell]:
         """Buckets ``first`` (a bucket number) to ``first + n - 1``, idle where nothing is kept."""
+        kept = range(max(first, self.newest - SLOTS + 1), self.newest + 1)
+        busy, done, failed = self.busy, self.done, self.failed
         out = []
         for b in range(first, first + n):
-            i = b % SLOTS
-            if self.bucket[i] == b:
-                out.append(Cell(self.busy[i], self.done[i], self.failed[i]))
+            if b in kept:
+                i = b % SLOTS
+                out.append(Cell(busy[i], done[i], failed[i]))
             else:
                 out.append(IDLE)
         return out
+
+
+def _slots(lo: int, hi: int) -> list[slice]:
+    """The slots of buckets ``lo`` to ``hi`` (fewer than ``SLOTS``): one slice, or two where
+    they wrap around."""
+    if lo > hi:
+        return []
+    a, b = lo % SLOTS, hi % SLOTS
+    return [slice(a, b + 1)] if a <= b else [slice(a, SLOTS), slice(0, b + 1)]
 
 
 class Activity:

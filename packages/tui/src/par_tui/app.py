@@ -18,13 +18,14 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import var
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 from .confirm import Confirm
 from .engine_table import EngineTable
 from .error_detail import ErrorDetail
 from .errors import ErrorList
 from .events import EventList
+from .footer import KeysFooter
 from .header import ClusterHeader
 from .help import HelpScreen
 from .output import EngineOutput
@@ -152,7 +153,7 @@ class MonitorApp(App[None]):
                 yield EngineOutput().data_bind(MonitorApp.snapshot)
             with TabPane("Events", id="events"):
                 yield EventList().data_bind(MonitorApp.snapshot)
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def on_mount(self) -> None:
         """Start listening to the controller (live), or show the recorded state once."""

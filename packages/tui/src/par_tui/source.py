@@ -3,7 +3,8 @@
 The source subscribes to the controller's event stream (engine events, and
 for monitors the ``activity`` feed: per-second sums of finished tasks per
 engine, errors and output, a few times a second however many tasks finish)
-and polls its status once per refresh interval. It also follows the
+and polls its status once per refresh interval (only the engines that
+changed since the last poll: the rest the state keeps). It also follows the
 launchers' lifecycle events in the cluster's ``events.jsonl``, which
 launchers write whether or not a controller is up. Everything it learns
 goes to one ``emit(kind, data)`` callback as plain dicts, ``connected``
@@ -161,10 +162,14 @@ class MonitorSource:
                 client.subscribe_events(self._on_client_event, tasks=True)
             if self._behind:
                 client.subscribe_events(self._on_client_event, tasks=True)
-            status = client.status()
+            status = client.status(changed=True)
         except (ParError, TimeoutError) as exc:
             self._drop(f"the controller did not answer ({exc})")
             return
+        # The events sent before this reply have been heard by now: if the last of them is
+        # not the last heard, some were missed and nothing came after to show the gap.
+        if int(status.get("feed_seq", 0)) > self._seq:
+            self._behind = True
         for engine in status.get("engines", []):
             self._annotate(engine)
         status["launchers"] = self._launchers_text  # engine sets come and go (`par engines`)

@@ -227,18 +227,26 @@ class ClusterState:
     # ---- status replies and the activity feed ----------------------------------------------
 
     def on_status(self, status: dict[str, Any], now: float) -> None:
-        """Take the controller's status reply as the truth about engines and counts."""
+        """Take the controller's status reply as the truth about engines and counts (a
+        changed-only reply, with ``engine_ids``, names the engines that did not change)."""
         self.launchers = str(status.get("launchers", self.launchers))
         self.uptime = float(status.get("uptime", 0.0))
         self.uptime_at = now
         self.counts = dict(status.get("counts", {}))
         self.queued = int(status.get("queued", 0))
         self.pending = int(status.get("pending", 0))
-        seen = set()
-        for e in status.get("engines", []):
-            eid = int(e["id"])
-            seen.add(eid)
-            self.engines[eid] = e
+        changed = {int(e["id"]): e for e in status.get("engines", [])}
+        ids = status.get("engine_ids")
+        if ids is None:
+            seen = set(changed)
+        else:
+            seen = {int(eid) for eid in ids}
+            late = {int(eid): age for eid, age in status.get("late", ())}
+            for eid in seen.difference(changed):
+                engine = self.engines.get(eid)
+                if engine is not None:  # as last sent, its heartbeat fresh unless late
+                    engine["heartbeat_age"] = late.get(eid, 0.0)
+        self.engines.update(changed)
         for eid in [eid for eid in self.engines if eid not in seen]:
             self._leave(eid, "gone")  # left while an event was missed
 

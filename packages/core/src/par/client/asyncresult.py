@@ -33,7 +33,7 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, 
 from concurrent.futures._base import PENDING
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import CompositeError, RemoteError
 from . import outputs, partition, timing
@@ -159,7 +159,7 @@ class MessageFuture(Future[Any]):
         if done:
             self._finish()
 
-    def _watch(self, msg_id: str, other: MessageFuture) -> None:
+    def forward(self, msg_id: str, other: MessageFuture) -> None:
         """Hand ``other`` this result's reply to ``msg_id`` (now if it is already here)."""
         with self._cond:
             reply = self._replies.get(msg_id)
@@ -236,7 +236,7 @@ class MessageFuture(Future[Any]):
 
     @property
     def progress(self) -> int:
-        """How many messages have replies."""
+        """How much has arrived, in the units of ``len()``: messages with replies."""
         return len(self._replies)
 
 
@@ -351,12 +351,21 @@ class AsyncResult(MessageFuture):
 
     # ---- splitting and joining ------------------------------------------------------------
 
+    # Whether a message's part of this result is a value of its own (an apply's, on one
+    # engine) or a list of values (a map's chunk): a part from split() gets the one or the
+    # other, as in ipyparallel.
+    _parts_single: ClassVar[bool] = True
+
     def split(self) -> tuple[AsyncResult, ...]:
-        """One single-message AsyncResult per message, each filling in as its reply arrives."""
+        """One AsyncResult per message, each filling in as its reply arrives (``(self,)``
+        for a result of one message). A map's part is a plain AsyncResult whose value is
+        the list of its chunk's values."""
+        if len(self.msg_ids) == 1:
+            return (self,)
         parts = []
         for m in self.msg_ids:
-            part = AsyncResult(self._client, [m], self._fname, single=True)
-            self._watch(m, part)
+            part = AsyncResult(self._client, [m], self._fname, single=self._parts_single)
+            self.forward(m, part)
             parts.append(part)
         return tuple(parts)
 
@@ -372,14 +381,14 @@ class AsyncResult(MessageFuture):
         if len(set(ids)) != len(ids):
             raise ValueError("cannot join results that share messages")
         joined: AsyncResult
-        if all(isinstance(r, AsyncMapResult) for r in results):
+        if all(type(r) is AsyncMapResult for r in results):
             sizes = [n for r in results for n in r._sizes]
             joined = AsyncMapResult(client, ids, sizes, results[0]._fname)
         else:
             joined = AsyncResult(client, ids, results[0]._fname, single=False)
         for r in results:
             for m in r.msg_ids:
-                r._watch(m, joined)
+                r.forward(m, joined)
         return joined
 
     # ---- sending and output ---------------------------------------------------------------
@@ -424,7 +433,8 @@ class AsyncResult(MessageFuture):
             yield self
 
     def display_outputs(self, groupby: str = "type", result_only: bool = False) -> None:
-        """Show each message's stdout, stderr, rich outputs and execute result.
+        """Show each message's stdout, stderr, rich outputs and execute result (streams
+        headed by their engine, ``[stdout:0]``, unless the result is one engine's).
 
         ``groupby``: ``'type'`` (all stdout, then all stderr, then each engine's outputs,
         then the results), ``'engine'`` (everything of one engine together) or
@@ -435,7 +445,7 @@ class AsyncResult(MessageFuture):
         if groupby not in ("type", "engine", "order"):
             raise ValueError(f"groupby must be 'type', 'engine' or 'order', not {groupby!r}")
         self.wait()
-        outputs.display_all(self._metadata, groupby, result_only)
+        outputs.display_all(self._metadata, groupby, result_only, headed=not self._single)
 
     def wait_interactive(
         self,
@@ -455,7 +465,7 @@ class AsyncResult(MessageFuture):
             raise ValueError(f"invalid return_when {return_when!r}")
         limit = self._timeout(timeout)
         deadline = None if limit is None else time.monotonic() + limit
-        total = len(self.msg_ids)
+        total = len(self)
 
         def finished() -> bool:
             return self.done() or self._reached(return_when)
@@ -482,16 +492,21 @@ class AsyncResult(MessageFuture):
         """Seconds since the first submission (until now, or until ready)."""
         return timing.elapsed(self._metadata, self.done())
 
+    def _check_ready(self, what: str) -> None:
+        if not self.done():
+            raise TimeoutError(f"{what} is known once the result is ready: wait for it first")
+
     @property
     def wall_time(self) -> float:
-        """Seconds from the first submission to the last reply received."""
-        self.wait()
+        """Seconds from the first submission to the last reply received (TimeoutError
+        until the result is ready)."""
+        self._check_ready("wall_time")
         return timing.wall_time(self._metadata)
 
     @property
     def serial_time(self) -> float:
-        """Sum of the engines' compute times."""
-        self.wait()
+        """Sum of the engines' compute times (TimeoutError until the result is ready)."""
+        self._check_ready("serial_time")
         return timing.serial_time(self._metadata)
 
     def timedelta(
@@ -507,20 +522,33 @@ class AsyncResult(MessageFuture):
         """
         return timing.seconds_between(start, end, start_key, end_key)
 
+    def _metadata_values(self, key: str) -> Any:
+        """A metadata key's value (a list of them, one per message, unless single)."""
+        md = self.__dict__.get("_metadata")
+        if not md or key not in md[0]:
+            raise KeyError(key)
+        values = [m[key] for m in md]
+        return values[0] if self._single else values
+
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
             raise AttributeError(key)
-        md = self.__dict__.get("_metadata")
-        if md and key in md[0]:
-            values = [m[key] for m in md]
-            return values[0] if self._single else values
-        raise AttributeError(f"{type(self).__name__!r} has no attribute {key!r}")
+        try:
+            return self._metadata_values(key)
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__!r} has no attribute {key!r}") from None
 
     def __getitem__(self, key: Any) -> Any:
+        """A metadata key's value(s) for a string (KeyError if there is no such key);
+        else the result's values, indexed."""
         if isinstance(key, str):
-            return self.__getattr__(key)
+            return self._metadata_values(key)
         value = self.get()
         return (value if not self._single else [value])[key]
+
+    def __dir__(self) -> list[str]:
+        md = self.__dict__.get("_metadata")
+        return sorted({*super().__dir__(), *(md[0] if md else ())})
 
     def __len__(self) -> int:
         return len(self.msg_ids)
@@ -535,6 +563,8 @@ class AsyncResult(MessageFuture):
 
 class AsyncMapResult(AsyncResult):
     """The result of a map: a flat list, iterable as chunks arrive."""
+
+    _parts_single = False
 
     def __init__(
         self,
@@ -560,6 +590,13 @@ class AsyncMapResult(AsyncResult):
     def __len__(self) -> int:
         return sum(self._sizes)
 
+    @property
+    def progress(self) -> int:
+        """How many of the map's items have arrived (in the units of ``len()``)."""
+        with self._cond:
+            arrived = set(self._replies)
+        return sum(n for m, n in zip(self.msg_ids, self._sizes, strict=True) if m in arrived)
+
     def __iter__(self) -> Iterator[Any]:
         if self.ordered:
             for m in self.msg_ids:
@@ -581,17 +618,35 @@ class AsyncMapResult(AsyncResult):
         reply = self._replies[msg_id]
         if not reply.ok:
             raise reply.error()
-        return list(reply.value())
+        return list(self._items_of(reply.value()))
+
+    @staticmethod
+    def _items_of(value: Any) -> Any:
+        """The items of a message's value (a map's chunk: its list of values)."""
+        return value
 
 
-class JoinedResult(AsyncResult):
+class JoinedResult(AsyncMapResult):
     """Parts of a sequence, one per message, joined back into one (a gather's, or a
-    parallel function's): by ``dist``, as :func:`~par.client.partition.partition` cut them."""
+    parallel function's): by ``dist``, as :func:`~par.client.partition.partition` cut them.
+
+    An AsyncMapResult, as in ipyparallel; its length is its number of parts, as how many
+    items a part holds is known only once it arrives.
+    """
 
     def __init__(self, client: Client, msg_ids: list[str], fname: str, dist: str) -> None:
-        super().__init__(client, msg_ids, fname, single=False)
+        super().__init__(client, msg_ids, [1] * len(msg_ids), fname)
         self._dist = dist
 
     def _reconstruct(self, values: list[Any]) -> Any:
-        parts = [v if hasattr(v, "__len__") else [v] for v in values]
-        return partition.join(parts, self._dist)
+        return partition.join([self._items_of(v) for v in values], self._dist)
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._dist == "b":  # the parts in order are the items in order: as they arrive
+            return super().__iter__()
+        return iter(self.get())
+
+    @staticmethod
+    def _items_of(value: Any) -> Any:
+        """A part's items (a scatter's flattened item is a part of one)."""
+        return value if hasattr(value, "__len__") else [value]

@@ -206,9 +206,9 @@ class Client(HubRecords):
         self.ledger.wait_for_engines(n, timeout)
 
     def __getitem__(self, key: int | slice | Sequence[int]) -> DirectView:
-        if isinstance(key, int):
-            self.ledger.targets(key)
-            return DirectView(self, key)
+        if isinstance(key, int):  # one engine, by its real id (rc[-1]: the last one's)
+            (eid,) = self.ledger.targets(key)
+            return DirectView(self, eid)
         return DirectView(self, self.ledger.targets(key))
 
     def __len__(self) -> int:
@@ -353,12 +353,17 @@ class Client(HubRecords):
             ) from exc
         return monitor(self, interval)
 
-    def status(self, timeout: float = 10.0) -> dict[str, Any]:
+    def status(self, timeout: float = 10.0, changed: bool = False) -> dict[str, Any]:
         """The controller's view of the cluster: engines, task counts, uptime.
+
+        With ``changed`` (a monitor's poll), ``engines`` holds only the engines whose
+        description changed since this client's previous ``changed`` call, ``engine_ids``
+        every engine's id, and ``late`` ``[id, seconds]`` the heartbeats a second or more
+        behind (the other engines' heartbeats are fresh).
 
         Raises TimeoutError if the controller does not answer within ``timeout`` seconds.
         """
-        return dict(self.queries.ask("status", timeout=timeout))
+        return dict(self.queries.ask("status", timeout=timeout, changed=changed))
 
     def close(self, linger: int | None = None) -> None:
         """Disconnect from the cluster (the cluster keeps running).

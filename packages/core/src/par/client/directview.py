@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from .client import Client
 
 
-def _unchanged_serializer() -> None:
-    """What ``use_cloudpickle``/``use_dill``/``use_pickle`` run on the engines: nothing."""
-
-
 class DirectView(View):
     """Work sent to named engines, in order, each engine running every request."""
 
@@ -71,14 +67,16 @@ class DirectView(View):
         kwargs: Any,
         targets: Any = None,
         make_ar: Callable[[list[str]], AsyncResult] | None = None,
+        track: bool | None = None,
     ) -> AsyncResult:
         tg, single = self._resolve(targets)
         payload, bufs, digest = apply_payload(f, args, kwargs)
         if make_ar is None:
             make_ar = lambda ids: AsyncResult(self.client, ids, name_of(f), single=single)  # noqa: E731
         extra = {"f": digest, **self._routing(tg)}
+        tracked = self.track if track is None else track
         submit = self.client.submitter
-        return self._record(submit.direct("apply", tg, payload, bufs, make_ar, extra, self.track))
+        return self._record(submit.direct("apply", tg, payload, bufs, make_ar, extra, tracked))
 
     def _routing(self, targets: list[int]) -> dict[str, Any]:
         """Extra header keys for the controller's direct path (none for a plain DirectView)."""
@@ -111,13 +109,16 @@ class DirectView(View):
         make_result: Callable[[list[str], Parts], R],
         extra: dict[str, Any] | None = None,
         targets: Any = None,
+        track: bool | None = None,
     ) -> R:
-        """:meth:`send_parts` to the engines ``targets`` names (default: the view's)."""
+        """:meth:`send_parts` to the engines ``targets`` names (default: the view's), tracked
+        as ``track`` says (default: the view's flag)."""
         tg, _ = self._resolve(targets)
         parts = split(len(tg))
         calls = list(zip(tg[: len(parts)], parts, strict=True))  # the empty parts are last
+        tracked = self.track if track is None else track
         ar = self.client.submitter.direct_each(
-            f, calls, lambda ids: make_result(ids, parts), extra, self.track
+            f, calls, lambda ids: make_result(ids, parts), extra, tracked
         )
         return self._record(ar)
 
@@ -157,11 +158,22 @@ class DirectView(View):
         """Run a local Python file's code on the engines (see :meth:`execute`)."""
         return self.execute(Path(filename).read_text(), targets=targets, block=block)
 
-    def push(self, ns: dict[str, Any], targets: Any = None, block: bool | None = None) -> Any:
-        """Set names in each engine's namespace."""
+    def push(
+        self,
+        ns: dict[str, Any],
+        targets: Any = None,
+        block: bool | None = None,
+        track: bool | None = None,
+    ) -> Any:
+        """Set names in each engine's namespace.
+
+        ``track=True``: the result's ``sent`` / ``wait_for_send`` tell when the values'
+        buffers may be changed again (default: the view's ``track`` flag).
+        """
         if not isinstance(ns, dict):
             raise TypeError(f"push needs a dict of names to values, not {type(ns).__name__}")
-        return self._finish(self._send_apply(namespace.push, (ns,), {}, targets), block)
+        ar = self._send_apply(namespace.push, (ns,), {}, targets, track=track)
+        return self._finish(ar, block)
 
     def update(self, ns: dict[str, Any]) -> Any:
         """Push ``ns`` (as dict.update does)."""
@@ -195,8 +207,10 @@ class DirectView(View):
         flatten: bool = False,
         targets: Any = None,
         block: bool | None = None,
+        track: bool | None = None,
     ) -> Any:
-        """Split ``seq`` across the engines, storing each part under ``key``."""
+        """Split ``seq`` across the engines, storing each part under ``key`` (``track`` as
+        for :meth:`push`)."""
 
         def split(width: int) -> Parts:  # a part for every engine, even an empty one
             parts = partition.partition(seq, width, dist)
@@ -208,6 +222,7 @@ class DirectView(View):
             split,
             lambda ids, _: AsyncResult(client, ids, "scatter", single=False),
             targets=targets,
+            track=track,
         )
         return self._finish(ar, block)
 
@@ -274,21 +289,23 @@ class DirectView(View):
             builtins.__import__ = real_import
 
     def use_cloudpickle(self) -> Any:
-        """Kept for ipyparallel code: par always pickles with cloudpickle, so nothing changes.
-
-        Returns the result of a no-op on the engines, as ipyparallel returns its apply's.
-        """
-        return self.apply(_unchanged_serializer)
+        """On the view's engines, functions defined here see this process's values of their
+        global names over the engines' own, as after ipyparallel's ``use_cloudpickle``
+        (par always pickles with cloudpickle; this chooses whose globals win). Holds for
+        every client of those engines; returns the result of the switch on them."""
+        return self.apply(namespace.use_captured, namespace.CLIENT)
 
     def use_dill(self) -> Any:
-        """Kept for ipyparallel code: par's cloudpickle already sends what dill is used for
-        (closures, lambdas, interactively defined classes); nothing changes."""
-        return self.apply(_unchanged_serializer)
+        """As :meth:`use_cloudpickle` (dill, too, sends a function's globals along; par's
+        cloudpickle already sends closures, lambdas and interactively defined classes)."""
+        return self.apply(namespace.use_captured, namespace.CLIENT)
 
     def use_pickle(self) -> Any:
-        """Kept for ipyparallel code: par keeps cloudpickle (plain pickle cannot send
-        interactively defined functions); nothing changes."""
-        return self.apply(_unchanged_serializer)
+        """On the view's engines, functions defined in this process's ``__main__`` (or
+        ``@interactive``) see the engines' namespace only, none of this process's globals,
+        as after ipyparallel's ``use_pickle`` (its default). Holds for every client of
+        those engines; returns the result of the switch on them."""
+        return self.apply(namespace.use_captured, namespace.ENGINE)
 
     def activate(self, suffix: str = "") -> None:
         """Register ``%px``, ``%%px``, ``%autopx``, ``%pxresult``, ``%pxconfig`` (plus ``suffix``)

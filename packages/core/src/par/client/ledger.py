@@ -71,6 +71,13 @@ class Ledger:
             known[mid] = ar
         self.history.extend(ar.msg_ids)
 
+    def hold(self, ar: AsyncResult) -> None:
+        """Keep a result fetched from the controller known while ``ar`` lives (not in the
+        history: this client did not send it)."""
+        known = self.known
+        for mid in ar.msg_ids:
+            known[mid] = ar
+
     def forget(self, msg_ids: list[str]) -> None:
         """Forget messages registered for a request that was never run."""
         gone = set(msg_ids)

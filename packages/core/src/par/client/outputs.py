@@ -193,15 +193,16 @@ def _show_live(mds: list[Metadata], stop: threading.Event, interval: float) -> N
         stop.wait(interval)
 
 
-def display_all(mds: list[Metadata], groupby: str, result_only: bool) -> None:
+def display_all(mds: list[Metadata], groupby: str, result_only: bool, headed: bool) -> None:
     """Show the messages' streams, rich outputs and execute results, grouped by ``'type'``,
-    ``'engine'`` or ``'order'`` (see ``AsyncResult.display_outputs``)."""
+    ``'engine'`` or ``'order'`` (see ``AsyncResult.display_outputs``); ``headed``: each
+    stream under its engine's ``[stdout:N]``."""
     if groupby == "engine":
         mds = sorted(mds, key=lambda md: (md["engine_id"] is None, md["engine_id"] or 0))
         for md in mds:
             if not result_only:
-                _print_block("stdout", md)
-                _print_block("stderr", md)
+                _print_block("stdout", md, headed)
+                _print_block("stderr", md, headed)
                 for entry in md["outputs"]:
                     show_output(entry, md["engine_id"])
             show_result(md)
@@ -209,7 +210,7 @@ def display_all(mds: list[Metadata], groupby: str, result_only: bool) -> None:
     if not result_only:
         for name in ("stdout", "stderr"):
             for md in mds:
-                _print_block(name, md)
+                _print_block(name, md, headed)
         rounds = max((len(md["outputs"]) for md in mds), default=0) if groupby == "order" else 1
         for i in range(rounds):
             for md in mds:
@@ -220,12 +221,13 @@ def display_all(mds: list[Metadata], groupby: str, result_only: bool) -> None:
         show_result(md)
 
 
-def _print_block(name: str, md: Metadata) -> None:
-    """Print one message's stream, headed by its engine."""
+def _print_block(name: str, md: Metadata, headed: bool) -> None:
+    """Print one message's stream (``headed``: under its engine's ``[stdout:N]``)."""
     text = md[name]
     if text:
         out = sys.stderr if name == "stderr" else sys.stdout
-        print(f"[{name}:{md['engine_id']}]", file=out)
+        if headed:
+            print(f"[{name}:{md['engine_id']}]", file=out)
         print(text, end="" if text.endswith("\n") else "\n", file=out)
 
 
@@ -277,6 +279,15 @@ class ExecuteReply:
         if key.startswith("_") or key not in self.__dict__.get("metadata", {}):
             raise AttributeError(key)
         return self.metadata[key]
+
+    def __eq__(self, other: object) -> bool:
+        """The same message's reply (as read through any result over that message)."""
+        if not isinstance(other, ExecuteReply):
+            return NotImplemented
+        return (self.msg_id, self.execution_count) == (other.msg_id, other.execution_count)
+
+    def __hash__(self) -> int:
+        return hash(self.msg_id)
 
     def __repr__(self) -> str:
         text = str(self.data.get("text/plain", ""))

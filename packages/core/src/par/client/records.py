@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ParError
 from . import taskrecords
+from .asyncresult import AsyncResult
 from .hubresult import AsyncHubResult
 
 if TYPE_CHECKING:
@@ -51,12 +52,9 @@ class HubRecords:
         controller's records (which keep the latest results within their bounds).
         """
         ids = self.ledger.msg_ids(indices_or_msg_ids if indices_or_msg_ids is not None else -1)
-        known = self.ledger.known
-        local = {id(known[m]): known[m] for m in ids if m in known}
-        if len(local) == 1:
-            ar = next(iter(local.values()))
-            if set(ar.msg_ids) == set(ids):
-                return ar.get() if block else ar
+        held = self._held(ids)
+        if held is not None:
+            return held.get() if block else held
         status = self.queries.ask("result_status", ids=ids)
         if status["unknown"]:
             raise KeyError(
@@ -64,6 +62,7 @@ class HubRecords:
             )
         ar = AsyncHubResult(self._client(), ids)
         self.ledger.expect(ar)
+        self.ledger.hold(ar)  # fetched once: asked again, it is answered from here
         resent = self.queries.ask("resend", ids=ids)
         if resent["unknown"]:  # finished, but its result is not kept: nothing will come
             for mid in ids:
@@ -74,6 +73,22 @@ class HubRecords:
                 "that crashed before writing it)"
             )
         return ar.get() if block else ar
+
+    def _held(self, ids: list[str]) -> AsyncResult | None:
+        """A result over ``ids`` from those held here, or None if one of them is not: the
+        result that sent exactly them, else a plain AsyncResult that fills in from theirs
+        (also from results fetched earlier from the controller)."""
+        known = self.ledger.known
+        held = [ar for ar in map(known.get, ids) if ar is not None]
+        if not ids or len(held) != len(ids):
+            return None
+        first = held[0]
+        if not isinstance(first, AsyncHubResult) and set(first.msg_ids) == set(ids):
+            return first
+        ar = AsyncResult(self._client(), ids, "get_result", single=len(ids) == 1)
+        for mid, source in zip(ids, held, strict=True):
+            source.forward(mid, ar)
+        return ar
 
     def resubmit(
         self,

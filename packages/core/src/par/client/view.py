@@ -18,6 +18,8 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from ..decorators import Reference
+from ..engine import namespace
 from ..executor import ViewExecutor
 from .asyncresult import AsyncMapResult, AsyncResult
 from .history import BoundedDict, Results
@@ -119,17 +121,30 @@ class View:
     def _apply(self, f: Callable[..., Any], args: Any, kwargs: Any) -> AsyncResult:
         raise NotImplementedError
 
-    def apply(self, __par_f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ``f(*args, **kwargs)`` remotely; block or not according to ``self.block``."""
-        return self._finish(self._apply(__par_f, args, kwargs), None)
+    def _call(self, f: Callable[..., Any] | Reference, args: Any, kwargs: Any) -> AsyncResult:
+        """Send ``f(*args, **kwargs)``: a :class:`~par.Reference` to an engine's function
+        goes as an argument of :func:`~par.engine.namespace.call`, so that each task looks
+        it up afresh (engines keep the functions sent to them)."""
+        if isinstance(f, Reference):
+            return self._apply(namespace.call, (f, *args), kwargs)
+        return self._apply(f, args, kwargs)
 
-    def apply_async(self, __par_f: Callable[..., Any], *args: Any, **kwargs: Any) -> AsyncResult:
+    def apply(self, __par_f: Callable[..., Any] | Reference, *args: Any, **kwargs: Any) -> Any:
+        """Call ``f(*args, **kwargs)`` remotely; block or not according to ``self.block``.
+
+        ``f`` may be a :class:`~par.Reference` to a function defined on the engines.
+        """
+        return self._finish(self._call(__par_f, args, kwargs), None)
+
+    def apply_async(
+        self, __par_f: Callable[..., Any] | Reference, *args: Any, **kwargs: Any
+    ) -> AsyncResult:
         """Call ``f(*args, **kwargs)`` remotely and return an AsyncResult at once."""
-        return self._apply(__par_f, args, kwargs)
+        return self._call(__par_f, args, kwargs)
 
-    def apply_sync(self, __par_f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def apply_sync(self, __par_f: Callable[..., Any] | Reference, *args: Any, **kwargs: Any) -> Any:
         """Call ``f(*args, **kwargs)`` remotely and wait for the result."""
-        return self._apply(__par_f, args, kwargs).get()
+        return self._call(__par_f, args, kwargs).get()
 
     def send_parts(
         self,
@@ -216,10 +231,17 @@ class View:
         return self.client.purge_results(jobs, targets)
 
     def get_result(
-        self, indices_or_msg_ids: Any = None, block: bool | None = None, owner: bool = False
+        self, indices_or_msg_ids: Any = None, block: bool | None = None, owner: bool = True
     ) -> Any:
-        """Results of earlier tasks by message id (see ``Client.get_result``)."""
-        return self.client.get_result(indices_or_msg_ids, block, owner)
+        """Results of earlier tasks by message id, or by index into this view's ``history``
+        (default: its last), as in ipyparallel (see ``Client.get_result``)."""
+        jobs = -1 if indices_or_msg_ids is None else indices_or_msg_ids
+        history = self.history
+        if isinstance(jobs, int):
+            jobs = history[jobs]
+        elif isinstance(jobs, list | tuple):
+            jobs = [history[j] if isinstance(j, int) else j for j in jobs]
+        return self.client.get_result(jobs, block, owner)
 
     # ---- decorators and executor --------------------------------------------------------
 

@@ -47,7 +47,7 @@ from .. import connection, protocol
 from ..connection import ConnectionInfo
 from ..curve import server_keypair, wanted
 from ..errors import ClusterError
-from ..messages import CLIENT
+from ..messages import CLIENT, IDS
 from ..protocol import Message, Session, recv_frames, recv_ready
 from . import operations
 from .config import ControllerConfig
@@ -222,6 +222,8 @@ class Controller:
                     self.control.check()
                     if dependencies.waiting:
                         dependencies.check_deadlines()
+                    if tasks.stranded:
+                        self.replies.expire()
                     next_check = now + tick
         finally:
             self.outbox.event("controller_stopped", {})
@@ -295,6 +297,7 @@ class Controller:
             msg.routing = [msg.routing[-1], msg.routing[-2]]
         if bytes(frames[0]) == IN:
             self._guard(self.requests.on_direct_copy, msg, lost)
+            operations.arrived(self, msg.header.get(IDS))
         else:
             self._guard(self._on_reply_copy, msg, lost)
 

@@ -25,7 +25,8 @@ class Pending:
     buffers: list[Any] = field(default_factory=list)
     retries: int = 0
     allowed: set[int] | None = None  # engines this task may run on (None: any)
-    rejected: set[int] = field(default_factory=set)  # engines that raised TaskRejectError
+    # engines it goes to no more: it failed there (and was retried) or they refused it
+    excluded: set[int] = field(default_factory=set)
     after: dict[str, Any] | None = None
     follow: dict[str, Any] | None = None
     deadline: float | None = None  # monotonic time its dependencies must be met by

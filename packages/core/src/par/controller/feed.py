@@ -23,8 +23,18 @@ of ``[engine, stream, text]``, and ``seq``: events are numbered, and a
 backlog carries the number of the last event before it. A monitor too slow
 to take an event misses it (the controller holds nothing for it, see
 :mod:`par.controller.delivery`): the gap in ``seq`` says so, and it
-subscribes again for a new backlog. A backlog adds ``backlog: True`` and
+subscribes again for a new backlog. When nothing follows the events it
+missed, the number of the last event sent (:attr:`Feed.seq`, in the
+controller's status) says so. A backlog adds ``backlog: True`` and
 ``since``, the time from which its sums are complete.
+
+A monitor also asks for the controller's status every second or so. With a
+thousand engines the whole engine list is a few hundred kilobytes to build,
+send and decode each time, most of it unchanged; :meth:`Feed.changed_engines`
+remembers, per client, what it was last sent, and answers with the engines
+whose description changed since, every engine's id (so that an engine gone
+is seen gone) and the heartbeat ages of the engines :data:`LATE` or more
+behind (an age changes every time it is read: the others count as fresh).
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ OUTPUT_TAIL = 4096  # characters of an engine's output an event carries
 TRACEBACK_MAX = 16_384  # characters of a traceback an error notice carries
 SPLIT_MAX = 2400  # seconds of a long task's work added second by second (the rest is dropped)
 NO_ENGINE = -1
+LATE = 1.0  # seconds: a heartbeat age that changed-only status replies name
 
 Send = Callable[[dict[str, Any], Iterable[bytes]], None]  # (event data, to these clients)
 
@@ -61,6 +72,12 @@ class Feed:
         self._output: dict[int, list[list[Any]]] = {}
         self._last = 0.0  # when the last event went out
         self._seq = 0  # events sent
+        self._described: dict[bytes, dict[int, dict[str, Any]]] = {}  # client: what it was sent
+
+    @property
+    def seq(self) -> int:
+        """The number of the last event sent."""
+        return self._seq
 
     def ran(self, engine: int | None, started: float | None, ended: float, failed: bool) -> None:
         """Add a finished task: on ``engine``, from ``started`` to ``ended`` (wall clock)."""
@@ -158,11 +175,31 @@ class Feed:
     def unsubscribe(self, client: bytes) -> None:
         """Remove a monitor; with the last one gone, the sums are no longer kept."""
         self.monitors.discard(client)
+        self._described.pop(client, None)
         if not self.monitors:
             self._added.clear()
             self._kept.clear()
             self._output.clear()
             self._new_errors = 0
+
+    def changed_engines(self, client: bytes, described: list[dict[str, Any]]) -> dict[str, Any]:
+        """Status fields for ``client``: ``engines`` whose description changed since it last
+        asked (heartbeat ages aside), ``engine_ids`` of them all, ``late`` ``[id, age]`` of
+        those whose heartbeat is :data:`LATE` or more behind."""
+        before = self._described.get(client, {})
+        sent: dict[int, dict[str, Any]] = {}
+        changed, late = [], []
+        for engine in described:
+            eid = engine["id"]
+            age = engine["heartbeat_age"]
+            seen = {k: v for k, v in engine.items() if k != "heartbeat_age"}
+            if before.get(eid) != seen:
+                changed.append(engine)
+            elif age >= LATE:
+                late.append([eid, age])
+            sent[eid] = seen
+        self._described[client] = sent
+        return {"engines": changed, "engine_ids": list(sent), "late": late}
 
     @staticmethod
     def _notice(header: dict[str, Any], content: Any, label: str | None) -> dict[str, Any]:

@@ -10,6 +10,8 @@ bounds, for queries, resubmission and other clients' ``get_result``.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from collections.abc import Iterable
 
 from .. import protocol
 from ..messages import ENAME, ENGINE, ID, KIND, METHOD, STATUS
@@ -17,6 +19,8 @@ from .engines import Pending
 from .feed import Feed
 from .outbox import Outbox
 from .records import RecordStore
+
+EARLY_ABORTS = 10_000  # aborted ids not seen yet that are remembered
 
 
 class Ledger:
@@ -28,6 +32,28 @@ class Ledger:
         self.counts = {"submitted": 0, "completed": 0, "failed": 0, "aborted": 0}
         self.outbox = outbox
         self.feed = feed
+        # Message ids aborted before they came here (see abort_on_arrival), oldest first.
+        self._early_aborts: OrderedDict[str, None] = OrderedDict()
+
+    def abort_on_arrival(self, msg_ids: Iterable[str]) -> None:
+        """Note aborted tasks the controller has not seen yet: a client's direct requests
+        on their way through the direct device, aborted once booked (the latest
+        ``EARLY_ABORTS``; an id that never comes is forgotten in time)."""
+        early = self._early_aborts
+        for mid in msg_ids:
+            early[mid] = None
+        while len(early) > EARLY_ABORTS:
+            early.popitem(last=False)
+
+    def aborted_early(self, msg_ids: Iterable[str]) -> list[str]:
+        """Which of these tasks, now booked, were aborted before they came (forgotten now)."""
+        early = self._early_aborts
+        if not early:
+            return []
+        found = [mid for mid in msg_ids if isinstance(mid, str) and mid in early]
+        for mid in found:
+            del early[mid]
+        return found
 
     def fail(
         self, p: Pending, ename: str, evalue: str, engine: int | None, status: str = "error"

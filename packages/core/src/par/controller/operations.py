@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -146,12 +146,15 @@ def queue_status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str,
 
 
 def status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
-    """The controller's figures: uptime, engines, counts, queues, records, clients."""
+    """The controller's figures: uptime, engines, counts, queues, records, clients (with
+    ``changed``, only the engines that changed since this client's last such call: see
+    :meth:`par.controller.feed.Feed.changed_engines`)."""
     ledger = hub.ledger
+    engines = [_described(e) for e in hub.engines.by_id.values()]
     return {
         "cluster_id": hub.config.cluster_id,
         "uptime": time.time() - hub.started,
-        "engines": [_described(e) for e in hub.engines.by_id.values()],
+        "engines": engines,
         "counts": dict(ledger.counts),
         "queued": hub.tasks.unassigned,
         "slow_clients": len(hub.outbox.delivery.held),
@@ -161,6 +164,8 @@ def status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
         "dropped": hub.session.dropped,
         "clients": len(hub.outbox.clients),
         "pid": os.getpid(),
+        "feed_seq": hub.feed.seq,
+        **(hub.feed.changed_engines(client, engines) if h.get("changed") else {}),
     }
 
 
@@ -204,28 +209,49 @@ def shutdown(hub: Controller, client: bytes, h: dict[str, Any]) -> list[int]:
 def abort(hub: Controller, client: bytes, h: dict[str, Any]) -> list[str]:
     """Abort tasks (``ids``, else the client's own; ``all``: everyone's): those queued or
     waiting here at once; those an engine holds, by telling it (it aborts them unless
-    they have started)."""
-    pending = hub.ledger.pending
+    they have started); those not here yet (direct requests still on their way through
+    the direct device) once they come (see :func:`arrived`)."""
+    # The books first catch up with the direct device: a client's direct requests sent
+    # just before this abort may have passed it while this loop reads its copies later.
+    hub.read_copies()
+    ledger = hub.ledger
+    pending = ledger.pending
     if h.get("all"):
         ids = set(pending)
     else:
         mine = [p.msg_id for p in pending.values() if p.client == client]
         ids = set(h.get(IDS) or mine)
+        ledger.abort_on_arrival(mid for mid in ids if ledger.outcome(mid)[0] == "unknown")
     aborted = []
     for p in [*hub.tasks.remove(ids), *hub.dependencies.take(ids)]:
         pending.pop(p.msg_id, None)
-        hub.ledger.fail(p, "TaskAborted", "aborted before start", None, "aborted")
+        ledger.fail(p, "TaskAborted", "aborted before start", None, "aborted")
         aborted.append(p.msg_id)
+    _tell_engines(hub, ids)
+    return aborted
+
+
+def arrived(hub: Controller, msg_ids: Any) -> None:
+    """Abort the direct requests just booked (``msg_ids``, as their header gives them)
+    that were aborted before they came."""
+    if not isinstance(msg_ids, list):
+        return
+    early = hub.ledger.aborted_early(msg_ids)
+    if early:
+        _tell_engines(hub, early)
+
+
+def _tell_engines(hub: Controller, msg_ids: Iterable[str]) -> None:
+    """Tell the engines holding some of these tasks to abort them."""
     by_engine: dict[int, list[str]] = {}
-    for mid in ids:
-        held = pending.get(mid)
+    for mid in msg_ids:
+        held = hub.ledger.pending.get(mid)
         if held is not None and held.engine is not None:
             by_engine.setdefault(held.engine, []).append(mid)
     for eid, mids in by_engine.items():
         engine = hub.engines.by_id.get(eid)
         if engine is not None:
             hub.control.command(engine, {KIND: "abort", IDS: mids})
-    return aborted
 
 
 def resend(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, list[str]]:

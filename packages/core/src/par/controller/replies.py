@@ -139,18 +139,32 @@ class Replies:
         self.tasks.freed()
 
     def _retry(self, p: Pending, engine: Engine, h: dict[str, Any]) -> bool:
-        """Queue a failed load-balanced task again if it was rejected or has retries left."""
-        if h.get(ENAME) in RETRY_ELSEWHERE:  # try it on another engine
-            p.rejected.add(engine.id)
-            able = {e.id for e in self.engines.up()} - p.rejected
-            if p.allowed is not None:
-                able &= p.allowed
-            if not able:
-                return False
-        elif p.retries > 0:
-            p.retries -= 1
-        else:
+        """Queue a failed load-balanced task again, for an engine it has not failed on: if
+        it was rejected, or has retries left.
+
+        With no such engine up, a rejected task, or one without a timeout, fails with its
+        error now; one with a timeout waits for a new engine, and fails with TaskTimeout
+        once its timeout passes (see ``TaskScheduler.expired``), as in ipyparallel.
+        """
+        rejected = h.get(ENAME) in RETRY_ELSEWHERE
+        if not rejected and p.retries <= 0:
             return False
+        p.excluded.add(engine.id)
+        able = {e.id for e in self.engines.up()} - p.excluded
+        if p.allowed is not None:
+            able &= p.allowed
+        if not able and (rejected or p.deadline is None):
+            return False
+        if not rejected:
+            p.retries -= 1
         p.engine = None
         self.tasks.submit(p)
         return True
+
+    def expire(self) -> None:
+        """Fail the queued tasks no engine may run whose timeout has passed."""
+        for p in self.tasks.expired(time.monotonic()):
+            self.ledger.pending.pop(p.msg_id, None)
+            self.ledger.fail(
+                p, "TaskTimeout", "no engine it may run on came within its timeout", None
+            )

@@ -13,6 +13,11 @@ A task of a client that is not reading its results (see ``delivery.py``) is
 set aside rather than assigned, so its results do not pile up in the
 controller; it goes back to the head of the queue once the client reads again.
 
+A task no engine up may run (its targets are gone, or it failed on all of
+them) stays queued for an engine that may; with a timeout, it is
+``stranded`` until then, and :meth:`TaskScheduler.expired` takes it out
+once its timeout has passed, as ipyparallel's scheduler times such a task out.
+
 Schemes, as ipyparallel's: ``leastload`` (fewest outstanding, least recently
 used first), ``lru``, ``plainrandom``, ``weighted`` (random, weighted by
 inverse load), ``twobin`` (the less loaded of two picked at random), ``pure``
@@ -81,6 +86,7 @@ class TaskScheduler:
         self.hwm = hwm
         self.queue: deque[Pending] = deque()
         self.held: dict[bytes, deque[Pending]] = {}  # set aside for slow clients, in order
+        self.stranded: dict[str, Pending] = {}  # queued with a timeout, no engine may run them
         self.due = False  # tasks were queued, or engines got room, since the last assign
         self._assigned = 0  # assignments so far: engines' last_assigned, for LRU order
 
@@ -145,15 +151,18 @@ class TaskScheduler:
                 continue
             scanned += 1
             candidates = free
-            if task.allowed is not None or task.rejected:
+            if task.allowed is not None or task.excluded:
                 candidates = [
                     e
                     for e in free
-                    if (task.allowed is None or e.id in task.allowed) and e.id not in task.rejected
+                    if (task.allowed is None or e.id in task.allowed) and e.id not in task.excluded
                 ]
                 if not candidates:
                     kept.append(task)
+                    if task.deadline is not None:
+                        self.stranded[task.msg_id] = task
                     continue
+                self.stranded.pop(task.msg_id, None)
             engine = pick(candidates)
             self._assigned += 1
             engine.last_assigned = self._assigned
@@ -173,8 +182,24 @@ class TaskScheduler:
             self.queue.extendleft(reversed(tasks))
             self.due = True
 
+    def expired(self, now: float) -> list[Pending]:
+        """Take out the stranded tasks whose timeout has passed (monotonic ``now``)."""
+        late = {
+            mid
+            for mid, task in self.stranded.items()
+            if task.deadline is None or task.deadline < now
+        }
+        for mid in late:
+            del self.stranded[mid]
+        if not late:
+            return []
+        self.queue, taken = _split(self.queue, late)
+        return taken
+
     def remove(self, msg_ids: set[str]) -> list[Pending]:
         """Take queued tasks out (for abort), set aside or not; return those found."""
+        for mid in msg_ids:
+            self.stranded.pop(mid, None)
         self.queue, taken = _split(self.queue, msg_ids)
         for client, tasks in list(self.held.items()):
             kept, gone = _split(tasks, msg_ids)

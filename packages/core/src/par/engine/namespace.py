@@ -5,7 +5,10 @@ function cloudpickle sends by value), applied or pushed, run with this
 namespace as their globals, as in ipyparallel: names pushed to or defined on the engine
 resolve, and ``global`` assignments persist. Globals that cloudpickle
 captured on the client fill in names the engine lacks, for the duration of
-the call only, so a later call sees the client's new value.
+the call only, so a later call sees the client's new value. A client's
+``use_cloudpickle()`` makes them win over the engine's names instead, and
+``use_pickle()`` leaves them out, as those switch ipyparallel's serializer
+(see :func:`use_captured`; it holds for the whole engine, as there).
 
 ``push``, ``pull`` and friends are sent by reference (they are importable),
 so invoking one costs a few bytes.
@@ -25,27 +28,54 @@ _defaults: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
 user_ns: dict[str, Any] = dict(_defaults)
 _MISSING = object()
 
+# How functions defined on a client use the globals captured there (see use_captured).
+FILL, CLIENT, ENGINE = "fill", "client", "engine"
+_captured_policy = FILL
+
+
+def use_captured(policy: str) -> None:
+    """Choose how client-defined functions use the globals they captured on the client:
+    ``FILL`` the names the engine lacks (par's default), ``CLIENT`` over the engine's
+    (ipyparallel's ``use_cloudpickle``), ``ENGINE`` not at all for functions defined in
+    the client's ``__main__`` and ``FILL`` for the others (its ``use_pickle``)."""
+    global _captured_policy
+    if policy not in (FILL, CLIENT, ENGINE):
+        raise ValueError(f"unknown policy {policy!r}: use {FILL!r}, {CLIENT!r} or {ENGINE!r}")
+    _captured_policy = policy
+
 
 class Interactive:
     """A client-defined function rebound to run in the user namespace."""
 
-    __slots__ = ("captured", "func")
+    __slots__ = ("captured", "func", "interactive")
 
-    def __init__(self, func: types.FunctionType, captured: dict[str, Any]) -> None:
+    def __init__(
+        self, func: types.FunctionType, captured: dict[str, Any], interactive: bool
+    ) -> None:
         self.func = func
         self.captured = captured
+        # Defined in the client's __main__ (or @interactive): the functions that
+        # ipyparallel's default pickling sends without their globals.
+        self.interactive = interactive
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        ns = user_ns
-        added = [k for k in self.captured if k not in ns]
+        policy = _captured_policy
+        if policy == ENGINE and self.interactive:
+            return self.func(*args, **kwargs)
+        ns, captured = user_ns, self.captured
+        shadowed = {k: ns[k] for k in captured if k in ns} if policy == CLIENT else {}
+        added = [k for k in captured if k not in ns or k in shadowed]
         for k in added:
-            ns[k] = self.captured[k]
+            ns[k] = captured[k]
         try:
             return self.func(*args, **kwargs)
-        finally:
+        finally:  # the engine's own again, unless the call assigned the name itself
             for k in added:
-                if ns.get(k, _MISSING) is self.captured[k]:
-                    del ns[k]
+                if ns.get(k, _MISSING) is captured[k]:
+                    if k in shadowed:
+                        ns[k] = shadowed[k]
+                    else:
+                        del ns[k]
 
 
 def bind(f: Any) -> Callable[..., Any]:
@@ -58,7 +88,7 @@ def bind(f: Any) -> Callable[..., Any]:
         return f
     g = with_globals(f, user_ns)
     captured = {k: v for k, v in f.__globals__.items() if not k.startswith("__")}
-    return Interactive(g, captured) if captured else g
+    return Interactive(g, captured, f.__module__ == "__main__") if captured else g
 
 
 def with_globals(f: types.FunctionType, globals_: dict[str, Any]) -> types.FunctionType:
@@ -148,6 +178,12 @@ def _lookup(name: str) -> Any:
         if name.isidentifier():
             raise NameError(f"name {name!r} is not defined on this engine") from None
     return eval(compile(name, "<par-pull>", "eval"), user_ns)
+
+
+def call(f: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``f(*args, **kwargs)``: how a task applies a function of this namespace (a
+    :class:`par.Reference` sent as an argument, so looked up afresh for each task)."""
+    return f(*args, **kwargs)
 
 
 def clear() -> None:
