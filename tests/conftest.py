@@ -125,7 +125,11 @@ class ByHand:
             bufsize=0,  # unbuffered, so that select() sees every line still unread
         )
         self.engines: list[subprocess.Popen[bytes]] = []
-        self.banner = self._read_banner()
+        try:
+            self.banner = self._read_banner()
+        except BaseException:
+            self.close()  # a controller that said nothing must not outlive the test
+            raise
 
     def _read_banner(self, timeout: float = 60) -> str:
         """What the controller printed once up: up to its ``stop:`` line."""
@@ -158,7 +162,9 @@ class ByHand:
         return proc
 
     def close(self) -> None:
-        """Kill what is left of it and remove its folder."""
+        """Stop what is left of it (engines a launcher added too) and remove its folder."""
+        if paths.cluster_dir(self.cluster_id).exists():
+            run_par("stop", "--cluster-id", self.cluster_id)
         for proc in [self.controller, *self.engines]:
             if proc.poll() is None:
                 proc.kill()

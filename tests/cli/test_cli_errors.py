@@ -65,14 +65,13 @@ def test_wrong_input_is_one_line_that_says_what_to_do(
     args: list[str], status: int, error: str, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    result = subprocess.run(
-        par_cli(*args),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={**os.environ, "PAR_HOME": str(home)},
-    )
+    env = {**os.environ, "PAR_HOME": str(home)}
+    try:
+        result = subprocess.run(
+            par_cli(*args), capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+        )
+    finally:  # input taken for good starts a cluster: leave nothing running
+        subprocess.run(par_cli("stop", "--all"), capture_output=True, timeout=120, env=env)
     assert result.returncode == status
     assert "Traceback" not in result.stderr
     # argparse's usage lines come first, and `par start` says what it starts
