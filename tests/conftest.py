@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cloudpickle
@@ -85,6 +89,15 @@ def par_cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "par", *args]
 
 
+def wait_for_file(path: Path, timeout: float = 60) -> None:
+    """Wait until a controller has written its connection file (``par engine`` given a
+    missing one fails at once)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} not written within {timeout} s"
+        time.sleep(0.05)
+
+
 def run_par(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``par ARGS`` as a user would, capturing its output."""
     return subprocess.run(par_cli(*args), capture_output=True, text=True, timeout=timeout)
@@ -97,3 +110,79 @@ def cluster_pids(cluster_id: str) -> list[int]:
     for es in data["engines"].values():
         pids += [p["pid"] for p in es["state"]["processes"]]
     return pids
+
+
+class ByHand:
+    """A cluster started by hand, as a user does on two terminals: ``par controller``, then
+    ``par engine`` from the line the controller printed, each a command of its own."""
+
+    def __init__(self, cluster_id: str, *controller_args: str) -> None:
+        self.cluster_id = cluster_id
+        self.controller = subprocess.Popen(
+            par_cli("controller", "--cluster-id", cluster_id, *controller_args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            bufsize=0,  # unbuffered, so that select() sees every line still unread
+        )
+        self.engines: list[subprocess.Popen[bytes]] = []
+        try:
+            self.banner = self._read_banner()
+        except BaseException:
+            self.close()  # a controller that said nothing must not outlive the test
+            raise
+
+    def _read_banner(self, timeout: float = 60) -> str:
+        """What the controller printed once up: up to its ``stop:`` line."""
+        out = self.controller.stdout
+        assert out is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        while not lines or not lines[-1].lstrip().startswith("stop:"):
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([out], [], [], left)[0], f"no banner: {lines}"
+            line = out.readline()
+            assert line, f"the controller exited: {lines}"
+            lines.append(line.decode().rstrip("\n"))
+        return "\n".join(lines)
+
+    @property
+    def engine_command(self) -> list[str]:
+        """The ``par engine --file ...`` command the controller said to run."""
+        line = next(x for x in self.banner.splitlines() if x.lstrip().startswith("engines:"))
+        return line.split("engines:", 1)[1].split("   (")[0].split()
+
+    def start_engine(self) -> subprocess.Popen[bytes]:
+        """Run the printed engine command, as ``python -m par`` (this interpreter's par)."""
+        name, *args = self.engine_command
+        assert name == "par"
+        proc = subprocess.Popen(
+            par_cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.engines.append(proc)
+        return proc
+
+    def close(self) -> None:
+        """Stop what is left of it (engines a launcher added too) and remove its folder."""
+        if paths.cluster_dir(self.cluster_id).exists():
+            run_par("stop", "--cluster-id", self.cluster_id)
+        for proc in [self.controller, *self.engines]:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        if self.controller.stdout is not None:
+            self.controller.stdout.close()
+        shutil.rmtree(paths.cluster_dir(self.cluster_id), ignore_errors=True)
+
+
+@contextmanager
+def by_hand(cluster_id: str, engines: int, *controller_args: str) -> Iterator[ByHand]:
+    """A controller and ``engines`` engines started by hand; all registered on entry."""
+    cluster = ByHand(cluster_id, *controller_args)
+    try:
+        for _ in range(engines):
+            cluster.start_engine()
+        with par.Client(cluster_id=cluster_id) as rc:
+            rc.wait_for_engines(engines, timeout=60)
+        yield cluster
+    finally:
+        cluster.close()

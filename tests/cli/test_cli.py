@@ -18,7 +18,18 @@ from ..conftest import cluster_pids, par_cli, run_par
 
 @pytest.mark.parametrize(
     "command",
-    ["", "start", "stop", "list", "engines", "controller", "engine", "launchers", "monitor"],
+    [
+        "",
+        "start",
+        "stop",
+        "list",
+        "clean",
+        "engines",
+        "controller",
+        "engine",
+        "launchers",
+        "monitor",
+    ],
 )
 def test_every_command_has_help(command: str) -> None:
     args = [command, "--help"] if command else ["--help"]

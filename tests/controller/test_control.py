@@ -15,6 +15,8 @@ import zmq
 from par import paths
 from par.testing import wait_gone
 
+from ..conftest import wait_for_file
+
 
 def test_abort_drops_queued_tasks_and_spares_running_ones() -> None:
     with par.Cluster(n=1, controller_args=["--hwm", "1"]) as rc:
@@ -150,6 +152,7 @@ def test_controller_and_engine_started_by_hand(tmp_path: Path) -> None:
     )
     engine = None
     try:
+        wait_for_file(conn)
         engine = subprocess.Popen(
             [sys.executable, "-m", "par", "engine", "--file", str(conn)],
             stdout=subprocess.DEVNULL,

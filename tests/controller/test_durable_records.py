@@ -16,7 +16,7 @@ from pathlib import Path
 import par
 import pytest
 
-from ..conftest import par_cli
+from ..conftest import par_cli, wait_for_file
 
 
 class Controller:
@@ -25,6 +25,7 @@ class Controller:
     def __init__(self, conn: Path, args: tuple[str, ...]) -> None:
         self.conn, self.args = conn, args
         self.proc = self._start()
+        wait_for_file(conn)
         self.engine = subprocess.Popen(
             [sys.executable, "-m", "par.engine", "--file", str(conn)],
             stdout=subprocess.DEVNULL,

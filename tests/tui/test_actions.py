@@ -12,6 +12,7 @@ from par_tui.confirm import Confirm
 from par_tui.engine_table import EngineTable
 from textual import events
 
+from ..conftest import by_hand
 from .conftest import SIZE, live_app, until
 
 pytestmark = pytest.mark.asyncio
@@ -39,6 +40,23 @@ async def test_add_engine_key_makes_a_new_row(small: par.Cluster) -> None:
         await until(pilot, lambda: app.snapshot.up == 3)
         new = next(r for r in app.snapshot.engines if r.id == 2)
         assert new.launcher == "local"
+
+
+async def test_add_engine_key_on_a_cluster_started_by_hand() -> None:
+    """`par controller` and `par engine` run as commands of their own: the monitor adds
+    engines through the local launcher all the same."""
+    with by_hand("tui-by-hand", 1):
+        app = live_app("tui-by-hand")
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.query_one(EngineTable)
+            await until(pilot, lambda: app.snapshot.up == 1)
+            await pilot.press("a")
+            await until(pilot, lambda: app.snapshot.up == 2)
+            new = next(r for r in app.snapshot.engines if r.id == 1)
+            assert new.launcher == "local"
+            assert len(table.rows) == 2
+            want = "controller by hand, engines local (1 set)"
+            await until(pilot, lambda: app.snapshot.launchers == want)
 
 
 async def test_stop_engine_asks_then_stops_it(small: par.Cluster) -> None:

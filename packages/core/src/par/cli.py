@@ -32,6 +32,24 @@ def _fail(message: str) -> None:
 # ---- par start / engines ---------------------------------------------------------------------
 
 
+def _cluster_id(value: str) -> str:
+    """An argparse type: a valid cluster id, else a usage error that says what is valid."""
+    try:
+        return paths.check_cluster_id(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _cluster_id_option(parser: argparse._ActionsContainer, help: str) -> None:
+    """Add the ``--cluster-id`` option to a parser or one of its groups."""
+    parser.add_argument(
+        "--cluster-id",
+        type=_cluster_id,
+        default=paths.DEFAULT_CLUSTER_ID,
+        help=f"{help} (default: %(default)s)",
+    )
+
+
 def _launcher_options(parser: argparse.ArgumentParser, classes: Sequence[Any]) -> None:
     seen: set[str] = set()
     for cls in classes:
@@ -84,11 +102,7 @@ def _start_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--engines", default=None, help="engine launcher (overrides --launcher)")
     parser.add_argument("--controller", default=None, help="controller launcher (default: local)")
-    parser.add_argument(
-        "--cluster-id",
-        default=paths.DEFAULT_CLUSTER_ID,
-        help="name of the cluster (default: %(default)s)",
-    )
+    _cluster_id_option(parser, "name of the cluster")
     parser.add_argument(
         "--daemonize", action="store_true", help="start in the background and return"
     )
@@ -177,7 +191,11 @@ def cmd_start(argv: Sequence[str]) -> int:
         return _run(args, lambda: _restore(args))
 
     from .cluster import Cluster
+    from .controller.__main__ import refusal
 
+    refused = refusal(args.controller_arg)
+    if refused is not None:
+        _fail(f"--controller-arg: {refused} (`par controller --help` lists its arguments)")
     try:
         cluster = Cluster(
             args.n,
@@ -249,6 +267,11 @@ def _restore(args: argparse.Namespace) -> tuple[Cluster, Client]:
 
     cid = args.cluster_id
     if not paths.cluster_file(cid).exists():
+        if paths.connection_file(cid).exists():
+            raise ClusterError(
+                f"cluster {cid!r} was started by hand: restore its controller with "
+                f"`par controller --cluster-id {cid} --restore`"
+            )
         raise ClusterError(f"there is no cluster {cid!r} to restore (stopped, or never started)")
     try:
         cluster = Cluster.from_file(cid)
@@ -340,9 +363,7 @@ def cmd_engines(argv: Sequence[str]) -> int:
     )
     parser.add_argument("-n", "--n", type=int, required=True, help="number of engines to add")
     parser.add_argument("--launcher", default=None, help="engine launcher (default: the cluster's)")
-    parser.add_argument(
-        "--cluster-id", default=paths.DEFAULT_CLUSTER_ID, help="name of the cluster"
-    )
+    _cluster_id_option(parser, "name of the cluster")
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--launcher", default=None)
     known, _ = pre.parse_known_args(argv)
@@ -382,7 +403,7 @@ def cmd_stop(argv: Sequence[str]) -> int:
     """``par stop``."""
     parser = argparse.ArgumentParser(prog="par stop", description="Stop a running cluster.")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--cluster-id", default=paths.DEFAULT_CLUSTER_ID, help="name of the cluster")
+    _cluster_id_option(group, "name of the cluster")
     group.add_argument("--all", action="store_true", help="stop every cluster")
     args = parser.parse_args(argv)
     from .cluster import stop_by_id
@@ -417,7 +438,10 @@ def cmd_stop(argv: Sequence[str]) -> int:
 
 
 def _cluster_row(cid: str) -> dict[str, Any]:
+    """What ``par list`` says of one cluster: its status, its live engines (those registered
+    with a running controller; those its launchers still run after a crash) and launchers."""
     from .cluster import Cluster
+    from .errors import ClusterError
 
     row: dict[str, Any] = {"cluster_id": cid, "status": "stale", "engines": 0, "launcher": "?"}
     try:
@@ -425,15 +449,29 @@ def _cluster_row(cid: str) -> dict[str, Any]:
     except Exception as exc:
         row["status"] = f"unreadable ({exc})"
         return row
-    row["status"] = "running" if cluster.controller_running() else "crashed"
-    row["engines"] = cluster.engines_running()
-    row["launcher"] = ",".join(sorted({es.PLUGIN_NAME for es in cluster.engines.values()})) or "-"
+    if cluster.controller_running():
+        row["status"] = "running"
+        try:
+            row["engines"] = cluster.engines_registered()
+        except (ClusterError, TimeoutError, OSError):
+            row["engines"] = None  # the controller runs but does not answer
+    else:
+        row["status"] = "crashed" if paths.connection_file(cid).exists() else "stale"
+        row["engines"] = cluster.engines_running()
+    launchers = sorted({es.PLUGIN_NAME for es in cluster.engines.values()})
+    by_hand = ["by hand"] if cluster.controller is None else []  # `par controller`'s cluster
+    row["launcher"] = ",".join(by_hand + launchers) or "-"
     return row
 
 
 def cmd_list(argv: Sequence[str]) -> int:
     """``par list``."""
-    parser = argparse.ArgumentParser(prog="par list", description="List clusters and their state.")
+    parser = argparse.ArgumentParser(
+        prog="par list",
+        description="List clusters: running, crashed (its controller died; `par start "
+        "--restore` brings it back) or stale (nothing serves it; `par clean` removes it), "
+        "and the engines registered with each.",
+    )
     parser.add_argument(
         "-o",
         "--output",
@@ -451,7 +489,33 @@ def cmd_list(argv: Sequence[str]) -> int:
         return 0
     print(f"{'CLUSTER ID':<24} {'STATUS':<10} {'ENGINES':>7}  LAUNCHER")
     for r in rows:
-        print(f"{r['cluster_id']:<24} {r['status']:<10} {r['engines']:>7}  {r['launcher']}")
+        engines = "?" if r["engines"] is None else r["engines"]
+        print(f"{r['cluster_id']:<24} {r['status']:<10} {engines:>7}  {r['launcher']}")
+    if any(r["status"] != "running" for r in rows):
+        print("par: `par clean` removes the clusters nothing serves any more", file=sys.stderr)
+    return 0
+
+
+def cmd_clean(argv: Sequence[str]) -> int:
+    """``par clean``: remove the clusters nothing serves any more."""
+    parser = argparse.ArgumentParser(
+        prog="par clean",
+        description="Remove the clusters nothing serves any more: no controller, no engine "
+        "(a controller killed, a machine restarted). Their task databases, and after a crash "
+        "their logs, are kept aside as `par stop` keeps them. Running clusters are left alone.",
+    )
+    parser.parse_args(argv)
+    from .cluster.stale import clean
+
+    cleaned = clean()
+    for c in cleaned:
+        verb = "removed" if c.removed else "left"
+        print(f"par: {verb} cluster {c.cluster_id!r}: {c.reason}")
+        if c.kept is not None:
+            kept = ", ".join(sorted(p.name for p in c.kept.iterdir()))
+            print(f"par: what it left ({kept}) is kept in {c.kept}")
+    if not cleaned:
+        print("par: nothing to clean")
     return 0
 
 
@@ -462,7 +526,7 @@ def cmd_controller(argv: Sequence[str]) -> int:
     """``par controller``: run a controller in the foreground."""
     from .controller.__main__ import run
 
-    return run(argv)
+    return run(argv, announce=True)
 
 
 def cmd_engine(argv: Sequence[str]) -> int:
@@ -505,6 +569,7 @@ COMMANDS = {
     "start": (cmd_start, "start a controller and engines"),
     "stop": (cmd_stop, "stop a running cluster"),
     "list": (cmd_list, "list clusters"),
+    "clean": (cmd_clean, "remove the clusters nothing serves any more"),
     "engines": (cmd_engines, "add engines to a running cluster"),
     "controller": (cmd_controller, "run a controller in the foreground"),
     "engine": (cmd_engine, "run one engine in the foreground"),

@@ -146,6 +146,15 @@ class Launcher:
         return cls(context, **data.get("options", {}))
 
 
+def _said(output: str) -> str:
+    """A process's output as the tail of an error: inline if one line (a controller that
+    refuses its arguments says why in one), else on lines of its own."""
+    output = output.strip()
+    if not output:
+        return " (it printed nothing)"
+    return f": {output}" if "\n" not in output else f"; its output:\n{output}"
+
+
 class ControllerLauncher(Launcher):
     """Starts and stops a controller; ``start`` returns once the connection file is written."""
 
@@ -180,11 +189,11 @@ class ControllerLauncher(Launcher):
         deadline = time.monotonic() + timeout
         while (version := self.connection_file_version()) is None or version == replacing:
             if not alive():
-                raise LauncherError(f"the controller exited at start; its output:\n{self.output()}")
+                raise LauncherError(f"the controller exited at start{_said(self.output())}")
             if time.monotonic() > deadline:
                 raise LauncherError(
-                    f"the controller did not write {path} within {timeout:.0f} s; "
-                    f"its output:\n{self.output()}"
+                    f"the controller did not write {path} within {timeout:.0f} s"
+                    + _said(self.output())
                 )
             time.sleep(0.01)
 

@@ -134,6 +134,14 @@ def list_cluster_ids() -> list[str]:
     )
 
 
+def cluster_folders() -> list[str]:
+    """Ids of every folder under ``clusters/``: a cluster's, or what one left."""
+    root = par_home() / "clusters"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _ID_RE.match(p.name))
+
+
 def remove_cluster_dir(cluster_id: str) -> None:
     """Forget a cluster: remove its directory and everything in it."""
     shutil.rmtree(cluster_dir(cluster_id), ignore_errors=True)

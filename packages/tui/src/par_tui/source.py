@@ -221,7 +221,7 @@ class MonitorSource:
         try:
             cluster = par.Cluster.from_file(self.cluster_id)
         except Exception:
-            return  # a cluster started without a cluster file (par controller by hand)
+            return  # a client of a connection file outside PAR_HOME, say
         by_pid: dict[int, str] = {}
         names: list[str] = []
         for es in cluster.engines.values():
@@ -232,7 +232,8 @@ class MonitorSource:
         self._by_pid = by_pid
         kinds = sorted(set(names))
         self._single_launcher = kinds[0] if len(kinds) == 1 else None
-        ctl = cluster.controller.PLUGIN_NAME if cluster.controller is not None else "?"
+        # no launcher started a controller run by hand (`par controller`)
+        ctl = cluster.controller.PLUGIN_NAME if cluster.controller is not None else "by hand"
         sets = ", ".join(f"{k} ({names.count(k)} set{'s' * (names.count(k) > 1)})" for k in kinds)
         self._launchers_text = f"controller {ctl}, engines {sets or 'none'}"
 

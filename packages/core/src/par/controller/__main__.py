@@ -5,6 +5,11 @@ one argument each (``FIELDS``: the flag names the field, the field gives the
 default), and a few about this process: where the connection file goes,
 ``--restore``, the SQLite file, the log level. A controller already running
 on the connection file is refused, naming it.
+
+Run by hand (``par controller``), it says once it is up where its connection
+file is and the lines that start engines, connect a client and stop it, as
+ipcontroller does; run by a launcher (``python -m par.controller``), it does not:
+the launcher says what matters.
 """
 
 from __future__ import annotations
@@ -12,16 +17,38 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import paths
+from ..connection import ConnectionInfo
 from ..errors import ClusterError
 from ..leftovers import named_controller
 from .app import serve
 from .config import ControllerConfig
 from .scheduler import SCHEMES
+
+
+def _number(kind: type[int] | type[float], least: float, what: str) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind`` no less than ``least``, else a usage error
+    that names the value and what is wanted (a heartbeat of 0 s would spin)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
+
+
+POSITIVE_SECONDS = _number(float, 1e-3, "a positive number of seconds")
+POSITIVE = _number(int, 1, "a whole number of at least 1")
+AT_LEAST_0 = _number(int, 0, "a whole number of at least 0")
 
 # (flag of a ControllerConfig field, help, how argparse takes it)
 FIELDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -32,27 +59,31 @@ FIELDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     (
         "--hwm",
         "requests an engine may hold (0: no limit; default: ~5 ms of its tasks, 2 to 64)",
-        {"type": int},
+        {"type": AT_LEAST_0},
     ),
-    ("--heartbeat", "seconds between heartbeats", {"type": float}),
-    ("--heartbeat-timeout", "silence after which an engine is declared lost", {"type": float}),
-    ("--max-records", "task records kept", {"type": int}),
+    ("--heartbeat", "seconds between heartbeats", {"type": POSITIVE_SECONDS}),
+    (
+        "--heartbeat-timeout",
+        "silence after which an engine is declared lost",
+        {"type": POSITIVE_SECONDS},
+    ),
+    ("--max-records", "task records kept", {"type": POSITIVE}),
     (
         "--max-record-bytes",
         "bytes of requests, results and output kept in task records",
-        {"type": int},
+        {"type": AT_LEAST_0},
     ),
     (
         "--max-message-bytes",
         "the largest frame a client or engine may send (a larger one is refused unread; "
         "data sent in chunks is not limited; default: 1 GiB)",
-        {"type": int},
+        {"type": POSITIVE},
     ),
     (
         "--client-hwm",
         "messages queued for a client that is not reading, before its results wait in "
         "the controller and its tasks are no longer dispatched (default: %(default)s)",
-        {"type": int},
+        {"type": POSITIVE},
     ),
     (
         "--curve",
@@ -71,16 +102,29 @@ def _field(flag: str) -> str:
     return flag[2:].replace("-", "_")
 
 
-def parser() -> argparse.ArgumentParser:
+class _Refusing(argparse.ArgumentParser):
+    """A parser that raises its error instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
+def parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The arguments of ``par controller``."""
     defaults = ControllerConfig()
-    p = argparse.ArgumentParser(prog="par controller", description="Run a controller.")
+    p = cls(
+        prog="par controller",
+        description="Run a controller in the foreground. Once up it prints its connection "
+        "file and the `par engine --file` line that starts engines; `par list`, `par engines` "
+        "and `par stop` manage its cluster (when its connection file is the cluster's own).",
+    )
     for flag, help, how in FIELDS:
         p.add_argument(flag, default=getattr(defaults, _field(flag)), help=help, **how)
     p.add_argument(
         "--file",
         default=None,
-        help="where to write the connection file (default: the cluster's file under $PAR_HOME)",
+        help="where to write the connection file (default: the cluster's file under $PAR_HOME, "
+        "where `par list` and `par stop` find it)",
     )
     p.add_argument(
         "--db-file", default=None, help="the SQLite file (default: the cluster's records.sqlite)"
@@ -93,6 +137,16 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", default="INFO", help="logging level")
     return p
+
+
+def refusal(argv: Sequence[str]) -> str | None:
+    """What ``par controller`` would refuse in ``argv``, in one line (None: nothing), so
+    that ``par start`` can say it before any process starts."""
+    try:
+        parser(_Refusing).parse_args(argv)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def config_of(args: argparse.Namespace) -> ControllerConfig:
@@ -114,8 +168,34 @@ def _refuse_a_second(connection_file: Path, cluster_id: str) -> None:
         )
 
 
-def run(argv: Sequence[str]) -> int:
-    """Parse ``par controller`` arguments and run a controller until it is told to stop."""
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def banner(info: ConnectionInfo, connection_file: Path, ip: str, restored: bool) -> str:
+    """What a controller started by hand prints once it is up: its connection file, and
+    how to start engines, connect a client and stop it."""
+    cid, connection_file = info.cluster_id, connection_file.absolute()
+    mine = connection_file.resolve() == paths.connection_file(cid).resolve()
+    default = cid == paths.DEFAULT_CLUSTER_ID
+    target = ("" if default else f"cluster_id={cid!r}") if mine else repr(str(connection_file))
+    stop = f", or `par stop{'' if default else ' --cluster-id ' + cid}`" if mine else ""
+    where = (
+        "engines on this machine only; for others give --ip 0.0.0.0 --location HOST"
+        if ip in LOOPBACK
+        else "on another machine, copy the connection file there and give its path"
+    )
+    return (
+        f"par controller: cluster {cid!r} is {'back' if restored else 'up'}; "
+        f"connection file: {connection_file}\n"
+        f"  engines:  par engine --file {connection_file}   ({where})\n"
+        f'  connect:  python -c "import par; rc = par.Client({target}); print(rc.ids)"\n'
+        f"  stop:     Ctrl-C here{stop}"
+    )
+
+
+def run(argv: Sequence[str], announce: bool = False) -> int:
+    """Parse ``par controller`` arguments and run a controller until it is told to stop;
+    with ``announce``, print :func:`banner` once it is up."""
     args = parser().parse_args(argv)
     try:
         paths.check_cluster_id(args.cluster_id)
@@ -124,7 +204,13 @@ def run(argv: Sequence[str]) -> int:
         _refuse_a_second(conn, args.cluster_id)
         if args.db == "sqlite" and not args.db_file:
             paths.make_private_dir(paths.cluster_dir(args.cluster_id))
-        serve(config_of(args), str(conn), args.restore)
+        ready = None
+        if announce:
+
+            def ready(info: ConnectionInfo) -> None:
+                print(banner(info, conn, args.ip, args.restore), flush=True)
+
+        serve(config_of(args), str(conn), args.restore, ready)
     except (ValueError, OSError, ClusterError) as exc:
         print(f"par controller: error: {exc}", file=sys.stderr)
         return 1

@@ -36,6 +36,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -340,11 +341,17 @@ class Controller:
             log.warning("dropped a malformed %s message: %s", args[0].kind, exc)
 
 
-def serve(config: ControllerConfig, connection_file: str | None, restore: bool = False) -> None:
+def serve(
+    config: ControllerConfig,
+    connection_file: str | None,
+    restore: bool = False,
+    ready: Callable[[ConnectionInfo], None] | None = None,
+) -> None:
     """Run a controller in this process until it is told to stop.
 
     With ``restore``, come back on the key and ports of the existing connection file,
-    so that running engines and clients reconnect by themselves.
+    so that running engines and clients reconnect by themselves. ``ready`` is called
+    once the connection file is written.
     """
     previous = None
     if restore:
@@ -367,6 +374,8 @@ def serve(config: ControllerConfig, connection_file: str | None, restore: bool =
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if ready is not None:  # once Ctrl-C stops it cleanly: the user may press it at once
+        ready(info)
     controller.run()
     if connection_file:
         _forget(Path(connection_file), info)

@@ -93,5 +93,11 @@ def _bind(sock: zmq.Socket, ip: str, previous: str | None = None) -> str:
                 "another program on that port?"
             ) from exc
         return url
-    port = sock.bind_to_random_port(f"tcp://{host}")
+    try:
+        port = sock.bind_to_random_port(f"tcp://{host}")
+    except zmq.ZMQError as exc:
+        raise OSError(
+            f"cannot listen on {ip!r}: {zmq.strerror(exc.errno or 0)}; give --ip an address "
+            "of this machine (0.0.0.0: all of them)"
+        ) from exc
     return f"tcp://{host}:{port}"

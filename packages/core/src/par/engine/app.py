@@ -401,7 +401,7 @@ def main(
     """Run an engine against the controller described by a connection file."""
     from .. import connection
 
-    info = connection.load(connection_file, timeout=timeout)
+    info = connection.load(connection_file)  # a missing or garbled file fails at once
     engine = Engine(info, output_limit=output_limit, controller_timeout=controller_timeout)
     log.info("engine pid %d connecting to %s", os.getpid(), info.control_url)
     engine.run(registration_timeout=timeout)
