@@ -52,6 +52,10 @@ from .scheduler import TaskScheduler
 
 log = logging.getLogger("par.controller")
 
+# Liveness checks come every half heartbeat: a gap of this many heartbeats between two
+# means the controller stopped listening, and that time does not count as engines' silence.
+STALL = 2.0
+
 
 class EngineControl:
     """Engines' membership and liveness, over their control connections."""
@@ -79,6 +83,7 @@ class EngineControl:
         self.read_copies = read_copies  # books what the direct device passed so far
         # Every heartbeat gets the same answer: made and signed once.
         self._hbok = session.serialize({KIND: "hbok"})
+        self._checked = time.monotonic()  # the last liveness check
 
     def command(self, engine: Engine, header: dict[str, Any]) -> None:
         """Send an engine a control message (abort, signal, stop)."""
@@ -192,6 +197,13 @@ class EngineControl:
         """Lose the engines that went quiet, dropped their connection, or never got ready."""
         now = time.monotonic()
         cfg = self.config
+        gap, self._checked = now - self._checked, now
+        if gap > STALL * cfg.heartbeat:
+            # The controller itself could not listen (stopped, or starved of CPU): the
+            # engines' silence meanwhile is its own, and their heartbeats may still be on
+            # their way in. Engines are judged on the time the controller was listening.
+            for engine in self.engines.by_id.values():
+                engine.last_seen = min(engine.last_seen + gap, now)
         for engine in list(self.engines.by_id.values()):
             silent = now - engine.last_seen
             if (
