@@ -34,6 +34,8 @@ import tempfile
 import termios
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import par
@@ -127,16 +129,24 @@ def par_monitor(cluster_id: str) -> Terminal:
     return term
 
 
-def idle(engines: int, settle: float, window: float) -> dict[str, Any]:
-    """CPU of a monitor watching idle engines."""
+@contextmanager
+def watched_cluster(engines: int, settle: float) -> Iterator[tuple[par.Client, Terminal]]:
+    """A cluster of ``engines`` and ``par monitor`` watching it, ``settle`` seconds after
+    the monitor connected."""
     with par.Cluster(n=engines) as rc:
         rc.wait_for_engines(engines, timeout=600)
         term = par_monitor(rc.cluster.cluster_id)
         try:
             time.sleep(settle)
-            return {"engines": engines, "cpu_percent": round(percent(term, window), 2)}
+            yield rc, term
         finally:
             term.quit()
+
+
+def idle(engines: int, settle: float, window: float) -> dict[str, Any]:
+    """CPU of a monitor watching idle engines."""
+    with watched_cluster(engines, settle) as (_, term):
+        return {"engines": engines, "cpu_percent": round(percent(term, window), 2)}
 
 
 def fail_some(x: int) -> int:
@@ -149,25 +159,19 @@ def fail_some(x: int) -> int:
 
 def under_map(engines: int, tasks: int, settle: float) -> dict[str, Any]:
     """CPU of a monitor while its cluster runs a map."""
-    with par.Cluster(n=engines) as rc:
-        rc.wait_for_engines(engines, timeout=600)
-        term = par_monitor(rc.cluster.cluster_id)
-        try:
-            time.sleep(settle)
-            cpu0, t0 = term.cpu(), time.monotonic()
-            ar = rc.load_balanced_view().map_async(fail_some, range(tasks))
-            ar.wait()
-            took = time.monotonic() - t0
-            used = term.cpu() - cpu0
-            return {
-                "engines": engines,
-                "tasks": tasks,
-                "failed": rc.status()["counts"]["failed"],
-                "map_seconds": round(took, 1),
-                "cpu_percent": round(100 * used / took, 2),
-            }
-        finally:
-            term.quit()
+    with watched_cluster(engines, settle) as (rc, term):
+        cpu0, t0 = term.cpu(), time.monotonic()
+        ar = rc.load_balanced_view().map_async(fail_some, range(tasks))
+        ar.wait()
+        took = time.monotonic() - t0
+        used = term.cpu() - cpu0
+        return {
+            "engines": engines,
+            "tasks": tasks,
+            "failed": rc.status()["counts"]["failed"],
+            "map_seconds": round(took, 1),
+            "cpu_percent": round(100 * used / took, 2),
+        }
 
 
 def tab_switch(engines: int, rounds: int) -> dict[str, Any]:
