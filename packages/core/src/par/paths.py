@@ -116,6 +116,12 @@ def create_private_file(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
+def open_private_log(path: str | Path) -> int:
+    """A descriptor appending to ``path``, created readable only by its owner: logs hold
+    what the user's tasks print."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON file."""
     with open(path) as f:

@@ -36,7 +36,7 @@ from typing import Any
 import psutil
 
 from .launcher import LauncherError
-from .paths import make_private_dir
+from .paths import make_private_dir, open_private_log
 
 log = logging.getLogger("par.launcher")
 
@@ -178,7 +178,7 @@ def spawn(
     """
     make_private_dir(log.parent)
     mark = secrets.token_hex(8)
-    with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
+    with open(open_private_log(log), "ab") as out:
         popen = subprocess.Popen(
             list(cmd),
             stdin=subprocess.DEVNULL,

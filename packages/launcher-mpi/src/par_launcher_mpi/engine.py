@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from par.paths import open_private_log
+
 from .mpiexec import compatible, family
 from .ranks import RANK_SAYS, SAID_FILE, RankRecord, watch
 
@@ -89,7 +91,7 @@ def _mismatch(launcher: str, library: str, size: int, expected: int) -> str:
 
 def _redirect_output(log: Path) -> None:
     """Send this process's stdout and stderr (file descriptors 1 and 2) to its own log."""
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = open_private_log(log)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)

@@ -40,6 +40,7 @@ import threading
 import time
 from typing import Any
 
+from ..paths import open_private_log
 from ..process import MARK_VARIABLE
 from .__main__ import engine_parser, preload, run_engine
 
@@ -131,7 +132,7 @@ class Server:
         try:
             os.close(self.args.report_fd)
             os.setsid()
-            fd = os.open(engine_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = open_private_log(engine_log)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             os.close(fd)
@@ -149,7 +150,7 @@ class Server:
 
     def reap(self) -> None:
         """Wait for every engine to end, recording how each did; then return."""
-        with open(os.open(self.exits, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as exits:
+        with open(open_private_log(self.exits), "a") as exits:
             while self.children:
                 try:
                     pid, status = os.wait()
