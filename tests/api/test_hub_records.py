@@ -3,6 +3,7 @@ keys, resubmit, purging results here and on the controller, and what each view s
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -14,6 +15,8 @@ import par
 import pytest
 from par import serialize
 from par.errors import ParError
+
+from ..conftest import wait_for_file
 
 
 def talk_slowly() -> str:
@@ -225,26 +228,36 @@ def test_request_bytes_count_toward_the_record_bound() -> None:
 # ---- purging -------------------------------------------------------------------------------------
 
 
-def test_purge_local_results_keeps_the_hubs_copy(rc: par.Client) -> None:
+def test_purge_local_results_keeps_the_hubs_copy(rc: par.Client, tmp_path: Path) -> None:
     ar = rc[0].apply_async(lambda: "kept on the hub")
     ar.get(timeout=30)
     mid = ar.msg_ids[0]
-    assert rc.results[mid] == "kept on the hub"
-    rc.purge_local_results(ar)
+    del ar  # its owner, which dropped it from rc.results: fetched again, not as the owner
+    gc.collect()
+    held = rc.get_result(mid, owner=False)
+    assert held.get(timeout=30) == "kept on the hub" and rc.results[mid] == "kept on the hub"
+    rc.purge_local_results(held)
     assert mid not in rc.results and mid not in rc.metadata
     assert rc.get_result(mid, block=True) == "kept on the hub"  # fetched again
     on_two = rc[2].apply_async(lambda: 2)
     on_three = rc[3].apply_async(lambda: 3)
     rc.wait([on_two, on_three], timeout=30)
+    ids = [*on_two.msg_ids, *on_three.msg_ids]
+    del on_two, on_three
+    gc.collect()
+    both = rc.get_result(ids, owner=False)
+    assert both.get(timeout=30) == [2, 3]
     rc.purge_local_results(targets=[2])
-    assert on_two.msg_ids[0] not in rc.metadata and on_three.msg_ids[0] in rc.metadata
-    busy = rc[1].apply_async(time.sleep, 30)
+    assert ids[0] not in rc.metadata and ids[1] in rc.metadata
+    started = tmp_path / "started"
+    busy = rc[1].apply_async(lambda: (started.touch(), time.sleep(30)))
     with pytest.raises(RuntimeError, match="cannot purge 1 outstanding"):
         rc.purge_local_results(busy)
     with pytest.raises(RuntimeError, match="outstanding"):
         rc.purge_local_results("all")
     with pytest.raises(ParError, match="still pending"):
         rc.purge_hub_results(busy)
+    wait_for_file(started)  # a SIGINT interrupts a task that started
     rc.send_signal(signal.SIGINT, targets=[1])
     with pytest.raises(par.RemoteError):
         busy.get(timeout=30)
@@ -278,7 +291,7 @@ def test_get_result_of_a_fetched_result_is_held_here(rc: par.Client) -> None:
     again = rc.get_result(sent.msg_ids[0])
     assert not isinstance(again, par.AsyncHubResult)  # held here now, as the client's own
     assert again.get(timeout=30) == "theirs"
-    assert rc.results[sent.msg_ids[0]] == "theirs"
+    assert sent.msg_ids[0] not in rc.results  # the fetched result owned it: dropped
     mine = rc[:].apply_async(lambda: "mine")
     mine.get(timeout=30)
     assert rc.get_result(mine) is mine
@@ -291,7 +304,7 @@ def test_purge_hub_results_and_purge_results(rc: par.Client) -> None:
     ar.get(timeout=30)
     assert rc.purge_hub_results(ar) == 1
     assert ar.msg_ids[0] not in rc.hub_history()
-    assert rc.results[ar.msg_ids[0]] == "gone"  # the local copy stays
+    assert ar.get() == "gone"  # the result keeps its value
     assert rc.db_query({"msg_id": ar.msg_ids[0]}) == []
     both = rc[1].apply_async(lambda: "both")
     both.get(timeout=30)
@@ -315,14 +328,16 @@ def test_views_keep_their_own_history_outstanding_and_results(rc: par.Client) ->
     assert rc.wait(-1, timeout=30)  # the client's last message (an index into its history)
     assert not held.ready()
     assert lv.outstanding == set() and dv.outstanding == set(held.msg_ids)
-    assert lv.results[ar.msg_ids[0]] == "lb"
+    assert ar.get() == "lb" and dict(lv.results) == {}  # its owner dropped it once complete
+    rc.results[ar.msg_ids[0]] = "by hand"
+    assert lv.results[ar.msg_ids[0]] == "by hand" and ar.msg_ids[0] not in dv.results
     with pytest.raises(KeyError):
         lv.results[held.msg_ids[0]]
     assert dict(dv.results) == {}
     rc.send_signal(signal.SIGINT, targets=[0])
     with pytest.raises(par.RemoteError):
         held.get(timeout=30)
-    assert dv.outstanding == set() and isinstance(dv.results[held.msg_ids[0]], par.RemoteError)
+    assert dv.outstanding == set() and dict(dv.results) == {}
 
     double = lv.remote(block=False)(lambda x: 2 * x)
     sent = double(4)

@@ -33,6 +33,28 @@ def test_abort_drops_queued_tasks_and_spares_running_ones() -> None:
         assert rc.status()["counts"]["aborted"] == 3
 
 
+def test_clear_is_a_control_message_ahead_of_queued_work_not_a_task() -> None:
+    import asyncio
+
+    with par.Cluster(n=2) as rc:
+        dv = rc[:]
+        dv.push({"a": 5}, block=True)
+        busy = rc[0].apply_async(time.sleep, 1.5)
+        queued = rc[0].apply_async(lambda: "a" in globals())
+        time.sleep(0.3)
+        sent, held = rc.history, set(rc.metadata)
+        assert rc.clear(targets=0, block=True) is None
+        assert not busy.done()  # it went ahead of the engine's running and queued work
+        assert queued.get(timeout=30) is False and busy.get(timeout=30) is None
+        assert rc.history == sent and set(rc.metadata) <= held  # not a task
+        assert rc[1].pull("a", block=True) == 5  # only the engine named was cleared
+        done = dv.clear()  # the view's block (False): an awaitable Future of the engine ids
+        assert asyncio.run(asyncio.wait_for(done, 30)) == [0, 1]
+        with pytest.raises(par.RemoteError, match="NameError"):
+            rc[1].pull("a", block=True)
+        assert len(rc.history) == len(sent) + 2  # the two pulls
+
+
 def test_abort_reaches_tasks_already_queued_on_an_engine() -> None:
     with par.Cluster(n=1) as rc:
         dv = rc[0]

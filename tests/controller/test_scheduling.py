@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import signal
@@ -330,12 +331,44 @@ def test_hub_history_db_query_and_purge(rc: par.Client) -> None:
         rc.purge_results()
 
 
-def test_client_results_hold_finished_values(rc: par.Client) -> None:
-    ar = rc[0].apply_async(lambda: "kept")
-    ar.get(timeout=30)
-    assert rc.results[ar.msg_ids[0]] == "kept"
-    assert ar.msg_ids[0] in rc.results
+def test_a_completed_result_drops_its_messages_from_client_results(rc: par.Client) -> None:
+    ar = rc[0].apply_async(time.sleep, 0.5)
+    mid = ar.msg_ids[0]
+    assert mid in rc.metadata and mid not in rc.results  # outstanding
+    assert ar.get(timeout=30) is None and ar.get() is None
+    # As in ipyparallel, the result that owns a message drops it from both once complete;
+    # the result itself keeps its value and metadata, for as long as it lives.
+    assert mid not in rc.metadata and mid not in rc.results
+    assert ar.metadata["engine_id"] == 0 and ar.metadata["completed"] is not None
+    both = rc[:2].apply_async(lambda: "both")
+    assert both.get(timeout=30) == ["both", "both"]
+    parts = both.split()  # parts made after it completed still share its metadata
+    assert [p.metadata["engine_id"] for p in parts] == [0, 1] and not set(both.msg_ids) & set(
+        rc.metadata
+    )
+    assert rc.wait([ar, both, mid], timeout=1) and mid in rc.history
     bad = rc[0].apply_async(lambda: 1 / 0)
-    bad.wait(30)
-    assert isinstance(rc.results[bad.msg_ids[0]], par.RemoteError)
+    with pytest.raises(par.RemoteError):
+        bad.get(timeout=30)
+    assert bad.msg_ids[0] not in rc.results
     assert len(rc.metadata) <= rc.metadata.limit
+
+
+def test_get_result_after_the_owner_dropped_it(rc: par.Client) -> None:
+    ar = rc[1].apply_async(lambda: "kept")
+    ar.get(timeout=30)
+    mid = ar.msg_ids[0]
+    assert mid not in rc.results
+    assert rc.get_result(mid) is ar  # held here while it lives
+    del ar
+    gc.collect()
+    fetched = rc.get_result(mid)  # then fetched from the controller
+    assert isinstance(fetched, AsyncHubResult) and fetched.get(timeout=30) == "kept"
+    assert fetched.metadata["engine_id"] == 1
+    assert mid not in rc.results and mid not in rc.metadata  # it owned them too
+    del fetched
+    gc.collect()
+    kept = rc.get_result(mid, owner=False)  # not the owner: they stay while it lives
+    assert kept.get(timeout=30) == "kept" and rc.results[mid] == "kept" and mid in rc.metadata
+    rc.purge_local_results(mid)
+    assert mid not in rc.results

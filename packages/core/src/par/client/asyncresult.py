@@ -94,8 +94,12 @@ class MessageFuture(Future[Any]):
     """A Future over one or more messages, completed once each has its reply.
 
     ``single``: its value is its one message's, not a list; ``targets`` is taken as
-    ipyparallel's AsyncResult takes it, and unused.
+    ipyparallel's AsyncResult takes it, and unused. ``owner`` (set by the ledger for
+    the result a request returns, see :mod:`par.client.ledger`): once complete, it
+    drops its messages from the client's ``metadata`` and ``results``.
     """
+
+    owner = False
 
     def __init__(
         self,
@@ -169,6 +173,8 @@ class MessageFuture(Future[Any]):
             other.deliver(msg_id, reply)
 
     def _finish(self) -> None:
+        if self.owner:  # before it completes: whoever waits on it sees them gone
+            self._client.ledger.let_go(self.msg_ids)
         errors = [self._replies[m].error() for m in self.msg_ids if not self._replies[m].ok]
         if not errors:
             self.set_result(None)

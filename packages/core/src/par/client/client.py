@@ -51,12 +51,13 @@ from .io import IOThread, Listener
 from .ledger import Ledger, not_engine_ids
 from .outbox import RequestSender
 from .paths import Paths
-from .queries import Queries
+from .queries import Answered, Queries
 from .records import HubRecords
 from .replies import Metadata
 from .submit import Submitter
 
 SPIN_WAIT = 0.001  # seconds a thread waiting on a result polls before it sleeps
+CLEAR_WAIT = 60.0  # seconds clear(block=True) waits for the engines to answer
 
 
 def _request_socket(ctx: zmq.Context, info: connection.ConnectionInfo, url: str) -> zmq.Socket:
@@ -297,9 +298,27 @@ class Client(HubRecords):
         view.activate(suffix)
         return view
 
-    def clear(self, targets: Any = None, block: bool | None = None) -> Any:
-        """Empty the namespaces of engines (all by default)."""
-        return self.direct_view(targets if targets is not None else "all").clear(block=block)
+    def clear(self, targets: Any = None, block: bool | None = None) -> Answered | None:
+        """Empty the namespaces of engines (all by default).
+
+        A control message, as in ipyparallel: it goes ahead of the work queued for the
+        engines, and is not a task (nothing in ``history`` or ``metadata``). ``block``
+        (default ``rc.block``) waits until every engine has cleared (one busy in code that
+        holds the GIL answers once it lets go; TimeoutError after ``CLEAR_WAIT`` seconds);
+        else it returns a Future of it (of the engine ids), which can be awaited.
+        """
+        tg = None if targets in (None, "all") else self.ledger.targets(targets)
+        done = self.queries.later("clear", targets=tg)
+        if not (self.block if block is None else block):
+            return done
+        try:
+            done.result(CLEAR_WAIT)
+        except TimeoutError:
+            raise TimeoutError(
+                f"the engines did not all clear their namespaces within {CLEAR_WAIT} s: one "
+                "may be running code that holds the GIL; is the cluster running? (`par list`)"
+            ) from None
+        return None
 
     def become_dask(
         self,

@@ -1,8 +1,11 @@
 """What a client or a view remembers of the tasks it sent, bounded.
 
 Each keeps the message ids of its latest ``HISTORY_LIMIT`` messages; its
-``results`` map those ids to values (or errors) while the results that hold
-them are alive, so a client that sends millions of tasks stays small.
+``results`` map those ids to values (or errors) while the client's
+``metadata`` lists them and the results that hold them are alive: a
+result a view returned drops its own once it completes, as in ipyparallel
+(see :mod:`par.client.ledger`), so a client that sends millions of tasks
+stays small.
 """
 
 from __future__ import annotations
@@ -53,24 +56,28 @@ class Results(MutableMapping[str, Any]):
         self._scope = scope
 
     def _finished(self) -> list[str]:
-        known, pending, given = self._ledger.known, self._ledger.pending, self._ledger.given
-        ids = self._ledger.metadata if self._scope is None else self._scope
-        return [m for m in list(ids) if (m in known and m not in pending) or m in given]
+        ledger = self._ledger
+        known, pending, given, held = ledger.known, ledger.pending, ledger.given, ledger.metadata
+        ids = held if self._scope is None else self._scope
+        return [
+            m for m in list(ids) if (m in held and m in known and m not in pending) or m in given
+        ]
 
     def __getitem__(self, msg_id: str) -> Any:
-        in_scope = self._scope is None or msg_id in self._scope
-        if in_scope and msg_id in self._ledger.given:
-            return self._ledger.given[msg_id]
-        ar = self._ledger.known.get(msg_id)
-        if ar is None or not in_scope or msg_id in self._ledger.pending:
+        ledger = self._ledger
+        if self._scope is not None and msg_id not in self._scope:
+            raise KeyError(msg_id)
+        if msg_id in ledger.given:
+            return ledger.given[msg_id]
+        ar = ledger.known.get(msg_id)
+        if ar is None or msg_id not in ledger.metadata or msg_id in ledger.pending:
             raise KeyError(msg_id)
         return ar.value_of(msg_id)
 
     def __setitem__(self, msg_id: str, value: Any) -> None:
         if msg_id in self._ledger.pending:
             raise KeyError(f"{msg_id} is outstanding: its result is on its way")
-        self._ledger.metadata_of([msg_id])
-        self._ledger.given[msg_id] = value
+        self._ledger.give(msg_id, value)
 
     def __delitem__(self, msg_id: str) -> None:
         if msg_id not in self:

@@ -7,6 +7,12 @@ object: the user's threads register a request's result before sending it
 follows the cluster's events into ``engines``; results wait on ``arrivals``
 and the client's history and ``results`` read what is ``known``.
 
+As in ipyparallel, the result a view returns *owns* its messages: once it
+completes it drops them from ``metadata``, and so from the client's
+``results`` (which bounds both by what the user still asks of them); the
+result keeps its values and metadata, and ``get_result`` still finds it in
+``known`` while it lives, or the controller's copy after.
+
 Two conditions order the threads: ``arrivals``, notified at every reply a
 result takes in (one shared condition: one per result would cost more than
 the task), and ``engines_changed``, which guards ``engines``. ``pending`` and
@@ -57,24 +63,43 @@ class Ledger:
     # ---- requests ----------------------------------------------------------------------------
 
     def metadata_of(self, msg_ids: list[str]) -> list[Metadata]:
-        """The metadata records of messages, those not known yet created as submitted now."""
-        known, out = self.metadata, []
+        """The metadata records of messages: the client's, else those of a result still
+        holding them (its owner let them go: not the client's again), else created as
+        submitted now."""
+        held, known, out = self.metadata, self.known, []
         now: float | None = None
         for mid in msg_ids:
-            md = known.get(mid)
+            md = held.get(mid)
             if md is None:
-                now = time.time() if now is None else now
-                md = new_metadata(mid, now)
-                known.add(mid, md)
+                source = known.get(mid)
+                if source is not None:
+                    md = source.metadata_of(mid)
+                else:
+                    now = time.time() if now is None else now
+                    md = new_metadata(mid, now)
+                    held.add(mid, md)
             out.append(md)
-        known.trim()
+        held.trim()
         return out
 
-    def expect(self, ar: AsyncResult) -> None:
-        """Wait for replies to ``ar``'s messages: each resolves ``ar``."""
+    def give(self, msg_id: str, value: Any) -> None:
+        """Set a value in ``results`` by hand (with a metadata record, as every result has)."""
+        self.metadata[msg_id] = self.metadata_of([msg_id])[0]
+        self.given[msg_id] = value
+
+    def expect(self, ar: AsyncResult, owner: bool = True) -> None:
+        """Wait for replies to ``ar``'s messages: each resolves ``ar``; ``owner``: ``ar``
+        drops them from ``metadata`` and ``results`` once it completes (see above)."""
+        ar.owner = owner
         pending = self.pending
         for mid in ar.msg_ids:
             pending[mid] = ar
+
+    def let_go(self, msg_ids: list[str]) -> None:
+        """Drop the messages of a completed result from ``metadata`` (and so ``results``)."""
+        metadata = self.metadata
+        for mid in msg_ids:
+            metadata.pop(mid, None)
 
     def sent(self, ar: AsyncResult) -> None:
         """Note ``ar``'s messages as sent: in the history, and known while ``ar`` lives."""

@@ -10,7 +10,8 @@ the future the asking thread waits on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from typing import Any
 
@@ -20,6 +21,14 @@ from ..protocol import Session
 from .outbox import RequestSender
 
 Answer = tuple[dict[str, Any], list[Any]]  # the answer's header and its payload frames
+
+
+class Answered(Future[Any]):
+    """The data of a query's answer, asked without waiting: a ``concurrent.futures.Future``
+    that can be awaited too, as an AsyncResult can."""
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return asyncio.wrap_future(self).__await__()
 
 
 class Queries:
@@ -70,16 +79,39 @@ class Queries:
         self.sender.send_built([frames])
         return self.wait(fut, timeout, op)
 
+    def later(self, op: str, **args: Any) -> Answered:
+        """Ask the controller ``op`` without waiting: a future of its answer's data (which
+        raises ControllerError if the controller refused it)."""
+        self.check_open()
+        qid, frames = self.frames(op, args)
+        out = Answered()
+
+        def settle(fut: Future[Answer]) -> None:
+            try:
+                out.set_result(self.data_of(fut.result(), op)[0])
+            except Exception as exc:  # refused, or the client's connection was
+                out.set_exception(exc)
+
+        self.expect(qid).add_done_callback(settle)
+        self.sender.send_built([frames])
+        return out
+
     def wait(self, fut: Future[Answer], timeout: float | None, op: str) -> tuple[Any, list[Any]]:
         """The answer to a query: its data and its payload frames; raises ControllerError if the
         controller refused it, TimeoutError if it did not answer in time."""
         try:
-            reply, payload = fut.result(timeout)
+            answer = fut.result(timeout)
         except TimeoutError:
             raise TimeoutError(
                 f"the controller at {self.url} did not answer {op!r} within "
                 f"{timeout} s; is the cluster running? (`par list`)"
             ) from None
+        return self.data_of(answer, op)
+
+    @staticmethod
+    def data_of(answer: Answer, op: str) -> tuple[Any, list[Any]]:
+        """An answer's data and payload frames; raises ControllerError if it is a refusal."""
+        reply, payload = answer
         if not reply.get("ok"):
             ename, evalue = reply.get("err") or ("ParError", "no reason given")
             raise ControllerError(op, ename, evalue)

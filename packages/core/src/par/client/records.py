@@ -48,11 +48,13 @@ class HubRecords:
     ) -> Any:
         """The result of earlier tasks, by message id or index into ``history``, from any client.
 
-        Results still held here are returned from memory; others are fetched from the
-        controller's records (which keep the latest results within their bounds).
+        Results still held here (while an AsyncResult holding them lives) are returned from
+        memory; others are fetched from the controller's records (which keep the latest
+        results within their bounds). ``owner``: as in ipyparallel, the result drops its
+        messages from ``results`` and ``metadata`` once complete (``False`` keeps them).
         """
         ids = self.ledger.msg_ids(indices_or_msg_ids if indices_or_msg_ids is not None else -1)
-        held = self._held(ids)
+        held = self._held(ids, owner)
         if held is not None:
             return held.get() if block else held
         status = self.queries.ask("result_status", ids=ids)
@@ -61,7 +63,7 @@ class HubRecords:
                 f"no record of message(s) {', '.join(status['unknown'])} on the controller"
             )
         ar = AsyncHubResult(self._client(), ids)
-        self.ledger.expect(ar)
+        self.ledger.expect(ar, owner)
         self.ledger.hold(ar)  # fetched once: asked again, it is answered from here
         resent = self.queries.ask("resend", ids=ids)
         if resent["unknown"]:  # finished, but its result is not kept: nothing will come
@@ -74,7 +76,7 @@ class HubRecords:
             )
         return ar.get() if block else ar
 
-    def _held(self, ids: list[str]) -> AsyncResult | None:
+    def _held(self, ids: list[str], owner: bool) -> AsyncResult | None:
         """A result over ``ids`` from those held here, or None if one of them is not: the
         result that sent exactly them, else a plain AsyncResult that fills in from theirs
         (also from results fetched earlier from the controller)."""
@@ -86,6 +88,7 @@ class HubRecords:
         if not isinstance(first, AsyncHubResult) and set(first.msg_ids) == set(ids):
             return first
         ar = AsyncResult(self._client(), ids, "get_result", single=len(ids) == 1)
+        ar.owner = owner
         for mid, source in zip(ids, held, strict=True):
             source.forward(mid, ar)
         return ar

@@ -15,8 +15,9 @@ never becomes ready. What it held fails with an EngineError, except
 load-balanced tasks with retries left, which go back to the queue.
 
 The controller also sends engines commands on this channel, ahead of any
-queued work: abort, signal and stop. An engine answers an abort here with
-the ids of the tasks it will never run (``aborted``; see replies.py).
+queued work: abort, signal, stop and clear. An engine answers an abort here
+with the ids of the tasks it will never run (``aborted``; see replies.py),
+and a clear once its namespace is empty (``cleared``; see clearing.py).
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ from ..messages import (
     LOAD_BALANCED,
     NAME,
     PID,
+    QUERY_ID,
     STATS,
 )
 from ..protocol import Message, Session, send_frames
+from .clearing import Clearing
 from .config import ControllerConfig
 from .engines import Engine, EngineRegistry
 from .ledger import Ledger
@@ -84,10 +87,18 @@ class EngineControl:
         # Every heartbeat gets the same answer: made and signed once.
         self._hbok = session.serialize({KIND: "hbok"})
         self._checked = time.monotonic()  # the last liveness check
+        self.clearing = Clearing(outbox)
 
     def command(self, engine: Engine, header: dict[str, Any]) -> None:
         """Send an engine a control message (abort, signal, stop)."""
         self._send(engine.uuid, header)
+
+    def clear(self, engines: list[Engine], client: bytes, qid: str) -> None:
+        """Tell engines to empty their namespaces; the client's query ``qid`` is answered
+        once each has (see clearing.py)."""
+        self.clearing.start(qid, client, [e.id for e in engines])
+        for engine in engines:
+            self.command(engine, {KIND: "clear", QUERY_ID: qid})
 
     def _send(self, ident: bytes, header: dict[str, Any]) -> None:
         send_frames(self.sock, [ident, *self.session.serialize(header)])
@@ -120,6 +131,8 @@ class EngineControl:
             self._stream(msg, engine)
         elif kind == "aborted" and engine is not None:
             self.replies.aborted(engine, [str(mid) for mid in h.get(IDS, [])])
+        elif kind == "cleared" and engine is not None:
+            self.clearing.cleared(str(h.get(QUERY_ID)), engine.id)
         elif kind == "unreg" and engine is not None:
             self.lose(engine, "stopped", "stopped")
 
@@ -170,6 +183,7 @@ class EngineControl:
         self.read_copies()  # what it answered on the direct path is not failed
         self.engines.remove(engine)
         self.tasks.forget(engine)
+        self.clearing.lost(engine.id)
         log.warning("engine %d %s: %s", engine.id, how, reason)
         held = list(engine.outstanding.items())
         engine.outstanding.clear()

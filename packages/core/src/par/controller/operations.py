@@ -4,7 +4,8 @@ A query names its operation (header ``op``) and passes arguments as header
 keys; :data:`OPERATIONS` maps each name to a function ``(hub, client,
 header) -> answer``. The answer goes back in a ``qr`` message under the
 query's id: a plain value in its header, or :class:`Frames` as payload (a
-``db_query`` answer can hold records' requests and results). An operation
+``db_query`` answer can hold records' requests and results); or, for an
+operation that waits on engines (``clear``), :data:`LATER`: it answers itself. An operation
 refuses bad arguments with a ValueError, which the client raises with its
 message; nothing an operation raises stops the controller.
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from .app import Controller
 
 SHUTDOWN_DELAY = 0.2  # seconds the hub serves on after a shutdown, to answer it and say so
+LATER = object()  # what an operation returns that sends its answer itself, later
 
 
 @dataclass(slots=True)
@@ -66,6 +68,8 @@ def answer(hub: Controller, msg: Message) -> None:
         if operation is None:
             raise ValueError(f"unknown query {op!r}")
         result = operation(hub, client, h)
+        if result is LATER:
+            return
         reply[OK] = True
         if isinstance(result, Frames):
             payload = result.frames
@@ -203,6 +207,13 @@ def shutdown(hub: Controller, client: bytes, h: dict[str, Any]) -> list[int]:
     if h.get("hub"):
         hub.stop(after=SHUTDOWN_DELAY)
     return [e.id for e in engines]
+
+
+def clear(hub: Controller, client: bytes, h: dict[str, Any]) -> object:
+    """Empty the namespaces of engines (all up, or ``targets``), ahead of their queued work;
+    answered once each has (see clearing.py)."""
+    hub.control.clear(_targets(hub, h), client, str(h.get(QUERY_ID)))
+    return LATER
 
 
 # ---- tasks --------------------------------------------------------------------------------
@@ -408,6 +419,7 @@ OPERATIONS: dict[str, Operation] = {
     "status": status,
     "signal": signal,
     "shutdown": shutdown,
+    "clear": clear,
     "abort": abort,
     "resend": resend,
     "result_status": result_status,

@@ -1,9 +1,10 @@
 """The engine's control thread: registration, heartbeats, control and streaming.
 
 It owns the engine's control connection, so it keeps answering while user
-code holds the main thread: heartbeats go out, abort and signal requests
-take effect at once, and the output of a long task (text, displays, published
-data) streams to its client.
+code holds the main thread: heartbeats go out, abort, signal and clear
+requests take effect at once (a clear empties the user namespace here, as
+ipyparallel's control channel does, ahead of queued work), and the output of
+a long task (text, displays, published data) streams to its client.
 
 A stop request escalates until the engine is gone: SIGINT interrupts the
 running task (the main thread then stops instead of starting the next one),
@@ -28,7 +29,7 @@ from typing import Any
 import zmq
 
 from ..protocol import Session, send_frames
-from . import children
+from . import children, namespace
 from .capture import Capture
 from .claims import Claims
 from .display import plain_text
@@ -187,6 +188,9 @@ class ControlThread(threading.Thread):
             aborted = self.claims.abort(h.get("ids", []))
             if aborted:
                 self._send(sock, {"t": "aborted", "ids": aborted})
+        elif kind == "clear":
+            namespace.clear()
+            self._send(sock, {"t": "cleared", "qid": h.get("qid")})
         elif kind == "signal":
             sig = h["sig"]
             signum = getattr(signal, sig) if isinstance(sig, str) else int(sig)

@@ -2,7 +2,8 @@
 
 Each :class:`SimEngine` holds the sockets of a real engine (see
 :mod:`par.engine.app` and :mod:`par.engine.control`), under one routing
-identity: a control DEALER that registers, heartbeats and hears stop; a work
+identity: a control DEALER that registers, heartbeats, hears stop and answers
+clear (a simulated engine has no namespace to empty); a work
 DEALER that says ``ready`` and takes load-balanced requests (and the direct
 requests the hub fans out); a direct DEALER that says ``hello`` through the
 direct device and takes clients' direct requests, whose replies go back the
@@ -321,6 +322,9 @@ class Swarm:
             self._register(engine)
         elif kind == "stop":
             self._stop(engine)
+        elif kind == "clear":  # nothing to empty: say it is done, as an engine does
+            reply = {"t": "cleared", "qid": msg.header.get("qid")}
+            self._send(engine, engine.control, self.session.serialize(reply))
 
     def _ready(self, engine: SimEngine) -> None:
         """Connect the work and direct sockets (once) and say so on both, as an engine
