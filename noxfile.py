@@ -1,8 +1,8 @@
 """Every check of par.
 
-`uv run nox` runs lint, types, tests, the install from built wheels and the docs
-build; `nox -s bench`, `nox -s soak` and `nox -s compat` (ipyparallel's own client
-tests against par) run on demand.
+`uv run nox` runs lint, types, tests, the install from built wheels, the docs
+build and `compat` (ipyparallel's own client tests against par); `nox -s bench`
+and `nox -s soak` run on demand.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "types", "tests", "mpi_openmpi", "install", "docs"]
+nox.options.sessions = ["lint", "types", "tests", "mpi_openmpi", "install", "docs", "compat"]
 nox.options.reuse_existing_virtualenvs = True
 
 

@@ -41,6 +41,29 @@ def test_imap_ordered_unordered_and_lazy(rc: par.Client) -> None:
     assert list(it) == []
 
 
+def fail_on_2(n: int) -> int:
+    if n == 2:
+        raise ValueError("two!")
+    return n
+
+
+def test_map_with_return_exceptions_puts_errors_in_place(rc: par.Client) -> None:
+    amr = rc.load_balanced_view().map(fail_on_2, range(4), return_exceptions=True)
+    first = list(amr)  # iterating does not raise either
+    error = first[2]
+    assert isinstance(error, par.RemoteError) and error.ename == "ValueError"
+    assert first == [0, 1, error, 3] and amr.get() == [0, 1, error, 3]
+    with pytest.raises(par.RemoteError, match="two!"):
+        amr.get(return_exceptions=False)
+    dv = rc[:2]
+    values = dv.map_sync(fail_on_2, range(4), return_exceptions=True)  # a chunk per engine
+    assert values[:2] == [0, 1] and len(values) == 3 and isinstance(values[2], par.RemoteError)
+    assert dv.map(fail_on_2, range(4), block=True, return_exceptions=True)[:2] == [0, 1]
+    assert rc.load_balanced_view().map_async(fail_on_2, [2], return_exceptions=True).get()[0]
+    with pytest.raises(par.CompositeError):
+        dv.map_sync(fail_on_2, range(4))
+
+
 def test_imap_errors(rc: par.Client) -> None:
     lv = rc.load_balanced_view()
 

@@ -100,6 +100,7 @@ class MessageFuture(Future[Any]):
     """
 
     owner = False
+    _errors: dict[str, RemoteError] | None = None  # made when a message fails (error_of)
 
     def __init__(
         self,
@@ -163,6 +164,16 @@ class MessageFuture(Future[Any]):
         if done:
             self._finish()
 
+    def error_of(self, msg_id: str) -> RemoteError:
+        """The error of one of this result's failed messages: made once, so that each
+        read (``get``, iteration, the Future's exception) gives the same object."""
+        if self._errors is None:
+            self._errors = {}
+        error = self._errors.get(msg_id)
+        if error is None:
+            error = self._errors.setdefault(msg_id, self._replies[msg_id].error())
+        return error
+
     def forward(self, msg_id: str, other: MessageFuture) -> None:
         """Hand ``other`` this result's reply to ``msg_id`` (now if it is already here)."""
         with self._cond:
@@ -175,7 +186,7 @@ class MessageFuture(Future[Any]):
     def _finish(self) -> None:
         if self.owner:  # before it completes: whoever waits on it sees them gone
             self._client.ledger.let_go(self.msg_ids)
-        errors = [self._replies[m].error() for m in self.msg_ids if not self._replies[m].ok]
+        errors = [self.error_of(m) for m in self.msg_ids if not self._replies[m].ok]
         if not errors:
             self.set_result(None)
         elif self._single:
@@ -197,9 +208,9 @@ class MessageFuture(Future[Any]):
             elif reply.ok:
                 out.append(reply.value())
             elif return_exceptions:
-                out.append(reply.error())
+                out.append(self.error_of(m))
             else:
-                raise reply.error()
+                raise self.error_of(m)
         return out
 
     def _reconstruct(self, values: list[Any]) -> Any:
@@ -209,7 +220,7 @@ class MessageFuture(Future[Any]):
         """The value of one of this result's messages, or the error it raised (KeyError
         until its reply came)."""
         reply = self._replies[msg_id]
-        return reply.value() if reply.ok else reply.error()
+        return reply.value() if reply.ok else self.error_of(msg_id)
 
     def _value(self) -> Any:
         with self._value_lock:
@@ -247,20 +258,28 @@ class MessageFuture(Future[Any]):
 
 
 class AsyncResult(MessageFuture):
-    """The pending result of one or more messages; a ``concurrent.futures.Future``."""
+    """The pending result of one or more messages; a ``concurrent.futures.Future``.
+
+    ``return_exceptions`` (a map's, ``map(..., return_exceptions=True)``): errors take
+    the place of their values in ``get()`` and iteration instead of being raised.
+    """
+
+    return_exceptions = False
 
     def get(
         self,
         timeout: float | None = None,
-        return_exceptions: bool = False,
+        return_exceptions: bool | None = None,
         return_when: str | None = None,
     ) -> Any:
         """Wait for and return the result; raise the remote error, or TimeoutError.
 
-        With ``return_exceptions=True`` errors are returned in place of results.
-        With ``return_when=FIRST_EXCEPTION`` the first error is raised as soon as it
-        arrives, without waiting for the other messages.
+        With ``return_exceptions=True`` (default: the result's own ``return_exceptions``)
+        errors are returned in place of results. With ``return_when=FIRST_EXCEPTION``
+        the first error is raised as soon as it arrives, without waiting for the others.
         """
+        if return_exceptions is None:
+            return_exceptions = self.return_exceptions
         if return_when not in (None, ALL_COMPLETED, FIRST_EXCEPTION):
             raise ValueError(
                 f"get(return_when=) takes ALL_COMPLETED or FIRST_EXCEPTION, not {return_when!r}"
@@ -622,8 +641,10 @@ class AsyncMapResult(AsyncResult):
 
     def _chunk(self, msg_id: str) -> list[Any]:
         reply = self._replies[msg_id]
+        if not reply.ok and self.return_exceptions:
+            return [self.error_of(msg_id)]  # in place of the chunk's values, as in get()
         if not reply.ok:
-            raise reply.error()
+            raise self.error_of(msg_id)
         return list(self._items_of(reply.value()))
 
     @staticmethod

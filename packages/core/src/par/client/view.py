@@ -164,18 +164,40 @@ class View:
         raise NotImplementedError
 
     def map(
-        self, f: Callable[..., Any], *sequences: Any, block: bool | None = None, **kw: Any
+        self,
+        f: Callable[..., Any],
+        *sequences: Any,
+        block: bool | None = None,
+        return_exceptions: bool = False,
+        **kw: Any,
     ) -> Any:
-        """Parallel ``map(f, *sequences)``; an AsyncMapResult unless blocking."""
-        return self._finish(self._map(f, sequences, **kw), block)
+        """Parallel ``map(f, *sequences)``; an AsyncMapResult unless blocking.
 
-    def map_async(self, f: Callable[..., Any], *sequences: Any, **kw: Any) -> AsyncMapResult:
-        """Parallel ``map`` returning an AsyncMapResult at once."""
-        return self._map(f, sequences, **kw)
+        ``return_exceptions=True``: a failed chunk's error takes the place of its values
+        (in the list, in ``get()`` and when iterating) instead of being raised.
+        """
+        return self._finish(self._mapped(f, sequences, return_exceptions, kw), block)
 
-    def map_sync(self, f: Callable[..., Any], *sequences: Any, **kw: Any) -> list[Any]:
-        """Parallel ``map`` that waits for and returns the list of results."""
-        return list(self._map(f, sequences, **kw).get())
+    def map_async(
+        self, f: Callable[..., Any], *sequences: Any, return_exceptions: bool = False, **kw: Any
+    ) -> AsyncMapResult:
+        """Parallel ``map`` returning an AsyncMapResult at once (``return_exceptions`` as
+        for :meth:`map`)."""
+        return self._mapped(f, sequences, return_exceptions, kw)
+
+    def map_sync(
+        self, f: Callable[..., Any], *sequences: Any, return_exceptions: bool = False, **kw: Any
+    ) -> list[Any]:
+        """Parallel ``map`` that waits for and returns the list of results
+        (``return_exceptions`` as for :meth:`map`)."""
+        return list(self._mapped(f, sequences, return_exceptions, kw).get())
+
+    def _mapped(
+        self, f: Callable[..., Any], sequences: Any, return_exceptions: bool, kw: dict[str, Any]
+    ) -> AsyncMapResult:
+        ar = self._map(f, sequences, **kw)
+        ar.return_exceptions = return_exceptions
+        return ar
 
     def _map(self, f: Callable[..., Any], sequences: Any, **kw: Any) -> AsyncMapResult:
         raise NotImplementedError
