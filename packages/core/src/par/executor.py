@@ -70,7 +70,7 @@ class ViewExecutor(Executor):
                 self._lazy_maps.add(lazy)
                 results = lazy
             else:
-                kw = {"chunksize": chunksize} if chunksize != 1 else {}
+                kw: dict[str, Any] = {"chunksize": chunksize} if chunksize != 1 else {}
                 amr = self.view.map_async(fn, *iterables, **kw)
                 self._futures.add(amr)
                 results = iter(amr)
