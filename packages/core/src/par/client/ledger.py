@@ -7,11 +7,11 @@ object: the user's threads register a request's result before sending it
 follows the cluster's events into ``engines``; results wait on ``arrivals``
 and the client's history and ``results`` read what is ``known``.
 
-As in ipyparallel, the result a view returns *owns* its messages: once it
-completes it drops them from ``metadata``, and so from the client's
-``results`` (which bounds both by what the user still asks of them); the
-result keeps its values and metadata, and ``get_result`` still finds it in
-``known`` while it lives, or the controller's copy after.
+As in ipyparallel, the result a request returns *owns* its messages: once it
+completes, it drops them from ``metadata`` and so from the client's
+``results``, which then hold little more than what is outstanding. The
+result keeps its own values and metadata, and ``get_result`` still finds it
+in ``known`` while it lives, or the controller's copy after.
 
 Two conditions order the threads: ``arrivals``, notified at every reply a
 result takes in (one shared condition: one per result would cost more than
