@@ -55,6 +55,23 @@ def test_clear_is_a_control_message_ahead_of_queued_work_not_a_task() -> None:
         assert len(rc.history) == len(sent) + 2  # the two pulls
 
 
+def test_a_clear_waiting_for_an_engine_that_dies_is_answered() -> None:
+    import asyncio
+
+    with par.Cluster(n=2) as rc:
+        pid = rc[1].apply_sync(os.getpid)
+        os.kill(pid, signal.SIGSTOP)  # its control thread cannot answer the clear
+        try:
+            done = rc.clear(block=False)
+            time.sleep(1.0)
+            assert not done.done()  # it waits for the stopped engine
+        finally:
+            os.kill(pid, signal.SIGKILL)
+        # the lost engine's namespace went with it: the clear is answered, not left hanging
+        assert asyncio.run(asyncio.wait_for(done, 30)) == [0, 1]
+        assert rc[0].apply_sync(lambda: 1) == 1
+
+
 def test_abort_reaches_tasks_already_queued_on_an_engine() -> None:
     with par.Cluster(n=1) as rc:
         dv = rc[0]
