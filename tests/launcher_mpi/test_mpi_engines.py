@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import par
 from par_launcher_mpi.mpiexec import family
 
-from .conftest import MPI_FAMILY
+from .conftest import MPI_FAMILY, assert_no_leftovers
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -94,3 +95,14 @@ def test_example_mpi_sum_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "sum of 0..999 over 3 MPI ranks: 499500" in done.stdout
+
+
+def test_ranks_run_in_the_cluster_s_work_dir(tmp_path: Path) -> None:
+    """The work dir reaches engines in what the mpi launcher hands each rank."""
+    cluster = par.Cluster(engines="mpi", n=2, work_dir=str(tmp_path))
+    rc = cluster.start_and_connect_sync()
+    try:
+        assert rc[:].apply_sync(os.getcwd) == [str(tmp_path.resolve())] * 2
+    finally:
+        cluster.stop_cluster_sync()
+        assert_no_leftovers()
