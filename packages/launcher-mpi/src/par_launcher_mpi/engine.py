@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     from par.engine.app import main as run_engine
 
     try:
-        enter_work_dir(args.work_dir)
+        enter_work_dir(args)
         status = run_engine(args.file, timeout=args.timeout)
     except SystemExit as exc:  # how SIGTERM (status 0) and a lost controller end an engine
         if isinstance(exc.code, str):

@@ -23,9 +23,7 @@ def engine_parser(
 ) -> argparse.ArgumentParser:
     """The options of an engine."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument(
-        "--file", required=True, type=os.path.abspath, help="the cluster's connection file"
-    )
+    parser.add_argument("--file", required=True, help="the cluster's connection file")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait to register")
     parser.add_argument(
         "--output-limit", type=int, default=1 << 20, help="characters of output kept per task"
@@ -66,12 +64,15 @@ def preload(modules: str) -> None:
             ) from None
 
 
-def enter_work_dir(work_dir: str) -> None:
-    """Make ``work_dir`` (if given) the working directory and the first place imports
-    look, as the directory a script runs from is; exit with a one-line error if it is
-    not a directory."""
+def enter_work_dir(args: argparse.Namespace) -> None:
+    """Make the ``--work-dir`` of an engine's ``args`` (if given) the working directory and
+    the first place imports look, as the directory a script runs from is (its ``--file``,
+    if relative, made absolute first); exit with a one-line error if it is not a
+    directory."""
+    work_dir = args.work_dir
     if not work_dir:
         return
+    args.file = os.path.abspath(args.file)
     try:
         os.chdir(work_dir)
     except OSError as exc:
@@ -108,7 +109,7 @@ def run_engine(args: argparse.Namespace) -> int:
 def run() -> int:
     """Parse engine arguments, import the preload modules and run an engine."""
     args = engine_parser().parse_args()
-    enter_work_dir(args.work_dir)
+    enter_work_dir(args)
     preload(args.preload)
     return run_engine(args)
 

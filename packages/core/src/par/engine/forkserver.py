@@ -169,7 +169,7 @@ def run() -> int:
         return 2
     gc.disable()  # no collection frees holes in pages the engines will share
     logging.basicConfig(level=logging.INFO, format="%(asctime)s par.engine %(message)s")
-    enter_work_dir(args.work_dir)
+    enter_work_dir(args)
     preload(args.preload)
     server = Server(args)
     if server.fork_all():
