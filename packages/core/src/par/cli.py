@@ -170,7 +170,7 @@ def _start_parser() -> argparse.ArgumentParser:
         help="bring back a cluster whose controller died: a controller with the cluster's own "
         "settings, on its key and ports; its engines and clients come back by themselves",
     )
-    _work_dir_option(parser, "the engines run their tasks in (default: the current one)")
+    _work_dir_option(parser, "the engines run their tasks in (default: the one they start in)")
     parser.add_argument(
         "--clean-logs",
         action="store_true",

@@ -33,12 +33,12 @@ from typing import Any
 from .. import leftovers, paths
 from ..client.client import Client
 from ..errors import ClusterError
-from ..launcher import ControllerLauncher, EngineSetLauncher, LaunchContext, check_work_dir
+from ..launcher import ControllerLauncher, EngineSetLauncher, LaunchContext
 from ..plugins import PluginError, announce, launcher_class
 from . import one_engine, previous
 from .async_forms import AsyncForms
 from .engine_sets import EngineSets
-from .launcher_options import split_options
+from .launcher_options import engine_work_dir, split_options
 from .replacement import EngineReplacer
 from .waiting import Progress, wait_for_engines
 
@@ -98,7 +98,7 @@ class Cluster(AsyncForms):
         self.controller_options, self.engine_options = split_options(
             options, self._controller_cls, self._engine_cls
         )
-        self.work_dir = self._checked_work_dir(work_dir, self._engine_cls)
+        self.work_dir = engine_work_dir(work_dir, self._engine_cls)
         self.controller: ControllerLauncher | None = None
         self._sets = EngineSets(self.context, self.write_cluster_file)
         self._client: Client | None = None
@@ -260,12 +260,6 @@ class Cluster(AsyncForms):
 
     # ---- engines -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _checked_work_dir(work_dir: str, cls: type[EngineSetLauncher]) -> str:
-        """A work dir for engines of ``cls``: absolute if they run on this machine (and
-        a ValueError naming it if it is no directory here), else as given."""
-        return check_work_dir(work_dir) if work_dir and cls.WORK_DIR_HERE else work_dir
-
     def _engine_set(
         self,
         n: int | None = None,
@@ -278,7 +272,7 @@ class Cluster(AsyncForms):
         n = n if n is not None else (self.n or os.cpu_count() or 1)
         cls = launcher_class("engines", launcher) if launcher else self._engine_cls
         opts = split_options(options, cls)[0] if launcher else {**self.engine_options, **options}
-        where = self._checked_work_dir(self.work_dir if work_dir is None else work_dir, cls)
+        where = engine_work_dir(self.work_dir if work_dir is None else work_dir, cls)
         return cls(self.context, n=n, work_dir=where, **opts)
 
     def start_engines_sync(

@@ -74,7 +74,7 @@ def enter_work_dir(args: argparse.Namespace) -> None:
         return
     args.file = os.path.abspath(args.file)
     try:
-        os.chdir(work_dir)
+        os.chdir(os.path.expanduser(work_dir))  # ~: the engine's home, on its host
     except OSError as exc:
         raise SystemExit(
             f"par engine: --work-dir {work_dir}: {exc.strerror}; give an existing directory"
