@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import par
+from par.testing import engine_pids, wait_gone
 from par_launcher_mpi.mpiexec import family
 
-from .conftest import MPI_FAMILY, assert_no_leftovers
+from .conftest import MPI_FAMILY
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -101,8 +102,9 @@ def test_ranks_run_in_the_cluster_s_work_dir(tmp_path: Path) -> None:
     """The work dir reaches engines in what the mpi launcher hands each rank."""
     cluster = par.Cluster(engines="mpi", n=2, work_dir=str(tmp_path))
     rc = cluster.start_and_connect_sync()
+    pids = list(engine_pids(rc).values())
     try:
         assert rc[:].apply_sync(os.getcwd) == [str(tmp_path.resolve())] * 2
     finally:
         cluster.stop_cluster_sync()
-        assert_no_leftovers()
+    assert wait_gone(pids) == []
