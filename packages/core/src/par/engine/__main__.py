@@ -84,10 +84,14 @@ def enter_work_dir(args: argparse.Namespace) -> None:
         sys.path.insert(0, here)
 
 
-def _log_stream(connection_file: str) -> TextIO:
+def _log_stream(connection_file: str) -> TextIO | None:
     """Where ``--log-to-file`` logs: ``engine-PID.log`` in the logs/ folder of the cluster
-    the connection file names (said on stderr)."""
-    cluster_id = paths.read_json(Path(connection_file))["cluster_id"]
+    the connection file names (said on stderr); None (stderr) if the file does not say,
+    for the engine to report what is wrong with it."""
+    try:
+        cluster_id = paths.check_cluster_id(paths.read_json(Path(connection_file))["cluster_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
     path = paths.log_dir(cluster_id) / f"engine-{os.getpid()}.log"
     print(f"par engine: logging to {path}", file=sys.stderr, flush=True)
     return paths.log_file_stream(path)
