@@ -127,3 +127,23 @@ def test_a_client_makes_its_sockets_in_the_context_it_is_given(cluster: par.Clus
             assert again.ids
     finally:
         ctx.term()
+
+
+def test_debug_prints_the_messages_a_client_sends_and_receives(
+    cluster: par.Cluster, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with par.Client(cluster_id=cluster.cluster_id, debug=True) as rc:
+        assert rc.debug and rc.profile == cluster.cluster_id
+        capfd.readouterr()
+        assert rc[0].apply_sync(lambda: "traced") == "traced"
+        err = capfd.readouterr().err
+        assert "par.client sent: {" in err and "par.client received: {" in err
+        rc.debug = False
+        assert rc[0].apply_sync(lambda: "quiet") == "quiet"
+        assert "par.client" not in capfd.readouterr().err
+    with par.Client(cluster_id=cluster.cluster_id) as rc:
+        assert not rc.debug
+        assert rc[0].apply_sync(lambda: "quiet") == "quiet"
+        rc.debug = True
+        assert rc[0].apply_sync(lambda: "traced") == "traced"
+    assert capfd.readouterr().err.count("par.client sent: {") >= 1

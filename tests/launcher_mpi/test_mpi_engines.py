@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import par
+from par.testing import engine_pids, wait_gone
 from par_launcher_mpi.mpiexec import family
 
 from .conftest import MPI_FAMILY
@@ -94,3 +96,15 @@ def test_example_mpi_sum_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "sum of 0..999 over 3 MPI ranks: 499500" in done.stdout
+
+
+def test_ranks_run_in_the_cluster_s_work_dir(tmp_path: Path) -> None:
+    """The work dir reaches engines in what the mpi launcher hands each rank."""
+    cluster = par.Cluster(engines="mpi", n=2, work_dir=str(tmp_path))
+    rc = cluster.start_and_connect_sync()
+    pids = list(engine_pids(rc).values())
+    try:
+        assert rc[:].apply_sync(os.getcwd) == [str(tmp_path.resolve())] * 2
+    finally:
+        cluster.stop_cluster_sync()
+    assert wait_gone(pids) == []

@@ -56,3 +56,18 @@ def test_a_fork_server_that_fails_is_one_error_and_leaves_nothing(
     with pytest.raises(LauncherError, match="cannot preload 'no_such_module_here'"):
         cluster.start_and_connect_sync()
     assert wait_gone(tmp_path) == []
+
+
+def test_engines_run_in_the_work_dir_on_their_host_and_a_missing_one_is_their_error(
+    loopback_sshd: Sshd, ssh_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """The work dir is the host's: the engines (not this machine) check that it exists."""
+    work = tmp_path / "work"
+    work.mkdir()
+    options = {"hosts": "127.0.0.1:2", "port": loopback_sshd.port, **ssh_options}
+    with par.Cluster(engines="ssh", work_dir=str(work), **options) as rc:
+        assert rc[:].apply_sync(os.getcwd) == [str(work.resolve())] * 2
+    cluster = par.Cluster(engines="ssh", work_dir=str(tmp_path / "gone"), **options)
+    with pytest.raises(LauncherError, match=f"--work-dir {tmp_path / 'gone'}: No such file"):
+        cluster.start_and_connect_sync()
+    assert wait_gone(tmp_path) == []

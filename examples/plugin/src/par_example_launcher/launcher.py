@@ -101,6 +101,6 @@ class NicedEngineSetLauncher(EngineSetLauncher):
     @classmethod
     def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Rebuild the launcher :meth:`to_dict` described, in any process."""
-        self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
+        self = super().from_dict(context, data)
         self.processes = [ProcessRef.from_dict(p) for p in data.get("processes", [])]
         return self

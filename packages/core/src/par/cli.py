@@ -41,12 +41,40 @@ def _cluster_id(value: str) -> str:
 
 
 def _cluster_id_option(parser: argparse._ActionsContainer, help: str) -> None:
-    """Add the ``--cluster-id`` option to a parser or one of its groups."""
+    """Add the ``--cluster-id`` option, and ipyparallel's ``--profile`` that names the
+    cluster too, to a parser or one of its groups (:func:`_chosen_cluster` reads them)."""
     parser.add_argument(
         "--cluster-id",
         type=_cluster_id,
-        default=paths.DEFAULT_CLUSTER_ID,
-        help=f"{help} (default: %(default)s)",
+        default=None,
+        help=f"{help} (default: {paths.DEFAULT_CLUSTER_ID})",
+    )
+    parser.add_argument(
+        "--profile",
+        type=_cluster_id,
+        default=None,
+        help="the same as --cluster-id: par has no profiles, a profile is a cluster id "
+        "(as in par.Client(profile=...))",
+    )
+
+
+def _chosen_cluster(args: argparse.Namespace) -> str:
+    """The cluster ``--cluster-id`` or ``--profile`` names (the default cluster if neither)."""
+    if args.cluster_id and args.profile and args.cluster_id != args.profile:
+        _fail(
+            f"--cluster-id {args.cluster_id} and --profile {args.profile} name two clusters "
+            "(a profile is a cluster id in par): give one"
+        )
+    return str(args.cluster_id or args.profile or paths.DEFAULT_CLUSTER_ID)
+
+
+def _log_to_file_option(parser: argparse.ArgumentParser) -> None:
+    """ipcluster's ``--log-to-file``: what par's launched processes always do."""
+    parser.add_argument(
+        "--log-to-file",
+        action="store_true",
+        help="accepted as ipcluster takes it: the controller and engines par starts always "
+        "log to files, in the cluster's logs/ folder",
     )
 
 
@@ -142,11 +170,37 @@ def _start_parser() -> argparse.ArgumentParser:
         help="bring back a cluster whose controller died: a controller with the cluster's own "
         "settings, on its key and ports; its engines and clients come back by themselves",
     )
+    _work_dir_option(parser, "the engines run their tasks in (default: the one they start in)")
+    parser.add_argument(
+        "--clean-logs",
+        action="store_true",
+        help="first delete the logs that earlier runs of this cluster left in "
+        "$PAR_HOME/previous (after a crash); their task databases are kept",
+    )
+    _log_to_file_option(parser)
     return parser
 
 
+def _work_dir_option(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument(
+        "--work-dir",
+        default=None,
+        metavar="DIR",
+        help=f"directory {help}; it must exist (on the engines' hosts for ssh)",
+    )
+
+
 # Options a restore takes from the cluster instead (it refuses them), by their dest.
-_NOT_WITH_RESTORE = ("n", "db", "scheme", "controller_arg", "launcher", "engines", "controller")
+_NOT_WITH_RESTORE = (
+    "n",
+    "db",
+    "scheme",
+    "controller_arg",
+    "launcher",
+    "engines",
+    "controller",
+    "work_dir",
+)
 
 
 def _engine_launcher_names(launcher: str | None, engines: str | None) -> str:
@@ -180,9 +234,12 @@ def cmd_start(argv: Sequence[str]) -> int:
     parser = _start_parser()
     _launcher_options(parser, [ctl_cls, eng_cls])
     args = parser.parse_args(argv)
+    args.cluster_id = _chosen_cluster(args)
     options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
     if args.n is not None and args.n < 1:
         _fail(f"-n must be at least 1, not {args.n}")
+    if args.clean_logs:
+        _clean_logs(args.cluster_id)
     if args.restore:
         given = [k for k in _NOT_WITH_RESTORE if getattr(args, k)] + list(options)
         if given:
@@ -209,6 +266,7 @@ def cmd_start(argv: Sequence[str]) -> int:
             ],
             engine_timeout=args.engine_timeout,
             restart_lost_engines=args.restart_engines,
+            work_dir=args.work_dir or "",
             **options,
         )
     except (TypeError, ValueError) as exc:
@@ -220,6 +278,18 @@ def cmd_start(argv: Sequence[str]) -> int:
         flush=True,
     )
     return _run(args, lambda: _start(cluster, args))
+
+
+def _clean_logs(cluster_id: str) -> None:
+    """``--clean-logs``: delete the logs earlier runs of the cluster left, saying so."""
+    from .leftovers import clean_logs
+
+    removed = clean_logs(cluster_id)
+    if removed:
+        where = ", ".join(str(p) for p in removed)
+        print(f"par: deleted the old logs of cluster {cluster_id!r} in {where}", file=sys.stderr)
+    else:
+        print(f"par: no old logs of cluster {cluster_id!r} to delete", file=sys.stderr)
 
 
 def _start(cluster: Cluster, args: argparse.Namespace) -> tuple[Cluster, Client]:
@@ -364,12 +434,15 @@ def cmd_engines(argv: Sequence[str]) -> int:
     parser.add_argument("-n", "--n", type=int, required=True, help="number of engines to add")
     parser.add_argument("--launcher", default=None, help="engine launcher (default: the cluster's)")
     _cluster_id_option(parser, "name of the cluster")
+    _work_dir_option(parser, "the new engines run their tasks in (default: the cluster's)")
+    _log_to_file_option(parser)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--launcher", default=None)
     known, _ = pre.parse_known_args(argv)
     classes = _resolve_launchers([("engines", known.launcher)]) if known.launcher else []
     _launcher_options(parser, classes)
     args = parser.parse_args(argv)
+    args.cluster_id = _chosen_cluster(args)
     options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
     if args.n < 1:
         _fail(f"-n must be at least 1, not {args.n}")
@@ -381,7 +454,7 @@ def cmd_engines(argv: Sequence[str]) -> int:
         cluster = Cluster.from_file(args.cluster_id)
         client = cluster.connect_client_sync()
         before = len(client.ids)
-        set_id = cluster.add_engines(args.n, args.launcher, **options)
+        set_id = cluster.add_engines(args.n, args.launcher, args.work_dir, **options)
         try:
             added = cluster.engines[set_id].n
             cluster.wait_for_engines_sync(client, before + added, progress=_progress, sets=[set_id])
@@ -406,6 +479,7 @@ def cmd_stop(argv: Sequence[str]) -> int:
     _cluster_id_option(group, "name of the cluster")
     group.add_argument("--all", action="store_true", help="stop every cluster")
     args = parser.parse_args(argv)
+    args.cluster_id = _chosen_cluster(args)
     from .cluster import stop_by_id
     from .errors import ClusterError
 

@@ -14,6 +14,7 @@ nothing of the plugin machinery that finds launchers.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -215,17 +216,39 @@ def _no_cluster() -> None:
     """:attr:`EngineSetLauncher.save_state` of a launcher used outside a cluster."""
 
 
+def check_work_dir(work_dir: str) -> str:
+    """``work_dir`` as an absolute path if it is a directory on this machine; else a
+    ValueError that names it."""
+    path = os.path.abspath(os.path.expanduser(work_dir))
+    if not os.path.isdir(path):
+        what = "is not a directory" if os.path.exists(path) else "does not exist"
+        raise ValueError(f"work dir {work_dir!r} {what}: give an existing directory")
+    return path
+
+
 class EngineSetLauncher(Launcher):
-    """Starts and stops a set of ``n`` engines."""
+    """Starts and stops a set of ``n`` engines.
+
+    ``work_dir`` (every launcher takes it, besides its ``OPTIONS``): the directory the
+    engines run their tasks in, given to each engine in :meth:`engine_arguments`
+    (``--work-dir``), so that it reaches the engines whatever starts them; empty: the
+    directory they start in. A launcher whose engines run on this machine checks that
+    it exists (:attr:`WORK_DIR_HERE`); one whose engines run elsewhere leaves that to
+    the engines, which refuse to start in one that does not.
+    """
 
     KIND = "engines"
+    WORK_DIR_HERE: ClassVar[bool] = True  # the engines see this machine's directories
     n: int
 
-    def __init__(self, context: LaunchContext, n: int = 1, **options: Any) -> None:
+    def __init__(
+        self, context: LaunchContext, n: int = 1, work_dir: str = "", **options: Any
+    ) -> None:
         super().__init__(context, **options)
         if n < 1:
             raise ValueError(f"the number of engines must be at least 1, not {n}")
         self.n = n
+        self.work_dir = str(work_dir or "")
         # The cluster sets this to write its cluster file. A launcher whose start takes a
         # while calls it as processes start, so that each is on record before the start
         # is over (and a `par stop` meanwhile finds it).
@@ -263,20 +286,23 @@ class EngineSetLauncher(Launcher):
 
     def engine_arguments(self, connection_file: str = "") -> list[str]:
         """What every engine of this cluster is given: the connection file
-        (``connection_file``: its path on another host) and, if the launcher has a
-        ``preload`` option, the modules to import before registering."""
+        (``connection_file``: its path on another host), the work dir if set and, if the
+        launcher has a ``preload`` option, the modules to import before registering."""
         preload = self.options.get("preload")
         return [
             "--file",
             connection_file or str(self.context.connection_file),
+            *(["--work-dir", self.work_dir] if self.work_dir else []),
             *(["--preload", str(preload)] if preload else []),
         ]
 
     def to_dict(self) -> dict[str, Any]:
         """State to restore this engine set elsewhere."""
-        return {"n": self.n, "options": self.options}
+        return {"n": self.n, "work_dir": self.work_dir, "options": self.options}
 
     @classmethod
     def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
-        """Rebuild an engine set from :meth:`to_dict` output."""
-        return cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
+        """Rebuild an engine set from :meth:`to_dict` output (a subclass calls this first,
+        then restores what it keeps of its own)."""
+        options = data.get("options", {})
+        return cls(context, n=int(data.get("n", 1)), work_dir=data.get("work_dir", ""), **options)

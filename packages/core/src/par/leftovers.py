@@ -11,12 +11,13 @@ taken for gone while its processes run.
 It also keeps what must outlive a cluster. Its task database is never deleted:
 when the cluster's folder goes, the database moves to
 ``$PAR_HOME/previous/<cluster_id>-<time>/``, and after a crash the logs go with
-it (they say what happened).
+it (they say what happened), until ``par start --clean-logs`` deletes them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -143,6 +144,34 @@ def clear(cluster_id: str, crashed: bool = False) -> Path | None:
             shutil.move(path, kept / path.name)
     paths.remove_cluster_dir(cluster_id)
     return kept
+
+
+_STAMP = r"-\d{8}-\d{6}(-\d+)?"  # what _previous appends to the cluster id
+_LOGS = ("logs", "events.jsonl")  # what of a kept folder is logs (never a database)
+
+
+def clean_logs(cluster_id: str) -> list[Path]:
+    """Delete the logs (and launcher events) that ended runs of ``cluster_id`` left under
+    ``$PAR_HOME/previous``, nothing else: a kept task database stays, and a folder is
+    removed only once nothing is left in it. Return the folders cleaned."""
+    root = paths.par_home() / "previous"
+    mine = re.compile(re.escape(paths.check_cluster_id(cluster_id)) + _STAMP)
+    cleaned = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if not (folder.is_dir() and mine.fullmatch(folder.name)):
+            continue
+        found = [folder / name for name in _LOGS if (folder / name).exists()]
+        if not found:
+            continue
+        for path in found:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        cleaned.append(folder)
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return cleaned
 
 
 def _previous(cluster_id: str) -> Path:

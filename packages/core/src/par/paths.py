@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .errors import ClusterError
 
@@ -120,6 +120,12 @@ def open_private_log(path: str | Path) -> int:
     """A descriptor appending to ``path``, created readable only by its owner: logs hold
     what the user's tasks print."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
+def log_file_stream(path: Path) -> TextIO:
+    """A line-buffered text stream appending to a log only its owner can read (what a
+    process run by hand with ``--log-to-file`` logs to)."""
+    return os.fdopen(open_private_log(path), "a", buffering=1)
 
 
 def read_json(path: Path) -> Any:

@@ -129,9 +129,12 @@ class _OtherKey(ValueError):
 
 
 class Session:
-    """Signs outgoing and verifies incoming messages with one cluster key."""
+    """Signs outgoing and verifies incoming messages with one cluster key.
 
-    __slots__ = ("_mac", "dropped", "key", "refused")
+    ``trace``, if set, is called with ``"sent"`` and the header of each message built,
+    and ``"received"`` and the header of each parsed (a client's ``debug``)."""
+
+    __slots__ = ("_mac", "dropped", "key", "refused", "trace")
 
     def __init__(self, key: bytes) -> None:
         if not key:
@@ -139,6 +142,7 @@ class Session:
         self.key = key
         self.dropped = 0  # messages dropped as unauthenticated or malformed
         self.refused = 0  # of which well-formed but signed with another key
+        self.trace: Callable[[str, dict[str, Any]], None] | None = None
         self._mac = hashlib.blake2b(key=key, digest_size=SIG_SIZE)  # copied: cheaper than keying
 
     def sign(self, signed: Frame, payload: Sequence[Frame]) -> bytes:
@@ -170,6 +174,8 @@ class Session:
         raw = _encode(header)
         signed = b"".join([len(raw).to_bytes(4, "little"), raw, *(payload if packed else ())])
         frames = [] if packed else list(payload)
+        if self.trace is not None:
+            self.trace("sent", header)
         return [DELIM + self.sign(signed, frames) + signed, *frames, *buffers]
 
     def serialize_parts(
@@ -196,7 +202,7 @@ class Session:
         after this returned a message, so a forged pickle is never loaded.
         """
         try:
-            return self._parse(frames)
+            msg = self._parse(frames)
         except _OtherKey:
             self.refused += 1
             self.dropped += 1
@@ -204,6 +210,9 @@ class Session:
         except (ValueError, TypeError, IndexError, msgpack.UnpackException):
             self.dropped += 1
             return None
+        if self.trace is not None and msg is not None:
+            self.trace("received", msg.header)
+        return msg
 
     def _parse(self, frames: list[Frame]) -> Message | None:
         idx = -1

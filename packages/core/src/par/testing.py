@@ -9,7 +9,8 @@ In a launcher package's tests::
         options = {"queue": "debug"}      # options to start it with
 
 pytest then runs every conformance check against real processes: the
-launcher starts and registers n engines, stops cleanly (with every process
+launcher starts and registers n engines, runs them in the cluster's work dir,
+stops cleanly (with every process
 their tasks started, even from an engine killed with SIGKILL), survives a
 killed engine, restores from its cluster file in another process, and
 delivers signals. Override the ``launcher_options`` fixture when options come from other
@@ -129,6 +130,11 @@ class LauncherConformance:
         self, par_cluster: ClusterFactory, launcher_options: dict[str, Any]
     ) -> tuple[Cluster, Client]:
         """A cluster whose engines come from the launcher under test."""
+        return self._start(par_cluster, launcher_options)
+
+    def _start(
+        self, par_cluster: ClusterFactory, launcher_options: dict[str, Any], **more: Any
+    ) -> tuple[Cluster, Client]:
         if not self.launcher:
             pytest.fail("set `launcher` to the PLUGIN_NAME of the launcher under test")
         return par_cluster(
@@ -137,6 +143,7 @@ class LauncherConformance:
             controller=self.controller,
             engine_timeout=self.startup_timeout,
             **launcher_options,
+            **more,
         )
 
     def test_starts_and_registers_n_engines(self, started: tuple[Cluster, Client]) -> None:
@@ -145,6 +152,20 @@ class LauncherConformance:
         assert len(rc.ids) == self.n
         pids = rc[:].apply_sync(os.getpid)
         assert len(set(pids)) == self.n
+
+    def test_engines_run_in_the_work_dir(
+        self,
+        par_cluster: ClusterFactory,
+        launcher_options: dict[str, Any],
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:
+        """The engines run their tasks in the cluster's work dir (it reaches them in their
+        command), and the launcher rebuilt from the cluster file still has it."""
+        work = os.path.realpath(tmp_path_factory.mktemp("work_dir"))
+        cluster, rc = self._start(par_cluster, launcher_options, work_dir=work)
+        assert rc[:].apply_sync(os.getcwd) == [work] * self.n
+        (rebuilt,) = Cluster.from_file(cluster.cluster_id).engines.values()
+        assert rebuilt.work_dir == work, "from_dict() lost the work dir"
 
     def test_stops_cleanly(self, started: tuple[Cluster, Client]) -> None:
         """Stopping leaves no engine process, nor any their tasks started, and the launcher

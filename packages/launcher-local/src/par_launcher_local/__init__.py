@@ -229,7 +229,7 @@ class LocalEngineSetLauncher(EngineSetLauncher):
     @classmethod
     def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output."""
-        self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
+        self = super().from_dict(context, data)
         self.processes = [ProcessRef.from_dict(p) for p in data.get("processes", [])]
         if data.get("fork_server"):
             self.server = ProcessRef.from_dict(data["fork_server"])

@@ -37,6 +37,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dir", required=True, help="directory for rank records and logs")
     parser.add_argument("--mpi", default="unknown", help="MPI family of the mpiexec used")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to try to register")
+    parser.add_argument("--work-dir", default="", help="directory to run tasks in")
     return parser.parse_args(argv)
 
 
@@ -127,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s par.engine %(message)s")
     _say(f"rank {rank} of {size} on {socket.gethostname()}, pid {os.getpid()}, {library}")
 
+    from par.engine.__main__ import enter_work_dir
     from par.engine.app import main as run_engine
 
     try:
+        enter_work_dir(args)
         status = run_engine(args.file, timeout=args.timeout)
     except SystemExit as exc:  # how SIGTERM (status 0) and a lost controller end an engine
         if isinstance(exc.code, str):

@@ -80,6 +80,7 @@ class MPIEngineSetLauncher(EngineSetLauncher):
             self.family,
             "--timeout",
             str(self.options["register_timeout"]),
+            *(["--work-dir", self.work_dir] if self.work_dir else []),
         ]
 
     def start(self) -> None:
@@ -123,7 +124,7 @@ class MPIEngineSetLauncher(EngineSetLauncher):
     @classmethod
     def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output (for ``par stop`` in another process)."""
-        self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
+        self = super().from_dict(context, data)
         self.group = str(data.get("group", ""))
         self.family = str(data.get("family", "unknown"))
         self.job = MPIJob.from_dict(data["job"]) if data.get("job") else None

@@ -213,6 +213,7 @@ class SSHEngineSetLauncher(EngineSetLauncher):
     """
 
     PLUGIN_NAME = "ssh"
+    WORK_DIR_HERE = False  # a work dir is the hosts': each engine checks it there
     OPTIONS = (
         *SSH_OPTIONS,
         Option(
@@ -346,7 +347,7 @@ class SSHEngineSetLauncher(EngineSetLauncher):
     @classmethod
     def from_dict(cls, context: LaunchContext, data: dict[str, Any]) -> Self:
         """Restore from :meth:`to_dict` output (``par stop`` from another terminal)."""
-        self = cls(context, n=int(data.get("n", 1)), **data.get("options", {}))
+        self = super().from_dict(context, data)
         self.engine_url = data.get("engine_url", "")
         self.remote.restore(data.get("placements", []))
         return self

@@ -26,6 +26,7 @@ import atexit
 import concurrent.futures
 import logging
 import os
+import pprint
 import sys
 import threading
 import time
@@ -60,6 +61,11 @@ SPIN_WAIT = 0.001  # seconds a thread waiting on a result polls before it sleeps
 CLEAR_WAIT = 60.0  # seconds clear(block=True) waits for the engines to answer
 
 
+def _print_message(direction: str, header: dict[str, Any]) -> None:
+    """How a client with ``debug`` on shows a message (as ipyparallel prints them)."""
+    print(f"par.client {direction}: {pprint.pformat(header)}", file=sys.stderr, flush=True)
+
+
 def _request_socket(ctx: zmq.Context, info: connection.ConnectionInfo, url: str) -> zmq.Socket:
     """A connection requests go out on (replies come back on the I/O thread's)."""
     sock = ctx.socket(zmq.DEALER)
@@ -79,8 +85,10 @@ class Client(HubRecords):
     ``controller_timeout`` seconds, outstanding results fail with
     ``ControllerLost`` instead of waiting forever; the client reconnects by
     itself when a restored controller comes back. As in ipyparallel, ``profile=`` names
-    the cluster too (par has no profiles: a profile is a cluster id), and ``context=``
-    is a ZeroMQ context to make the client's sockets in (the client's own by default).
+    the cluster too (par has no profiles: a profile is a cluster id), ``context=``
+    is a ZeroMQ context to make the client's sockets in (the client's own by default),
+    and ``debug=True`` (or ``rc.debug = True`` later) prints every message the client
+    sends and receives (its header) on stderr.
 
     A thread waiting on a result polls for ``spin_wait`` seconds before it
     sleeps: a sleeping thread wakes late (by tens of microseconds on a virtual
@@ -102,12 +110,14 @@ class Client(HubRecords):
         spin_wait: float = SPIN_WAIT,
         profile: str | None = None,
         context: zmq.Context | None = None,
+        debug: bool = False,
     ) -> None:
         path = connection.resolve(connection_info, cluster_id_of(cluster_id, profile))
         self._info = info = connection.load(path, timeout=timeout)
         self.cluster = cluster
         self.controller_timeout = controller_timeout
         self.session = Session(info.key_bytes)
+        self.debug = debug
         self.block = False
         self._closed = False
         self._dask: DaskScheduler | None = None  # become_dask's scheduler, while it runs
@@ -161,6 +171,20 @@ class Client(HubRecords):
     def connection_info(self) -> connection.ConnectionInfo:
         """Where the cluster's controller listens, as its connection file says."""
         return self._info
+
+    @property
+    def debug(self) -> bool:
+        """Whether every message sent and received is printed on stderr (its header)."""
+        return self.session.trace is not None
+
+    @debug.setter
+    def debug(self, on: bool) -> None:
+        self.session.trace = _print_message if on else None
+
+    @property
+    def profile(self) -> str:
+        """ipyparallel's profile of the client: in par the cluster id (par has no profiles)."""
+        return self._info.cluster_id
 
     @property
     def spin_wait(self) -> float:

@@ -29,10 +29,13 @@ class AsyncForms:
         await asyncio.to_thread(self.start_controller_sync)
 
     async def start_engines(
-        self: Cluster, n: int | None = None, launcher: str | None = None
+        self: Cluster,
+        n: int | None = None,
+        launcher: str | None = None,
+        work_dir: str | None = None,
     ) -> str:
         """Async form of :meth:`start_engines_sync`."""
-        return await asyncio.to_thread(self.start_engines_sync, n, launcher)
+        return await asyncio.to_thread(self.start_engines_sync, n, launcher, work_dir)
 
     async def start_cluster(self: Cluster, n: int | None = None) -> None:
         """Async form of :meth:`start_cluster_sync`."""

@@ -38,7 +38,7 @@ from ..plugins import PluginError, announce, launcher_class
 from . import one_engine, previous
 from .async_forms import AsyncForms
 from .engine_sets import EngineSets
-from .launcher_options import split_options
+from .launcher_options import engine_work_dir, split_options
 from .replacement import EngineReplacer
 from .waiting import Progress, wait_for_engines
 
@@ -62,6 +62,10 @@ class Cluster(AsyncForms):
     ``with Cluster(n=4) as rc:`` starts a controller and 4 local engines,
     yields a connected :class:`~par.Client` and stops everything on exit.
     Every method has an ``async`` form and a ``*_sync`` form, as in ipyparallel.
+
+    ``work_dir``: the directory the engines run their tasks in, for every engine set
+    (unless :meth:`add_engines` is given another); it must exist, checked before any
+    process starts (on this machine, unless the engines run elsewhere: ssh).
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class Cluster(AsyncForms):
         controller_args: list[str] | None = None,
         engine_timeout: float = 60.0,
         restart_lost_engines: bool = False,
+        work_dir: str = "",
         **options: Any,
     ) -> None:
         if not engine_timeout > 0:
@@ -93,6 +98,7 @@ class Cluster(AsyncForms):
         self.controller_options, self.engine_options = split_options(
             options, self._controller_cls, self._engine_cls
         )
+        self.work_dir = engine_work_dir(work_dir, self._engine_cls)
         self.controller: ControllerLauncher | None = None
         self._sets = EngineSets(self.context, self.write_cluster_file)
         self._client: Client | None = None
@@ -122,6 +128,7 @@ class Cluster(AsyncForms):
             "created": time.time(),
             "engine_timeout": self.engine_timeout,
             "controller_args": self.controller_args,
+            "work_dir": self.work_dir,
             "controller": None
             if self.controller is None
             else {"launcher": self.controller.PLUGIN_NAME, "state": self.controller.to_dict()},
@@ -131,6 +138,20 @@ class Cluster(AsyncForms):
     def write_cluster_file(self) -> None:
         """Record the launchers' state (owner-only)."""
         paths.write_private_json(paths.cluster_file(self.cluster_id), self.to_dict())
+
+    def remove_cluster_file(self) -> None:
+        """Remove the cluster file, as ipyparallel's does: a cluster still running is then
+        known by its connection file alone (``par stop`` ends its processes all the same,
+        found by it, but ``par list`` no longer names its launchers)."""
+        paths.cluster_file(self.cluster_id).unlink(missing_ok=True)
+
+    def update_cluster_file(self) -> None:
+        """Write the cluster file while the controller or an engine of the cluster runs,
+        else remove it, as ipyparallel's does (par's own methods keep the file current)."""
+        if self.controller_running() or self.engines_running():
+            self.write_cluster_file()
+        else:
+            self.remove_cluster_file()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cluster:
@@ -145,6 +166,7 @@ class Cluster(AsyncForms):
             engine_timeout=data.get("engine_timeout", 60.0),
             controller_args=data.get("controller_args") or [],
         )
+        self.work_dir = str(data.get("work_dir", ""))  # checked when it was given
         if ctl:
             self.controller = self._controller_cls.from_dict(self.context, ctl["state"])
         self._sets.merge(sets)
@@ -239,25 +261,43 @@ class Cluster(AsyncForms):
     # ---- engines -----------------------------------------------------------------------------
 
     def _engine_set(
-        self, n: int | None = None, launcher: str | None = None, **options: Any
+        self,
+        n: int | None = None,
+        launcher: str | None = None,
+        work_dir: str | None = None,
+        **options: Any,
     ) -> EngineSetLauncher:
-        """A new, not yet started set of ``n`` engines (its launcher checks its options)."""
+        """A new, not yet started set of ``n`` engines (its launcher checks its options),
+        in ``work_dir`` (default: the cluster's)."""
         n = n if n is not None else (self.n or os.cpu_count() or 1)
         cls = launcher_class("engines", launcher) if launcher else self._engine_cls
         opts = split_options(options, cls)[0] if launcher else {**self.engine_options, **options}
-        return cls(self.context, n=n, **opts)
+        where = engine_work_dir(self.work_dir if work_dir is None else work_dir, cls)
+        return cls(self.context, n=n, work_dir=where, **opts)
 
     def start_engines_sync(
-        self, n: int | None = None, launcher: str | None = None, **options: Any
+        self,
+        n: int | None = None,
+        launcher: str | None = None,
+        work_dir: str | None = None,
+        **options: Any,
     ) -> str:
-        """Start a new set of ``n`` engines; return its engine-set id."""
+        """Start a new set of ``n`` engines (in ``work_dir``, default: the cluster's);
+        return its engine-set id."""
         if self.controller is None and not self.controller_running():  # not even by hand
             raise ClusterError("start the controller before engines (start_cluster does both)")
-        return self._sets.start(self._engine_set(n, launcher, **options))
+        return self._sets.start(self._engine_set(n, launcher, work_dir, **options))
 
-    def add_engines(self, n: int = 1, launcher: str | None = None, **options: Any) -> str:
-        """Add ``n`` engines to the running cluster; return the new engine-set id."""
-        return self.start_engines_sync(n, launcher, **options)
+    def add_engines(
+        self,
+        n: int = 1,
+        launcher: str | None = None,
+        work_dir: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Add ``n`` engines to the running cluster (in ``work_dir``, default: the
+        cluster's); return the new engine-set id."""
+        return self.start_engines_sync(n, launcher, work_dir, **options)
 
     def engines_running(self) -> int:
         """How many engines this cluster's launchers have running."""

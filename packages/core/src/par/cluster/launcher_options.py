@@ -4,14 +4,14 @@
 argument; the controller launcher and the engine launcher each declare theirs
 (:attr:`~par.launcher.Launcher.OPTIONS`). An option both declare goes to both, and one
 neither declares is refused here, in one line that lists what the chosen launchers accept,
-before any process starts.
+before any process starts. So is a work dir that does not exist where the engines run.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..launcher import Launcher
+from ..launcher import EngineSetLauncher, Launcher, check_work_dir
 
 
 def split_options(options: dict[str, Any], *classes: type[Launcher]) -> list[dict[str, Any]]:
@@ -31,3 +31,9 @@ def split_options(options: dict[str, Any], *classes: type[Launcher]) -> list[dic
             f"the chosen launchers accept: {', '.join(known) or 'none'}"
         )
     return out
+
+
+def engine_work_dir(work_dir: str, cls: type[EngineSetLauncher]) -> str:
+    """A work dir for engines of ``cls``: absolute if they run on this machine (and a
+    ValueError naming it if it is no directory here), else as given (their hosts')."""
+    return check_work_dir(work_dir) if work_dir and cls.WORK_DIR_HERE else work_dir

@@ -19,7 +19,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from .. import paths
 from ..connection import ConnectionInfo
@@ -136,6 +136,12 @@ def parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argp
         "(engines and clients of a crashed controller reconnect)",
     )
     p.add_argument("--log-level", default="INFO", help="logging level")
+    p.add_argument(
+        "--log-to-file",
+        action="store_true",
+        help="log to controller.log in the cluster's logs/ folder instead of stderr (a "
+        "controller par start runs always does)",
+    )
     return p
 
 
@@ -193,13 +199,24 @@ def banner(info: ConnectionInfo, connection_file: Path, ip: str, restored: bool)
     )
 
 
+def _log_stream(cluster_id: str) -> TextIO:
+    """Where ``--log-to-file`` logs: the cluster's ``logs/controller.log`` (said on stderr)."""
+    path = paths.log_dir(cluster_id) / "controller.log"
+    print(f"par controller: logging to {path}", file=sys.stderr, flush=True)
+    return paths.log_file_stream(path)
+
+
 def run(argv: Sequence[str], announce: bool = False) -> int:
     """Parse ``par controller`` arguments and run a controller until it is told to stop;
     with ``announce``, print :func:`banner` once it is up."""
     args = parser().parse_args(argv)
     try:
         paths.check_cluster_id(args.cluster_id)
-        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+        logging.basicConfig(
+            level=args.log_level.upper(),
+            format="%(asctime)s %(name)s %(message)s",
+            stream=_log_stream(args.cluster_id) if args.log_to_file else None,
+        )
         conn = Path(args.file) if args.file else paths.connection_file(args.cluster_id)
         _refuse_a_second(conn, args.cluster_id)
         if args.db == "sqlite" and not args.db_file:

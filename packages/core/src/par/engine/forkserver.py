@@ -42,7 +42,7 @@ from typing import Any
 
 from ..paths import open_private_log
 from ..process import MARK_VARIABLE
-from .__main__ import engine_parser, preload, run_engine
+from .__main__ import engine_parser, enter_work_dir, preload, run_engine
 
 log = logging.getLogger("par.engine")
 
@@ -169,6 +169,7 @@ def run() -> int:
         return 2
     gc.disable()  # no collection frees holes in pages the engines will share
     logging.basicConfig(level=logging.INFO, format="%(asctime)s par.engine %(message)s")
+    enter_work_dir(args)
     preload(args.preload)
     server = Server(args)
     if server.fork_all():
