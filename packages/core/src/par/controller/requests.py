@@ -34,6 +34,7 @@ from ..messages import (
     DIRECT,
     ENGINE_KEYS,
     FOLLOW,
+    FUNCTION,
     IDS,
     KIND,
     LABEL,
@@ -230,19 +231,41 @@ class Requests:
         send_frames(self.sock, [engine.uuid, *body])
 
     def dispatch(self) -> None:
-        """Send the tasks the scheduler assigns to engines with room: each engine's share
-        of one request as one message."""
-        batches: dict[tuple[bytes, int], list[Pending]] = {}
+        """Send the tasks the scheduler assigns to engines with room: each engine's run of
+        calls of one function as one task batch, whichever requests they came in (a loop of
+        ``apply_async`` calls travels as a map's tasks do)."""
+        batches: dict[bytes, list[list[Pending]]] = {}
         records, slow = self.ledger.records, self.ledger.outbox.delivery.held
         for task, engine in self.tasks.assign(self.engines, slow):
             records.assign(task.msg_id, engine.id, engine.uuid)
-            batches.setdefault((engine.uuid, id(task.template)), []).append(task)
-        for (uuid, _), tasks in batches.items():
-            first = tasks[0]
-            template = first.template or {}
-            header: dict[str, Any] = {KIND: first.method}
-            for key in ENGINE_KEYS:
-                if key in template:
-                    header[key] = template[key]
-            payload, buffers = join_tasks(header, [(t.msg_id, t.payload, t.buffers) for t in tasks])
-            send_frames(self.sock, [uuid, *self.session.serialize(header, payload, buffers)])
+            runs = batches.get(engine.uuid)
+            if runs is None:
+                batches[engine.uuid] = [[task]]
+            elif _joinable(runs[-1][-1], task):
+                runs[-1].append(task)
+            else:
+                runs.append([task])
+        for uuid, runs in batches.items():
+            for tasks in runs:
+                first = tasks[0]
+                template = first.template or {}
+                header: dict[str, Any] = {KIND: first.method}
+                for key in ENGINE_KEYS:
+                    if key in template:
+                        header[key] = template[key]
+                calls = [(t.msg_id, t.payload, t.buffers) for t in tasks]
+                payload, buffers = join_tasks(header, calls)
+                send_frames(self.sock, [uuid, *self.session.serialize(header, payload, buffers)])
+
+
+def _joinable(a: Pending, b: Pending) -> bool:
+    """Whether two tasks assigned to one engine may travel as one task batch: one request's,
+    or calls of one function with the same flags the engine reads (``ENGINE_KEYS``)."""
+    if a.template is b.template:
+        return True
+    ta, tb = a.template, b.template
+    if ta is None or tb is None or a.method != "apply" or b.method != "apply":
+        return False
+    if ta.get(FUNCTION) is None:
+        return False
+    return all(ta.get(key) == tb.get(key) for key in ENGINE_KEYS)
