@@ -259,9 +259,10 @@ class IOThread(threading.Thread):
         while not self.closing.is_set():
             now = time.monotonic()
             if done is None:
-                # While replies come in, requests wait for this thread (see outbox.py),
-                # which then wakes often enough to send them; else it sleeps longer.
-                active = now - self.handled < ACTIVE_FOR
+                # While replies come in or requests go out, requests wait for this thread
+                # (see outbox.py), which then wakes often enough to send them; else it
+                # sleeps longer.
+                active = now - max(self.handled, sender.sent_at) < ACTIVE_FOR
                 timeout = 0.001 if active else LEAD_POLL
             elif done() or (deadline is not None and now >= deadline):
                 return
