@@ -70,11 +70,15 @@ def load_balanced(
     p = Pending(
         mid, client, LOAD_BALANCED, method, now, template=h, payload=payload, buffers=buffers
     )
-    p.label = h.get(LABEL)
-    p.retries = int(h.get(RETRIES, 0))
-    p.allowed = set(h[ALLOWED]) if h.get(ALLOWED) is not None else None
-    p.after, p.follow = h.get(AFTER), h.get(FOLLOW)
-    p.deadline = time.monotonic() + float(h[TIMEOUT]) if h.get(TIMEOUT) else None
+    get = h.get  # one task of a batch after another: read each flag once, plainly
+    p.label, p.after, p.follow = get(LABEL), get(AFTER), get(FOLLOW)
+    retries, allowed, timeout = get(RETRIES), get(ALLOWED), get(TIMEOUT)
+    if retries:
+        p.retries = int(retries)
+    if allowed is not None:
+        p.allowed = set(allowed)
+    if timeout:
+        p.deadline = time.monotonic() + float(timeout)
     return p
 
 
