@@ -169,8 +169,8 @@ class TaskScheduler:
         the tasks of ``slow`` clients."""
         self.due = False
         if self._freed:
-            for engine in self._freed.values():
-                self._offer(engine)
+            for answered in self._freed.values():
+                self._offer(answered)
             self._freed.clear()
         if not self.queue or (self.order is None and self.draw is None):
             return []
