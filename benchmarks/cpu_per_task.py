@@ -3,7 +3,7 @@
 ``python benchmarks/cpu_per_task.py [--engines 2] [--map 100000] [--apply 20000] [--sync 5000]``
 
 Wall-clock throughput on a shared machine moves with the load; the CPU a task
-costs each process hardly does, so this is the figure to compare two versions
+costs each process moves far less, so this is the figure to compare two versions
 of par by. Uses only the public API, so it runs against any version.
 """
 
