@@ -30,6 +30,7 @@ import operator
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -259,9 +260,10 @@ class IOThread(threading.Thread):
         while not self.closing.is_set():
             now = time.monotonic()
             if done is None:
-                # While replies come in, requests wait for this thread (see outbox.py),
-                # which then wakes often enough to send them; else it sleeps longer.
-                active = now - self.handled < ACTIVE_FOR
+                # While replies come in or requests go out, requests wait for this thread
+                # (see outbox.py), which then wakes often enough to send them; else it
+                # sleeps longer.
+                active = now - max(self.handled, sender.sent_at) < ACTIVE_FOR
                 timeout = 0.001 if active else LEAD_POLL
             elif done() or (deadline is not None and now >= deadline):
                 return
@@ -368,7 +370,8 @@ class IOThread(threading.Thread):
         elif kind == "controller_stopped":
             self.fail_all("EngineError", "the controller stopped")
 
-    def _on_reply(self, reply: Reply) -> None:
+    def _on_reply(self, reply: Reply, received: datetime | None = None) -> None:
+        """Account for a reply (``received``: when its message came, if known)."""
         h = reply.header
         mid = h["id"]
         self.paths.answered(mid)
@@ -376,7 +379,7 @@ class IOThread(threading.Thread):
             reply = self._explain_engine_error(reply)
         md = self._metadata(mid)
         if md is not None:
-            md["received"] = utc(time.time())
+            md["received"] = received or utc(time.time())
             md["started"] = utc(h.get("ts"))
             md["completed"] = utc(h.get("tc"))
             md["engine_id"] = h.get("e")
@@ -389,9 +392,10 @@ class IOThread(threading.Thread):
         self._deliver(mid, reply, md)
 
     def _split_replies(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
-        """Take apart a reply batch: several replies in one message."""
+        """Take apart a reply batch: several replies in one message, received at once."""
+        received = utc(time.time())
         for header, part, bufs in split_replies(h, payload, buffers):
-            self._on_reply(Reply(header, part, bufs))
+            self._on_reply(Reply(header, part, bufs), received)
 
     def _explain_engine_error(self, reply: Reply) -> Reply:
         """Add what the cluster's launcher knows (exit status, last output) to an EngineError."""

@@ -6,8 +6,9 @@ most of its time waiting to get it back. So while other requests are
 outstanding and replies are coming in (a single task's request; a map's
 batch only while the I/O thread is busy with replies), a new request waits
 here; the I/O thread, which then wakes at least every millisecond, sends
-what waits (``BATCH`` waiting requests are sent by the thread that adds the
-last). Load-balanced tasks of one function with the
+what waits once the first has waited ``HOLD_FOR`` (``BATCH`` waiting requests
+are sent by the thread that adds the last), so a burst of ``apply_async``
+calls travels in messages of many tasks. Load-balanced tasks of one function with the
 same flags are merged into one message, as ``map`` sends them. A request
 made while nothing is outstanding (a blocking call's) is sent at once, so a
 round trip pays no wait. Everything is sent in the order it was made.
@@ -22,6 +23,7 @@ else goes to the controller.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import zmq
@@ -30,6 +32,7 @@ from ..messages import IDS, TARGETS, joinable, merge_tasks
 from ..protocol import Session, send_frames
 
 BATCH = 128  # held requests sent as soon as this many wait
+HOLD_FOR = 0.0005  # seconds the I/O thread lets held requests gather company while active
 # header, payload, buffers, and the engines a direct request goes to through the direct
 # device (None: to the controller)
 Request = tuple[dict[str, Any], list[Any], list[Any], list[bytes] | None]
@@ -46,17 +49,22 @@ class RequestSender:
         self.waiting: list[Request] = []
         self.io_busy = False  # the receiving thread is handling replies
         self.io_active = False  # the I/O thread handled some lately: it wakes every millisecond
+        self.held_since = 0.0  # when the first of the waiting requests was held
+        self.sent_at = 0.0  # when a request was last made (the I/O thread keeps awake)
 
     def send(self, request: Request, in_flight: bool) -> None:
         """Send a request now, or hold it for the I/O thread while other requests are
         ``in_flight`` (a map's batches, already large, go at once unless that thread is busy)."""
         with self.lock:
+            self.sent_at = time.monotonic()
             # A request made while nothing else is outstanding (a blocking call's) goes at
             # once, even while the I/O thread finishes handling the reply before it; so does
             # one made while replies are not coming in (a long task running, say).
             header, _, _, _ = request
             single = len(header["ids"]) == 1
             if self.waiting or (in_flight and (self.io_busy or (single and self.io_active))):
+                if not self.waiting:
+                    self.held_since = time.monotonic()
                 self.waiting.append(request)
                 if len(self.waiting) >= BATCH:
                     self._flush()
@@ -113,10 +121,11 @@ class RequestSender:
 
     def idle(self, active: bool) -> None:
         """Called by the receiving thread (the I/O thread or a waiting user's thread) before
-        it waits: send what waits; while ``active``, it wakes every millisecond, so requests
-        may wait for it."""
+        it waits: send what waits (while ``active``, once the first has waited ``HOLD_FOR``);
+        while ``active``, it wakes every millisecond, so requests may wait for it."""
         with self.lock:
-            self._flush()
+            if not active or time.monotonic() - self.held_since >= HOLD_FOR:
+                self._flush()
             self.io_busy = False
             self.io_active = active
 

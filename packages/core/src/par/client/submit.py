@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .. import messages, serialize
@@ -41,6 +40,32 @@ def apply_payload(
     fdata, digest = serialize.dumps_function(f)
     adata, bufs = serialize.dumps((tuple(args), kwargs))
     return [fdata, adata], [b.raw() for b in bufs], digest
+
+
+class Sending:
+    """What :meth:`Submitter.sending` returns (a class, not a generator's context: it is
+    entered for every ``apply_async``)."""
+
+    __slots__ = ("ar", "sent", "submitter")
+
+    def __init__(self, submitter: Submitter, ar: AsyncResult) -> None:
+        self.submitter = submitter
+        self.ar = ar
+        self.sent: list[str] = []
+
+    def __enter__(self) -> list[str]:
+        return self.sent
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if exc is None:
+            return
+        done = set(self.sent)
+        unsent = [mid for mid in self.ar.msg_ids if mid not in done]
+        self.submitter.unregister(unsent)
+        for mid in unsent:
+            self.ar.deliver(mid, error_reply(mid, type(exc).__name__, f"not sent: {exc}"))
 
 
 class Submitter:
@@ -82,21 +107,12 @@ class Submitter:
             self.paths.answered(mid)
         self.ledger.forget(msg_ids)
 
-    @contextmanager
-    def sending(self, ar: AsyncResult) -> Iterator[list[str]]:
-        """Yield a list for the ids of ``ar`` sent so far; if building or sending a request
-        fails half way (an argument that cannot be pickled), fail and forget the rest, or
-        waiting for every outstanding result would wait for them forever."""
-        sent: list[str] = []
-        try:
-            yield sent
-        except BaseException as exc:
-            done = set(sent)
-            unsent = [mid for mid in ar.msg_ids if mid not in done]
-            self.unregister(unsent)
-            for mid in unsent:
-                ar.deliver(mid, error_reply(mid, type(exc).__name__, f"not sent: {exc}"))
-            raise
+    def sending(self, ar: AsyncResult) -> Sending:
+        """A context that yields a list for the ids of ``ar`` sent so far; if building or
+        sending a request fails half way (an argument that cannot be pickled), it fails
+        and forgets the rest, or waiting for every outstanding result would wait for them
+        forever."""
+        return Sending(self, ar)
 
     # ---- sending -----------------------------------------------------------------------------
 

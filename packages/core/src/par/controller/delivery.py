@@ -27,7 +27,7 @@ from typing import Any
 
 import zmq
 
-from ..protocol import Frame, buffer_of, send_frames
+from ..protocol import Frame, nbytes, send_frames
 
 log = logging.getLogger("par.controller")
 _MORE_NOWAIT = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
@@ -40,7 +40,7 @@ def batches(parts: list[Any], limit: int) -> list[list[Any]]:
     out: list[list[Any]] = [[]]
     size = 0
     for part in parts:
-        n = sum(len(buffer_of(f)) for frames in (part[1], part[2]) for f in frames)
+        n = nbytes(part[1]) + nbytes(part[2])
         if out[-1] and size + n > limit:
             out.append([])
             size = 0

@@ -30,6 +30,7 @@ from ..paths import create_private_file
 from ..protocol import Chunks, buffer_of, detach
 from ..protocol import decode as msgpack_decode
 from ..protocol import encode as msgpack_encode
+from ..protocol import nbytes as _nbytes
 
 _OUTPUT_KEYS = ("o", "r")
 
@@ -42,13 +43,6 @@ WRITE_WAIT = 0.1
 LOCKED_RETRY = 0.25
 # Seconds the last write, as the controller stops, waits for such a lock.
 LAST_WRITE_WAIT = 30.0
-
-
-def _nbytes(frames: Iterable[Any]) -> int:
-    n = 0
-    for f in frames:  # a plain loop: this runs for every task
-        n += len(f) if type(f) is bytes else len(buffer_of(f))
-    return n
 
 
 @dataclass(slots=True)

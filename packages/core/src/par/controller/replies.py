@@ -121,6 +121,8 @@ class Replies:
     def _tell_monitors(self, engine: Engine, h: dict[str, Any], failed: bool) -> None:
         """Add a task an engine finished to the monitors' feed: its work and its output."""
         feed = self.ledger.feed
+        if not feed.monitors:  # nobody watches: nothing to add (the usual case)
+            return
         feed.ran(engine.id, h.get(STARTED), h.get(COMPLETED) or time.time(), failed)
         for key, stream in ((STDOUT, "stdout"), (STDERR, "stderr")):
             if key in h:

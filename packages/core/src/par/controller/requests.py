@@ -34,6 +34,7 @@ from ..messages import (
     DIRECT,
     ENGINE_KEYS,
     FOLLOW,
+    FUNCTION,
     IDS,
     KIND,
     LABEL,
@@ -69,11 +70,15 @@ def load_balanced(
     p = Pending(
         mid, client, LOAD_BALANCED, method, now, template=h, payload=payload, buffers=buffers
     )
-    p.label = h.get(LABEL)
-    p.retries = int(h.get(RETRIES, 0))
-    p.allowed = set(h[ALLOWED]) if h.get(ALLOWED) is not None else None
-    p.after, p.follow = h.get(AFTER), h.get(FOLLOW)
-    p.deadline = time.monotonic() + float(h[TIMEOUT]) if h.get(TIMEOUT) else None
+    get = h.get  # one task of a batch after another: read each flag once, plainly
+    p.label, p.after, p.follow = get(LABEL), get(AFTER), get(FOLLOW)
+    retries, allowed, timeout = get(RETRIES), get(ALLOWED), get(TIMEOUT)
+    if retries:
+        p.retries = int(retries)
+    if allowed is not None:
+        p.allowed = set(allowed)
+    if timeout:
+        p.deadline = time.monotonic() + float(timeout)
     return p
 
 
@@ -230,19 +235,41 @@ class Requests:
         send_frames(self.sock, [engine.uuid, *body])
 
     def dispatch(self) -> None:
-        """Send the tasks the scheduler assigns to engines with room: each engine's share
-        of one request as one message."""
-        batches: dict[tuple[bytes, int], list[Pending]] = {}
+        """Send the tasks the scheduler assigns to engines with room: each engine's run of
+        calls of one function as one task batch, whichever requests they came in (a loop of
+        ``apply_async`` calls travels as a map's tasks do)."""
+        batches: dict[bytes, list[list[Pending]]] = {}
         records, slow = self.ledger.records, self.ledger.outbox.delivery.held
         for task, engine in self.tasks.assign(self.engines, slow):
             records.assign(task.msg_id, engine.id, engine.uuid)
-            batches.setdefault((engine.uuid, id(task.template)), []).append(task)
-        for (uuid, _), tasks in batches.items():
-            first = tasks[0]
-            template = first.template or {}
-            header: dict[str, Any] = {KIND: first.method}
-            for key in ENGINE_KEYS:
-                if key in template:
-                    header[key] = template[key]
-            payload, buffers = join_tasks(header, [(t.msg_id, t.payload, t.buffers) for t in tasks])
-            send_frames(self.sock, [uuid, *self.session.serialize(header, payload, buffers)])
+            runs = batches.get(engine.uuid)
+            if runs is None:
+                batches[engine.uuid] = [[task]]
+            elif _joinable(runs[-1][-1], task):
+                runs[-1].append(task)
+            else:
+                runs.append([task])
+        for uuid, runs in batches.items():
+            for tasks in runs:
+                first = tasks[0]
+                template = first.template or {}
+                header: dict[str, Any] = {KIND: first.method}
+                for key in ENGINE_KEYS:
+                    if key in template:
+                        header[key] = template[key]
+                calls = [(t.msg_id, t.payload, t.buffers) for t in tasks]
+                payload, buffers = join_tasks(header, calls)
+                send_frames(self.sock, [uuid, *self.session.serialize(header, payload, buffers)])
+
+
+def _joinable(a: Pending, b: Pending) -> bool:
+    """Whether two tasks assigned to one engine may travel as one task batch: one request's,
+    or calls of one function with the same flags the engine reads (``ENGINE_KEYS``)."""
+    if a.template is b.template:
+        return True
+    ta, tb = a.template, b.template
+    if ta is None or tb is None or a.method != "apply" or b.method != "apply":
+        return False
+    if ta.get(FUNCTION) is None:
+        return False
+    return all(ta.get(key) == tb.get(key) for key in ENGINE_KEYS)

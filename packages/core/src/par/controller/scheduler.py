@@ -26,8 +26,9 @@ load-balanced task is refused).
 
 The ordered schemes (``leastload``, ``lru``, ``pure``) cost the same per task
 whatever the number of engines: engines with room wait in a heap by the
-scheme's order, entered when they come up or answer (:meth:`freed`), so a task
-takes the top engine rather than looking at every engine. An entry goes stale
+scheme's order, entered when they come up or answer (:meth:`freed`; once a
+pass, however many replies came), so a task takes the top engine rather than
+looking at every engine. An entry goes stale
 when its engine's load changes after it entered: each engine's newest entry
 is the one that counts, and one whose engine took direct requests since goes
 back in at its new place when it reaches the top. The random schemes draw
@@ -84,6 +85,7 @@ PREFETCH_SECONDS = 0.005
 PREFETCH_MAX = 64
 SCAN_LIMIT = 2000  # queued tasks examined per dispatch, so restricted tasks cannot stall it
 STALE_SLACK = 1024  # stale heap entries tolerated beyond one an engine before a rebuild
+FULL_PREFETCH = PREFETCH_SECONDS / PREFETCH_MAX  # tasks this short fill an engine's room
 
 
 class TaskScheduler:
@@ -103,6 +105,7 @@ class TaskScheduler:
         self._assigned = 0  # assignments so far: engines' last_assigned, for LRU order
         self._ready: list[tuple[tuple[int, ...], int]] = []  # (order, engine id), a heap
         self._newest: dict[int, tuple[int, ...]] = {}  # each engine's newest entry's order
+        self._freed: dict[int, Engine] = {}  # engines that answered since the last assign
 
     def refusal(self, task: Pending) -> tuple[str, str] | None:
         """Why this scheme cannot take a task, as (error name, message); None if it can."""
@@ -126,22 +129,28 @@ class TaskScheduler:
         self.due = True
 
     def freed(self, engine: Engine) -> None:
-        """Note that an engine may have room again (it answered, or came up)."""
-        self._offer(engine)
+        """Note that an engine may have room again (it answered, or came up). It enters
+        the heap at the next :meth:`assign`, once however many replies it sent meanwhile."""
+        if self.order is not None:
+            self._freed[engine.id] = engine
         if self.queue:
             self.due = True
 
     def forget(self, engine: Engine) -> None:
         """Drop an engine that left from the engines waiting for work."""
         self._newest.pop(engine.id, None)
+        self._freed.pop(engine.id, None)
 
     def room(self, engine: Engine) -> int:
         """How many requests an engine may hold (0: no limit)."""
         if self.hwm is not None:
             return self.hwm
-        if engine.task_time is None:
+        took = engine.task_time
+        if took is None:
             return 2
-        return max(2, min(PREFETCH_MAX, int(PREFETCH_SECONDS / max(engine.task_time, 1e-6))))
+        if took <= FULL_PREFETCH:  # also spares a division by a time of zero
+            return PREFETCH_MAX
+        return max(2, int(PREFETCH_SECONDS / took))
 
     def has_room(self, engine: Engine) -> bool:
         """Whether an engine may take another request."""
@@ -159,6 +168,10 @@ class TaskScheduler:
         """Pair queued tasks with engines that are up, have room and may run them; set aside
         the tasks of ``slow`` clients."""
         self.due = False
+        if self._freed:
+            for answered in self._freed.values():
+                self._offer(answered)
+            self._freed.clear()
         if not self.queue or (self.order is None and self.draw is None):
             return []
         # The random schemes draw from a list of the engines with room, made once a pass.
@@ -200,31 +213,36 @@ class TaskScheduler:
 
     def _offer(self, engine: Engine) -> None:
         """Put an engine with room in the heap of an ordered scheme, at its place now."""
-        if self.order is not None and self.has_room(engine):
-            self._enter(engine, self.order(engine))
+        order = self.order
+        if order is not None and self.has_room(engine):
+            self._enter(engine, order(engine))
 
     def _enter(self, engine: Engine, order: tuple[int, ...]) -> None:
         """Put an engine in the heap at ``order``, its newest entry."""
-        if self._newest.get(engine.id) == order:
+        newest, eid = self._newest, engine.id
+        if newest.get(eid) == order:
             return  # already there
-        self._newest[engine.id] = order
-        heapq.heappush(self._ready, (order, engine.id))
-        if len(self._ready) > 2 * len(self._newest) + STALE_SLACK:
-            self._ready = [(o, eid) for eid, o in self._newest.items()]
+        newest[eid] = order
+        ready = self._ready
+        heapq.heappush(ready, (order, eid))
+        if len(ready) > 2 * len(newest) + STALE_SLACK:
+            self._ready = [(o, e) for e, o in newest.items()]
             heapq.heapify(self._ready)
 
     def _top(self, engines: EngineRegistry) -> Engine | None:
         """Take the first engine of the ordered scheme that is up and has room, if any."""
-        assert self.order is not None
+        order_of = self.order
+        assert order_of is not None
+        newest, by_id = self._newest, engines.by_id
         while self._ready:
             order, eid = heapq.heappop(self._ready)
-            if self._newest.get(eid) != order:
+            if newest.get(eid) != order:
                 continue  # stale: the engine entered again since, or left
-            del self._newest[eid]
-            engine = engines.by_id.get(eid)
+            del newest[eid]
+            engine = by_id.get(eid)
             if engine is None or engine.state != "up" or not self.has_room(engine):
                 continue  # it comes back when it answers
-            now = self.order(engine)
+            now = order_of(engine)
             if now != order:  # it took direct requests since it entered
                 self._enter(engine, now)
                 continue

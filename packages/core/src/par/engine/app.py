@@ -342,7 +342,8 @@ class Outbox:
             self.replies[to] = [reply]
         else:
             held.append(reply)
-        self.nbytes += sum(memoryview(b).nbytes for b in reply[2])  # PickleBuffers have no len
+        if reply[2]:
+            self.nbytes += sum(memoryview(b).nbytes for b in reply[2])  # PickleBuffers: no len
 
     def due(self) -> bool:
         """Whether the held replies have waited long enough (or are big enough) to go."""
@@ -372,8 +373,12 @@ class Outbox:
         """The reply, or an error in its place if one of its frames is too large (a
         client's reply goes through the direct device, which takes buffers in chunks)."""
         header, payload, buffers = reply
-        frames = payload if to is not None else [*payload, *buffers]
-        size = max((memoryview(f).nbytes for f in frames), default=0)
+        size = 0
+        for frames in (payload,) if to is not None else (payload, buffers):
+            for f in frames:  # a plain loop, bytes by len: this runs for every reply
+                n = len(f) if type(f) is bytes else memoryview(f).nbytes
+                if n > size:
+                    size = n
         if size <= self.max_frame:
             return reply
         evalue = (
