@@ -16,8 +16,9 @@ together and hands to one another; none reaches into another:
   a separate reply connection, or a thread waiting on a result does.
 
 The Client itself is the API users call (ipyparallel's): views, waiting,
-control of the engines, and (from its base :class:`~par.client.records.HubRecords`)
-the controller's task records.
+and from its bases the control of the engines
+(:class:`~par.client.control.EngineControl`) and the controller's task
+records (:class:`~par.client.records.HubRecords`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from ..paths import cluster_id_of
 from ..protocol import Session
 from .asyncresult import AsyncResult
 from .balancedview import LoadBalancedView
+from .control import EngineControl
 from .dask import DaskScheduler, import_distributed, start_worker, stop_worker
 from .directview import BroadcastView, DirectView
 from .history import Results
@@ -52,13 +54,12 @@ from .io import IOThread, Listener
 from .ledger import Ledger, not_engine_ids
 from .outbox import RequestSender
 from .paths import Paths
-from .queries import Answered, Queries
+from .queries import Queries
 from .records import HubRecords
 from .replies import Metadata
 from .submit import Submitter
 
 SPIN_WAIT = 0.001  # seconds a thread waiting on a result polls before it sleeps
-CLEAR_WAIT = 60.0  # seconds clear(block=True) waits for the engines to answer
 
 
 def _print_message(direction: str, header: dict[str, Any]) -> None:
@@ -76,7 +77,7 @@ def _request_socket(ctx: zmq.Context, info: connection.ConnectionInfo, url: str)
     return sock
 
 
-class Client(HubRecords):
+class Client(EngineControl, HubRecords):
     """A connection to a running cluster.
 
     ``Client()`` connects to the default cluster, ``Client(cluster_id="big")``
@@ -322,28 +323,6 @@ class Client(HubRecords):
         view.activate(suffix)
         return view
 
-    def clear(self, targets: Any = None, block: bool | None = None) -> Answered | None:
-        """Empty the namespaces of engines (all by default).
-
-        A control message, as in ipyparallel: it goes ahead of the work queued for the
-        engines, and is not a task (nothing in ``history`` or ``metadata``). ``block``
-        (default ``rc.block``) waits until every engine has cleared (one busy in code that
-        holds the GIL answers once it lets go; TimeoutError after ``CLEAR_WAIT`` seconds);
-        else it returns a Future of it (of the engine ids), which can be awaited.
-        """
-        tg = None if targets in (None, "all") else self.ledger.targets(targets)
-        done = self.queries.later("clear", targets=tg)
-        if not (self.block if block is None else block):
-            return done
-        try:
-            done.result(CLEAR_WAIT)
-        except TimeoutError:
-            raise TimeoutError(
-                f"the engines did not all clear their namespaces within {CLEAR_WAIT} s: one "
-                "may be running code that holds the GIL; is the cluster running? (`par list`)"
-            ) from None
-        return None
-
     def become_dask(
         self,
         targets: Any = "all",
@@ -383,7 +362,7 @@ class Client(HubRecords):
         if scheduler is not None:
             scheduler.close()
 
-    # ---- waiting and control -----------------------------------------------------------------
+    # ---- waiting -----------------------------------------------------------------------------
 
     @property
     def results(self) -> Results:
@@ -430,61 +409,6 @@ class Client(HubRecords):
         if results:
             AsyncResult.join(*results).wait_interactive(interval, timeout)
 
-    def queue_status(self, targets: Any = "all", verbose: bool = False) -> dict[Any, Any]:
-        """Per-engine queue counts and the number of unassigned tasks (``verbose``: lists of
-        their message ids instead of counts, for ``queue``, ``tasks`` and ``unassigned``);
-        for one engine id, that engine's counts alone."""
-        raw = self.queries.ask("queue_status", verbose=verbose)
-        if isinstance(targets, int):
-            return dict(raw[str(self.ledger.targets(targets)[0])])
-        out: dict[Any, Any] = {}
-        wanted = None if targets in (None, "all") else set(self.ledger.targets(targets))
-        for key, value in raw.items():
-            if key == "unassigned":
-                out[key] = value
-            elif wanted is None or int(key) in wanted:
-                out[int(key)] = value
-        return out
-
-    def abort(
-        self,
-        jobs: Any = None,
-        targets: Any = None,
-        block: bool | None = None,
-        everyone: bool = False,
-    ) -> None:
-        """Abort tasks that have not started (all of this client's outstanding tasks by default).
-
-        ``everyone=True`` aborts every client's queued tasks (what ``par monitor`` offers).
-        """
-        if everyone:
-            self.queries.ask("abort", all=True)
-            return
-        ids = list(self.ledger.pending) if jobs is None else self.ledger.msg_ids(jobs)
-        self.queries.ask("abort", ids=ids)
-
-    def send_signal(self, sig: int | str, targets: Any = None, block: bool | None = None) -> None:
-        """Send a signal (number or name such as 'SIGINT') to engine processes."""
-        tg = None if targets is None else self.ledger.targets(targets)
-        self.queries.ask("signal", sig=sig, targets=tg)
-
-    def shutdown(
-        self,
-        targets: Any = "all",
-        restart: bool = False,
-        hub: bool = False,
-        block: bool | None = None,
-    ) -> None:
-        """Stop engines (and the controller too with ``hub=True``)."""
-        if restart:
-            raise NotImplementedError(
-                "restart engines through their cluster: Cluster.restart_engines()"
-            )
-        tg = None if targets in (None, "all") else self.ledger.targets(targets)
-        stopped = self.queries.ask("shutdown", targets=tg, hub=hub)
-        if block or (block is None and self.block) or hub:
-            self.ledger.wait_until_gone(stopped, timeout=10)
-
     def monitor(self, interval: float = 1.0) -> Any:
         """Watch the cluster: in Jupyter a live panel (engines, throughput, errors, and the
         actions of ``par monitor`` as buttons), elsewhere the cluster's state now, as text.
@@ -499,18 +423,6 @@ class Client(HubRecords):
                 "pip install 'par-cluster[tui]' (and ipywidgets for Jupyter)"
             ) from exc
         return monitor(self, interval)
-
-    def status(self, timeout: float = 10.0, changed: bool = False) -> dict[str, Any]:
-        """The controller's view of the cluster: engines, task counts, uptime.
-
-        With ``changed`` (a monitor's poll), ``engines`` holds only the engines whose
-        description changed since this client's previous ``changed`` call, ``engine_ids``
-        every engine's id, and ``late`` ``[id, seconds]`` the heartbeats a second or more
-        behind (the other engines' heartbeats are fresh).
-
-        Raises TimeoutError if the controller does not answer within ``timeout`` seconds.
-        """
-        return dict(self.queries.ask("status", timeout=timeout, changed=changed))
 
     def close(self, linger: int | None = None) -> None:
         """Disconnect from the cluster (the cluster keeps running).
