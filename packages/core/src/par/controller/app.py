@@ -2,11 +2,12 @@
 
 Requests and replies are forwarded frame for frame: the controller reads
 only their compact header and never unpickles a payload. The direct path
-routes a request to its target engines in the device's thread (mux.py); the
+routes a request to its target engines in the device's relay process (mux.py); the
 hub keeps its books from the copies the device passes it. Everything else
 runs in this loop, one piece per role, wired together here::
 
-    sockets.py       the five bound ROUTERs, the direct device, the disconnect monitor
+    sockets.py       the sockets, the relays holding engines' control and direct ones
+    relays.py        those relays: child processes passing traffic to this loop over ipc
     requests.py      booking clients' requests; sending them to engines
     replies.py       accounting for engines' replies; passing them on
     ledger.py        requests pending, their records, the counts
@@ -112,6 +113,7 @@ class Controller:
             restore.to_dict() if restore else {},
             config.max_message_bytes,
             config.client_hwm,
+            config.heartbeat / 2,
         )
         self.urls = self.sockets.urls
         # Large messages come in chunks; their copies are kept as they came, for the records.
@@ -174,7 +176,7 @@ class Controller:
     def run(self) -> None:
         """Serve until stopped by :meth:`stop`, SIGTERM/SIGINT or a hub shutdown."""
         sockets = self.sockets
-        copies = sockets.device.copies
+        copies = sockets.copies
         poller = zmq.Poller()
         roles = [
             (sockets.client, self._handle_client),
@@ -185,7 +187,6 @@ class Controller:
         for sock, _ in [*roles, (copies, None)]:
             poller.register(sock, zmq.POLLIN)
         handlers = dict(roles)
-        sockets.device.start()
         self.running = True
         tick = self.config.heartbeat / 2
         next_check = time.monotonic() + tick
@@ -219,7 +220,6 @@ class Controller:
                 self.ledger.records.flush()
                 now = time.monotonic()
                 if now >= next_check:
-                    sockets.device.nudge()
                     if self._read_heartbeats():
                         self.control.check()
                     if dependencies.waiting:
@@ -325,7 +325,7 @@ class Controller:
 
     def read_copies(self) -> None:
         """Handle every copy the direct device has passed so far."""
-        copies = self.sockets.device.copies
+        copies = self.sockets.copies
         protocol.drain(copies, recv_frames(copies, block=False), self._handle_copy)
 
     def _handle_monitor(self, frames: list[Any]) -> None:
