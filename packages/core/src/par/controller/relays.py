@@ -238,6 +238,7 @@ def main(kind: str) -> None:
     finally:
         for sock in socks:
             sock.close()
+    remove_folder(settings["folder"])  # the hub does too, unless it died first
 
 
 if __name__ == "__main__":
