@@ -8,6 +8,7 @@ runs in this loop, one piece per role, wired together here::
 
     sockets.py       the sockets, the relays holding engines' control and direct ones
     relays.py        those relays: child processes passing traffic to this loop over ipc
+    heartbeats.py    the control relay's loop: heartbeats answered there, batched here
     requests.py      booking clients' requests; sending them to engines
     replies.py       accounting for engines' replies; passing them on
     ledger.py        requests pending, their records, the counts
@@ -50,7 +51,7 @@ from ..curve import server_keypair, wanted
 from ..errors import ClusterError
 from ..messages import CLIENT, IDS
 from ..protocol import Message, Session, recv_frames, recv_ready
-from . import operations
+from . import heartbeats, operations
 from .config import ControllerConfig
 from .control import EngineControl
 from .dependencies import Dependencies
@@ -113,6 +114,7 @@ class Controller:
             restore.to_dict() if restore else {},
             config.max_message_bytes,
             config.client_hwm,
+            self.key,
             config.heartbeat / 2,
         )
         self.urls = self.sockets.urls
@@ -286,6 +288,9 @@ class Controller:
             self.replies.account(engine, msg, delivered=False)
 
     def _handle_control(self, frames: list[Any]) -> None:
+        if heartbeats.is_beats(frames):
+            self.control.beats(heartbeats.beats_of(frames))
+            return
         msg = self._parse(frames)
         if msg is not None and msg.routing:
             self._guard(self.control.on_message, msg)

@@ -10,7 +10,8 @@ connection::
     control  ROUTER (tcp, engines' control DEALERs) <-> DEALER (ipc) <-> the hub's
              control DEALER: the classic ROUTER-DEALER broker. The hub reads
              ``[engine identity, *message]`` as it read it from its own ROUTER, and
-             sends the same to reach an engine.
+             sends the same to reach an engine. The relay answers heartbeats
+             itself and tells the hub who beat in batches (heartbeats.py).
     direct   the direct device (mux.py) over its two ROUTERs (tcp, clients and
              engines), its copies pushed to the hub's PULL (ipc).
 
@@ -22,7 +23,8 @@ replaces.
 
 A relay is a fresh interpreter (``python -m par.controller.relays KIND``),
 independent of the hub's ZeroMQ context and threads. It reads its settings as
-one JSON line on stdin, binds, and answers one JSON line on stdout: its public
+one JSON line on stdin (the cluster's key among them: the control relay
+authenticates engines' messages), binds, and answers one JSON line on stdout: its public
 addresses, or the error that stopped it. Then it reads stdin to its end, which
 comes when the controller closes it or dies in any way (the kernel closes the
 pipe of a killed process): the relay then ends too, so none outlives its
@@ -37,8 +39,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,7 +51,8 @@ from typing import Any
 import zmq
 
 from ..curve import make_server
-from . import mux
+from ..protocol import Session
+from . import heartbeats, mux
 
 START_TIMEOUT = 60.0  # seconds a relay may take to start (an interpreter on a busy host)
 STOP_TIMEOUT = 5.0  # seconds a relay may take to pass on what it holds and end
@@ -177,7 +180,8 @@ def _control(ctx: zmq.Context, s: dict[str, Any]) -> tuple[list[zmq.Socket], Any
     socks = [engines, hub]
     s["urls"] = {"control": bind(engines, s["ip"], s["previous"].get("control_url"))}
     hub.bind(ipc_url(s["folder"], "control"))
-    return socks, lambda: zmq.proxy(engines, hub)
+    session = Session(bytes.fromhex(s["key"]))
+    return socks, lambda: heartbeats.run(engines, hub, session, s["every"])
 
 
 def _direct(ctx: zmq.Context, s: dict[str, Any]) -> tuple[list[zmq.Socket], Any]:
@@ -229,8 +233,8 @@ def main(kind: str) -> None:
         ctx.destroy(linger=0)
         return
     _say({"urls": settings["urls"]})
-    every = settings["nudge_every"]
-    threading.Thread(target=_wait_for_the_end, args=(ctx, kind, every), name="par-relay-end").start()
+    ending = (ctx, kind, settings["every"])
+    threading.Thread(target=_wait_for_the_end, args=ending, name="par-relay-end").start()
     try:
         device()
     except zmq.ContextTerminated:

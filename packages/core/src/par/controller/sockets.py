@@ -37,7 +37,8 @@ class Sockets:
         previous: dict[str, str],
         max_message_bytes: int,
         client_hwm: int,
-        nudge_every: float,
+        key: bytes,
+        every: float,
     ) -> None:
         self.ctx = zmq.Context()
         self.folder = relays.ipc_folder()
@@ -53,7 +54,8 @@ class Sockets:
                 "curve_secret": curve_secret,
                 "max_message_bytes": max_message_bytes,
                 "folder": self.folder,
-                "nudge_every": nudge_every,
+                "key": key.hex(),
+                "every": every,  # the heartbeats' batches, the direct device's nudges
             }
         )
         # clients' requests in, everything they get out
