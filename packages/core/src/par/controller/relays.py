@@ -138,7 +138,9 @@ class Relay:
             line = self.proc.stdout.readline()
         finally:
             reader.cancel()
-        answer = json.loads(line) if line.strip() else {"error": "it exited at start"}
+        answer: dict[str, Any] = (
+            json.loads(line) if line.strip() else {"error": "it exited at start"}
+        )
         if "error" in answer:
             self.close()
             raise OSError(f"the controller's {self.kind} relay failed: {answer['error']}")
