@@ -58,7 +58,7 @@ from .dependencies import Dependencies
 from .engines import EngineRegistry
 from .feed import Feed
 from .ledger import Ledger
-from .mux import IN, NUDGE
+from .mux import IN, SYNC, mark_of
 from .outbox import Outbox
 from .records import RecordStore, SQLiteRecordStore
 from .replies import Replies
@@ -73,6 +73,7 @@ log = logging.getLogger("par.controller")
 COPIES_DELAY = 0.005  # seconds the direct device's copies gather before the hub reads them
 MIN_MESSAGE_BYTES = protocol.MAX_HEADER_BYTES  # the least --max-message-bytes can be
 SLOW_RETRY = 0.05  # seconds between tries to send what waits for slow clients
+SYNC_WAIT = 1.0  # seconds a query waits at most for the direct device's copies to catch up
 CATCH_UP = 4096  # control messages read at most before engines' silence is judged
 
 
@@ -110,7 +111,7 @@ class Controller:
             )
         self.sockets = Sockets(
             config.ip,
-            self.curve_keys[1] if self.curve_keys else None,
+            self.curve_keys,
             restore.to_dict() if restore else {},
             config.max_message_bytes,
             config.client_hwm,
@@ -268,6 +269,7 @@ class Controller:
         if kind in ("apply", "execute"):
             self.requests.on_request(msg)
         elif kind == "query":
+            self.sync_copies()  # and what the device passed its client before it asked
             operations.answer(self, msg)
         else:
             log.warning("unknown client message type %r", kind)
@@ -301,7 +303,7 @@ class Controller:
         After a message with one frame (garbage) the device took the next message from
         the same side for the rest of it, unswapped, and lost it; the copy is then ``[IN
         or OUT, garbage, its sender, from, to, *message]`` and this loop delivers it."""
-        if len(frames) == 4 and bytes(frames[2]) == NUDGE:
+        if mark_of(frames) is not None:  # a nudge's or a sync's
             return
         msg = self.copies_joiner.parse(frames[1:])
         if not msg or len(msg.routing) < 2:  # invalid, or a chunk of a large message
@@ -332,6 +334,26 @@ class Controller:
         """Handle every copy the direct device has passed so far."""
         copies = self.sockets.copies
         protocol.drain(copies, recv_frames(copies, block=False), self._handle_copy)
+
+    def sync_copies(self) -> None:
+        """Handle the copy of everything the direct device passed before now: a client that
+        got a reply from it may ask about that task before the copy crossed from the relay.
+        A message of the hub's own goes through the device, and the copies are read up to
+        its copy (or for ``SYNC_WAIT`` at most)."""
+        copies = self.sockets.copies
+        try:
+            self.sockets.sync.send_multipart([b"", b""], zmq.NOBLOCK)  # to no engine
+        except zmq.Again:  # the relay is not reading: nothing to wait for
+            return
+        deadline = time.monotonic() + SYNC_WAIT
+        while (left := deadline - time.monotonic()) > 0 and copies.poll(round(left * 1000)):
+            frames = recv_frames(copies, block=False)
+            if frames is None:
+                continue
+            if mark_of(frames) == SYNC:
+                return
+            self._handle_copy(frames)
+        log.warning("the direct device's copies did not catch up in %.1f s", SYNC_WAIT)
 
     def _handle_monitor(self, frames: list[Any]) -> None:
         event = parse_monitor_message([bytes(f.buffer) for f in frames])

@@ -21,6 +21,8 @@ then with a message of its own that completes the garbage (:func:`nudge`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import zmq
 from zmq.devices import monitored_queue
 
@@ -28,12 +30,26 @@ from zmq.devices import monitored_queue
 IN = b"par-direct-in"  # a copy of a request, client to engine
 OUT = b"par-direct-out"  # a copy of a reply (or an engine's hello), engine to client
 NUDGE = b"par-direct-nudge"  # the identity the device is nudged with
+SYNC = b"par-direct-sync"  # the identity of the hub's messages that mark where copies are
+MARKS = (NUDGE, SYNC)
 
 
 def run(clients: zmq.Socket, engines: zmq.Socket, copies: zmq.Socket) -> None:
     """Run the device between the clients' and the engines' ROUTERs, sending a copy of
     everything it passes on ``copies``, until the context terminates (in the relay)."""
     monitored_queue(clients, engines, copies, IN, OUT)
+
+
+def mark_of(copy: list[Any]) -> bytes | None:
+    """NUDGE or SYNC if a copy is of a message with that identity, else None. Its copy is
+    ``[IN, b"", identity, b""]``, or, after garbage, ``[IN, garbage, its sender, identity,
+    b"", b""]``."""
+    for frame in copy[2:4]:
+        if len(frame) == len(NUDGE) or len(frame) == len(SYNC):
+            mark = bytes(frame)
+            if mark in MARKS:
+                return mark
+    return None
 
 
 def nudgers(ctx: zmq.Context, urls: list[str]) -> list[zmq.Socket]:

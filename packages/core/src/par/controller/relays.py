@@ -13,7 +13,8 @@ connection::
              sends the same to reach an engine. The relay answers heartbeats
              itself and tells the hub who beat in batches (heartbeats.py).
     direct   the direct device (mux.py) over its two ROUTERs (tcp, clients and
-             engines), its copies pushed to the hub's PULL (ipc).
+             engines), its copies pushed to the hub's PULL (ipc). Its clients'
+             ROUTER also listens on ipc for the hub's syncs (``Controller.sync_copies``).
 
 The hub keeps clients' connections and engines' work connections, whose
 monitor tells when an engine drops: one descriptor an engine in each process.
@@ -199,6 +200,7 @@ def _direct(ctx: zmq.Context, s: dict[str, Any]) -> tuple[list[zmq.Socket], Any]
     }
     for sock, url in zip((clients, engines), NUDGES, strict=True):
         sock.bind(url)  # for the nudges (see mux.py)
+    clients.bind(ipc_url(s["folder"], "direct-clients"))  # for the hub's syncs
     copies.connect(ipc_url(s["folder"], "copies"))  # the hub's PULL, bound before we start
     return socks, lambda: mux.run(clients, engines, copies)
 

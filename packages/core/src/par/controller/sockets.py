@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import zmq
 
+from ..curve import make_client
 from . import relays
+from .mux import SYNC
 
 
 class Sockets:
@@ -33,13 +35,14 @@ class Sockets:
     def __init__(
         self,
         ip: str,
-        curve_secret: str | None,
+        curve_keys: tuple[str, str] | None,
         previous: dict[str, str],
         max_message_bytes: int,
         client_hwm: int,
         key: bytes,
         every: float,
     ) -> None:
+        curve_secret = curve_keys[1] if curve_keys else None
         self.ctx = zmq.Context()
         self.folder = relays.ipc_folder()
         # The direct device's copies of what it passed: bound before its relay pushes here.
@@ -70,6 +73,13 @@ class Sockets:
         self.control = self.ctx.socket(zmq.DEALER)  # engines' control, through its relay
         for opt, value in ((zmq.SNDHWM, 0), (zmq.RCVHWM, 0), (zmq.LINGER, 200)):
             self.control.setsockopt(opt, value)
+        # The hub's way into the direct device, for Controller.sync_copies (through the
+        # device's client side, which takes Curve if its public side does).
+        self.sync = self.ctx.socket(zmq.DEALER)
+        self.sync.setsockopt(zmq.ROUTING_ID, SYNC)
+        self.sync.setsockopt(zmq.LINGER, 0)
+        if curve_keys:
+            make_client(self.sync, curve_keys[0])
         try:
             self.urls = {
                 name: relays.bind(sock, ip, previous.get(f"{name}_url"))
@@ -81,12 +91,13 @@ class Sockets:
             self.close()
             raise
         self.control.connect(relays.ipc_url(self.folder, "control"))
+        self.sync.connect(relays.ipc_url(self.folder, "direct-clients"))
 
     def close(self) -> None:
         """Close the hub's sockets (what they hold for the relays goes first), then the
         relays, which end their devices."""
         self.engine.disable_monitor()
-        for sock in (self.client, self.engine, self.control, self.monitor, self.copies):
+        for sock in (self.client, self.engine, self.control, self.monitor, self.copies, self.sync):
             sock.close(linger=200)
         self.ctx.term()
         for relay in self.relays.values():
