@@ -3,18 +3,18 @@
 An engine keeps three connections to the controller (control, work, direct).
 Were all three the hub's, 10,000 engines would need 30,000 file descriptors in
 one process, past common limits (``ulimit -n``), and all their traffic would
-share one core. So two kinds of connection end in a child process each, a
-ZeroMQ device in C that passes their traffic on to the hub over one ``ipc://``
-connection::
+share one core. So two kinds of connection end in a child process each, which
+passes their traffic on to the hub over ``ipc://``::
 
     control  ROUTER (tcp, engines' control DEALERs) <-> DEALER (ipc) <-> the hub's
-             control DEALER: the classic ROUTER-DEALER broker. The hub reads
+             control DEALER, as in the classic ROUTER-DEALER broker: the hub reads
              ``[engine identity, *message]`` as it read it from its own ROUTER, and
              sends the same to reach an engine. The relay answers heartbeats
              itself and tells the hub who beat in batches (heartbeats.py).
-    direct   the direct device (mux.py) over its two ROUTERs (tcp, clients and
-             engines), its copies pushed to the hub's PULL (ipc). Its clients'
-             ROUTER also listens on ipc for the hub's syncs (``Controller.sync_copies``).
+    direct   the direct device in C (mux.py) over its two ROUTERs (tcp, clients
+             and engines), its copies pushed to the hub's PULL (ipc). Its clients'
+             ROUTER also listens on ipc for the hub's syncs
+             (``Controller.sync_copies``).
 
 The hub keeps clients' connections and engines' work connections, whose
 monitor tells when an engine drops: one descriptor an engine in each process.
@@ -25,15 +25,15 @@ replaces.
 A relay is a fresh interpreter (``python -m par.controller.relays KIND``),
 independent of the hub's ZeroMQ context and threads. It reads its settings as
 one JSON line on stdin (the cluster's key among them: the control relay
-authenticates engines' messages), binds, and answers one JSON line on stdout: its public
-addresses, or the error that stopped it. Then it reads stdin to its end, which
-comes when the controller closes it or dies in any way (the kernel closes the
-pipe of a killed process): the relay then ends too, so none outlives its
-controller. Ctrl-C in a terminal reaches the whole process group: a relay
-ignores it and goes when its controller does.
+authenticates engines' messages), binds, and answers one JSON line on stdout:
+its public addresses, or the error that stopped it. Then it reads stdin to its
+end, which comes when the controller closes it or dies in any way (the kernel
+closes the pipe of a killed process): the relay then ends too, so none
+outlives its controller. Ctrl-C in a terminal reaches the whole process group:
+a relay ignores it and goes when its controller does.
 
 The ``ipc://`` endpoints live in a private folder (mode 0700) that only this
-user can reach; the hub removes it when it closes.
+user can reach; the hub removes it when it closes, or the relays as they end.
 """
 
 from __future__ import annotations
@@ -58,8 +58,7 @@ from . import heartbeats, mux
 START_TIMEOUT = 60.0  # seconds a relay may take to start (an interpreter on a busy host)
 STOP_TIMEOUT = 5.0  # seconds a relay may take to pass on what it holds and end
 CONTROL_LINGER = 1000  # ms a control relay keeps sending the hub's last messages (stop)
-# What each kind of relay holds: its public sockets (names as in the connection file).
-PUBLIC = {"control": ("control",), "direct": ("direct", "engine_direct")}
+KINDS = ("control", "direct")
 NUDGES = ["inproc://par-direct-clients", "inproc://par-direct-engines"]  # see mux.py
 
 
@@ -162,7 +161,7 @@ class Relay:
 
 def start(settings: dict[str, Any]) -> dict[str, Relay]:
     """Start both relays at once (their interpreters start side by side)."""
-    return {kind: Relay(kind, settings) for kind in PUBLIC}
+    return {kind: Relay(kind, settings) for kind in KINDS}
 
 
 def remove_folder(folder: str) -> None:
