@@ -6,8 +6,9 @@ engine's books. One at a time in the hub, they took most of its loop at that
 scale, and the hub's loop is what every task waits on. So the control relay
 (relays.py) answers them: it authenticates each message from an engine with
 the cluster's key, answers a heartbeat with ``hbok`` (made and signed once),
-and keeps the beat's stats; everything else, and everything the hub sends
-engines, it passes on as it came. Every ``every`` seconds (half a heartbeat)
+and keeps the beat's stats; everything else (what it cannot authenticate too:
+the hub drops it and counts it), and everything the hub sends engines, it
+passes on as it came. Every ``every`` seconds (half a heartbeat)
 it sends the hub one message, ``[b"", beats]``, where ``beats`` maps the
 identity of each engine that beat since the last to its latest stats
 (msgpack); no engine's identity is empty, so no engine can send one. The
@@ -46,9 +47,7 @@ def run(engines: zmq.Socket, hub: zmq.Socket, session: Session, every: float) ->
 
     def from_engine(frames: list[Any]) -> None:
         msg = session.parse(frames)
-        if msg is None or not msg.routing:
-            return  # the hub would drop it too
-        if msg.kind == "hb":
+        if msg is not None and msg.routing and msg.kind == "hb":
             ident = bytes(msg.routing[0])
             beats[ident] = msg.header.get(STATS)
             send_frames(engines, [ident, *hbok])
