@@ -242,12 +242,14 @@ class Controller:
 
     def _read_heartbeats(self) -> bool:
         """Read the engines' control messages waiting, up to ``CATCH_UP``; whether none is
-        left. Silence is judged only then: an engine whose heartbeats wait behind a long
-        pass (or a pause) is not silent, and a backlog larger than that is read a pass at
-        a time rather than keeping the loop from clients for as long as it lasts."""
+        left, here and in the control relay. Silence is judged only then: an engine whose
+        heartbeats wait behind a long pass (or a pause, or a relay starved of CPU) is not
+        silent, and a backlog larger than that is read a pass at a time rather than
+        keeping the loop from clients for as long as it lasts."""
         sock = self.sockets.control
         self._drain(sock, self._handle_control, CATCH_UP)
-        return not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+        caught_up = not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+        return caught_up and self.control.relay_current()
 
     def _parse(self, frames: list[Any]) -> Message | None:
         msg = self.session.parse(frames)
@@ -291,7 +293,7 @@ class Controller:
 
     def _handle_control(self, frames: list[Any]) -> None:
         if heartbeats.is_beats(frames):
-            self.control.beats(heartbeats.beats_of(frames))
+            self.control.beats(*heartbeats.beats_of(frames))
             return
         msg = self._parse(frames)
         if msg is not None and msg.routing:

@@ -86,6 +86,9 @@ class EngineControl:
         self.read_copies = read_copies  # books what the direct device passed so far
         self._checked = time.monotonic()  # the last liveness check
         self.clearing = Clearing(outbox)
+        # The control relay's last batch of heartbeats: when, and whether it had read all
+        # engines' messages then (see relay_current).
+        self._batch_at, self._relay_caught_up = time.monotonic(), True
 
     def command(self, engine: Engine, header: dict[str, Any]) -> None:
         """Send an engine a control message (abort, signal, stop)."""
@@ -101,11 +104,13 @@ class EngineControl:
     def _send(self, ident: bytes, header: dict[str, Any]) -> None:
         send_frames(self.sock, [ident, *self.session.serialize(header)])
 
-    def beats(self, beats: dict[bytes, Any]) -> None:
+    def beats(self, beats: dict[bytes, Any], caught_up: bool) -> None:
         """Engines beat (their identities, each with its latest stats), as the control relay
         says in a batch: they are alive; an engine this controller does not know (it was
-        restored, or lost the engine) is told to register again."""
+        restored, or lost the engine) is told to register again. ``caught_up``: whether the
+        relay had read every message waiting (see :meth:`relay_current`)."""
         now = time.monotonic()
+        self._batch_at, self._relay_caught_up = now, caught_up
         by_uuid = self.engines.by_uuid
         for ident, stats in beats.items():
             engine = by_uuid.get(ident)
@@ -115,6 +120,15 @@ class EngineControl:
             engine.last_seen = now
             if isinstance(stats, dict):
                 engine.stats = stats
+
+    def relay_current(self) -> bool:
+        """Whether the control relay is up to date: its last batch came within ``STALL``
+        heartbeats (it sends one every half heartbeat) and it had read every engine's
+        message then. Silence is judged only then: while the relay cannot keep up (starved
+        of CPU, or stopped), heartbeats wait in its sockets, and the engines' silence
+        meanwhile is the relay's own."""
+        recent = time.monotonic() - self._batch_at < STALL * self.config.heartbeat
+        return recent and self._relay_caught_up
 
     def on_message(self, msg: Message) -> None:
         """Handle what an engine sent on its control connection."""

@@ -8,12 +8,16 @@ scale, and the hub's loop is what every task waits on. So the control relay
 the cluster's key, answers a heartbeat with ``hbok`` (made and signed once),
 and keeps the beat's stats; everything else (what it cannot authenticate too:
 the hub drops it and counts it), and everything the hub sends engines, it
-passes on as it came. Every ``every`` seconds (half a heartbeat)
-it sends the hub one message, ``[b"", beats]``, where ``beats`` maps the
+passes on as it came. Every ``every`` seconds (half a heartbeat) it sends the
+hub one message, ``[b"", beats, caught up]``, where ``beats`` maps the
 identity of each engine that beat since the last to its latest stats
-(msgpack); no engine's identity is empty, so no engine can send one. The
-hub marks them all alive at once (``EngineControl.beats``), and tells an engine
-it does not know to register again, as it did each heartbeat of such an engine.
+(msgpack); no engine's identity is empty, so no engine can send one. The hub
+marks them all alive at once (``EngineControl.beats``), and tells an engine it
+does not know to register again, as it did each heartbeat of such an engine.
+``caught up`` (``b"1"``, else ``b"0"``) says whether the relay had read every
+message waiting: a relay starved of CPU falls behind, and while it is, the
+hub judges no engine silent (heartbeats waiting behind its backlog are not
+silence), as while its own socket has a backlog.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ READ_AT_ONCE = 1024  # messages read from one side before the other's turn
 
 def is_beats(frames: list[Any]) -> bool:
     """Whether a message the hub read on its control socket is a batch of heartbeats."""
-    return len(frames) == 2 and len(frames[0]) == 0
+    return len(frames) == 3 and len(frames[0]) == 0
 
 
-def beats_of(frames: list[Any]) -> dict[bytes, Any]:
-    """The engines of a batch of heartbeats, each with its latest stats."""
-    return dict(decode(frames[1]))
+def beats_of(frames: list[Any]) -> tuple[dict[bytes, Any], bool]:
+    """The engines of a batch of heartbeats, each with its latest stats, and whether the
+    relay had read all that waited when it sent it."""
+    return dict(decode(frames[1])), bytes(frames[2]) == b"1"
 
 
 def run(engines: zmq.Socket, hub: zmq.Socket, session: Session, every: float) -> None:
@@ -69,7 +74,7 @@ def run(engines: zmq.Socket, hub: zmq.Socket, session: Session, every: float) ->
             else:
                 drain(hub, recv_frames(hub, block=False), from_hub, READ_AT_ONCE)
         if time.monotonic() >= due:
-            if beats:
-                send_frames(hub, [BEATS, encode(beats)])
-                beats = {}
+            behind = int(engines.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+            send_frames(hub, [BEATS, encode(beats), b"0" if behind else b"1"])
+            beats = {}
             due = time.monotonic() + every
