@@ -327,3 +327,20 @@ def test_views_delegate_shutdown_purge_and_get_result() -> None:
         assert lv.purge_results(jobs=ar) == 1
         rc[1].shutdown(block=True)
         assert rc.ids == [0]
+
+
+def test_an_engines_heartbeats_bring_its_stats_and_running_task(small_cluster) -> None:
+    """Heartbeats, answered by the control relay and passed to the hub in batches, still
+    say what each engine runs and what it uses."""
+    _, rc = small_cluster
+    ar = rc[0].apply_async(time.sleep, 3)
+    deadline = time.monotonic() + 10
+    engine: dict = {}
+    while time.monotonic() < deadline:
+        (engine,) = (e for e in rc.status()["engines"] if e["id"] == 0)
+        if engine["stats"].get("task") == ar.msg_ids[0]:
+            break
+        time.sleep(0.2)
+    assert engine["stats"].get("task") == ar.msg_ids[0] and engine["stats"]["rss"] > 0
+    assert engine["heartbeat_age"] < 3
+    ar.get(timeout=10)

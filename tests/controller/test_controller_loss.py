@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import par
+import psutil
 import pytest
 from par import paths
 
@@ -221,3 +223,50 @@ def test_a_client_suspended_longer_than_its_controller_timeout_gets_its_results(
             os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
             proc.wait()
+
+
+def _relays(ctl: subprocess.Popen[bytes], conn: Path) -> list[psutil.Process]:
+    """The controller's relays, once it wrote its connection file; each listens on the
+    public ports of its kind of engine connection."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if conn.exists() and json.loads(conn.read_text())["controller_pid"] == ctl.pid:
+            break
+        time.sleep(0.1)
+    info = json.loads(conn.read_text())
+    relays = {r.cmdline()[-1]: r for r in psutil.Process(ctl.pid).children()}
+    assert sorted(relays) == ["control", "direct"]
+    for kind, names in (("control", ["control"]), ("direct", ["direct", "engine_direct"])):
+        held = {c.laddr.port for c in relays[kind].net_connections("tcp") if c.status == "LISTEN"}
+        assert held == {int(info[f"{name}_url"].rsplit(":", 1)[1]) for name in names}
+    return list(relays.values())
+
+
+def test_relays_go_with_their_controller_and_a_restored_one_binds_their_ports(
+    tmp_path: Path,
+) -> None:
+    """The child processes that hold engines' control and direct connections end when their
+    controller is killed, or stops; a restored controller's relays listen on the same ports."""
+    conn = tmp_path / "conn.json"
+    ctl = start_controller(conn)
+    try:
+        relays = _relays(ctl, conn)
+        before = json.loads(conn.read_text())
+        os.kill(ctl.pid, signal.SIGKILL)
+        ctl.wait()
+        _, alive = psutil.wait_procs(relays, timeout=10)
+        assert alive == []
+
+        ctl = start_controller(conn, "--restore")
+        relays = _relays(ctl, conn)
+        after = json.loads(conn.read_text())
+        assert {k: v for k, v in after.items() if k.endswith("_url")} == {
+            k: v for k, v in before.items() if k.endswith("_url")
+        }
+        ctl.terminate()
+        assert ctl.wait(timeout=15) == 0
+        _, alive = psutil.wait_procs(relays, timeout=10)
+        assert alive == []
+    finally:
+        ctl.kill()
+        ctl.wait()

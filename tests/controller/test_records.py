@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from par.controller.records import Record, RecordStore, Shared, SQLiteRecordStore
+from par.controller.records import EARLY_TASKS, Record, RecordStore, Shared, SQLiteRecordStore
 
 
 def task(mid: str, payload: list[bytes], shared: Shared | None = None) -> Record:
@@ -100,6 +100,30 @@ def test_streamed_output_comes_before_the_rest() -> None:
     assert rec.value("stdout") == "streamed\nrest\n" and rec.value("stderr") == "warn\n"
     header, payload, _ = rec.reply() or ({}, [], [])
     assert header["o"] == "streamed\nrest\n" and "ns" not in header and payload == [b"result"]
+
+
+def test_output_that_comes_before_its_record_is_kept_for_it(tmp_path: Path) -> None:
+    """A direct task's output reaches the hub from the control relay and its request's copy
+    from the direct relay, in either order: output first is not lost, in memory or on disk."""
+    for store in (RecordStore(), SQLiteRecordStore(str(tmp_path / "records.sqlite"))):
+        store.add_output("t", "stdout", "early\n")
+        store.add_output("t", "stderr", "warn\n")
+        store.add(task("t", [b"x"]))
+        store.finish("t", reply("t", o="rest\n", ns=2), [b"result"])
+        store.flush()
+        rec = store.get("t")
+        assert rec is not None
+        assert rec.value("stdout") == "early\nrest\n" and rec.value("stderr") == "warn\n"
+
+
+def test_early_output_of_tasks_never_recorded_is_bounded() -> None:
+    store = RecordStore()
+    for i in range(EARLY_TASKS + 10):
+        store.add_output(f"gone-{i}", "stdout", "x")
+    store.add(task("gone-0", [b"x"]))  # dropped: the oldest
+    store.add(task(f"gone-{EARLY_TASKS + 9}", [b"x"]))
+    assert store.get("gone-0").value("stdout") == ""  # type: ignore[union-attr]
+    assert store.get(f"gone-{EARLY_TASKS + 9}").value("stdout") == "x"  # type: ignore[union-attr]
 
 
 def test_sqlite_keeps_requests_across_a_restart(tmp_path: Path) -> None:

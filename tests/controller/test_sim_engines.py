@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import par
+import psutil
 import pytest
 from par import paths
 from par.sim import SimEngines
@@ -126,6 +127,24 @@ def test_a_controller_paused_past_the_heartbeat_timeout_loses_no_engine(
         os.kill(controller, signal.SIGCONT)
     assert rc[:].apply_sync(max, 1, 2) == [None] * N  # the controller has caught up
     time.sleep(2)  # a few liveness checks
+    assert events.of("engine_lost") == []
+    assert len(rc.ids) == N
+
+
+def test_a_control_relay_paused_past_the_heartbeat_timeout_loses_no_engine(
+    rc: par.Client, swarm: SimEngines
+) -> None:
+    """The child process that answers heartbeats (the control relay) stopped for longer
+    than the heartbeat timeout: the engines' silence meanwhile is its own."""
+    events = Events(rc)
+    controller = psutil.Process(int(rc.status()["pid"]))
+    (relay,) = (p for p in controller.children() if p.cmdline()[-1] == "control")
+    relay.suspend()
+    try:
+        time.sleep(8)  # longer than the heartbeat timeout (6 s)
+    finally:
+        relay.resume()
+    time.sleep(3)  # the relay catches up, then a few liveness checks
     assert events.of("engine_lost") == []
     assert len(rc.ids) == N
 

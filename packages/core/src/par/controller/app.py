@@ -2,11 +2,13 @@
 
 Requests and replies are forwarded frame for frame: the controller reads
 only their compact header and never unpickles a payload. The direct path
-routes a request to its target engines in the device's thread (mux.py); the
+routes a request to its target engines in the device's relay process (mux.py); the
 hub keeps its books from the copies the device passes it. Everything else
 runs in this loop, one piece per role, wired together here::
 
-    sockets.py       the five bound ROUTERs, the direct device, the disconnect monitor
+    sockets.py       the sockets, the relays holding engines' control and direct ones
+    relays.py        those relays: child processes passing traffic to this loop over ipc
+    heartbeats.py    the control relay's loop: heartbeats answered there, batched here
     requests.py      booking clients' requests; sending them to engines
     replies.py       accounting for engines' replies; passing them on
     ledger.py        requests pending, their records, the counts
@@ -49,14 +51,14 @@ from ..curve import server_keypair, wanted
 from ..errors import ClusterError
 from ..messages import CLIENT, IDS
 from ..protocol import Message, Session, recv_frames, recv_ready
-from . import operations
+from . import heartbeats, operations
 from .config import ControllerConfig
 from .control import EngineControl
 from .dependencies import Dependencies
 from .engines import EngineRegistry
 from .feed import Feed
 from .ledger import Ledger
-from .mux import IN, NUDGE
+from .mux import IN, SYNC, mark_of
 from .outbox import Outbox
 from .records import RecordStore, SQLiteRecordStore
 from .replies import Replies
@@ -71,6 +73,7 @@ log = logging.getLogger("par.controller")
 COPIES_DELAY = 0.005  # seconds the direct device's copies gather before the hub reads them
 MIN_MESSAGE_BYTES = protocol.MAX_HEADER_BYTES  # the least --max-message-bytes can be
 SLOW_RETRY = 0.05  # seconds between tries to send what waits for slow clients
+SYNC_WAIT = 1.0  # seconds a query waits at most for the direct device's copies to catch up
 CATCH_UP = 4096  # control messages read at most before engines' silence is judged
 
 
@@ -108,10 +111,12 @@ class Controller:
             )
         self.sockets = Sockets(
             config.ip,
-            self.curve_keys[1] if self.curve_keys else None,
+            self.curve_keys,
             restore.to_dict() if restore else {},
             config.max_message_bytes,
             config.client_hwm,
+            self.key,
+            config.heartbeat / 2,
         )
         self.urls = self.sockets.urls
         # Large messages come in chunks; their copies are kept as they came, for the records.
@@ -174,7 +179,7 @@ class Controller:
     def run(self) -> None:
         """Serve until stopped by :meth:`stop`, SIGTERM/SIGINT or a hub shutdown."""
         sockets = self.sockets
-        copies = sockets.device.copies
+        copies = sockets.copies
         poller = zmq.Poller()
         roles = [
             (sockets.client, self._handle_client),
@@ -185,7 +190,6 @@ class Controller:
         for sock, _ in [*roles, (copies, None)]:
             poller.register(sock, zmq.POLLIN)
         handlers = dict(roles)
-        sockets.device.start()
         self.running = True
         tick = self.config.heartbeat / 2
         next_check = time.monotonic() + tick
@@ -219,7 +223,6 @@ class Controller:
                 self.ledger.records.flush()
                 now = time.monotonic()
                 if now >= next_check:
-                    sockets.device.nudge()
                     if self._read_heartbeats():
                         self.control.check()
                     if dependencies.waiting:
@@ -239,12 +242,14 @@ class Controller:
 
     def _read_heartbeats(self) -> bool:
         """Read the engines' control messages waiting, up to ``CATCH_UP``; whether none is
-        left. Silence is judged only then: an engine whose heartbeats wait behind a long
-        pass (or a pause) is not silent, and a backlog larger than that is read a pass at
-        a time rather than keeping the loop from clients for as long as it lasts."""
+        left, here and in the control relay. Silence is judged only then: an engine whose
+        heartbeats wait behind a long pass (or a pause, or a relay starved of CPU) is not
+        silent, and a backlog larger than that is read a pass at a time rather than
+        keeping the loop from clients for as long as it lasts."""
         sock = self.sockets.control
         self._drain(sock, self._handle_control, CATCH_UP)
-        return not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+        caught_up = not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+        return caught_up and self.control.relay_current()
 
     def _parse(self, frames: list[Any]) -> Message | None:
         msg = self.session.parse(frames)
@@ -266,6 +271,7 @@ class Controller:
         if kind in ("apply", "execute"):
             self.requests.on_request(msg)
         elif kind == "query":
+            self.sync_copies()  # and what the device passed its client before it asked
             operations.answer(self, msg)
         else:
             log.warning("unknown client message type %r", kind)
@@ -286,6 +292,9 @@ class Controller:
             self.replies.account(engine, msg, delivered=False)
 
     def _handle_control(self, frames: list[Any]) -> None:
+        if heartbeats.is_beats(frames):
+            self.control.beats(*heartbeats.beats_of(frames))
+            return
         msg = self._parse(frames)
         if msg is not None and msg.routing:
             self._guard(self.control.on_message, msg)
@@ -296,7 +305,7 @@ class Controller:
         After a message with one frame (garbage) the device took the next message from
         the same side for the rest of it, unswapped, and lost it; the copy is then ``[IN
         or OUT, garbage, its sender, from, to, *message]`` and this loop delivers it."""
-        if len(frames) == 4 and bytes(frames[2]) == NUDGE:
+        if mark_of(frames) is not None:  # a nudge's or a sync's
             return
         msg = self.copies_joiner.parse(frames[1:])
         if not msg or len(msg.routing) < 2:  # invalid, or a chunk of a large message
@@ -325,8 +334,28 @@ class Controller:
 
     def read_copies(self) -> None:
         """Handle every copy the direct device has passed so far."""
-        copies = self.sockets.device.copies
+        copies = self.sockets.copies
         protocol.drain(copies, recv_frames(copies, block=False), self._handle_copy)
+
+    def sync_copies(self) -> None:
+        """Handle the copy of everything the direct device passed before now: a client that
+        got a reply from it may ask about that task before the copy crossed from the relay.
+        A message of the hub's own goes through the device, and the copies are read up to
+        its copy (or for ``SYNC_WAIT`` at most)."""
+        copies = self.sockets.copies
+        try:
+            self.sockets.sync.send_multipart([b"", b""], zmq.NOBLOCK)  # to no engine
+        except zmq.Again:  # the relay is not reading: nothing to wait for
+            return
+        deadline = time.monotonic() + SYNC_WAIT
+        while (left := deadline - time.monotonic()) > 0 and copies.poll(round(left * 1000)):
+            frames = recv_frames(copies, block=False)
+            if frames is None:
+                continue
+            if mark_of(frames) == SYNC:
+                return
+            self._handle_copy(frames)
+        log.warning("the direct device's copies did not catch up in %.1f s", SYNC_WAIT)
 
     def _handle_monitor(self, frames: list[Any]) -> None:
         event = parse_monitor_message([bytes(f.buffer) for f in frames])

@@ -4,8 +4,9 @@ An engine registers on its control connection (``reg``: it gets its id and
 the heartbeat interval), then says ``ready`` on its work connection and
 ``hello`` through the direct device: it is *up*, and gets work, once both
 have come, so that either path reaches it. It then heartbeats (``hb``,
-answered ``hbok``; an engine the controller does not know is told to
-register again, as after a controller restart) and streams its tasks'
+answered ``hbok`` by the control relay, which tells this loop who beat in
+batches: see heartbeats.py; an engine the controller does not know is told
+to register again, as after a controller restart) and streams its tasks'
 output, which goes on to the task's client and to every monitor.
 
 An engine is lost when it says it stops (``unreg``), when its connection
@@ -42,7 +43,6 @@ from ..messages import (
     NAME,
     PID,
     QUERY_ID,
-    STATS,
 )
 from ..protocol import Message, Session, send_frames
 from .clearing import Clearing
@@ -84,10 +84,11 @@ class EngineControl:
         self.sock = sock
         self.session = session
         self.read_copies = read_copies  # books what the direct device passed so far
-        # Every heartbeat gets the same answer: made and signed once.
-        self._hbok = session.serialize({KIND: "hbok"})
         self._checked = time.monotonic()  # the last liveness check
         self.clearing = Clearing(outbox)
+        # The control relay's last batch of heartbeats: when, and whether it had read all
+        # engines' messages then (see relay_current).
+        self._batch_at, self._relay_caught_up = time.monotonic(), True
 
     def command(self, engine: Engine, header: dict[str, Any]) -> None:
         """Send an engine a control message (abort, signal, stop)."""
@@ -103,21 +104,39 @@ class EngineControl:
     def _send(self, ident: bytes, header: dict[str, Any]) -> None:
         send_frames(self.sock, [ident, *self.session.serialize(header)])
 
+    def beats(self, beats: dict[bytes, Any], caught_up: bool) -> None:
+        """Engines beat (their identities, each with its latest stats), as the control relay
+        says in a batch: they are alive; an engine this controller does not know (it was
+        restored, or lost the engine) is told to register again. ``caught_up``: whether the
+        relay had read every message waiting (see :meth:`relay_current`)."""
+        now = time.monotonic()
+        self._batch_at, self._relay_caught_up = now, caught_up
+        by_uuid = self.engines.by_uuid
+        for ident, stats in beats.items():
+            engine = by_uuid.get(ident)
+            if engine is None:
+                self._send(ident, {KIND: "rereg"})
+                continue
+            engine.last_seen = now
+            if isinstance(stats, dict):
+                engine.stats = stats
+
+    def relay_current(self) -> bool:
+        """Whether the control relay is up to date: its last batch came within ``STALL``
+        heartbeats (it sends one every half heartbeat) and it had read every engine's
+        message then. Silence is judged only then: while the relay cannot keep up (starved
+        of CPU, or stopped), heartbeats wait in its sockets, and the engines' silence
+        meanwhile is the relay's own."""
+        recent = time.monotonic() - self._batch_at < STALL * self.config.heartbeat
+        return recent and self._relay_caught_up
+
     def on_message(self, msg: Message) -> None:
         """Handle what an engine sent on its control connection."""
         h = msg.header
         kind = msg.kind
         ident = bytes(msg.routing[0])
         engine = self.engines.by_uuid.get(ident)
-        if kind == "hb":
-            if engine is None:
-                self._send(ident, {KIND: "rereg"})
-                return
-            engine.last_seen = time.monotonic()
-            if STATS in h:
-                engine.stats = h[STATS]
-            send_frames(self.sock, [ident, *self._hbok])
-        elif kind == "reg":
+        if kind == "reg":
             # An engine asks again for each heartbeat of its that a restored controller
             # answered before it knew the engine: it registers once.
             again = ident in self.engines.by_uuid

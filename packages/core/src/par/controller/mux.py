@@ -4,23 +4,24 @@ A client sends a direct request as ``[engine identity, *message]`` to the
 device's client side; the device hands it to that engine and the engine's
 reply, ``[client identity, *message]``, straight back, without Python on the
 way: pyzmq's ``monitored_queue`` swaps the two identity frames between its
-ROUTER sockets and runs in this thread without Python's GIL. The hub sees a
-copy of every message (``[IN or OUT, destination, sender, *message]``) on an
-in-process socket and keeps its books from those: records, each engine's
-outstanding requests, errors for requests to engines that are gone.
+ROUTER sockets and runs without Python's GIL, in a relay process of its own
+(relays.py). The hub sees a copy of every message (``[IN or OUT,
+destination, sender, *message]``), pushed to it over ``ipc://``, and keeps its
+books from those: records, each engine's outstanding requests, errors for
+requests to engines that are gone.
 
 The device takes every message to have at least two frames after the
 sender's identity, as every message of ours does. After a message with just
 one (garbage) it waits for the next message from that side and reads it as
 the rest, losing it; that message is in the garbage's copy, so the hub
 finds it there and delivers it itself (see ``Controller._handle_copy``).
-While it waits it passes nothing on, so the hub nudges both sides now and
-then with a message of its own that completes the garbage.
+While it waits it passes nothing on, so its relay nudges both sides now and
+then with a message of its own that completes the garbage (:func:`nudge`).
 """
 
 from __future__ import annotations
 
-import threading
+from typing import Any
 
 import zmq
 from zmq.devices import monitored_queue
@@ -28,54 +29,44 @@ from zmq.devices import monitored_queue
 # Prefixes of the copies, unlike any identity or head frame.
 IN = b"par-direct-in"  # a copy of a request, client to engine
 OUT = b"par-direct-out"  # a copy of a reply (or an engine's hello), engine to client
-COPIES_URL = "inproc://par-direct-copies"
-NUDGE = b"par-direct-nudge"  # the identity the hub nudges the device with
+NUDGE = b"par-direct-nudge"  # the identity the device is nudged with
+SYNC = b"par-direct-sync"  # the identity of the hub's messages that mark where copies are
+MARKS = (NUDGE, SYNC)
 
 
-class DirectDevice(threading.Thread):
-    """Runs the device over two bound ROUTER sockets until the context terminates.
+def run(clients: zmq.Socket, engines: zmq.Socket, copies: zmq.Socket) -> None:
+    """Run the device between the clients' and the engines' ROUTERs, sending a copy of
+    everything it passes on ``copies``, until the context terminates (in the relay)."""
+    monitored_queue(clients, engines, copies, IN, OUT)
 
-    It also makes the hub's sockets to it: ``copies`` and the nudgers, used by the
-    hub's thread only and closed by :meth:`close_hub_side`.
-    """
 
-    def __init__(self, ctx: zmq.Context, clients: zmq.Socket, engines: zmq.Socket) -> None:
-        super().__init__(name="par-direct", daemon=True)
-        self.clients = clients
-        self.engines = engines
-        self.published = ctx.socket(zmq.PUB)
-        self.published.setsockopt(zmq.SNDHWM, 0)  # the hub reads every copy: none dropped
-        self.published.setsockopt(zmq.LINGER, 0)
-        self.published.bind(COPIES_URL)
-        self.copies = ctx.socket(zmq.SUB)
-        self.copies.setsockopt(zmq.RCVHWM, 0)
-        self.copies.setsockopt(zmq.SUBSCRIBE, b"")
-        self.copies.connect(COPIES_URL)
-        self.nudgers = []  # one on each side
-        for side, sock in (("clients", clients), ("engines", engines)):
-            sock.bind(f"inproc://par-direct-{side}")
-            nudger = ctx.socket(zmq.DEALER)
-            nudger.setsockopt(zmq.ROUTING_ID, NUDGE)
-            nudger.setsockopt(zmq.LINGER, 0)
-            nudger.connect(f"inproc://par-direct-{side}")
-            self.nudgers.append(nudger)
+def mark_of(copy: list[Any]) -> bytes | None:
+    """NUDGE or SYNC if a copy is of a message with that identity, else None. Its copy is
+    ``[IN, b"", identity, b""]``, or, after garbage, ``[IN, garbage, its sender, identity,
+    b"", b""]``."""
+    for frame in copy[2:4]:
+        if len(frame) == len(NUDGE) or len(frame) == len(SYNC):
+            mark = bytes(frame)
+            if mark in MARKS:
+                return mark
+    return None
 
-    def nudge(self) -> None:
-        """Complete a one-frame message the device may be waiting on the rest of (called
-        by the hub's thread); otherwise the nudge goes to no one."""
-        for sock in self.nudgers:
-            sock.send_multipart([b"", b""], zmq.NOBLOCK)
 
-    def close_hub_side(self) -> None:
-        """Close the hub's sockets (from the hub's thread)."""
-        for sock in (self.copies, *self.nudgers):
-            sock.close(linger=0)
+def nudgers(ctx: zmq.Context, urls: list[str]) -> list[zmq.Socket]:
+    """Sockets that nudge the device's ROUTERs, which listen on ``urls`` (in-process: no
+    Curve handshake)."""
+    socks = []
+    for url in urls:
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, NUDGE)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(url)
+        socks.append(sock)
+    return socks
 
-    def run(self) -> None:
-        try:
-            monitored_queue(self.clients, self.engines, self.published, IN, OUT)
-        except zmq.ContextTerminated:
-            pass
-        finally:
-            for sock in (self.clients, self.engines, self.published):
-                sock.close(linger=0)
+
+def nudge(socks: list[zmq.Socket]) -> None:
+    """Complete a one-frame message the device may be waiting on the rest of; otherwise
+    the nudge goes to no one."""
+    for sock in socks:
+        sock.send_multipart([b"", b""], zmq.NOBLOCK)

@@ -43,6 +43,11 @@ WRITE_WAIT = 0.1
 LOCKED_RETRY = 0.25
 # Seconds the last write, as the controller stops, waits for such a lock.
 LAST_WRITE_WAIT = 30.0
+# Output of tasks with no record yet, kept for when it comes: a direct request's copy
+# reaches the hub from the direct relay, its output from the control relay, in either
+# order. A bound in tasks and in characters, the oldest dropped first.
+EARLY_TASKS = 1024
+EARLY_CHARS = 4 << 20
 
 
 @dataclass(slots=True)
@@ -254,16 +259,22 @@ class RecordStore:
         # Replies whose frames are not stored yet: the controller stores them at the end of
         # its loop pass, after sending the replies on (see _settle).
         self._unsettled: list[tuple[Record, dict[str, Any], list[Any]]] = []
+        self._early: OrderedDict[str, tuple[str, str]] = OrderedDict()  # see EARLY_TASKS
+        self._early_chars = 0
 
     def add(self, record: Record) -> None:
-        """Add a record (keeping its request frames if they fit), culling the oldest if over
-        a bound."""
+        """Add a record (keeping its request frames if they fit, and output that came
+        before it), culling the oldest if over a bound."""
         self._settle()
         if record.msg_id in self.records:
             self.remove(record.msg_id)
         if record.payload is not None:
             self._charge_request(record)
         self.records[record.msg_id] = record
+        early = self._early.pop(record.msg_id, None)
+        if early is not None:
+            self._early_chars -= len(early[0]) + len(early[1])
+            self._add_output(record, *early)
         self._enforce()
 
     def _charge_request(self, rec: Record) -> None:
@@ -338,10 +349,17 @@ class RecordStore:
     def add_output(self, msg_id: str, name: str, text: str) -> None:
         """Add output a running task streamed (``name``: stdout or stderr)."""
         rec = self.records.get(msg_id)
+        out, err = (text, "") if name == "stdout" else ("", text)
         if rec is not None:
-            out, err = (text, "") if name == "stdout" else ("", text)
             self._add_output(rec, out, err)
             self._enforce()
+            return
+        before_out, before_err = self._early.pop(msg_id, ("", ""))
+        self._early[msg_id] = (before_out + out, before_err + err)
+        self._early_chars += len(text)
+        while self._early and (len(self._early) > EARLY_TASKS or self._early_chars > EARLY_CHARS):
+            _, (o, e) = self._early.popitem(last=False)
+            self._early_chars -= len(o) + len(e)
 
     def _add_output(self, rec: Record, out: str, err: str) -> None:
         rec.stdout += out

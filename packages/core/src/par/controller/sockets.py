@@ -1,6 +1,7 @@
-"""The controller's sockets, all bound by it, and the addresses it publishes.
+"""The controller's sockets, the relays that hold some of engines' connections, and the
+addresses it publishes.
 
-Five ROUTERs::
+Five public ROUTERs::
 
     client  <- clients' request DEALERs; -> clients' reply DEALERs
     engine  <-> engines' work DEALERs (requests out, replies in)
@@ -8,96 +9,97 @@ Five ROUTERs::
                 abort / signal / stop, streamed output)
     direct, engine_direct: the direct device's (see mux.py): clients'
                 direct requests to engines and the replies back, routed
-                in C; the hub reads copies
+                in C; the hub reads copies (``copies``, a PULL)
 
-plus a monitor of the engine socket, which says when an engine's connection
-drops. A restored controller binds the ports of the one it replaces, so that
-engines and clients reconnect by themselves.
+The hub binds the first two; the control relay holds ``control`` and the
+direct relay the device's two, each in a process of its own that passes their
+traffic to the hub over ``ipc://`` (see relays.py): the hub's ``control`` is a
+DEALER that reads and sends ``[engine identity, *message]`` as from a ROUTER.
+A monitor of the engine socket says when an engine's connection drops. A
+restored controller binds the ports of the one it replaces, so that engines
+and clients reconnect by themselves.
 """
 
 from __future__ import annotations
 
 import zmq
 
-from ..curve import make_server
-from .mux import DirectDevice
-
-NAMES = ("client", "engine", "control", "direct", "engine_direct")
+from ..curve import make_client
+from . import relays
+from .mux import SYNC
 
 
 class Sockets:
-    """The controller's bound sockets and the direct device between two of them."""
+    """The controller's sockets and its relays."""
 
     def __init__(
         self,
         ip: str,
-        curve_secret: str | None,
+        curve_keys: tuple[str, str] | None,
         previous: dict[str, str],
         max_message_bytes: int,
         client_hwm: int,
+        key: bytes,
+        every: float,
     ) -> None:
+        curve_secret = curve_keys[1] if curve_keys else None
         self.ctx = zmq.Context()
-        self.curve_secret = curve_secret
-        self.max_message_bytes = max_message_bytes
-        routers = {name: self._router() for name in NAMES}
-        self.client = routers["client"]  # clients' requests in, everything they get out
+        self.folder = relays.ipc_folder()
+        # The direct device's copies of what it passed: bound before its relay pushes here.
+        self.copies = self.ctx.socket(zmq.PULL)
+        self.copies.setsockopt(zmq.RCVHWM, 0)
+        self.copies.setsockopt(zmq.LINGER, 0)
+        self.copies.bind(relays.ipc_url(self.folder, "copies"))
+        self.relays = relays.start(
+            {
+                "ip": ip,
+                "previous": previous,
+                "curve_secret": curve_secret,
+                "max_message_bytes": max_message_bytes,
+                "folder": self.folder,
+                "key": key.hex(),
+                "every": every,  # the heartbeats' batches, the direct device's nudges
+            }
+        )
+        # clients' requests in, everything they get out
+        self.client = relays.router(self.ctx, curve_secret, max_message_bytes)
         # A client that does not read fills a bounded queue, and a full one is an error at
         # once rather than a silent drop (see delivery.py).
         self.client.setsockopt(zmq.SNDHWM, client_hwm)
         self.client.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.engine = routers["engine"]  # engines' work: requests out, replies in
-        self.control = routers["control"]  # engines' control connections
+        # engines' work: requests out, replies in
+        self.engine = relays.router(self.ctx, curve_secret, max_message_bytes)
         self.monitor = self.engine.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-        self.urls = {
-            name: _bind(sock, ip, previous.get(f"{name}_url")) for name, sock in routers.items()
-        }
-        self.device = DirectDevice(self.ctx, routers["direct"], routers["engine_direct"])
-
-    def _router(self) -> zmq.Socket:
-        sock = self.ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, 0)
-        sock.setsockopt(zmq.RCVHWM, 0)
-        # Anyone who can connect may send: ZeroMQ drops a peer that announces a larger frame
-        # before reading it (large data comes in chunks on the direct path).
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        if self.curve_secret is not None:
-            make_server(sock, self.curve_secret)
-        return sock
+        self.control = self.ctx.socket(zmq.DEALER)  # engines' control, through its relay
+        for opt, value in ((zmq.SNDHWM, 0), (zmq.RCVHWM, 0), (zmq.LINGER, 200)):
+            self.control.setsockopt(opt, value)
+        # The hub's way into the direct device, for Controller.sync_copies (through the
+        # device's client side, which takes Curve if its public side does).
+        self.sync = self.ctx.socket(zmq.DEALER)
+        self.sync.setsockopt(zmq.ROUTING_ID, SYNC)
+        self.sync.setsockopt(zmq.LINGER, 0)
+        if curve_keys:
+            make_client(self.sync, curve_keys[0])
+        try:
+            self.urls = {
+                name: relays.bind(sock, ip, previous.get(f"{name}_url"))
+                for name, sock in (("client", self.client), ("engine", self.engine))
+            }
+            for relay in self.relays.values():
+                self.urls.update(relay.urls())
+        except OSError:
+            self.close()
+            raise
+        self.control.connect(relays.ipc_url(self.folder, "control"))
+        self.sync.connect(relays.ipc_url(self.folder, "direct-clients"))
 
     def close(self) -> None:
-        """Close every socket: this thread's, then the context, which ends the device's
-        thread (it closes its own sockets)."""
-        if not self.device.is_alive():
-            self.ctx.destroy(linger=200)
-            return
+        """Close the hub's sockets (what they hold for the relays goes first), then the
+        relays, which end their devices."""
         self.engine.disable_monitor()
-        for sock in (self.client, self.engine, self.control, self.monitor):
+        for sock in (self.client, self.engine, self.control, self.monitor, self.copies, self.sync):
             sock.close(linger=200)
-        self.device.close_hub_side()
         self.ctx.term()
-        self.device.join()
-
-
-def _bind(sock: zmq.Socket, ip: str, previous: str | None = None) -> str:
-    host = f"[{ip}]" if ":" in ip else ip
-    if previous:  # restoring: the same port, so engines and clients find us again
-        url = f"tcp://{host}:{int(previous.rsplit(':', 1)[1])}"
-        try:
-            sock.bind(url)
-        except zmq.ZMQError as exc:
-            reason = zmq.strerror(exc.errno or 0)  # without the address pyzmq adds
-            raise OSError(
-                f"cannot restore on {url}: {reason}; is the controller still running, or "
-                "another program on that port?"
-            ) from exc
-        return url
-    try:
-        port = sock.bind_to_random_port(f"tcp://{host}")
-    except zmq.ZMQError as exc:
-        raise OSError(
-            f"cannot listen on {ip!r}: {zmq.strerror(exc.errno or 0)}; give --ip an address "
-            "of this machine (0.0.0.0: all of them)"
-        ) from exc
-    return f"tcp://{host}:{port}"
+        for relay in self.relays.values():
+            relay.close()
+        relays.remove_folder(self.folder)

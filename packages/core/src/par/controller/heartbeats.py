@@ -1,0 +1,80 @@
+"""The control relay's loop: engines' heartbeats answered there, the hub told in batches.
+
+Every engine beats once a heartbeat (a second by default), so 10,000 engines
+send 10,000 messages a second that each want an answer and a look at the
+engine's books. One at a time in the hub, they took most of its loop at that
+scale, and the hub's loop is what every task waits on. So the control relay
+(relays.py) answers them: it authenticates each message from an engine with
+the cluster's key, answers a heartbeat with ``hbok`` (made and signed once),
+and keeps the beat's stats; everything else (what it cannot authenticate too:
+the hub drops it and counts it), and everything the hub sends engines, it
+passes on as it came. Every ``every`` seconds (half a heartbeat) it sends the
+hub one message, ``[b"", beats, caught up]``, where ``beats`` maps the
+identity of each engine that beat since the last to its latest stats
+(msgpack); no engine's identity is empty, so no engine can send one. The hub
+marks them all alive at once (``EngineControl.beats``), and tells an engine it
+does not know to register again, as it did each heartbeat of such an engine.
+``caught up`` (``b"1"``, else ``b"0"``) says whether the relay had read every
+message waiting: a relay starved of CPU falls behind, and while it is, the
+hub judges no engine silent (heartbeats waiting behind its backlog are not
+silence), as while its own socket has a backlog.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import zmq
+
+from ..messages import KIND, STATS
+from ..protocol import Session, decode, drain, encode, recv_frames, send_frames
+
+BEATS = b""  # the first frame of a batch of heartbeats, which no engine can send
+READ_AT_ONCE = 1024  # messages read from one side before the other's turn
+
+
+def is_beats(frames: list[Any]) -> bool:
+    """Whether a message the hub read on its control socket is a batch of heartbeats."""
+    return len(frames) == 3 and len(frames[0]) == 0
+
+
+def beats_of(frames: list[Any]) -> tuple[dict[bytes, Any], bool]:
+    """The engines of a batch of heartbeats, each with its latest stats, and whether the
+    relay had read all that waited when it sent it."""
+    return dict(decode(frames[1])), bytes(frames[2]) == b"1"
+
+
+def run(engines: zmq.Socket, hub: zmq.Socket, session: Session, every: float) -> None:
+    """Relay between engines' control connections and the hub until the context ends."""
+    hbok = session.serialize({KIND: "hbok"})
+    beats: dict[bytes, Any] = {}
+
+    def from_engine(frames: list[Any]) -> None:
+        msg = session.parse(frames)
+        if msg is not None and msg.routing and msg.kind == "hb":
+            ident = bytes(msg.routing[0])
+            beats[ident] = msg.header.get(STATS)
+            send_frames(engines, [ident, *hbok])
+        else:
+            send_frames(hub, frames)
+
+    def from_hub(frames: list[Any]) -> None:
+        send_frames(engines, frames)
+
+    poller = zmq.Poller()
+    poller.register(engines, zmq.POLLIN)
+    poller.register(hub, zmq.POLLIN)
+    due = time.monotonic() + every
+    while True:
+        wait = max(0.0, due - time.monotonic())
+        for sock, _ in poller.poll(round(wait * 1000)):
+            if sock is engines:
+                drain(engines, recv_frames(engines, block=False), from_engine, READ_AT_ONCE)
+            else:
+                drain(hub, recv_frames(hub, block=False), from_hub, READ_AT_ONCE)
+        if time.monotonic() >= due:
+            behind = int(engines.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+            send_frames(hub, [BEATS, encode(beats), b"0" if behind else b"1"])
+            beats = {}
+            due = time.monotonic() + every
