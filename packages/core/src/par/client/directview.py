@@ -212,8 +212,8 @@ class DirectView(View):
         self.push({key: value}, block=True)
 
     def clear(self, targets: Any = None, block: bool | None = None) -> Any:
-        """Empty the engines' namespaces (see :meth:`Client.clear
-        <par.client.client.Client.clear>`: a control message, not a task)."""
+        """Empty the engines' namespaces (see :meth:`~par.Client.clear`: a control
+        message, not a task)."""
         tg, _ = self._resolve(targets)
         return self.client.clear(tg, self.block if block is None else block)
 
