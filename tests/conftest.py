@@ -10,6 +10,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +25,12 @@ from par import paths
 
 # tests/compat holds the shim and runner of ipyparallel's tests (`nox -s compat`), not tests
 collect_ignore = ["compat"]
+
+# A shell that starts the suite in the background without job control (`cmd &` in a
+# script) hands it SIGINT ignored, and every process it starts inherits that: the tests
+# of Ctrl-C (in this process and in a foreground `par start`) need it heard.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 pytest_plugins = ["par.testing"]
 
