@@ -84,4 +84,54 @@ def test_a_large_result_arriving_in_chunks_is_received_into_one_buffer(
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert float(out.stdout) < 1.5  # about 1.1 (1.75 to 1.85 when joined into a bytearray)
+    # About 1.1 on a quiet machine. Chunks that arrive faster than the client copies them
+    # wait in ZeroMQ, up to the result's size on a busy one (1.8 seen in CI): what this
+    # bounds is a second copy of the whole result kept beside those (2.5 and more). That
+    # the buffer itself costs nothing until filled, whatever the load, is checked below.
+    assert float(out.stdout) < 2.4
+
+
+MEMORY_OF_A_JOINING_BUFFER = """
+import sys
+from pathlib import Path
+from par.protocol import CHUNK, CHUNK_BYTES, Assembler, Session
+
+def rss():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+
+n = int(sys.argv[1])
+session = Session(b"k" * 32)
+head, *chunks = session.serialize_parts({"t": "reply", "id": "a"}, [b"p"], [b"r" * n])
+del chunks  # each chunk is made as it is fed, as one arrives
+assembler = Assembler(Session(b"k" * 32))
+before = rss()
+assert assembler.parse(head) is False
+announced = rss() - before
+msg = False
+for start in range(0, n, CHUNK_BYTES):
+    msg = assembler.parse([CHUNK, b"r" * min(CHUNK_BYTES, n - start)])
+assert msg and bytes(msg.buffers[0][-3:]) == b"rrr" and len(msg.buffers[0]) == n
+print(announced / n, (rss() - before) / n)
+"""
+
+
+def test_a_buffer_joined_from_chunks_takes_memory_only_as_they_fill_it() -> None:
+    """The message that announces a large result takes none of its size; the chunks, once
+    all in, take it once (``bytearray(n)`` would take it all at the announcement, while
+    the chunks still queue behind it)."""
+    import subprocess
+    import sys
+
+    n = 256 << 20
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_OF_A_JOINING_BUFFER, str(n)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    announced, filled = (float(x) for x in out.stdout.split())
+    assert announced < 0.05
+    assert 0.9 < filled < 1.2
