@@ -244,3 +244,12 @@ def test_a_message_whose_chunks_stopped_coming_is_given_up_when_another_begins()
     time.sleep(0.1)
     assert joiner.parse([b"other", *head]) is False
     assert list(joiner.joining) == [(b"other",)] and s.dropped == 1
+
+
+def test_nbytes_counts_every_byte_of_each_kind_of_frame() -> None:
+    """An array's buffer counts all its bytes, not its rows (what ``len`` gives); a
+    zmq.Frame, kept chunks and a pickle buffer count as their bytes."""
+    grid = np.zeros((3, 1000), dtype=np.float64)
+    chunks = protocol.Chunks([b"ab", b"cde"], 5)
+    frames = [b"xy", zmq.Frame(b"four"), memoryview(grid), chunks, pickle.PickleBuffer(grid)]
+    assert protocol.nbytes(frames) == 2 + 4 + 24_000 + 5 + 24_000

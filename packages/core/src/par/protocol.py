@@ -104,11 +104,17 @@ def buffer_of(frame: Frame) -> Any:
     return frame if buf is None else buf
 
 
-def nbytes(frames: Iterable[Frame]) -> int:
-    """The length of frames (bytes, zmq.Frames, byte buffers or kept Chunks) together."""
+def nbytes(frames: Iterable[Any]) -> int:
+    """The bytes of frames together: bytes, zmq.Frames, kept :class:`Chunks`, or any buffer
+    (all of an array's bytes, whatever its shape: its ``len`` counts only its rows)."""
     n = 0
     for f in frames:  # a plain loop, bytes by len: this runs for every task
-        n += len(f) if type(f) is bytes else len(buffer_of(f))
+        if type(f) is bytes:
+            n += len(f)
+        elif type(f) is Chunks:
+            n += f.nbytes
+        else:
+            n += memoryview(buffer_of(f)).nbytes
     return n
 
 

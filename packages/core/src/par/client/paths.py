@@ -26,11 +26,6 @@ from typing import Any, NamedTuple
 FANOUT_BYTES = 1 << 20  # a request this large to several engines goes through the hub
 
 
-def nbytes(frames: Sequence[Any]) -> int:
-    """Bytes in a request's payload or buffers."""
-    return sum(memoryview(f).nbytes for f in frames)
-
-
 def largest(frames: Sequence[Any]) -> int:
     """Bytes in the largest of a request's frames (0 for none)."""
     most = 0

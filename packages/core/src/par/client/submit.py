@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .. import messages, serialize
+from ..protocol import nbytes
 from .asyncresult import AsyncResult
 from .ledger import Ledger
 from .outbox import RequestSender
-from .paths import FANOUT_BYTES, Paths, largest, nbytes
+from .paths import FANOUT_BYTES, Paths, largest
 from .replies import error_reply
 
 TASK_BATCH = 128  # load-balanced tasks per message from a map
