@@ -231,7 +231,7 @@ def main(kind: str) -> None:
     ctx = zmq.Context()
     try:
         socks, device = (_control if kind == "control" else _direct)(ctx, settings)
-    except OSError as exc:
+    except (OSError, zmq.ZMQError) as exc:  # a busy port, or the ipc folder gone
         _say({"error": str(exc)})
         ctx.destroy(linger=0)
         return
