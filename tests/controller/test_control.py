@@ -58,7 +58,9 @@ def test_clear_is_a_control_message_ahead_of_queued_work_not_a_task() -> None:
 def test_a_clear_waiting_for_an_engine_that_dies_is_answered() -> None:
     import asyncio
 
-    with par.Cluster(n=2) as rc:
+    # A long heartbeat timeout: on a busy machine a late heartbeat must not end the wait
+    # early; the engine killed below is lost at once (its connection drops).
+    with par.Cluster(n=2, controller_args=["--heartbeat-timeout", "120"]) as rc:
         pid = rc[1].apply_sync(os.getpid)
         os.kill(pid, signal.SIGSTOP)  # its control thread cannot answer the clear
         try:
