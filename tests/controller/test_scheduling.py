@@ -258,6 +258,32 @@ def test_an_ordered_scheme_picks_as_a_look_at_every_engine_would(scheme: str) ->
             scheduler.queue.clear()  # a task no engine had room for
 
 
+def test_many_queued_tasks_go_to_each_engine_in_runs() -> None:
+    """A queue much longer than the engines with room: each engine takes its share in a
+    row (one message), a few tasks still go one an engine, and every engine's room holds."""
+    engines = EngineRegistry()
+    for i in range(10):
+        engines.register(bytes([i]), i, "h", {}).state = "up"
+    scheduler = TaskScheduler("leastload", hwm=8)
+    for engine in engines.up():
+        scheduler.freed(engine)
+    for i in range(50):
+        scheduler.submit(Pending(f"t{i}", b"c", "t", "apply", 0.0))
+    order = [engine.id for _, engine in scheduler.assign(engines)]
+    assert order == [eid for eid in range(10) for _ in range(5)]  # runs of 5, in order
+    for i in range(200):
+        scheduler.submit(Pending(f"u{i}", b"c", "t", "apply", 0.0))
+    assert len(scheduler.assign(engines)) == 30  # the room left: 3 an engine
+    assert all(len(e.outstanding) == 8 for e in engines.up())
+    for engine in engines.up():
+        engine.outstanding.clear()
+        scheduler.freed(engine)
+    scheduler.queue.clear()
+    for i in range(4):
+        scheduler.submit(Pending(f"v{i}", b"c", "t", "apply", 0.0))
+    assert len({engine.id for _, engine in scheduler.assign(engines)}) == 4
+
+
 def test_scheme_none_refuses_load_balanced_tasks_but_runs_direct_ones() -> None:
     with par.Cluster(n=1, controller_args=["--scheme", "none"]) as rc:
         assert rc[:].apply_sync(lambda: "direct") == ["direct"]

@@ -101,6 +101,20 @@ def test_a_message_signed_with_another_key_is_dropped() -> None:
     assert s.dropped == 1
 
 
+def test_a_lone_head_frame_reads_as_its_header_only_when_it_verifies() -> None:
+    """The control relay's heartbeat read: a header-only message, authenticated."""
+    s = Session(KEY)
+    (beat,) = s.serialize({"t": "hb", "stats": {"cpu": 0.5}})
+    assert s.lone_header(beat) == {"t": "hb", "stats": {"cpu": 0.5}}
+    assert s.lone_header(zmq.Frame(beat)) == {"t": "hb", "stats": {"cpu": 0.5}}
+    (forged,) = Session(b"other key").serialize({"t": "hb"})
+    tampered = beat[:-1] + bytes([beat[-1] ^ 1])
+    (packed,) = s.serialize({"t": "hb"}, [b"payload"])  # a payload rides in the head frame
+    counted, _ = s.serialize({"t": "hb"}, [], [b"buffer"])  # says a buffer follows
+    for frame in (forged, tampered, packed, counted, beat[:-1], b"", DELIM, b"x" * 64):
+        assert s.lone_header(frame) is None
+
+
 def test_an_empty_key_is_refused() -> None:
     with pytest.raises(ValueError, match="key is required"):
         Session(b"")

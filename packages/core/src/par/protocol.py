@@ -228,6 +228,30 @@ class Session:
             self.trace("received", msg.header)
         return msg
 
+    def lone_header(self, head: Frame) -> dict[str, Any] | None:
+        """The authenticated header of a message that is one head frame and nothing else
+        (a heartbeat); None if ``head`` is not one, or does not verify (:meth:`parse`
+        says which, and counts it). The control relay reads each engine's heartbeat with
+        this: a tenth of what a whole parse costs."""
+        data = bytes(buffer_of(head))
+        if len(data) < BODY_START or not data.startswith(DELIM):
+            return None
+        if BODY_START + int.from_bytes(data[HEAD_START:BODY_START], "little") != len(data):
+            return None  # a packed payload follows, or it is malformed
+        mac = self._mac.copy()
+        mac.update(data[HEAD_START:])
+        if not hmac.compare_digest(data[len(DELIM) : HEAD_START], mac.digest()):
+            return None
+        try:
+            header = _decode(data[BODY_START:])
+        except (ValueError, msgpack.UnpackException):
+            return None
+        if BUFFERS in header:
+            return None
+        if self.trace is not None:
+            self.trace("received", header)
+        return header
+
     def _parse(self, frames: list[Frame]) -> Message | None:
         idx = -1
         for i, frame in enumerate(frames):

@@ -51,13 +51,14 @@ def run(engines: zmq.Socket, hub: zmq.Socket, session: Session, every: float) ->
     beats: dict[bytes, Any] = {}
 
     def from_engine(frames: list[Any]) -> None:
-        msg = session.parse(frames)
-        if msg is not None and msg.routing and msg.kind == "hb":
-            ident = bytes(msg.routing[0])
-            beats[ident] = msg.header.get(STATS)
-            send_frames(engines, [ident, *hbok])
-        else:
-            send_frames(hub, frames)
+        if len(frames) == 2:  # [identity, head]: a heartbeat is one frame
+            header = session.lone_header(frames[1])
+            if header is not None and header.get(KIND) == "hb":
+                ident = bytes(frames[0])
+                beats[ident] = header.get(STATS)
+                send_frames(engines, [ident, *hbok])
+                return
+        send_frames(hub, frames)
 
     def from_hub(frames: list[Any]) -> None:
         send_frames(engines, frames)

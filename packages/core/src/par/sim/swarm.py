@@ -123,6 +123,7 @@ class SimEngine:
 
 
 Handler = Callable[[SimEngine, Message], None]
+Watch = tuple[SimEngine, zmq.Socket, Handler]  # a socket, whose it is and what reads it
 
 
 def check_files(n: int) -> None:
@@ -165,7 +166,8 @@ class Swarm:
         self.held: list[tuple[float, int, SimEngine, Reply, bytes | None]] = []  # heap by due
         self.order = itertools.count()  # ties in the heap
         self.unsent: set[SimEngine] = set()  # engines whose outbox holds replies
-        self.touched: set[SimEngine] = set()  # engines that sent: read their sockets again
+        self.watched: dict[zmq.Socket, Watch] = {}  # each socket's engine and reader
+        self.touched: set[zmq.Socket] = set()  # sockets sent on: read them again
         self.beat = self.session.serialize(
             {"t": "hb", "stats": {"cpu": 0.0, "rss": 0, "task": None, "task_started": None}}
         )  # the same for every engine: the socket says who sends it
@@ -229,7 +231,7 @@ class Swarm:
             due, engine = self.beats.popleft()
             if engine.state != "up" or engine.next_beat != due:
                 continue  # gone, hung, or registered again since: a later entry counts
-            self._send(engine, engine.control, self.beat)
+            self._send(engine.control, self.beat)
             self.late = max(self.late, now - due)
             engine.next_beat = now + self.heartbeat
             self.beats.append((engine.next_beat, engine))
@@ -250,12 +252,12 @@ class Swarm:
         for engine in self.unsent:
             if engine.state == "up":
                 engine.flush()
-                self.touched.add(engine)
+                assert engine.work is not None and engine.direct is not None
+                self.touched.update((engine.work, engine.direct))
         self.unsent = set()
         touched, self.touched = self.touched, set()
-        for engine in touched:
-            for sock, handle in engine.sockets:
-                self._read(engine, sock, handle)
+        for sock in touched:
+            self._read(*self.watched[sock])
 
     # ---- sockets ---------------------------------------------------------------------------
 
@@ -269,16 +271,16 @@ class Swarm:
 
     def _watch(self, engine: SimEngine, sock: zmq.Socket, handle: Handler) -> None:
         engine.sockets.append((sock, handle))
-        watch = (engine, sock, handle)
+        watch = self.watched[sock] = (engine, sock, handle)
         self.selector.register(sock, selectors.EVENT_READ, watch)
 
     def _unwatch(self, engine: SimEngine) -> None:
         for sock, _ in engine.sockets:
             self.selector.unregister(sock)
 
-    def _send(self, engine: SimEngine, sock: zmq.Socket, frames: list[Any]) -> None:
+    def _send(self, sock: zmq.Socket, frames: list[Any]) -> None:
         send_frames(sock, frames)
-        self.touched.add(engine)
+        self.touched.add(sock)
 
     def _read(self, engine: SimEngine, sock: zmq.Socket, handle: Handler) -> None:
         """Handle every message waiting on one of an engine's sockets; heartbeats due
@@ -305,7 +307,7 @@ class Swarm:
             "host": self.host,
             "info": {**self.info_sent, "previous_id": engine.previous_id},
         }
-        self._send(engine, engine.control, self.session.serialize(header))
+        self._send(engine.control, self.session.serialize(header))
         engine.asked = time.monotonic()
         self.unanswered.append((engine.asked, engine))
 
@@ -324,7 +326,7 @@ class Swarm:
             self._stop(engine)
         elif kind == "clear":  # nothing to empty: say it is done, as an engine does
             reply = {"t": "cleared", "qid": msg.header.get("qid")}
-            self._send(engine, engine.control, self.session.serialize(reply))
+            self._send(engine.control, self.session.serialize(reply))
 
     def _ready(self, engine: SimEngine) -> None:
         """Connect the work and direct sockets (once) and say so on both, as an engine
@@ -336,8 +338,8 @@ class Swarm:
             self._watch(engine, engine.direct, self._on_direct)
         assert engine.direct is not None
         engine.state = "up"
-        self._send(engine, engine.work, self.session.serialize({"t": "ready"}))
-        self._send(engine, engine.direct, [b"", *self.session.serialize({"t": "hello"})])
+        self._send(engine.work, self.session.serialize({"t": "ready"}))
+        self._send(engine.direct, [b"", *self.session.serialize({"t": "hello"})])
         engine.next_beat = time.monotonic() + self.heartbeat
         self.beats.append((engine.next_beat, engine))
 
