@@ -51,7 +51,8 @@ AFTER = "af"  # tasks to finish first,
 FOLLOW = "fo"  # tasks whose engines it must run on,
 TIMEOUT = "to"  # and seconds its dependencies may take
 BUFFER_COUNTS = "nb"  # a task batch's buffers per task
-# A reply (and a stream of output: ID, ENGINE, CLIENT)
+# A reply (and a stream of output: ID, ENGINE, CLIENT; a reply to a direct request that
+# the engine sends its client through the hub, as large ones go: CLIENT)
 ID = "id"  # the message id it answers
 STATUS = "st"  # ok, error or aborted
 ENAME = "en"  # the error's type name

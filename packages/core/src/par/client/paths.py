@@ -9,6 +9,8 @@ through the hub, and once for each engine through the device; but a buffer
 larger than the controller takes in one frame (``max_message_bytes``) goes
 through the device, which takes it in chunks. The hub also coalesces a
 broadcast's replies, and answers for an engine this client does not know.
+Replies come either way too: an engine sends a large one through the hub,
+whatever way its request came (see ``engine.app.Outbox.flush``).
 
 The two ways do not keep order between them, and an engine must run one
 client's direct requests in the order they were made. So while requests to

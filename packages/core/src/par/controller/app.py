@@ -49,7 +49,7 @@ from .. import connection, protocol
 from ..connection import ConnectionInfo
 from ..curve import server_keypair, wanted
 from ..errors import ClusterError
-from ..messages import CLIENT, IDS
+from ..messages import CLIENT, ID, IDS, REPLY_HEADERS
 from ..protocol import Message, Session, recv_frames, recv_ready
 from . import heartbeats, operations
 from .config import ControllerConfig
@@ -289,7 +289,18 @@ class Controller:
         elif msg.kind == "ready":
             self.control.ready(engine, frames[-1])
         else:
+            if CLIENT in msg.header and not self._booked(msg):
+                # A large direct reply the engine sent its client through the hub; the
+                # device's copy of its request is still on its way here.
+                self.sync_copies()
             self.replies.account(engine, msg, delivered=False)
+
+    def _booked(self, msg: Message) -> bool:
+        """Whether every request a reply (or a batch of replies) answers is in the books."""
+        pending = self.ledger.pending
+        if msg.kind == "reply":
+            return msg.header.get(ID) in pending
+        return all(h.get(ID) in pending for h in msg.header.get(REPLY_HEADERS, ()))
 
     def _handle_control(self, frames: list[Any]) -> None:
         if heartbeats.is_beats(frames):

@@ -1,8 +1,9 @@
 """Accounting for engines' replies, and passing them on to clients.
 
 A reply comes on the engine's work connection (the answer to a request this
-loop sent: load-balanced, or direct through the hub) or as a copy of one the
-direct device already passed to its client. Either way, alone or in a reply
+loop sent: load-balanced, or direct through the hub; or a large reply to a
+direct request, which its engine sends its client this way, naming it) or as
+a copy of one the direct device already passed to its client. Either way, alone or in a reply
 batch, each finishes its task in the ledger: the counts, the engine's load
 and task time, the record, the tasks that depend on it and the monitors'
 feed. Then it goes to its client (unless the device took it there), to
@@ -21,6 +22,7 @@ import time
 from typing import Any
 
 from ..messages import (
+    CLIENT,
     COMPLETED,
     ENAME,
     ID,
@@ -62,12 +64,13 @@ class Replies:
     def account(self, engine: Engine, msg: Message, delivered: bool) -> None:
         """Account for an engine's reply, or its batch of replies (``delivered``: the
         direct device passed them to their client already)."""
+        to = msg.header.get(CLIENT)  # a direct reply sent through the hub names its client
         if msg.kind == "reply":
             body = None if delivered else msg.body()
-            self._finish(engine, msg.header, msg.payload, msg.buffers, body, delivered)
+            self._finish(engine, msg.header, msg.payload, msg.buffers, body, delivered, to)
         elif msg.kind == "replies":
             for h, payload, buffers in split_replies(msg.header, msg.payload, msg.buffers):
-                self._finish(engine, h, payload, buffers, None, delivered)
+                self._finish(engine, h, payload, buffers, None, delivered, to)
 
     def _finish(
         self,
@@ -77,9 +80,12 @@ class Replies:
         buffers: list[Any],
         body: list[Any] | None,
         delivered: bool,
+        to: bytes | None = None,
     ) -> None:
         """Account for one finished request and pass its reply on (``body``: as received;
-        ``delivered``: its client has it already, from the direct device)."""
+        ``delivered``: its client has it already, from the direct device; ``to``: the
+        client of a direct reply the engine sent through the hub, which gets it even if
+        these books never had its request)."""
         ledger = self.ledger
         mid = str(h.get(ID))
         p = ledger.pending.get(mid)
@@ -114,6 +120,8 @@ class Replies:
                 self.outbox.reply(p.client, h, payload, buffers, body, p.group)
             for watcher in p.watchers:
                 self.outbox.reply(watcher, h, payload, buffers, body)
+        elif isinstance(to, bytes):
+            self.outbox.reply(to, h, payload, buffers, body)
         if mid in self.dependencies.dependents:
             self.dependencies.finished(mid)
         self.tasks.freed(engine)

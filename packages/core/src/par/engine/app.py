@@ -31,7 +31,7 @@ import zmq
 from .. import protocol, serialize
 from ..connection import ConnectionInfo
 from ..errors import RemoteError
-from ..messages import ENAME, PUBLISHED, STATUS, join_replies, split_tasks
+from ..messages import CLIENT, ENAME, PUBLISHED, STATUS, join_replies, split_tasks
 from ..protocol import Message, Session, buffer_of, recv_ready, send_frames
 from . import cells, children, display, figures, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
@@ -355,11 +355,20 @@ class Outbox:
 
     def flush(self, work: zmq.Socket, direct: zmq.Socket) -> None:
         """Send the held replies, to the controller on ``work`` and to each client on
-        ``direct``: alone as a ``reply``, together as ``replies``."""
+        ``direct``: alone as a ``reply``, together as ``replies``.
+
+        Replies to a client whose buffers are large go to it through the hub instead,
+        named in the header (``CLIENT``), if the hub takes their frames: the hub keeps
+        a copy of every direct reply for its records, and the device's copy would
+        cross to it from the direct relay, the bytes moved once more; on the work
+        connection they reach it once, and it passes on the frames it keeps."""
         if not self.held:
             return
         for to, replies in self.replies.items():
             header, payload, buffers = self._message(replies)
+            if to is not None and self._through_hub(buffers):
+                header = {**header, CLIENT: to}
+                to = None
             if to is None:
                 send_frames(work, self.session.serialize(header, payload, buffers))
             else:  # through the device: large buffers in chunks
@@ -368,6 +377,14 @@ class Outbox:
         self.replies = {}
         self.held = 0
         self.nbytes = 0
+
+    def _through_hub(self, buffers: list[Any]) -> bool:
+        """Whether a client's reply with these buffers goes through the hub: they would
+        travel in chunks through the device, and the hub takes each of them whole."""
+        sizes = [memoryview(b).nbytes for b in buffers]
+        return sum(sizes) > protocol.CHUNK_ABOVE and not (
+            self.max_frame and max(sizes) > self.max_frame
+        )
 
     def _fitting(self, reply: Reply, to: bytes | None) -> Reply:
         """The reply, or an error in its place if one of its frames is too large (a
