@@ -3,12 +3,12 @@
 A reply comes on the engine's work connection (the answer to a request this
 loop sent: load-balanced, or direct through the hub; or a large reply to a
 direct request, which its engine sends its client this way, naming it) or as
-a copy of one the direct device already passed to its client. Either way, alone or in a reply
-batch, each finishes its task in the ledger: the counts, the engine's load
-and task time, the record, the tasks that depend on it and the monitors'
-feed. Then it goes to its client (unless the device took it there), to
-every other client that asked for it (``resend``); the outbox holds a
-gathered broadcast's replies until all are in.
+a copy of one the direct device already passed to its client. Either way,
+alone or in a reply batch, each finishes its task in the ledger: the counts,
+the engine's load and task time, the record, the tasks that depend on it and
+the monitors' feed. Then it goes to its client (unless the device took it
+there), to every other client that asked for it (``resend``); the outbox
+holds a gathered broadcast's replies until all are in.
 
 A load-balanced task that failed goes back to the queue instead when it has
 retries left, or when an engine refused it (TaskRejectError) and another

@@ -381,10 +381,9 @@ class Outbox:
     def _through_hub(self, buffers: list[Any]) -> bool:
         """Whether a client's reply with these buffers goes through the hub: they would
         travel in chunks through the device, and the hub takes each of them whole."""
-        sizes = [memoryview(b).nbytes for b in buffers]
-        return sum(sizes) > protocol.CHUNK_ABOVE and not (
-            self.max_frame and max(sizes) > self.max_frame
-        )
+        if protocol.nbytes(buffers) <= protocol.CHUNK_ABOVE:
+            return False
+        return not self.max_frame or all(protocol.nbytes((b,)) <= self.max_frame for b in buffers)
 
     def _fitting(self, reply: Reply, to: bytes | None) -> Reply:
         """The reply, or an error in its place if one of its frames is too large (a
