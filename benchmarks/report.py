@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,9 @@ def w8_figures(cfg: Config) -> list[Figure]:
         Figure("w8.survive_lost", f"W8 engines lost in that {window}", "losses", none_lost),
         Figure("w8.survive_late_s", "W8 worst simulated heartbeat lateness by its end", "s"),
     ]
+    if cfg.w8_heartbeat_s is not None:  # every row says it was not the default
+        beat = f"W8 (heartbeat {cfg.w8_heartbeat_s:g} s)"
+        out = [replace(f, label=f.label.replace("W8", beat, 1)) for f in out]
     return out
 
 

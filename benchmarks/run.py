@@ -100,6 +100,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--w8-survive", type=float, help="W8 seconds of idle heartbeats watched (default 120)"
     )
+    p.add_argument(
+        "--w8-heartbeat",
+        type=float,
+        help="W8 seconds between heartbeats, timeout six of them (default: the controller's, 1)",
+    )
     p.add_argument("--out", type=Path, help="also write the JSON results here")
     p.add_argument(
         "--results-dir", type=Path, default=HERE / "results", help="where each run's JSON is kept"
@@ -111,6 +116,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"unknown peer or workload: {', '.join(unknown)}")
     if args.rounds < 1:
         p.error(f"--rounds must be 1 or more, not {args.rounds}")
+    if args.w8_heartbeat is not None and not args.w8_heartbeat > 0:
+        p.error(f"--w8-heartbeat must be a positive number of seconds, not {args.w8_heartbeat}")
     return args
 
 
@@ -129,6 +136,8 @@ def config(args: argparse.Namespace) -> Config:
         cfg.w8_tasks = args.w8_tasks
     if args.w8_survive is not None:
         cfg.w8_survive_s = args.w8_survive
+    if args.w8_heartbeat is not None:
+        cfg.w8_heartbeat_s = args.w8_heartbeat
     if args.w9_engines:
         cfg.w9_engines = args.w9_engines
     return cfg

@@ -85,13 +85,16 @@ def wait_up(rc: Any, n: int) -> int:
 
 
 @contextmanager
-def controller() -> Iterator[tuple[Any, str, psutil.Process]]:
+def controller(heartbeat: float | None = None) -> Iterator[tuple[Any, str, psutil.Process]]:
     """A fresh controller without engines: a client of it, its connection file and its
-    process; all stopped after."""
+    process; all stopped after. ``heartbeat`` (seconds) replaces the controller's, with
+    the timeout six of them as by default."""
     import par
     from par import paths
 
-    cluster = par.Cluster(n=0)
+    args = [] if heartbeat is None else ["--heartbeat", f"{heartbeat:g}"]
+    args += [] if heartbeat is None else ["--heartbeat-timeout", f"{6 * heartbeat:g}"]
+    cluster = par.Cluster(n=0, controller_args=args)
     cluster.start_controller_sync()
     try:
         rc = cluster.connect_client_sync()
@@ -108,7 +111,7 @@ def run_count(n: int, cfg: Config, emit: Emit, survive: bool) -> bool:
     """Measure one count of simulated engines; whether all of them registered."""
     from par.sim import SimEngines
 
-    with controller() as (rc, connection_file, ctl):
+    with controller(cfg.w8_heartbeat_s) as (rc, connection_file, ctl):
         lost = _Lost()
         rc.subscribe_events(lost)
         with SimEngines(connection_file, n) as sim:

@@ -50,6 +50,7 @@ class Config:
     w8_engines: list[int] = field(default_factory=lambda: [1_000, 5_000, 10_000])
     w8_tasks: int = 100_000
     w8_survive_s: float = 120.0
+    w8_heartbeat_s: float | None = None  # None: the controller's default (1 s)
     w9_engines: list[int] = field(default_factory=lambda: [256, 1_000])
     w9_peer_engines: int = 256  # the peers start this many only
 

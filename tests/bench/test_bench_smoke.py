@@ -79,3 +79,26 @@ def test_par_and_the_floor_alternate_and_figures_are_their_medians() -> None:
     assert run.medians({"a": [3.0, 1.0, 2.0], "b": [failed]}) == {"a": 2.0, "b": failed}
     with pytest.raises(SystemExit):
         run.parse_args(["--rounds", "0"])
+
+
+@pytest.mark.timeout(120)
+def test_w8_heartbeat_reaches_the_controller_and_every_w8_row_says_so() -> None:
+    run = _run_module()
+    with pytest.raises(SystemExit):
+        run.parse_args(["--w8-heartbeat", "0"])
+    cfg = run.config(run.parse_args(["--w8-heartbeat", "2.5"]))
+    assert cfg.w8_heartbeat_s == 2.5
+
+    import report
+    import sim_scale
+
+    labels = [f.label for f in report.w8_figures(cfg)]
+    assert labels and all(label.startswith("W8 (heartbeat 2.5 s) ") for label in labels)
+    cfg.w8_heartbeat_s = None
+    assert not any("heartbeat 2.5" in f.label for f in report.w8_figures(cfg))
+
+    with sim_scale.controller(2.5) as (_rc, _file, process):
+        cmdline = process.cmdline()
+    at = cmdline.index("--heartbeat")
+    assert cmdline[at + 1] == "2.5"
+    assert cmdline[cmdline.index("--heartbeat-timeout") + 1] == "15"
