@@ -193,3 +193,14 @@ def by_hand(cluster_id: str, engines: int, *controller_args: str) -> Iterator[By
         yield cluster
     finally:
         cluster.close()
+
+
+def slowest_beats(rc: par.Client, seconds: float) -> dict[int, float]:
+    """Each engine's longest heartbeat age the controller reported over ``seconds``."""
+    ages: dict[int, float] = {}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for e in rc.status()["engines"]:
+            ages[e["id"]] = max(ages.get(e["id"], 0.0), e["heartbeat_age"])
+        time.sleep(0.25)
+    return ages

@@ -13,6 +13,8 @@ import pytest
 import zmq
 from par import protocol
 
+from ..conftest import slowest_beats
+
 
 def test_sigkilled_engine_turns_its_task_into_engine_error(small_cluster) -> None:
     _, rc = small_cluster
@@ -62,6 +64,28 @@ def test_frozen_engine_is_declared_lost_by_heartbeat(small_cluster) -> None:
         assert 0 not in rc.ids
     finally:
         os.kill(pid, signal.SIGKILL)
+
+
+def test_engines_follow_a_grown_heartbeat_and_a_frozen_one_is_still_lost() -> None:
+    """Three engines at two heartbeats a second: the interval grows to 2 s and the timeout
+    with it. The first engine heard 1 s at registration and 2 s only in the answers to its
+    heartbeats; none is lost for the longer interval, and one that freezes still is."""
+    args = ["--heartbeat", "0.2", "--heartbeat-timeout", "1.2", "--heartbeats-per-second", "2"]
+    with par.Cluster(n=3, controller_args=args) as rc:
+        status = rc.status()
+        assert (status["heartbeat"], status["heartbeat_timeout"]) == (2.0, 12.0)
+        ages = slowest_beats(rc, 8)
+        assert sorted(ages) == [0, 1, 2]
+        assert min(ages.values()) > 1.6  # at 1 s no beat would be this old
+        pid = rc[0].apply_sync(os.getpid)
+        ar = rc[0].apply_async(time.sleep, 60)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(par.EngineError, match="missed heartbeats"):
+                ar.get(timeout=40)
+            assert rc.ids == [1, 2]
+        finally:
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_load_balanced_tasks_held_by_a_dead_engine_fail_and_others_run(small_cluster) -> None:

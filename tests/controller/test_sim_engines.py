@@ -19,6 +19,8 @@ import pytest
 from par import paths
 from par.sim import SimEngines
 
+from ..conftest import slowest_beats
+
 N = 300
 
 
@@ -232,3 +234,28 @@ def test_bad_input_gets_a_clear_error(controller: tuple[par.Cluster, par.Client]
     assert '"started"' in started
     assert len(answers) == 2
     assert all("unknown command" in a and "status, kill K, hang K, stop" in a for a in answers)
+
+
+def test_the_heartbeat_grows_with_the_engine_count_and_every_engine_follows() -> None:
+    """Past ``--heartbeats-per-second`` the interval and the timeout grow in step: 300
+    engines at 100 beats a second beat every 3 s, and none is lost for it (real engines
+    that registered early hear it in their heartbeats' answers: see test_faults.py)."""
+    args = ["--heartbeat", "0.5", "--heartbeat-timeout", "3", "--heartbeats-per-second", "100"]
+    cluster = par.Cluster(n=0, controller_args=args)
+    cluster.start_controller_sync()
+    rc = cluster.connect_client_sync()
+    try:
+        events = Events(rc)
+        with SimEngines(paths.connection_file(cluster.cluster_id), N, processes=2):
+            rc.wait_for_engines(N, timeout=90)
+            status = rc.status()
+            assert (status["heartbeat"], status["heartbeat_timeout"]) == (3.0, 18.0)
+            ages = slowest_beats(rc, 8)
+        assert len(ages) == N
+        # At the base interval no engine's beat would ever be 1.5 s old (nor a batch late).
+        assert min(ages.values()) > 1.5
+        assert max(ages.values()) < 18
+        assert events.of("engine_lost") == []
+    finally:
+        rc.close()
+        cluster.stop_cluster_sync()

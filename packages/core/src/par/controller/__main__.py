@@ -67,6 +67,12 @@ FIELDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "silence after which an engine is declared lost",
         {"type": POSITIVE_SECONDS},
     ),
+    (
+        "--heartbeats-per-second",
+        "engines' heartbeats a second the controller takes before the interval and the "
+        "timeout grow in step (in whole seconds, at most 10; 0: never; default: %(default)s)",
+        {"type": AT_LEAST_0},
+    ),
     ("--max-records", "task records kept", {"type": POSITIVE}),
     (
         "--max-record-bytes",

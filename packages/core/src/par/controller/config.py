@@ -19,6 +19,8 @@ class ControllerConfig:
     hwm: int | None = None  # requests an engine may hold; None: adapt to task length
     heartbeat: float = 1.0  # seconds between engine heartbeats
     heartbeat_timeout: float = 6.0  # silence after which an engine is lost
+    # Past this many engines' heartbeats a second both grow in step (heartbeats.interval)
+    heartbeats_per_second: int = 1000
     disconnect_grace: float = 0.5  # a dropped connection must come back within this
     registration_timeout: float = 30.0
     max_records: int = 10_000

@@ -1,7 +1,8 @@
 """The engines' control channel: registration, heartbeats, streamed output, and loss.
 
 An engine registers on its control connection (``reg``: it gets its id and
-the heartbeat interval), then says ``ready`` on its work connection and
+the heartbeat interval, which grows with the engine count: see heartbeats.py),
+then says ``ready`` on its work connection and
 ``hello`` through the direct device: it is *up*, and gets work, once both
 have come, so that either path reaches it. It then heartbeats (``hb``,
 answered ``hbok`` by the control relay, which tells this loop who beat in
@@ -11,7 +12,8 @@ output, which goes on to the task's client and to every monitor.
 
 An engine is lost when it says it stops (``unreg``), when its connection
 drops for longer than ``disconnect_grace`` (the socket monitor tells), when
-it misses heartbeats for ``heartbeat_timeout``, or when it registers but
+it misses heartbeats for ``heartbeat_timeout`` (grown in step with the
+interval), or when it registers but
 never becomes ready. What it held fails with an EngineError, except
 load-balanced tasks with retries left, which go back to the queue.
 
@@ -48,6 +50,7 @@ from ..protocol import Message, Session, send_frames
 from .clearing import Clearing
 from .config import ControllerConfig
 from .engines import Engine, EngineRegistry
+from .heartbeats import interval, to_relay
 from .ledger import Ledger
 from .outbox import Outbox
 from .replies import Replies
@@ -89,6 +92,7 @@ class EngineControl:
         # The control relay's last batch of heartbeats: when, and whether it had read all
         # engines' messages then (see relay_current).
         self._batch_at, self._relay_caught_up = time.monotonic(), True
+        self.heartbeat = config.heartbeat  # engines' interval now: it grows with their count
 
     def command(self, engine: Engine, header: dict[str, Any]) -> None:
         """Send an engine a control message (abort, signal, stop)."""
@@ -121,6 +125,28 @@ class EngineControl:
             if isinstance(stats, dict):
                 engine.stats = stats
 
+    @property
+    def heartbeat_timeout(self) -> float:
+        """Silence after which an engine is lost: the configured timeout, grown in step with
+        the interval."""
+        cfg = self.config
+        return round(cfg.heartbeat_timeout * self.heartbeat / cfg.heartbeat, 3)
+
+    def _pace(self) -> None:
+        """Lengthen engines' heartbeat interval if their count calls for it (heartbeats.py):
+        new engines hear it at registration, the others in their next ``hbok``."""
+        cfg = self.config
+        wanted = interval(cfg.heartbeat, len(self.engines.by_id), cfg.heartbeats_per_second)
+        if wanted > self.heartbeat:
+            self.heartbeat = wanted
+            send_frames(self.sock, to_relay(wanted))
+            log.info(
+                "%d engines: heartbeat every %g s, lost after %g s",
+                len(self.engines.by_id),
+                wanted,
+                self.heartbeat_timeout,
+            )
+
     def relay_current(self) -> bool:
         """Whether the control relay is up to date: its last batch came within ``STALL``
         heartbeats (it sends one every half heartbeat) and it had read every engine's
@@ -145,7 +171,8 @@ class EngineControl:
             if not again:
                 log.info("engine %d registering (pid %d on %s)", engine.id, engine.pid, engine.host)
                 self.outbox.event("engine_registering", engine.describe())
-            self._send(ident, {KIND: "reg_ok", ID: engine.id, HEARTBEAT: self.config.heartbeat})
+                self._pace()
+            self._send(ident, {KIND: "reg_ok", ID: engine.id, HEARTBEAT: self.heartbeat})
         elif kind == "stream":
             self._stream(msg, engine)
         elif kind == "aborted" and engine is not None:
@@ -245,7 +272,7 @@ class EngineControl:
             ):
                 why = "closed its connection (the process exited or was killed)"
                 self.lose(engine, "lost", why)
-            elif silent > cfg.heartbeat_timeout:
+            elif silent > self.heartbeat_timeout:
                 self.lose(engine, "lost", f"missed heartbeats for {silent:.1f} s")
             elif engine.state == "registering" and silent > cfg.registration_timeout:
                 self.lose(engine, "lost", "registered but never became ready")

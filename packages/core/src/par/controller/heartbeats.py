@@ -5,7 +5,7 @@ send 10,000 messages a second that each want an answer and a look at the
 engine's books. One at a time in the hub, they took most of its loop at that
 scale, and the hub's loop is what every task waits on. So the control relay
 (relays.py) answers them: it authenticates each message from an engine with
-the cluster's key, answers a heartbeat with ``hbok`` (made and signed once),
+the cluster's key, answers a heartbeat with ``hbok`` (made and signed once an interval),
 and keeps the beat's stats; everything else (what it cannot authenticate too:
 the hub drops it and counts it), and everything the hub sends engines, it
 passes on as it came. Every ``every`` seconds (half a heartbeat) it sends the
@@ -18,20 +18,49 @@ does not know to register again, as it did each heartbeat of such an engine.
 message waiting: a relay starved of CPU falls behind, and while it is, the
 hub judges no engine silent (heartbeats waiting behind its backlog are not
 silence), as while its own socket has a backlog.
+
+The interval grows with the engine count, as dask's scheduler lengthens its
+workers' heartbeats: past ``per_second`` engines a second (1,000 by default)
+it is as many whole seconds as keep the beats near that rate, at most
+``LONGEST``. 10,000 engines then cost the relay, the hub and the hosts what
+1,000 do, and an engine that hangs is found in six heartbeats all the same
+(one that dies is found at once: its connection drops). The interval only
+grows while the controller runs, so no engine still beating at an older,
+shorter one can be judged by a shorter timeout than it keeps. The hub sends
+the relay the new interval (``[b"", seconds]``), which puts it in every
+``hbok`` from then on, and engines take it from there.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 import zmq
 
-from ..messages import KIND, STATS
+from ..messages import HEARTBEAT, KIND, STATS
 from ..protocol import Session, decode, drain, encode, recv_frames, send_frames
 
 BEATS = b""  # the first frame of a batch of heartbeats, which no engine can send
 READ_AT_ONCE = 1024  # messages read from one side before the other's turn
+# The longest interval: an engine gives up on a controller silent for 60 s (its
+# ``--controller-timeout``), six of these.
+LONGEST = 10.0
+
+
+def interval(base: float, engines: int, per_second: int) -> float:
+    """Seconds between heartbeats for ``engines`` engines: ``base``, or, when they would
+    beat more than ``per_second`` times a second (0: no bound), the whole seconds that
+    keep them near it, at most ``LONGEST`` (and never shorter than ``base``)."""
+    if per_second <= 0 or engines <= base * per_second:
+        return base
+    return max(base, min(LONGEST, float(math.ceil(engines / per_second))))
+
+
+def to_relay(seconds: float) -> list[bytes]:
+    """The hub's message telling the control relay engines' new heartbeat interval."""
+    return [BEATS, encode(seconds)]
 
 
 def is_beats(frames: list[Any]) -> bool:
@@ -61,6 +90,10 @@ def run(engines: zmq.Socket, hub: zmq.Socket, session: Session, every: float) ->
         send_frames(hub, frames)
 
     def from_hub(frames: list[Any]) -> None:
+        nonlocal hbok
+        if len(frames[0]) == 0:  # no engine's identity: the heartbeat interval grew
+            hbok = session.serialize({KIND: "hbok", HEARTBEAT: decode(frames[1])})
+            return
         send_frames(engines, frames)
 
     poller = zmq.Poller()

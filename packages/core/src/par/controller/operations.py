@@ -170,6 +170,8 @@ def status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
         "dropped": hub.session.dropped,
         "clients": len(hub.outbox.clients),
         "pid": os.getpid(),
+        "heartbeat": hub.control.heartbeat,  # seconds, grown with the engine count
+        "heartbeat_timeout": hub.control.heartbeat_timeout,
         "feed_seq": hub.feed.seq,
         **(hub.feed.changed_engines(client, engines) if h.get("changed") else {}),
     }

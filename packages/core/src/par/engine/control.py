@@ -37,6 +37,7 @@ from .display import plain_text
 log = logging.getLogger("par.engine")
 
 STREAM_INTERVAL = 0.1
+LOOK_EVERY = 0.25  # seconds at most between looks at what is due (heartbeat, a stop's steps)
 STOP_GRACE = 2.0  # seconds each step of a stop gets before the next, harder one
 
 
@@ -74,6 +75,7 @@ class ControlThread(threading.Thread):
         self.engine_id: int | None = None
         self.previous_id: int | None = None
         self.heartbeat = 1.0
+        self._next_hb = 0.0  # monotonic time of the next heartbeat
         self.registered = threading.Event()
         self.ready_needed = threading.Event()
         self.claims = Claims()
@@ -141,10 +143,11 @@ class ControlThread(threading.Thread):
     def _loop(self, sock: zmq.Socket) -> None:
         self._register(sock)
         last_ok = time.monotonic()
-        next_hb = time.monotonic() + self.heartbeat
+        self._next_hb = time.monotonic() + self.heartbeat
         last_reg = time.monotonic()
         while not self.closing.is_set():
-            timeout = STREAM_INTERVAL if self.capture.current is not None else self.heartbeat / 4
+            look = min(self.heartbeat / 4, LOOK_EVERY)  # a long heartbeat delays no stop
+            timeout = STREAM_INTERVAL if self.capture.current is not None else look
             if sock.poll(int(timeout * 1000)):
                 while True:
                     try:
@@ -160,9 +163,9 @@ class ControlThread(threading.Thread):
             if self.engine_id is None and now - last_reg > 2.0:
                 self._register(sock)
                 last_reg = now
-            if now >= next_hb and self.engine_id is not None:
+            if now >= self._next_hb and self.engine_id is not None:
                 self._send(sock, {"t": "hb", "stats": self._stats()})
-                next_hb = now + self.heartbeat
+                self._next_hb = now + self.heartbeat
             if self._escalation and now >= self._escalation[0][0]:
                 self._escalate()
             if now - last_ok > self.controller_timeout and not self.stopping.is_set():
@@ -173,12 +176,20 @@ class ControlThread(threading.Thread):
         if self.engine_id is not None:
             self._send(sock, {"t": "unreg"})
 
+    def _pace(self, seconds: float) -> None:
+        """Beat every ``seconds`` from now on; sooner at once if that is shorter (a restored
+        controller's), which judges the engine from its registration."""
+        self.heartbeat = seconds
+        self._next_hb = min(self._next_hb, time.monotonic() + seconds)
+
     def _on_message(self, sock: zmq.Socket, kind: str, h: dict[str, Any]) -> None:
         if kind == "reg_ok":
             self.engine_id = int(h["id"])
-            self.heartbeat = float(h.get("hb", self.heartbeat))
+            self._pace(float(h.get("hb", self.heartbeat)))
             self.ready_needed.set()
             self.registered.set()
+        elif kind == "hbok":  # the interval grows with the engine count
+            self._pace(float(h.get("hb", self.heartbeat)))
         elif kind == "rereg":  # the controller restarted and does not know us: register again
             if self.engine_id is not None:
                 self.previous_id = self.engine_id

@@ -15,10 +15,11 @@ sockets' ``ZMQ_FD`` descriptors sit in an epoll selector, so a turn of the
 loop costs what arrived rather than a poll of every socket. A ``ZMQ_FD``
 signals only a change, so a socket is read until it is empty, and read again
 after a send on it (a send can take in the notice of a message that came).
-Every engine beats at the controller's one interval, so the heartbeats due
-form a queue in order, served between messages whenever a turn's reading
-runs long; replies held back by ``delay`` wait in a heap by the time their
-task would finish (an engine's tasks run one after another).
+Every engine beats at the controller's one interval, which only grows (see
+:mod:`par.controller.heartbeats`), so the heartbeats due form a queue in
+order, served between messages whenever a turn's reading runs long; replies
+held back by ``delay`` wait in a heap by the time their task would finish
+(an engine's tasks run one after another).
 
 Abort and signal requests are heard and ignored: a simulated task has nothing
 to interrupt. Commands come on stdin, one a line, and each is answered by one
@@ -43,6 +44,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 import zmq
@@ -315,8 +317,10 @@ class Swarm:
         kind = msg.kind
         if kind == "reg_ok" and engine.state == "registering":
             engine.id = int(msg.header["id"])
-            self.heartbeat = float(msg.header.get("hb", self.heartbeat))
+            self._pace(float(msg.header.get("hb", self.heartbeat)))
             self._ready(engine)
+        elif kind == "hbok":  # the interval grows with the engine count
+            self._pace(float(msg.header.get("hb", self.heartbeat)))
         elif kind == "rereg":  # the controller restarted and does not know it: register again
             if engine.id is not None:
                 engine.previous_id = engine.id
@@ -327,6 +331,13 @@ class Swarm:
         elif kind == "clear":  # nothing to empty: say it is done, as an engine does
             reply = {"t": "cleared", "qid": msg.header.get("qid")}
             self._send(engine.control, self.session.serialize(reply))
+
+    def _pace(self, seconds: float) -> None:
+        """Beat every ``seconds`` from now on. A controller only lengthens the interval, which
+        keeps the queue in order; a shorter one (a restored controller's) sorts it again."""
+        if seconds < self.heartbeat:
+            self.beats = deque(sorted(self.beats, key=itemgetter(0)))
+        self.heartbeat = seconds
 
     def _ready(self, engine: SimEngine) -> None:
         """Connect the work and direct sockets (once) and say so on both, as an engine
