@@ -264,6 +264,7 @@ class EngineControl:
             # their way in. Engines are judged on the time the controller was listening.
             for engine in self.engines.by_id.values():
                 engine.last_seen = min(engine.last_seen + gap, now)
+        timeout = self.heartbeat_timeout
         for engine in list(self.engines.by_id.values()):
             silent = now - engine.last_seen
             if (
@@ -272,7 +273,7 @@ class EngineControl:
             ):
                 why = "closed its connection (the process exited or was killed)"
                 self.lose(engine, "lost", why)
-            elif silent > self.heartbeat_timeout:
+            elif silent > timeout:
                 self.lose(engine, "lost", f"missed heartbeats for {silent:.1f} s")
             elif engine.state == "registering" and silent > cfg.registration_timeout:
                 self.lose(engine, "lost", "registered but never became ready")
