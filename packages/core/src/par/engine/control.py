@@ -188,8 +188,9 @@ class ControlThread(threading.Thread):
             self._pace(float(h.get("hb", self.heartbeat)))
             self.ready_needed.set()
             self.registered.set()
-        elif kind == "hbok":  # the interval grows with the engine count
-            self._pace(float(h.get("hb", self.heartbeat)))
+        elif kind == "hbok":  # the interval grows with the engine count (a late answer's
+            # may be older than the last registration's: the longer counts)
+            self._pace(max(self.heartbeat, float(h.get("hb", 0.0))))
         elif kind == "rereg":  # the controller restarted and does not know us: register again
             if self.engine_id is not None:
                 self.previous_id = self.engine_id

@@ -15,11 +15,11 @@ sockets' ``ZMQ_FD`` descriptors sit in an epoll selector, so a turn of the
 loop costs what arrived rather than a poll of every socket. A ``ZMQ_FD``
 signals only a change, so a socket is read until it is empty, and read again
 after a send on it (a send can take in the notice of a message that came).
-Every engine beats at the controller's one interval, which only grows (see
-:mod:`par.controller.heartbeats`), so the heartbeats due form a queue in
-order, served between messages whenever a turn's reading runs long; replies
-held back by ``delay`` wait in a heap by the time their task would finish
-(an engine's tasks run one after another).
+Every engine beats at the controller's interval, which grows with the engine
+count (see :mod:`par.controller.heartbeats`): the heartbeats due wait in a
+heap, served between messages whenever a turn's reading runs long, and
+replies held back by ``delay`` in another, by the time their task would
+finish (an engine's tasks run one after another).
 
 Abort and signal requests are heard and ignored: a simulated task has nothing
 to interrupt. Commands come on stdin, one a line, and each is answered by one
@@ -44,7 +44,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from operator import itemgetter
 from typing import Any
 
 import zmq
@@ -160,7 +159,7 @@ class Swarm:
         self.selector = selectors.DefaultSelector()
         self.engines: list[SimEngine] = []
         self.unanswered: deque[tuple[float, SimEngine]] = deque()  # registrations, in order
-        self.beats: deque[tuple[float, SimEngine]] = deque()  # heartbeats in the order due
+        self.beats: list[tuple[float, int, SimEngine]] = []  # heartbeats due, a heap
         self.heartbeat = 1.0  # seconds; the controller says at registration
         self.late = 0.0  # the most a heartbeat went out after it was due, seconds
         self.timed = 0.0  # when the timers were last served (monotonic)
@@ -230,13 +229,12 @@ class Swarm:
         """Send the heartbeats and registrations due, and the held replies whose time came."""
         self.timed = now = time.monotonic()
         while self.beats and self.beats[0][0] <= now:
-            due, engine = self.beats.popleft()
+            due, _, engine = heapq.heappop(self.beats)
             if engine.state != "up" or engine.next_beat != due:
                 continue  # gone, hung, or registered again since: a later entry counts
             self._send(engine.control, self.beat)
             self.late = max(self.late, now - due)
-            engine.next_beat = now + self.heartbeat
-            self.beats.append((engine.next_beat, engine))
+            self._beat_at(engine, now + self.heartbeat)
         while self.unanswered and self.unanswered[0][0] + REGISTER_AGAIN <= now:
             asked, engine = self.unanswered.popleft()
             if engine.state == "registering" and engine.asked == asked:  # still unanswered
@@ -317,10 +315,11 @@ class Swarm:
         kind = msg.kind
         if kind == "reg_ok" and engine.state == "registering":
             engine.id = int(msg.header["id"])
-            self._pace(float(msg.header.get("hb", self.heartbeat)))
+            self.heartbeat = float(msg.header.get("hb", self.heartbeat))
             self._ready(engine)
-        elif kind == "hbok":  # the interval grows with the engine count
-            self._pace(float(msg.header.get("hb", self.heartbeat)))
+        elif kind == "hbok":  # the interval grows with the engine count (a late answer's
+            # may be older than the last registration's: the longer counts)
+            self.heartbeat = max(self.heartbeat, float(msg.header.get("hb", 0.0)))
         elif kind == "rereg":  # the controller restarted and does not know it: register again
             if engine.id is not None:
                 engine.previous_id = engine.id
@@ -332,12 +331,10 @@ class Swarm:
             reply = {"t": "cleared", "qid": msg.header.get("qid")}
             self._send(engine.control, self.session.serialize(reply))
 
-    def _pace(self, seconds: float) -> None:
-        """Beat every ``seconds`` from now on. A controller only lengthens the interval, which
-        keeps the queue in order; a shorter one (a restored controller's) sorts it again."""
-        if seconds < self.heartbeat:
-            self.beats = deque(sorted(self.beats, key=itemgetter(0)))
-        self.heartbeat = seconds
+    def _beat_at(self, engine: SimEngine, due: float) -> None:
+        """Schedule an engine's next heartbeat (an earlier entry of its no longer counts)."""
+        engine.next_beat = due
+        heapq.heappush(self.beats, (due, next(self.order), engine))
 
     def _ready(self, engine: SimEngine) -> None:
         """Connect the work and direct sockets (once) and say so on both, as an engine
@@ -351,8 +348,7 @@ class Swarm:
         engine.state = "up"
         self._send(engine.work, self.session.serialize({"t": "ready"}))
         self._send(engine.direct, [b"", *self.session.serialize({"t": "hello"})])
-        engine.next_beat = time.monotonic() + self.heartbeat
-        self.beats.append((engine.next_beat, engine))
+        self._beat_at(engine, time.monotonic() + self.heartbeat)
 
     def _on_work(self, engine: SimEngine, msg: Message) -> None:
         self._request(engine, msg, None)
