@@ -273,12 +273,13 @@ def test_a_heartbeat_due_sooner_is_not_held_behind_one_due_later(
     beats scheduled before it at a longer one."""
     cluster, _ = controller
     swarm = Swarm(connection.load(paths.connection_file(cluster.cluster_id)), 2)
-    sent: list[SimEngine] = []
-    swarm._send = lambda sock, frames: sent.extend(e for e in engines if e.control is sock)  # type: ignore[method-assign]
     try:
         engines = [
             SimEngine(bytes([i]), swarm.ctx.socket(zmq.DEALER), swarm.session) for i in range(2)
         ]
+        by_socket = {e.control: e for e in engines}
+        sent: list[SimEngine] = []
+        swarm._send = lambda sock, frames: sent.append(by_socket[sock])  # type: ignore[method-assign]
         now = time.monotonic()
         for engine, due in zip(engines, (now + 10, now - 0.01), strict=True):
             engine.state = "up"

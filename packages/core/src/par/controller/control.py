@@ -2,9 +2,9 @@
 
 An engine registers on its control connection (``reg``: it gets its id and
 the heartbeat interval, which grows with the engine count: see heartbeats.py),
-then says ``ready`` on its work connection and
-``hello`` through the direct device: it is *up*, and gets work, once both
-have come, so that either path reaches it. It then heartbeats (``hb``,
+then says ``ready`` on its work connection and ``hello`` through the direct
+device: it is *up*, and gets work, once both have come, so that either path
+reaches it. It then heartbeats (``hb``,
 answered ``hbok`` by the control relay, which tells this loop who beat in
 batches: see heartbeats.py; an engine the controller does not know is told
 to register again, as after a controller restart) and streams its tasks'
@@ -13,9 +13,9 @@ output, which goes on to the task's client and to every monitor.
 An engine is lost when it says it stops (``unreg``), when its connection
 drops for longer than ``disconnect_grace`` (the socket monitor tells), when
 it misses heartbeats for ``heartbeat_timeout`` (grown in step with the
-interval), or when it registers but
-never becomes ready. What it held fails with an EngineError, except
-load-balanced tasks with retries left, which go back to the queue.
+interval), or when it registers but never becomes ready. What it held fails
+with an EngineError, except load-balanced tasks with retries left, which go
+back to the queue.
 
 The controller also sends engines commands on this channel, ahead of any
 queued work: abort, signal, stop and clear. An engine answers an abort here
