@@ -250,21 +250,25 @@ def test_a_start_killed_half_way_leaves_no_engine_par_stop_cannot_find(fork: boo
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    engine_logs = paths.cluster_dir(cid) / "logs"
-    deadline = time.monotonic() + 60
-    while len(list(engine_logs.glob("engine-*"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    start.kill()
-    start.wait()
-    pids = serving(cid)
-    if not fork:  # the fork server goes on forking without `par start`
-        assert 1 < len(pids) - 1 < 40  # the controller and some, not all, of the engines
-    recorded = json.loads(paths.cluster_file(cid).read_text())["engines"]
-    assert recorded  # the set was on record before its engines started
-    stopped = run_par("stop", "--cluster-id", cid)
-    assert stopped.returncode == 0, stopped.stderr
-    assert wait_gone(pids) == []
-    assert serving(cid) == []
+    try:
+        # Engines that run, not their logs: a log is opened before its engine's exec.
+        deadline = time.monotonic() + 60
+        while len(serving(cid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        start.kill()
+        start.wait()
+        pids = serving(cid)
+        if not fork:  # the fork server goes on forking without `par start`
+            assert 1 < len(pids) - 1 < 40  # the controller and some, not all, of the engines
+        recorded = json.loads(paths.cluster_file(cid).read_text())["engines"]
+        assert recorded  # the set was on record before its engines started
+        stopped = run_par("stop", "--cluster-id", cid)
+        assert stopped.returncode == 0, stopped.stderr
+        assert wait_gone(pids) == []
+        assert serving(cid) == []
+    finally:  # a failure here must not leave a cluster to fail the tests after it
+        start.kill()
+        run_par("stop", "--cluster-id", cid)
 
 
 def test_engines_added_after_an_earlier_set_died() -> None:
