@@ -266,9 +266,10 @@ def test_a_start_killed_half_way_leaves_no_engine_par_stop_cannot_find(fork: boo
         assert stopped.returncode == 0, stopped.stderr
         assert wait_gone(pids) == []
         assert serving(cid) == []
-    finally:  # a failure here must not leave a cluster to fail the tests after it
+    except BaseException:  # a failure here must not leave a cluster to fail the tests after it
         start.kill()
         run_par("stop", "--cluster-id", cid)
+        raise
 
 
 def test_engines_added_after_an_earlier_set_died() -> None:
