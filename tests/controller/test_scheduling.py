@@ -284,6 +284,34 @@ def test_many_queued_tasks_go_to_each_engine_in_runs() -> None:
     assert len({engine.id for _, engine in scheduler.assign(engines)}) == 4
 
 
+@pytest.mark.parametrize(
+    ("task_time", "run"),
+    [(None, 1), (0.05, 1), (0.002, 2), (0.00001, 5)],
+)
+def test_a_long_queue_of_tiny_tasks_goes_out_in_runs_though_every_engine_has_room(
+    task_time: float | None, run: int
+) -> None:
+    """More queued tasks than a pass should send one a message (scheduler.RUN_SPREAD), on
+    more engines than tasks: an engine whose tasks are tiny takes several in a row (up to
+    what it runs in PREFETCH_SECONDS), one of unknown or long task time takes one."""
+    engines = EngineRegistry()
+    for i in range(4000):
+        engine = engines.register(i.to_bytes(2, "big"), i, "h", {})
+        engine.state = "up"
+        engine.task_time = task_time
+    scheduler = TaskScheduler("leastload")
+    for engine in engines.up():
+        scheduler.freed(engine)
+    for i in range(1280):  # 5 a message to go out in RUN_SPREAD (256) messages
+        scheduler.submit(Pending(f"t{i}", b"c", "t", "apply", 0.0))
+    taken = [engine.id for _, engine in scheduler.assign(engines)]
+    assert len(taken) == 1280
+    assert taken == [eid for eid in range(1280 // run) for _ in range(run)]  # runs, in order
+    for i in range(100):  # a short queue spreads one an engine, whatever the task time
+        scheduler.submit(Pending(f"u{i}", b"c", "t", "apply", 0.0))
+    assert len({engine.id for _, engine in scheduler.assign(engines)}) == 100
+
+
 def test_scheme_none_refuses_load_balanced_tasks_but_runs_direct_ones() -> None:
     with par.Cluster(n=1, controller_args=["--scheme", "none"]) as rc:
         assert rc[:].apply_sync(lambda: "direct") == ["direct"]

@@ -34,13 +34,17 @@ is the one that counts, and one whose engine took direct requests since goes
 back in at its new place when it reaches the top. The random schemes draw
 from the engines with room, listed once a pass.
 
-When many more tasks wait than engines have room, an ordered scheme gives
-the engine at the top a run of them rather than one (:meth:`TaskScheduler.share`:
-the queue's even share of the engines in the heap, within the engine's room),
-and the controller sends a run as one message. A map of 100,000 tasks on
-10,000 engines then costs each engine a message or two rather than one a
-task, while a few tasks still spread one an engine as before. A task restricted to some
-engines (targets, or engines it failed or was rejected on) picks among those it may run on.
+An ordered scheme gives the engine at the top a run of queued tasks rather
+than one, and the controller sends a run as one message (:meth:`TaskScheduler.run`).
+When many more tasks wait than engines have room, the run is the queue's even
+share of the engines in the heap. When the queue is merely longer than a pass
+should spread one message a task (``RUN_SPREAD`` messages), an engine whose
+tasks are known to be tiny takes up to as many as it runs in
+``PREFETCH_SECONDS``: a map of 100,000 no-op tasks on 10,000 engines then costs
+a message for several tasks even though no queue forms, while a few tasks, or
+tasks of unknown or long run time, still spread one an engine. Either way the
+engine's room bounds the run. A task restricted to some engines (targets, or
+engines it failed or was rejected on) picks among those it may run on.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ PREFETCH_MAX = 64
 SCAN_LIMIT = 2000  # queued tasks examined per dispatch, so restricted tasks cannot stall it
 STALE_SLACK = 1024  # stale heap entries tolerated beyond one an engine before a rebuild
 FULL_PREFETCH = PREFETCH_SECONDS / PREFETCH_MAX  # tasks this short fill an engine's room
+RUN_SPREAD = 256  # messages a pass spreads a long queue over before tiny tasks go in runs
 
 
 class TaskScheduler:
@@ -186,7 +191,7 @@ class TaskScheduler:
         out: list[tuple[Pending, Engine]] = []
         kept: list[Pending] = []
         scanned = 0
-        share = self.share()
+        share, spread = self.share(), -(-len(self.queue) // RUN_SPREAD)
         running: Engine | None = None  # the engine taking a run of tasks, out of the heap
         left = 0  # tasks its run may take yet
         while self.queue and scanned < SCAN_LIMIT:
@@ -208,7 +213,8 @@ class TaskScheduler:
                     self._offer(running)  # its run is over: back in the heap at its new place
                     running = None
                 if running is None:
-                    running, left = self._top(engines), share
+                    running = self._top(engines)
+                    left = share if running is None else self.run(running, share, spread)
                 engine = running
                 left -= 1
             else:
@@ -236,6 +242,17 @@ class TaskScheduler:
         """How many queued tasks an engine at the top of an ordered scheme's heap takes in a
         row this pass: the queue's even share of the engines in the heap, at least 1."""
         return max(1, len(self.queue) // max(1, len(self._newest)))
+
+    def run(self, engine: Engine, share: int, spread: int) -> int:
+        """How many queued tasks an engine taken from the top of the heap takes in a row:
+        the queue's ``share``, or, when the queue needs ``spread`` tasks a message to go out
+        in ``RUN_SPREAD`` messages, as many of those as the engine runs in
+        ``PREFETCH_SECONDS`` (1 while its task time is unknown); its room bounds either."""
+        took = engine.task_time
+        if spread <= share or took is None:
+            return share
+        quick = PREFETCH_MAX if took <= FULL_PREFETCH else int(PREFETCH_SECONDS / took)
+        return max(share, min(spread, quick))
 
     def _offer(self, engine: Engine) -> None:
         """Put an engine with room in the heap of an ordered scheme, at its place now."""
