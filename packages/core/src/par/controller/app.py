@@ -33,6 +33,7 @@ liveness (once none waits) and the dependencies' deadlines.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -75,6 +76,10 @@ MIN_MESSAGE_BYTES = protocol.MAX_HEADER_BYTES  # the least --max-message-bytes c
 SLOW_RETRY = 0.05  # seconds between tries to send what waits for slow clients
 SYNC_WAIT = 1.0  # seconds a query waits at most for the direct device's copies to catch up
 CATCH_UP = 4096  # control messages read at most before engines' silence is judged
+# Allocations between young collections (Python's default: 700). The hub's heap holds every
+# engine and record; at 700, a map of 100,000 tasks on 10,000 engines ran 8 full collections
+# over it, a quarter of the hub's CPU. A message's objects die young either way.
+GC_YOUNG = 20_000
 
 
 class Controller:
@@ -414,6 +419,7 @@ def serve(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    gc.set_threshold(GC_YOUNG)
     if ready is not None:  # once Ctrl-C stops it cleanly: the user may press it at once
         ready(info)
     controller.run()
