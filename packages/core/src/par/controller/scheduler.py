@@ -158,11 +158,7 @@ class TaskScheduler:
         if self.hwm is not None:
             return self.hwm
         took = engine.task_time
-        if took is None:
-            return 2
-        if took <= FULL_PREFETCH:  # also spares a division by a time of zero
-            return PREFETCH_MAX
-        return max(2, int(PREFETCH_SECONDS / took))
+        return 2 if took is None else max(2, _prefetched(took))
 
     def has_room(self, engine: Engine) -> bool:
         """Whether an engine may take another request."""
@@ -214,7 +210,8 @@ class TaskScheduler:
                     running = None
                 if running is None:
                     running = self._top(engines)
-                    left = share if running is None else self.run(running, share, spread)
+                    if running is not None:
+                        left = self.run(running, share, spread)
                 engine = running
                 left -= 1
             else:
@@ -251,8 +248,7 @@ class TaskScheduler:
         took = engine.task_time
         if spread <= share or took is None:
             return share
-        quick = PREFETCH_MAX if took <= FULL_PREFETCH else int(PREFETCH_SECONDS / took)
-        return max(share, min(spread, quick))
+        return max(share, min(spread, _prefetched(took)))
 
     def _offer(self, engine: Engine) -> None:
         """Put an engine with room in the heap of an ordered scheme, at its place now."""
@@ -348,6 +344,14 @@ class TaskScheduler:
             else:
                 del self.held[client]
         return taken
+
+
+def _prefetched(took: float) -> int:
+    """How many tasks of ``took`` seconds an engine runs in ``PREFETCH_SECONDS``, at most
+    ``PREFETCH_MAX``."""
+    if took <= FULL_PREFETCH:  # also spares a division by a time of zero
+        return PREFETCH_MAX
+    return int(PREFETCH_SECONDS / took)
 
 
 def _split(tasks: Iterable[Pending], msg_ids: set[str]) -> tuple[deque[Pending], list[Pending]]:
