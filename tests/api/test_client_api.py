@@ -51,22 +51,31 @@ def test_wait_takes_any_future_and_wait_interactive_waits_for_all(rc: par.Client
     rc.wait_interactive()  # nothing outstanding: returns at once
 
 
-def test_wait_for_engines_without_blocking_gives_a_future(cluster: par.Cluster) -> None:
-    with cluster.connect_client_sync() as rc:
-        n = len(rc)
-        assert rc.wait_for_engines(n) is None
-        ready = rc.wait_for_engines(n, block=False)
+def test_wait_for_engines_without_blocking_gives_a_future(
+    cluster: par.Cluster, rc: par.Client
+) -> None:
+    kept = rc.ids  # as the module's client sees them, which the tests after it use
+    with cluster.connect_client_sync() as own:
+        n = len(own)
+        assert own.wait_for_engines(n) is None
+        ready = own.wait_for_engines(n, block=False)
         assert isinstance(ready, Future) and ready.done() and ready.result() is None
-        more = rc.wait_for_engines(n + 1, timeout=30, block=False)
+        more = own.wait_for_engines(n + 1, timeout=30, block=False)
         assert isinstance(more, Future) and not more.done()
         added = cluster.start_engines_sync(1)
         try:
             assert more.result(timeout=30) is None
         finally:
             cluster.stop_engines_sync(added)
-        late = rc.wait_for_engines(len(rc) + 5, timeout=0.1, block=False)
+        late = own.wait_for_engines(len(own) + 5, timeout=0.1, block=False)
         with pytest.raises(TimeoutError):
             late.result(timeout=10)
+    # The added engine's loss reaches clients after its process ended: the tests after
+    # this one must not send work to it through the module's client.
+    deadline = time.monotonic() + 15
+    while rc.ids != kept and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rc.ids == kept
 
 
 def test_wait_for_engines_on_a_closed_client_raises_at_once(cluster: par.Cluster) -> None:
