@@ -153,6 +153,42 @@ def test_metadata_by_key_and_dir(rc: par.Client) -> None:
     assert names == sorted(names)
 
 
+def test_metadata_read_late_says_what_the_replies_said(rc: par.Client) -> None:
+    """Records are made when first read: read after the replies came, they hold what each
+    reply said, errors included; outstanding messages are listed in ``rc.metadata``."""
+    lv = rc.load_balanced_view()
+    pending = lv.apply_async(slow, 0.5)
+    mid = pending.msg_ids[0]
+    assert mid in rc.metadata and rc.metadata[mid]["status"] is None
+    assert mid in list(rc.metadata) and len(rc.metadata) >= 1
+    before = time.time()
+    ars = [lv.apply_async(fail_first, i) for i in (0, 1)]
+    rc.wait([pending, *ars], timeout=30)
+    assert mid not in rc.metadata  # its owner completed
+    assert pending.metadata["status"] == "ok" and pending.metadata["error"] is None
+    failed, ok = (ar.metadata for ar in ars)
+    assert failed["status"] == "error" and failed["error"].ename == "ValueError"
+    assert ok["status"] == "ok" and ok["engine_id"] in rc.ids
+    for md in (failed, ok):
+        assert md["submitted"].timestamp() >= before - 1
+        assert md["submitted"] <= md["started"] <= md["completed"] <= md["received"]
+    direct = rc[1].apply_async(slow, 0)
+    direct.get(timeout=30)
+    assert direct.metadata["engine_id"] == 1
+
+
+def test_metadata_read_while_replies_arrive_misses_none(rc: par.Client) -> None:
+    """A thread reading a map's metadata while its replies come in: each record still
+    gets its reply's fields, whichever made it first."""
+    amr = rc.load_balanced_view().map_async(abs, range(3000))
+    records = amr.metadata  # made at once, most replies still to come
+    while not amr.done():
+        assert amr.metadata is records
+    assert amr.get(timeout=60) == list(range(3000))
+    assert all(md["received"] is not None and md["status"] == "ok" for md in records)
+    assert {md["engine_id"] for md in records} <= set(rc.ids)
+
+
 def test_split_of_one_message_and_of_a_map(rc: par.Client) -> None:
     one = rc[0].apply_async(abs, -1)
     assert one.split() == (one,)

@@ -16,7 +16,10 @@ parts, joined).
 Results are many (one per task in a loop of ``apply_async``), so each is
 kept light: a lighter condition than ``Future``'s own, the client's shared
 ``arrivals`` condition for partial deliveries, and its messages' metadata
-made once, in a batch, by the ledger (see :mod:`par.client.ledger`).
+made only when something reads it (most results' never is), from the
+replies kept (see :meth:`MessageFuture.metadata_list`). A reply that
+carries output (streams, displays, published data) has it made at once, as
+only the metadata keeps that.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import CompositeError, RemoteError
 from . import outputs, partition, timing
 from .outputs import ExecuteReply
-from .replies import Metadata, Reply
+from .replies import Metadata, Reply, record_answer
 
 if TYPE_CHECKING:
     from .client import Client
@@ -131,10 +134,10 @@ class MessageFuture(Future[Any]):
         self._value_lock = self._condition._lock  # guards the value unpickled once
         self._has_value = False
         self._cached: Any = None
-        # The result owns its messages' metadata: the client's dict of it is bounded and may
-        # already have forgotten the first messages of a large map.
-        self._metadata = ledger.metadata_of(self.msg_ids)
+        self._submitted = time.time()
+        self._records: list[Metadata] | None = None  # its messages' metadata, made when read
         self._metadata_by_id: dict[str, Metadata] | None = None  # made when first needed
+        self._sent_to: list[int] | None = None  # each message's engine, for direct requests
         self._watchers: dict[str, list[MessageFuture]] = {}
         self._trackers: list[Any] = []  # of sends made with track=True (see AsyncResult.sent)
         if not self.msg_ids:  # a map over nothing: no reply will ever come to finish it
@@ -142,18 +145,53 @@ class MessageFuture(Future[Any]):
 
     # ---- filled in by the thread receiving -----------------------------------------------
 
+    def metadata_list(self) -> list[Metadata]:
+        """Its messages' metadata, made now if never read: most results' never is (a loop
+        of ``apply_async`` reads values), and making it for every task was a fifth of the
+        client's time. Made, it holds what the replies so far said; later ones write into
+        it as they come (:meth:`deliver`)."""
+        records = self._records
+        if records is not None:
+            return records
+        made = self._client.ledger.records_for(self, self._submitted)
+        if self._sent_to is not None:
+            for md, engine in zip(made, self._sent_to, strict=True):
+                md["engine_id"] = engine
+        with self._cond:  # not between a reply's arrival and its record
+            if self._records is None:
+                by_id = dict(zip(self.msg_ids, made, strict=True))
+                for mid, reply in self._replies.items():
+                    record_answer(by_id[mid], reply)
+                self._records = made
+            return self._records
+
     def metadata_of(self, msg_id: str) -> Metadata:
         """The metadata of one of this result's messages."""
-        if len(self._metadata) == 1:
-            return self._metadata[0]
+        records = self.metadata_list()
+        if len(records) == 1:
+            return records[0]
         if self._metadata_by_id is None:
-            self._metadata_by_id = dict(zip(self.msg_ids, self._metadata, strict=True))
+            self._metadata_by_id = dict(zip(self.msg_ids, records, strict=True))
         return self._metadata_by_id[msg_id]
+
+    def made_metadata_of(self, msg_id: str) -> Metadata | None:
+        """The metadata of one of this result's messages if it was made, else None."""
+        return None if self._records is None else self.metadata_of(msg_id)
+
+    def sent_to(self, engines: list[int]) -> None:
+        """Note the engine each message went to (a direct request's, in order)."""
+        self._sent_to = engines
+        if self._records is not None:
+            for md, engine in zip(self._records, engines, strict=True):
+                if md["engine_id"] is None:  # else its reply came first and set it
+                    md["engine_id"] = engine
 
     def deliver(self, msg_id: str, reply: Reply) -> None:
         """Take in the reply to one of this result's messages (the client's receiving
         thread calls this, as an executor calls ``set_result``)."""
         with self._cond:
+            if self._records is not None:
+                record_answer(self.metadata_of(msg_id), reply)
             self._replies[msg_id] = reply
             self._order.append(msg_id)
             done = len(self._replies) == len(self.msg_ids)
@@ -184,8 +222,6 @@ class MessageFuture(Future[Any]):
             other.deliver(msg_id, reply)
 
     def _finish(self) -> None:
-        if self.owner:  # before it completes: whoever waits on it sees them gone
-            self._client.ledger.let_go(self.msg_ids)
         errors = [self.error_of(m) for m in self.msg_ids if not self._replies[m].ok]
         if not errors:
             self.set_result(None)
@@ -360,7 +396,7 @@ class AsyncResult(MessageFuture):
         """Results keyed by engine id."""
         values = self.get(timeout)
         values = [values] if self._single else values
-        ids = [md["engine_id"] for md in self._metadata]
+        ids = [md["engine_id"] for md in self.metadata_list()]
         if len(set(ids)) != len(ids):
             raise ValueError("get_dict needs at most one result per engine")
         return dict(zip(ids, values, strict=True))
@@ -454,7 +490,7 @@ class AsyncResult(MessageFuture):
         Streams are prefixed with their engine; rich outputs (``display`` on an engine)
         show through IPython's display in IPython, as their text otherwise.
         """
-        with outputs.streaming(self._metadata, interval):
+        with outputs.streaming(self.metadata_list(), interval):
             yield self
 
     def display_outputs(self, groupby: str = "type", result_only: bool = False) -> None:
@@ -470,7 +506,7 @@ class AsyncResult(MessageFuture):
         if groupby not in ("type", "engine", "order"):
             raise ValueError(f"groupby must be 'type', 'engine' or 'order', not {groupby!r}")
         self.wait()
-        outputs.display_all(self._metadata, groupby, result_only, headed=not self._single)
+        outputs.display_all(self.metadata_list(), groupby, result_only, headed=not self._single)
 
     def wait_interactive(
         self,
@@ -510,12 +546,13 @@ class AsyncResult(MessageFuture):
     @property
     def metadata(self) -> Any:
         """Metadata dict (single message) or list of them."""
-        return self._metadata[0] if self._single else self._metadata
+        records = self.metadata_list()
+        return records[0] if self._single else records
 
     @property
     def elapsed(self) -> float:
         """Seconds since the first submission (until now, or until ready)."""
-        return timing.elapsed(self._metadata, self.done())
+        return timing.elapsed(self.metadata_list(), self.done())
 
     def _check_ready(self, what: str) -> None:
         if not self.done():
@@ -526,13 +563,13 @@ class AsyncResult(MessageFuture):
         """Seconds from the first submission to the last reply received (TimeoutError
         until the result is ready)."""
         self._check_ready("wall_time")
-        return timing.wall_time(self._metadata)
+        return timing.wall_time(self.metadata_list())
 
     @property
     def serial_time(self) -> float:
         """Sum of the engines' compute times (TimeoutError until the result is ready)."""
         self._check_ready("serial_time")
-        return timing.serial_time(self._metadata)
+        return timing.serial_time(self.metadata_list())
 
     def timedelta(
         self,
@@ -549,7 +586,7 @@ class AsyncResult(MessageFuture):
 
     def _metadata_values(self, key: str) -> Any:
         """A metadata key's value (a list of them, one per message, unless single)."""
-        md = self.__dict__.get("_metadata")
+        md = self.metadata_list() if "_records" in self.__dict__ else None
         if not md or key not in md[0]:
             raise KeyError(key)
         values = [m[key] for m in md]
@@ -572,7 +609,7 @@ class AsyncResult(MessageFuture):
         return (value if not self._single else [value])[key]
 
     def __dir__(self) -> list[str]:
-        md = self.__dict__.get("_metadata")
+        md = self.metadata_list() if "_records" in self.__dict__ else None
         return sorted({*super().__dir__(), *(md[0] if md else ())})
 
     def __len__(self) -> int:

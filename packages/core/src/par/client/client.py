@@ -233,7 +233,7 @@ class Client(EngineControl, HubRecords):
 
     def metadata_for(self, msg_id: str) -> Metadata:
         """The metadata record of a message (created on first use)."""
-        return self.ledger.metadata_of([msg_id])[0]
+        return self.ledger.metadata_for(msg_id)
 
     # ---- engines and views -------------------------------------------------------------------
 

@@ -42,6 +42,51 @@ class BoundedDict(OrderedDict[str, Any]):
             self.popitem(last=False)
 
 
+class MetadataView(MutableMapping[str, Any]):
+    """A client's ``metadata``: the records of its outstanding messages, made as they are
+    read (see :mod:`par.client.asyncresult`), and those ``kept`` past their results
+    (fetched without owning them, or given a value by hand)."""
+
+    def __init__(self, kept: BoundedDict, pending: Mapping[str, Any]) -> None:
+        self.kept = kept
+        self._pending = pending  # message id -> its result, until answered
+
+    @property
+    def limit(self) -> int:
+        """How many records past their results it keeps, at most."""
+        return self.kept.limit
+
+    def __getitem__(self, msg_id: str) -> Any:
+        md = self.kept.get(msg_id)
+        if md is not None:
+            return md
+        ar = self._pending.get(msg_id)
+        if ar is None:
+            raise KeyError(msg_id)
+        return ar.metadata_of(msg_id)
+
+    def __contains__(self, msg_id: object) -> bool:
+        return msg_id in self.kept or msg_id in self._pending
+
+    def __setitem__(self, msg_id: str, md: Any) -> None:
+        self.kept[msg_id] = md
+
+    def __delitem__(self, msg_id: str) -> None:
+        del self.kept[msg_id]
+
+    def pop(self, msg_id: str, *default: Any) -> Any:
+        """Forget a kept record (an outstanding message's stays with its result)."""
+        return self.kept.pop(msg_id, *default)
+
+    def __iter__(self) -> Iterator[str]:
+        kept = list(self.kept)
+        listed = set(kept)
+        return iter(kept + [m for m in list(self._pending) if m not in listed])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class Results(MutableMapping[str, Any]):
     """Finished results by message id: a client's (from its ledger), or (with ``scope``,
     the message ids a view sent) one view's.
@@ -57,10 +102,10 @@ class Results(MutableMapping[str, Any]):
 
     def _finished(self) -> list[str]:
         ledger = self._ledger
-        known, pending, given, held = ledger.known, ledger.pending, ledger.given, ledger.metadata
-        ids = held if self._scope is None else self._scope
+        known, pending, given, kept = ledger.known, ledger.pending, ledger.given, ledger.kept
+        ids = ledger.metadata if self._scope is None else self._scope
         return [
-            m for m in list(ids) if (m in held and m in known and m not in pending) or m in given
+            m for m in list(ids) if (m in kept and m in known and m not in pending) or m in given
         ]
 
     def __getitem__(self, msg_id: str) -> Any:
@@ -70,7 +115,7 @@ class Results(MutableMapping[str, Any]):
         if msg_id in ledger.given:
             return ledger.given[msg_id]
         ar = ledger.known.get(msg_id)
-        if ar is None or msg_id not in ledger.metadata or msg_id in ledger.pending:
+        if ar is None or msg_id not in ledger.kept or msg_id in ledger.pending:
             raise KeyError(msg_id)
         return ar.value_of(msg_id)
 

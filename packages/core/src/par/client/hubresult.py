@@ -55,23 +55,11 @@ class AsyncHubResult(AsyncResult):
         md = self.metadata_of(mid)
         if h.get("sub") is not None:
             md["submitted"] = utc(h["sub"])
-        md.update(
-            received=utc(time.time()),
-            started=utc(h.get("ts")),
-            completed=utc(h.get("tc")),
-            engine_id=h.get("e"),
-            status=h.get("st"),
-            stdout="",
-            stderr="",
-            outputs=[],
-            execute_result=None,
-            data={},
-        )
+        md.update(stdout="", stderr="", outputs=[], execute_result=None, data={})
         md.positions = []
         reply = record_reply(md, reply)
-        if not reply.ok and reply.payload:
-            md["error"] = reply.error()
-        self.deliver(mid, reply)
+        reply.received = time.time()
+        self.deliver(mid, reply)  # which records the rest (see record_answer)
 
     def _poll(self, fetch: Callable[[list[str]], Mapping[str, Reply]], interval: float) -> None:
         while not self.done():

@@ -30,7 +30,6 @@ import operator
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,10 +44,10 @@ from ..protocol import Session, is_refusal, recv_frames
 from .ledger import Ledger
 from .liveness import ControllerWatch
 from .outbox import RequestSender
-from .outputs import record_reply, record_stream
+from .outputs import carries_output, record_reply, record_stream
 from .paths import Paths
 from .queries import Queries
-from .replies import Metadata, Reply, error_reply, utc
+from .replies import Reply, error_reply
 
 if TYPE_CHECKING:
     from .asyncresult import AsyncResult
@@ -338,7 +337,7 @@ class IOThread(threading.Thread):
         self, kind: str, h: dict[str, Any], payload: list[Any], buffers: list[Any]
     ) -> None:
         if kind == "reply":
-            self._on_reply(Reply(h, payload, buffers))
+            self._on_reply(Reply(h, payload, buffers, time.time()))
         elif kind == "replies":
             self._split_replies(h, payload, buffers)
         elif kind == "stream":
@@ -370,32 +369,23 @@ class IOThread(threading.Thread):
         elif kind == "controller_stopped":
             self.fail_all("EngineError", "the controller stopped")
 
-    def _on_reply(self, reply: Reply, received: datetime | None = None) -> None:
-        """Account for a reply (``received``: when its message came, if known)."""
+    def _on_reply(self, reply: Reply) -> None:
+        """Account for a reply: hand it to its result once what its task streamed is in."""
         h = reply.header
         mid = h["id"]
         self.paths.answered(mid)
         if h.get("en") == "EngineError":
             reply = self._explain_engine_error(reply)
-        md = self._metadata(mid)
-        if md is not None:
-            md["received"] = received or utc(time.time())
-            md["started"] = utc(h.get("ts"))
-            md["completed"] = utc(h.get("tc"))
-            md["engine_id"] = h.get("e")
-            md["status"] = h.get("st")
-            if h.get("st") != "ok" and reply.payload:
-                md["error"] = reply.error()
         if self.streamed.get(mid, 0) < h.get("ns", 0):
             self.parked[mid] = (reply, time.monotonic() + STREAM_WAIT)
             return
-        self._deliver(mid, reply, md)
+        self._deliver(mid, reply)
 
     def _split_replies(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
         """Take apart a reply batch: several replies in one message, received at once."""
-        received = utc(time.time())
+        received = time.time()
         for header, part, bufs in split_replies(h, payload, buffers):
-            self._on_reply(Reply(header, part, bufs), received)
+            self._on_reply(Reply(header, part, bufs, received))
 
     def _explain_engine_error(self, reply: Reply) -> Reply:
         """Add what the cluster's launcher knows (exit status, last output) to an EngineError."""
@@ -409,24 +399,18 @@ class IOThread(threading.Thread):
             return reply
         content = protocol.decode(reply.payload[0])
         content["evalue"] = f"{content.get('evalue', '')}; {report}"
-        return Reply(reply.header, [protocol.encode(content)], reply.buffers)
+        return Reply(reply.header, [protocol.encode(content)], reply.buffers, reply.received)
 
-    def _metadata(self, mid: str) -> Metadata | None:
-        """The metadata of an outstanding message, from the result that owns it."""
-        ar: AsyncResult | None = self.pending.get(mid)
-        return ar.metadata_of(mid) if ar is not None else None
-
-    def _deliver(self, mid: str, reply: Reply, md: Metadata | None = None) -> None:
+    def _deliver(self, mid: str, reply: Reply) -> None:
         """Record the output the reply carries (after what its task streamed), then
-        hand the reply to its result (``md``: the message's metadata, if already known)."""
+        hand the reply to its result, which records the rest if its metadata was read."""
         self.streamed.pop(mid, None)
-        if md is None:
-            md = self._metadata(mid)
-        if md is not None:
-            reply = record_reply(md, reply)
-        ar = self.pending.pop(mid, None)
-        if ar is not None:
-            ar.deliver(mid, reply)
+        ar: AsyncResult | None = self.pending.pop(mid, None)
+        if ar is None:
+            return
+        if carries_output(reply.header):
+            reply = record_reply(ar.metadata_of(mid), reply)
+        ar.deliver(mid, reply)
 
     def _on_stream(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
         for listener in self.listeners:
@@ -434,9 +418,7 @@ class IOThread(threading.Thread):
         mid = h.get("id", "")
         if mid not in self.pending:
             return  # another client's task, seen because this client monitors
-        md = self._metadata(mid)
-        if md is not None:
-            record_stream(md, h, payload, buffers)
+        record_stream(self.pending[mid].metadata_of(mid), h, payload, buffers)
         self.streamed[mid] = self.streamed.get(mid, 0) + 1
         parked = self.parked.get(mid)
         if parked is not None and self.streamed[mid] >= parked[0].header.get("ns", 0):

@@ -7,11 +7,13 @@ object: the user's threads register a request's result before sending it
 follows the cluster's events into ``engines``; results wait on ``arrivals``
 and the client's history and ``results`` read what is ``known``.
 
-As in ipyparallel, the result a request returns *owns* its messages: once it
-completes, it drops them from ``metadata`` and so from the client's
-``results``, which then hold little more than what is outstanding. The
-result keeps its own values and metadata, and ``get_result`` still finds it
-in ``known`` while it lives, or the controller's copy after.
+As in ipyparallel, the result a request returns *owns* its messages: the
+client's ``metadata`` lists them while they are outstanding (a view of
+``pending``), and neither it nor ``results`` once they completed. The result
+keeps its own values and metadata, and ``get_result`` still finds it in
+``known`` while it lives, or the controller's copy after. A result fetched
+without owning its messages (``owner=False``) has their records ``kept``,
+listed until purged.
 
 Two conditions order the threads: ``arrivals``, notified at every reply a
 result takes in (one shared condition: one per result would cost more than
@@ -32,8 +34,8 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..errors import NoEnginesRegistered
-from .asyncresult import AsyncResult
-from .history import HISTORY_LIMIT, BoundedDict
+from .asyncresult import AsyncResult, MessageFuture
+from .history import HISTORY_LIMIT, BoundedDict, MetadataView
 from .replies import Metadata, new_metadata
 
 
@@ -52,7 +54,8 @@ class Ledger:
     def __init__(self) -> None:
         self.pending: dict[str, AsyncResult] = {}  # message id -> its result, until answered
         self.known: weakref.WeakValueDictionary[str, AsyncResult] = weakref.WeakValueDictionary()
-        self.metadata = BoundedDict(HISTORY_LIMIT)  # message id -> Metadata, the latest
+        self.kept = BoundedDict(HISTORY_LIMIT)  # message id -> Metadata kept past its result
+        self.metadata = MetadataView(self.kept, self.pending)  # what ``rc.metadata`` lists
         self.given = BoundedDict(HISTORY_LIMIT)  # message id -> a value set in ``results``
         self.history: deque[str] = deque(maxlen=HISTORY_LIMIT)  # message ids sent, oldest first
         self.arrivals = threading.Condition()  # notified as replies reach their results
@@ -62,44 +65,54 @@ class Ledger:
 
     # ---- requests ----------------------------------------------------------------------------
 
-    def metadata_of(self, msg_ids: list[str]) -> list[Metadata]:
-        """The metadata records of messages: the client's, else those of a result still
-        holding them (its owner let them go: not the client's again), else created as
-        submitted now."""
-        held, known, out = self.metadata, self.known, []
-        now: float | None = None
-        for mid in msg_ids:
-            md = held.get(mid)
+    def records_for(self, ar: MessageFuture, submitted: float) -> list[Metadata]:
+        """The metadata records of ``ar``'s messages: those kept here, else those of
+        another result holding them, else new ones, submitted at ``submitted``."""
+        kept, known, pending, out = self.kept, self.known, self.pending, []
+        for mid in ar.msg_ids:
+            md = kept.get(mid)
             if md is None:
-                source = known.get(mid)
-                if source is not None:
+                source = known.get(mid) or pending.get(mid)
+                if source is not None and source is not ar:
                     md = source.metadata_of(mid)
                 else:
-                    now = time.time() if now is None else now
-                    md = new_metadata(mid, now)
-                    held.add(mid, md)
+                    md = new_metadata(mid, submitted)
             out.append(md)
-        held.trim()
         return out
+
+    def metadata_for(self, msg_id: str) -> Metadata:
+        """The metadata record of a message: the one listed, else one a result holds, else
+        a new one, kept."""
+        md = self.metadata.get(msg_id)
+        if md is None:
+            source = self.known.get(msg_id)
+            md = source.metadata_of(msg_id) if source is not None else None
+        if md is None:
+            md = self.kept[msg_id] = new_metadata(msg_id, time.time())
+        return md
 
     def give(self, msg_id: str, value: Any) -> None:
         """Set a value in ``results`` by hand (with a metadata record, as every result has)."""
-        self.metadata[msg_id] = self.metadata_of([msg_id])[0]
+        self.kept[msg_id] = self.metadata_for(msg_id)
         self.given[msg_id] = value
 
     def expect(self, ar: AsyncResult, owner: bool = True) -> None:
-        """Wait for replies to ``ar``'s messages: each resolves ``ar``; ``owner``: ``ar``
-        drops them from ``metadata`` and ``results`` once it completes (see above)."""
-        ar.owner = owner
+        """Wait for replies to ``ar``'s messages: each resolves ``ar`` (see :meth:`own`)."""
+        self.own(ar, owner)
         pending = self.pending
         for mid in ar.msg_ids:
             pending[mid] = ar
 
-    def let_go(self, msg_ids: list[str]) -> None:
-        """Drop the messages of a completed result from ``metadata`` (and so ``results``)."""
-        metadata = self.metadata
-        for mid in msg_ids:
-            metadata.pop(mid, None)
+    def own(self, ar: AsyncResult, owner: bool) -> None:
+        """Whether ``ar`` owns its messages: its owner lists them in ``metadata`` (and so
+        ``results``) only while they are outstanding; a result that does not own them
+        keeps them listed after it completes, until purged."""
+        ar.owner = owner
+        if not owner:
+            kept = self.kept
+            for mid, md in zip(ar.msg_ids, ar.metadata_list(), strict=True):
+                kept.add(mid, md)
+            kept.trim()
 
     def sent(self, ar: AsyncResult) -> None:
         """Note ``ar``'s messages as sent: in the history, and known while ``ar`` lives."""
@@ -121,7 +134,7 @@ class Ledger:
         for mid in msg_ids:
             self.pending.pop(mid, None)
             self.known.pop(mid, None)
-            self.metadata.pop(mid, None)
+            self.kept.pop(mid, None)
         kept = [m for m in self.history if m not in gone]
         self.history.clear()
         self.history.extend(kept)
@@ -155,7 +168,7 @@ class Ledger:
                 "wait for them (or abort them) first"
             )
         for mid in msg_ids:
-            self.metadata.pop(mid, None)
+            self.kept.pop(mid, None)
             self.known.pop(mid, None)
             self.given.pop(mid, None)
 

@@ -65,6 +65,15 @@ def record_stream(md: Metadata, h: dict[str, Any], payload: list[Any], buffers: 
         _add_data(md, payload, buffers, [len(buffers)])
 
 
+OUTPUT_KEYS = frozenset(("dp", "o", "r", "er", "pd"))  # what record_reply takes from a header
+
+
+def carries_output(h: dict[str, Any]) -> bool:
+    """Whether a reply's header carries what only its metadata keeps (see
+    :func:`record_reply`)."""
+    return not OUTPUT_KEYS.isdisjoint(h)
+
+
 def record_reply(md: Metadata, reply: Reply) -> Reply:
     """Record what a reply carries besides its result; return the reply without the
     published data's frames."""

@@ -88,7 +88,7 @@ class HubRecords:
         if not isinstance(first, AsyncHubResult) and set(first.msg_ids) == set(ids):
             return first
         ar = AsyncResult(self._client(), ids, "get_result", single=len(ids) == 1)
-        ar.owner = owner
+        self.ledger.own(ar, owner)
         for mid, source in zip(ids, held, strict=True):
             source.forward(mid, ar)
         return ar

@@ -19,16 +19,22 @@ from ..errors import RemoteError, remote_error_from
 
 
 class Reply:
-    """An engine's (or the controller's) reply to one message."""
+    """An engine's (or the controller's) reply to one message; ``received``: when it came
+    (seconds since the epoch; None for an error raised here)."""
 
-    __slots__ = ("buffers", "header", "payload")
+    __slots__ = ("buffers", "header", "payload", "received")
 
     def __init__(
-        self, header: dict[str, Any], payload: Sequence[Any], buffers: Sequence[Any]
+        self,
+        header: dict[str, Any],
+        payload: Sequence[Any],
+        buffers: Sequence[Any],
+        received: float | None = None,
     ) -> None:
         self.header = header
         self.payload = payload
         self.buffers = buffers or ()  # one object fewer held for a result without buffers
+        self.received = received
 
     @property
     def ok(self) -> bool:
@@ -105,6 +111,20 @@ def new_metadata(msg_id: str, submitted: float, **extra: Any) -> Metadata:
         md.update(extra)
     md.positions = []
     return md
+
+
+def record_answer(md: Metadata, reply: Reply) -> None:
+    """Write into a message's metadata what its reply says: when it came, ran and
+    finished, where, and how it ended."""
+    h = reply.header
+    if reply.received is not None:
+        md["received"] = utc(reply.received)
+    md["started"] = utc(h.get("ts"))
+    md["completed"] = utc(h.get("tc"))
+    md["engine_id"] = h.get("e", md["engine_id"])
+    md["status"] = h.get("st")
+    if h.get("st") != "ok" and reply.payload:
+        md["error"] = reply.error()
 
 
 def utc(ts: float | None) -> datetime | None:

@@ -176,10 +176,7 @@ class Submitter:
                     h.pop("co", None)  # the hub alone coalesces
                 self.send(h, payload, buffers, ar if track else None, way.engines)
                 sent += way.ids
-        for mid, t in zip(ar.msg_ids, targets, strict=True):
-            md = ar.metadata_of(mid)
-            if md["engine_id"] is None:  # else the reply came already and set it
-                md["engine_id"] = t
+        ar.sent_to(targets)
         self.ledger.sent(ar)
         return ar
 
@@ -194,9 +191,9 @@ class Submitter:
         """Send ``f`` to several engines, each with its own (target, positional arguments)."""
         fdata, digest = serialize.dumps_function(f)
         ar = self.register(len(calls), make_ar)
+        ar.sent_to([target for target, _ in calls])
         with self.sending(ar) as sent:
             for mid, (target, args) in zip(ar.msg_ids, calls, strict=True):
-                ar.metadata_of(mid)["engine_id"] = target
                 header = {"t": "apply", "q": "d", "ids": [mid], "tg": [target], "f": digest}
                 header.update(extra or {})
                 adata, bufs = serialize.dumps((args, {}))
