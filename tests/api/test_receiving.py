@@ -31,6 +31,26 @@ def test_a_waiting_thread_receives_its_reply_itself(rc: par.Client) -> None:
     assert handled_by == [threading.get_ident()]
 
 
+def test_done_callbacks_added_before_and_after_completion_each_run_once(
+    rc: par.Client,
+) -> None:
+    """A result makes its list of callbacks at the first one: each still runs once."""
+    calls: list[str] = []
+    ar = rc[0].apply_async(slow, 0.2)
+    ar.add_done_callback(lambda _: calls.append("before"))
+    ar.add_done_callback(lambda _: calls.append("also before"))
+    ar.get(timeout=10)
+    deadline = time.monotonic() + 10  # the thread that took the reply runs them
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ar.add_done_callback(lambda _: calls.append("after"))  # runs at once
+    assert calls == ["before", "also before", "after"]
+    done = rc[1].apply_async(slow, 0)
+    done.get(timeout=10)
+    done.add_done_callback(lambda f: calls.append(f"first after: {f.result()}"))
+    assert calls[-1] == "first after: 0"
+
+
 def test_a_done_callback_may_wait_on_another_result(rc: par.Client) -> None:
     """A callback run while replies are handled can wait for a result still to come."""
     seen: list[float] = []
