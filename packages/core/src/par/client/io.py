@@ -382,10 +382,14 @@ class IOThread(threading.Thread):
         self._deliver(mid, reply)
 
     def _split_replies(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
-        """Take apart a reply batch: several replies in one message, received at once."""
+        """Take apart a reply batch: several replies in one message, received at once.
+
+        A small value is copied out of the batch's frame into a tuple of bytes, which the
+        collector stops tracking: a map's results are held until read, and a frame's view
+        and a list for each were half of what full collections walked."""
         received = time.time()
         for header, part, bufs in split_replies(h, payload, buffers):
-            self._on_reply(Reply(header, part, bufs, received))
+            self._on_reply(Reply(header, tuple(protocol.detach(part)), bufs, received))
 
     def _explain_engine_error(self, reply: Reply) -> Reply:
         """Add what the cluster's launcher knows (exit status, last output) to an EngineError."""
