@@ -14,6 +14,7 @@ import numpy as np
 import par
 import pytest
 from par import serialize
+from par.client.history import LiveResults
 from par.errors import ParError
 
 from ..conftest import wait_for_file
@@ -280,6 +281,43 @@ def test_results_take_values_set_by_hand_and_purge_them(rc: par.Client) -> None:
     with pytest.raises(KeyError, match="outstanding"):
         rc.results[busy.msg_ids[0]] = 1
     busy.get(timeout=30)
+
+
+def test_a_result_is_found_by_its_ids_while_it_lives_and_only_then(rc: par.Client) -> None:
+    ar = rc.load_balanced_view().map_async(abs, range(-50, 0))
+    assert ar.get(timeout=30) == list(range(50, 0, -1))
+    ids = ar.msg_ids
+    assert rc.get_result(ar) is ar and rc.get_result(ids) is ar
+    one = rc.get_result(ids[7], owner=False)  # made from the live map's reply
+    assert not isinstance(one, par.AsyncHubResult) and one.get(timeout=30) == [
+        43
+    ]  # a map task's chunk
+    del ar, one
+    gc.collect()
+    again = rc.get_result(ids, owner=False)
+    assert isinstance(again, par.AsyncHubResult)  # the map is gone: fetched from the controller
+    assert again.get(timeout=30) == [[v] for v in range(50, 0, -1)]  # each task's chunk
+    assert rc.get_result(ids[3]).get(timeout=30) == [47]  # held here now, from the fetched one
+
+
+def test_live_results_forget_a_result_when_it_goes_not_a_later_one_by_the_same_ids() -> None:
+    class Result:
+        def __init__(self, msg_ids: list[str]) -> None:
+            self.msg_ids = msg_ids
+
+    known = LiveResults()
+    first, later = Result(["a", "b", "c"]), Result(["b"])
+    known.add(first)
+    known.add(later)
+    assert known.get("a") is first and known.get("b") is later and sorted(known) == ["a", "b", "c"]
+    del first
+    gc.collect()
+    assert known.get("a") is None and "a" not in known and known.get("b") is later
+    assert sorted(known) == ["b"] and len(known) == 1
+    assert known.pop("b") is later and known.get("b") is None and len(known) == 0
+    del later
+    gc.collect()
+    assert list(known) == []
 
 
 def test_get_result_of_a_fetched_result_is_held_here(rc: par.Client) -> None:

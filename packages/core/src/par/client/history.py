@@ -10,6 +10,7 @@ stays small.
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,59 @@ class BoundedDict(OrderedDict[str, Any]):
         """Forget the oldest entries beyond the limit."""
         for _ in range(len(self) - self.limit):
             self.popitem(last=False)
+
+
+class _Holder(weakref.ref[Any]):
+    """A weak reference to a result, with the message ids it was known by."""
+
+    __slots__ = ("ids",)
+    ids: list[str]
+
+
+class LiveResults:
+    """Message id -> the result that holds it, while that result lives.
+
+    A result is referred to weakly, once for all its messages: a
+    ``WeakValueDictionary`` makes a reference an id, and for a map of 100,000 tasks
+    that was a tenth of the client's work a task. When the result goes, its
+    reference's callback forgets the ids that still name it (a later result over
+    some of them, fetched again, keeps its own).
+    """
+
+    def __init__(self) -> None:
+        self._refs: dict[str, _Holder] = {}
+
+    def add(self, ar: Any) -> None:
+        """Know ``ar`` by each of its message ids while it lives."""
+        ref = _Holder(ar, self._gone)
+        ref.ids = ar.msg_ids
+        self._refs.update(dict.fromkeys(ar.msg_ids, ref))
+
+    def _gone(self, ref: _Holder) -> None:
+        refs = self._refs
+        for mid in ref.ids:
+            if refs.get(mid) is ref:
+                refs.pop(mid, None)
+
+    def get(self, msg_id: str) -> Any:
+        """The live result known by ``msg_id``, or None."""
+        ref = self._refs.get(msg_id)
+        return None if ref is None else ref()
+
+    def pop(self, msg_id: str) -> Any:
+        """Forget ``msg_id``; the live result it named, or None."""
+        ref = self._refs.pop(msg_id, None)
+        return None if ref is None else ref()
+
+    def __contains__(self, msg_id: object) -> bool:
+        ref = self._refs.get(msg_id)  # type: ignore[call-overload]
+        return ref is not None and ref() is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([mid for mid, ref in list(self._refs.items()) if ref() is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class MetadataView(MutableMapping[str, Any]):

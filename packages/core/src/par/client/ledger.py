@@ -18,8 +18,8 @@ listed until purged.
 Two conditions order the threads: ``arrivals``, notified at every reply a
 result takes in (one shared condition: one per result would cost more than
 the task), and ``engines_changed``, which guards ``engines``. ``pending`` and
-``known`` are plain dicts, each changed by one operation at a time (Python's
-own lock keeps a dict whole).
+``known`` (its weak references in one) are plain dicts, each changed by one
+operation at a time (Python's own lock keeps a dict whole).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import operator
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -35,7 +34,7 @@ from typing import Any
 
 from ..errors import NoEnginesRegistered
 from .asyncresult import AsyncResult, MessageFuture
-from .history import HISTORY_LIMIT, BoundedDict, MetadataView
+from .history import HISTORY_LIMIT, BoundedDict, LiveResults, MetadataView
 from .replies import Metadata, new_metadata
 
 
@@ -53,7 +52,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self.pending: dict[str, AsyncResult] = {}  # message id -> its result, until answered
-        self.known: weakref.WeakValueDictionary[str, AsyncResult] = weakref.WeakValueDictionary()
+        self.known = LiveResults()  # message id -> its result, while the result lives
         self.kept = BoundedDict(HISTORY_LIMIT)  # message id -> Metadata kept past its result
         self.metadata = MetadataView(self.kept, self.pending)  # what ``rc.metadata`` lists
         self.given = BoundedDict(HISTORY_LIMIT)  # message id -> a value set in ``results``
@@ -116,24 +115,20 @@ class Ledger:
 
     def sent(self, ar: AsyncResult) -> None:
         """Note ``ar``'s messages as sent: in the history, and known while ``ar`` lives."""
-        known = self.known
-        for mid in ar.msg_ids:
-            known[mid] = ar
+        self.known.add(ar)
         self.history.extend(ar.msg_ids)
 
     def hold(self, ar: AsyncResult) -> None:
         """Keep a result fetched from the controller known while ``ar`` lives (not in the
         history: this client did not send it)."""
-        known = self.known
-        for mid in ar.msg_ids:
-            known[mid] = ar
+        self.known.add(ar)
 
     def forget(self, msg_ids: list[str]) -> None:
         """Forget messages registered for a request that was never run."""
         gone = set(msg_ids)
         for mid in msg_ids:
             self.pending.pop(mid, None)
-            self.known.pop(mid, None)
+            self.known.pop(mid)
             self.kept.pop(mid, None)
         kept = [m for m in self.history if m not in gone]
         self.history.clear()
@@ -169,7 +164,7 @@ class Ledger:
             )
         for mid in msg_ids:
             self.kept.pop(mid, None)
-            self.known.pop(mid, None)
+            self.known.pop(mid)
             self.given.pop(mid, None)
 
     def msg_ids(self, jobs: Any) -> list[str]:
