@@ -189,6 +189,30 @@ def test_metadata_read_while_replies_arrive_misses_none(rc: par.Client) -> None:
     assert {md["engine_id"] for md in records} <= set(rc.ids)
 
 
+def test_replies_delivered_together_reach_their_messages_records_and_watchers(
+    rc: par.Client,
+) -> None:
+    """A run of replies handed to a result at once (a reply batch's) is taken in as each
+    alone would be: out of order, with metadata made before some came, and passed on to
+    a result made over one of its messages."""
+    import pickle
+
+    def reply(mid: str, value: int) -> Reply:
+        return Reply(
+            {"id": mid, "st": "ok", "e": 1, "ts": 1.0, "tc": 2.0}, [pickle.dumps(value)], []
+        )
+
+    ar = par.AsyncResult(rc, ["a", "b", "c"], "three", single=False)
+    watcher = par.AsyncResult(rc, ["a"], "one")
+    ar.forward("a", watcher)
+    ar.deliver_all([("c", reply("c", 3))])
+    records = ar.metadata  # made between two runs of replies
+    ar.deliver_all([("b", reply("b", 2)), ("a", reply("a", 1))])
+    assert ar.get(timeout=5) == [1, 2, 3] and watcher.get(timeout=5) == 1
+    assert [md["engine_id"] for md in records] == [1, 1, 1]
+    assert all(md["status"] == "ok" and md["completed"] is not None for md in records)
+
+
 def test_split_of_one_message_and_of_a_map(rc: par.Client) -> None:
     one = rc[0].apply_async(abs, -1)
     assert one.split() == (one,)

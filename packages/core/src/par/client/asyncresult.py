@@ -192,16 +192,29 @@ class MessageFuture(Future[Any]):
     def deliver(self, msg_id: str, reply: Reply) -> None:
         """Take in the reply to one of this result's messages (the client's receiving
         thread calls this, as an executor calls ``set_result``)."""
+        self.deliver_all([(msg_id, reply)])
+
+    def deliver_all(self, replies: list[tuple[str, Reply]]) -> None:
+        """Take in replies to this result's messages, as :meth:`deliver` does each, at one
+        wake-up of the threads waiting: a reply batch of a map's tasks is mostly one
+        result's."""
+        watched: list[tuple[MessageFuture, str, Reply]] = []
         with self._cond:
+            taken = self._replies
             if self._records is not None:
-                record_answer(self.metadata_of(msg_id), reply)
-            self._replies[msg_id] = reply
+                for msg_id, reply in replies:
+                    record_answer(self.metadata_of(msg_id), reply)
+            for msg_id, reply in replies:
+                taken[msg_id] = reply
             if self._order is not None:
-                self._order.append(msg_id)
-            done = len(self._replies) == len(self.msg_ids)
-            watchers = self._watchers.pop(msg_id, [])
+                self._order.extend(msg_id for msg_id, _ in replies)
+            if self._watchers:
+                for msg_id, reply in replies:
+                    for watcher in self._watchers.pop(msg_id, ()):
+                        watched.append((watcher, msg_id, reply))
+            done = len(taken) == len(self.msg_ids)
             self._cond.notify_all()
-        for watcher in watchers:
+        for watcher, msg_id, reply in watched:
             watcher.deliver(msg_id, reply)
         if done:
             self._finish()

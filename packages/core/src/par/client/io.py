@@ -371,6 +371,13 @@ class IOThread(threading.Thread):
 
     def _on_reply(self, reply: Reply) -> None:
         """Account for a reply: hand it to its result once what its task streamed is in."""
+        arrived = self._arrived(reply)
+        if arrived is not None:
+            self._deliver(arrived.header["id"], arrived)
+
+    def _arrived(self, reply: Reply) -> Reply | None:
+        """A reply accounted for, to deliver now; None if it waits for what its task
+        streamed (parked)."""
         h = reply.header
         mid = h["id"]
         self.paths.answered(mid)
@@ -378,8 +385,8 @@ class IOThread(threading.Thread):
             reply = self._explain_engine_error(reply)
         if self.streamed.get(mid, 0) < h.get("ns", 0):
             self.parked[mid] = (reply, time.monotonic() + STREAM_WAIT)
-            return
-        self._deliver(mid, reply)
+            return None
+        return reply
 
     def _split_replies(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
         """Take apart a reply batch: several replies in one message, received at once.
@@ -388,8 +395,12 @@ class IOThread(threading.Thread):
         collector stops tracking: a map's results are held until read, and a frame's view
         and a list for each were half of what full collections walked."""
         received = time.time()
+        ready = []
         for header, part, bufs in split_replies(h, payload, buffers):
-            self._on_reply(Reply(header, tuple(protocol.detach(part)), bufs, received))
+            reply = self._arrived(Reply(header, tuple(protocol.detach(part)), bufs, received))
+            if reply is not None:
+                ready.append((header["id"], reply))
+        self._hand_over(ready)
 
     def _explain_engine_error(self, reply: Reply) -> Reply:
         """Add what the cluster's launcher knows (exit status, last output) to an EngineError."""
@@ -406,15 +417,38 @@ class IOThread(threading.Thread):
         return Reply(reply.header, [protocol.encode(content)], reply.buffers, reply.received)
 
     def _deliver(self, mid: str, reply: Reply) -> None:
-        """Record the output the reply carries (after what its task streamed), then
-        hand the reply to its result, which records the rest if its metadata was read."""
-        self.streamed.pop(mid, None)
-        ar: AsyncResult | None = self.pending.pop(mid, None)
-        if ar is None:
-            return
-        if carries_output(reply.header):
-            reply = record_reply(ar.metadata_of(mid), reply)
-        ar.deliver(mid, reply)
+        """Hand a reply to its result (see :meth:`_hand_over`)."""
+        self._hand_over([(mid, reply)])
+
+    def _hand_over(self, replies: list[tuple[str, Reply]]) -> None:
+        """Hand replies to their results, a result's run of them at once (one wake-up of
+        the threads waiting: a reply batch of a map's tasks is mostly one result's). The
+        output a reply carries is recorded first, after what its task streamed; a run's
+        messages stop being outstanding just before its result takes them in, as one
+        reply's did."""
+        pending, streamed = self.pending, self.streamed
+        owner: AsyncResult | None = None
+        run: list[tuple[str, Reply]] = []
+        for mid, reply in replies:
+            streamed.pop(mid, None)
+            ar: AsyncResult | None = pending.get(mid)
+            if ar is None:
+                continue
+            if carries_output(reply.header):
+                reply = record_reply(ar.metadata_of(mid), reply)
+            if ar is not owner:
+                if owner is not None:
+                    self._take_in(owner, run)
+                owner, run = ar, []
+            run.append((mid, reply))
+        if owner is not None:
+            self._take_in(owner, run)
+
+    def _take_in(self, ar: AsyncResult, run: list[tuple[str, Reply]]) -> None:
+        pending = self.pending
+        for mid, _ in run:
+            pending.pop(mid, None)
+        ar.deliver_all(run)
 
     def _on_stream(self, h: dict[str, Any], payload: list[Any], buffers: list[Any]) -> None:
         for listener in self.listeners:
