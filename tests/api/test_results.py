@@ -293,7 +293,7 @@ def test_track_and_sent(rc: par.Client) -> None:
 
     data = np.ones(1 << 20)
     untracked = rc.load_balanced_view().apply_async(np.sum, data)
-    assert untracked._trackers == [] and untracked.sent  # nothing to wait for
+    assert not untracked._trackers and untracked.sent  # nothing to wait for
     for view in (rc.load_balanced_view(track=True), rc.direct_view([0, 1], track=True)):
         ar = view.apply_async(np.sum, data)
         # real zmq.MessageTrackers were attached, one for each frame sent
@@ -307,7 +307,7 @@ def test_track_and_sent(rc: par.Client) -> None:
     ):
         assert ar._trackers and ar.wait_for_send(5) and ar.sent
         ar.get(timeout=30)
-    assert dv.push({"data": data}, block=False, track=False)._trackers == []
+    assert not dv.push({"data": data}, block=False, track=False)._trackers
 
 
 def test_map_result_iterates_as_results_arrive(rc: par.Client) -> None:

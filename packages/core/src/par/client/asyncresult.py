@@ -28,9 +28,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import operator
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future
 from concurrent.futures._base import PENDING
@@ -47,52 +45,6 @@ if TYPE_CHECKING:
     from .client import Client
 
 
-class _Condition(threading.Condition):
-    """A ``threading.Condition`` over an RLock that keeps no bound methods of its lock.
-
-    Every result is a Future with a condition of its own, and Condition keeps five bound
-    methods and a deque per instance: a loop of ``apply_async`` spent a third of its time
-    in the garbage collector, walking them among the results held."""
-
-    _waiters: Any = ()  # a deque once a thread waits: most results are never waited on
-
-    def __init__(self) -> None:  # the base's would add the bound methods
-        self._lock = threading.RLock()
-
-    def _at_fork_reinit(self) -> None:
-        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
-        self._waiters = ()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until notified or ``timeout`` (as ``Condition.wait``)."""
-        if not self._waiters:
-            self._waiters = deque()
-        return super().wait(timeout)
-
-    def __enter__(self) -> bool:
-        return self._lock.__enter__()
-
-    def __exit__(self, *args: Any) -> None:
-        self._lock.__exit__(*args)
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire the lock (as ``Condition.acquire``)."""
-        return self._lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        """Release the lock (as ``Condition.release``)."""
-        self._lock.release()
-
-    def _release_save(self) -> Any:
-        return self._lock._release_save()  # type: ignore[attr-defined]
-
-    def _acquire_restore(self, state: Any) -> None:
-        self._lock._acquire_restore(state)  # type: ignore[attr-defined]
-
-    def _is_owned(self) -> bool:
-        return bool(self._lock._is_owned())  # type: ignore[attr-defined]
-
-
 class MessageFuture(Future[Any]):
     """A Future over one or more messages, completed once each has its reply.
 
@@ -103,12 +55,15 @@ class MessageFuture(Future[Any]):
     """
 
     owner = False
+    view: Any = None  # the view that sent it, if one did
     _errors: dict[str, RemoteError] | None = None  # made when a message fails (error_of)
-    # Two objects fewer for the collector to walk in each result that does not need them
+    # Three objects fewer for the collector to walk in each result that does not need them
     # (a loop of ``apply_async`` keeps thousands): callbacks' list, made by the first
-    # add_done_callback, and the order replies came in, which only an unordered map reads.
+    # add_done_callback; the order replies came in, which only an unordered map reads; and
+    # the trackers of sends made with track=True (see AsyncResult.sent).
     _done_callbacks: Any = ()
     _order: list[str] | None = None
+    _trackers: Any = ()
 
     def __init__(
         self,
@@ -118,8 +73,13 @@ class MessageFuture(Future[Any]):
         single: bool = True,
         targets: Any = None,
     ) -> None:
-        # Future.__init__'s fields, with a lighter condition (see _Condition)
-        self._condition = _Condition()
+        # Future.__init__'s fields, but for the condition: the client's ``arrivals``, shared
+        # by its results (see ledger.py) and notified at every reply a result takes in. A
+        # condition and its lock for each result were two objects more for the collector to
+        # walk among the thousands of results a loop holds. A wake-up meant for another
+        # result is harmless: AsyncResult's result(), exception() and wait() wait until
+        # this one is done (Future's own, which wait for one wake-up, are not called).
+        self._condition = client.ledger.arrivals
         self._state = PENDING
         self._result = None
         self._exception: BaseException | None = None
@@ -129,12 +89,6 @@ class MessageFuture(Future[Any]):
         self._fname = fname
         self._single = single and len(msg_ids) == 1
         self._replies: dict[str, Reply] = {}
-        ledger = client.ledger
-        # Notified at every partial delivery, shared by the client's results (see ledger.py);
-        # not the Future's own condition, as Future.result waits once and takes any wake-up
-        # for completion.
-        self._cond = ledger.arrivals
-        self._value_lock = self._condition._lock  # guards the value unpickled once
         self._has_value = False
         self._cached: Any = None
         self._submitted = time.time()
@@ -142,7 +96,6 @@ class MessageFuture(Future[Any]):
         self._metadata_by_id: dict[str, Metadata] | None = None  # made when first needed
         self._sent_to: list[int] | None = None  # each message's engine, for direct requests
         self._watchers: dict[str, list[MessageFuture]] = {}
-        self._trackers: list[Any] = []  # of sends made with track=True (see AsyncResult.sent)
         if not self.msg_ids:  # a map over nothing: no reply will ever come to finish it
             self.set_result(None)
 
@@ -160,7 +113,7 @@ class MessageFuture(Future[Any]):
         if self._sent_to is not None:
             for md, engine in zip(made, self._sent_to, strict=True):
                 md["engine_id"] = engine
-        with self._cond:  # not between a reply's arrival and its record
+        with self._condition:  # not between a reply's arrival and its record
             if self._records is None:
                 by_id = dict(zip(self.msg_ids, made, strict=True))
                 for mid, reply in self._replies.items():
@@ -199,7 +152,7 @@ class MessageFuture(Future[Any]):
         wake-up of the threads waiting: a reply batch of a map's tasks is mostly one
         result's."""
         watched: list[tuple[MessageFuture, str, Reply]] = []
-        with self._cond:
+        with self._condition:
             taken = self._replies
             if self._records is not None:
                 for msg_id, reply in replies:
@@ -213,7 +166,7 @@ class MessageFuture(Future[Any]):
                     for watcher in self._watchers.pop(msg_id, ()):
                         watched.append((watcher, msg_id, reply))
             done = len(taken) == len(self.msg_ids)
-            self._cond.notify_all()
+            self._condition.notify_all()
         for watcher, msg_id, reply in watched:
             watcher.deliver(msg_id, reply)
         if done:
@@ -238,7 +191,7 @@ class MessageFuture(Future[Any]):
 
     def forward(self, msg_id: str, other: MessageFuture) -> None:
         """Hand ``other`` this result's reply to ``msg_id`` (now if it is already here)."""
-        with self._cond:
+        with self._condition:
             reply = self._replies.get(msg_id)
             if reply is None:
                 self._watchers.setdefault(msg_id, []).append(other)
@@ -283,11 +236,15 @@ class MessageFuture(Future[Any]):
         return reply.value() if reply.ok else self.error_of(msg_id)
 
     def _value(self) -> Any:
-        with self._value_lock:
-            if not self._has_value:
-                self._cached = self._reconstruct(self._values(False))
-                self._has_value = True
-            return self._cached
+        """The value, unpickled once: two threads reading it at once may both unpickle it
+        (outside the shared condition's lock, which replies wait on), and both get the
+        first one's."""
+        if not self._has_value:
+            value = self._reconstruct(self._values(False))
+            with self._condition:
+                if not self._has_value:
+                    self._cached, self._has_value = value, True
+        return self._cached
 
     @staticmethod
     def _timeout(timeout: float | None) -> float | None:
@@ -300,11 +257,11 @@ class MessageFuture(Future[Any]):
         if not ready():
             self._client.receiver.lead(ready, timeout)
         left = None if deadline is None else max(deadline - time.monotonic(), 0)
-        with self._cond:  # what is left (the client is closing: nothing to receive)
-            self._cond.wait_for(ready, left)
+        with self._condition:  # what is left (the client is closing: nothing to receive)
+            self._condition.wait_for(ready, left)
 
     def _reached(self, return_when: str) -> bool:
-        with self._cond:
+        with self._condition:
             if return_when == FIRST_COMPLETED:
                 return bool(self._replies)
             if return_when == FIRST_EXCEPTION:
@@ -371,6 +328,13 @@ class AsyncResult(MessageFuture):
         """The result, as ``concurrent.futures.Future.result`` gives it."""
         return self.get(timeout)
 
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The error it completed with, or None, as ``concurrent.futures.Future.exception``
+        gives it (TimeoutError if not done within ``timeout`` seconds)."""
+        if not self.wait(-1 if timeout is None else timeout):
+            raise TimeoutError(f"not done within {timeout} s: {self!r}")
+        return super().exception(0)
+
     @property
     def r(self) -> Any:
         """The result, waiting for it (short for ``get()``)."""
@@ -400,11 +364,8 @@ class AsyncResult(MessageFuture):
             self._client.receiver.lead(self.done, timeout)
             if deadline is not None:
                 timeout = max(deadline - time.monotonic(), 0)
-        try:
-            self.exception(timeout)
-        except TimeoutError:
-            return False
-        return True
+        with self._condition:  # notified at every arrival: until this result is done
+            return self._condition.wait_for(self.done, timeout)
 
     def ready(self) -> bool:
         """True once every message has a reply."""
@@ -480,6 +441,8 @@ class AsyncResult(MessageFuture):
 
     def add_tracker(self, tracker: Any) -> None:
         """Track a send (a ``zmq.MessageTracker``) made with ``track=True``."""
+        if not self._trackers:
+            self._trackers = []
         self._trackers.append(tracker)
 
     @property
@@ -679,7 +642,7 @@ class AsyncMapResult(AsyncResult):
     @property
     def progress(self) -> int:
         """How many of the map's items have arrived (in the units of ``len()``)."""
-        with self._cond:
+        with self._condition:
             arrived = set(self._replies)
         return sum(n for m, n in zip(self.msg_ids, self._sizes, strict=True) if m in arrived)
 
@@ -689,13 +652,13 @@ class AsyncMapResult(AsyncResult):
                 self._wait_until(partial(operator.contains, self._replies, m))
                 yield from self._chunk(m)
         else:
-            with self._cond:
+            with self._condition:
                 if self._order is None:  # replies so far, in the order they came
                     self._order = list(self._replies)
             seen = 0
             while seen < len(self.msg_ids):
                 self._wait_until(partial(self._arrived_beyond, seen))
-                with self._cond:
+                with self._condition:
                     m = self._order[seen]
                 seen += 1
                 yield from self._chunk(m)

@@ -62,10 +62,11 @@ class LiveResults:
 
     def __init__(self) -> None:
         self._refs: dict[str, _Holder] = {}
+        self._forget = self._gone  # one bound method for every reference's callback
 
     def add(self, ar: Any) -> None:
         """Know ``ar`` by each of its message ids while it lives."""
-        ref = _Holder(ar, self._gone)
+        ref = _Holder(ar, self._forget)
         ref.ids = ar.msg_ids
         self._refs.update(dict.fromkeys(ar.msg_ids, ref))
 

@@ -16,10 +16,11 @@ without owning its messages (``owner=False``) has their records ``kept``,
 listed until purged.
 
 Two conditions order the threads: ``arrivals``, notified at every reply a
-result takes in (one shared condition: one per result would cost more than
-the task), and ``engines_changed``, which guards ``engines``. ``pending`` and
-``known`` (its weak references in one) are plain dicts, each changed by one
-operation at a time (Python's own lock keeps a dict whole).
+result takes in and the condition of every result as a Future (one shared
+condition: one per result would cost more than the task), and
+``engines_changed``, which guards ``engines``. ``pending`` and ``known`` (its
+weak references in one) are plain dicts, each changed by one operation at a
+time (Python's own lock keeps a dict whole).
 """
 
 from __future__ import annotations

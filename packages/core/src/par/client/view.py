@@ -14,7 +14,6 @@ only in how they cut their sequences and join the results back.
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -51,7 +50,6 @@ class View:
         self.track = False
         self.label: str | None = None
         self._sent_ids = BoundedDict()  # message ids this view sent, latest last (bounded)
-        self._sent: weakref.WeakSet[AsyncResult] = weakref.WeakSet()
         self.set_flags(**flags)
 
     def __len__(self) -> int:
@@ -64,7 +62,7 @@ class View:
         for mid in ar.msg_ids:
             sent.add(mid, None)
         sent.trim()
-        self._sent.add(ar)
+        ar.view = self  # its outstanding messages are this view's (no set of its own to keep)
         return ar
 
     @property
@@ -75,8 +73,7 @@ class View:
     @property
     def outstanding(self) -> set[str]:
         """Message ids this view sent that still wait for a reply."""
-        sent = self._sent
-        return {mid for mid, ar in list(self.client.ledger.pending.items()) if ar in sent}
+        return {mid for mid, ar in list(self.client.ledger.pending.items()) if ar.view is self}
 
     @property
     def results(self) -> Results:
@@ -223,7 +220,8 @@ class View:
         """Wait for results (all this view's outstanding ones by default); True if all are
         done within ``timeout`` seconds."""
         if jobs is None:
-            jobs = [ar for ar in list(self._sent) if not ar.done()]
+            pending = list(self.client.ledger.pending.values())
+            jobs = list({id(ar): ar for ar in pending if ar.view is self}.values())
         return self.client.wait(jobs, timeout)
 
     def abort(self, jobs: Any = None, targets: Any = None, block: bool | None = None) -> None:
