@@ -159,3 +159,34 @@ def test_a_preload_value_that_is_not_module_names_is_refused_before_anything_sta
     )
     assert started.returncode == 1
     assert "'numpy pandas' is not a module name" in started.stderr
+
+
+def test_forking_many_engines_records_them_now_and_then_not_every_wave(monkeypatch) -> None:
+    """Each record of a cluster writes every engine started so far, so recording them
+    each wave made starting 1,000 engines quadratic: while a fork server forks, the
+    launcher records them at most every SAVE_EVERY seconds, and once they all run."""
+    from par import paths
+    from par_launcher_local import LocalEngineSetLauncher
+
+    cluster = par.Cluster(n=96, fork=True)
+    record = paths.cluster_file(cluster.cluster_id)
+    writes: list[Path] = []
+    write = paths.write_private_json
+
+    def counting(path: Path, data: object) -> None:
+        writes.append(path)
+        write(path, data)
+
+    monkeypatch.setattr(paths, "write_private_json", counting)
+    started = time.monotonic()
+    rc = cluster.start_and_connect_sync()
+    try:
+        took = time.monotonic() - started
+        assert len(_engine_set(cluster).processes) == 96
+        # the controller's records, the set's before it starts and once it runs, the
+        # server's, and one each SAVE_EVERY while forking (a wave's is 4 engines a core)
+        assert writes.count(record) <= 5 + took / LocalEngineSetLauncher.SAVE_EVERY
+        rc.wait_for_engines(96, timeout=120)
+    finally:
+        rc.close()
+        cluster.stop_cluster_sync()
