@@ -54,8 +54,8 @@ class LiveResults:
     """Message id -> the result that holds it, while that result lives.
 
     A result is referred to weakly, once for all its messages: a
-    ``WeakValueDictionary`` makes a reference an id, and for a map of 100,000 tasks
-    that was a tenth of the client's work a task. When the result goes, its
+    ``WeakValueDictionary`` makes a reference an id, 100,000 more objects for the
+    collector to walk while a map of 100,000 tasks is held. When the result goes, its
     reference's callback forgets the ids that still name it (a later result over
     some of them, fetched again, keeps its own).
     """
