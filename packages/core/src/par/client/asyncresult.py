@@ -358,14 +358,9 @@ class AsyncResult(MessageFuture):
             )
             return done, pending
         timeout = self._timeout(timeout)
-        if not self.done() and timeout != 0:
-            # Receive the replies on this thread if the client's socket is free (see lead).
-            deadline = None if timeout is None else time.monotonic() + timeout
-            self._client.receiver.lead(self.done, timeout)
-            if deadline is not None:
-                timeout = max(deadline - time.monotonic(), 0)
-        with self._condition:  # notified at every arrival: until this result is done
-            return self._condition.wait_for(self.done, timeout)
+        if timeout != 0:
+            self._wait_until(self.done, timeout)
+        return self.done()
 
     def ready(self) -> bool:
         """True once every message has a reply."""

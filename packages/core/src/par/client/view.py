@@ -220,8 +220,8 @@ class View:
         """Wait for results (all this view's outstanding ones by default); True if all are
         done within ``timeout`` seconds."""
         if jobs is None:
-            pending = list(self.client.ledger.pending.values())
-            jobs = list({id(ar): ar for ar in pending if ar.view is self}.values())
+            outstanding = self.client.ledger.outstanding()
+            jobs = [ar for ar in outstanding if isinstance(ar, AsyncResult) and ar.view is self]
         return self.client.wait(jobs, timeout)
 
     def abort(self, jobs: Any = None, targets: Any = None, block: bool | None = None) -> None:
