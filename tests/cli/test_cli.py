@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import par
@@ -138,13 +139,21 @@ def test_second_start_of_the_same_cluster_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "signals",
-    [[signal.SIGINT], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM, signal.SIGTERM]],
-    ids=["ctrl-c", "ctrl-c twice", "sigterm twice"],
+    ("signals", "at_once"),
+    [
+        ([signal.SIGINT], False),
+        ([signal.SIGINT, signal.SIGINT], False),
+        ([signal.SIGTERM, signal.SIGTERM], False),
+        ([signal.SIGINT, signal.SIGINT], True),
+    ],
+    ids=["ctrl-c", "ctrl-c twice", "sigterm twice", "ctrl-c twice at once"],
 )
-def test_ctrl_c_on_a_foreground_start_leaves_no_process(signals: list[signal.Signals]) -> None:
+def test_ctrl_c_on_a_foreground_start_leaves_no_process(
+    signals: list[signal.Signals], at_once: bool
+) -> None:
     """A second signal while the cluster stops (a double Ctrl-C, or `timeout` signalling
-    both `uv run` and its process group) must not cut the stop short."""
+    both `uv run` and its process group) must not cut the stop short, even one that
+    comes before the stop has begun (`uv run` passing on a Ctrl-C its child had too)."""
     proc = subprocess.Popen(
         par_cli("start", "-n", "2", "--cluster-id", "cli-fg"),
         stdout=subprocess.PIPE,
@@ -158,9 +167,11 @@ def test_ctrl_c_on_a_foreground_start_leaves_no_process(signals: list[signal.Sig
         pids = cluster_pids("cli-fg")
         first, *more = signals
         proc.send_signal(first)
-        while more and "stopping the cluster" not in proc.stderr.readline():
+        while more and not at_once and "stopping the cluster" not in proc.stderr.readline():
             pass
         for sig in more:
+            if at_once:  # after the first's KeyboardInterrupt is raised, before the stop
+                time.sleep(0.0002)
             proc.send_signal(sig)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -370,10 +370,16 @@ def _run(args: argparse.Namespace, start: Callable[[], tuple[Cluster, Client]]) 
     cluster: Cluster | None = None
     stopping = False
 
-    def _on_term(signum: int, frame: Any) -> None:
+    def _interrupted(signum: int, frame: Any) -> None:
+        # The first Ctrl-C or SIGTERM stops the cluster, and from it on both are ignored:
+        # a second one however soon (`uv run` passing on a Ctrl-C its process group had
+        # too) would cut the stop short before _stop_undisturbed could ignore it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, _interrupted)
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         t0 = time.monotonic()
         cluster, client = start()
