@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
@@ -203,3 +204,22 @@ def test_a_wait_on_one_result_outlasts_the_replies_of_others(rc: par.Client) -> 
             timed.result()
     assert time.monotonic() - started >= 0.45
     assert longer.get(timeout=30) == 2.0
+
+
+def test_a_held_result_is_five_objects_for_the_collector(rc: par.Client) -> None:
+    """A loop of apply_async holds thousands of finished results, and every full
+    collection walks each object they keep: a result, its message ids, its reply, the
+    dict of its replies and the client's weak reference to it. A list of waiters is made
+    only when concurrent.futures' wait adds one, and the wait still ends with the result."""
+    lv = rc.load_balanced_view()
+    gc.collect()
+    before = len(gc.get_objects())
+    held = [lv.apply_async(square, i) for i in range(500)]
+    assert rc.wait(held, timeout=60)
+    gc.collect()
+    assert (len(gc.get_objects()) - before) / len(held) < 5.5
+    assert not any("_waiters" in vars(ar) for ar in held)
+    late = rc[0].apply_async(slow, 0.5)
+    done, _ = futures_wait([late], timeout=30)
+    assert done == {late} and late.get() == 0.5
+    assert vars(late)["_waiters"] == []  # the wait's waiter, added and taken away

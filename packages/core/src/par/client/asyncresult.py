@@ -45,6 +45,35 @@ if TYPE_CHECKING:
     from .client import Client
 
 
+class _Waiters(list[Any]):
+    """A result's waiters, as ``concurrent.futures.wait`` and ``as_completed`` add them:
+    the result keeps the list once one is added (see :class:`_WaitersWhenAdded`)."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: MessageFuture) -> None:
+        super().__init__()
+        self.result: MessageFuture | None = result
+
+    def append(self, waiter: Any) -> None:
+        """Add a waiter; the first makes the result keep this list."""
+        if self.result is not None:
+            vars(self.result)["_waiters"] = self
+            self.result = None  # no cycle: the result alone holds the list
+        super().append(waiter)
+
+
+class _WaitersWhenAdded:
+    """``Future._waiters``, made for a result only when a waiter is added. ``Future``
+    reads it when it completes and finds a new empty list; a waiter added to one makes it
+    the result's own, which its instance dictionary then gives (this descriptor has no
+    ``__set__``). A list for every result was one object more for the collector to walk
+    among the thousands of results a loop holds."""
+
+    def __get__(self, result: MessageFuture | None, owner: type | None = None) -> Any:
+        return self if result is None else _Waiters(result)
+
+
 class MessageFuture(Future[Any]):
     """A Future over one or more messages, completed once each has its reply.
 
@@ -57,13 +86,15 @@ class MessageFuture(Future[Any]):
     owner = False
     view: Any = None  # the view that sent it, if one did
     _errors: dict[str, RemoteError] | None = None  # made when a message fails (error_of)
-    # Three objects fewer for the collector to walk in each result that does not need them
+    # Four objects fewer for the collector to walk in each result that does not need them
     # (a loop of ``apply_async`` keeps thousands): callbacks' list, made by the first
-    # add_done_callback; the order replies came in, which only an unordered map reads; and
-    # the trackers of sends made with track=True (see AsyncResult.sent).
+    # add_done_callback; the order replies came in, which only an unordered map reads; the
+    # trackers of sends made with track=True (see AsyncResult.sent); and the waiters of
+    # concurrent.futures' wait and as_completed (see _WaitersWhenAdded).
     _done_callbacks: Any = ()
     _order: list[str] | None = None
     _trackers: Any = ()
+    _waiters: Any = _WaitersWhenAdded()
 
     def __init__(
         self,
@@ -83,7 +114,6 @@ class MessageFuture(Future[Any]):
         self._state = PENDING
         self._result = None
         self._exception: BaseException | None = None
-        self._waiters: list[Any] = []
         self._client = client
         self.msg_ids = list(msg_ids)
         self._fname = fname
