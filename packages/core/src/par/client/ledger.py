@@ -34,6 +34,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..errors import NoEnginesRegistered
+from ..openfiles import room_hint
 from .asyncresult import AsyncResult, MessageFuture
 from .history import HISTORY_LIMIT, BoundedDict, LiveResults, MetadataView
 from .replies import Metadata, new_metadata
@@ -62,6 +63,7 @@ class Ledger:
         self.engines: dict[int, dict[str, Any]] = {}  # registered engine id -> what it reported
         self.gone: dict[int, int] = {}  # lost engine id -> pid, to explain EngineErrors
         self.engines_changed = threading.Condition()  # guards ``engines``
+        self.engine_room = -1  # engines the controller's open-file limit holds (-1: no bound)
 
     # ---- requests ----------------------------------------------------------------------------
 
@@ -264,8 +266,10 @@ class Ledger:
                 check()
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
+                    count = len(self.engines)
                     raise TimeoutError(
-                        f"{len(self.engines)} of {want} engines registered within {timeout} s"
+                        f"{count} of {want} engines registered within {timeout} s"
+                        + room_hint(count, want, self.engine_room)
                     )
                 self.engines_changed.wait(left if left is None else min(left, 1.0))
 

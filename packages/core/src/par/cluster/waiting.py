@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from ..client.client import Client
 from ..errors import ClusterError
 from ..launcher import EngineSetLauncher
+from ..openfiles import room_hint
 
 Progress = Callable[[int, int], None]
 OUTPUT_LINES = 10  # of each set's output, in the error of a failed wait
@@ -44,6 +45,7 @@ def wait_for_engines(
         if time.monotonic() > deadline:
             raise ClusterError(
                 f"only {count} of {n} engines registered within {timeout:.0f} s"
+                + room_hint(count, n, client.ledger.engine_room)
                 + engine_output(watched)
             )
         dead = [es for es in watched if not es.running()]

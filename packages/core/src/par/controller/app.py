@@ -46,7 +46,7 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from .. import connection, protocol
+from .. import connection, openfiles, protocol
 from ..connection import ConnectionInfo
 from ..curve import server_keypair, wanted
 from ..errors import ClusterError
@@ -114,6 +114,8 @@ class Controller:
             raise ValueError(
                 "cannot restore a Curve-encrypted controller: its secret key was never saved"
             )
+        # Before the relays start, which inherit it: an engine takes a file in each process.
+        self.engine_room = openfiles.engine_room(openfiles.raise_limit())
         self.sockets = Sockets(
             config.ip,
             self.curve_keys,
@@ -153,6 +155,7 @@ class Controller:
             self.sockets.control,
             self.session,
             self.read_copies,
+            self.engine_room,
         )
 
     def connection_info(self) -> ConnectionInfo:

@@ -77,8 +77,10 @@ class EngineControl:
         sock: zmq.Socket,
         session: Session,
         read_copies: Callable[[], None],
+        room: int = -1,
     ) -> None:
         self.config = config
+        self.room = room  # engines the open-file limit leaves room for (-1: no bound)
         self.engines = engines
         self.ledger = ledger
         self.tasks = tasks
@@ -172,6 +174,13 @@ class EngineControl:
                 log.info("engine %d registering (pid %d on %s)", engine.id, engine.pid, engine.host)
                 self.outbox.event("engine_registering", engine.describe())
                 self._pace()
+                if len(self.engines.by_id) == self.room:
+                    log.warning(
+                        "%d engines: about as many as the limit on open files lets this "
+                        "controller hold (each takes one in each of its processes); raise "
+                        "the hard limit (ulimit -Hn) and restart the controller to take more",
+                        self.room,
+                    )
             self._send(ident, {KIND: "reg_ok", ID: engine.id, HEARTBEAT: self.heartbeat})
         elif kind == "stream":
             self._stream(msg, engine)

@@ -93,6 +93,7 @@ def connect(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]
         "engines": [e.describe() for e in hub.engines.up()],
         "cluster_id": hub.config.cluster_id,
         "scheme": hub.tasks.scheme,
+        "engine_room": hub.engine_room,
     }
 
 
@@ -170,6 +171,7 @@ def status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
         "dropped": hub.session.dropped,
         "clients": len(hub.outbox.clients),
         "pid": os.getpid(),
+        "engine_room": hub.engine_room,  # engines its open-file limit holds (-1: no bound)
         "heartbeat": hub.control.heartbeat,  # seconds, grown with the engine count
         "heartbeat_timeout": hub.control.heartbeat_timeout,
         "feed_seq": hub.feed.seq,

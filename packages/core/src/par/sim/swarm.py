@@ -48,7 +48,7 @@ from typing import Any
 
 import zmq
 
-from .. import serialize
+from .. import openfiles, serialize
 from ..connection import ConnectionInfo
 from ..engine.app import Outbox, Reply, Task, tasks_of
 from ..protocol import Message, Session, recv_frames, send_frames
@@ -130,14 +130,12 @@ Watch = tuple[SimEngine, zmq.Socket, Handler]  # a socket, whose it is and what 
 def check_files(n: int) -> None:
     """Raise the soft limit on open files as far as allowed; ValueError if ``n`` engines
     would still not fit under it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    need = FILES_PER_ENGINE * n + 64
-    if hard != resource.RLIM_INFINITY and need > hard:
+    limit = openfiles.raise_limit()
+    need = FILES_PER_ENGINE * n + openfiles.RESERVE
+    if limit != resource.RLIM_INFINITY and need > limit:
         raise ValueError(
             f"{n} simulated engines need about {need} open files, more than this process's "
-            f"limit of {hard}: spread them over more processes"
+            f"limit of {limit}: spread them over more processes"
         )
 
 

@@ -1,0 +1,89 @@
+"""The controller and its open-file limit: each engine takes a file in each of its
+processes, so it raises a low soft limit itself, and a wait for more engines than its
+hard limit holds says so."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import par
+import psutil
+import pytest
+from par import openfiles, paths
+from par.sim import SimEngines
+
+SOFT, HARD = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+@pytest.fixture
+def low_soft_limit() -> Iterator[int]:
+    """This process's soft limit at 256 (what its children start with), then back."""
+    if HARD != resource.RLIM_INFINITY and HARD < 1024:
+        pytest.skip(f"the hard limit on open files here ({HARD}) is below what the test needs")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, HARD))
+    try:
+        yield 256
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (SOFT, HARD))
+
+
+def test_a_controller_raises_a_low_soft_limit_and_takes_more_engines_than_it(
+    low_soft_limit: int,
+) -> None:
+    """Left at a soft limit of 256, the controller stopped accepting engines near 256 (near
+    1,000 under the common 1,024), and the rest waited for ever."""
+    cluster = par.Cluster(n=0)
+    cluster.start_controller_sync()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (SOFT, HARD))  # the swarm and client's own
+    try:
+        rc = cluster.connect_client_sync()
+        hub = psutil.Process(int(rc.status()["pid"]))
+        raised = openfiles.raise_limit()  # what the controller's processes got to
+        for proc in (hub, *hub.children()):
+            assert proc.rlimit(psutil.RLIMIT_NOFILE)[0] == raised > low_soft_limit
+        assert rc.status()["engine_room"] == openfiles.engine_room(raised)
+        n = low_soft_limit + 44
+        with SimEngines(str(paths.connection_file(cluster.cluster_id)), n):
+            rc.wait_for_engines(n, timeout=90)
+            assert len(rc.ids) == n
+        rc.close()
+    finally:
+        cluster.stop_cluster_sync()
+
+
+def test_a_wait_for_more_engines_than_the_hard_limit_holds_says_why(tmp_path: Path) -> None:
+    """A controller whose hard limit is 200 files, about 136 engines (64 kept for itself):
+    of 200 engines some cannot connect, and the wait's timeout says why and what to do, as
+    does the controller's log."""
+    conn = tmp_path / "conn.json"
+    log = tmp_path / "controller.log"
+    with open(log, "w") as out:
+        controller = subprocess.Popen(
+            [sys.executable, "-m", "par.controller", "--cluster-id", "room", "--file", str(conn)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200)),
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not conn.exists():
+            assert controller.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        rc = par.Client(str(conn))
+        assert rc.status()["engine_room"] == 136
+        with SimEngines(str(conn), 200), pytest.raises(TimeoutError) as caught:
+            rc.wait_for_engines(200, timeout=15)
+        message = str(caught.value)
+        assert "of 200 engines registered within 15 s" in message
+        assert "may open 200 files each" in message and "room for about 136" in message
+        assert "ulimit -Hn" in message
+        assert "136 engines: about as many as the limit on open files" in log.read_text()
+        rc.close()
+    finally:
+        controller.terminate()
+        controller.wait(30)
