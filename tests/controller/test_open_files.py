@@ -57,7 +57,7 @@ def test_a_controller_raises_a_low_soft_limit_and_takes_more_engines_than_it(
 
 
 def test_a_wait_for_more_engines_than_the_hard_limit_holds_says_why(tmp_path: Path) -> None:
-    """A controller whose hard limit is 200 files, about 136 engines (64 kept for itself):
+    """A controller whose hard limit is 200 files, about 152 engines (48 kept for itself):
     of 200 engines some cannot connect, and the wait's timeout says why and what to do, as
     does the controller's log."""
     conn = tmp_path / "conn.json"
@@ -75,15 +75,40 @@ def test_a_wait_for_more_engines_than_the_hard_limit_holds_says_why(tmp_path: Pa
             assert controller.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         rc = par.Client(str(conn))
-        assert rc.status()["engine_room"] == 136
+        assert rc.status()["engine_room"] == 152
         with SimEngines(str(conn), 200), pytest.raises(TimeoutError) as caught:
             rc.wait_for_engines(200, timeout=15)
         message = str(caught.value)
         assert "of 200 engines registered within 15 s" in message
-        assert "may open 200 files each" in message and "room for about 136" in message
+        assert "may open 200 files each" in message and "room for about 152" in message
         assert "ulimit -Hn" in message
-        assert "136 engines: about as many as the limit on open files" in log.read_text()
+        assert "152 engines: about as many as the limit on open files" in log.read_text()
         rc.close()
     finally:
         controller.terminate()
         controller.wait(30)
+
+
+def test_a_start_of_more_engines_than_the_limit_holds_fails_at_once_saying_why(
+    tmp_path: Path,
+) -> None:
+    """``Cluster.start_and_connect`` (``par start``) of 80 engines under a hard limit of 100
+    open files (room for 52; the hub alone would need 107) fails before its engines'
+    timeout, with the limit and what to raise, and stops what it started."""
+    script = tmp_path / "start.py"
+    script.write_text(
+        "import resource, par\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))\n"
+        "cluster = par.Cluster(n=80, cluster_id='room-start', engine_timeout=600)\n"
+        "try:\n"
+        "    cluster.start_and_connect_sync()\n"
+        "except par.ClusterError as exc:\n"
+        "    print(exc)\n"
+        "print('running', cluster.engines_running())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    ).stdout
+    assert "80 engines are more than the controller can take" in out
+    assert "room for about 52 engines" in out and "ulimit -Hn" in out
+    assert "running 0" in out

@@ -20,7 +20,8 @@ SIGNATURE_SCHEME = "blake2b-128"  # the only one par signs with (see protocol.Se
 URL_FIELDS = ("client_url", "engine_url", "control_url", "direct_url", "engine_direct_url")
 _URL = re.compile(r"tcp://(\[[0-9A-Za-z:.%]+\]|[^\s:/\[\]]+):(\d{1,5})")
 _Z85 = frozenset(string.digits + string.ascii_letters + ".-:+=^!/*?&<>()[]{}@%$#")
-OPTIONAL = {"signature_scheme", "curve_serverkey", "max_message_bytes"}  # older files lack them
+# Fields older files lack.
+OPTIONAL = {"signature_scheme", "curve_serverkey", "max_message_bytes", "engine_room"}
 FIX = "use the connection file the controller wrote (`par list` shows the running clusters)"
 
 
@@ -40,6 +41,7 @@ class ConnectionInfo:
     signature_scheme: str = SIGNATURE_SCHEME
     curve_serverkey: str = ""  # the controller's public Curve key; empty: no encryption
     max_message_bytes: int = 0  # the largest frame the controller takes; 0: not said
+    engine_room: int = -1  # engines its limit on open files holds (par.openfiles); -1: no bound
 
     def __post_init__(self) -> None:
         problems = self._problems()
@@ -70,6 +72,8 @@ class ConnectionInfo:
             out.append("its curve_serverkey is not a CurveZMQ public key (40 Z85 characters)")
         if type(self.max_message_bytes) is not int or self.max_message_bytes < 0:
             out.append(f"its max_message_bytes {self.max_message_bytes!r} is not a byte count")
+        if type(self.engine_room) is not int or self.engine_room < -1:
+            out.append(f"its engine_room {self.engine_room!r} is not a count of engines")
         return out
 
     def secure(self, sock: Any) -> None:

@@ -254,6 +254,11 @@ class EngineSetLauncher(Launcher):
         # is over (and a `par stop` meanwhile finds it).
         self.save_state: Callable[[], None] = _no_cluster
 
+    def check_fits(self) -> None:
+        """Raise ValueError, in one line, if this set cannot start here: called before any
+        of it starts, and before the cluster checks that the controller has room for it.
+        The base checks nothing; the local launcher checks this machine's memory."""
+
     def running_count(self) -> int:
         """How many engines of this set run (a launcher that cannot count them says
         all of them while any runs)."""

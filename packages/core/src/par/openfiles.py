@@ -10,15 +10,19 @@ ever, and libzmq retried the accept in a loop that took most of a core.
 
 So the hub raises its soft limit as far as the hard one lets it before it
 starts its relays (which inherit it), and knows how many engines that leaves
-room for; a wait for more engines than that says so and what to do
-(:func:`room_hint`). Simulated engines (``par.sim``) raise theirs the same way.
+room for (``engine_room`` in its connection file and ``status()``): a start
+of more engines than that is refused before any starts, and a wait for more
+says so and what to do (:func:`room_hint`). Simulated engines (``par.sim``)
+raise their own limit the same way.
 """
 
 from __future__ import annotations
 
 import resource
 
-RESERVE = 64  # open files a controller process needs besides its engines' connections
+# Open files a controller process needs besides its engines' connections: the hub holds
+# 27 with one client (sockets, ipc, pipes, its epoll), and one more for each client.
+RESERVE = 48
 # The most macOS lets a process have open (OPEN_MAX), where the hard limit reads "unlimited"
 # but setting the soft limit to it fails.
 OPEN_MAX = 10_240
@@ -46,10 +50,10 @@ def engine_room(limit: int) -> int:
     return max(limit - RESERVE, 0)
 
 
-def room_hint(registered: int, wanted: int, room: int) -> str:
-    """Why ``wanted`` engines cannot all register ('' if the open-file limit is not why):
-    to end a timeout's message."""
-    if room < 0 or wanted <= room or registered < room:
+def room_hint(wanted: int, room: int) -> str:
+    """Why ``wanted`` engines may not all register ('' if the controller's limit on open
+    files, which holds ``room``, is not why): to end an error's message."""
+    if room < 0 or wanted <= room:
         return ""
     return (
         f"; the controller's processes may open {room + RESERVE} files each, one for each "

@@ -152,10 +152,13 @@ class LocalEngineSetLauncher(EngineSetLauncher):
         self.processes: list[ProcessRef] = []
         self.server: ProcessRef | None = None  # the fork server, while its engines live
 
-    def start(self) -> None:
-        """Start the engines (they register with the controller on their own)."""
+    def check_fits(self) -> None:
+        """Refuse a count this machine cannot hold (see capacity.py), unless ``force``."""
         if not self.options.get("force"):  # a subclass with OPTIONS of its own may lack it
             capacity.check(self.n, forked=bool(self.options.get("fork")))
+
+    def start(self) -> None:
+        """Start the engines (they register with the controller on their own)."""
         logs = self.context.cluster_dir / "logs"
         stamp = int(time.time() * 1000)
         self.processes = []

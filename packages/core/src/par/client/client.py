@@ -166,7 +166,7 @@ class Client(EngineControl, HubRecords):
             self.close()
             raise
         self.ledger.engines_are(state["engines"])
-        self.ledger.engine_room = int(state.get("engine_room", -1))
+        self.ledger.engine_room = self._info.engine_room
         self._activate_in_ipython()
 
     @property

@@ -266,10 +266,9 @@ class Ledger:
                 check()
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    count = len(self.engines)
                     raise TimeoutError(
-                        f"{count} of {want} engines registered within {timeout} s"
-                        + room_hint(count, want, self.engine_room)
+                        f"{len(self.engines)} of {want} engines registered within {timeout} s"
+                        + room_hint(want, self.engine_room)
                     )
                 self.engines_changed.wait(left if left is None else min(left, 1.0))
 

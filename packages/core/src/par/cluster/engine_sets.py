@@ -26,9 +26,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .. import paths
+from .. import connection, paths
 from ..errors import ClusterError
 from ..launcher import EngineSetLauncher, LaunchContext
+from ..openfiles import room_hint
 from ..plugins import launcher_class
 
 log = logging.getLogger("par.cluster")
@@ -93,6 +94,8 @@ class EngineSets:
     def start(self, es: EngineSetLauncher) -> str:
         """Start a new set, on record first; stop and strike it off if its start fails.
         Return its set id."""
+        es.check_fits()
+        self._check_room(es)
         self.forget_ended()
         set_id = f"{int(time.time() * 1000)}-{secrets.token_hex(2)}"
         self.adopt(set_id, es)
@@ -152,6 +155,20 @@ class EngineSets:
             self.launchers[set_id].signal(signum)
 
     # ---- asking ----------------------------------------------------------------------------
+
+    def _check_room(self, es: EngineSetLauncher) -> None:
+        """Refuse a set that the controller's limit on open files cannot hold beside the
+        engines running, before any of it starts: past that limit engines cannot connect,
+        nor can clients (see :mod:`par.openfiles`)."""
+        try:
+            room = connection.load(paths.connection_file(self.context.cluster_id)).engine_room
+        except ClusterError:  # a controller started by hand, elsewhere: nothing to go by
+            return
+        want = es.n + self.running_count()
+        if 0 <= room < want:
+            raise ClusterError(
+                f"{want} engines are more than the controller can take" + room_hint(want, room)
+            )
 
     def running_count(self) -> int:
         """How many engines the sets have running, the recorded ones too."""

@@ -176,6 +176,7 @@ class Controller:
             location=self.config.location or socket.gethostname(),
             curve_serverkey=self.curve_keys[0] if self.curve_keys else "",
             max_message_bytes=self.config.max_message_bytes,
+            engine_room=self.engine_room,
         )
 
     # ---- the loop ----------------------------------------------------------------------------

@@ -93,7 +93,6 @@ def connect(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]
         "engines": [e.describe() for e in hub.engines.up()],
         "cluster_id": hub.config.cluster_id,
         "scheme": hub.tasks.scheme,
-        "engine_room": hub.engine_room,
     }
 
 
