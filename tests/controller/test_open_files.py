@@ -58,8 +58,8 @@ def test_a_controller_raises_a_low_soft_limit_and_takes_more_engines_than_it(
 
 def test_a_wait_for_more_engines_than_the_hard_limit_holds_says_why(tmp_path: Path) -> None:
     """A controller whose hard limit is 200 files, about 152 engines (48 kept for itself):
-    of 200 engines some cannot connect, and the wait's timeout says why and what to do, as
-    does the controller's log."""
+    of 200 engines some cannot connect; the wait warns at once that it may never end, its
+    timeout says why and what to do, and so does the controller's log."""
     conn = tmp_path / "conn.json"
     log = tmp_path / "controller.log"
     with open(log, "w") as out:
@@ -76,7 +76,8 @@ def test_a_wait_for_more_engines_than_the_hard_limit_holds_says_why(tmp_path: Pa
             time.sleep(0.1)
         rc = par.Client(str(conn))
         assert rc.status()["engine_room"] == 152
-        with SimEngines(str(conn), 200), pytest.raises(TimeoutError) as caught:
+        warned = pytest.warns(UserWarning, match="waiting for 200 engines, more than the")
+        with SimEngines(str(conn), 200), warned, pytest.raises(TimeoutError) as caught:
             rc.wait_for_engines(200, timeout=15)
         message = str(caught.value)
         assert "of 200 engines registered within 15 s" in message

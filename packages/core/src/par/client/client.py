@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
@@ -42,6 +43,7 @@ import zmq
 
 from .. import connection
 from ..errors import ParError
+from ..openfiles import room_hint
 from ..paths import cluster_id_of
 from ..protocol import Session
 from .asyncresult import AsyncResult
@@ -255,8 +257,16 @@ class Client(EngineControl, HubRecords):
 
         Raises TimeoutError after ``timeout`` seconds (negative: never), ParError at once if
         the client is or gets closed. ``block=False`` returns a Future of the wait instead.
+        Warns at once if ``n`` is more than the controller's limit on open files holds (see
+        :mod:`par.openfiles`): the wait may never end.
         """
         self._check_open()
+        room = self.ledger.engine_room
+        if n is not None and 0 <= room < n:
+            warnings.warn(
+                f"waiting for {n} engines, more than the controller can take" + room_hint(n, room),
+                stacklevel=2,
+            )
         if block:
             self.ledger.wait_for_engines(n, timeout, self._check_open)
             return None
