@@ -168,7 +168,6 @@ class Client(EngineControl, HubRecords):
             self.close()
             raise
         self.ledger.engines_are(state["engines"])
-        self.ledger.engine_room = self._info.engine_room
         self._activate_in_ipython()
 
     @property
@@ -261,20 +260,19 @@ class Client(EngineControl, HubRecords):
         :mod:`par.openfiles`): the wait may never end.
         """
         self._check_open()
-        room = self.ledger.engine_room
-        if n is not None and 0 <= room < n:
+        why = "" if n is None else room_hint(n, self._info.engine_room)
+        if why:
             warnings.warn(
-                f"waiting for {n} engines, more than the controller can take" + room_hint(n, room),
-                stacklevel=2,
+                f"waiting for {n} engines, more than the controller can take{why}", stacklevel=2
             )
         if block:
-            self.ledger.wait_for_engines(n, timeout, self._check_open)
+            self.ledger.wait_for_engines(n, timeout, self._check_open, why)
             return None
         future: Future[None] = Future()
 
         def wait() -> None:
             try:
-                self.ledger.wait_for_engines(n, timeout, self._check_open)
+                self.ledger.wait_for_engines(n, timeout, self._check_open, why)
             except BaseException as exc:
                 future.set_exception(exc)
             else:

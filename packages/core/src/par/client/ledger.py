@@ -34,7 +34,6 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..errors import NoEnginesRegistered
-from ..openfiles import room_hint
 from .asyncresult import AsyncResult, MessageFuture
 from .history import HISTORY_LIMIT, BoundedDict, LiveResults, MetadataView
 from .replies import Metadata, new_metadata
@@ -63,7 +62,6 @@ class Ledger:
         self.engines: dict[int, dict[str, Any]] = {}  # registered engine id -> what it reported
         self.gone: dict[int, int] = {}  # lost engine id -> pid, to explain EngineErrors
         self.engines_changed = threading.Condition()  # guards ``engines``
-        self.engine_room = -1  # engines the controller's open-file limit holds (-1: no bound)
 
     # ---- requests ----------------------------------------------------------------------------
 
@@ -255,10 +253,11 @@ class Ledger:
         return out
 
     def wait_for_engines(
-        self, n: int | None, timeout: float | None, check: Callable[[], None]
+        self, n: int | None, timeout: float | None, check: Callable[[], None], why: str = ""
     ) -> None:
         """Wait until at least ``n`` engines are registered (all current ones if None);
-        ``check()`` runs at each wake-up and raises to stop the wait (the client closed)."""
+        ``check()`` runs at each wake-up and raises to stop the wait (the client closed);
+        ``why`` ends the message of a timeout (see :func:`par.openfiles.room_hint`)."""
         with self.engines_changed:
             want = n if n is not None else max(len(self.engines), 1)
             deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
@@ -267,8 +266,7 @@ class Ledger:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(
-                        f"{len(self.engines)} of {want} engines registered within {timeout} s"
-                        + room_hint(want, self.engine_room)
+                        f"{len(self.engines)} of {want} engines registered within {timeout} s" + why
                     )
                 self.engines_changed.wait(left if left is None else min(left, 1.0))
 

@@ -165,10 +165,9 @@ class EngineSets:
         except ClusterError:  # a controller started by hand, elsewhere: nothing to go by
             return
         want = es.n + self.running_count()
-        if 0 <= room < want:
-            raise ClusterError(
-                f"{want} engines are more than the controller can take" + room_hint(want, room)
-            )
+        why = room_hint(want, room)
+        if why:
+            raise ClusterError(f"{want} engines are more than the controller can take{why}")
 
     def running_count(self) -> int:
         """How many engines the sets have running, the recorded ones too."""

@@ -45,7 +45,7 @@ def wait_for_engines(
         if time.monotonic() > deadline:
             raise ClusterError(
                 f"only {count} of {n} engines registered within {timeout:.0f} s"
-                + room_hint(n, client.ledger.engine_room)
+                + room_hint(n, client.connection_info.engine_room)
                 + engine_output(watched)
             )
         dead = [es for es in watched if not es.running()]
