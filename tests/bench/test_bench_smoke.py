@@ -102,3 +102,19 @@ def test_w8_heartbeat_reaches_the_controller_and_every_w8_row_says_so() -> None:
     at = cmdline.index("--heartbeat")
     assert cmdline[at + 1] == "2.5"
     assert cmdline[cmdline.index("--heartbeat-timeout") + 1] == "15"
+
+
+@pytest.mark.timeout(180)
+def test_heartbeat_memory_reports_each_role_as_the_beats_pass() -> None:
+    script = RUN.parent / "heartbeat_memory.py"
+    cmd = [sys.executable, str(script), "--engines", "20", "--heartbeat", "0.2"]
+    cmd += ["--beats", "10", "--every", "5"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150, cwd=RUN.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [row["beats"] for row in rows] == [0, 5, 10]
+    assert rows[0]["engines"] == 20
+    for row in rows:
+        assert set(row["rss_MB"]) == {"hub", "control", "direct"}
+        assert all(mb > 0 for mb in row["rss_MB"].values())
+        assert isinstance(row["control_KB_per_engine"], float)
