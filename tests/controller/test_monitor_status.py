@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import par
 from par import paths
+from par.controller.usage import MIN_INTERVAL
 from par.sim import SimEngines
 
 
@@ -59,3 +60,29 @@ def test_a_monitors_poll_holds_only_the_engines_that_changed() -> None:
     finally:
         rc.close()
         cluster.stop_cluster_sync()
+
+
+def test_status_reports_the_memory_and_cpu_of_the_controllers_processes() -> None:
+    import psutil
+
+    with par.Cluster(n=2) as rc:
+        hub = psutil.Process(int(rc.status()["pid"]))
+        processes = [hub, *hub.children()]
+        assert len(processes) == 3  # the hub and its two relays
+        usage = rc.status()["usage"]
+        resident = sum(p.memory_info().rss for p in processes)
+        assert 0.8 * resident <= usage["rss"] <= 1.25 * resident
+        assert usage["rss"] > 1.5 * hub.memory_info().rss  # the relays are counted
+
+        def cpu_seconds() -> float:
+            return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+        time.sleep(MIN_INTERVAL)  # so that this next reading starts a new interval
+        rc.status()
+        before, start = cpu_seconds(), time.monotonic()
+        rc.load_balanced_view().map_sync(abs, range(20_000))
+        used = cpu_seconds() - before
+        reading = rc.status()["usage"]["cpu"]
+        expected = 100 * used / (time.monotonic() - start)
+        assert reading > 0
+        assert 0.5 * expected <= reading <= 2 * expected, (reading, expected)

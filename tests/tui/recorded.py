@@ -130,6 +130,7 @@ def recorded_state() -> ClusterState:
     status = {
         "cluster_id": "analysis",
         "uptime": 312.0,
+        "usage": {"rss": 112_400_000, "cpu": 7.5},
         "queued": 37,
         "pending": 40,
         "counts": {"submitted": 280, "completed": 0, "failed": 0},
@@ -197,6 +198,7 @@ def many_engines_state(n: int = 1000, hosts: int = 16) -> ClusterState:
         {
             "engines": engines,
             "uptime": 3660.0,
+            "usage": {"rss": 1_183_000_000, "cpu": 64.2},
             "counts": {"completed": done, "failed": failed},
             "queued": 5000,
             "pending": 5000 + n // 3,

@@ -28,6 +28,29 @@ def test_recorded_cluster_counts() -> None:
     assert sum(snap.throughput) == snap.done + snap.failed
 
 
+def test_the_controllers_memory_and_cpu_show_while_it_is_connected() -> None:
+    state = recorded_state()
+    snap = state.snapshot(T0)
+    assert (snap.controller_rss, snap.controller_cpu) == (112_400_000, 7.5)
+    assert (format.size(snap.controller_rss), format.percent(snap.controller_cpu)) == (
+        "107.2M",
+        "8%",
+    )
+    state.apply("status", {"uptime": 400.0, "usage": {"rss": 2 << 30, "cpu": 180.0}}, T0 + 1)
+    snap = state.snapshot(T0 + 1)
+    assert (format.size(snap.controller_rss), format.percent(snap.controller_cpu)) == (
+        "2.0G",
+        "180%",
+    )
+    state.apply("disconnected", {"reason": "the controller stopped"}, T0 + 2)
+    snap = state.snapshot(T0 + 2)
+    assert (snap.controller_rss, snap.controller_cpu) == (None, None)  # not a stale figure
+    assert format.percent(snap.controller_cpu) == "-"
+    state.apply("connected", {"controller_url": "tcp://10.0.0.5:50200"}, T0 + 5)
+    state.apply("status", {"uptime": 1.0}, T0 + 5)  # an older controller says nothing
+    assert state.snapshot(T0 + 5).controller_rss is None
+
+
 def test_the_busy_state_says_how_long_the_task_has_run() -> None:
     snap = recorded_state().snapshot(T0)
     states = {r.id: (r.state, r.task_started) for r in snap.engines}

@@ -41,6 +41,11 @@ def size(n: int | None) -> str:
     return f"{value:.1f}T"
 
 
+def percent(value: float | None) -> str:
+    """A share as ``35%`` (``-`` when unknown); a process may use more than one core."""
+    return "-" if value is None else f"{value:.0f}%"
+
+
 def short_id(msg_id: str | None) -> str:
     """A task's id on screen: its client's first 4 hex digits and its number, ``3fa9-1c2``.
 

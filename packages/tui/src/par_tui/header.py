@@ -1,4 +1,5 @@
-"""The cluster header: which cluster, where, started how, engine and task counts, last event."""
+"""The cluster header: which cluster, where, started how, what the controller costs, engine and
+task counts, last event."""
 
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ class ClusterHeader(Widget):
             s.controller_url or "-",
             ("  uptime ", "dim"),
             format.age(s.uptime),
+            ("  memory ", "dim"),
+            format.size(s.controller_rss),
+            ("  cpu ", "dim"),
+            format.percent(s.controller_cpu),
             ("  ", ""),
             ("● connected", "green") if s.connected else (f"✖ {s.status_line}", "bold red"),
             ("  [read-only]" if self.read_only else "", "bold yellow"),

@@ -15,7 +15,8 @@ from textual.widgets import Footer, Static
 NOTES = """\
 Panels
   header     cluster id, controller address, launchers, engine and task counts, uptime,
-             the last launcher event
+             the controller's memory and CPU (its relays included; CPU in percent of one
+             core), the last launcher event
   engines    one row per engine; state busy (and for how long) while a task runs; busy and
              mean: share of the last minute spent on tasks, and their mean run time; CPU and
              memory as each engine reports them in heartbeats

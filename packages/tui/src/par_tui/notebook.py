@@ -86,7 +86,8 @@ def as_text(snap: Snapshot) -> str:
     """A snapshot as lines of text: the counts, then one line per engine."""
     lines = [
         f"cluster {snap.cluster_id}  controller {snap.controller_url or '-'}  "
-        f"uptime {format.age(snap.uptime)}",
+        f"uptime {format.age(snap.uptime)}  memory {format.size(snap.controller_rss)}  "
+        f"cpu {format.percent(snap.controller_cpu)}",
         _counts(snap),
         f"{'id':>4}  {'host':<12} {'state':<11} {'task':<20} {'queue':>5} {'done':>7} "
         f"{'fail':>5} {'cpu%':>4} {'mem':>7}",

@@ -124,6 +124,8 @@ class Snapshot:
     controller_url: str
     launchers: str
     uptime: float | None
+    controller_rss: int | None  # bytes resident in the controller's processes
+    controller_cpu: float | None  # percent of one core they used lately
     engines: tuple[EngineRow, ...]
     registering: int
     up: int
@@ -166,6 +168,7 @@ class ClusterState:
         self.launchers = ""
         self.uptime: float | None = None
         self.uptime_at = 0.0
+        self.usage: dict[str, Any] = {}  # the controller's memory and CPU (its status says)
         self.engines: dict[int, dict[str, Any]] = {}
         self.gone: deque[dict[str, Any]] = deque(maxlen=GONE_KEPT)
         self.lost = 0
@@ -212,6 +215,7 @@ class ClusterState:
         self.gone.clear()
         self.lost = 0
         self.counts = {}
+        self.usage = {}
         self.activity.clear()
         self.activity.known_from(now)
         self.errors.clear()
@@ -232,6 +236,7 @@ class ClusterState:
         self.launchers = str(status.get("launchers", self.launchers))
         self.uptime = float(status.get("uptime", 0.0))
         self.uptime_at = now
+        self.usage = dict(status.get("usage") or {})
         self.counts = dict(status.get("counts", {}))
         self.queued = int(status.get("queued", 0))
         self.pending = int(status.get("pending", 0))
@@ -346,6 +351,8 @@ class ClusterState:
             uptime=None
             if self.uptime is None or not self.connected
             else self.uptime + (now - self.uptime_at),
+            controller_rss=self.usage.get("rss") if self.connected else None,
+            controller_cpu=self.usage.get("cpu") if self.connected else None,
             engines=tuple(rows),
             registering=len(self.engines) - up,
             up=up,

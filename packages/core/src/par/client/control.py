@@ -106,7 +106,9 @@ class EngineControl:
             self.ledger.wait_until_gone(stopped, timeout=10)
 
     def status(self, timeout: float = 10.0, changed: bool = False) -> dict[str, Any]:
-        """The controller's view of the cluster: engines, task counts, uptime.
+        """The controller's view of the cluster: engines, task counts, uptime, and in
+        ``usage`` what the controller itself costs (``rss``: bytes resident in its processes,
+        the relays included; ``cpu``: percent of one core since the previous reading).
 
         With ``changed`` (a monitor's poll), ``engines`` holds only the engines whose
         description changed since this client's previous ``changed`` call, ``engine_ids``

@@ -21,6 +21,7 @@ runs in this loop, one piece per role, wired together here::
     feed.py          what monitors hear: per-second sums of finished work, errors, output
     engines.py       the engines registered, and the requests each holds
     records.py       task records, bounded (query.py answers db_query from them)
+    usage.py         the memory and CPU of the hub and its relays, for status
     config.py        the controller's settings
 
 Each pass of the loop handles what came on each readable socket (a bounded
@@ -66,6 +67,7 @@ from .replies import Replies
 from .requests import Requests
 from .scheduler import TaskScheduler
 from .sockets import Sockets
+from .usage import Usage
 
 __all__ = ["Controller", "ControllerConfig", "serve"]
 
@@ -126,6 +128,8 @@ class Controller:
             config.heartbeat / 2,
         )
         self.urls = self.sockets.urls
+        relay_pids = [relay.proc.pid for relay in self.sockets.relays.values()]
+        self.usage = Usage([os.getpid(), *relay_pids])
         # Large messages come in chunks; their copies are kept as they came, for the records.
         self.copies_joiner = protocol.Assembler(self.session, keep_chunks=True)
 

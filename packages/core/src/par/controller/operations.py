@@ -170,6 +170,7 @@ def status(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, Any]:
         "dropped": hub.session.dropped,
         "clients": len(hub.outbox.clients),
         "pid": os.getpid(),
+        "usage": hub.usage.read(),  # memory and CPU of the hub and its relays (usage.py)
         "engine_room": hub.engine_room,  # engines its open-file limit holds (-1: no bound)
         "heartbeat": hub.control.heartbeat,  # seconds, grown with the engine count
         "heartbeat_timeout": hub.control.heartbeat_timeout,
