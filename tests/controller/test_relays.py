@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import par
+import psutil
 import pytest
+from par import paths
+from par.errors import ControllerLost
 
 
 @pytest.mark.parametrize("kind", ["control", "direct"])
@@ -38,3 +44,93 @@ def test_a_relay_whose_folder_is_gone_answers_an_error_without_a_traceback(
     answer = json.loads(relay.stdout)
     assert "No such file or directory" in answer["error"]
     assert str(tmp_path / "gone") in answer["error"]
+
+
+def _running(rc: par.Client, kind: str) -> list[psutil.Process]:
+    """The controller's running relays of ``kind`` (not one killed and not yet reaped)."""
+    hub = psutil.Process(int(rc.status()["pid"]))
+    running = []
+    for child in hub.children():
+        try:
+            if child.cmdline()[-1] == kind:
+                running.append(child)
+        except psutil.ZombieProcess:
+            continue
+    return running
+
+
+def _relay(rc: par.Client, kind: str) -> psutil.Process:
+    (relay,) = _running(rc, kind)
+    return relay
+
+
+def _restarted(rc: par.Client, kind: str, old: psutil.Process) -> psutil.Process:
+    """The relay that took the place of ``old`` (fails after 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        running = [p for p in _running(rc, kind) if p.pid != old.pid]
+        if running:
+            (relay,) = running
+            return relay
+        assert time.monotonic() < deadline, f"the {kind} relay was not started again"
+        time.sleep(0.1)
+
+
+def _log(cluster: par.Cluster) -> str:
+    return (paths.log_dir(cluster.cluster_id) / "controller.log").read_text()
+
+
+def test_a_killed_control_relay_is_started_again_and_engines_register_through_it() -> None:
+    """Without it engines' control messages go nowhere: a new engine never registers, and
+    the others stop themselves once the controller has been silent for a minute."""
+    cluster = par.Cluster(n=2)
+    rc = cluster.start_and_connect_sync()
+    try:
+        rc.wait_for_engines(2, timeout=60)
+        old = _relay(rc, "control")
+        old.kill()
+        new = _restarted(rc, "control", old)
+        assert new.cmdline()[-1] == "control"
+        cluster.add_engines(1)
+        rc.wait_for_engines(3, timeout=60)  # its registration went through the new relay
+        assert sorted(rc[:].apply_sync(os.getpid)) == sorted(
+            e["pid"] for e in rc.status()["engines"]
+        )
+        assert f"control relay (pid {old.pid}) killed by SIGKILL; starting it again" in _log(
+            cluster
+        )
+        assert rc.status()["usage"]["rss"] > new.memory_info().rss  # the new one counted
+    finally:
+        rc.close()
+        cluster.stop_cluster_sync()
+
+
+def test_a_killed_direct_relay_fails_what_it_held_and_direct_calls_work_again() -> None:
+    events: list[dict] = []
+    cluster = par.Cluster(n=2)
+    rc = cluster.start_and_connect_sync()
+    try:
+        rc.wait_for_engines(2, timeout=60)
+        rc.subscribe_events(
+            lambda kind, data: events.append(data) if kind == "relay_restarted" else None
+        )
+        running = rc[0].apply_async(time.sleep, 3)  # its reply will come after the relay ended
+        time.sleep(0.5)
+        old = _relay(rc, "direct")
+        old.suspend()  # what reaches it now stays in its sockets, copied nowhere
+        unseen = rc[1].apply_async(os.getpid)
+        time.sleep(0.5)
+        old.kill()
+        for ar in (running, unseen):  # failed, not waited for
+            with pytest.raises(ControllerLost, match=r"direct relay \(pid \d+\) killed by SIGKILL"):
+                ar.get(timeout=30)
+        _restarted(rc, "direct", old)
+        assert rc[:].apply_sync(os.getpid)  # through the new relay
+        assert [e["relay"] for e in events] == ["direct"]
+        time.sleep(3)  # the sleeping task's late reply comes back, to a failed result
+        assert rc[0].apply_sync(abs, -2) == 2
+        assert rc.status()["pending"] == 0
+        assert "direct relay" in _log(cluster)
+    finally:
+        rc.close()
+        cluster.stop_cluster_sync()

@@ -62,7 +62,8 @@ class EngineError(RemoteError):
 
 
 class ControllerLost(RemoteError):
-    """The controller stopped answering while the request was outstanding."""
+    """The controller stopped answering while the request was outstanding (or the relay
+    process of its direct path ended with the request or its reply in it)."""
 
 
 class ControllerError(RemoteError):

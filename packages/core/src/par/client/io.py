@@ -368,6 +368,12 @@ class IOThread(threading.Thread):
             self.ledger.engine_gone(data)
         elif kind == "controller_stopped":
             self.fail_all("EngineError", "the controller stopped")
+        elif kind == "relay_restarted" and data.get("relay") == "direct":
+            # The controller failed what the ended relay had passed it; what it took and
+            # never passed on is this client's to fail, rather than to wait for.
+            for mid in self.paths.through_device():
+                if mid in self.pending:
+                    self._on_reply(error_reply(mid, "ControllerLost", str(data.get("error"))))
 
     def _on_reply(self, reply: Reply) -> None:
         """Account for a reply: hand it to its result once what its task streamed is in."""

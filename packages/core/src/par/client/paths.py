@@ -94,6 +94,15 @@ class Paths:
             return None
         return bytes.fromhex(engine["uuid"])
 
+    def through_device(self) -> list[str]:
+        """The outstanding messages that went through the direct device."""
+        with self.lock:
+            return [
+                mid
+                for mid, target in self.engine_of.items()
+                if (kept := self.kept.get(target)) is not None and kept.identity is not None
+            ]
+
     def answered(self, mid: str) -> None:
         """A message's reply came: its engine has it."""
         target = self.engine_of.pop(mid, None)

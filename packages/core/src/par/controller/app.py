@@ -128,8 +128,7 @@ class Controller:
             config.heartbeat / 2,
         )
         self.urls = self.sockets.urls
-        relay_pids = [relay.proc.pid for relay in self.sockets.relays.values()]
-        self.usage = Usage([os.getpid(), *relay_pids])
+        self.usage = Usage(self._pids())
         # Large messages come in chunks; their copies are kept as they came, for the records.
         self.copies_joiner = protocol.Assembler(self.session, keep_chunks=True)
 
@@ -236,6 +235,7 @@ class Controller:
                 self.ledger.records.flush()
                 now = time.monotonic()
                 if now >= next_check:
+                    self._watch_relays()
                     if self._read_heartbeats():
                         self.control.check()
                     if dependencies.waiting:
@@ -248,6 +248,38 @@ class Controller:
             self.ledger.records.close()
             self.running = False
             sockets.close()
+
+    def _pids(self) -> list[int]:
+        """The controller's processes: the hub, then its relays."""
+        return [os.getpid(), *(relay.proc.pid for relay in self.sockets.relays.values())]
+
+    def _watch_relays(self) -> None:
+        """Start a relay again whose process ended (killed, or out of memory), on the same
+        ports: engines and clients reconnect by themselves. Until then engines' control
+        messages or direct requests would go nowhere, and nothing would say why. What the
+        ended relay held is failed, not waited for; clients hear ``relay_restarted``."""
+        for kind, relay in list(self.sockets.relays.items()):
+            how = relay.ended()
+            if how is None:
+                continue
+            why = f"the controller's {kind} relay (pid {relay.proc.pid}) {how}"
+            log.warning("%s; starting it again on the same ports", why)
+            try:
+                self.sockets.restart(kind)
+            except OSError as exc:
+                log.error("%s and could not start again (%s): the controller stops", why, exc)
+                self.stop()
+                return
+            self.usage = Usage(self._pids())
+            error = (
+                f"{why} while this request or its reply was in it: the task may or may not "
+                "have run; the relay runs again, so a new request goes through"
+            )
+            if kind == "direct":
+                self.control.device_lost(error)
+            else:
+                self.control.relay_restarted()
+            self.outbox.event("relay_restarted", {"relay": kind, "reason": why, "error": error})
 
     @staticmethod
     def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:

@@ -255,6 +255,28 @@ class EngineControl:
             self.ledger.pending.pop(mid, None)
             self.ledger.fail(p, "EngineError", f"{text} while holding task {mid}", engine.id)
 
+    def device_lost(self, text: str) -> None:
+        """Fail the direct requests the direct device passed and no reply came back for,
+        with ``text``: its relay ended, and what it held went with it. The copies it sent
+        before are booked first. A request it took but never copied here is its client's
+        to fail (on the ``relay_restarted`` event, see par.client.io)."""
+        self.read_copies()
+        for mid, p in list(self.ledger.pending.items()):
+            if not p.device:
+                continue
+            del self.ledger.pending[mid]
+            engine = self.engines.by_id.get(p.engine) if p.engine is not None else None
+            if engine is not None:
+                engine.outstanding.pop(mid, None)
+                self.tasks.freed(engine)
+            self.ledger.fail(p, "ControllerLost", text, p.engine)
+
+    def relay_restarted(self) -> None:
+        """The control relay runs again: it beats at the controller's default until told
+        the interval the engine count called for."""
+        if self.heartbeat != self.config.heartbeat:
+            send_frames(self.sock, to_relay(self.heartbeat))
+
     def disconnected(self, fd: int) -> None:
         """The connection on file descriptor ``fd`` dropped: its engine has a grace period
         to come back."""

@@ -32,6 +32,7 @@ class Pending:
     deadline: float | None = None  # monotonic time its dependencies must be met by
     group: str | None = None  # coalesced broadcast this reply belongs to
     label: str | None = None  # the label its client gave it (monitors show it)
+    device: bool = False  # a direct request the direct device passed (its reply comes back so)
     watchers: list[bytes] = field(default_factory=list)  # other clients asking for the result
 
 

@@ -30,7 +30,9 @@ its public addresses, or the error that stopped it. Then it reads stdin to its
 end, which comes when the controller closes it or dies in any way (the kernel
 closes the pipe of a killed process): the relay then ends too, so none
 outlives its controller. Ctrl-C in a terminal reaches the whole process group:
-a relay ignores it and goes when its controller does.
+a relay ignores it and goes when its controller does. The other way round, a
+relay that ends while its controller runs (killed, out of memory) is started
+again by the hub, on the same ports (``Controller._watch_relays``).
 
 The ``ipc://`` endpoints live in a private folder (mode 0700) that only this
 user can reach; the hub removes it when it closes, or the relays as they end.
@@ -146,10 +148,26 @@ class Relay:
             raise OSError(f"the controller's {self.kind} relay failed: {answer['error']}")
         return dict(answer["urls"])
 
+    def ended(self) -> str | None:
+        """How the relay's process ended (``killed by SIGKILL``, ``exited with status 1``),
+        or None while it runs."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with status {code}"
+
     def close(self) -> None:
         """Tell the relay to end, and wait for it to (killing it if it does not)."""
         assert self.proc.stdin is not None
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:  # it ended already, with our last words unread
+            pass
         try:
             self.proc.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:

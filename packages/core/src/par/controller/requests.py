@@ -135,7 +135,7 @@ class Requests:
             engine = self.engines.by_uuid.get(bytes(msg.routing[0]))
             if engine is not None and engine.state == "up":  # it answers this loop
                 send_frames(self.sock, [engine.uuid, *msg.body()])
-        self._book_direct(msg, self._live_targets(h))
+        self._book_direct(msg, self._live_targets(h), device=not lost)
 
     def _live_targets(self, h: dict[str, Any]) -> list[Engine | None]:
         """A direct request's target engines, None for each that is not up."""
@@ -144,9 +144,10 @@ class Requests:
         engines = [self.engines.by_id.get(target) for target in h[TARGETS]]
         return [e if e is not None and e.state == "up" else None for e in engines]
 
-    def _book_direct(self, msg: Message, live: list[Engine | None]) -> None:
+    def _book_direct(self, msg: Message, live: list[Engine | None], device: bool = False) -> None:
         """Keep the books of a direct request sent to its ``live`` targets: a pending task
-        and a record for each target, and an error for each target that is not up."""
+        and a record for each target, and an error for each target that is not up.
+        ``device``: the direct device passed it (and its reply comes back that way)."""
         h = msg.header
         client = h[CLIENT]
         now = time.time()
@@ -160,7 +161,7 @@ class Requests:
         ledger = self.ledger
         for mid, target, running in zip(h[IDS], h[TARGETS], live, strict=True):
             p = Pending(mid, client, DIRECT, method, now, engine=target, group=group)
-            p.label = h.get(LABEL)
+            p.label, p.device = h.get(LABEL), device
             if running is not None:
                 ledger.pending[mid] = p
                 running.outstanding[mid] = p

@@ -22,6 +22,8 @@ and clients reconnect by themselves.
 
 from __future__ import annotations
 
+import os
+
 import zmq
 
 from ..curve import make_client
@@ -50,17 +52,16 @@ class Sockets:
         self.copies.setsockopt(zmq.RCVHWM, 0)
         self.copies.setsockopt(zmq.LINGER, 0)
         self.copies.bind(relays.ipc_url(self.folder, "copies"))
-        self.relays = relays.start(
-            {
-                "ip": ip,
-                "previous": previous,
-                "curve_secret": curve_secret,
-                "max_message_bytes": max_message_bytes,
-                "folder": self.folder,
-                "key": key.hex(),
-                "every": every,  # the heartbeats' batches, the direct device's nudges
-            }
-        )
+        self.settings = {  # the relays', kept to start one again (restart)
+            "ip": ip,
+            "previous": previous,
+            "curve_secret": curve_secret,
+            "max_message_bytes": max_message_bytes,
+            "folder": self.folder,
+            "key": key.hex(),
+            "every": every,  # the heartbeats' batches, the direct device's nudges
+        }
+        self.relays = relays.start(self.settings)
         # clients' requests in, everything they get out
         self.client = relays.router(self.ctx, curve_secret, max_message_bytes)
         # A client that does not read fills a bounded queue, and a full one is an error at
@@ -92,6 +93,23 @@ class Sockets:
             raise
         self.control.connect(relays.ipc_url(self.folder, "control"))
         self.sync.connect(relays.ipc_url(self.folder, "direct-clients"))
+
+    def restart(self, kind: str) -> relays.Relay:
+        """Start relay ``kind`` again, on the addresses it had (engines and clients reconnect
+        by themselves), after its process ended; the new relay. OSError if it cannot bind
+        them again. A relay that ended by itself removed the ipc folder on its way out: it
+        is made again, with the hub's endpoint in it."""
+        if not os.path.isdir(self.folder):
+            os.makedirs(self.folder, mode=0o700)
+            url = relays.ipc_url(self.folder, "copies")
+            self.copies.unbind(url)
+            self.copies.bind(url)
+        previous = {f"{name}_url": url for name, url in self.urls.items()}
+        relay = relays.Relay(kind, {**self.settings, "previous": previous})
+        self.relays[kind].close()  # reaps the old process
+        self.relays[kind] = relay
+        relay.urls()
+        return relay
 
     def close(self) -> None:
         """Close the hub's sockets (what they hold for the relays goes first), then the
