@@ -134,3 +134,24 @@ def test_a_killed_direct_relay_fails_what_it_held_and_direct_calls_work_again() 
     finally:
         rc.close()
         cluster.stop_cluster_sync()
+
+
+def test_a_controller_stopping_does_not_start_its_relays_again() -> None:
+    """A stop that reaches every process (systemd stops a service so) may end the relays
+    while the hub still serves its last moments: it stops, starting none. The hub here
+    looks at its relays every 10 ms, so it would within the shutdown's 0.2 s."""
+    cluster = par.Cluster(n=0, controller_args=["--heartbeat", "0.02", "--heartbeat-timeout", "5"])
+    cluster.start_controller_sync()
+    rc = cluster.connect_client_sync()
+    try:
+        hub = psutil.Process(int(rc.status()["pid"]))
+        relays = hub.children()
+        rc.shutdown(hub=True)
+        for relay in relays:
+            relay.kill()
+        hub.wait(30)
+        assert "controller 1" in _log(cluster)  # its log is still there to read
+        assert "starting it again" not in _log(cluster)
+    finally:
+        rc.close()
+        cluster.stop_cluster_sync()

@@ -235,7 +235,8 @@ class Controller:
                 self.ledger.records.flush()
                 now = time.monotonic()
                 if now >= next_check:
-                    self._watch_relays()
+                    if self._stop_at is None:  # a stop that reaches every process ends relays
+                        self._watch_relays()
                     if self._read_heartbeats():
                         self.control.check()
                     if dependencies.waiting:
