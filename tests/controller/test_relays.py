@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import par
 import psutil
 import pytest
 from par import paths
-from par.errors import ControllerLost
+from par.errors import ControllerLost, RemoteError
 
 
 @pytest.mark.parametrize("kind", ["control", "direct"])
@@ -76,6 +77,13 @@ def _restarted(rc: par.Client, kind: str, old: psutil.Process) -> psutil.Process
         time.sleep(0.1)
 
 
+def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "still not true after 30 s"
+        time.sleep(0.05)
+
+
 def _log(cluster: par.Cluster) -> str:
     return (paths.log_dir(cluster.cluster_id) / "controller.log").read_text()
 
@@ -114,7 +122,7 @@ def test_a_killed_direct_relay_fails_what_it_held_and_direct_calls_work_again() 
         rc.subscribe_events(
             lambda kind, data: events.append(data) if kind == "relay_restarted" else None
         )
-        running = rc[0].apply_async(time.sleep, 3)  # its reply will come after the relay ended
+        running = rc[0].apply_async(time.sleep, 6)  # it replies after the failing
         time.sleep(0.5)
         old = _relay(rc, "direct")
         old.suspend()  # what reaches it now stays in its sockets, copied nowhere
@@ -127,7 +135,7 @@ def test_a_killed_direct_relay_fails_what_it_held_and_direct_calls_work_again() 
         _restarted(rc, "direct", old)
         assert rc[:].apply_sync(os.getpid)  # through the new relay
         assert [e["relay"] for e in events] == ["direct"]
-        time.sleep(3)  # the sleeping task's late reply comes back, to a failed result
+        time.sleep(6)  # the sleeping task's late reply comes back, to a failed result
         assert rc[0].apply_sync(abs, -2) == 2
         assert rc.status()["pending"] == 0
         assert "direct relay" in _log(cluster)
@@ -152,6 +160,35 @@ def test_a_controller_stopping_does_not_start_its_relays_again() -> None:
         hub.wait(30)
         assert "controller 1" in _log(cluster)  # its log is still there to read
         assert "starting it again" not in _log(cluster)
+    finally:
+        rc.close()
+        cluster.stop_cluster_sync()
+
+
+def test_a_relay_that_keeps_ending_stops_the_controller_saying_why() -> None:
+    """Started again for ever, a relay that runs out of memory each time would flap;
+    the third end within a minute stops the controller instead, and clients hear it."""
+    cluster = par.Cluster(n=1)
+    rc = cluster.start_and_connect_sync()
+    try:
+        rc.wait_for_engines(1, timeout=60)
+        restarts: list[dict] = []
+        rc.subscribe_events(lambda kind, data: kind == "relay_restarted" and restarts.append(data))
+        hub = psutil.Process(int(rc.status()["pid"]))
+        relay = _relay(rc, "direct")
+        for n in (1, 2):
+            relay.kill()
+            relay = _restarted(rc, "direct", relay)
+            _wait_until(lambda n=n: len(restarts) == n)  # what was sent before it, failed
+            assert rc[0].apply_sync(abs, -1) == 1  # it serves
+        waiting = rc[0].apply_async(time.sleep, 30)
+        relay.kill()
+        hub.wait(30)  # the controller stopped by itself
+        with pytest.raises(RemoteError, match=r"the controller stopped|direct relay"):
+            waiting.get(timeout=30)  # failed, not waited for
+        log = _log(cluster)
+        assert "direct relay" in log and "ended 3 times within 60 s" in log
+        assert "`par start --restore`" in log
     finally:
         rc.close()
         cluster.stop_cluster_sync()

@@ -40,6 +40,7 @@ import os
 import signal
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,14 @@ MIN_MESSAGE_BYTES = protocol.MAX_HEADER_BYTES  # the least --max-message-bytes c
 SLOW_RETRY = 0.05  # seconds between tries to send what waits for slow clients
 SYNC_WAIT = 1.0  # seconds a query waits at most for the direct device's copies to catch up
 CATCH_UP = 4096  # control messages read at most before engines' silence is judged
+# A relay that ends this many times within RELAY_WINDOW seconds is not started again: the
+# controller stops, saying why, rather than start it for ever (out of memory each time).
+RELAY_ENDS = 3
+RELAY_WINDOW = 60.0
+# Seconds engines get to connect to a direct relay started again (and a second more for
+# each 2,000 of them: a storm of handshakes), before what it may have dropped is failed.
+RECONNECT_GRACE = 1.0
+RECONNECTS_PER_SECOND = 2000
 # Allocations between young collections (Python's default: 700). The hub's heap holds every
 # engine and record; at 700, a map of 100,000 tasks on 10,000 engines ran 8 full collections
 # over it, a quarter of the hub's CPU. A message's objects die young either way.
@@ -129,6 +138,8 @@ class Controller:
         )
         self.urls = self.sockets.urls
         self.usage = Usage(self._pids())
+        self._relay_ends: dict[str, deque[float]] = {}  # when each relay kind ended lately
+        self._device_settles: tuple[float, dict[str, Any]] | None = None  # see _watch_relays
         # Large messages come in chunks; their copies are kept as they came, for the records.
         self.copies_joiner = protocol.Assembler(self.session, keep_chunks=True)
 
@@ -236,7 +247,7 @@ class Controller:
                 now = time.monotonic()
                 if now >= next_check:
                     if self._stop_at is None:  # a stop that reaches every process ends relays
-                        self._watch_relays()
+                        self._watch_relays(now)
                     if self._read_heartbeats():
                         self.control.check()
                     if dependencies.waiting:
@@ -254,33 +265,57 @@ class Controller:
         """The controller's processes: the hub, then its relays."""
         return [os.getpid(), *(relay.proc.pid for relay in self.sockets.relays.values())]
 
-    def _watch_relays(self) -> None:
+    def _watch_relays(self, now: float) -> None:
         """Start a relay again whose process ended (killed, or out of memory), on the same
         ports: engines and clients reconnect by themselves. Until then engines' control
-        messages or direct requests would go nowhere, and nothing would say why. What the
-        ended relay held is failed, not waited for; clients hear ``relay_restarted``."""
+        messages or direct requests would go nowhere, and nothing would say why.
+
+        Clients hear ``relay_restarted``. A direct relay's comes once engines had time to
+        connect to the new one (``RECONNECT_GRACE``): until an engine has, the device
+        drops what is sent to it, unseen. So every direct request that went through the
+        device and has no reply then fails, here and (what never reached this loop) in its
+        client: the ended relay may have held it or its reply, or dropped it since."""
+        if self._device_settles is not None and now >= self._device_settles[0]:
+            event = self._device_settles[1]
+            self._device_settles = None
+            self.control.device_lost(event["error"])
+            self.outbox.event("relay_restarted", event)
         for kind, relay in list(self.sockets.relays.items()):
             how = relay.ended()
             if how is None:
                 continue
             why = f"the controller's {kind} relay (pid {relay.proc.pid}) {how}"
+            ends = self._relay_ends.setdefault(kind, deque(maxlen=RELAY_ENDS))
+            ends.append(time.monotonic())
+            if len(ends) == RELAY_ENDS and ends[-1] - ends[0] < RELAY_WINDOW:
+                log.error(
+                    "%s: it ended %d times within %.0f s, so the controller stops rather "
+                    "than start it again (`par start --restore` brings the cluster back)",
+                    why,
+                    RELAY_ENDS,
+                    RELAY_WINDOW,
+                )
+                self.stop()
+                return
             log.warning("%s; starting it again on the same ports", why)
             try:
                 self.sockets.restart(kind)
-            except OSError as exc:
-                log.error("%s and could not start again (%s): the controller stops", why, exc)
-                self.stop()
-                return
+            except OSError as exc:  # it ended starting: the next look counts that end too
+                log.warning("%s, and its new process did not start: %s", why, exc)
+                continue
             self.usage = Usage(self._pids())
             error = (
-                f"{why} while this request or its reply was in it: the task may or may not "
-                "have run; the relay runs again, so a new request goes through"
+                f"{why}, and this request went through it, or while it started again: the "
+                "task may or may not have run; the relay runs again, so a new request goes "
+                "through"
             )
+            event = {"relay": kind, "reason": why, "error": error}
             if kind == "direct":
-                self.control.device_lost(error)
+                grace = RECONNECT_GRACE + len(self.engines.by_id) / RECONNECTS_PER_SECOND
+                self._device_settles = (time.monotonic() + grace, event)
             else:
                 self.control.relay_restarted()
-            self.outbox.event("relay_restarted", {"relay": kind, "reason": why, "error": error})
+                self.outbox.event("relay_restarted", event)
 
     @staticmethod
     def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:
