@@ -192,3 +192,39 @@ def test_a_relay_that_keeps_ending_stops_the_controller_saying_why() -> None:
     finally:
         rc.close()
         cluster.stop_cluster_sync()
+
+
+def test_a_relay_started_again_after_its_folder_went_still_copies_to_the_hub() -> None:
+    """A relay that ends by itself removes the relays' ipc folder on its way out, the
+    hub's endpoint for the direct device's copies with it: a new direct relay makes the
+    folder again, and its copies reach the hub."""
+    import shutil
+
+    import zmq
+    from par.controller.sockets import Sockets
+
+    sockets = Sockets("127.0.0.1", None, {}, 1 << 20, 64, b"k" * 32, 0.5)
+    ctx = zmq.Context()
+    try:
+        old = sockets.relays["direct"].proc
+        old.kill()
+        old.wait()
+        shutil.rmtree(sockets.folder)
+        urls = dict(sockets.urls)
+        sockets.restart("direct")
+        assert sockets.urls == urls and sockets.relays["direct"].proc.pid != old.pid
+        engine = ctx.socket(zmq.DEALER)
+        engine.setsockopt(zmq.ROUTING_ID, b"engine")
+        engine.connect(urls["engine_direct"])
+        client = ctx.socket(zmq.DEALER)
+        client.setsockopt(zmq.ROUTING_ID, b"client")
+        client.connect(urls["direct"])
+        engine.send_multipart([b"", b"hello"])  # the device learns the engine
+        assert sockets.copies.poll(10_000)
+        client.send_multipart([b"engine", b"request"])
+        assert engine.poll(10_000) and engine.recv_multipart() == [b"client", b"request"]
+        copies = [sockets.copies.recv_multipart() for _ in range(2)]
+        assert copies[1] == [b"par-direct-in", b"engine", b"client", b"request"]
+    finally:
+        ctx.destroy(linger=0)
+        sockets.close()

@@ -305,9 +305,9 @@ class Controller:
                 continue
             self.usage = Usage(self._pids())
             error = (
-                f"{why}, and this request went through it, or while it started again: the "
-                "task may or may not have run; the relay runs again, so a new request goes "
-                "through"
+                f"{why} while this request or its reply was in it, or while it started "
+                "again: the task may or may not have run; the relay runs again, so a new "
+                "request goes through"
             )
             event = {"relay": kind, "reason": why, "error": error}
             if kind == "direct":

@@ -22,6 +22,7 @@ and clients reconnect by themselves.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import zmq
@@ -102,7 +103,8 @@ class Sockets:
         if not os.path.isdir(self.folder):
             os.makedirs(self.folder, mode=0o700)
             url = relays.ipc_url(self.folder, "copies")
-            self.copies.unbind(url)
+            with contextlib.suppress(zmq.ZMQError):  # its file went with the folder
+                self.copies.unbind(url)
             self.copies.bind(url)
         previous = {f"{name}_url": url for name, url in self.urls.items()}
         relay = relays.Relay(kind, {**self.settings, "previous": previous})
