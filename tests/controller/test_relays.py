@@ -122,7 +122,7 @@ def test_a_killed_direct_relay_fails_what_it_held_and_direct_calls_work_again() 
         rc.subscribe_events(
             lambda kind, data: events.append(data) if kind == "relay_restarted" else None
         )
-        running = rc[0].apply_async(time.sleep, 6)  # it replies after the failing
+        running = rc[0].apply_async(time.sleep, 10)  # it replies after the failing
         time.sleep(0.5)
         old = _relay(rc, "direct")
         old.suspend()  # what reaches it now stays in its sockets, copied nowhere
@@ -135,7 +135,7 @@ def test_a_killed_direct_relay_fails_what_it_held_and_direct_calls_work_again() 
         _restarted(rc, "direct", old)
         assert rc[:].apply_sync(os.getpid)  # through the new relay
         assert [e["relay"] for e in events] == ["direct"]
-        time.sleep(6)  # the sleeping task's late reply comes back, to a failed result
+        # Engine 0 ran this after the sleep, whose late reply came back to a failed result.
         assert rc[0].apply_sync(abs, -2) == 2
         assert rc.status()["pending"] == 0
         assert "direct relay" in _log(cluster)
