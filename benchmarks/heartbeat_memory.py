@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 import psutil
-from sim_scale import _Lost, wait_up
+from sim_scale import Lost, wait_up
 
 
 def rss_by_role(hub: psutil.Process) -> dict[str, float]:
@@ -58,7 +58,7 @@ def main() -> None:
     try:
         rc = cluster.connect_client_sync()
         hub = psutil.Process(int(rc.status()["pid"]))
-        lost = _Lost()
+        lost = Lost()
         rc.subscribe_events(lost)
         before = rss_by_role(hub)
 

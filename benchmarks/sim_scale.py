@@ -38,7 +38,7 @@ PER_COUNT = ("register_s", "register_cpu_s", "execute_s", "map", "map_cpu_us")
 PER_COUNT += ("controller_MB", "lost", "late_s")
 
 
-class _Lost:
+class Lost:
     """Engines the controller declared lost, as the client heard."""
 
     def __init__(self) -> None:
@@ -112,7 +112,7 @@ def run_count(n: int, cfg: Config, emit: Emit, survive: bool) -> bool:
     from par.sim import SimEngines
 
     with controller(cfg.w8_heartbeat_s) as (rc, connection_file, ctl):
-        lost = _Lost()
+        lost = Lost()
         rc.subscribe_events(lost)
         with SimEngines(connection_file, n) as sim:
             cpu0 = cpu(ctl)

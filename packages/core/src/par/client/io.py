@@ -371,9 +371,7 @@ class IOThread(threading.Thread):
         elif kind == "relay_restarted" and data.get("relay") == "direct":
             # The controller failed what the ended relay had passed it; what it took and
             # never passed on is this client's to fail, rather than to wait for.
-            for mid in self.paths.through_device():
-                if mid in self.pending:
-                    self._on_reply(error_reply(mid, "ControllerLost", str(data.get("error"))))
+            self.fail_all("ControllerLost", str(data.get("error")), self.paths.through_device())
 
     def _on_reply(self, reply: Reply) -> None:
         """Account for a reply: hand it to its result once what its task streamed is in."""
@@ -488,9 +486,11 @@ class IOThread(threading.Thread):
             "not have run (restart it with `par controller --restore` to reconnect)",
         )
 
-    def fail_all(self, ename: str, evalue: str) -> None:
-        """Resolve every outstanding request with an error (the controller is gone)."""
-        for mid in list(self.pending):
+    def fail_all(self, ename: str, evalue: str, only: list[str] | None = None) -> None:
+        """Resolve every outstanding request (or those of ``only`` still outstanding) with an
+        error: the controller, or the path they took, is gone."""
+        pending = self.pending
+        for mid in list(pending) if only is None else [m for m in only if m in pending]:
             self._on_reply(error_reply(mid, ename, evalue))
 
 

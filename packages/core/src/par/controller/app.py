@@ -286,7 +286,7 @@ class Controller:
                 continue
             why = f"the controller's {kind} relay (pid {relay.proc.pid}) {how}"
             ends = self._relay_ends.setdefault(kind, deque(maxlen=RELAY_ENDS))
-            ends.append(time.monotonic())
+            ends.append(now)
             if len(ends) == RELAY_ENDS and ends[-1] - ends[0] < RELAY_WINDOW:
                 log.error(
                     "%s: it ended %d times within %.0f s, so the controller stops rather "

@@ -95,11 +95,11 @@ class Sockets:
         self.control.connect(relays.ipc_url(self.folder, "control"))
         self.sync.connect(relays.ipc_url(self.folder, "direct-clients"))
 
-    def restart(self, kind: str) -> relays.Relay:
+    def restart(self, kind: str) -> None:
         """Start relay ``kind`` again, on the addresses it had (engines and clients reconnect
-        by themselves), after its process ended; the new relay. OSError if it cannot bind
-        them again. A relay that ended by itself removed the ipc folder on its way out: it
-        is made again, with the hub's endpoint in it."""
+        by themselves), after its process ended. OSError if it cannot bind them again. A
+        relay that ended by itself removed the ipc folder on its way out: it is made again,
+        with the hub's endpoint in it."""
         if not os.path.isdir(self.folder):
             os.makedirs(self.folder, mode=0o700)
             url = relays.ipc_url(self.folder, "copies")
@@ -111,7 +111,6 @@ class Sockets:
         self.relays[kind].close()  # reaps the old process
         self.relays[kind] = relay
         relay.urls()
-        return relay
 
     def close(self) -> None:
         """Close the hub's sockets (what they hold for the relays goes first), then the

@@ -30,34 +30,28 @@ class Usage:
 
     def __init__(self, pids: list[int]) -> None:
         self.processes = [psutil.Process(pid) for pid in pids]
-        self._mark = (time.monotonic(), self._cpu_seconds())
+        self._mark = (time.monotonic(), self._totals()[0])
         self._cpu = 0.0
 
-    def _cpu_seconds(self) -> float:
-        total = 0.0
+    def _totals(self) -> tuple[float, int]:
+        """CPU seconds and resident bytes of the processes, summed (one pass)."""
+        cpu, rss = 0.0, 0
         for proc in self.processes:
             try:
-                times = proc.cpu_times()
-            except psutil.Error:  # a relay that ended: the controller is stopping
+                with proc.oneshot():
+                    times, memory = proc.cpu_times(), proc.memory_info()
+            except psutil.Error:  # a relay that ended: it is being started again
                 continue
-            total += times.user + times.system
-        return total
-
-    def _rss(self) -> int:
-        total = 0
-        for proc in self.processes:
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                continue
-        return total
+            cpu += times.user + times.system
+            rss += memory.rss
+        return cpu, rss
 
     def read(self) -> dict[str, Any]:
         """``rss``: bytes resident in all the controller's processes; ``cpu``: percent of
         one core they used since the previous reading (the first: since the hub began to serve)."""
-        now, cpu = time.monotonic(), self._cpu_seconds()
+        now, (cpu, rss) = time.monotonic(), self._totals()
         then, cpu0 = self._mark
         if now - then >= MIN_INTERVAL:
             self._cpu = round(100.0 * (cpu - cpu0) / (now - then), 1)
             self._mark = (now, cpu)
-        return {"rss": self._rss(), "cpu": self._cpu}
+        return {"rss": rss, "cpu": self._cpu}
