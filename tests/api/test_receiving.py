@@ -10,6 +10,7 @@ from concurrent.futures import wait as futures_wait
 
 import par
 import pytest
+from par import AsyncResult
 
 
 def slow(x: float) -> float:
@@ -181,29 +182,33 @@ def test_threads_may_wait_on_a_result_as_on_any_future(rc: par.Client) -> None:
 
 def test_a_wait_on_one_result_outlasts_the_replies_of_others(rc: par.Client) -> None:
     """Results share the client's condition, notified at every reply: a wait on one
-    (result, exception, wait, concurrent.futures.wait) ends when that one is done or its
-    time is up, not at another result's reply."""
+    (result, exception, wait, concurrent.futures.wait, and Future's own exception, called
+    unbound) ends when that one is done or its time is up, not at
+    another result's reply."""
     lv = rc.load_balanced_view(targets=[1, 2])
     long = rc[0].apply_async(slow, 1.0)
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(5) as pool:
         error = pool.submit(long.exception, 30)
         value = pool.submit(long.result, 30)
         waited = pool.submit(long.wait, 30)
         futures = pool.submit(futures_wait, [long], 30)
+        futures_error = pool.submit(Future.exception, long, 30)
         while not long.done():  # replies to other results all along
             assert rc.wait([lv.apply_async(square, i) for i in range(20)], timeout=30)
         assert error.result(timeout=15) is None and value.result(timeout=15) == 1.0
         assert waited.result(timeout=15) is True and futures.result(timeout=15).done == {long}
-    longer = rc[0].apply_async(slow, 2.0)
-    started = time.monotonic()
-    with ThreadPoolExecutor(1) as pool:
-        timed = pool.submit(longer.exception, 0.5)
-        while not timed.done():
-            assert rc.wait([lv.apply_async(square, 3)], timeout=30)
-        with pytest.raises(TimeoutError):
-            timed.result()
-    assert time.monotonic() - started >= 0.45
-    assert longer.get(timeout=30) == 2.0
+        assert futures_error.result(timeout=15) is None
+    for wait in (AsyncResult.exception, Future.exception):
+        longer = rc[0].apply_async(slow, 2.0)
+        started = time.monotonic()
+        with ThreadPoolExecutor(1) as pool:
+            timed = pool.submit(wait, longer, 0.5)
+            while not timed.done():
+                assert rc.wait([lv.apply_async(square, 3)], timeout=30)
+            with pytest.raises(TimeoutError):
+                timed.result()
+        assert time.monotonic() - started >= 0.45
+        assert longer.get(timeout=30) == 2.0
 
 
 def test_a_held_result_is_five_objects_for_the_collector(rc: par.Client) -> None:

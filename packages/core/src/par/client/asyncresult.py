@@ -31,7 +31,7 @@ import operator
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future
-from concurrent.futures._base import PENDING
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -74,6 +74,54 @@ class _WaitersWhenAdded:
         return self if result is None else _Waiters(result)
 
 
+_ENDED = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
+
+
+class _ResultCondition:
+    """``Future._condition`` as the standard library's code meets it on a result: the
+    client's shared ``arrivals``, with ``wait`` lasting until this result is done or its
+    time is up. ``Future.result`` and ``exception`` (called unbound, as a thread pool or a
+    library may) wait once and then take the result as done or timed out; a reply to
+    another result, or the receiving lead changing hands, notifies the shared condition
+    and would end that wait early."""
+
+    __slots__ = ("arrivals", "result")
+
+    def __init__(self, result: MessageFuture) -> None:
+        self.result = result
+        self.arrivals = result._arrivals
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the result is done, or ``timeout`` (the lock held, as Condition's)."""
+        return self.arrivals.wait_for(self.result.done, timeout)
+
+    def notify_all(self) -> None:
+        """Wake every thread waiting on the client's results."""
+        self.arrivals.notify_all()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the shared condition's lock."""
+        return self.arrivals.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        """Let the shared condition's lock go."""
+        self.arrivals.release()
+
+    def __enter__(self) -> bool:
+        return self.arrivals.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.arrivals.__exit__(*exc)
+
+
+class _SharedCondition:
+    """``Future._condition``: a :class:`_ResultCondition` made at each read, so that no
+    result keeps one (par's own code uses ``_arrivals``, the shared condition itself)."""
+
+    def __get__(self, result: MessageFuture | None, owner: type | None = None) -> Any:
+        return self if result is None else _ResultCondition(result)
+
+
 class MessageFuture(Future[Any]):
     """A Future over one or more messages, completed once each has its reply.
 
@@ -95,6 +143,7 @@ class MessageFuture(Future[Any]):
     _order: list[str] | None = None
     _trackers: Any = ()
     _waiters: Any = _WaitersWhenAdded()
+    _condition: Any = _SharedCondition()
 
     def __init__(
         self,
@@ -108,9 +157,9 @@ class MessageFuture(Future[Any]):
         # by its results (see ledger.py) and notified at every reply a result takes in. A
         # condition and its lock for each result were two objects more for the collector to
         # walk among the thousands of results a loop holds. A wake-up meant for another
-        # result is harmless: AsyncResult's result(), exception() and wait() wait until
-        # this one is done (Future's own, which wait for one wake-up, are not called).
-        self._condition = client.ledger.arrivals
+        # result is harmless: every wait lasts until this one is done (AsyncResult's own,
+        # and Future's through _SharedCondition).
+        self._arrivals = client.ledger.arrivals
         self._state = PENDING
         self._result = None
         self._exception: BaseException | None = None
@@ -143,7 +192,7 @@ class MessageFuture(Future[Any]):
         if self._sent_to is not None:
             for md, engine in zip(made, self._sent_to, strict=True):
                 md["engine_id"] = engine
-        with self._condition:  # not between a reply's arrival and its record
+        with self._arrivals:  # not between a reply's arrival and its record
             if self._records is None:
                 by_id = dict(zip(self.msg_ids, made, strict=True))
                 for mid, reply in self._replies.items():
@@ -182,7 +231,7 @@ class MessageFuture(Future[Any]):
         wake-up of the threads waiting: a reply batch of a map's tasks is mostly one
         result's."""
         watched: list[tuple[MessageFuture, str, Reply]] = []
-        with self._condition:
+        with self._arrivals:
             taken = self._replies
             if self._records is not None:
                 for msg_id, reply in replies:
@@ -196,15 +245,21 @@ class MessageFuture(Future[Any]):
                     for watcher in self._watchers.pop(msg_id, ()):
                         watched.append((watcher, msg_id, reply))
             done = len(taken) == len(self.msg_ids)
-            self._condition.notify_all()
+            self._arrivals.notify_all()
         for watcher, msg_id, reply in watched:
             watcher.deliver(msg_id, reply)
         if done:
             self._finish()
 
+    def done(self) -> bool:
+        """Whether the result is complete (or cancelled). Read without the shared lock,
+        which a waiting thread's every check would otherwise take: the state is one
+        attribute, and what it says may change the moment the lock is let go anyway."""
+        return self._state in _ENDED
+
     def add_done_callback(self, fn: Callable[[Future[Any]], object]) -> None:
         """Call ``fn`` with this result once it completes (now if it has)."""
-        with self._condition:
+        with self._arrivals:
             if not self._done_callbacks:
                 self._done_callbacks = []
         super().add_done_callback(fn)
@@ -221,7 +276,7 @@ class MessageFuture(Future[Any]):
 
     def forward(self, msg_id: str, other: MessageFuture) -> None:
         """Hand ``other`` this result's reply to ``msg_id`` (now if it is already here)."""
-        with self._condition:
+        with self._arrivals:
             reply = self._replies.get(msg_id)
             if reply is None:
                 self._watchers.setdefault(msg_id, []).append(other)
@@ -271,7 +326,7 @@ class MessageFuture(Future[Any]):
         first one's."""
         if not self._has_value:
             value = self._reconstruct(self._values(False))
-            with self._condition:
+            with self._arrivals:
                 if not self._has_value:
                     self._cached, self._has_value = value, True
         return self._cached
@@ -287,11 +342,11 @@ class MessageFuture(Future[Any]):
         if not ready():
             self._client.receiver.lead(ready, timeout)
         left = None if deadline is None else max(deadline - time.monotonic(), 0)
-        with self._condition:  # what is left (the client is closing: nothing to receive)
-            self._condition.wait_for(ready, left)
+        with self._arrivals:  # what is left (the client is closing: nothing to receive)
+            self._arrivals.wait_for(ready, left)
 
     def _reached(self, return_when: str) -> bool:
-        with self._condition:
+        with self._arrivals:
             if return_when == FIRST_COMPLETED:
                 return bool(self._replies)
             if return_when == FIRST_EXCEPTION:
@@ -667,7 +722,7 @@ class AsyncMapResult(AsyncResult):
     @property
     def progress(self) -> int:
         """How many of the map's items have arrived (in the units of ``len()``)."""
-        with self._condition:
+        with self._arrivals:
             arrived = set(self._replies)
         return sum(n for m, n in zip(self.msg_ids, self._sizes, strict=True) if m in arrived)
 
@@ -677,13 +732,13 @@ class AsyncMapResult(AsyncResult):
                 self._wait_until(partial(operator.contains, self._replies, m))
                 yield from self._chunk(m)
         else:
-            with self._condition:
+            with self._arrivals:
                 if self._order is None:  # replies so far, in the order they came
                     self._order = list(self._replies)
             seen = 0
             while seen < len(self.msg_ids):
                 self._wait_until(partial(self._arrived_beyond, seen))
-                with self._condition:
+                with self._arrivals:
                     m = self._order[seen]
                 seen += 1
                 yield from self._chunk(m)
