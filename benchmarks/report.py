@@ -141,17 +141,21 @@ def w8_figures(cfg: Config) -> list[Figure]:
             Figure(f"w8.late_s.{n}", f"W8 worst simulated heartbeat lateness, {n:,}", "s"),
         ]
     window = f"{cfg.w8_survive_s:g} s"
-    out += [
-        Figure(
-            "w8.survive_engines",
-            f"W8 engines through {window} of idle heartbeats",
-            "engines",
-            [("value", ">=", float(most))],
-        ),
-        Figure("w8.survive_cpu", f"W8 controller CPU in that {window}", "cores"),
-        Figure("w8.survive_lost", f"W8 engines lost in that {window}", "losses", none_lost),
-        Figure("w8.survive_late_s", "W8 worst simulated heartbeat lateness by its end", "s"),
-    ]
+    out += (
+        []
+        if cfg.w8_survive_s <= 0
+        else [
+            Figure(
+                "w8.survive_engines",
+                f"W8 engines through {window} of idle heartbeats",
+                "engines",
+                [("value", ">=", float(most))],
+            ),
+            Figure("w8.survive_cpu", f"W8 controller CPU in that {window}", "cores"),
+            Figure("w8.survive_lost", f"W8 engines lost in that {window}", "losses", none_lost),
+            Figure("w8.survive_late_s", "W8 worst simulated heartbeat lateness by its end", "s"),
+        ]
+    )
     if cfg.w8_heartbeat_s is not None:  # every row says it was not the default
         beat = f"W8 (heartbeat {cfg.w8_heartbeat_s:g} s)"
         out = [replace(f, label=f.label.replace("W8", beat, 1)) for f in out]

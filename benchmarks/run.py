@@ -98,7 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--w8-tasks", type=int, help="W8 map tasks (default 100,000)")
     p.add_argument(
-        "--w8-survive", type=float, help="W8 seconds of idle heartbeats watched (default 120)"
+        "--w8-survive",
+        type=float,
+        help="W8 seconds of idle heartbeats watched (default 120; 0 skips them)",
     )
     p.add_argument(
         "--w8-heartbeat",
@@ -116,6 +118,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"unknown peer or workload: {', '.join(unknown)}")
     if args.rounds < 1:
         p.error(f"--rounds must be 1 or more, not {args.rounds}")
+    if args.w8_survive is not None and not args.w8_survive >= 0:
+        p.error(f"--w8-survive must be 0 (none) or a number of seconds, not {args.w8_survive}")
     if args.w8_heartbeat is not None and not args.w8_heartbeat > 0:
         p.error(f"--w8-heartbeat must be a positive number of seconds, not {args.w8_heartbeat}")
     return args

@@ -11,7 +11,7 @@ again, as a real one does, and may be lost again), beside the most a simulated
 heartbeat went out late (the harness kept time if that is well under the
 controller's 6 s timeout). Counts run largest first; the largest that
 registers in full also sits through ``w8_survive_s`` seconds of idle
-heartbeats, with the controller's CPU meanwhile (a share of one core). A
+heartbeats (none when it is 0), with the controller's CPU meanwhile (a share of one core). A
 count that stops registering (no progress for ``STALL_S``) is reported n/a
 with the open files of the controller's busiest process, one an engine.
 """
@@ -131,7 +131,7 @@ def run_count(n: int, cfg: Config, emit: Emit, survive: bool) -> bool:
                 return False
             emit(f"w8.register_s.{n}", took)
             emit(f"w8.register_cpu_s.{n}", cpu(ctl) - cpu0)
-            if survive:
+            if survive and cfg.w8_survive_s > 0:
                 before, idle0 = lost.count(), cpu(ctl)
                 time.sleep(cfg.w8_survive_s)
                 emit("w8.survive_engines", n)

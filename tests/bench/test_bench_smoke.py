@@ -104,6 +104,24 @@ def test_w8_heartbeat_reaches_the_controller_and_every_w8_row_says_so() -> None:
     assert cmdline[cmdline.index("--heartbeat-timeout") + 1] == "15"
 
 
+@pytest.mark.timeout(300)
+def test_w8_survive_0_skips_the_idle_heartbeats_and_keeps_the_other_figures() -> None:
+    run = _run_module()
+    with pytest.raises(SystemExit):
+        run.parse_args(["--w8-survive", "-1"])
+    cfg = run.config(run.parse_args(["--quick", "--w8-survive", "0"]))
+
+    import report
+    import sim_scale
+
+    assert not any(f.key.startswith("w8.survive") for f in report.w8_figures(cfg))
+    figures: dict[str, object] = {}
+    sim_scale.w8_scale_sim("par", cfg, figures.__setitem__)
+    counts = sorted(cfg.w8_engines)
+    assert set(figures) == {f"w8.{what}.{n}" for what in sim_scale.PER_COUNT for n in counts}
+    assert all(isinstance(v, int | float) for v in figures.values()), figures
+
+
 @pytest.mark.timeout(180)
 def test_heartbeat_memory_reports_each_role_as_the_beats_pass() -> None:
     script = RUN.parent / "heartbeat_memory.py"
