@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 
 import par
@@ -209,6 +209,21 @@ def test_a_wait_on_one_result_outlasts_the_replies_of_others(rc: par.Client) -> 
                 timed.result()
         assert time.monotonic() - started >= 0.45
         assert longer.get(timeout=30) == 2.0
+
+
+def test_a_result_cancelled_before_its_reply_stays_cancelled(
+    rc: par.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As ipyparallel's: its reply, when it comes, changes nothing (it was an error in
+    the receiving thread, logged with its traceback)."""
+    ar = rc[0].apply_async(slow, 0.3)
+    assert ar.cancel() and ar.cancelled()
+    with caplog.at_level("ERROR", logger="par"):
+        assert rc[0].apply_sync(square, 3) == 9  # queued behind it: its reply came first
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    assert ar.cancelled()
+    with pytest.raises(CancelledError):
+        ar.get(timeout=5)
 
 
 def test_a_held_result_is_five_objects_for_the_collector(rc: par.Client) -> None:

@@ -176,7 +176,7 @@ class MessageFuture(Future[Any]):
         self._sent_to: list[int] | None = None  # each message's engine, for direct requests
         self._watchers: dict[str, list[MessageFuture]] = {}
         if not self.msg_ids:  # a map over nothing: no reply will ever come to finish it
-            self.set_result(None)
+            self._settle(None)
 
     # ---- filled in by the thread receiving -----------------------------------------------
 
@@ -286,14 +286,30 @@ class MessageFuture(Future[Any]):
     def _finish(self) -> None:
         errors = [self.error_of(m) for m in self.msg_ids if not self._replies[m].ok]
         if not errors:
-            self.set_result(None)
+            self._settle(None)
         elif self._single:
-            self.set_exception(errors[0])
+            self._settle(errors[0])
         else:
             what = self._fname or "apply"
-            self.set_exception(
-                CompositeError(f"one or more exceptions raised in call to {what}", errors)
-            )
+            self._settle(CompositeError(f"one or more exceptions raised in call to {what}", errors))
+
+    def _settle(self, exception: BaseException | None) -> None:
+        """Complete, as Future's ``set_result(None)`` or ``set_exception`` would, on the
+        shared condition itself: theirs meet it through :class:`_SharedCondition`, which
+        makes a view at each use. A result cancelled before its replies came stays
+        cancelled, as ipyparallel's does (its replies are kept all the same)."""
+        with self._arrivals:
+            if self._state in _ENDED:
+                return
+            self._exception = exception
+            self._state = FINISHED
+            for waiter in self._waiters:
+                if exception is None:
+                    waiter.add_result(self)
+                else:
+                    waiter.add_exception(self)
+            self._arrivals.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]  # Future's own, untyped
 
     # ---- values ---------------------------------------------------------------------------
 
