@@ -90,6 +90,43 @@ def test_wait_for_engines_on_a_closed_client_raises_at_once(cluster: par.Cluster
     assert time.monotonic() - started < 5
 
 
+def _sleep_and_return(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_closing_a_client_ends_the_waits_on_its_results(
+    cluster: par.Cluster, rc: par.Client
+) -> None:
+    """No reply reaches a closed client: a thread waiting on one of its results, and any
+    wait after, fail with ClientClosed at once; the task ran, and another client fetches
+    its result."""
+    own = cluster.connect_client_sync()
+    ar = own[0].apply_async(_sleep_and_return, 1.0)
+    mid = ar.msg_ids[0]
+    caught: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            ar.get()  # no timeout
+        except BaseException as exc:
+            caught.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.2)
+    own.close()
+    waiter.join(timeout=10)
+    assert not waiter.is_alive()
+    assert [type(e) for e in caught] == [par.ClientClosed]
+    assert "get_result" in str(caught[0])
+    with pytest.raises(par.ClientClosed):
+        ar.get(timeout=5)
+    assert rc.get_result(mid).get(timeout=30) == 1.0
+
+
 def test_queue_status_of_one_engine_is_its_counts(rc: par.Client) -> None:
     rc[0].apply_sync(lambda: 1)
     one = rc.queue_status(targets=0)

@@ -39,6 +39,7 @@ _EXPORTS = {
     "NoEnginesRegistered": "par.errors",
     "ClusterError": "par.errors",
     "ControllerLost": "par.errors",
+    "ClientClosed": "par.errors",
     "TimeoutError": "par.errors",
     "hookimpl": "par.hookspecs",
     "interactive": "par.decorators",
@@ -70,6 +71,7 @@ __all__ = [
     "AsyncResult",
     "BroadcastView",
     "Client",
+    "ClientClosed",
     "Cluster",
     "ClusterError",
     "ClusterManager",
@@ -121,6 +123,7 @@ if TYPE_CHECKING:
     from .dependency import Dependency
     from .engine.display import display
     from .errors import (
+        ClientClosed,
         ClusterError,
         CompositeError,
         ControllerLost,

@@ -7,6 +7,7 @@ The exceptions live in :mod:`par.errors`; this module only names them again.
 from __future__ import annotations
 
 from .errors import (
+    ClientClosed,
     ClusterError,
     CompositeError,
     ControllerError,
@@ -26,6 +27,7 @@ from .errors import (
 )
 
 __all__ = [
+    "ClientClosed",
     "ClusterError",
     "CompositeError",
     "ControllerError",

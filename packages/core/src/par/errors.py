@@ -66,6 +66,11 @@ class ControllerLost(RemoteError):
     process of its direct path ended with the request or its reply in it)."""
 
 
+class ClientClosed(RemoteError):
+    """The client was closed while the request was outstanding. The task still runs on
+    the cluster: another client's ``get_result(msg_id)`` fetches its result."""
+
+
 class ControllerError(RemoteError):
     """The controller refused a request (an unknown task, a bad query...): ``ename`` and
     ``evalue`` are the exception it raised there, ``op`` the request, as ipyparallel raises
@@ -183,6 +188,7 @@ _BY_NAME: dict[str, type[RemoteError]] = {
     "EngineError": EngineError,
     "TaskAborted": TaskAborted,
     "ControllerLost": ControllerLost,
+    "ClientClosed": ClientClosed,
     "UnmetDependency": UnmetDependency,
     "ImpossibleDependency": ImpossibleDependency,
     "DependencyTimeout": DependencyTimeout,

@@ -29,7 +29,7 @@ import logging
 import operator
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -399,11 +399,19 @@ class IOThread(threading.Thread):
         collector stops tracking: a map's results are held until read, and a frame's view
         and a list for each were half of what full collections walked."""
         received = time.time()
+        self._on_replies(
+            Reply(header, tuple(protocol.detach(part)), bufs, received)
+            for header, part, bufs in split_replies(h, payload, buffers)
+        )
+
+    def _on_replies(self, replies: Iterable[Reply]) -> None:
+        """Account for several replies at once: those ready go to their results together
+        (see :meth:`_hand_over`)."""
         ready = []
-        for header, part, bufs in split_replies(h, payload, buffers):
-            reply = self._arrived(Reply(header, tuple(protocol.detach(part)), bufs, received))
-            if reply is not None:
-                ready.append((header["id"], reply))
+        for reply in replies:
+            arrived = self._arrived(reply)
+            if arrived is not None:
+                ready.append((arrived.header["id"], arrived))
         self._hand_over(ready)
 
     def _explain_engine_error(self, reply: Reply) -> Reply:
@@ -490,8 +498,8 @@ class IOThread(threading.Thread):
         """Resolve every outstanding request (or those of ``only`` still outstanding) with an
         error: the controller, or the path they took, is gone."""
         pending = self.pending
-        for mid in list(pending) if only is None else [m for m in only if m in pending]:
-            self._on_reply(error_reply(mid, ename, evalue))
+        ids = list(pending) if only is None else [m for m in only if m in pending]
+        self._on_replies(error_reply(mid, ename, evalue) for mid in ids)
 
 
 def handshake_refusal(info: ConnectionInfo, path: Path) -> str:

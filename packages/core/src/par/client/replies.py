@@ -10,6 +10,7 @@ imports nothing else of the client, so every part of it can use them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -53,8 +54,14 @@ class Reply:
 
 def error_reply(msg_id: str, ename: str, evalue: str) -> Reply:
     """A reply failing ``msg_id`` with an error raised here (no engine answered)."""
-    content = protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
+    content = _error_content(ename, evalue)
     return Reply({"t": "reply", "id": msg_id, "st": "error", "en": ename}, [content], [])
+
+
+@functools.lru_cache(maxsize=16)
+def _error_content(ename: str, evalue: str) -> bytes:
+    """An error's content, encoded once for the many requests one loss fails together."""
+    return protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
 
 
 class Metadata(dict[str, Any]):
