@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -67,3 +69,46 @@ def test_a_cluster_s_work_dir_holds_for_every_engine_set_and_survives_its_file(
             loaded.add_engines(1, work_dir="/nowhere/at/all")
     finally:
         cluster.stop_cluster_sync()
+
+
+_SCRIPT = """
+import json, os, sys
+import par
+
+# No reference to the cluster is kept: it is stopped at exit all the same.
+cid, stop = sys.argv[1], sys.argv[2] == "1"
+rc = par.Cluster(n=2, cluster_id=cid, shutdown_atexit=stop).start_and_connect_sync()
+print(json.dumps([rc.status()["pid"], *rc[:].apply_sync(os.getpid)]), flush=True)
+raise RuntimeError("the script fails before it stops its cluster")
+"""
+
+
+@pytest.mark.parametrize("shutdown_atexit", [True, False])
+def test_a_script_s_cluster_stops_when_the_script_exits_unless_told_otherwise(
+    tmp_path: Path, shutdown_atexit: bool
+) -> None:
+    """As ipyparallel's ``shutdown_atexit``: a script that started a cluster and ended
+    without stopping it (here by an error) leaves no process; with False, the cluster
+    runs on, and another process finds it and stops it (a cluster so found is not its
+    to stop at exit)."""
+    script = tmp_path / "script.py"
+    script.write_text(_SCRIPT)
+    cid = f"atexit-{int(shutdown_atexit)}-{os.getpid()}"
+    proc = subprocess.run(
+        [sys.executable, str(script), cid, str(int(shutdown_atexit))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and "the script fails" in proc.stderr, proc.stderr[-2000:]
+    pids = json.loads(proc.stdout.splitlines()[-1])
+    try:
+        if shutdown_atexit:
+            assert wait_gone(pids) == []
+            assert not paths.cluster_dir(cid).exists()
+        else:
+            assert wait_gone(pids, timeout=1) == pids
+            assert par.Cluster.from_file(cid).shutdown_atexit is False
+    finally:
+        run_par("stop", "--cluster-id", cid)
+    assert wait_gone(pids) == []

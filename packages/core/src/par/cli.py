@@ -267,6 +267,7 @@ def cmd_start(argv: Sequence[str]) -> int:
             engine_timeout=args.engine_timeout,
             restart_lost_engines=args.restart_engines,
             work_dir=args.work_dir or "",
+            shutdown_atexit=not args.daemonize,
             **options,
         )
     except (TypeError, ValueError) as exc:

@@ -10,6 +10,7 @@ it, one role each:
 - :mod:`.waiting` waits for engines to register; :mod:`.replacement` replaces lost ones;
 - :mod:`.previous` decides what a start does with an earlier cluster of its id;
 - :mod:`.one_engine` stops one engine through the controller;
+- :mod:`.at_exit` stops at exit the clusters this process started and left running;
 - :mod:`.async_forms` gives every method its ``async`` form, as in ipyparallel.
 
 A cluster id is one cluster at a time: a start finds what runs or crashed under its id
@@ -35,7 +36,7 @@ from ..client.client import Client
 from ..errors import ClusterError
 from ..launcher import ControllerLauncher, EngineSetLauncher, LaunchContext
 from ..plugins import PluginError, announce, launcher_class
-from . import one_engine, previous
+from . import at_exit, one_engine, previous
 from .async_forms import AsyncForms
 from .engine_sets import EngineSets
 from .launcher_options import engine_work_dir, split_options
@@ -66,6 +67,10 @@ class Cluster(AsyncForms):
     ``work_dir``: the directory the engines run their tasks in, for every engine set
     (unless :meth:`add_engines` is given another); it must exist, checked before any
     process starts (on this machine, unless the engines run elsewhere: ssh).
+
+    ``shutdown_atexit`` (as ipyparallel's): a cluster whose controller this process
+    started is stopped when the process exits, if it still runs (see :mod:`.at_exit`);
+    False leaves it running. A cluster loaded with :meth:`from_file` is left running.
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class Cluster(AsyncForms):
         engine_timeout: float = 60.0,
         restart_lost_engines: bool = False,
         work_dir: str = "",
+        shutdown_atexit: bool = True,
         **options: Any,
     ) -> None:
         if not engine_timeout > 0:
@@ -92,6 +98,7 @@ class Cluster(AsyncForms):
         self.controller_args = list(controller_args or [])
         self.engine_timeout = engine_timeout
         self.restart_lost_engines = restart_lost_engines
+        self.shutdown_atexit = shutdown_atexit
         self._replacer = EngineReplacer(lambda: self.add_engines(1))
         self._controller_cls = launcher_class("controller", controller)
         self._engine_cls = launcher_class("engines", engines)
@@ -165,6 +172,7 @@ class Cluster(AsyncForms):
             engines=first,
             engine_timeout=data.get("engine_timeout", 60.0),
             controller_args=data.get("controller_args") or [],
+            shutdown_atexit=False,  # another process started it
         )
         self.work_dir = str(data.get("work_dir", ""))  # checked when it was given
         if ctl:
@@ -181,7 +189,8 @@ class Cluster(AsyncForms):
         path = paths.cluster_file(cluster_id)
         if not path.exists():
             if paths.connection_file(cluster_id).exists():
-                return cls(cluster_id=cluster_id)  # no launcher started its controller
+                # no launcher started its controller
+                return cls(cluster_id=cluster_id, shutdown_atexit=False)
             running = paths.list_cluster_ids()
             hint = (
                 f"; running clusters: {', '.join(running)}"
@@ -227,6 +236,8 @@ class Cluster(AsyncForms):
             raise
         controller.emit("running")
         self.write_cluster_file()
+        if self.shutdown_atexit:
+            at_exit.keep(self)
 
     def controller_running(self) -> bool:
         """Whether a controller serves this cluster: the one its launcher started, or
@@ -430,6 +441,7 @@ class Cluster(AsyncForms):
         """Stop every engine set, the controller and any other process that still serves
         the cluster, and remove the cluster's files but its task database (kept aside,
         with the logs if the controller had died); say what was found and kept."""
+        at_exit.forget(self)
         self._replacer.stop()
         self.disconnect_client()
         crashed = self.context.connection_file.exists() and not self.controller_running()
