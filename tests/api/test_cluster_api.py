@@ -112,3 +112,31 @@ def test_a_script_s_cluster_stops_when_the_script_exits_unless_told_otherwise(
     finally:
         run_par("stop", "--cluster-id", cid)
     assert wait_gone(pids) == []
+
+
+def test_ipyparallel_s_names_for_a_cluster_s_settings_are_taken() -> None:
+    """profile names the cluster (par has no profiles); engine_launcher_class,
+    controller_launcher_class, controller_ip and controller_location are par's engines,
+    controller, ip and location; the same setting given two ways is refused."""
+    cid = f"ipp-names-{os.getpid()}"
+    cluster = par.Cluster(
+        n=1,
+        profile=cid,
+        engine_launcher_class="Local",
+        controller_launcher_class="local",
+        controller_ip="127.0.0.1",
+    )
+    assert cluster.cluster_id == cid and cluster.controller_options["ip"] == "127.0.0.1"
+    with cluster as rc:
+        assert rc[:].apply_sync(lambda: "ran") == ["ran"]
+        urls = json.loads(paths.connection_file(cid).read_text())
+        assert urls["engine_url"].startswith("tcp://127.0.0.1:")
+    refused = [
+        ({"profile": "a", "cluster_id": "b"}, ValueError, "no profiles"),
+        ({"engines": "ssh", "engine_launcher_class": "mpi"}, TypeError, "two launchers"),
+        ({"engine_launcher_class": object}, TypeError, "launcher's name"),
+        ({"ip": "10.0.0.1", "controller_ip": "127.0.0.1"}, TypeError, "one option"),
+    ]
+    for kwargs, error, words in refused:
+        with pytest.raises(error, match=words):
+            par.Cluster(n=1, **kwargs)

@@ -39,7 +39,7 @@ from ..plugins import PluginError, announce, launcher_class
 from . import at_exit, one_engine, previous
 from .async_forms import AsyncForms
 from .engine_sets import EngineSets
-from .launcher_options import engine_work_dir, split_options
+from .launcher_options import engine_work_dir, from_ipyparallel_names, split_options
 from .replacement import EngineReplacer
 from .waiting import Progress, wait_for_engines
 
@@ -68,6 +68,11 @@ class Cluster(AsyncForms):
     (unless :meth:`add_engines` is given another); it must exist, checked before any
     process starts (on this machine, unless the engines run elsewhere: ssh).
 
+    ``profile`` (ipyparallel's): par has no profiles, so it names the cluster, as
+    ``cluster_id`` does. ipyparallel's ``engine_launcher_class``, ``controller_launcher_class``
+    (launcher names), ``controller_ip`` and ``controller_location`` are taken as par's
+    ``engines``, ``controller``, ``ip`` and ``location``.
+
     ``shutdown_atexit`` (as ipyparallel's): a cluster whose controller this process
     started is stopped when the process exits, if it still runs (see :mod:`.at_exit`);
     False leaves it running. A cluster loaded with :meth:`from_file` is left running.
@@ -85,13 +90,16 @@ class Cluster(AsyncForms):
         restart_lost_engines: bool = False,
         work_dir: str = "",
         shutdown_atexit: bool = True,
+        profile: str | None = None,
         **options: Any,
     ) -> None:
         if not engine_timeout > 0:
             raise ValueError(
                 f"the engine timeout must be a positive number of seconds, not {engine_timeout}"
             )
+        engines, controller, options = from_ipyparallel_names(engines, controller, options)
         self.n = n
+        cluster_id = paths.cluster_id_of(cluster_id, profile)
         self.cluster_id = paths.check_cluster_id(cluster_id or _new_cluster_id())
         self.engine_launcher = engines
         self.controller_launcher = controller
