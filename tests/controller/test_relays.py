@@ -53,10 +53,11 @@ def _running(rc: par.Client, kind: str) -> list[psutil.Process]:
     running = []
     for child in hub.children():
         try:
-            if child.cmdline()[-1] == kind:
-                running.append(child)
-        except psutil.ZombieProcess:
+            cmdline = child.cmdline()  # empty for one killed and in the middle of ending
+        except psutil.NoSuchProcess:  # a zombie, or reaped since children() listed it
             continue
+        if cmdline and cmdline[-1] == kind:
+            running.append(child)
     return running
 
 
