@@ -42,7 +42,7 @@ def from_ipyparallel_names(
             options[ours] = value
         elif not isinstance(value, str):
             raise TypeError(f"{theirs}: par takes a launcher's name ({ours}='mpi'), not {value!r}")
-        elif launchers[ours] not in ("local", value) and launchers[ours].lower() != value.lower():
+        elif launchers[ours] != "local" and launchers[ours].lower() != value.lower():
             raise TypeError(
                 f"{theirs}={value!r} and {ours}={launchers[ours]!r} name two launchers: give one"
             )
