@@ -66,15 +66,20 @@ def _relay(rc: par.Client, kind: str) -> psutil.Process:
     return relay
 
 
-def _restarted(rc: par.Client, kind: str, old: psutil.Process) -> psutil.Process:
-    """The relay that took the place of ``old`` (fails after 30 s)."""
+def _restarted(
+    cluster: par.Cluster, rc: par.Client, kind: str, old: psutil.Process
+) -> psutil.Process:
+    """The relay that took the place of ``old`` (fails after 30 s, showing the controller's
+    log: the test stops the cluster, and the log goes with it)."""
     deadline = time.monotonic() + 30
     while True:
         running = [p for p in _running(rc, kind) if p.pid != old.pid]
         if running:
             (relay,) = running
             return relay
-        assert time.monotonic() < deadline, f"the {kind} relay was not started again"
+        assert time.monotonic() < deadline, (
+            f"the {kind} relay was not started again; the controller's log:\n{_log(cluster)}"
+        )
         time.sleep(0.1)
 
 
@@ -98,7 +103,7 @@ def test_a_killed_control_relay_is_started_again_and_engines_register_through_it
         rc.wait_for_engines(2, timeout=60)
         old = _relay(rc, "control")
         old.kill()
-        new = _restarted(rc, "control", old)
+        new = _restarted(cluster, rc, "control", old)
         assert new.cmdline()[-1] == "control"
         cluster.add_engines(1)
         rc.wait_for_engines(3, timeout=60)  # its registration went through the new relay
@@ -133,7 +138,7 @@ def test_a_killed_direct_relay_fails_what_it_held_and_direct_calls_work_again() 
         for ar in (running, unseen):  # failed, not waited for
             with pytest.raises(ControllerLost, match=r"direct relay \(pid \d+\) killed by SIGKILL"):
                 ar.get(timeout=30)
-        _restarted(rc, "direct", old)
+        _restarted(cluster, rc, "direct", old)
         assert rc[:].apply_sync(os.getpid)  # through the new relay
         assert [e["relay"] for e in events] == ["direct"]
         # Engine 0 ran this after the sleep, whose late reply came back to a failed result.
@@ -179,7 +184,7 @@ def test_a_relay_that_keeps_ending_stops_the_controller_saying_why() -> None:
         relay = _relay(rc, "direct")
         for n in (1, 2):
             relay.kill()
-            relay = _restarted(rc, "direct", relay)
+            relay = _restarted(cluster, rc, "direct", relay)
             _wait_until(lambda n=n: len(restarts) == n)  # what was sent before it, failed
             assert rc[0].apply_sync(abs, -1) == 1  # it serves
         waiting = rc[0].apply_async(time.sleep, 30)
@@ -229,3 +234,43 @@ def test_a_relay_started_again_after_its_folder_went_still_copies_to_the_hub() -
     finally:
         ctx.destroy(linger=0)
         sockets.close()
+
+
+def test_the_public_ports_lie_above_the_range_of_outgoing_connections() -> None:
+    """A port bound again later (a relay started again, a controller restored) is not one
+    the kernel may have given an outgoing connection meanwhile, or an engine reconnecting
+    to it on loopback as its own source port (a TCP self-connect holds it for good)."""
+    from par.controller import relays
+    from par.controller.sockets import Sockets
+
+    above = relays.listening_ports()
+    if above is None:
+        pytest.skip("this kernel's range of outgoing ports is unknown or leaves none above")
+    with open(relays.EPHEMERAL_PORTS) as f:
+        highest = int(f.read().split()[1])
+    sockets = Sockets("127.0.0.1", None, {}, 1 << 20, 64, b"k" * 32, 0.5)
+    try:
+        ports = [int(url.rsplit(":", 1)[1]) for url in sockets.urls.values()]
+        assert len(ports) == 5 and all(port > highest for port in ports), ports
+    finally:
+        sockets.close()
+
+
+@pytest.mark.parametrize("outgoing", ["32768 65000", "no range here"])
+def test_without_room_above_the_outgoing_range_any_free_port_is_bound(
+    outgoing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zmq
+    from par.controller import relays
+
+    (tmp_path / "range").write_text(outgoing)
+    monkeypatch.setattr(relays, "EPHEMERAL_PORTS", str(tmp_path / "range"))
+    assert relays.listening_ports() is None
+    ctx = zmq.Context()
+    try:
+        sock = ctx.socket(zmq.ROUTER)
+        url = relays.bind(sock, "127.0.0.1")
+        assert sock.getsockopt_string(zmq.LAST_ENDPOINT) == url
+        sock.close(linger=0)
+    finally:
+        ctx.term()

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import select
 import shutil
 import signal
@@ -62,6 +63,9 @@ STOP_TIMEOUT = 5.0  # seconds a relay may take to pass on what it holds and end
 CONTROL_LINGER = 1000  # ms a control relay keeps sending the hub's last messages (stop)
 KINDS = ("control", "direct")
 NUDGES = ["inproc://par-direct-clients", "inproc://par-direct-engines"]  # see mux.py
+EPHEMERAL_PORTS = "/proc/sys/net/ipv4/ip_local_port_range"  # see listening_ports
+MIN_LISTENING_PORTS = 1000
+BIND_TRIES = 200  # ports tried there before any free one will do
 
 
 def ipc_folder() -> str:
@@ -107,13 +111,45 @@ def bind(sock: zmq.Socket, ip: str, previous: str | None = None) -> str:
             ) from exc
         return url
     try:
-        port = sock.bind_to_random_port(f"tcp://{host}")
+        port = _bind_a_free_port(sock, f"tcp://{host}")
     except zmq.ZMQError as exc:
         raise OSError(
             f"cannot listen on {ip!r}: {zmq.strerror(exc.errno or 0)}; give --ip an address "
             "of this machine (0.0.0.0: all of them)"
         ) from exc
     return f"tcp://{host}:{port}"
+
+
+def listening_ports() -> range | None:
+    """The ports above the kernel's range for outgoing connections (Linux), or None where
+    that range is unknown or leaves too few above it.
+
+    A port is bound again later: a relay started again or a controller restored takes the
+    one it had. Within that range any outgoing connection on the machine may hold it by
+    then, even an engine reconnecting to it on loopback, which the kernel can give that
+    very port as its source (a TCP self-connect: the engine talks to itself, and holds the
+    port for good)."""
+    try:
+        with open(EPHEMERAL_PORTS) as f:
+            highest = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    ports = range(highest + 1, 65536)
+    return ports if len(ports) >= MIN_LISTENING_PORTS else None
+
+
+def _bind_a_free_port(sock: zmq.Socket, url: str) -> int:
+    """Bind ``url`` on a free port, outside the outgoing range where it has room; the port."""
+    ports = listening_ports() or range(0)
+    for port in random.sample(ports, min(len(ports), BIND_TRIES)):
+        try:
+            sock.bind(f"{url}:{port}")
+            return port
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EADDRINUSE:
+                raise
+    sock.bind(f"{url}:*")  # none free up there: any port will do
+    return int(sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
 
 
 class Relay:
