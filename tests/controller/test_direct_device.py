@@ -3,17 +3,25 @@ keeping its books from the device's copies (controller/mux.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
 import time
 
+import par
 import pytest
 import zmq
+from par import paths as cluster_paths
 from par import protocol, serialize
 from par.client import paths
 from par.client.outbox import RequestSender
 from par.client.submit import apply_payload
-from par.errors import EngineError
+from par.errors import ControllerLost, EngineError
 
 
 def _shout(text: str) -> str:
@@ -258,3 +266,139 @@ def test_a_request_to_many_engines_names_each_engine_its_own_task_alone() -> Non
         assert msg.header["ids"] == [mid] and msg.header["tg"] == [target]
         assert [bytes(f) for f in msg.payload] == [b"a = 1"]
         assert len(frames[1]) < 200  # the head frame: a few ids' worth, not a thousand
+
+
+class _Link:
+    """A TCP forwarder between an engine and the device: :meth:`cut` resets the connections
+    through it, and until :meth:`mend` new ones are closed as they come (the network down)."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("tcp://").rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
+        self.up = True
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self.server.accept()
+            except OSError:  # closed
+                return
+            if not self.up:
+                near.close()
+                continue
+            far = socket.create_connection(self.upstream)
+            with self.lock:
+                self.pairs.append((near, far))
+            for a, b in ((near, far), (far, near)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(1 << 16):
+                b.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        self.up = False
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+        for pair in pairs:
+            for sock in pair:  # a reset, not a goodbye: what was on the wire is gone
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)  # wakes its pump (close alone would not)
+                sock.close()
+
+    def mend(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self.server.close()
+
+
+def test_a_direct_connection_that_drops_and_comes_back_fails_what_it_lost_and_no_more(
+    tmp_path,
+) -> None:
+    """ZeroMQ reconnects by itself and says nothing: a request the device routed while the
+    engine's direct connection was down went nowhere. It fails once the connection is
+    back (it would have waited for ever); a task running across the drop, and one queued
+    behind it, are answered; the engine is not lost and serves on."""
+    cluster = par.Cluster(n=0)
+    cluster.start_controller_sync()
+    rc = cluster.connect_client_sync()
+    info = json.loads(cluster_paths.connection_file(cluster.cluster_id).read_text())
+    link = _Link(info["engine_direct_url"])
+    info["engine_direct_url"] = link.url
+    (tmp_path / "engine.json").write_text(json.dumps(info))
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "par.engine", "--file", str(tmp_path / "engine.json")]
+    )
+    try:
+        rc.wait_for_engines(1, timeout=60)
+        pid = rc[0].apply_sync(os.getpid)
+        # Its reply goes out once the connection is back (one sent while it is down may
+        # be lost too, and would fail the same way).
+        running = rc[0].apply_async(time.sleep, 3)
+        queued = rc[0].apply_async(os.getpid)
+        time.sleep(0.5)  # both reached the engine
+        link.cut()
+        time.sleep(0.5)
+        lost = rc[0].apply_async(os.getpid)  # routed to no one
+        time.sleep(0.5)
+        link.mend()
+        with pytest.raises(ControllerLost, match="direct connection dropped and came back"):
+            lost.get(timeout=30)
+        assert running.get(timeout=30) is None
+        assert queued.get(timeout=30) == pid
+        assert rc[0].apply_sync(os.getpid) == pid
+        assert rc.ids == [0] and engine.poll() is None
+    finally:
+        rc.close()
+        cluster.stop_cluster_sync()
+        link.close()
+        engine.terminate()
+        engine.wait(30)
+
+
+def test_a_reply_routed_while_a_client_s_direct_connection_was_down_still_reaches_it(
+    tmp_path,
+) -> None:
+    """The device drops a reply for a client it does not reach; the hub kept its copy,
+    and the client, once its connection is back, asks for what finished meanwhile."""
+    cluster = par.Cluster(n=1)
+    own = cluster.start_and_connect_sync()
+    info = json.loads(cluster_paths.connection_file(cluster.cluster_id).read_text())
+    link = _Link(info["direct_url"])
+    info["direct_url"] = link.url
+    (tmp_path / "client.json").write_text(json.dumps(info))
+    rc = par.Client(tmp_path / "client.json")
+    try:
+        rc.wait_for_engines(1, timeout=60)
+        pid = rc[0].apply_sync(os.getpid)  # through the link
+        ar = rc[0].apply_async(_slow_pid, 1.0)
+        time.sleep(0.3)
+        link.cut()  # its reply comes while the client is away
+        time.sleep(2)
+        link.mend()
+        assert ar.get(timeout=30) == pid
+        assert rc[0].apply_sync(os.getpid) == pid
+    finally:
+        rc.close()
+        own.close()
+        cluster.stop_cluster_sync()
+        link.close()
+
+
+def _slow_pid(seconds: float) -> int:
+    import os
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()

@@ -63,7 +63,8 @@ class EngineError(RemoteError):
 
 class ControllerLost(RemoteError):
     """The controller stopped answering while the request was outstanding (or the relay
-    process of its direct path ended with the request or its reply in it)."""
+    process of its direct path ended with the request or its reply in it, or the engine's
+    direct connection dropped with them on it)."""
 
 
 class ClientClosed(RemoteError):

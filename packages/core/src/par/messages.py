@@ -69,6 +69,8 @@ EXECUTE_RESULT = "er"
 EXECUTION_COUNT = "ec"
 REPLY_HEADERS = "hs"  # a reply batch's headers
 PAYLOAD_COUNTS = "np"  # a reply batch's payload items per reply
+# An engine's hello through the direct device, said again when that connection came back
+HELD = "hd"  # the direct requests it holds, not yet answered
 # A stream of output, an event, a query and its answer
 NAME = "n"  # a stream's kind: stdout, stderr, display or data
 DATA = "d"  # a stream's text, an event's data, a query's answer

@@ -39,8 +39,9 @@ from zmq.utils.monitor import recv_monitor_message
 from .. import connection, protocol
 from ..connection import ConnectionInfo
 from ..errors import ClusterError
-from ..messages import split_replies
+from ..messages import IDS, split_replies
 from ..protocol import Session, is_refusal, recv_frames
+from ..reconnects import Reconnects
 from .ledger import Ledger
 from .liveness import ControllerWatch
 from .outbox import RequestSender
@@ -122,6 +123,7 @@ class IOThread(threading.Thread):
         self.wanted = 0  # user's threads waiting for the lease (changed under arrivals)
         self.handled = 0.0  # when replies last came in
         self.joiner = protocol.Assembler(session)  # large replies come in chunks
+        self.reconnects: Reconnects  # the reply socket's, once connected
 
     def run(self) -> None:
         sock = self.ctx.socket(zmq.DEALER)
@@ -135,6 +137,7 @@ class IOThread(threading.Thread):
             return
         with self.lease:
             self.sock = sock
+            self.reconnects = Reconnects(sock)
         self.watch.sent = time.monotonic()
         try:
             while not self.closing.is_set():
@@ -157,6 +160,7 @@ class IOThread(threading.Thread):
         finally:
             with self.lease:
                 self.sock = None
+                self.reconnects.close()
                 sock.close()
 
     def _connect(self, sock: zmq.Socket) -> bool:
@@ -302,6 +306,18 @@ class IOThread(threading.Thread):
             self.queries.send("ping", {})
             if lost and not self.lost:
                 self._lose_controller()
+            self._make_up_for_drops()
+
+    def _make_up_for_drops(self) -> None:
+        """Once a connection came back after a drop, ask again for the replies of what is
+        outstanding and finished: one may have been lost meanwhile (see par.reconnects)."""
+        reconnects = self.reconnects
+        events = reconnects.events
+        protocol.drain(events, recv_frames(events, block=False), reconnects.on_event)
+        if reconnects.back:
+            reconnects.back = False
+            if self.pending:
+                self.queries.send("resend", {IDS: list(self.pending), "finished": True})
 
     def _drain(
         self, sock: zmq.Socket, first: list[Any], done: Callable[[], bool] | None = None

@@ -52,7 +52,7 @@ from .. import connection, openfiles, protocol
 from ..connection import ConnectionInfo
 from ..curve import server_keypair, wanted
 from ..errors import ClusterError
-from ..messages import CLIENT, ID, IDS, REPLY_HEADERS
+from ..messages import CLIENT, HELD, ID, IDS, REPLY_HEADERS
 from ..protocol import Message, Session, recv_frames, recv_ready
 from . import heartbeats, operations
 from .config import ControllerConfig
@@ -420,7 +420,12 @@ class Controller:
         if engine is None:
             return
         if msg.kind == "hello":
-            self.control.hello(engine)
+            if not engine.hello:
+                self.control.hello(engine)
+            elif self._device_settles is None:
+                # Again: its direct connection dropped and came back. (After a direct
+                # relay started again, device_lost fails what the device held, saying so.)
+                self.control.direct_reconnected(engine, msg.header.get(HELD, ()))
         else:
             self.replies.account(engine, msg, delivered=not lost)
 

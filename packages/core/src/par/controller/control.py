@@ -4,7 +4,9 @@ An engine registers on its control connection (``reg``: it gets its id and
 the heartbeat interval, which grows with the engine count: see heartbeats.py),
 then says ``ready`` on its work connection and ``hello`` through the direct
 device: it is *up*, and gets work, once both have come, so that either path
-reaches it. It then heartbeats (``hb``,
+reaches it. (A hello again, after its direct connection dropped and came
+back, names the direct requests it holds: the others open on it fail, see
+par.reconnects.) It then heartbeats (``hb``,
 answered ``hbok`` by the control relay, which tells this loop who beat in
 batches: see heartbeats.py; an engine the controller does not know is told
 to register again, as after a controller restart) and streams its tasks'
@@ -223,6 +225,23 @@ class EngineControl:
         """An engine's hello came through the direct device, which reaches it from now on."""
         engine.hello = True
         self._up(engine)
+
+    def direct_reconnected(self, engine: Engine, held: Any) -> None:
+        """An engine said hello again: its direct connection dropped and came back (see
+        par.engine.reconnects). The direct requests to it that it does not hold, and whose
+        replies came before this hello, were lost on the way there or back: they fail."""
+        kept = set(held)
+        text = (
+            f"engine {engine.id}'s direct connection dropped and came back while this "
+            "request or its reply was on it: the task may or may not have run"
+        )
+        log.warning("engine %d: its direct connection dropped and came back", engine.id)
+        for mid, p in list(engine.outstanding.items()):
+            if p.device and mid not in kept:
+                del engine.outstanding[mid]
+                self.ledger.pending.pop(mid, None)
+                self.ledger.fail(p, "ControllerLost", text, engine.id)
+        self.tasks.freed(engine)
 
     def _up(self, engine: Engine) -> None:
         """An engine is up once both the controller and the direct device reach it."""

@@ -272,13 +272,16 @@ def _tell_engines(hub: Controller, msg_ids: Iterable[str]) -> None:
 
 
 def resend(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, list[str]]:
-    """Send (now, or when done) the replies of tasks, to this client too."""
+    """Send (now, or when done) the replies of tasks, to this client too; with
+    ``finished``, only of those done (a client whose connection came back: the rest reach
+    it as they finish)."""
     sent, later, unknown = [], [], []
     for mid in h[IDS]:
         p = hub.ledger.pending.get(mid)
         rec = hub.ledger.records.get(mid)
         if p is not None:
-            p.watchers.append(client)
+            if not h.get("finished"):
+                p.watchers.append(client)
             later.append(mid)
         elif rec is not None and (reply := rec.reply()) is not None:
             hub.outbox.reply(client, *reply)

@@ -31,8 +31,9 @@ import zmq
 from .. import protocol, serialize
 from ..connection import ConnectionInfo
 from ..errors import RemoteError
-from ..messages import CLIENT, ENAME, PUBLISHED, STATUS, join_replies, split_tasks
+from ..messages import CLIENT, ENAME, HELD, PUBLISHED, STATUS, join_replies, split_tasks
 from ..protocol import Message, Session, buffer_of, recv_ready, send_frames
+from ..reconnects import Reconnects
 from . import cells, children, display, figures, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
 from .control import ControlThread
@@ -278,13 +279,15 @@ class Engine:
         """
         queue: deque[Task] = deque()
         outbox = Outbox(self.session, self.info.max_message_bytes)
+        reconnects = Reconnects(direct)
         poller = zmq.Poller()
-        poller.register(direct, zmq.POLLIN)
-        poller.register(work, zmq.POLLIN)
         handlers = {
             direct: lambda frames: self._queue(frames, queue, True),
             work: lambda frames: self._queue(frames, queue, False),
+            reconnects.events: reconnects.on_event,
         }
+        for sock in handlers:
+            poller.register(sock, zmq.POLLIN)
         try:
             while not self.control.stopping.is_set():
                 if self.control.ready_needed.is_set():
@@ -293,6 +296,13 @@ class Engine:
                     # To no one: the controller sees the device pass it on, and knows the
                     # device reaches this engine.
                     direct.send_multipart([b"", *self.session.serialize({"t": "hello"})])
+                if reconnects.back:  # see par.reconnects
+                    reconnects.back = False
+                    protocol.drain(direct, recv_ready(direct), handlers[direct])
+                    outbox.flush(work, direct)
+                    held = [task[1] for task in queue if task[5] is not None]
+                    hello = self.session.serialize({"t": "hello", HELD: held})
+                    direct.send_multipart([b"", *hello])
                 if not queue:
                     # Out of work: what is finished goes now, then wait for a request (the
                     # control thread's asks are answered at least every IDLE_WAKE_MS).
@@ -312,6 +322,7 @@ class Engine:
         finally:  # replies finished go out, whatever stops the engine
             self.ending = True
             outbox.flush(work, direct)
+            reconnects.close()
 
 
 class Outbox:
