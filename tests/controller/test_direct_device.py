@@ -371,7 +371,8 @@ def test_a_reply_routed_while_a_client_s_direct_connection_was_down_still_reache
     tmp_path,
 ) -> None:
     """The device drops a reply for a client it does not reach; the hub kept its copy,
-    and the client, once its connection is back, asks for what finished meanwhile."""
+    and the client asks again for the replies of direct requests outstanding for long
+    that finished (every ``ASK_AGAIN`` seconds: it comes within two of them)."""
     cluster = par.Cluster(n=1)
     own = cluster.start_and_connect_sync()
     info = json.loads(cluster_paths.connection_file(cluster.cluster_id).read_text())

@@ -41,7 +41,6 @@ from ..connection import ConnectionInfo
 from ..errors import ClusterError
 from ..messages import IDS, split_replies
 from ..protocol import Session, is_refusal, recv_frames
-from ..reconnects import Reconnects
 from .ledger import Ledger
 from .liveness import ControllerWatch
 from .outbox import RequestSender
@@ -60,6 +59,8 @@ log = logging.getLogger("par.client")
 STREAM_WAIT = 2.0
 ACTIVE_FOR = 0.01  # seconds after replies came in that this thread wakes every millisecond
 HANDOVER = 0.01  # the I/O thread leaves the socket to user's threads this long after a wait
+ASK_AGAIN = 5.0  # seconds between looks for direct replies lost on the way (_ask_again)
+ASK_AT_MOST = 1000  # the oldest direct requests asked about at one look
 DRAIN_LIMIT = 1000  # messages handled before what else is due (sending, pings)
 LEAD_POLL = 0.1  # a leading thread's longest poll, between checks of what else is due
 HANDSHAKE_FAILED = (
@@ -123,7 +124,8 @@ class IOThread(threading.Thread):
         self.wanted = 0  # user's threads waiting for the lease (changed under arrivals)
         self.handled = 0.0  # when replies last came in
         self.joiner = protocol.Assembler(session)  # large replies come in chunks
-        self.reconnects: Reconnects  # the reply socket's, once connected
+        self.asked_at = 0.0  # when _ask_again last looked, and what was outstanding then
+        self.outstanding: set[str] = set()
 
     def run(self) -> None:
         sock = self.ctx.socket(zmq.DEALER)
@@ -137,7 +139,6 @@ class IOThread(threading.Thread):
             return
         with self.lease:
             self.sock = sock
-            self.reconnects = Reconnects(sock)
         self.watch.sent = time.monotonic()
         try:
             while not self.closing.is_set():
@@ -160,7 +161,6 @@ class IOThread(threading.Thread):
         finally:
             with self.lease:
                 self.sock = None
-                self.reconnects.close()
                 sock.close()
 
     def _connect(self, sock: zmq.Socket) -> bool:
@@ -306,18 +306,26 @@ class IOThread(threading.Thread):
             self.queries.send("ping", {})
             if lost and not self.lost:
                 self._lose_controller()
-            self._make_up_for_drops()
+            if now - self.asked_at >= ASK_AGAIN:
+                self._ask_again(now)
 
-    def _make_up_for_drops(self) -> None:
-        """Once a connection came back after a drop, ask again for the replies of what is
-        outstanding and finished: one may have been lost meanwhile (see par.reconnects)."""
-        reconnects = self.reconnects
-        events = reconnects.events
-        protocol.drain(events, recv_frames(events, block=False), reconnects.on_event)
-        if reconnects.back:
-            reconnects.back = False
-            if self.pending:
-                self.queries.send("resend", {IDS: list(self.pending), "finished": True})
+    def _ask_again(self, now: float) -> None:
+        """Ask the controller again for the replies of the direct requests outstanding since
+        the last look (``ASK_AGAIN`` ago) that finished meanwhile.
+
+        ZeroMQ mends a dropped connection by itself without a word, and a reply the direct
+        device routed to this client while its connection was down is gone. The controller
+        keeps every direct reply's copy, and reads the device's copies before it answers
+        a query: ``resend`` with ``finished`` sends those done, as a reply; one that came
+        meanwhile is ignored. (An engine's side: see par.engine.reconnects.) A look costs
+        no socket: with a monitor of the reply socket (or any idle socket more) in this
+        thread, W6's CPU-bound map on two cores measured 94 % efficient, not 98-101 %."""
+        self.asked_at = now
+        waiting = self.paths.through_device()
+        old = [mid for mid in waiting if mid in self.outstanding][:ASK_AT_MOST]
+        self.outstanding = set(waiting)
+        if old:
+            self.queries.send("resend", {IDS: old, "finished": True})
 
     def _drain(
         self, sock: zmq.Socket, first: list[Any], done: Callable[[], bool] | None = None

@@ -33,10 +33,10 @@ from ..connection import ConnectionInfo
 from ..errors import RemoteError
 from ..messages import CLIENT, ENAME, HELD, PUBLISHED, STATUS, join_replies, split_tasks
 from ..protocol import Message, Session, buffer_of, recv_ready, send_frames
-from ..reconnects import Reconnects
 from . import cells, children, display, figures, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
 from .control import ControlThread
+from .reconnects import Reconnects
 
 log = logging.getLogger("par.engine")
 
@@ -296,7 +296,7 @@ class Engine:
                     # To no one: the controller sees the device pass it on, and knows the
                     # device reaches this engine.
                     direct.send_multipart([b"", *self.session.serialize({"t": "hello"})])
-                if reconnects.back:  # see par.reconnects
+                if reconnects.back:  # see reconnects.py
                     reconnects.back = False
                     protocol.drain(direct, recv_ready(direct), handlers[direct])
                     outbox.flush(work, direct)
