@@ -6,7 +6,7 @@ then says ``ready`` on its work connection and ``hello`` through the direct
 device: it is *up*, and gets work, once both have come, so that either path
 reaches it. (A hello again, after its direct connection dropped and came
 back, names the direct requests it holds: the others open on it fail, see
-par.reconnects.) It then heartbeats (``hb``,
+par.engine.reconnects.) It then heartbeats (``hb``,
 answered ``hbok`` by the control relay, which tells this loop who beat in
 batches: see heartbeats.py; an engine the controller does not know is told
 to register again, as after a controller restart) and streams its tasks'

@@ -273,8 +273,8 @@ def _tell_engines(hub: Controller, msg_ids: Iterable[str]) -> None:
 
 def resend(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, list[str]]:
     """Send (now, or when done) the replies of tasks, to this client too; with
-    ``finished``, only of those done (a client whose connection came back: the rest reach
-    it as they finish)."""
+    ``finished``, only of those done (a client asking again for replies lost on the way,
+    see ``IOThread._ask_again``: the rest reach it as they finish)."""
     sent, later, unknown = [], [], []
     for mid in h[IDS]:
         p = hub.ledger.pending.get(mid)
