@@ -281,7 +281,7 @@ def resend(hub: Controller, client: bytes, h: dict[str, Any]) -> dict[str, list[
         rec = hub.ledger.records.get(mid)
         if p is not None:
             if not h.get("finished"):
-                p.watchers.append(client)
+                p.watchers += (client,)
             later.append(mid)
         elif rec is not None and (reply := rec.reply()) is not None:
             hub.outbox.reply(client, *reply)

@@ -160,7 +160,7 @@ class Replies:
         rejected = h.get(ENAME) in RETRY_ELSEWHERE
         if not rejected and p.retries <= 0:
             return False
-        p.excluded.add(engine.id)
+        p.excluded |= {engine.id}
         able = {e.id for e in self.engines.up()} - p.excluded
         if p.allowed is not None:
             able &= p.allowed
