@@ -150,6 +150,57 @@ def test_a_killed_direct_relay_fails_what_it_held_and_direct_calls_work_again() 
         cluster.stop_cluster_sync()
 
 
+@pytest.mark.parametrize("kind", ["control", "direct"])
+def test_a_stopped_relay_is_killed_and_started_again(kind: str) -> None:
+    """A relay that still runs but says nothing (stopped here; stuck alike) would hold every
+    direct request for ever, or leave engines' heartbeats unanswered until they gave up:
+    after ``--relay-timeout`` seconds the controller kills it and starts it again."""
+    cluster = par.Cluster(n=1, controller_args=["--relay-timeout", "4"])
+    rc = cluster.start_and_connect_sync()
+    try:
+        rc.wait_for_engines(1, timeout=60)
+        old = _relay(rc, kind)
+        old.suspend()
+        sent = rc[0].apply_async(os.getpid)  # into the stopped direct relay, or past the other
+        _restarted(cluster, rc, kind, old)
+        if kind == "direct":  # failed, not waited for
+            with pytest.raises(ControllerLost, match=r"said nothing for \d+ s"):
+                sent.get(timeout=30)
+        else:
+            assert sent.get(timeout=30) > 0
+        assert rc[0].apply_sync(abs, -1) == 1  # through the new relay
+        assert rc.ids == [0]  # the engine was not lost meanwhile
+        assert f"{kind} relay (pid {old.pid}) said nothing for" in _log(cluster)
+    finally:
+        rc.close()
+        cluster.stop_cluster_sync()
+
+
+def test_a_controller_stopped_with_its_relays_starts_none_again() -> None:
+    """Ctrl-Z in ``par start``'s terminal stops the hub and its relays together, for as long
+    as the user likes: once they run again, their silence meanwhile is no relay's fault."""
+    cluster = par.Cluster(n=1, controller_args=["--relay-timeout", "2"])
+    rc = cluster.start_and_connect_sync()
+    try:
+        rc.wait_for_engines(1, timeout=60)
+        hub = psutil.Process(int(rc.status()["pid"]))
+        relays = [_relay(rc, "control"), _relay(rc, "direct")]
+        for process in [hub, *relays]:
+            process.suspend()
+        time.sleep(5)
+        for process in [*relays, hub]:
+            process.resume()
+        time.sleep(3)  # some looks at the relays
+        assert rc[0].apply_sync(abs, -1) == 1
+        assert [p.pid for p in _running(rc, "control") + _running(rc, "direct")] == [
+            p.pid for p in relays
+        ]
+        assert "said nothing" not in _log(cluster)
+    finally:
+        rc.close()
+        cluster.stop_cluster_sync()
+
+
 def test_a_controller_stopping_does_not_start_its_relays_again() -> None:
     """A stop that reaches every process (systemd stops a service so) may end the relays
     while the hub still serves its last moments: it stops, starting none. The hub here

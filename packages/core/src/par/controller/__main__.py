@@ -73,6 +73,12 @@ FIELDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "timeout grow in step (in whole seconds, at most 10; 0: never; default: %(default)s)",
         {"type": AT_LEAST_0},
     ),
+    (
+        "--relay-timeout",
+        "silence after which a relay process that still runs is taken for stopped or stuck, "
+        "killed and started again (default: %(default)s)",
+        {"type": POSITIVE_SECONDS},
+    ),
     ("--max-records", "task records kept", {"type": POSITIVE}),
     (
         "--max-record-bytes",

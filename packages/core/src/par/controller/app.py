@@ -54,7 +54,7 @@ from ..curve import server_keypair, wanted
 from ..errors import ClusterError
 from ..messages import CLIENT, HELD, ID, IDS, REPLY_HEADERS
 from ..protocol import Message, Session, recv_frames, recv_ready
-from . import heartbeats, operations
+from . import heartbeats, operations, relays
 from .config import ControllerConfig
 from .control import EngineControl
 from .dependencies import Dependencies
@@ -78,6 +78,7 @@ COPIES_DELAY = 0.005  # seconds the direct device's copies gather before the hub
 MIN_MESSAGE_BYTES = protocol.MAX_HEADER_BYTES  # the least --max-message-bytes can be
 SLOW_RETRY = 0.05  # seconds between tries to send what waits for slow clients
 SYNC_WAIT = 1.0  # seconds a query waits at most for the direct device's copies to catch up
+QUIET_NUDGES = 4  # the direct device's nudges missed before a query no longer waits for it
 CATCH_UP = 4096  # control messages read at most before engines' silence is judged
 # A relay that ends this many times within RELAY_WINDOW seconds is not started again: the
 # controller stops, saying why, rather than start it for ever (out of memory each time).
@@ -140,6 +141,9 @@ class Controller:
         self.usage = Usage(self._pids())
         self._relay_ends: dict[str, deque[float]] = {}  # when each relay kind ended lately
         self._device_settles: tuple[float, dict[str, Any]] | None = None  # see _watch_relays
+        # When each relay last said it runs, and when the loop last looked (see _silent)
+        self._relay_heard = dict.fromkeys(relays.KINDS, time.monotonic())
+        self._watched = time.monotonic()
         # Large messages come in chunks; their copies are kept as they came, for the records.
         self.copies_joiner = protocol.Assembler(self.session, keep_chunks=True)
 
@@ -266,8 +270,9 @@ class Controller:
         return [os.getpid(), *(relay.proc.pid for relay in self.sockets.relays.values())]
 
     def _watch_relays(self, now: float) -> None:
-        """Start a relay again whose process ended (killed, or out of memory), on the same
-        ports: engines and clients reconnect by themselves. Until then engines' control
+        """Start a relay again whose process ended (killed, or out of memory), or that said
+        nothing for too long (``_silent``), on the same ports: engines and clients
+        reconnect by themselves. Until then engines' control
         messages or direct requests would go nowhere, and nothing would say why.
 
         Clients hear ``relay_restarted``. A direct relay's comes once engines had time to
@@ -280,8 +285,13 @@ class Controller:
             self._device_settles = None
             self.control.device_lost(event["error"])
             self.outbox.event("relay_restarted", event)
+        if now - self._watched > self.config.relay_timeout / 2:
+            # This loop was held up or stopped (Ctrl-Z stops the relays with it): what it
+            # did not watch is no relay's silence.
+            self._relay_heard = dict.fromkeys(relays.KINDS, now)
+        self._watched = now
         for kind, relay in list(self.sockets.relays.items()):
-            how = relay.ended()
+            how = relay.ended() or self._silent(kind, relay, now)
             if how is None:
                 continue
             why = f"the controller's {kind} relay (pid {relay.proc.pid}) {how}"
@@ -304,6 +314,7 @@ class Controller:
                 log.warning("%s, and its new process did not start: %s", why, exc)
                 continue
             self.usage = Usage(self._pids())
+            self._relay_heard[kind] = time.monotonic()
             error = (
                 f"{why} while this request or its reply was in it, or while it started "
                 "again: the task may or may not have run; the relay runs again, so a new "
@@ -316,6 +327,23 @@ class Controller:
             else:
                 self.control.relay_restarted()
                 self.outbox.event("relay_restarted", event)
+
+    def _silent(self, kind: str, relay: relays.Relay, now: float) -> str | None:
+        """Kill a relay that has said nothing for ``--relay-timeout`` seconds (stopped, or
+        stuck) while nothing of its waited here, so that it is started again as one that
+        ended; how it ended, or None. Each says it runs every half heartbeat: the control
+        relay with its batch of beats, the direct relay's device with the copies of its
+        nudges. Stopped, it would hold every direct request and leave engines unanswered
+        until they gave up on the controller."""
+        silence = now - self._relay_heard[kind]
+        if silence <= self.config.relay_timeout:
+            return None
+        sock = self.sockets.control if kind == "control" else self.sockets.copies
+        if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:  # it spoke; this loop is behind
+            return None
+        relay.proc.kill()
+        relay.proc.wait()
+        return f"said nothing for {silence:.0f} s (stopped or stuck), so it was killed"
 
     @staticmethod
     def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:
@@ -385,6 +413,7 @@ class Controller:
 
     def _handle_control(self, frames: list[Any]) -> None:
         if heartbeats.is_beats(frames):
+            self._relay_heard["control"] = time.monotonic()
             self.control.beats(*heartbeats.beats_of(frames))
             return
         msg = self._parse(frames)
@@ -397,7 +426,8 @@ class Controller:
         After a message with one frame (garbage) the device took the next message from
         the same side for the rest of it, unswapped, and lost it; the copy is then ``[IN
         or OUT, garbage, its sender, from, to, *message]`` and this loop delivers it."""
-        if mark_of(frames) is not None:  # a nudge's or a sync's
+        if mark_of(frames) is not None:  # a nudge's or a sync's: the device runs
+            self._relay_heard["direct"] = time.monotonic()
             return
         msg = self.copies_joiner.parse(frames[1:])
         if not msg or len(msg.routing) < 2:  # invalid, or a chunk of a large message
@@ -440,6 +470,12 @@ class Controller:
         A message of the hub's own goes through the device, and the copies are read up to
         its copy (or for ``SYNC_WAIT`` at most)."""
         copies = self.sockets.copies
+        quiet = (
+            time.monotonic() - self._relay_heard["direct"]
+            > QUIET_NUDGES * self.config.heartbeat / 2
+        )
+        if quiet and not int(copies.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            return  # the device is stopped or stuck (see _silent): every query would wait
         try:
             self.sockets.sync.send_multipart([b"", b""], zmq.NOBLOCK)  # to no engine
         except zmq.Again:  # the relay is not reading: nothing to wait for

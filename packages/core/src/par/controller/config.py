@@ -21,6 +21,7 @@ class ControllerConfig:
     heartbeat_timeout: float = 6.0  # silence after which an engine is lost
     # Past this many engines' heartbeats a second both grow in step (heartbeats.interval)
     heartbeats_per_second: int = 1000
+    relay_timeout: float = 30.0  # silence after which a running relay is started again
     disconnect_grace: float = 0.5  # a dropped connection must come back within this
     registration_timeout: float = 30.0
     max_records: int = 10_000

@@ -31,8 +31,9 @@ end, which comes when the controller closes it or dies in any way (the kernel
 closes the pipe of a killed process): the relay then ends too, so none
 outlives its controller. Ctrl-C in a terminal reaches the whole process group:
 a relay ignores it and goes when its controller does. The other way round, a
-relay that ends while its controller runs (killed, out of memory) is started
-again by the hub, on the same ports (``Controller._watch_relays``).
+relay that ends while its controller runs (killed, out of memory), or that says
+nothing for ``--relay-timeout`` seconds (stopped, stuck), is started again by the
+hub, on the same ports (``Controller._watch_relays``).
 
 The ``ipc://`` endpoints live in a private folder (mode 0700) that only this
 user can reach; the hub removes it when it closes, or the relays as they end.
