@@ -190,3 +190,22 @@ def test_forking_many_engines_records_them_now_and_then_not_every_wave(monkeypat
     finally:
         rc.close()
         cluster.stop_cluster_sync()
+
+
+def test_engines_that_get_sigterm_from_the_server_too_still_stop_at_once() -> None:
+    """``par stop`` and Ctrl-C signal each engine and the fork server, which passes its
+    SIGTERM on: one that came while an engine handled the first left it waiting for ever
+    on a lock its own handler held, until killed 10 s later. Repeated: the two must meet."""
+    for _ in range(8):
+        cluster = par.Cluster(n=2, fork=True)
+        rc = cluster.start_and_connect_sync()
+        try:
+            es = _engine_set(cluster)
+            assert es.server is not None
+            pids = [p.pid for p in es.processes] + [es.server.pid]
+            for pid in pids:
+                os.kill(pid, signal.SIGTERM)
+            assert wait_gone(pids, timeout=5) == []
+        finally:
+            rc.close()
+            cluster.stop_cluster_sync()

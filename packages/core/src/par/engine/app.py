@@ -132,10 +132,13 @@ class Engine:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)  # ends it, as in any Python process
             return
+        if self.ending:  # on its way out: this is a second SIGTERM (the fork server's, say)
+            return
+        # Marked ending before the Event takes its lock: a SIGTERM that comes in the middle
+        # of set() runs this again in this thread, and would wait for ever on that lock.
+        self.ending = True
         self.control.stopping.set()
-        if not self.ending:
-            self.ending = True
-            raise Stopping
+        raise Stopping
 
     # ---- running requests -------------------------------------------------------------------
 
