@@ -488,9 +488,14 @@ def recv_frames(sock: zmq.Socket, block: bool = True) -> list[Any] | None:
     A blocking receive raises zmq.Again once the socket's RCVTIMEO is up: waiting in
     the receive itself costs less than a poll and then a receive.
     """
-    if not block and not int(sock.getsockopt(_EVENTS)) & _POLLIN:
+    if not block and not int(sock.getsockopt(_EVENTS)) & _POLLIN:  # inline: per message
         return None
     return _with_rest(sock, sock.recv(0, copy=False))
+
+
+def waiting(sock: zmq.Socket) -> bool:
+    """Whether a message waits unread on ``sock``."""
+    return bool(int(sock.getsockopt(_EVENTS)) & _POLLIN)
 
 
 def recv_ready(sock: zmq.Socket) -> list[Any] | None:

@@ -53,7 +53,7 @@ from ..connection import ConnectionInfo
 from ..curve import server_keypair, wanted
 from ..errors import ClusterError
 from ..messages import CLIENT, HELD, ID, IDS, REPLY_HEADERS
-from ..protocol import Message, Session, recv_frames, recv_ready
+from ..protocol import Message, Session, recv_frames, recv_ready, waiting
 from . import heartbeats, operations, relays
 from .config import ControllerConfig
 from .control import EngineControl
@@ -339,7 +339,7 @@ class Controller:
         if silence <= self.config.relay_timeout:
             return None
         sock = self.sockets.control if kind == "control" else self.sockets.copies
-        if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:  # it spoke; this loop is behind
+        if waiting(sock):  # it spoke; this loop is behind
             return None
         relay.proc.kill()
         relay.proc.wait()
@@ -357,8 +357,7 @@ class Controller:
         keeping the loop from clients for as long as it lasts."""
         sock = self.sockets.control
         self._drain(sock, self._handle_control, CATCH_UP)
-        caught_up = not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN
-        return caught_up and self.control.relay_current()
+        return not waiting(sock) and self.control.relay_current()
 
     def _parse(self, frames: list[Any]) -> Message | None:
         msg = self.session.parse(frames)
@@ -474,7 +473,7 @@ class Controller:
             time.monotonic() - self._relay_heard["direct"]
             > QUIET_NUDGES * self.config.heartbeat / 2
         )
-        if quiet and not int(copies.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+        if quiet and not waiting(copies):
             return  # the device is stopped or stuck (see _silent): every query would wait
         try:
             self.sockets.sync.send_multipart([b"", b""], zmq.NOBLOCK)  # to no engine

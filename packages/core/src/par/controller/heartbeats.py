@@ -40,7 +40,7 @@ from typing import Any
 import zmq
 
 from ..messages import HEARTBEAT, KIND, STATS
-from ..protocol import Session, decode, drain, encode, recv_frames, send_frames
+from ..protocol import Session, decode, drain, encode, recv_frames, send_frames, waiting
 
 BEATS = b""  # the first frame of a batch of heartbeats, which no engine can send
 READ_AT_ONCE = 1024  # messages read from one side before the other's turn
@@ -108,7 +108,6 @@ def run(engines: zmq.Socket, hub: zmq.Socket, session: Session, every: float) ->
             else:
                 drain(hub, recv_frames(hub, block=False), from_hub, READ_AT_ONCE)
         if time.monotonic() >= due:
-            behind = int(engines.getsockopt(zmq.EVENTS)) & zmq.POLLIN
-            send_frames(hub, [BEATS, encode(beats), b"0" if behind else b"1"])
+            send_frames(hub, [BEATS, encode(beats), b"0" if waiting(engines) else b"1"])
             beats = {}
             due = time.monotonic() + every
