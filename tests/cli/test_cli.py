@@ -181,6 +181,28 @@ def test_ctrl_c_on_a_foreground_start_leaves_no_process(
     assert not paths.cluster_dir("cli-fg").exists()
 
 
+def test_a_foreground_start_whose_controller_dies_cleans_up_and_ends() -> None:
+    proc = subprocess.Popen(
+        par_cli("start", "-n", "1", "--cluster-id", "cli-died"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "is up with 1 engine " in proc.stdout.readline()
+        pids = cluster_pids("cli-died")
+        os.kill(pids[0], signal.SIGKILL)  # the controller, a child of `par start`
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert "the controller has stopped; cleaning up" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert wait_gone([*pids, proc.pid]) == []
+    assert not paths.cluster_dir("cli-died").exists()
+
+
 def test_stop_all_stops_every_cluster() -> None:
     for cid in ("cli-a1", "cli-a2"):
         assert run_par("start", "-n", "1", "--daemonize", "--cluster-id", cid).returncode == 0

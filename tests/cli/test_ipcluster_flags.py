@@ -97,7 +97,7 @@ def test_profile_names_the_cluster_on_every_command() -> None:
     started = run_par("start", "-n", "1", "--daemonize", "--profile", "flags-prof", "--log-to-file")
     assert started.returncode == 0, started.stderr
     try:
-        assert "cluster 'flags-prof' is up with 1 engines" in started.stdout
+        assert "cluster 'flags-prof' is up with 1 engine " in started.stdout
         grown = run_par("engines", "-n", "1", "--profile", "flags-prof", "--log-to-file")
         assert grown.returncode == 0, grown.stderr
         with par.Client(profile="flags-prof") as rc:

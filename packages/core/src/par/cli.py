@@ -397,7 +397,7 @@ def _run(args: argparse.Namespace, start: Callable[[], tuple[Cluster, Client]]) 
         if args.daemonize:
             return 0
         while cluster.controller is not None and cluster.controller.running():
-            time.sleep(0.25)
+            time.sleep(1.0)  # Ctrl-C ends the sleep at once; an idle machine stays idle
         stopping = True
         _stop_undisturbed(cluster, "par: the controller has stopped; cleaning up")
         return 0
@@ -425,7 +425,7 @@ def _print_ready(cluster_id: str, n: int, took: float, daemon: bool) -> None:
     stop = "" if cluster_id == paths.DEFAULT_CLUSTER_ID else f" --cluster-id {cluster_id}"
     how = f"`par stop{stop}`" if daemon else f"Ctrl-C here, or `par stop{stop}`"
     print(
-        f"par: cluster {cluster_id!r} is up with {n} engines ({took:.2f} s)\n"
+        f"par: cluster {cluster_id!r} is up with {n} engine{'' if n == 1 else 's'} ({took:.2f} s)\n"
         f'  connect:  python -c "import par; rc = par.Client({arg}); print(rc.ids)"\n'
         f"  file:     {paths.connection_file(cluster_id)}\n"
         f"  stop:     {how}",

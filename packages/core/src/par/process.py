@@ -103,8 +103,8 @@ class ProcessRef:
     def alive(self) -> bool:
         """True if the process exists and is not a zombie."""
         popen = _popens.get(self.pid)
-        if popen is not None and popen.poll() is not None:
-            return False
+        if popen is not None:  # a child of this process: its pid is ours until reaped
+            return popen.poll() is None
         proc = self._proc()
         try:
             return proc is not None and proc.status() != psutil.STATUS_ZOMBIE

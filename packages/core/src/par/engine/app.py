@@ -46,7 +46,9 @@ FUNCTION_CACHE_SIZE = 128
 REPLY_DELAY = 0.001
 BATCH_REPLIES = 256
 BATCH_BYTES = 1 << 20
-IDLE_WAKE_MS = 500  # an idle engine's longest wait for a request
+# An idle engine waits for a request, the control thread's bell (see bell.py) or a signal;
+# this bounds the wait should a signal go to a thread a task started, whose wait it ends.
+IDLE_WAKE_MS = 5000
 
 # kind, msg id, header, payload, buffers, and the client its reply goes to on the
 # direct connection (None: back to the controller on the work connection)
@@ -181,6 +183,8 @@ class Engine:
         reply: dict[str, Any] = {"t": "reply", "id": mid, "e": self.control.engine_id, "m": kind}
         client = task[2].get("c")
         self.capture.start(mid, client if isinstance(client, bytes) else None)
+        if self.control.dozing:  # its output streams: the control thread looks at it
+            self.control.bell.ring()
         reply["ts"] = time.time()
         self.control.task_started = reply["ts"]
         self.control.running_task = mid
@@ -242,6 +246,7 @@ class Engine:
         finally:
             self.ending = True
             self.control.closing.set()
+            self.control.bell.ring()
             self.control.join(timeout=2)
             children.end_descendants()
             work.close()
@@ -291,6 +296,8 @@ class Engine:
         }
         for sock in handlers:
             poller.register(sock, zmq.POLLIN)
+        bell = self.control.wake_main
+        poller.register(bell.fd, zmq.POLLIN)
         try:
             while not self.control.stopping.is_set():
                 if self.control.ready_needed.is_set():
@@ -307,11 +314,14 @@ class Engine:
                     hello = self.session.serialize({"t": "hello", HELD: held})
                     direct.send_multipart([b"", *hello])
                 if not queue:
-                    # Out of work: what is finished goes now, then wait for a request (the
-                    # control thread's asks are answered at least every IDLE_WAKE_MS).
+                    # Out of work: what is finished goes now, then wait for a request, or
+                    # for the control thread's bell (it asks for a "ready").
                     outbox.flush(work, direct)
                     for sock, _ in poller.poll(IDLE_WAKE_MS):
-                        protocol.drain(sock, recv_ready(sock), handlers[sock])
+                        if sock == bell.fd:
+                            bell.clear()
+                        else:
+                            protocol.drain(sock, recv_ready(sock), handlers[sock])
                     continue
                 task = queue.popleft()
                 if not self.control.claims.run(task[1]):

@@ -11,12 +11,18 @@ running task (the main thread then stops instead of starting the next one),
 SIGTERM follows after ``STOP_GRACE`` seconds, and if the process still lives
 after as long again (a task that blocks or ignores both), this thread ends the
 task's processes and kills the engine with SIGKILL, saying so in its log.
+
+Between its duties the thread dozes until the next one falls due (a
+heartbeat, a stop's next step), or until a message comes or the main thread
+rings its bell (see bell.py): when a task starts whose output may stream,
+and when the engine ends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -30,6 +36,7 @@ import zmq
 
 from ..protocol import Session, send_frames
 from . import children, namespace
+from .bell import Bell
 from .capture import Capture
 from .claims import Claims
 from .display import plain_text
@@ -37,7 +44,7 @@ from .display import plain_text
 log = logging.getLogger("par.engine")
 
 STREAM_INTERVAL = 0.1
-LOOK_EVERY = 0.25  # seconds at most between looks at what is due (heartbeat, a stop's steps)
+REREGISTER = 2.0  # seconds between registrations until one is answered
 STOP_GRACE = 2.0  # seconds each step of a stop gets before the next, harder one
 
 
@@ -77,7 +84,10 @@ class ControlThread(threading.Thread):
         self.heartbeat = 1.0
         self._next_hb = 0.0  # monotonic time of the next heartbeat
         self.registered = threading.Event()
-        self.ready_needed = threading.Event()
+        self.ready_needed = threading.Event()  # the main thread says "ready" again
+        self.wake_main = Bell()  # rung with ready_needed: the main thread may be idle
+        self.bell = Bell()  # the main thread rings it: closing, or a task began (dozing)
+        self.dozing = False  # waiting for what is next due, not looking at a task's output
         self.claims = Claims()
         self.stopping = threading.Event()  # the main thread stops instead of running more
         self._escalation: list[tuple[float, signal.Signals]] = []  # signals still to send
@@ -121,6 +131,9 @@ class ControlThread(threading.Thread):
         send_frames(sock, self.session.serialize(header, payload, buffers))
 
     def run(self) -> None:
+        # SIGINT and SIGTERM go to the main thread, whose wait they end: the one that runs
+        # tasks and stops (Linux prefers it anyway; other systems pick any thread).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.ROUTING_ID, self.routing_id)
         sock.setsockopt(zmq.LINGER, 500)
@@ -142,13 +155,29 @@ class ControlThread(threading.Thread):
 
     def _loop(self, sock: zmq.Socket) -> None:
         self._register(sock)
-        last_ok = time.monotonic()
-        self._next_hb = time.monotonic() + self.heartbeat
-        last_reg = time.monotonic()
+        last_ok = last_reg = time.monotonic()
+        self._next_hb = last_ok + self.heartbeat
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self.bell.fd, zmq.POLLIN)
+        rung = False
         while not self.closing.is_set():
-            look = min(self.heartbeat / 4, LOOK_EVERY)  # a long heartbeat delays no stop
-            timeout = STREAM_INTERVAL if self.capture.current is not None else look
-            if sock.poll(int(timeout * 1000)):
+            # Dozing until what is next due, unless a task runs whose output streams, or
+            # began since the last look (the main thread rang: many short tasks then ring
+            # at most once an interval). Dozing is marked before the look at the task, so
+            # one of the two threads sees the other's mark.
+            self.dozing = not rung
+            if self.dozing and self.capture.current is None:
+                timeout = self._next_due(last_ok, last_reg) - time.monotonic()
+            else:
+                self.dozing = False
+                timeout = STREAM_INTERVAL
+            ready = dict(poller.poll(max(0, math.ceil(timeout * 1000))))
+            self.dozing = False
+            rung = self.bell.fd in ready
+            if rung:
+                self.bell.clear()
+            if sock in ready:
                 while True:
                     try:
                         frames = sock.recv_multipart(zmq.NOBLOCK)
@@ -160,7 +189,7 @@ class ControlThread(threading.Thread):
                         self._on_message(sock, msg.kind, msg.header)
             now = time.monotonic()
             self._stream(sock)
-            if self.engine_id is None and now - last_reg > 2.0:
+            if self.engine_id is None and now - last_reg > REREGISTER:
                 self._register(sock)
                 last_reg = now
             if now >= self._next_hb and self.engine_id is not None:
@@ -176,6 +205,16 @@ class ControlThread(threading.Thread):
         if self.engine_id is not None:
             self._send(sock, {"t": "unreg"})
 
+    def _next_due(self, last_ok: float, last_reg: float) -> float:
+        """When the next of this thread's timed duties falls due: a heartbeat (or another
+        registration), a stop's next step, or judging the controller lost."""
+        due = [self._next_hb if self.engine_id is not None else last_reg + REREGISTER]
+        if self._escalation:
+            due.append(self._escalation[0][0])
+        if not self.stopping.is_set():
+            due.append(last_ok + self.controller_timeout)
+        return min(due)
+
     def _pace(self, seconds: float) -> None:
         """Beat every ``seconds`` from now on; sooner at once if that is shorter (a restored
         controller's), which judges the engine from its registration."""
@@ -187,6 +226,7 @@ class ControlThread(threading.Thread):
             self.engine_id = int(h["id"])
             self._pace(float(h.get("hb", self.heartbeat)))
             self.ready_needed.set()
+            self.wake_main.ring()
             self.registered.set()
         elif kind == "hbok":  # the interval grows with the engine count (a late answer's
             # may be older than the last registration's: the longer counts)
