@@ -180,6 +180,20 @@ def test_threads_may_wait_on_a_result_as_on_any_future(rc: par.Client) -> None:
     assert ar.get() == 0.3
 
 
+def test_future_s_own_result_gives_the_value_or_raises_the_error(rc: par.Client) -> None:
+    """``Future.result`` called unbound (as a library holding plain futures does) gives
+    what ``get`` gives: a value, a map's list, or the remote error raised."""
+    one = rc[0].apply_async(square, 7)
+    many = rc.load_balanced_view().map_async(square, range(5))
+    failed = rc[1].apply_async(lambda: 1 / 0)
+    assert Future.result(one, 30) == 49
+    assert Future.result(many, 30) == [0, 1, 4, 9, 16]
+    with pytest.raises(par.RemoteError) as err:
+        Future.result(failed, 30)
+    assert err.value.ename == "ZeroDivisionError"
+    assert Future.exception(failed, 0) is err.value
+
+
 def test_a_wait_on_one_result_outlasts_the_replies_of_others(rc: par.Client) -> None:
     """Results share the client's condition, notified at every reply: a wait on one
     (result, exception, wait, concurrent.futures.wait, and Future's own exception, called
@@ -193,11 +207,13 @@ def test_a_wait_on_one_result_outlasts_the_replies_of_others(rc: par.Client) -> 
         waited = pool.submit(long.wait, 30)
         futures = pool.submit(futures_wait, [long], 30)
         futures_error = pool.submit(Future.exception, long, 30)
+        futures_value = pool.submit(Future.result, long, 30)
         while not long.done():  # replies to other results all along
             assert rc.wait([lv.apply_async(square, i) for i in range(20)], timeout=30)
         assert error.result(timeout=15) is None and value.result(timeout=15) == 1.0
         assert waited.result(timeout=15) is True and futures.result(timeout=15).done == {long}
         assert futures_error.result(timeout=15) is None
+        assert futures_value.result(timeout=15) == 1.0
     for wait in (AsyncResult.exception, Future.exception):
         longer = rc[0].apply_async(slow, 2.0)
         started = time.monotonic()

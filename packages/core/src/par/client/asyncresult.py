@@ -74,6 +74,19 @@ class _WaitersWhenAdded:
         return self if result is None else _Waiters(result)
 
 
+class _ValueWhenRead:
+    """``Future._result``: the result's value, made when the standard library's code reads
+    it (``Future.result``, called unbound, as a thread pool or a library may). par
+    completes a result without ``set_result`` (see :meth:`MessageFuture._settle`), and
+    unpickles a value only when it is asked for; a ``set_result`` by hand still gives
+    its value, in the instance dictionary (this descriptor has no ``__set__``)."""
+
+    def __get__(self, result: MessageFuture | None, owner: type | None = None) -> Any:
+        if result is None:
+            return self
+        return result._value() if result._state == FINISHED else None
+
+
 _ENDED = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
 
 
@@ -144,6 +157,7 @@ class MessageFuture(Future[Any]):
     _trackers: Any = ()
     _waiters: Any = _WaitersWhenAdded()
     _condition: Any = _SharedCondition()
+    _result: Any = _ValueWhenRead()
 
     def __init__(
         self,
@@ -161,7 +175,6 @@ class MessageFuture(Future[Any]):
         # and Future's through _SharedCondition).
         self._arrivals = client.ledger.arrivals
         self._state = PENDING
-        self._result = None
         self._exception: BaseException | None = None
         self._client = client
         self.msg_ids = list(msg_ids)
