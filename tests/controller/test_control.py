@@ -233,6 +233,37 @@ def test_engine_stops_when_its_controller_is_gone(tmp_path: Path) -> None:
         assert engine.stderr is not None and "silent" in engine.stderr.read()
 
 
+def test_an_idle_engine_keeps_hearing_a_live_controller(tmp_path: Path) -> None:
+    """Heartbeats are answered only when they ask (after a sixth of the engine's
+    controller timeout without a word): an engine idle for three of its timeouts
+    asks, hears, and stays."""
+    conn = tmp_path / "conn.json"
+    ctl = subprocess.Popen(
+        [sys.executable, "-m", "par", "controller", "--file", str(conn), "--cluster-id", "heard"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    engine = None
+    try:
+        with par.Client(conn, timeout=20) as rc:
+            cmd = [sys.executable, "-m", "par.engine", "--file", str(conn)]
+            engine = subprocess.Popen(
+                [*cmd, "--controller-timeout", "2"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            rc.wait_for_engines(1, timeout=30)
+            time.sleep(6)
+            assert engine.poll() is None
+            assert rc[:].apply_sync(os.getpid) == [engine.pid]
+    finally:
+        for proc in (engine, ctl):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=15)
+
+
 def test_engine_without_a_controller_gives_up_with_a_clear_message(tmp_path: Path) -> None:
     result = subprocess.run(
         [

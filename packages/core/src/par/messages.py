@@ -86,6 +86,7 @@ HOST = "host"
 INFO = "info"  # what the engine says of itself (an MPI rank, a previous id)
 HEARTBEAT = "hb"  # seconds between heartbeats, as the controller asks
 STATS = "stats"  # a heartbeat's load figures
+ASK = "ask"  # a heartbeat that wants an answer (hbok): its engine heard nothing for a while
 
 # ---- the two queues ----------------------------------------------------------------------
 DIRECT = "d"  # a request to the engines it names (header QUEUE)

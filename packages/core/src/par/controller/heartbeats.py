@@ -5,13 +5,18 @@ send 10,000 messages a second that each want an answer and a look at the
 engine's books. One at a time in the hub, they took most of its loop at that
 scale, and the hub's loop is what every task waits on. So the control relay
 (relays.py) answers them: it authenticates each message from an engine with
-the cluster's key, answers a heartbeat with ``hbok`` (made and signed once an interval),
-and keeps the beat's stats; everything else (what it cannot authenticate too:
-the hub drops it and counts it), and everything the hub sends engines, it
-passes on as it came. Every ``every`` seconds (half a heartbeat) it sends the
-hub one message, ``[b"", beats, caught up]``, where ``beats`` maps the
-identity of each engine that beat since the last to its latest stats
-(msgpack); no engine's identity is empty, so no engine can send one. The hub
+the cluster's key, keeps each heartbeat's stats, and answers one that asks
+(``ask``) with ``hbok`` (made and signed once an interval). An engine asks
+only once it has heard nothing from the controller for a sixth of its
+timeout (10 s by default), and for two intervals after the interval grew
+every beat is answered, so that every engine hears it: an answer to every
+beat cost the relay a send and every engine a wake each heartbeat, for news
+an engine needs far less often. Everything else (what it cannot
+authenticate too: the hub drops it and counts it), and everything the hub
+sends engines, it passes on as it came. Every ``every`` seconds (half a
+heartbeat) it sends the hub one message, ``[b"", beats, caught up]``, where
+``beats`` maps the identity of each engine that beat since the last to its
+latest stats (msgpack); no engine's identity is empty, so no engine can send one. The hub
 marks them all alive at once (``EngineControl.beats``), and tells an engine it
 does not know to register again, as it did each heartbeat of such an engine.
 ``caught up`` (``b"1"``, else ``b"0"``) says whether the relay had read every
@@ -28,7 +33,8 @@ it is as many whole seconds as keep the beats near that rate, at most
 grows while the controller runs, so no engine still beating at an older,
 shorter one can be judged by a shorter timeout than it keeps. The hub sends
 the relay the new interval (``[b"", seconds]``), which puts it in every
-``hbok`` from then on, and engines take it from there.
+``hbok`` from then on, and engines take it from there (until they do, they
+beat more often than they need, never less).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from typing import Any
 
 import zmq
 
-from ..messages import HEARTBEAT, KIND, STATS
+from ..messages import ASK, HEARTBEAT, KIND, STATS
 from ..protocol import Session, decode, drain, encode, recv_frames, send_frames, waiting
 
 BEATS = b""  # the first frame of a batch of heartbeats, which no engine can send
@@ -78,6 +84,8 @@ def run(engines: zmq.Socket, hub: zmq.Socket, session: Session, every: float) ->
     """Relay between engines' control connections and the hub until the context ends."""
     hbok = session.serialize({KIND: "hbok"})
     beats: dict[bytes, Any] = {}
+    news_until = 0.0  # every beat is answered until then: the interval grew
+    answer_all = False
 
     def from_engine(frames: list[Any]) -> None:
         if len(frames) == 2:  # [identity, head]: a heartbeat is one frame
@@ -85,14 +93,20 @@ def run(engines: zmq.Socket, hub: zmq.Socket, session: Session, every: float) ->
             if header is not None and header.get(KIND) == "hb":
                 ident = bytes(frames[0])
                 beats[ident] = header.get(STATS)
-                send_frames(engines, [ident, *hbok])
+                if answer_all or header.get(ASK):
+                    send_frames(engines, [ident, *hbok])
                 return
         send_frames(hub, frames)
 
     def from_hub(frames: list[Any]) -> None:
-        nonlocal hbok
+        nonlocal hbok, news_until, answer_all
         if len(frames[0]) == 0:  # no engine's identity: the heartbeat interval grew
-            hbok = session.serialize({KIND: "hbok", HEARTBEAT: decode(frames[1])})
+            seconds = decode(frames[1])
+            hbok = session.serialize({KIND: "hbok", HEARTBEAT: seconds})
+            # Every engine beats within two new intervals (it still keeps an older,
+            # shorter one): each hears the news in that beat's answer.
+            news_until = time.monotonic() + 2 * float(seconds)
+            answer_all = True
             return
         send_frames(engines, frames)
 
@@ -107,7 +121,9 @@ def run(engines: zmq.Socket, hub: zmq.Socket, session: Session, every: float) ->
                 drain(engines, recv_frames(engines, block=False), from_engine, READ_AT_ONCE)
             else:
                 drain(hub, recv_frames(hub, block=False), from_hub, READ_AT_ONCE)
-        if time.monotonic() >= due:
+        now = time.monotonic()
+        answer_all = now < news_until
+        if now >= due:
             send_frames(hub, [BEATS, encode(beats), b"0" if waiting(engines) else b"1"])
             beats = {}
             due = time.monotonic() + every

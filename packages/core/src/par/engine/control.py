@@ -34,6 +34,7 @@ from typing import Any
 
 import zmq
 
+from ..messages import ASK, STATS
 from ..protocol import Session, send_frames
 from . import children, namespace
 from .bell import Bell
@@ -46,6 +47,7 @@ log = logging.getLogger("par.engine")
 STREAM_INTERVAL = 0.1
 REREGISTER = 2.0  # seconds between registrations until one is answered
 STOP_GRACE = 2.0  # seconds each step of a stop gets before the next, harder one
+ASK_AFTER = 6  # a beat asks for an answer after a sixth of the controller timeout in silence
 
 
 def _rss_bytes() -> int:
@@ -193,7 +195,10 @@ class ControlThread(threading.Thread):
                 self._register(sock)
                 last_reg = now
             if now >= self._next_hb and self.engine_id is not None:
-                self._send(sock, {"t": "hb", "stats": self._stats()})
+                beat: dict[str, Any] = {"t": "hb", STATS: self._stats()}
+                if now - last_ok > self.controller_timeout / ASK_AFTER:
+                    beat[ASK] = 1  # heard nothing for a while: the relay answers this one
+                self._send(sock, beat)
                 self._next_hb = now + self.heartbeat
             if self._escalation and now >= self._escalation[0][0]:
                 self._escalate()

@@ -51,11 +51,16 @@ import zmq
 from .. import openfiles, serialize
 from ..connection import ConnectionInfo
 from ..engine.app import Outbox, Reply, Task, tasks_of
+from ..engine.control import ASK_AFTER
+from ..messages import ASK
 from ..protocol import Message, Session, recv_frames, send_frames
 
 log = logging.getLogger("par.sim")
 
 REGISTER_AGAIN = 2.0  # seconds before an unanswered registration is sent again, as engines do
+# Silence after which a heartbeat asks for an answer: an engine's under its default
+# --controller-timeout (60 s)
+ASK_WHEN_SILENT = 60.0 / ASK_AFTER
 START_BATCH = 100  # engines started per turn of the loop, so that answers are read meanwhile
 MAX_WAIT = 0.5  # the loop's longest sleep, seconds
 TIMER_SLICE = 0.02  # seconds of reading after which the timers due are served first
@@ -87,6 +92,7 @@ class SimEngine:
         "control",
         "direct",
         "executed",
+        "heard",
         "id",
         "ident",
         "next_beat",
@@ -109,6 +115,7 @@ class SimEngine:
         self.state = "registering"  # then "up"; "hung" or "gone" for good
         self.asked = 0.0  # monotonic time it last sent its registration
         self.next_beat = 0.0  # monotonic time of its next heartbeat
+        self.heard = 0.0  # monotonic time its control connection last heard the controller
         self.busy_until = 0.0  # wall time its last task finishes
         self.executed = 0  # execute requests that were not silent, as IPython counts
 
@@ -167,9 +174,10 @@ class Swarm:
         self.unsent: set[SimEngine] = set()  # engines whose outbox holds replies
         self.watched: dict[zmq.Socket, Watch] = {}  # each socket's engine and reader
         self.touched: set[zmq.Socket] = set()  # sockets sent on: read them again
-        self.beat = self.session.serialize(
-            {"t": "hb", "stats": {"cpu": 0.0, "rss": 0, "task": None, "task_started": None}}
-        )  # the same for every engine: the socket says who sends it
+        stats = {"cpu": 0.0, "rss": 0, "task": None, "task_started": None}
+        # the same for every engine: the socket says who sends it
+        self.beat = self.session.serialize({"t": "hb", "stats": stats})
+        self.asking = self.session.serialize({"t": "hb", "stats": stats, ASK: 1})
         self.info_sent = {"python": sys.executable, "cwd": os.getcwd(), "simulated": True}
         self.host = socket.gethostname()
         self.commands = b""
@@ -230,7 +238,8 @@ class Swarm:
             due, _, engine = heapq.heappop(self.beats)
             if engine.state != "up" or engine.next_beat != due:
                 continue  # gone, hung, or registered again since: a later entry counts
-            self._send(engine.control, self.beat)
+            silent = now - engine.heard > ASK_WHEN_SILENT
+            self._send(engine.control, self.asking if silent else self.beat)
             self.late = max(self.late, now - due)
             self._beat_at(engine, now + self.heartbeat)
         while self.unanswered and self.unanswered[0][0] + REGISTER_AGAIN <= now:
@@ -311,6 +320,7 @@ class Swarm:
 
     def _on_control(self, engine: SimEngine, msg: Message) -> None:
         kind = msg.kind
+        engine.heard = time.monotonic()
         if kind == "reg_ok" and engine.state == "registering":
             engine.id = int(msg.header["id"])
             self.heartbeat = float(msg.header.get("hb", self.heartbeat))
