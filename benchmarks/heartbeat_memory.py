@@ -6,8 +6,8 @@ The bench's W8 reads the controller's RSS minutes after its engines register.
 A controller that runs for hours holds more: ZeroMQ keeps each connection's
 message queues in chunks of 256 slots (fixed when libzmq is built), so a
 connection's memory grows as messages pass through it until it holds its
-chunks and their spares, and every heartbeat is two messages on the
-engine's control connection (the beat and its ``hbok``). This starts a
+chunks and their spares, and every heartbeat is a message on the
+engine's control connection (and its ``hbok`` another, when it asks). This starts a
 controller (``par controller``, unchanged) with simulated engines
 (``par.sim``) beating every ``--heartbeat`` seconds, with no bound on the
 rate (``--heartbeats-per-second 0``) so that hundreds of beats pass in
