@@ -17,6 +17,16 @@ from par.testing import wait_gone
 from ..conftest import cluster_pids, par_cli, run_par
 
 
+def foreground_start(cluster_id: str, n: int) -> subprocess.Popen[str]:
+    """`par start` of ``n`` engines in the foreground, its output piped."""
+    return subprocess.Popen(
+        par_cli("start", "-n", str(n), "--cluster-id", cluster_id),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -154,12 +164,7 @@ def test_ctrl_c_on_a_foreground_start_leaves_no_process(
     """A second signal while the cluster stops (a double Ctrl-C, or `timeout` signalling
     both `uv run` and its process group) must not cut the stop short, even one that
     comes before the stop has begun (`uv run` passing on a Ctrl-C its child had too)."""
-    proc = subprocess.Popen(
-        par_cli("start", "-n", "2", "--cluster-id", "cli-fg"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = foreground_start("cli-fg", 2)
     try:
         assert proc.stdout is not None and proc.stderr is not None
         line = proc.stdout.readline()
@@ -182,12 +187,7 @@ def test_ctrl_c_on_a_foreground_start_leaves_no_process(
 
 
 def test_a_foreground_start_whose_controller_dies_cleans_up_and_ends() -> None:
-    proc = subprocess.Popen(
-        par_cli("start", "-n", "1", "--cluster-id", "cli-died"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = foreground_start("cli-died", 1)
     try:
         assert proc.stdout is not None
         assert "is up with 1 engine " in proc.stdout.readline()
