@@ -77,6 +77,8 @@ def figures(cfg: Config) -> list[Figure]:
         Figure("w4.stop_s", "W4 stop to no process left", "s"),
         Figure("w5.engine_idle_MB", "W5 idle engine RSS", "MB", [("value", "<", 30.0)]),
         Figure("w5.controller_idle_MB", "W5 idle controller RSS", "MB"),
+        Figure("w5.engine_idle_cpu_ms", "W5 idle engine CPU (median)", "ms/s"),
+        Figure("w5.controller_idle_cpu_ms", "W5 idle controller CPU", "ms/s"),
     ]
     for n in cfg.w5_tasks:
         out.append(Figure(f"w5.controller_{n}_MB", f"W5 controller RSS after {n:,} tasks", "MB"))

@@ -7,6 +7,7 @@ Figure keys are ``wN.<what>``; values are plain numbers.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ class Config:
     w5_burst: int = 20_000
     w5_chunk: int = 10  # tasks per message after the first count (one per message up to it)
     w5_peer_probe: int = 1_000
+    w5_idle_s: float = 10.0  # seconds over which an idle cluster's CPU is read
     w6_tasks: int = 32
     w6_task_s: float = 0.05
     w7_engines: int = 256
@@ -69,6 +71,7 @@ class Config:
             w5_tasks=[500, 1_000],
             w5_burst=500,
             w5_peer_probe=100,
+            w5_idle_s=0.5,
             w6_tasks=4,
             w6_task_s=0.01,
             w7_engines=4,
@@ -93,6 +96,23 @@ def _rss_mb(pids: list[int]) -> float:
         except psutil.NoSuchProcess:
             pass
     return total / 1e6
+
+
+def _run_ns(pid: int) -> int:
+    """Nanoseconds every thread of a process has run (the scheduler's count, not the 10 ms
+    ticks ``psutil`` reads; Linux)."""
+    total = 0
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:  # the thread ended meanwhile
+            continue
+    return total
 
 
 def _started(name: str, n: int, **options: Any) -> Peer:
@@ -179,7 +199,8 @@ def w4_start_stop(name: str, cfg: Config, emit: Emit) -> None:
 
 
 def w5_memory(name: str, cfg: Config, emit: Emit) -> None:
-    """Idle engine and controller RSS (MB), and controller RSS after many tasks.
+    """Idle engine and controller RSS (MB) and CPU (ms a second), and controller RSS
+    after many tasks.
 
     Up to the first count each task is its own message; past it, tasks go
     ``w5_chunk`` to a message (1,000,000 tasks: 145,000 messages), which fits
@@ -192,9 +213,15 @@ def w5_memory(name: str, cfg: Config, emit: Emit) -> None:
     try:
         peer.map_noop(100)
         time.sleep(1.0)
-        emit("w5.engine_idle_MB", statistics.median(_rss_mb([p]) for p in peer.engine_pids()))
+        engines = peer.engine_pids()
+        emit("w5.engine_idle_MB", statistics.median(_rss_mb([p]) for p in engines))
         controller = peer.controller_pids()
         emit("w5.controller_idle_MB", _rss_mb(controller))
+        before = {pid: _run_ns(pid) for pid in [*engines, *controller]}
+        time.sleep(cfg.w5_idle_s)
+        ms = {pid: (_run_ns(pid) - ns) / cfg.w5_idle_s / 1e6 for pid, ns in before.items()}
+        emit("w5.engine_idle_cpu_ms", statistics.median(ms[pid] for pid in engines))
+        emit("w5.controller_idle_cpu_ms", sum(ms[pid] for pid in controller))
         t = time.perf_counter()
         peer.map_noop(cfg.w5_peer_probe)
         rate = cfg.w5_peer_probe / (time.perf_counter() - t)
