@@ -7,7 +7,6 @@ Figure keys are ``wN.<what>``; values are plain numbers.
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from typing import Any
 
 import psutil
 import tasks
+from idle_cpu import run_times
 from peers import Peer, make_peer, wait_gone
 from sim_scale import w8_scale_sim
 
@@ -101,18 +101,7 @@ def _rss_mb(pids: list[int]) -> float:
 def _run_ns(pid: int) -> int:
     """Nanoseconds every thread of a process has run (the scheduler's count, not the 10 ms
     ticks ``psutil`` reads; Linux)."""
-    total = 0
-    try:
-        threads = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return 0
-    for tid in threads:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except OSError:  # the thread ended meanwhile
-            continue
-    return total
+    return sum(ns for ns, _ in run_times(pid).values())
 
 
 def _started(name: str, n: int, **options: Any) -> Peer:

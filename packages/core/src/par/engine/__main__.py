@@ -16,6 +16,7 @@ from typing import TextIO
 
 from .. import paths
 from .app import main
+from .control import CONTROLLER_TIMEOUT
 
 
 def engine_parser(
@@ -31,7 +32,7 @@ def engine_parser(
     parser.add_argument(
         "--controller-timeout",
         type=float,
-        default=60.0,
+        default=CONTROLLER_TIMEOUT,
         help="stop after the controller is silent this many seconds",
     )
     parser.add_argument(

@@ -35,7 +35,7 @@ from ..messages import CLIENT, ENAME, HELD, PUBLISHED, STATUS, join_replies, spl
 from ..protocol import Message, Session, buffer_of, recv_ready, send_frames
 from . import cells, children, display, figures, namespace
 from .capture import DEFAULT_OUTPUT_LIMIT, Capture
-from .control import ControlThread
+from .control import CONTROLLER_TIMEOUT, ControlThread
 from .reconnects import Reconnects
 
 log = logging.getLogger("par.engine")
@@ -100,7 +100,7 @@ class Engine:
         self,
         info: ConnectionInfo,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
-        controller_timeout: float = 60.0,
+        controller_timeout: float = CONTROLLER_TIMEOUT,
     ) -> None:
         self.info = info
         self.session = Session(info.key_bytes)
@@ -441,7 +441,7 @@ def main(
     connection_file: str,
     timeout: float = 30.0,
     output_limit: int = DEFAULT_OUTPUT_LIMIT,
-    controller_timeout: float = 60.0,
+    controller_timeout: float = CONTROLLER_TIMEOUT,
 ) -> int:
     """Run an engine against the controller described by a connection file."""
     from .. import connection

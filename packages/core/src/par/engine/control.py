@@ -47,6 +47,7 @@ log = logging.getLogger("par.engine")
 STREAM_INTERVAL = 0.1
 REREGISTER = 2.0  # seconds between registrations until one is answered
 STOP_GRACE = 2.0  # seconds each step of a stop gets before the next, harder one
+CONTROLLER_TIMEOUT = 60.0  # seconds of the controller's silence after which an engine stops
 ASK_AFTER = 6  # a beat asks for an answer after a sixth of the controller timeout in silence
 
 

@@ -51,7 +51,7 @@ import zmq
 from .. import openfiles, serialize
 from ..connection import ConnectionInfo
 from ..engine.app import Outbox, Reply, Task, tasks_of
-from ..engine.control import ASK_AFTER
+from ..engine.control import ASK_AFTER, CONTROLLER_TIMEOUT
 from ..messages import ASK
 from ..protocol import Message, Session, recv_frames, send_frames
 
@@ -59,8 +59,8 @@ log = logging.getLogger("par.sim")
 
 REGISTER_AGAIN = 2.0  # seconds before an unanswered registration is sent again, as engines do
 # Silence after which a heartbeat asks for an answer: an engine's under its default
-# --controller-timeout (60 s)
-ASK_WHEN_SILENT = 60.0 / ASK_AFTER
+# --controller-timeout
+ASK_WHEN_SILENT = CONTROLLER_TIMEOUT / ASK_AFTER
 START_BATCH = 100  # engines started per turn of the loop, so that answers are read meanwhile
 MAX_WAIT = 0.5  # the loop's longest sleep, seconds
 TIMER_SLICE = 0.02  # seconds of reading after which the timers due are served first
