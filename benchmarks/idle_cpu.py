@@ -63,6 +63,13 @@ def rates(
     }
 
 
+def _threads(
+    pids: list[int], per: dict[int, dict[str, tuple[float, float]]]
+) -> dict[str, tuple[float, float]]:
+    """ms a second and wakes a second of each thread of ``pids``, by process, thread name and id."""
+    return {f"{pid}/{tid}": rate for pid in pids for tid, rate in per[pid].items()}
+
+
 def main() -> None:
     """Start a cluster, let it idle, print one JSON line."""
     import par  # here: W5 (workloads.py) reads run_times for peers that are not par
@@ -97,6 +104,8 @@ def main() -> None:
             "load": os.getloadavg()[0],
             "client_ms_per_s": total[os.getpid()],
             "controller_ms_per_s": [total[pid] for pid in ctl],
+            "controller_threads": _threads(ctl, per),
+            "client_threads": _threads([os.getpid()], per),
             "engine_ms_per_s_median": statistics.median(total[pid] for pid in engines),
             "engine_threads_median": {
                 name: {

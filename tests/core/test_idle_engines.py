@@ -1,4 +1,4 @@
-"""An idle engine waits for what is next due, not on a clock (par/engine/bell.py): with a
+"""An idle engine waits for what is next due, not on a clock (par/bell.py): with a
 heartbeat 30 s apart its threads sleep for seconds at a time, yet a task's output
 streams at once, and a stop is said to the controller before the engine goes."""
 

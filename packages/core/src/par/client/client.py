@@ -458,13 +458,14 @@ class Client(EngineControl, HubRecords):
                 self.queries.send("close", {})
             except zmq.ZMQError:
                 pass
-        self.receiver.closing.set()
+        self.receiver.stop()
         self.receiver.join(timeout=2)
         for sock in (self._req, self._sender.direct):
             sock.close(linger=linger if linger is not None else 200)
         if self.receiver.is_alive():  # its socket is still open: term() would wait forever
             logging.getLogger("par.client").warning("the client's I/O thread did not stop")
             return
+        self.receiver.bell.close()
         if fail_waiting:  # no reply can reach this client now: a wait would be for ever
             self.receiver.fail_all(
                 "ClientClosed",

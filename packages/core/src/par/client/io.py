@@ -5,7 +5,13 @@ displays, published data) fills in metadata as it arrives, events keep the
 client's list of engines current, and query replies resolve query futures.
 The I/O thread receives, except while a user's thread waits on a result:
 that thread then takes the socket over and receives itself (``lead``), so
-its reply reaches it without a hand-off between threads.
+its reply reaches it without a hand-off between threads. Whichever thread
+receives waits for a reply ``LEAD_POLL`` at a time while messages come and
+go; once nothing has for that long, it sleeps until something is due (the
+next ping, a parked reply, the caller's timeout), woken early by a message
+or the receiver's bell (a user's thread that wants the socket, or close):
+an idle client, or one waiting on a long task, wakes about twice a second
+rather than ten times.
 
 The thread is handed the parts of the client it serves (the ledger, the
 outbox, the direct paths, the queries, the event listeners), never the
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import operator
 import threading
 import time
@@ -37,12 +44,13 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .. import connection, protocol
+from ..bell import Bell
 from ..connection import ConnectionInfo
 from ..errors import ClusterError
 from ..messages import IDS, split_replies
 from ..protocol import Session, is_refusal, recv_frames
 from .ledger import Ledger
-from .liveness import ControllerWatch
+from .liveness import PING_INTERVAL, ControllerWatch
 from .outbox import RequestSender
 from .outputs import carries_output, record_reply, record_stream
 from .paths import Paths
@@ -62,7 +70,7 @@ HANDOVER = 0.01  # the I/O thread leaves the socket to user's threads this long 
 ASK_AGAIN = 5.0  # seconds between looks for direct replies lost on the way (_ask_again)
 ASK_AT_MOST = 1000  # the oldest direct requests asked about at one look
 DRAIN_LIMIT = 1000  # messages handled before what else is due (sending, pings)
-LEAD_POLL = 0.1  # a leading thread's longest poll, between checks of what else is due
+LEAD_POLL = 0.1  # a receiving thread's longest wait while messages come and go (then: _doze)
 HANDSHAKE_FAILED = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
@@ -112,6 +120,8 @@ class IOThread(threading.Thread):
         self.explain_exit = explain_exit
         self.spin_wait = 0.0  # see Client.spin_wait
         self.closing = threading.Event()
+        self.bell = Bell()  # ends a dozing receiver's wait (see _doze)
+        self.poller = zmq.Poller()  # the socket and the bell, for whoever dozes
         self.streamed: dict[str, int] = {}
         self.parked: dict[str, tuple[Reply, float]] = {}
         self.watch = ControllerWatch(controller_timeout, time.monotonic())
@@ -139,6 +149,8 @@ class IOThread(threading.Thread):
             return
         with self.lease:
             self.sock = sock
+        self.poller.register(sock, zmq.POLLIN)
+        self.poller.register(self.bell.fd, zmq.POLLIN)
         self.watch.sent = time.monotonic()
         try:
             while not self.closing.is_set():
@@ -242,6 +254,8 @@ class IOThread(threading.Thread):
                 self.wanted += 1
                 try:
                     if self.lease.locked() and not done():
+                        if self.leader == self.ident:  # the I/O thread may doze: hand over now
+                            self.bell.ring()
                         arrivals.wait(wait)
                 finally:
                     self.wanted -= 1
@@ -280,6 +294,8 @@ class IOThread(threading.Thread):
                 first = recv_frames(sock, block=False)
                 if first is None:
                     continue
+            elif timeout >= LEAD_POLL and now - max(self.handled, sender.sent_at) >= LEAD_POLL:
+                first = self._doze(sock, now, deadline)
             elif timeout >= LEAD_POLL:  # a receive waits as long as a poll would, for less
                 try:
                     first = recv_frames(sock)
@@ -289,13 +305,33 @@ class IOThread(threading.Thread):
                 first = recv_frames(sock, block=False)
             if first is not None:
                 sender.io_busy = True  # hold the user's requests until this drain is done
+                outstanding = len(self.pending)
                 self._drain(sock, first, done)
-                self.handled = time.monotonic()
+                if len(self.pending) != outstanding:  # replies, not a ping's answer or an event
+                    self.handled = time.monotonic()
                 if done is not None:
                     sender.idle(False)
             self._keep_time(sock, time.monotonic())
             if done is None:
                 return
+
+    def stop(self) -> None:
+        """Ask the thread to end (whichever thread receives notices at once)."""
+        self.closing.set()
+        self.bell.ring()
+
+    def _doze(self, sock: zmq.Socket, now: float, deadline: float | None) -> list[Any] | None:
+        """Wait for a message, the bell, or what is next due (see the module's docstring):
+        the first frames of a message, if one came."""
+        due = self.watch.sent + PING_INTERVAL
+        if self.parked:
+            due = min(due, *(until for _, until in self.parked.values()))
+        if deadline is not None:
+            due = min(due, deadline)
+        ready = dict(self.poller.poll(max(1, math.ceil((due - now) * 1000))))
+        if self.bell.fd in ready:
+            self.bell.clear()
+        return recv_frames(sock, block=False) if sock in ready else None
 
     def _keep_time(self, sock: zmq.Socket, now: float) -> None:
         """What is due whoever receives: parked replies, pings, the controller's silence."""

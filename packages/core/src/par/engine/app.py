@@ -46,7 +46,7 @@ FUNCTION_CACHE_SIZE = 128
 REPLY_DELAY = 0.001
 BATCH_REPLIES = 256
 BATCH_BYTES = 1 << 20
-# An idle engine waits for a request, the control thread's bell (see bell.py) or a signal;
+# An idle engine waits for a request, the control thread's bell (see par/bell.py) or a signal;
 # this bounds the wait should a signal go to a thread a task started, whose wait it ends.
 IDLE_WAKE_MS = 5000
 

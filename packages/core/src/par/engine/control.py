@@ -34,10 +34,10 @@ from typing import Any
 
 import zmq
 
+from ..bell import Bell
 from ..messages import ASK, STATS
 from ..protocol import Session, send_frames
 from . import children, namespace
-from .bell import Bell
 from .capture import Capture
 from .claims import Claims
 from .display import plain_text
