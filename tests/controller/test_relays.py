@@ -32,6 +32,7 @@ def test_a_relay_whose_folder_is_gone_answers_an_error_without_a_traceback(
         "folder": str(tmp_path / "gone"),
         "key": "00" * 32,
         "every": 0.5,
+        "nudge_every": 2.0,
     }
     relay = subprocess.run(
         [sys.executable, "-m", "par.controller.relays", kind],
@@ -260,7 +261,7 @@ def test_a_relay_started_again_after_its_folder_went_still_copies_to_the_hub() -
     import zmq
     from par.controller.sockets import Sockets
 
-    sockets = Sockets("127.0.0.1", None, {}, 1 << 20, 64, b"k" * 32, 0.5)
+    sockets = Sockets("127.0.0.1", None, {}, 1 << 20, 64, b"k" * 32, 0.5, 2.0)
     ctx = zmq.Context()
     try:
         old = sockets.relays["direct"].proc
@@ -299,7 +300,7 @@ def test_the_public_ports_lie_above_the_range_of_outgoing_connections() -> None:
         pytest.skip("this kernel's range of outgoing ports is unknown or leaves none above")
     with open(relays.EPHEMERAL_PORTS) as f:
         highest = int(f.read().split()[1])
-    sockets = Sockets("127.0.0.1", None, {}, 1 << 20, 64, b"k" * 32, 0.5)
+    sockets = Sockets("127.0.0.1", None, {}, 1 << 20, 64, b"k" * 32, 0.5, 2.0)
     try:
         ports = [int(url.rsplit(":", 1)[1]) for url in sockets.urls.values()]
         assert len(ports) == 5 and all(port > highest for port in ports), ports

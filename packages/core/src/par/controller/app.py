@@ -28,8 +28,10 @@ Each pass of the loop handles what came on each readable socket (a bounded
 number per socket, so none starves the others), then the device's copies
 (gathered for ``COPIES_DELAY``: one wake-up for many round trips), then
 dispatches assigned tasks, sends the pass's replies and the monitors' feed, and writes
-the records; every half heartbeat it reads the heartbeats waiting, checks engines'
-liveness (once none waits) and the dependencies' deadlines.
+the records; every half heartbeat, when the control relay's batch of beats comes
+(or, should it be late, half a heartbeat later: one wake-up, not two), it reads the
+heartbeats waiting, checks engines' liveness (once none waits) and the
+dependencies' deadlines.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from .dependencies import Dependencies
 from .engines import EngineRegistry
 from .feed import Feed
 from .ledger import Ledger
-from .mux import IN, SYNC, mark_of
+from .mux import IN, SYNC, mark_of, nudge_every
 from .outbox import Outbox
 from .records import RecordStore, SQLiteRecordStore
 from .replies import Replies
@@ -78,7 +80,7 @@ COPIES_DELAY = 0.005  # seconds the direct device's copies gather before the hub
 MIN_MESSAGE_BYTES = protocol.MAX_HEADER_BYTES  # the least --max-message-bytes can be
 SLOW_RETRY = 0.05  # seconds between tries to send what waits for slow clients
 SYNC_WAIT = 1.0  # seconds a query waits at most for the direct device's copies to catch up
-QUIET_NUDGES = 4  # the direct device's nudges missed before a query no longer waits for it
+QUIET_NUDGES = 2  # the direct device's nudges missed before a query no longer waits for it
 CATCH_UP = 4096  # control messages read at most before engines' silence is judged
 # A relay that ends this many times within RELAY_WINDOW seconds is not started again: the
 # controller stops, saying why, rather than start it for ever (out of memory each time).
@@ -128,6 +130,7 @@ class Controller:
             )
         # Before the relays start, which inherit it: an engine takes a file in each process.
         self.engine_room = openfiles.engine_room(openfiles.raise_limit())
+        self.nudge_every = nudge_every(config.relay_timeout)  # the direct device's (mux.py)
         self.sockets = Sockets(
             config.ip,
             self.curve_keys,
@@ -136,6 +139,7 @@ class Controller:
             config.client_hwm,
             self.key,
             config.heartbeat / 2,
+            self.nudge_every,
         )
         self.urls = self.sockets.urls
         self.usage = Usage(self._pids())
@@ -143,6 +147,7 @@ class Controller:
         self._device_settles: tuple[float, dict[str, Any]] | None = None  # see _watch_relays
         # When each relay last said it runs, and when the loop last looked (see _silent)
         self._relay_heard = dict.fromkeys(relays.KINDS, time.monotonic())
+        self._beats_came = False  # a batch of heartbeats came: the checks are due (see run)
         self._watched = time.monotonic()
         # Large messages come in chunks; their copies are kept as they came, for the records.
         self.copies_joiner = protocol.Assembler(self.session, keep_chunks=True)
@@ -249,7 +254,7 @@ class Controller:
                 self.feed.tick(time.monotonic())
                 self.ledger.records.flush()
                 now = time.monotonic()
-                if now >= next_check:
+                if now >= next_check or self._beats_came:
                     if self._stop_at is None:  # a stop that reaches every process ends relays
                         self._watch_relays(now)
                     if self._read_heartbeats():
@@ -258,7 +263,8 @@ class Controller:
                         dependencies.check_deadlines()
                     if tasks.stranded:
                         self.replies.expire()
-                    next_check = now + tick
+                    next_check = now + (1.5 * tick if self._beats_came else tick)
+                    self._beats_came = False
         finally:
             self.outbox.event("controller_stopped", {})
             self.ledger.records.close()
@@ -331,10 +337,10 @@ class Controller:
     def _silent(self, kind: str, relay: relays.Relay, now: float) -> str | None:
         """Kill a relay that has said nothing for ``--relay-timeout`` seconds (stopped, or
         stuck) while nothing of its waited here, so that it is started again as one that
-        ended; how it ended, or None. Each says it runs every half heartbeat: the control
-        relay with its batch of beats, the direct relay's device with the copies of its
-        nudges. Stopped, it would hold every direct request and leave engines unanswered
-        until they gave up on the controller."""
+        ended; how it ended, or None. Each says it runs: the control relay with its batch
+        of beats every half heartbeat, the direct relay's device with the copies of its
+        nudges (``mux.nudge_every``). Stopped, it would hold every direct request and
+        leave engines unanswered until they gave up on the controller."""
         silence = now - self._relay_heard[kind]
         if silence <= self.config.relay_timeout:
             return None
@@ -413,6 +419,7 @@ class Controller:
     def _handle_control(self, frames: list[Any]) -> None:
         if heartbeats.is_beats(frames):
             self._relay_heard["control"] = time.monotonic()
+            self._beats_came = True
             self.control.beats(*heartbeats.beats_of(frames))
             return
         msg = self._parse(frames)
@@ -469,10 +476,7 @@ class Controller:
         A message of the hub's own goes through the device, and the copies are read up to
         its copy (or for ``SYNC_WAIT`` at most)."""
         copies = self.sockets.copies
-        quiet = (
-            time.monotonic() - self._relay_heard["direct"]
-            > QUIET_NUDGES * self.config.heartbeat / 2
-        )
+        quiet = time.monotonic() - self._relay_heard["direct"] > QUIET_NUDGES * self.nudge_every
         if quiet and not waiting(copies):
             return  # the device is stopped or stuck (see _silent): every query would wait
         try:

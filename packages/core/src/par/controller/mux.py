@@ -16,7 +16,11 @@ one (garbage) it waits for the next message from that side and reads it as
 the rest, losing it; that message is in the garbage's copy, so the hub
 finds it there and delivers it itself (see ``Controller._handle_copy``).
 While it waits it passes nothing on, so its relay nudges both sides now and
-then with a message of its own that completes the garbage (:func:`nudge`).
+then (:func:`nudge_every`) with a message of its own that completes the
+garbage (:func:`nudge`), which bounds how long garbage holds the device. The
+copies of the nudges also tell the hub the device runs; each wakes the hub,
+so they come no more often than those two needs (every half heartbeat, they
+were a third of an idle hub's wakes).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ OUT = b"par-direct-out"  # a copy of a reply (or an engine's hello), engine to c
 NUDGE = b"par-direct-nudge"  # the identity the device is nudged with
 SYNC = b"par-direct-sync"  # the identity of the hub's messages that mark where copies are
 MARKS = (NUDGE, SYNC)
+NUDGE_EVERY = 2.0  # seconds between the relay's nudges, unless its timeout wants them sooner
 
 
 def run(clients: zmq.Socket, engines: zmq.Socket, copies: zmq.Socket) -> None:
@@ -63,6 +68,14 @@ def nudgers(ctx: zmq.Context, urls: list[str]) -> list[zmq.Socket]:
         sock.connect(url)
         socks.append(sock)
     return socks
+
+
+def nudge_every(relay_timeout: float) -> float:
+    """Seconds between the relay's nudges: ``NUDGE_EVERY``, or often enough that a hub
+    whose ``--relay-timeout`` is short hears the device run several times within it (and
+    takes it for stuck, waiting no more for its copies, well before it takes its own loop
+    for held up: see ``Controller.sync_copies`` and ``_watch_relays``)."""
+    return min(NUDGE_EVERY, relay_timeout / 8)
 
 
 def nudge(socks: list[zmq.Socket]) -> None:

@@ -264,10 +264,11 @@ def _say(answer: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _wait_for_the_end(ctx: zmq.Context, kind: str, every: float) -> None:
+def _wait_for_the_end(ctx: zmq.Context, kind: str, nudge_every: float) -> None:
     """Read stdin to its end (the controller closed it, or died), then end the device;
-    meanwhile nudge the direct device ``every`` so many seconds."""
+    meanwhile nudge the direct device every ``nudge_every`` seconds."""
     socks = mux.nudgers(ctx, NUDGES) if kind == "direct" else []
+    every = nudge_every if socks else None  # the control relay has nothing to do meanwhile
     stdin = sys.stdin.fileno()
     while True:
         readable, _, _ = select.select([stdin], [], [], every)
@@ -291,7 +292,7 @@ def main(kind: str) -> None:
         ctx.destroy(linger=0)
         return
     _say({"urls": settings["urls"]})
-    ending = (ctx, kind, settings["every"])
+    ending = (ctx, kind, settings["nudge_every"])
     threading.Thread(target=_wait_for_the_end, args=ending, name="par-relay-end").start()
     try:
         device()

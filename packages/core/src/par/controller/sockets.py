@@ -44,6 +44,7 @@ class Sockets:
         client_hwm: int,
         key: bytes,
         every: float,
+        nudge_every: float,
     ) -> None:
         curve_secret = curve_keys[1] if curve_keys else None
         self.ctx = zmq.Context()
@@ -60,7 +61,8 @@ class Sockets:
             "max_message_bytes": max_message_bytes,
             "folder": self.folder,
             "key": key.hex(),
-            "every": every,  # the heartbeats' batches, the direct device's nudges
+            "every": every,  # the heartbeats' batches
+            "nudge_every": nudge_every,  # the direct device's nudges
         }
         self.relays = relays.start(self.settings)
         # clients' requests in, everything they get out
