@@ -18,9 +18,9 @@ finds it there and delivers it itself (see ``Controller._handle_copy``).
 While it waits it passes nothing on, so its relay nudges both sides now and
 then (:func:`nudge_every`) with a message of its own that completes the
 garbage (:func:`nudge`), which bounds how long garbage holds the device. The
-copies of the nudges also tell the hub the device runs; each wakes the hub,
-so they come no more often than those two needs (every half heartbeat, they
-were a third of an idle hub's wakes).
+copies of the nudges also tell the hub the device runs. Each nudge wakes the
+device twice and the hub twice (for its copies), so they come no more often
+than those two needs (they came every half heartbeat).
 """
 
 from __future__ import annotations
