@@ -1,6 +1,7 @@
 """A client with nothing coming in sleeps until something is due (client/io.py): its
 receiving thread wakes for its pings to the controller, about twice a second, not
-ten or twenty times; a thread that wants the socket, or closing, rings it awake."""
+ten or twenty times; a thread that wants the socket, or closing, rings it awake, and a
+thread waiting while another receives sleeps until it is handed the socket or its reply."""
 
 from __future__ import annotations
 
@@ -71,6 +72,28 @@ def test_a_waiting_thread_takes_the_socket_from_a_dozing_receiver_at_once(
     # It rang the I/O thread's bell: this thread receives its own reply, rather than
     # waiting on the I/O thread to wake for its next ping and hand the reply over.
     assert leaders == [threading.get_ident()]
+
+
+def test_a_thread_waiting_while_another_receives_sleeps_until_handed_over(
+    rc: par.Client,
+) -> None:
+    first = rc[0].apply_async(time.sleep, 2.5)
+    second = rc[1].apply_async(time.sleep, 2.5)
+    counted: list[int] = []
+
+    def wait_on_second() -> None:
+        me = threading.get_native_id()
+        time.sleep(0.3)  # the main thread receives by then
+        before = sleeps(me)
+        second.get(timeout=30)
+        counted.append(sleeps(me) - before)
+
+    waiter = threading.Thread(target=wait_on_second)
+    waiter.start()
+    first.get(timeout=30)
+    waiter.join()
+    # It wakes for deliveries and the hand-over, and once a second; it woke every 10 ms.
+    assert counted and counted[0] <= 15, counted
 
 
 def test_closing_wakes_the_thread_that_receives() -> None:

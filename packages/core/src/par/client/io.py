@@ -67,6 +67,7 @@ log = logging.getLogger("par.client")
 STREAM_WAIT = 2.0
 ACTIVE_FOR = 0.01  # seconds after replies came in that this thread wakes every millisecond
 HANDOVER = 0.01  # the I/O thread leaves the socket to user's threads this long after a wait
+WANTING = 1.0  # the longest a thread waiting for another to hand the socket over sleeps
 ASK_AGAIN = 5.0  # seconds between looks for direct replies lost on the way (_ask_again)
 ASK_AT_MOST = 1000  # the oldest direct requests asked about at one look
 DRAIN_LIMIT = 1000  # messages handled before what else is due (sending, pings)
@@ -230,9 +231,8 @@ class IOThread(threading.Thread):
         spin_until = time.monotonic() + self.spin_wait
         arrivals = self.arrivals
         while not done() and not self.closing.is_set():
-            self.waited = time.monotonic()
-            wait = HANDOVER if deadline is None else min(HANDOVER, deadline - self.waited)
-            if wait <= 0:
+            self.waited = now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 return
             if self.lease.acquire(blocking=False):
                 try:
@@ -249,14 +249,15 @@ class IOThread(threading.Thread):
                             arrivals.notify_all()
                 return
             # Another thread receives, and delivers our reply if it comes; it hands the
-            # socket over when it stops (notifying, as every delivery does).
+            # socket over when it stops (notifying, as every delivery does). So this thread
+            # sleeps until one of those, not on a clock: WANTING bounds what none announces.
             with arrivals:
                 self.wanted += 1
                 try:
                     if self.lease.locked() and not done():
                         if self.leader == self.ident:  # the I/O thread may doze: hand over now
                             self.bell.ring()
-                        arrivals.wait(wait)
+                        arrivals.wait(WANTING if deadline is None else min(WANTING, deadline - now))
                 finally:
                     self.wanted -= 1
 
