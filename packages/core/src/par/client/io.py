@@ -148,10 +148,10 @@ class IOThread(threading.Thread):
         if not self._connect(sock):
             sock.close()
             return
+        self.poller.register(sock, zmq.POLLIN)  # before a user's thread can take the socket
+        self.poller.register(self.bell.fd, zmq.POLLIN)
         with self.lease:
             self.sock = sock
-        self.poller.register(sock, zmq.POLLIN)
-        self.poller.register(self.bell.fd, zmq.POLLIN)
         self.watch.sent = time.monotonic()
         try:
             while not self.closing.is_set():
