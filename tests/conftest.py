@@ -91,6 +91,13 @@ def small_cluster() -> Iterator[tuple[par.Cluster, par.Client]]:
         c.stop_cluster_sync()
 
 
+def sleeps(pid: int, tid: int) -> int:
+    """The times thread ``tid`` of process ``pid`` went to sleep (voluntary context
+    switches): how often it woke, whatever the machine's speed."""
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt"))
+
+
 def par_cli(*args: str) -> list[str]:
     """The command line running ``par`` with this interpreter."""
     return [sys.executable, "-m", "par", *args]

@@ -12,32 +12,28 @@ import time
 
 import par
 from par.client.io import IOThread
-from par.client.liveness import PING_INTERVAL
 
-
-def sleeps(native_id: int) -> int:
-    """The times a thread of this process went to sleep (voluntary context switches)."""
-    with open(f"/proc/self/task/{native_id}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt"))
+from ..conftest import sleeps
 
 
 def after_a_ping(io: IOThread) -> float:
-    """Return 0.1 s after the client's next ping (when it went), its I/O thread dozing."""
+    """Return 0.1 s after the client's next ping, its I/O thread dozing until the one
+    after: when that one is due."""
     time.sleep(0.3)
     pinged = io.watch.sent
     while io.watch.sent == pinged:  # right after a ping it dozes until the next, 1 s on
         time.sleep(0.01)
     time.sleep(0.1)
-    return io.watch.sent
+    return io.watch.next_ping
 
 
 def test_an_idle_client_wakes_for_its_pings_not_on_a_clock(rc: par.Client) -> None:
     io = rc.receiver
     assert io.native_id is not None
     time.sleep(0.5)
-    before = sleeps(io.native_id)
+    before = sleeps(os.getpid(), io.native_id)
     time.sleep(3)
-    wakes = sleeps(io.native_id) - before
+    wakes = sleeps(os.getpid(), io.native_id) - before
     # A ping a second and its answer; it woke 20 times a second on a 0.1 s poll (and
     # every millisecond for 10 ms after each answer).
     assert 2 <= wakes <= 15, wakes
@@ -47,10 +43,10 @@ def test_a_thread_waiting_on_a_long_task_wakes_for_its_pings(rc: par.Client) -> 
     ar = rc[0].apply_async(time.sleep, 3)
     time.sleep(0.2)
     me = threading.get_native_id()
-    before = sleeps(me)
+    before = sleeps(os.getpid(), me)
     ar.get(timeout=30)
     # 3 s of waiting: about a ping and its answer a second (it was 11 a second).
-    assert sleeps(me) - before <= 15
+    assert sleeps(os.getpid(), me) - before <= 15
 
 
 def test_a_waiting_thread_takes_the_socket_from_a_dozing_receiver_at_once(
@@ -84,9 +80,9 @@ def test_a_thread_waiting_while_another_receives_sleeps_until_handed_over(
     def wait_on_second() -> None:
         me = threading.get_native_id()
         time.sleep(0.3)  # the main thread receives by then
-        before = sleeps(me)
+        before = sleeps(os.getpid(), me)
         second.get(timeout=30)
-        counted.append(sleeps(me) - before)
+        counted.append(sleeps(os.getpid(), me) - before)
 
     waiter = threading.Thread(target=wait_on_second)
     waiter.start()
@@ -102,7 +98,7 @@ def test_closing_wakes_the_thread_that_receives() -> None:
     controller = int(client.status()["pid"])
     try:
         io = client.receiver
-        due = after_a_ping(io) + PING_INTERVAL
+        due = after_a_ping(io)
         # A stopped controller does not answer the client's goodbye, which would wake it.
         os.kill(controller, signal.SIGSTOP)
         client.close()

@@ -12,18 +12,18 @@ import par
 import psutil
 from par.controller import mux
 
+from ..conftest import sleeps
+
 
 def python_sleeps(process: psutil.Process) -> int:
     """The times the Python threads of ``process`` went to sleep (libzmq's own threads
     left out: they wake for every message, whoever asked for it)."""
     total = 0
     for thread in process.threads():
-        task = f"/proc/{process.pid}/task/{thread.id}"
-        with open(f"{task}/comm") as f:
+        with open(f"/proc/{process.pid}/task/{thread.id}/comm") as f:
             if f.read().startswith("ZMQbg"):
                 continue
-        with open(f"{task}/status") as f:
-            total += next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt"))
+        total += sleeps(process.pid, thread.id)
     return total
 
 

@@ -50,7 +50,7 @@ from ..errors import ClusterError
 from ..messages import IDS, split_replies
 from ..protocol import Session, is_refusal, recv_frames
 from .ledger import Ledger
-from .liveness import PING_INTERVAL, ControllerWatch
+from .liveness import ControllerWatch
 from .outbox import RequestSender
 from .outputs import carries_output, record_reply, record_stream
 from .paths import Paths
@@ -277,11 +277,12 @@ class IOThread(threading.Thread):
         sender = self.sender
         while not self.closing.is_set():
             now = time.monotonic()
+            quiet_for = now - max(self.handled, sender.sent_at)  # no reply in, no request out
             if done is None:
                 # While replies come in or requests go out, requests wait for this thread
                 # (see outbox.py), which then wakes often enough to send them; else it
                 # sleeps longer.
-                active = now - max(self.handled, sender.sent_at) < ACTIVE_FOR
+                active = quiet_for < ACTIVE_FOR
                 timeout = 0.001 if active else LEAD_POLL
             elif done() or (deadline is not None and now >= deadline):
                 return
@@ -295,7 +296,7 @@ class IOThread(threading.Thread):
                 first = recv_frames(sock, block=False)
                 if first is None:
                     continue
-            elif timeout >= LEAD_POLL and now - max(self.handled, sender.sent_at) >= LEAD_POLL:
+            elif timeout >= LEAD_POLL and quiet_for >= LEAD_POLL:
                 first = self._doze(sock, now, deadline)
             elif timeout >= LEAD_POLL:  # a receive waits as long as a poll would, for less
                 try:
@@ -324,7 +325,7 @@ class IOThread(threading.Thread):
     def _doze(self, sock: zmq.Socket, now: float, deadline: float | None) -> list[Any] | None:
         """Wait for a message, the bell, or what is next due (see the module's docstring):
         the first frames of a message, if one came."""
-        due = self.watch.sent + PING_INTERVAL
+        due = self.watch.next_ping
         if self.parked:
             due = min(due, *(until for _, until in self.parked.values()))
         if deadline is not None:

@@ -31,9 +31,14 @@ class ControllerWatch:
         self.missed = 0
         self.sent = now  # when the last ping went out
 
+    @property
+    def next_ping(self) -> float:
+        """When the next ping is due (monotonic time)."""
+        return self.sent + PING_INTERVAL
+
     def due(self, now: float) -> bool:
         """Whether the next ping should go out now."""
-        return now - self.sent >= PING_INTERVAL
+        return now >= self.next_ping
 
     def ping(self, now: float) -> bool:
         """Judge the interval since the last ping and note a new one sent now; True if the
