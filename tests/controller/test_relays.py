@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import par
 import psutil
@@ -175,6 +177,41 @@ def test_a_stopped_relay_is_killed_and_started_again(kind: str) -> None:
     finally:
         rc.close()
         cluster.stop_cluster_sync()
+
+
+@pytest.mark.parametrize("how", ["stops", "is killed"])
+def test_an_engine_that_goes_while_the_control_relay_is_held_up_is_judged_after_it(
+    how: str,
+) -> None:
+    """An engine that stops says so before its connections close, but its goodbye comes
+    through the control relay, while the hub sees the connection drop at once. A relay
+    held up (starved of CPU: stopped here for 1.5 s) made a clean stop a loss ("closed
+    its connection"); an engine killed outright is lost once the relay speaks again."""
+    heard: list[tuple[str, str]] = []
+
+    def listen(kind: str, data: dict[str, Any]) -> None:
+        if kind in ("engine_lost", "engine_stopped"):
+            heard.append((kind, str(data.get("reason"))))
+
+    with par.Cluster(n=2) as rc:
+        rc.subscribe_events(listen)
+        relay = _relay(rc, "control")
+        engine = psutil.Process(rc[1].apply_sync(os.getpid))
+        relay.suspend()
+        try:
+            engine.send_signal(signal.SIGTERM if how == "stops" else signal.SIGKILL)
+            engine.wait(30)  # gone, its connections closed, while the relay waits
+            time.sleep(1.5)
+        finally:
+            relay.resume()
+        _wait_until(lambda: bool(heard))
+        if how == "stops":
+            assert heard == [("engine_stopped", "stopped")]
+        else:
+            assert heard == [
+                ("engine_lost", "closed its connection (the process exited or was killed)")
+            ]
+        assert rc.ids == [0]
 
 
 def test_a_controller_stopped_with_its_relays_starts_none_again() -> None:

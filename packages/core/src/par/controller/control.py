@@ -13,7 +13,9 @@ to register again, as after a controller restart) and streams its tasks'
 output, which goes on to the task's client and to every monitor.
 
 An engine is lost when it says it stops (``unreg``), when its connection
-drops for longer than ``disconnect_grace`` (the socket monitor tells), when
+drops for longer than ``disconnect_grace`` (the socket monitor tells; judged
+from the control relay's first batch past that, since a stopping engine's
+``unreg``, sent before it closes, travels through the relay), when
 it misses heartbeats for ``heartbeat_timeout`` (grown in step with the
 interval), or when it registers but never becomes ready. What it held fails
 with an EngineError, except load-balanced tasks with retries left, which go
@@ -317,10 +319,11 @@ class EngineControl:
         timeout = self.heartbeat_timeout
         for engine in list(self.engines.by_id.values()):
             silent = now - engine.last_seen
-            if (
-                engine.disconnected_at is not None
-                and now - engine.disconnected_at > cfg.disconnect_grace
-            ):
+            # An engine that stops says so (unreg) before its connections close, but the
+            # goodbye comes through the control relay: a drop counts once the relay has
+            # spoken since, or a relay held up (starved of CPU) would make it a loss.
+            dropped = engine.disconnected_at
+            if dropped is not None and self._batch_at - dropped > cfg.disconnect_grace:
                 why = "closed its connection (the process exited or was killed)"
                 self.lose(engine, "lost", why)
             elif silent > timeout:
