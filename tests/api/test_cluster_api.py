@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -110,6 +111,60 @@ def test_a_script_s_cluster_stops_when_the_script_exits_unless_told_otherwise(
             assert wait_gone(pids, timeout=1) == pids
             assert par.Cluster.from_file(cid).shutdown_atexit is False
     finally:
+        run_par("stop", "--cluster-id", cid)
+    assert wait_gone(pids) == []
+
+
+_KILLED_SCRIPT = """
+import json, os, sys, time
+import par, psutil
+
+cid, stop = sys.argv[1], sys.argv[2] == "1"
+rc = par.Cluster(n=2, cluster_id=cid, shutdown_atexit=stop).start_and_connect_sync()
+hub = psutil.Process(rc.status()["pid"])
+engines = rc[:].apply_sync(os.getpid)
+forker = psutil.Process(engines[0]).ppid()  # the fork server
+print(json.dumps([hub.pid, *(p.pid for p in hub.children()), *engines, forker]), flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "shutdown_atexit"),
+    [("SIGTERM", True), ("SIGKILL", True), ("SIGHUP", True), ("SIGKILL", False)],
+)
+def test_a_script_killed_by_a_signal_leaves_no_process_unless_told_otherwise(
+    tmp_path: Path, how: str, shutdown_atexit: bool
+) -> None:
+    """A script killed by a signal runs no exit handler (``timeout``'s or a batch system's
+    SIGTERM, a closed terminal's SIGHUP, SIGKILL): its controller sees the process that
+    started the cluster end, and stops the engines (fork server, relays and all) and
+    itself; its log says why, and `par list` shows the cluster stale. With
+    ``shutdown_atexit=False`` the cluster runs on."""
+    script = tmp_path / "script.py"
+    script.write_text(_KILLED_SCRIPT)
+    cid = f"killed-{how.lower()}-{int(shutdown_atexit)}-{os.getpid()}"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), cid, str(int(shutdown_atexit))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        pids = json.loads(proc.stdout.readline())
+        assert len(pids) == 6  # hub, two relays, two engines, the fork server
+        proc.send_signal(getattr(signal, how))
+        proc.wait(30)
+        if shutdown_atexit:
+            assert wait_gone(pids) == []
+            log = (paths.log_dir(cid) / "controller.log").read_text()
+            assert f"the process that started this cluster (pid {proc.pid}) ended" in log
+            listed = json.loads(run_par("list", "-o", "json").stdout)
+            assert [r["status"] for r in listed if r["cluster_id"] == cid] == ["stale"]
+        else:
+            assert wait_gone(pids, timeout=3) == pids
+    finally:
+        proc.kill()
         run_par("stop", "--cluster-id", cid)
     assert wait_gone(pids) == []
 

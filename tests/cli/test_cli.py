@@ -237,6 +237,19 @@ def test_controller_refuses_a_max_message_size_too_small_for_a_header(tmp_path) 
     assert not (tmp_path / "c.json").exists()
 
 
+def test_controller_refuses_an_owner_that_is_no_process(tmp_path) -> None:
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # reaped: no process has its pid any more
+    pid = ended.pid
+    result = run_par("controller", "--owner", str(pid), "--file", str(tmp_path / "c.json"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"par controller: error: --owner {pid}: no process has that pid; give the pid of a "
+        "running process, or leave --owner out"
+    )
+    assert not (tmp_path / "c.json").exists()
+
+
 def test_no_par_process_outlives_the_tests_of_this_module() -> None:
     home = os.environ["PAR_HOME"]
     leftovers = []

@@ -60,13 +60,16 @@ def _ignore(event: dict[str, Any]) -> None:
 @dataclass
 class LaunchContext:
     """What every launcher is told about the cluster it serves; ``on_event`` is called with
-    each lifecycle event the launcher emits."""
+    each lifecycle event the launcher emits. ``owner``: the pid of the process that is to
+    stop the cluster when it exits (``shutdown_atexit``), for a controller on its machine
+    to watch (``par controller --owner``); None for a cluster no process owns."""
 
     cluster_id: str
     cluster_dir: Path
     connection_file: Path
     python: str = sys.executable
     on_event: Callable[[dict[str, Any]], None] = _ignore
+    owner: int | None = None
 
 
 def check_module_names(value: str, option: str = "preload") -> str:

@@ -67,6 +67,8 @@ class LocalControllerLauncher(ControllerLauncher):
         cmd = [*self.controller_command(), "--ip", str(self.options["ip"])]
         if self.options["location"]:
             cmd += ["--location", str(self.options["location"])]
+        if self.context.owner is not None:  # its end stops the cluster (controller/owner.py)
+            cmd += ["--owner", str(self.context.owner)]
         before = self.connection_file_version()  # a restored controller reads it first
         self.process = process = spawn(cmd, log)
         self.wait_for_connection_file(

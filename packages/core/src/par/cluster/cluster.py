@@ -134,6 +134,7 @@ class Cluster(AsyncForms):
             paths.cluster_dir(self.cluster_id),
             paths.connection_file(self.cluster_id),
             on_event=announce,
+            owner=os.getpid() if self.shutdown_atexit else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

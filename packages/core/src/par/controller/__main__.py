@@ -107,6 +107,12 @@ FIELDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "where task records live: memory (bounded), or sqlite (results survive a restart)",
         {"choices": ("memory", "sqlite")},
     ),
+    (
+        "--owner",
+        "pid of the process whose end stops the engines and this controller (the process "
+        "that started the cluster, which would stop it at exit; 0: none)",
+        {"type": AT_LEAST_0},
+    ),
 )
 
 

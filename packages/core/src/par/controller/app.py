@@ -22,6 +22,7 @@ runs in this loop, one piece per role, wired together here::
     engines.py       the engines registered, and the requests each holds
     records.py       task records, bounded (query.py answers db_query from them)
     usage.py         the memory and CPU of the hub and its relays, for status
+    owner.py         the process whose end stops the cluster (``--owner``)
     config.py        the controller's settings
 
 Each pass of the loop handles what came on each readable socket (a bounded
@@ -30,8 +31,8 @@ number per socket, so none starves the others), then the device's copies
 dispatches assigned tasks, sends the pass's replies and the monitors' feed, and writes
 the records; every half heartbeat, when the control relay's batch of beats comes
 (or, should it be late, half a heartbeat later: one wake-up, not two), it reads the
-heartbeats waiting, checks engines' liveness (once none waits) and the
-dependencies' deadlines.
+heartbeats waiting, checks engines' liveness (once none waits), the
+dependencies' deadlines and whether the cluster's owner still runs.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from .feed import Feed
 from .ledger import Ledger
 from .mux import IN, SYNC, mark_of, nudge_every
 from .outbox import Outbox
+from .owner import Owner
 from .records import RecordStore, SQLiteRecordStore
 from .replies import Replies
 from .requests import Requests
@@ -128,6 +130,7 @@ class Controller:
             raise ValueError(
                 "cannot restore a Curve-encrypted controller: its secret key was never saved"
             )
+        self.owner = Owner(config.owner) if config.owner else None
         # Before the relays start, which inherit it: an engine takes a file in each process.
         self.engine_room = openfiles.engine_room(openfiles.raise_limit())
         self.nudge_every = nudge_every(config.relay_timeout)  # the direct device's (mux.py)
@@ -257,6 +260,8 @@ class Controller:
                 if now >= next_check or self._beats_came:
                     if self._stop_at is None:  # a stop that reaches every process ends relays
                         self._watch_relays(now)
+                        if self.owner is not None and self.owner.gone():
+                            self._owner_ended(self.owner.pid)
                     if self._read_heartbeats():
                         self.control.check()
                     if dependencies.waiting:
@@ -270,6 +275,16 @@ class Controller:
             self.ledger.records.close()
             self.running = False
             sockets.close()
+
+    def _owner_ended(self, pid: int) -> None:
+        """The process that started the cluster ended without stopping it (owner.py): stop
+        the engines and this controller, as ``par stop`` would."""
+        log.warning(
+            "the process that started this cluster (pid %d) ended without stopping it: "
+            "stopping its engines and this controller",
+            pid,
+        )
+        operations.shutdown(self, b"", {"hub": True})
 
     def _pids(self) -> list[int]:
         """The controller's processes: the hub, then its relays."""

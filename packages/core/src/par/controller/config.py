@@ -32,3 +32,4 @@ class ControllerConfig:
     curve: str = "auto"  # auto: encrypt whenever listening beyond loopback
     db: str = "memory"  # or "sqlite": records (and results) survive a controller restart
     db_path: str = "records.sqlite"
+    owner: int = 0  # the pid of the process whose end stops the cluster (0: none; owner.py)
