@@ -7,11 +7,17 @@ kernel restarted. Its controller and engines then ran on with nobody to use them
 ``par stop``. So the local launcher names the process that started the cluster
 (``par controller --owner PID``, only for a cluster it is to stop at exit), and the
 controller looks at it on its periodic checks: once it has ended, the controller stops
-its engines and itself, saying why in its log. A look reads one ``/proc`` file; the
-process is known by its pid and start time, so a pid used again is not taken for it.
+its engines and itself, saying why in its log.
+
+On Linux a look polls a pidfd, which turns readable when the process ends (a few
+microseconds, and a pid used again is not the same process); elsewhere psutil reads
+the process's state and start time.
 """
 
 from __future__ import annotations
+
+import os
+import select
 
 import psutil
 
@@ -23,14 +29,22 @@ class Owner:
         self.pid = pid
         try:
             self._process = psutil.Process(pid)
-        except psutil.NoSuchProcess:  # a mistyped pid; or the starter ended, and nobody waits
+        except psutil.NoSuchProcess:  # a mistyped pid; or it ended before this one came up
             raise ValueError(
                 f"--owner {pid}: no process has that pid; give the pid of a running "
                 "process, or leave --owner out"
             ) from None
+        self._fd: int | None = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                self._fd = os.pidfd_open(pid)
+            except OSError:  # ended since (psutil's first look says so), a kernel before
+                pass  # 5.3, or a sandbox that refuses it: psutil looks
 
     def gone(self) -> bool:
         """Whether the process has ended (a zombie its parent has not reaped yet has)."""
+        if self._fd is not None:
+            return bool(select.select([self._fd], [], [], 0)[0])
         try:
             return not self._process.is_running() or self._process.status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
