@@ -116,9 +116,10 @@ def test_a_script_s_cluster_stops_when_the_script_exits_unless_told_otherwise(
 
 
 _KILLED_SCRIPT = """
-import json, os, sys, time
+import json, os, signal, sys, time
 import par, psutil
 
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as in a terminal: the tests may run under nohup
 cid, stop = sys.argv[1], sys.argv[2] == "1"
 rc = par.Cluster(n=2, cluster_id=cid, shutdown_atexit=stop).start_and_connect_sync()
 hub = psutil.Process(rc.status()["pid"])

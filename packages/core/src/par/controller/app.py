@@ -284,7 +284,8 @@ class Controller:
             "stopping its engines and this controller",
             pid,
         )
-        operations.shutdown(self, b"", {"hub": True})
+        # every engine, those still registering too (up is what a client's shutdown means)
+        operations.shutdown(self, b"", {"hub": True, "targets": list(self.engines.by_id)})
 
     def _pids(self) -> list[int]:
         """The controller's processes: the hub, then its relays."""
