@@ -34,17 +34,20 @@ class Owner:
                 f"--owner {pid}: no process has that pid; give the pid of a running "
                 "process, or leave --owner out"
             ) from None
-        self._fd: int | None = None
+        # poll, not select: the hub holds thousands of descriptors, past select's 1,024
+        self._pidfd: select.poll | None = None
         if hasattr(os, "pidfd_open"):
             try:
-                self._fd = os.pidfd_open(pid)
+                fd = os.pidfd_open(pid)
             except OSError:  # ended since (psutil's first look says so), a kernel before
-                pass  # 5.3, or a sandbox that refuses it: psutil looks
+                return  # 5.3, or a sandbox that refuses it: psutil looks
+            self._pidfd = select.poll()
+            self._pidfd.register(fd, select.POLLIN)
 
     def gone(self) -> bool:
         """Whether the process has ended (a zombie its parent has not reaped yet has)."""
-        if self._fd is not None:
-            return bool(select.select([self._fd], [], [], 0)[0])
+        if self._pidfd is not None:
+            return bool(self._pidfd.poll(0))
         try:
             return not self._process.is_running() or self._process.status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
