@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import time
+from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
 import par
@@ -310,6 +311,34 @@ def test_a_long_queue_of_tiny_tasks_goes_out_in_runs_though_every_engine_has_roo
     for i in range(100):  # a short queue spreads one an engine, whatever the task time
         scheduler.submit(Pending(f"u{i}", b"c", "t", "apply", 0.0))
     assert len({engine.id for _, engine in scheduler.assign(engines)}) == 100
+
+
+def noop(_: int) -> None:
+    """A task that does nothing."""
+
+
+def test_a_flood_of_tasks_reaches_engines_while_the_rest_is_read(rc: par.Client) -> None:
+    """A map's messages that wait all at once are booked a slice a loop pass
+    (``app.BOOK_PER_PASS``), each followed by a dispatch: engines run the first tasks while
+    the controller reads the rest. It booked 256 messages a pass (32,768 tasks here, a
+    quarter of a second of its CPU) before the engines got any, so that a map of a million
+    tiny tasks left every engine idle for its first 9 s."""
+
+    def busy() -> int:  # tasks the engines hold or finished
+        status = rc.queue_status()
+        return sum(s["queue"] + s["completed"] for e, s in status.items() if e != "unassigned")
+
+    before = busy()
+    controller = int(rc.status()["pid"])
+    os.kill(controller, signal.SIGSTOP)  # the map's messages all wait when it goes on
+    try:
+        ar = rc.load_balanced_view().map_async(noop, range(20_000))  # 157 of 128 tasks
+        # A query after them on the same connection is read after them, in a later pass.
+        answer = ThreadPool(1).apply_async(busy)
+    finally:
+        os.kill(controller, signal.SIGCONT)
+    assert answer.get(timeout=60) > before
+    assert ar.get(timeout=60) == [None] * 20_000
 
 
 def test_scheme_none_refuses_load_balanced_tasks_but_runs_direct_ones() -> None:
