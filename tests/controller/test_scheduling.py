@@ -318,11 +318,11 @@ def noop(_: int) -> None:
 
 
 def test_a_flood_of_tasks_reaches_engines_while_the_rest_is_read(rc: par.Client) -> None:
-    """A map's messages that wait all at once are booked a slice a loop pass
-    (``app.BOOK_PER_PASS``), each followed by a dispatch: engines run the first tasks while
-    the controller reads the rest. It booked 256 messages a pass (32,768 tasks here, a
-    quarter of a second of its CPU) before the engines got any, so that a map of a million
-    tiny tasks left every engine idle for its first 9 s."""
+    """A map's messages that wait all at once are booked a slice a loop pass (what fills
+    every engine's room, ``app.BOOK_PER_PASS`` at least), each followed by a dispatch:
+    engines run the first tasks while the controller reads the rest. It booked 256 messages
+    a pass (32,768 tasks here, a quarter of a second of its CPU) before the engines got
+    any, so that a map of a million tiny tasks left both engines idle for its first 9 s."""
 
     def busy() -> int:  # tasks the engines hold or finished
         status = rc.queue_status()

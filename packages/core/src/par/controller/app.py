@@ -71,7 +71,7 @@ from .owner import Owner
 from .records import RecordStore, SQLiteRecordStore
 from .replies import Replies
 from .requests import Requests
-from .scheduler import TaskScheduler
+from .scheduler import PREFETCH_MAX, TaskScheduler
 from .sockets import Sockets
 from .usage import Usage
 
@@ -84,7 +84,9 @@ MIN_MESSAGE_BYTES = protocol.MAX_HEADER_BYTES  # the least --max-message-bytes c
 SLOW_RETRY = 0.05  # seconds between tries to send what waits for slow clients
 SYNC_WAIT = 1.0  # seconds a query waits at most for the direct device's copies to catch up
 QUIET_NUDGES = 2  # the direct device's nudges missed before a query no longer waits for it
-BOOK_PER_PASS = 512  # load-balanced tasks a pass books at most before it dispatches
+# Load-balanced tasks a pass books at most before it dispatches: what fills every engine's
+# room (the scheduler's runs of tiny tasks are as long as the queue is deep), at least this.
+BOOK_PER_PASS = 512
 CATCH_UP = 4096  # control messages read at most before engines' silence is judged
 # A relay that ends this many times within RELAY_WINDOW seconds is not started again: the
 # controller stops, saying why, rather than start it for ever (out of memory each time).
@@ -370,11 +372,12 @@ class Controller:
 
     def _read_requests(self, sock: zmq.Socket) -> None:
         """Read what clients sent, as many messages as :meth:`_drain` reads, but no more once
-        they queued ``BOOK_PER_PASS`` load-balanced tasks: a flood of them is booked a slice
-        a pass, each slice dispatched before the next, so engines run the first tasks while
-        the rest are read (a map of a million tiny tasks left every engine idle for 9 s)."""
+        they queued as many load-balanced tasks as fill every engine's room: a flood of them
+        is booked a slice a pass, each slice dispatched before the next, so engines run the
+        first tasks while the rest are read (a map of a million tiny tasks on 2 engines
+        left them idle for 9 s)."""
         queue = self.tasks.queue
-        booked = len(queue) + BOOK_PER_PASS
+        booked = len(queue) + max(BOOK_PER_PASS, PREFETCH_MAX * len(self.engines.by_id))
         protocol.drain(
             sock, recv_ready(sock), self._handle_client, 256, lambda: len(queue) >= booked
         )
