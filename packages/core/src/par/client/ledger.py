@@ -99,9 +99,7 @@ class Ledger:
     def expect(self, ar: AsyncResult, owner: bool = True) -> None:
         """Wait for replies to ``ar``'s messages: each resolves ``ar`` (see :meth:`own`)."""
         self.own(ar, owner)
-        pending = self.pending
-        for mid in ar.msg_ids:
-            pending[mid] = ar
+        self.pending.update(dict.fromkeys(ar.msg_ids, ar))  # at once: Ctrl-C cannot split it
 
     def own(self, ar: AsyncResult, owner: bool) -> None:
         """Whether ``ar`` owns its messages: its owner lists them in ``metadata`` (and so

@@ -116,8 +116,9 @@ class HubRecords:
             raise ValueError("resubmit needs at least one task")
         submit = self.submitter
         client = self._client()
-        ar = submit.register(len(ids), lambda new: AsyncHubResult(client, new, fname="resubmit"))
+        ar = submit.new_result(len(ids), lambda new: AsyncHubResult(client, new, fname="resubmit"))
         try:
+            self.ledger.expect(ar)
             self.queries.ask("resubmit", ids=ids, new=ar.msg_ids)
         except BaseException:
             submit.unregister(ar.msg_ids)

@@ -52,10 +52,27 @@ class Reply:
         return remote_error_from(content, self.header.get("e"), self.header.get("m", "apply"))
 
 
+class FailedHere(Reply):
+    """A reply with an error raised here (no engine answered), which may stand for many
+    messages one failure fails together: its error is made once, not once for each."""
+
+    __slots__ = ("_error",)
+
+    def __init__(self, header: dict[str, Any], content: bytes) -> None:
+        super().__init__(header, [content], ())
+        self._error: RemoteError | None = None
+
+    def error(self) -> RemoteError:
+        """The error this reply carries (the same object at each call)."""
+        if self._error is None:
+            self._error = super().error()
+        return self._error
+
+
 def error_reply(msg_id: str, ename: str, evalue: str) -> Reply:
     """A reply failing ``msg_id`` with an error raised here (no engine answered)."""
     content = _error_content(ename, evalue)
-    return Reply({"t": "reply", "id": msg_id, "st": "error", "en": ename}, [content], [])
+    return FailedHere({"t": "reply", "id": msg_id, "st": "error", "en": ename}, content)
 
 
 @functools.lru_cache(maxsize=16)

@@ -45,7 +45,10 @@ def apply_payload(
 
 class Sending:
     """What :meth:`Submitter.sending` returns (a class, not a generator's context: it is
-    entered for every ``apply_async``)."""
+    entered for every ``apply_async``). Entering it registers the result's messages, so
+    that whatever stops the sending (Ctrl-C, even one handled the moment they are
+    registered) leaves none of them outstanding: ``rc.wait()`` would wait for ever on a
+    message never sent."""
 
     __slots__ = ("ar", "sent", "submitter")
 
@@ -55,6 +58,11 @@ class Sending:
         self.sent: list[str] = []
 
     def __enter__(self) -> list[str]:
+        try:
+            self.submitter.ledger.expect(self.ar)
+        except BaseException:  # stopped in it (or right after, on its way out): forget them
+            self.submitter.unregister(self.ar.msg_ids)
+            raise
         return self.sent
 
     def __exit__(
@@ -64,9 +72,12 @@ class Sending:
             return
         done = set(self.sent)
         unsent = [mid for mid in self.ar.msg_ids if mid not in done]
+        if not unsent:
+            return
         self.submitter.unregister(unsent)
-        for mid in unsent:
-            self.ar.deliver(mid, error_reply(mid, type(exc).__name__, f"not sent: {exc}"))
+        # One reply for them all, at once: Ctrl-C in a map of millions took 21 s to end it.
+        failed = error_reply(unsent[0], type(exc).__name__, f"not sent: {exc}")
+        self.ar.deliver_all([(mid, failed) for mid in unsent])
 
 
 class Submitter:
@@ -93,26 +104,24 @@ class Submitter:
 
     # ---- results -----------------------------------------------------------------------------
 
-    def register(self, n: int, make_ar: Callable[[list[str]], R]) -> R:
-        """Make ``n`` message ids and their result, waiting for replies before anything is
-        sent."""
+    def new_result(self, n: int, make_ar: Callable[[list[str]], R]) -> R:
+        """Make ``n`` message ids and their result; :meth:`sending` registers them."""
         self.check_open()
         prefix, count = self.id_prefix, self.id_count
-        ar = make_ar([f"{prefix}-{next(count):x}" for _ in range(n)])
-        self.ledger.expect(ar)
-        return ar
+        return make_ar([f"{prefix}-{next(count):x}" for _ in range(n)])
 
     def unregister(self, msg_ids: list[str]) -> None:
-        """Forget messages registered for a request the controller refused."""
+        """Forget messages registered (or about to be) for a request that was not sent, or
+        that the controller refused."""
         for mid in msg_ids:
             self.paths.answered(mid)
         self.ledger.forget(msg_ids)
 
     def sending(self, ar: AsyncResult) -> Sending:
-        """A context that yields a list for the ids of ``ar`` sent so far; if building or
-        sending a request fails half way (an argument that cannot be pickled), it fails
-        and forgets the rest, or waiting for every outstanding result would wait for them
-        forever."""
+        """A context that registers ``ar``'s messages, to wait for their replies, and
+        yields a list for the ids sent so far; if building or sending a request fails half
+        way (an argument that cannot be pickled, Ctrl-C), it fails and forgets the rest,
+        or waiting for every outstanding result would wait for them forever."""
         return Sending(self, ar)
 
     # ---- sending -----------------------------------------------------------------------------
@@ -160,7 +169,7 @@ class Submitter:
     ) -> R:
         """Send one request to several engines: through the direct device, once for each,
         or through the hub, which fans it out (see :mod:`par.client.paths`)."""
-        ar = self.register(len(targets), make_ar)
+        ar = self.new_result(len(targets), make_ar)
         header = {"t": kind, "q": "d", "ids": ar.msg_ids, "tg": list(targets), **(extra or {})}
         limit = self.max_message_bytes
         hub = "co" in header or (  # coalesced: by the hub, as a large fan-out had better be
@@ -168,8 +177,8 @@ class Submitter:
             and nbytes(payload) + nbytes(buffers) >= FANOUT_BYTES
             and not (limit and largest(buffers) > limit)  # the device takes it in chunks
         )
-        ways = self.paths.book(ar.msg_ids, targets, hub)
         with self.sending(ar) as sent:
+            ways = self.paths.book(ar.msg_ids, targets, hub)
             for way in ways:
                 h = header if len(ways) == 1 else {**header, "ids": way.ids, "tg": way.targets}
                 if way.engines is not None:
@@ -190,7 +199,7 @@ class Submitter:
     ) -> R:
         """Send ``f`` to several engines, each with its own (target, positional arguments)."""
         fdata, digest = serialize.dumps_function(f)
-        ar = self.register(len(calls), make_ar)
+        ar = self.new_result(len(calls), make_ar)
         ar.sent_to([target for target, _ in calls])
         with self.sending(ar) as sent:
             for mid, (target, args) in zip(ar.msg_ids, calls, strict=True):
@@ -218,7 +227,7 @@ class Submitter:
         task's arguments): the controller still schedules each on its own.
         """
         fdata, digest = serialize.dumps_function(f)
-        ar = self.register(len(calls), make_ar)
+        ar = self.new_result(len(calls), make_ar)
         with self.sending(ar) as sent:
             for lo in range(0, len(calls), TASK_BATCH):
                 header = {"t": "apply", "q": "t", "f": digest, **(extra or {})}
