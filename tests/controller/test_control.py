@@ -13,6 +13,7 @@ import par
 import pytest
 import zmq
 from par import paths
+from par.controller.outbox import FAILED_BATCH
 from par.testing import wait_gone
 
 from ..conftest import wait_for_file
@@ -31,6 +32,47 @@ def test_abort_drops_queued_tasks_and_spares_running_ones() -> None:
             with pytest.raises(par.TaskAborted):
                 ar.get(timeout=30)
         assert rc.status()["counts"]["aborted"] == 3
+
+
+def test_an_abort_of_many_queued_tasks_fails_them_together() -> None:
+    """The controller tells the client of the tasks it aborts in failure batches (ids and
+    the error once): each task fails with TaskAborted, one error object for a batch, and
+    another client still reads each one's outcome. They were one reply each, and an
+    abort of a million queued tasks was not answered in 120 s."""
+    cluster = par.Cluster(n=1, controller_args=["--hwm", "1"])
+    rc = cluster.start_and_connect_sync()
+    try:
+        ar = rc.load_balanced_view().map_async(time.sleep, [2.0] + [0.0] * 30_000)
+        time.sleep(0.3)
+        rc.abort(ar)
+        with pytest.raises(par.CompositeError):
+            ar.get(timeout=60)
+        assert rc.wait(timeout=10)
+        aborted = [m for m in ar.msg_ids if ar.metadata_of(m)["status"] == "aborted"]
+        assert len(aborted) == 30_000  # all but the one running (the engine holds one)
+        # one error for each failure batch, not one for each task
+        assert len({id(ar.error_of(m)) for m in aborted}) == 30_000 // FAILED_BATCH
+        assert isinstance(ar.error_of(aborted[0]), par.TaskAborted)
+        other = cluster.connect_client_sync()
+        try:
+            with pytest.raises(par.TaskAborted):
+                other.get_result(aborted[-1]).get(timeout=30)
+        finally:
+            other.close()
+        assert rc.status()["counts"]["aborted"] == len(aborted)
+    finally:
+        cluster.stop_cluster_sync()
+
+
+def test_an_abort_of_more_tasks_than_a_query_holds_goes_in_parts(rc: par.Client) -> None:
+    """A query's header is bounded (16 MB): an abort of 700,000 message ids (25 MB) goes
+    as several queries; another query that large fails at once, saying why. The
+    controller dropped it, and the client timed out saying it did not answer."""
+    ids = [f"{'0' * 24}-{i:x}" for i in range(700_000)]
+    rc.abort(ids)  # none of them known: each remembered as aborted should it come
+    with pytest.raises(ValueError, match="more than the controller reads"):
+        rc.result_status(ids)
+    assert rc.queue_status()["unassigned"] == 0  # the controller answers on
 
 
 def test_clear_is_a_control_message_ahead_of_queued_work_not_a_task() -> None:

@@ -20,7 +20,10 @@ Two messages carry many at once, and are built and parsed only here:
   payload and buffers are theirs in turn.
 
 Both are plain lists and tuples: they are built and taken apart once per
-task, on the hot path.
+task, on the hot path. A third, the **failure batch** (kind ``failed``: tasks
+the controller fails together with one error, as an abort of many), names
+the tasks in ``ids``, with the status, error name and method they share as a
+reply's header has them; its payload is the error's content, once.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .queries import Answered, Queries
 
 CLEAR_WAIT = 60.0  # seconds clear(block=True) waits for the engines to answer
+ABORT_BATCH = 100_000  # message ids an abort query names at most (about 2 MB of header)
 
 
 class EngineControl:
@@ -81,7 +82,8 @@ class EngineControl:
             self.queries.ask("abort", all=True)
             return
         ids = list(self.ledger.pending) if jobs is None else self.ledger.msg_ids(jobs)
-        self.queries.ask("abort", ids=ids)
+        for lo in range(0, max(len(ids), 1), ABORT_BATCH):  # a query's header is bounded
+            self.queries.ask("abort", ids=ids[lo : lo + ABORT_BATCH])
 
     def send_signal(self, sig: int | str, targets: Any = None, block: bool | None = None) -> None:
         """Send a signal (number or name such as 'SIGINT') to engine processes."""

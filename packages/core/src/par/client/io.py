@@ -47,7 +47,7 @@ from .. import connection, protocol
 from ..bell import Bell
 from ..connection import ConnectionInfo
 from ..errors import ClusterError
-from ..messages import IDS, split_replies
+from ..messages import ENAME, IDS, KIND, METHOD, STATUS, split_replies
 from ..protocol import Session, is_refusal, recv_frames
 from .ledger import Ledger
 from .liveness import ControllerWatch
@@ -55,7 +55,7 @@ from .outbox import RequestSender
 from .outputs import carries_output, record_reply, record_stream
 from .paths import Paths
 from .queries import Queries
-from .replies import Reply, error_reply
+from .replies import FailedHere, Reply, error_reply
 
 if TYPE_CHECKING:
     from .asyncresult import AsyncResult
@@ -402,6 +402,8 @@ class IOThread(threading.Thread):
             self._on_reply(Reply(h, payload, buffers, time.time()))
         elif kind == "replies":
             self._split_replies(h, payload, buffers)
+        elif kind == "failed":
+            self._on_failed(h, payload)
         elif kind == "stream":
             self._on_stream(h, payload, buffers)
         elif kind == "event":
@@ -465,6 +467,16 @@ class IOThread(threading.Thread):
             Reply(header, tuple(protocol.detach(part)), bufs, received)
             for header, part, bufs in split_replies(h, payload, buffers)
         )
+
+    def _on_failed(self, h: dict[str, Any], payload: list[Any]) -> None:
+        """Take in a failure batch: tasks the controller failed with one error (an abort of
+        many), one reply standing for them all."""
+        fields = {key: h.get(key) for key in (STATUS, ENAME, METHOD)}
+        failed = FailedHere({KIND: "reply", **fields}, bytes(protocol.buffer_of(payload[0])))
+        ids = h[IDS]
+        for mid in ids:
+            self.paths.answered(mid)
+        self._hand_over([(mid, failed) for mid in ids])
 
     def _on_replies(self, replies: Iterable[Reply]) -> None:
         """Account for several replies at once: those ready go to their results together

@@ -50,10 +50,19 @@ class Queries:
         self.waiting: dict[str, Future[Answer]] = {}
 
     def frames(self, op: str, args: dict[str, Any]) -> tuple[str, list[Any]]:
-        """A query's id and its message."""
+        """A query's id and its message; ValueError if its header is larger than the
+        controller reads (the controller drops such a message, and the query would only
+        time out)."""
         qid = protocol.new_id()
         header = {"t": "query", "op": op, "qid": qid, "c": self.ident, **args}
-        return qid, self.session.serialize(header)
+        frames = self.session.serialize(header)
+        size, limit = len(frames[0]), protocol.MAX_HEADER_BYTES
+        if size > limit:
+            raise ValueError(
+                f"the {op!r} query is {size / 1e6:.0f} MB, more than the controller reads in "
+                f"a message's header ({limit / 1e6:.0f} MB): ask about fewer tasks at a time"
+            )
+        return qid, frames
 
     def expect(self, qid: str) -> Future[Answer]:
         """The future the answer to query ``qid`` resolves."""

@@ -9,9 +9,11 @@ bounds, for queries, resubmission and other clients' ``get_result``.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
 
 from .. import protocol
 from ..messages import ENAME, ENGINE, ID, KIND, METHOD, STATUS
@@ -21,6 +23,12 @@ from .outbox import Outbox
 from .records import RecordStore
 
 EARLY_ABORTS = 10_000  # aborted ids not seen yet that are remembered
+
+
+@functools.lru_cache(maxsize=16)
+def _content(ename: str, evalue: str) -> bytes:
+    """An error's content, encoded once for the many requests one cause fails."""
+    return protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
 
 
 class Ledger:
@@ -60,15 +68,38 @@ class Ledger:
     ) -> None:
         """Answer a request the controller itself fails (or, with status 'aborted',
         aborts); it is no longer in :attr:`pending`."""
-        content = protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
+        content = _content(ename, evalue)
+        header = self._finish(p, ename, content, engine, status)
+        self.outbox.reply(p.client, header, [content], [], group=p.group)
+
+    def fail_together(self, tasks: list[Pending], ename: str, evalue: str, status: str) -> None:
+        """Answer many requests the controller fails (or aborts) with one error, as
+        :meth:`fail` does each, but each client hears of them in a few messages of ids
+        with the error once (:meth:`Outbox.failed`): aborting a million queued tasks
+        was a million replies, and their client took a minute to take them in."""
+        content = _content(ename, evalue)
+        together: dict[tuple[bytes, str], list[str]] = {}
+        for p in tasks:
+            header = self._finish(p, ename, content, None, status)
+            if p.group is not None:  # a gathered broadcast's: it goes with the rest of it
+                self.outbox.reply(p.client, header, [content], [], group=p.group)
+            else:
+                together.setdefault((p.client, p.method), []).append(p.msg_id)
+        for (client, method), ids in together.items():
+            self.outbox.failed(client, ids, {STATUS: status, ENAME: ename, METHOD: method}, content)
+
+    def _finish(
+        self, p: Pending, ename: str, content: bytes, engine: int | None, status: str
+    ) -> dict[str, Any]:
+        """Record a request the controller fails, and count it; its reply's header."""
         header = {KIND: "reply", ID: p.msg_id, STATUS: status, ENAME: ename, ENGINE: engine}
         header[METHOD] = p.method
         self.records.finish(p.msg_id, header, [content])
         self.counts["failed" if status == "error" else "aborted"] += 1
-        self.outbox.reply(p.client, header, [content], [], group=p.group)
         if status == "error":
             self.feed.ran(None, None, time.time(), failed=True)  # no engine counts it
             self.feed.error(header, content, p.label)
+        return header
 
     def outcome(self, msg_id: str) -> tuple[str, int | None]:
         """How a task ended ('ok' or 'error', and where it ran), or that it is 'pending' or

@@ -223,11 +223,12 @@ def clear(hub: Controller, client: bytes, h: dict[str, Any]) -> object:
 # ---- tasks --------------------------------------------------------------------------------
 
 
-def abort(hub: Controller, client: bytes, h: dict[str, Any]) -> list[str]:
+def abort(hub: Controller, client: bytes, h: dict[str, Any]) -> int:
     """Abort tasks (``ids``, else the client's own; ``all``: everyone's): those queued or
     waiting here at once; those an engine holds, by telling it (it aborts them unless
     they have started); those not here yet (direct requests still on their way through
-    the direct device) once they come (see :func:`arrived`)."""
+    the direct device) once they come (see :func:`arrived`). Answers how many it
+    aborted here."""
     # The books first catch up with the direct device: a client's direct requests sent
     # just before this abort may have passed it while this loop reads its copies later.
     hub.read_copies()
@@ -239,13 +240,12 @@ def abort(hub: Controller, client: bytes, h: dict[str, Any]) -> list[str]:
         mine = [p.msg_id for p in pending.values() if p.client == client]
         ids = set(h.get(IDS) or mine)
         ledger.abort_on_arrival(mid for mid in ids if ledger.outcome(mid)[0] == "unknown")
-    aborted = []
-    for p in [*hub.tasks.remove(ids), *hub.dependencies.take(ids)]:
+    taken = [*hub.tasks.remove(ids), *hub.dependencies.take(ids)]
+    for p in taken:
         pending.pop(p.msg_id, None)
-        ledger.fail(p, "TaskAborted", "aborted before start", None, "aborted")
-        aborted.append(p.msg_id)
+    ledger.fail_together(taken, "TaskAborted", "aborted before start", "aborted")
     _tell_engines(hub, ids)
-    return aborted
+    return len(taken)
 
 
 def arrived(hub: Controller, msg_ids: Any) -> None:

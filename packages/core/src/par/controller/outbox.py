@@ -9,8 +9,9 @@ gathers (``coalesce``) waits here until all its replies are in, whoever
 made them: an engine, or the controller failing a target that died or was
 never up; then they go out together.
 
-Everything else (events, query answers) first sends what waits, so that a
-client sees a task's reply before an event or answer that follows from it.
+Everything else (events, query answers, the failure batches of tasks the
+controller fails together) first sends what waits, so that a client sees a
+task's reply before an event or answer that follows from it.
 With a durable record store the pass's records are written before its
 replies leave: a result a client received is in the database. Everything
 leaves through :class:`~par.controller.delivery.Delivery`, which holds what a
@@ -26,11 +27,12 @@ from typing import Any
 
 import zmq
 
-from ..messages import DATA, EVENT, KIND, TIME, join_replies
+from ..messages import DATA, EVENT, IDS, KIND, TIME, join_replies
 from ..protocol import Session
 from .delivery import REPLIES_BYTES, Delivery, batches
 from .records import RecordStore
 
+FAILED_BATCH = 10_000  # ids a failure batch names at most (their message about 300 KB)
 # A reply on its way to a client: header, payload, buffers, and its frames as received
 # (None if it came in a batch), which are forwarded as they are when it travels alone.
 Outgoing = tuple[dict[str, Any], list[Any], list[Any], list[Any] | None]
@@ -106,6 +108,19 @@ class Outbox:
         """Send a client a new message, after the replies it waits for."""
         self.flush()
         self.forward(client, self.session.serialize(header, payload))
+
+    def failed(
+        self, client: bytes, msg_ids: list[str], header: dict[str, Any], content: bytes
+    ) -> None:
+        """Tell a client that the controller failed these tasks with one error (a failure
+        batch: ``header`` has the status, error name and method they share), after the
+        replies it waits for, ``FAILED_BATCH`` ids a message."""
+        self.flush()
+        for lo in range(0, len(msg_ids), FAILED_BATCH):
+            ids = msg_ids[lo : lo + FAILED_BATCH]
+            self.forward(
+                client, self.session.serialize({**header, KIND: "failed", IDS: ids}, [content])
+            )
 
     def event(self, kind: str, data: dict[str, Any], to: Iterable[bytes] | None = None) -> None:
         """Tell every client (or those ``to``) of an event, after the replies they wait for."""
