@@ -187,6 +187,45 @@ def test_a_result_reaches_its_client_only_once_it_is_in_the_database(
         writer.close()
 
 
+def test_tasks_aborted_together_reach_their_client_only_once_in_the_database(
+    controller: Callable[..., Controller], tmp_path: Path
+) -> None:
+    """An abort's failure batches (the ids of the tasks it aborted, and the error once) wait
+    with the pass's replies until the records are written, as a reply does."""
+    db, running, go = tmp_path / "records.sqlite", tmp_path / "running", tmp_path / "go"
+
+    def task() -> None:
+        running.touch()
+        wait_for(go)
+
+    ctl = controller("--db", "sqlite", "--db-file", str(db), "--hwm", "1")
+    with ctl.client() as rc:
+        rc.wait_for_engines(1, timeout=60)
+        lv = rc.load_balanced_view()
+        busy = lv.apply_async(task)
+        wait_for(running)
+        queued = lv.map_async(str, range(50))
+        time.sleep(0.3)  # the controller has queued them and written their requests
+        writer = sqlite3.connect(db)
+        writer.execute("BEGIN IMMEDIATE")  # the database cannot be written for now
+        try:
+            rc.abort(queued)
+            time.sleep(1)
+            assert not queued.ready()
+        finally:
+            writer.rollback()
+        with pytest.raises(par.CompositeError):
+            queued.get(timeout=30)
+        assert {md["status"] for md in queued.metadata} == {"aborted"}
+        (aborted,) = writer.execute(
+            "SELECT COUNT(*) FROM records WHERE status = 'aborted'"
+        ).fetchone()
+        assert aborted == 50
+        writer.close()
+        go.touch()
+        assert busy.get(timeout=30) is None
+
+
 def test_a_database_locked_for_longer_than_sqlite_waits_holds_replies_not_the_controller(
     controller: Callable[..., Controller], tmp_path: Path
 ) -> None:

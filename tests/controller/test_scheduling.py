@@ -330,14 +330,15 @@ def test_a_flood_of_tasks_reaches_engines_while_the_rest_is_read(rc: par.Client)
 
     before = busy()
     controller = int(rc.status()["pid"])
-    os.kill(controller, signal.SIGSTOP)  # the map's messages all wait when it goes on
-    try:
-        ar = rc.load_balanced_view().map_async(noop, range(20_000))  # 157 of 128 tasks
-        # A query after them on the same connection is read after them, in a later pass.
-        answer = ThreadPool(1).apply_async(busy)
-    finally:
-        os.kill(controller, signal.SIGCONT)
-    assert answer.get(timeout=60) > before
+    with ThreadPool(1) as pool:
+        os.kill(controller, signal.SIGSTOP)  # the map's messages all wait when it goes on
+        try:
+            ar = rc.load_balanced_view().map_async(noop, range(20_000))  # 157 of 128 tasks
+            # A query after them on the same connection is read after them, a pass later.
+            answer = pool.apply_async(busy)
+        finally:
+            os.kill(controller, signal.SIGCONT)
+        assert answer.get(timeout=60) > before
     assert ar.get(timeout=60) == [None] * 20_000
 
 

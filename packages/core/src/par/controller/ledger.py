@@ -76,7 +76,7 @@ class Ledger:
         """Answer many requests the controller fails (or aborts) with one error, as
         :meth:`fail` does each, but each client hears of them in a few messages of ids
         with the error once (:meth:`Outbox.failed`): aborting a million queued tasks
-        was a million replies, and their client took a minute to take them in."""
+        was a million replies, which kept their client busy for minutes."""
         content = _content(ename, evalue)
         together: dict[tuple[bytes, str], list[str]] = {}
         for p in tasks:

@@ -9,8 +9,9 @@ gathers (``coalesce``) waits here until all its replies are in, whoever
 made them: an engine, or the controller failing a target that died or was
 never up; then they go out together.
 
-Everything else (events, query answers, the failure batches of tasks the
-controller fails together) first sends what waits, so that a client sees a
+Tasks the controller fails together with one error (an abort of many) go to
+their client as failure batches, after the pass's replies. Everything else
+(events, query answers) first sends what waits, so that a client sees a
 task's reply before an event or answer that follows from it.
 With a durable record store the pass's records are written before its
 replies leave: a result a client received is in the database. Everything
@@ -55,6 +56,8 @@ class Outbox:
         self.records = records
         self.clients: dict[bytes, dict[str, Any]] = {}  # clients connected, by identity
         self._queued: dict[bytes, list[Outgoing]] = {}
+        # failure batches, by client: the ids, the header they share, the error's content
+        self._failed: dict[bytes, list[tuple[list[str], dict[str, Any], bytes]]] = {}
         self._gathering: dict[str, _Gathering] = {}  # by the broadcast's first message id
 
     def gather(self, group: str, n: int) -> None:
@@ -83,8 +86,8 @@ class Outbox:
 
     def flush(self) -> None:
         """Send each client its queued replies: one as it came, else as batches of about
-        ``REPLIES_BYTES`` at most."""
-        if not self._queued:
+        ``REPLIES_BYTES`` at most; then its failure batches, ``FAILED_BATCH`` ids each."""
+        if not self._queued and not self._failed:
             return
         if self.records.durable and not self.records.flush():
             return  # a result a client receives is in the database: the replies wait
@@ -98,6 +101,12 @@ class Outbox:
                 batch = join_replies([(h, p, b) for h, p, b, _ in replies])
                 self.forward(client, self.session.serialize(*batch))
         self._queued.clear()
+        for client, failures in self._failed.items():
+            for msg_ids, header, content in failures:
+                for lo in range(0, len(msg_ids), FAILED_BATCH):
+                    head = {**header, KIND: "failed", IDS: msg_ids[lo : lo + FAILED_BATCH]}
+                    self.forward(client, self.session.serialize(head, [content]))
+        self._failed.clear()
 
     def forward(self, client: bytes, body: Sequence[Any], watching: bool = False) -> None:
         """Send a client a message's frames, as they are (``watching``: a monitor's, which
@@ -112,15 +121,10 @@ class Outbox:
     def failed(
         self, client: bytes, msg_ids: list[str], header: dict[str, Any], content: bytes
     ) -> None:
-        """Tell a client that the controller failed these tasks with one error (a failure
-        batch: ``header`` has the status, error name and method they share), after the
-        replies it waits for, ``FAILED_BATCH`` ids a message."""
-        self.flush()
-        for lo in range(0, len(msg_ids), FAILED_BATCH):
-            ids = msg_ids[lo : lo + FAILED_BATCH]
-            self.forward(
-                client, self.session.serialize({**header, KIND: "failed", IDS: ids}, [content])
-            )
+        """Queue news for a client that the controller failed these tasks with one error
+        (a failure batch: ``header`` has the status, error name and method they share):
+        it goes with the pass's replies, and as they do, once their records are stored."""
+        self._failed.setdefault(client, []).append((msg_ids, header, content))
 
     def event(self, kind: str, data: dict[str, Any], to: Iterable[bytes] | None = None) -> None:
         """Tell every client (or those ``to``) of an event, after the replies they wait for."""
