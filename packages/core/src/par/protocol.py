@@ -35,6 +35,7 @@ is :mod:`par.messages`'s.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -538,6 +539,13 @@ def drain(
 def encode(obj: Any) -> bytes:
     """Encode a plain value (dicts, lists, str, numbers, bytes) as msgpack."""
     return _encode(obj)
+
+
+@functools.lru_cache(maxsize=16)
+def error_content(ename: str, evalue: str) -> bytes:
+    """The content of an error the controller or a client raises itself (no traceback),
+    encoded once for the many requests one cause fails together."""
+    return _encode({"ename": ename, "evalue": evalue, "traceback": ""})
 
 
 def decode(data: Frame) -> Any:

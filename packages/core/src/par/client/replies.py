@@ -10,7 +10,6 @@ imports nothing else of the client, so every part of it can use them.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -71,14 +70,8 @@ class FailedHere(Reply):
 
 def error_reply(msg_id: str, ename: str, evalue: str) -> Reply:
     """A reply failing ``msg_id`` with an error raised here (no engine answered)."""
-    content = _error_content(ename, evalue)
+    content = protocol.error_content(ename, evalue)
     return FailedHere({"t": "reply", "id": msg_id, "st": "error", "en": ename}, content)
-
-
-@functools.lru_cache(maxsize=16)
-def _error_content(ename: str, evalue: str) -> bytes:
-    """An error's content, encoded once for the many requests one loss fails together."""
-    return protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
 
 
 class Metadata(dict[str, Any]):

@@ -9,7 +9,6 @@ bounds, for queries, resubmission and other clients' ``get_result``.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -23,12 +22,6 @@ from .outbox import Outbox
 from .records import RecordStore
 
 EARLY_ABORTS = 10_000  # aborted ids not seen yet that are remembered
-
-
-@functools.lru_cache(maxsize=16)
-def _content(ename: str, evalue: str) -> bytes:
-    """An error's content, encoded once for the many requests one cause fails."""
-    return protocol.encode({"ename": ename, "evalue": evalue, "traceback": ""})
 
 
 class Ledger:
@@ -68,7 +61,7 @@ class Ledger:
     ) -> None:
         """Answer a request the controller itself fails (or, with status 'aborted',
         aborts); it is no longer in :attr:`pending`."""
-        content = _content(ename, evalue)
+        content = protocol.error_content(ename, evalue)
         header = self._finish(p, ename, content, engine, status)
         self.outbox.reply(p.client, header, [content], [], group=p.group)
 
@@ -77,7 +70,7 @@ class Ledger:
         :meth:`fail` does each, but each client hears of them in a few messages of ids
         with the error once (:meth:`Outbox.failed`): aborting a million queued tasks
         was a million replies, which kept their client busy for minutes."""
-        content = _content(ename, evalue)
+        content = protocol.error_content(ename, evalue)
         together: dict[tuple[bytes, str], list[str]] = {}
         for p in tasks:
             header = self._finish(p, ename, content, None, status)
