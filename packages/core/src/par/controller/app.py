@@ -378,13 +378,13 @@ class Controller:
         left them idle for 9 s)."""
         queue = self.tasks.queue
         booked = len(queue) + max(BOOK_PER_PASS, PREFETCH_MAX * len(self.engines.by_id))
-        protocol.drain(
-            sock, recv_ready(sock), self._handle_client, 256, lambda: len(queue) >= booked
-        )
+        self._drain(sock, self._handle_client, stop=lambda: len(queue) >= booked)
 
     @staticmethod
-    def _drain(sock: zmq.Socket, handle: Any, limit: int = 256) -> None:
-        protocol.drain(sock, recv_ready(sock), handle, limit)  # the poll found it readable
+    def _drain(
+        sock: zmq.Socket, handle: Any, limit: int = 256, stop: Callable[[], bool] | None = None
+    ) -> None:
+        protocol.drain(sock, recv_ready(sock), handle, limit, stop)  # the poll found it readable
 
     def _read_heartbeats(self) -> bool:
         """Read the engines' control messages waiting, up to ``CATCH_UP``; whether none is
